@@ -1,0 +1,103 @@
+"""How csvimport reaches AWS: one options object, from which sessions and clients are built.
+
+The command line builds an :class:`AwsOptions` once from its flags and the environment
+and passes the clients it makes down to the library, so tests and the sandbox only change
+``endpoint_url``. Credentials never pass through here: boto3 finds them itself, and
+nothing in this module logs or stores them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from csvimport.errors import ConfigError
+
+# Retries after the first try (botocore Config's "max_attempts"). With standard mode's
+# exponential backoff, 5 retries wait up to about 30 s in all before giving up.
+DEFAULT_RETRIES = 5
+CONNECT_TIMEOUT_SECONDS = 10
+# Long enough for a slow DescribeUserImportJob or a busy sandbox, short enough to notice
+# a hung endpoint.
+READ_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """Where and as whom to call AWS; None leaves the choice to boto3's own configuration.
+
+    ``retries`` is how many times a failed call is retried after the first try: botocore's
+    standard retry mode retries throttling, 5xx answers and connection errors with
+    exponential backoff.
+    """
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    retries: int = DEFAULT_RETRIES
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        retries: int | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> AwsOptions:
+        """Fill what was not given from the environment (``os.environ`` by default).
+
+        Region falls back to AWS_REGION, then AWS_DEFAULT_REGION; profile to AWS_PROFILE;
+        endpoint_url to AWS_ENDPOINT_URL; retries to AWS_MAX_ATTEMPTS minus one (that
+        variable counts the first try, as everywhere in AWS's SDKs), then 5.
+        Empty values count as unset.
+        """
+        env = os.environ if environ is None else environ
+        if retries is None:
+            retries = _retries_from(env)
+        return cls(
+            region=region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            profile=profile or env.get("AWS_PROFILE") or None,
+            endpoint_url=endpoint_url or env.get("AWS_ENDPOINT_URL") or None,
+            retries=retries,
+        )
+
+    def session(self) -> boto3.Session:
+        """Return a new boto3 session for this profile and region."""
+        return boto3.Session(profile_name=self.profile, region_name=self.region)
+
+    def client(self, service_name: str) -> Any:
+        """Return a boto3 client for ``service_name`` with csvimport's retries and timeouts."""
+        config = Config(
+            retries={"mode": "standard", "max_attempts": self.retries},
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
+        )
+        return self.session().client(
+            service_name,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            config=config,
+        )
+
+
+def _retries_from(env: Mapping[str, str]) -> int:
+    """Read AWS_MAX_ATTEMPTS (the SDKs' variable: total tries, first one included)."""
+    raw = env.get("AWS_MAX_ATTEMPTS") or ""
+    if not raw:
+        return DEFAULT_RETRIES
+    try:
+        attempts = int(raw)
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise ConfigError(
+            f"AWS_MAX_ATTEMPTS must be a whole number of at least 1, not {raw!r}.",
+            hint="Unset AWS_MAX_ATTEMPTS or set it to e.g. 6.",
+        )
+    return attempts - 1
