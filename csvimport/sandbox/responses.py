@@ -1,0 +1,337 @@
+"""csvimport's additions to moto's Cognito and CloudWatch Logs HTTP handlers.
+
+moto's server looks an action up by name on the service's response class at request
+time (facts §8), so subclassing ``CognitoIdpResponse`` adds the import-job API, and
+overriding a few actions fixes the moto gaps that matter to a migration. Dicts returned
+inside ``ActionResult`` are serialised by botocore's own service model.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from typing import Any
+
+from moto.cognitoidp.models import (
+    CognitoIdpUserPoolAttribute,
+    UserStatus,
+    cognitoidp_backends,
+    find_account_region_by_value,
+)
+from moto.cognitoidp.responses import CognitoIdpResponse
+from moto.core.responses import ActionResult, EmptyResult
+from moto.logs.responses import LogsResponse
+from moto.logs.utils import EventMessageFilter
+
+from . import settings as S
+from .jobs import ImportJob, JobStore, SandboxError
+from .passwords import verify_password
+from .rules import PoolRules
+
+# The job store of the sandbox serving requests in this process (one at a time).
+STORE: JobStore | None = None
+
+
+def _store() -> JobStore:
+    if STORE is None:  # pragma: no cover - only when used outside a Sandbox
+        raise SandboxError("InternalErrorException", "The csvimport sandbox is not running.")
+    return STORE
+
+
+class CaseInsensitiveUsers(dict[str, Any]):
+    """A pool's user table for a pool with ``UsernameConfiguration.CaseSensitive=false``."""
+
+    def __init__(self, items: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        for key, value in (items or {}).items():
+            self[key] = value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key.lower(), value)
+
+    def __getitem__(self, key: str) -> Any:
+        return super().__getitem__(key.lower())
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        return super().pop(key.lower(), *default)
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _decode_token(token: str | None, what: str) -> int:
+    if not token:
+        return 0
+    try:
+        kind, _, number = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if kind != "offset":
+            raise ValueError(token)
+        return int(number)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise SandboxError("InvalidParameterException", f"The {what} is invalid.") from None
+
+
+class PasswordResetRequiredException(SandboxError):
+    def __init__(self) -> None:
+        super().__init__("PasswordResetRequiredException", "Password reset required for the user")
+
+
+class SandboxCognitoResponse(CognitoIdpResponse):
+    """moto's Cognito handler plus import jobs and migration-relevant fixes."""
+
+    # -- the import-job API -----------------------------------------------------------
+    def get_csv_header(self) -> ActionResult:
+        pool_id = self._get_param("UserPoolId")
+        pool = _store()._pool(self.current_account, self.region, pool_id)
+        return ActionResult({"UserPoolId": pool_id, "CSVHeader": PoolRules.from_pool(pool).header})
+
+    def create_user_import_job(self) -> ActionResult:
+        job = _store().create(
+            self.current_account,
+            self.region,
+            self._get_param("UserPoolId"),
+            self._get_param("JobName"),
+            self._get_param("CloudWatchLogsRoleArn"),
+            self._get_param("PasswordHashingAlgorithm"),
+        )
+        return ActionResult({"UserImportJob": job.to_api()})
+
+    def _on_job(
+        self, operation: Callable[[JobStore, str, str, str, str], ImportJob]
+    ) -> ActionResult:
+        """Run a JobStore operation on the request's UserPoolId and JobId."""
+        args = (self.current_account, self.region, self._get_param("UserPoolId"))
+        job = operation(_store(), *args, self._get_param("JobId"))
+        return ActionResult({"UserImportJob": job.to_api()})
+
+    def describe_user_import_job(self) -> ActionResult:
+        return self._on_job(JobStore.describe)
+
+    def list_user_import_jobs(self) -> ActionResult:
+        max_results = int(self._get_param("MaxResults") or 0)
+        if not 1 <= max_results <= 60:
+            raise SandboxError(
+                "InvalidParameterException",
+                f"1 validation error detected: Value '{max_results}' at 'maxResults' failed to "
+                "satisfy constraint: Member must have value between 1 and 60",
+            )
+        start = _decode_token(self._get_param("PaginationToken"), "PaginationToken")
+        jobs = _store().list(self.current_account, self.region, self._get_param("UserPoolId"))
+        page = jobs[start : start + max_results]
+        result: dict[str, Any] = {"UserImportJobs": [j.to_api() for j in page]}
+        if start + max_results < len(jobs):
+            result["PaginationToken"] = _encode_token(start + max_results)
+        return ActionResult(result)
+
+    def start_user_import_job(self) -> ActionResult:
+        return self._on_job(JobStore.start)
+
+    def stop_user_import_job(self) -> ActionResult:
+        return self._on_job(JobStore.stop)
+
+    # -- moto gaps --------------------------------------------------------------------
+    def create_user_pool(self) -> ActionResult:
+        """Keep the standard attributes next to a custom Schema; honour CaseSensitive=false."""
+        params = json.loads(self.body)
+        result = super().create_user_pool()
+        pool_id = result.result["UserPool"]["Id"]  # type: ignore[index]
+        pool = cognitoidp_backends[self.current_account][self.region].user_pools[pool_id]
+        given = dict(pool.schema_attributes)
+        merged: dict[str, Any] = {}
+        for name, schema in CognitoIdpUserPoolAttribute.STANDARD_SCHEMA.items():
+            merged[name] = given.pop(name, None) or CognitoIdpUserPoolAttribute(name, False, schema)
+        merged.update(given)  # the custom attributes, in the order they were declared
+        pool.schema_attributes = merged
+        if (params.get("UsernameConfiguration") or {}).get("CaseSensitive") is False:
+            pool.users = CaseInsensitiveUsers(pool.users)
+        return ActionResult({"UserPool": pool.to_json(extended=True)})
+
+    def list_users(self) -> ActionResult:
+        limit = self._get_param("Limit")
+        if limit is not None and int(limit) > S.LIST_USERS_MAX_LIMIT:
+            raise SandboxError(
+                "InvalidParameterException",
+                f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy "
+                "constraint: Member must have value less than or equal to "
+                f"{S.LIST_USERS_MAX_LIMIT}",
+            )
+        return super().list_users()
+
+    def _check_password_sign_in(self, pool: Any, auth_flow: str, params: dict[str, str]) -> None:
+        """Cognito's behaviour for imported users at password sign-in."""
+        if auth_flow not in ("USER_PASSWORD_AUTH", "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"):
+            return
+        user = pool._get_user(params.get("USERNAME", ""))
+        if user is None:
+            return
+        if user.status == UserStatus.RESET_REQUIRED:
+            raise PasswordResetRequiredException()
+        imported = getattr(user, "csvimport_hash", None)
+        if imported and user.password is None:
+            algorithm, stored = imported
+            password = params.get("PASSWORD", "")
+            if not verify_password(algorithm, stored, password):
+                raise SandboxError("NotAuthorizedException", "Incorrect username or password.")
+            user.password = password  # as Cognito re-hashes it on first sign-in
+
+    def _pool_of_client(self, client_id: str) -> Any:
+        account, region = find_account_region_by_value(
+            "client_id", client_id, fallback=(self.current_account, self.region)
+        )
+        for pool in cognitoidp_backends[account][region].user_pools.values():
+            if client_id in pool.clients:
+                return pool
+        return None
+
+    def initiate_auth(self) -> ActionResult:
+        pool = self._pool_of_client(self._get_param("ClientId"))
+        if pool is not None:
+            self._check_password_sign_in(
+                pool, self._get_param("AuthFlow"), self._get_param("AuthParameters") or {}
+            )
+        return super().initiate_auth()
+
+    def admin_initiate_auth(self) -> ActionResult:
+        backend = cognitoidp_backends[self.current_account][self.region]
+        pool = backend.user_pools.get(self._get_param("UserPoolId"))
+        if pool is not None:
+            self._check_password_sign_in(
+                pool, self._get_param("AuthFlow"), self._get_param("AuthParameters") or {}
+            )
+        return super().admin_initiate_auth()
+
+    def forgot_password(self) -> ActionResult:
+        """Deliver the code through the first recovery channel the user has verified."""
+        pool = self._pool_of_client(self._get_param("ClientId"))
+        user = pool._get_user(self._get_param("Username")) if pool is not None else None
+        details = None
+        if pool is not None and user is not None:
+            details = _delivery(pool, user)
+        result = super().forgot_password()
+        if details is not None:
+            result.result["CodeDeliveryDetails"] = details  # type: ignore[index]
+        return result
+
+    def confirm_forgot_password(self) -> ActionResult:
+        """Also move the user out of RESET_REQUIRED, as Cognito does."""
+        result = super().confirm_forgot_password()
+        pool = self._pool_of_client(self._get_param("ClientId"))
+        user = pool._get_user(self._get_param("Username")) if pool is not None else None
+        if user is not None:
+            user.status = UserStatus.CONFIRMED
+            if hasattr(user, "csvimport_hash"):
+                del user.csvimport_hash
+        return result if result is not None else EmptyResult()
+
+
+def _delivery(pool: Any, user: Any) -> dict[str, str]:
+    """Where Cognito sends a reset code: the first mechanism by priority the user can use."""
+    setting = pool.extended_config.get("AccountRecoverySetting") or {}
+    mechanisms = sorted(
+        setting.get("RecoveryMechanisms") or S.DEFAULT_RECOVERY_MECHANISMS,
+        key=lambda m: m["Priority"],
+    )
+    attrs = user.attribute_lookup
+    for mechanism in mechanisms:
+        name = mechanism["Name"]
+        if name == "admin_only":
+            raise SandboxError("NotAuthorizedException", "Contact administrator to reset password.")
+        attr = "email" if name == "verified_email" else "phone_number"
+        if attrs.get(attr) and attrs.get(f"{attr}_verified") == "true":
+            value = attrs[attr]
+            if attr == "email":
+                local, _, domain = value.partition("@")
+                return {"Destination": f"{local[:1]}***@{domain[:1]}***",
+                        "DeliveryMedium": "EMAIL", "AttributeName": "email"}  # fmt: skip
+            return {"Destination": "+" + "*" * (len(value) - 5) + value[-4:],
+                    "DeliveryMedium": "SMS", "AttributeName": "phone_number"}  # fmt: skip
+    raise SandboxError(
+        "InvalidParameterException",
+        "Cannot reset password for the user as there is no registered/verified email or "
+        "phone_number",
+    )
+
+
+class SandboxLogsResponse(LogsResponse):
+    """moto's CloudWatch Logs handler with FilterLogEvents as AWS pages it, and faults."""
+
+    def filter_log_events(self) -> str:
+        group_name = self._get_param("logGroupName")
+        names = self._get_param("logStreamNames") or []
+        prefix = self._get_param("logStreamNamePrefix")
+        if names and prefix:
+            raise SandboxError(
+                "InvalidParameterException",
+                "logStreamNames and logStreamNamePrefix cannot both be specified.",
+            )
+        group = self.logs_backend.groups.get(group_name)
+        if group is None:
+            raise SandboxError(
+                "ResourceNotFoundException", "The specified log group does not exist."
+            )
+        start_time = self._get_param("startTime")
+        end_time = self._get_param("endTime")
+        pattern = self._get_param("filterPattern")
+        matcher = EventMessageFilter(pattern) if pattern else None
+        limit = int(self._get_param("limit") or 10_000)
+        offset = _decode_token(self._get_param("nextToken"), "nextToken")
+        streams = [
+            s for name, s in group.streams.items()
+            if (not names or name in names) and (not prefix or name.startswith(prefix))
+        ]  # fmt: skip
+        events: list[tuple[int, int, str, Any]] = []
+        for stream in streams:
+            for event in stream.events:
+                if start_time and event.timestamp < start_time:
+                    continue
+                if end_time and event.timestamp > end_time:
+                    continue
+                if matcher is not None and not matcher.matches(event.message):
+                    continue
+                events.append((event.timestamp, event.event_id, stream.log_stream_name, event))
+        events.sort(key=lambda e: (e[0], e[1]))
+        searched = [
+            {"logStreamName": s.log_stream_name, "searchedCompletely": True} for s in streams
+        ]
+        if offset < len(events) and _store().faults.empty_log_page():
+            body = {
+                "events": [],
+                "nextToken": _encode_token(offset),
+                "searchedLogStreams": searched,
+            }
+            return json.dumps(body)
+        page = events[offset : offset + limit]
+        body = {
+            "events": [
+                dict(event.to_filter_dict(), logStreamName=stream_name)
+                for _, _, stream_name, event in page
+            ],
+            "searchedLogStreams": searched,
+        }
+        if offset + limit < len(events):
+            body["nextToken"] = _encode_token(offset + limit)
+        return json.dumps(body)
+
+    def get_log_events(self) -> str:
+        if not self._get_param("nextToken") and _store().faults.empty_log_page():
+            # An empty first page whose forward token starts from the head again.
+            return json.dumps(
+                {
+                    "events": [],
+                    "nextForwardToken": f"f/{-1:056d}",
+                    "nextBackwardToken": f"b/{0:056d}",
+                }
+            )
+        return super().get_log_events()

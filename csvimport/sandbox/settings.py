@@ -1,0 +1,230 @@
+"""The sandbox's knobs, and every choice it makes where AWS documents nothing.
+
+Each ``SANDBOX CHOICE`` constant below is behaviour the facts file
+(``shared/cognito-import-facts.md``) leaves open. They live here, in one place, so that
+when real Cognito is observed to behave differently, one edit corrects the sandbox.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# --- documented by AWS (facts file) -------------------------------------------------
+PRESIGNED_URL_TTL_SECONDS = 15 * 60  # facts §4: the URL is valid 15 minutes
+MAX_FILE_BYTES = 100 * 1024 * 1024  # facts §2
+MAX_USERS_PER_FILE = 500_000  # facts §2 (header not counted)
+MAX_ROW_CHARS = 16_000  # facts §2
+MAX_VALUE_CHARS = 2_048  # facts §2
+MAX_USERNAME_CHARS = 128  # facts §2 (API limit)
+MAX_JOBS_PER_POOL = 1_000  # facts §3 (quotas)
+LIST_USERS_MAX_LIMIT = 60  # botocore QueryLimitType
+SSE_HEADER = "x-amz-server-side-encryption"
+SSE_VALUE = "aws:kms"
+STANDARD_HEADER = [
+    "name", "given_name", "family_name", "middle_name", "nickname", "preferred_username",
+    "profile", "picture", "website", "email", "email_verified", "gender", "birthdate",
+    "zoneinfo", "locale", "phone_number", "phone_number_verified", "address", "updated_at",
+]  # fmt: skip
+TRAILING_HEADER = ["cognito:mfa_enabled", "cognito:username"]
+ACTIVE_STATUSES = frozenset({"Pending", "InProgress", "Stopping"})
+TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
+MSG_SUCCEEDED = "Import Job Completed Successfully."
+MSG_TOO_MANY_FAILED = "Too many users have failed or been skipped during the import."
+MSG_STOPPED = "The Import Job was stopped by the developer."
+MSG_EXPIRED = "The user import job has expired."
+
+# --- SANDBOX CHOICES: not documented anywhere; change here when reality disagrees ----
+# A job left in Created expires "within 24-48 hours" (facts §3): the sandbox uses 24 h.
+JOB_EXPIRY_SECONDS = 24 * 3600
+# Line numbers in the log: AWS's own mapping numbers the first data row 1 (facts §5).
+FIRST_LINE_NUMBER = 1
+# A job fails as a whole once this many rows failed or were skipped AND they are more
+# than this fraction of the rows seen so far; the remaining rows are never processed
+# (facts §3 only says "too many").
+FAIL_JOB_AFTER_BAD_ROWS = 30
+FAIL_JOB_BAD_FRACTION = 0.5
+# Errors for which the facts give no code: a second active job in the account, starting
+# a job that is not in Created, stopping a job that already ended.
+ERR_OTHER_JOB_ACTIVE = (
+    "PreconditionNotMetException",
+    "An import job is already active in this account.",
+)
+ERR_NOT_STARTABLE = (
+    "InvalidParameterException",
+    "Import job {job_id} cannot be started: its status is {status}.",
+)
+ERR_NOT_STOPPABLE = (
+    "InvalidParameterException",
+    "Import job {job_id} cannot be stopped: its status is {status}.",
+)
+ERR_NO_UPLOAD = (
+    "PreconditionNotMetException",
+    "No csv file was uploaded for {job_id}",
+)  # seen publicly
+ERR_HASH_NOT_ENABLED = (
+    "OperationNotEnabledException",
+    "Password hash import is not enabled for this user pool.",
+)
+# Account recovery when a pool sets none: a verified phone first, then a verified email
+# (Cognito's legacy behaviour; the order is the sandbox's reading of it).
+DEFAULT_RECOVERY_MECHANISMS = [
+    {"Name": "verified_phone_number", "Priority": 1},
+    {"Name": "verified_email", "Priority": 2},
+]
+# Booleans: docs write true/false, the sample TRUE/FALSE; the sandbox accepts any case.
+BOOLEAN_CASE_INSENSITIVE = True
+# Line endings: undocumented; the sandbox accepts \n and \r\n. Blank lines are ignored.
+ACCEPT_CRLF = True
+# Whole-job failure messages (Cognito's wording is unknown).
+MSG_BAD_ENCODING = "The CSV file is not valid UTF-8."
+MSG_BOM = "The CSV file starts with a byte order mark; save it as UTF-8 without BOM."
+MSG_HEADER_MISSING = "The CSV header is missing required columns: {columns}."
+MSG_HEADER_UNKNOWN = "The CSV header has columns that are not in the user pool: {columns}."
+MSG_HEADER_DUPLICATE = "The CSV header repeats columns: {columns}."
+MSG_TOO_BIG = "The CSV file is larger than 100 MB."
+MSG_TOO_MANY_USERS = "The CSV file has more than 500,000 users."
+MSG_EMPTY_FILE = "The CSV file is empty."
+MSG_ROLE = ("Amazon Cognito could not assume the CloudWatch Logs role {arn} or it lacks the "
+            "logs permissions; the role must trust cognito-idp.amazonaws.com.")  # fmt: skip
+MSG_POOL_GONE = "The user pool no longer exists."
+MSG_HASH_COLUMN_WITHOUT_ALGORITHM = ("The CSV file has a password_hash column but the job has "
+                                     "no PasswordHashingAlgorithm.")  # fmt: skip
+# Per-row log messages. The first is AWS's documented wording; the rest are the sandbox's.
+ROW_MESSAGES = {
+    "succeeded": "The import succeeded.",
+    "exists": "The user already exists.",
+    "auto_verified": ("The User Record does not set any of the auto verified attributes to true. "
+                      "(Example: email_verified to true)."),
+    "only_auto_verified": ("The User Record does not set the auto verified attribute "
+                           "{attr} to true."),
+    "no_username": "The User Record does not set cognito:username.",
+    "bad_username": "The cognito:username is invalid: {why}.",
+    "columns": "The User Record has {got} values but the header has {want} columns.",
+    "row_too_long": "The User Record is longer than 16,000 characters.",
+    "value_too_long": "The value of {attr} is longer than 2,048 characters.",
+    "verified_without_value": "{attr}_verified is true but {attr} is empty.",
+    "bad_email": "The email is not a valid email address.",
+    "bad_phone": "The phone_number is not in E.164 format (+ then country code and digits).",
+    "bad_boolean": "The value of {attr} is not true or false.",
+    "required": "The required attribute {attr} is missing.",
+    "mfa": "cognito:mfa_enabled is {value} but the user pool's MFA configuration is {mfa}.",
+    "bad_birthdate": "The birthdate is not a real date in mm/dd/yyyy format.",
+    "bad_updated_at": "updated_at is not a number of seconds since the epoch.",
+    "custom_type": "The value of {attr} does not match its type {type}.",
+    "custom_constraint": "The value of {attr} is outside its constraints: {why}.",
+    "alias_exists": "An account with the given {attr} already exists.",
+    "bad_hash": "The password_hash is not a valid {algorithm} hash within Cognito's bounds: {why}.",
+}  # fmt: skip
+
+
+@dataclass
+class SandboxSettings:
+    """How the sandbox's import jobs behave in time; all mutable while it runs."""
+
+    job_seconds: float = 5.0  # how long processing the rows of one job takes
+    pending_seconds: float = 0.2  # Pending -> InProgress delay after StartUserImportJob
+    log_lag_seconds: float = 0.0  # log lines appear this long after their row is processed
+    tick_seconds: float = 0.05  # how often the job runner wakes up
+    first_line_number: int = FIRST_LINE_NUMBER
+    fail_job_after_bad_rows: int = FAIL_JOB_AFTER_BAD_ROWS
+    fail_job_bad_fraction: float = FAIL_JOB_BAD_FRACTION
+    url_ttl_seconds: float = PRESIGNED_URL_TTL_SECONDS
+    job_expiry_seconds: float = JOB_EXPIRY_SECONDS
+
+    def update(self, **changes: Any) -> None:
+        """Change some settings; unknown names are an error."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown sandbox settings: {sorted(unknown)}; known: {sorted(known)}")
+        for key, value in changes.items():
+            setattr(self, key, type(getattr(self, key))(value))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Faults:
+    """Faults injected into the sandbox's answers, for tests of retries and resumption.
+
+    throttle_every: every Nth matching API call answers TooManyRequestsException
+        (ThrottlingException for CloudWatch Logs calls); 0 = never.
+    throttle_fraction: that fraction of matching calls is throttled (seeded RNG).
+    throttle_operations: operation names the throttling applies to (empty = all).
+    server_error_every: every Nth matching API call answers HTTP 500 InternalErrorException.
+    upload_failures: the next N uploads to a presigned URL answer HTTP 503.
+    empty_log_pages_every: every Nth FilterLogEvents page (and first GetLogEvents page)
+        is empty but carries a token to continue from the same place.
+    """
+
+    throttle_every: int = 0
+    throttle_fraction: float = 0.0
+    throttle_operations: list[str] = field(default_factory=list)
+    server_error_every: int = 0
+    upload_failures: int = 0
+    empty_log_pages_every: int = 0
+    seed: int = 1234
+    _counters: dict[str, int] = field(default_factory=dict, repr=False)
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def update(self, **changes: Any) -> None:
+        """Change some faults (unknown names are an error) and restart their counters."""
+        known = {f.name for f in fields(self) if not f.name.startswith("_")}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown sandbox faults: {sorted(unknown)}; known: {sorted(known)}")
+        with self._lock:
+            for key, value in changes.items():
+                setattr(self, key, value)
+            self._counters.clear()
+            self._rng.seed(self.seed)
+
+    def clear(self) -> None:
+        """Remove every fault."""
+        self.update(
+            throttle_every=0,
+            throttle_fraction=0.0,
+            throttle_operations=[],
+            server_error_every=0,
+            upload_failures=0,
+            empty_log_pages_every=0,
+        )
+
+    def _every(self, key: str, every: int) -> bool:
+        count = self._counters.get(key, 0) + 1
+        self._counters[key] = count
+        return every > 0 and count % every == 0
+
+    def should_throttle(self, operation: str) -> bool:
+        with self._lock:
+            if self.throttle_operations and operation not in self.throttle_operations:
+                return False
+            hit = self._every("throttle", self.throttle_every)
+            if not hit and self.throttle_fraction > 0:
+                hit = self._rng.random() < self.throttle_fraction
+            return hit
+
+    def should_fail_server(self, operation: str) -> bool:
+        with self._lock:
+            if self.throttle_operations and operation not in self.throttle_operations:
+                return False
+            return self._every("server_error", self.server_error_every)
+
+    def take_upload_failure(self) -> bool:
+        with self._lock:
+            if self.upload_failures > 0:
+                self.upload_failures -= 1
+                return True
+            return False
+
+    def empty_log_page(self) -> bool:
+        with self._lock:
+            return self._every("empty_log_page", self.empty_log_pages_every)
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}

@@ -1,0 +1,67 @@
+"""Fixtures: one in-process csvimport sandbox (a real HTTP server on a free port) per
+test session, a fresh user pool per test, and real boto3 clients pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from csvimport.sandbox import PoolInfo, Sandbox, SandboxSettings
+
+from .helpers import Importer, pool_spec
+
+FAST = {"job_seconds": 0.3, "pending_seconds": 0.05, "log_lag_seconds": 0.0, "tick_seconds": 0.02}
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(settings=SandboxSettings(**FAST)) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _clean_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with default timings, no faults, a clock at zero and no live job."""
+    yield
+    if "sandbox" not in request.fixturenames:
+        return
+    sb: Sandbox = request.getfixturevalue("sandbox")
+    sb.faults.clear()
+    sb.settings.update(**FAST)
+    sb.clock.offset = 0.0
+    with sb.store.lock:
+        for job in sb.store.jobs.values():
+            if job.status in ("Pending", "InProgress", "Stopping"):
+                job.status, job.lines = "Stopped", []
+
+
+@pytest.fixture
+def cognito(sandbox: Sandbox) -> Any:
+    return sandbox.client("cognito-idp")
+
+
+@pytest.fixture
+def logs(sandbox: Sandbox) -> Any:
+    return sandbox.client("logs")
+
+
+@pytest.fixture
+def make_pool(sandbox: Sandbox) -> Callable[..., PoolInfo]:
+    return lambda **overrides: sandbox.create_pool(pool_spec(**overrides))
+
+
+@pytest.fixture
+def pool(make_pool: Callable[..., PoolInfo]) -> PoolInfo:
+    return make_pool()
+
+
+@pytest.fixture
+def importer(cognito: Any, logs: Any, pool: PoolInfo) -> Importer:
+    return Importer(cognito, logs, pool)
+
+
+@pytest.fixture
+def importer_for(cognito: Any, logs: Any) -> Callable[[PoolInfo], Importer]:
+    return lambda info: Importer(cognito, logs, info)

@@ -1,0 +1,155 @@
+"""Helpers for tests that drive the sandbox as a Cognito client would."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from csvimport.sandbox import PoolInfo
+
+TERMINAL = {"Succeeded", "Failed", "Stopped", "Expired"}
+
+
+_pool_counter = iter(range(1, 1_000_000))
+
+
+def pool_spec(**overrides: Any) -> dict[str, Any]:
+    """A small pool spec: email auto-verified, case-insensitive, one custom attribute."""
+    spec: dict[str, Any] = {
+        "PoolName": f"pool-{next(_pool_counter)}",
+        "AutoVerifiedAttributes": ["email"],
+        "UsernameConfiguration": {"CaseSensitive": False},
+        "MfaConfiguration": "OFF",
+        "Schema": [
+            {"Name": "legacy_id", "AttributeDataType": "String",
+             "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "16"}},
+            {"Name": "credits", "AttributeDataType": "Number",
+             "NumberAttributeConstraints": {"MinValue": "0", "MaxValue": "1000"}},
+        ],
+        "x-csvimport": {"password_hash_import": True},
+    }  # fmt: skip
+    spec.update(overrides)
+    return spec
+
+
+def cognito_csv(header: list[str], users: list[dict[str, str]]) -> bytes:
+    """Write users in Cognito's dialect: every header column, `\\,` for commas, `\\n`."""
+    lines = [",".join(header)]
+    for user in users:
+        lines.append(",".join(user.get(col, "").replace(",", "\\,") for col in header))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def user(username: str, **attrs: str) -> dict[str, str]:
+    """A row for the default pool: verified email derived from the username."""
+    row = {
+        "cognito:username": username,
+        "email": f"{username.lower()}@example.com",
+        "email_verified": "true",
+        "cognito:mfa_enabled": "false",
+    }
+    row.update({k.replace("__", ":"): v for k, v in attrs.items()})
+    return row
+
+
+def upload(url: str, body: bytes, **headers: str) -> requests.Response:
+    headers = {"x-amz-server-side-encryption": "aws:kms", **headers}
+    return requests.put(url, data=body, headers=headers, timeout=10)
+
+
+@dataclass
+class JobRun:
+    job: dict[str, Any]
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job["JobId"])
+
+
+class Importer:
+    """Drives a whole import through the API exactly as a Cognito client would."""
+
+    def __init__(self, cognito: Any, logs: Any, info: PoolInfo) -> None:
+        self.cognito, self.logs, self.info = cognito, logs, info
+
+    def header(self) -> list[str]:
+        return list(self.cognito.get_csv_header(UserPoolId=self.info.user_pool_id)["CSVHeader"])
+
+    def create(self, name: str = "job", algorithm: str | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "JobName": name,
+            "UserPoolId": self.info.user_pool_id,
+            "CloudWatchLogsRoleArn": self.info.logs_role_arn,
+        }
+        if algorithm:
+            kwargs["PasswordHashingAlgorithm"] = algorithm
+        return dict(self.cognito.create_user_import_job(**kwargs)["UserImportJob"])
+
+    def start(self, job_id: str) -> dict[str, Any]:
+        return dict(
+            self.cognito.start_user_import_job(UserPoolId=self.info.user_pool_id, JobId=job_id)[
+                "UserImportJob"
+            ]
+        )
+
+    def describe(self, job_id: str) -> dict[str, Any]:
+        return dict(
+            self.cognito.describe_user_import_job(UserPoolId=self.info.user_pool_id, JobId=job_id)[
+                "UserImportJob"
+            ]
+        )
+
+    def wait(self, job_id: str, timeout: float = 30) -> JobRun:
+        run = JobRun(job={})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.describe(job_id)
+            run.seen.append(job)
+            if job["Status"] in TERMINAL:
+                run.job = job
+                return run
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} did not end within {timeout}s: {run.seen[-1]}")
+
+    def run(
+        self, users: list[dict[str, str]] | bytes, *, algorithm: str | None = None,
+        header: list[str] | None = None, name: str = "job",
+    ) -> JobRun:  # fmt: skip
+        if isinstance(users, bytes):
+            body = users
+        else:
+            columns = header or self.header() + (["password_hash"] if algorithm else [])
+            body = cognito_csv(columns, users)
+        job = self.create(name, algorithm)
+        assert upload(job["PreSignedUrl"], body).status_code == 200
+        self.start(job["JobId"])
+        return self.wait(job["JobId"])
+
+    def log_lines(self, job_id: str) -> list[str]:
+        group = f"/aws/cognito/userpools/{self.info.user_pool_id}/{self.info.user_pool_name}"
+        messages: list[str] = []
+        kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNamePrefix": job_id}
+        while True:
+            page = self.logs.filter_log_events(**kwargs)
+            messages += [e["message"] for e in page["events"]]
+            if not page.get("nextToken"):
+                return messages
+            kwargs["nextToken"] = page["nextToken"]
+
+    def users(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        kwargs: dict[str, Any] = {"UserPoolId": self.info.user_pool_id, "Limit": 60}
+        while True:
+            page = self.cognito.list_users(**kwargs)
+            for u in page["Users"]:
+                out[u["Username"]] = {
+                    "status": u["UserStatus"],
+                    **{a["Name"]: a["Value"] for a in u["Attributes"]},
+                }
+            if not page.get("PaginationToken"):
+                return out
+            kwargs["PaginationToken"] = page["PaginationToken"]

@@ -1,0 +1,114 @@
+"""The job's CloudWatch Logs: where they are, how they page, how they lag."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from csvimport.sandbox import Sandbox
+
+from .helpers import Importer, user
+
+
+def group_of(importer: Importer) -> str:
+    return f"/aws/cognito/userpools/{importer.info.user_pool_id}/{importer.info.user_pool_name}"
+
+
+def test_the_log_stream_is_named_job_id_slash_job_name(importer: Importer, logs: Any) -> None:
+    run = importer.run([user("a")], name="chunk 1")
+    streams = logs.describe_log_streams(logGroupName=group_of(importer))["logStreams"]
+    assert [s["logStreamName"] for s in streams] == [f"{run.job_id}/chunk 1"]
+
+
+def test_filter_by_stream_prefix_returns_only_that_jobs_lines_in_time_order(
+    importer: Importer, logs: Any
+) -> None:
+    first = importer.run([user(f"a{i}") for i in range(5)])
+    second = importer.run([user(f"b{i}") for i in range(3)])
+    events = logs.filter_log_events(
+        logGroupName=group_of(importer), logStreamNamePrefix=second.job_id
+    )
+    assert {e["logStreamName"] for e in events["events"]} == {f"{second.job_id}/job"}
+    assert len(events["events"]) == 3
+    everything = logs.filter_log_events(logGroupName=group_of(importer))["events"]
+    assert len(everything) == 8
+    stamps = [e["timestamp"] for e in everything]
+    assert stamps == sorted(stamps)
+    assert first.job_id != second.job_id
+
+
+def test_filter_pages_with_a_token_until_the_last_page(importer: Importer, logs: Any) -> None:
+    run = importer.run([user(f"p{i}") for i in range(25)])
+    seen: list[str] = []
+    kwargs: dict[str, Any] = {"logGroupName": group_of(importer), "logStreamNamePrefix": run.job_id,
+                              "limit": 10}  # fmt: skip
+    pages = 0
+    while True:
+        page = logs.filter_log_events(**kwargs)
+        pages += 1
+        seen += [e["message"] for e in page["events"]]
+        if "nextToken" not in page:
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    assert pages == 3
+    assert [int(m.split("Line Number ")[1].split(" ")[0]) for m in seen] == list(range(1, 26))
+
+
+def test_empty_pages_that_carry_a_token_still_lead_to_every_line(
+    importer: Importer, logs: Any, sandbox: Sandbox
+) -> None:
+    run = importer.run([user(f"e{i}") for i in range(12)])
+    sandbox.faults.update(empty_log_pages_every=2)
+    kwargs: dict[str, Any] = {"logGroupName": group_of(importer), "logStreamNamePrefix": run.job_id,
+                              "limit": 5}  # fmt: skip
+    empty_with_token = 0
+    messages: list[str] = []
+    for _ in range(20):
+        page = logs.filter_log_events(**kwargs)
+        if not page["events"] and "nextToken" in page:
+            empty_with_token += 1
+        messages += [e["message"] for e in page["events"]]
+        if "nextToken" not in page:
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    assert empty_with_token >= 1
+    assert len(messages) == 12
+
+
+def test_get_log_events_returns_the_same_forward_token_at_the_end(
+    importer: Importer, logs: Any
+) -> None:
+    run = importer.run([user(f"g{i}") for i in range(7)])
+    stream = f"{run.job_id}/job"
+    kwargs: dict[str, Any] = {"logGroupName": group_of(importer), "logStreamName": stream,
+                              "startFromHead": True, "limit": 3}  # fmt: skip
+    messages: list[str] = []
+    for _ in range(10):
+        page = logs.get_log_events(**kwargs)
+        messages += [e["message"] for e in page["events"]]
+        if kwargs.get("nextToken") == page["nextForwardToken"]:
+            break
+        kwargs["nextToken"] = page["nextForwardToken"]
+    assert len(messages) == 7
+
+
+def test_log_lines_can_lag_behind_the_job_end(importer: Importer, sandbox: Sandbox) -> None:
+    sandbox.settings.update(log_lag_seconds=1.5)
+    run = importer.run([user(f"l{i}") for i in range(6)])
+    assert run.job["Status"] == "Succeeded"
+    assert len(importer.log_lines(run.job_id)) < 6
+    deadline = time.monotonic() + 10
+    while len(importer.log_lines(run.job_id)) < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(importer.log_lines(run.job_id)) == 6
+
+
+def test_names_and_prefix_together_are_invalid(importer: Importer, logs: Any) -> None:
+    run = importer.run([user("n")])
+    with pytest.raises(ClientError) as exc:
+        logs.filter_log_events(logGroupName=group_of(importer), logStreamNamePrefix=run.job_id,
+                               logStreamNames=[f"{run.job_id}/job"])  # fmt: skip
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
