@@ -1,13 +1,158 @@
-"""Read what a Cognito user pool expects of an import file."""
+"""Read what a Cognito user pool expects of an import file, and keep it as a snapshot.
+
+``build`` validates against a :class:`PoolSnapshot` rather than against the live pool, so
+a build can run offline (``--pool-spec``) and ``start`` can later check the pool has not
+changed since.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from csvimport.errors import ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
+
+SNAPSHOT_VERSION = 1
 
 
 def get_csv_header(client: CognitoIdentityProviderClient, pool_id: str) -> list[str]:
     """Return the columns, in order, that Cognito wants in an import file (GetCSVHeader)."""
     return list(client.get_csv_header(UserPoolId=pool_id)["CSVHeader"])
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One attribute of the pool's schema, named as in the CSV header."""
+
+    name: str
+    data_type: str = "String"  # String | Number | Boolean | DateTime
+    required: bool = False
+    mutable: bool = True
+    developer_only: bool = False
+    min_length: int | None = None
+    max_length: int | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+
+    @property
+    def custom(self) -> bool:
+        return self.name.startswith("custom:")
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """The parts of a user pool that decide whether Cognito imports a row."""
+
+    user_pool_id: str
+    name: str
+    header: list[str]
+    attributes: list[Attribute]
+    auto_verified: list[str] = field(default_factory=list)
+    username_attributes: list[str] = field(default_factory=list)
+    alias_attributes: list[str] = field(default_factory=list)
+    case_sensitive: bool = True  # the API's default when UsernameConfiguration is absent
+    mfa: str = "OFF"
+    email_sending_account: str = "COGNITO_DEFAULT"
+    recovery_mechanisms: list[str] = field(default_factory=list)
+
+    def attribute(self, name: str) -> Attribute | None:
+        return next((a for a in self.attributes if a.name == name), None)
+
+    def required(self) -> list[str]:
+        """Attributes every row must set: the schema's required ones and username attributes."""
+        names = [a.name for a in self.attributes if a.required and a.name != "sub"]
+        return names + [a for a in self.username_attributes if a not in names]
+
+    def unique_attributes(self) -> list[str]:
+        """Attributes whose values must be unique: username attributes and aliases."""
+        return [a for a in ("email", "phone_number", "preferred_username")
+                if a in self.username_attributes or a in self.alias_attributes]  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": SNAPSHOT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PoolSnapshot:
+        data = dict(data)
+        data.pop("version", None)
+        data["attributes"] = [Attribute(**a) for a in data.get("attributes", [])]
+        return cls(**data)
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> PoolSnapshot:
+        """Read a snapshot saved by ``save`` (a run's ``pool.json``, or ``--pool-spec``)."""
+        try:
+            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"pool snapshot {path} does not exist",
+                hint="Pass a pool.json written by an earlier `csvimport build` (in its run "
+                "directory), or read the live pool with --pool-id.",
+            ) from None
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise ConfigError(
+                f"pool snapshot {path} is not a csvimport pool snapshot ({exc})",
+                hint="Use the pool.json from a run directory; do not edit it by hand.",
+            ) from None
+
+
+def _int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def read_pool(client: CognitoIdentityProviderClient, pool_id: str) -> PoolSnapshot:
+    """Take a snapshot of a live pool (DescribeUserPool + GetCSVHeader)."""
+    pool: Any = client.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    header = get_csv_header(client, pool_id)
+    attributes = []
+    for schema in pool.get("SchemaAttributes", []):
+        name = schema["Name"]
+        custom = name.startswith("custom:") or name.startswith("dev:")
+        strings = schema.get("StringAttributeConstraints") or {}
+        numbers = schema.get("NumberAttributeConstraints") or {}
+        attributes.append(
+            Attribute(
+                name=name.removeprefix("dev:"),
+                data_type=schema.get("AttributeDataType", "String"),
+                required=bool(schema.get("Required", False)) and not custom,
+                mutable=bool(schema.get("Mutable", True)),
+                developer_only=bool(schema.get("DeveloperOnlyAttribute", False)),
+                min_length=_int(strings.get("MinLength")),
+                max_length=_int(strings.get("MaxLength")),
+                min_value=_float(numbers.get("MinValue")),
+                max_value=_float(numbers.get("MaxValue")),
+            )
+        )
+    recovery = (pool.get("AccountRecoverySetting") or {}).get("RecoveryMechanisms") or []
+    return PoolSnapshot(
+        user_pool_id=pool_id,
+        name=pool["Name"],
+        header=header,
+        attributes=attributes,
+        auto_verified=list(pool.get("AutoVerifiedAttributes") or []),
+        username_attributes=list(pool.get("UsernameAttributes") or []),
+        alias_attributes=list(pool.get("AliasAttributes") or []),
+        case_sensitive=bool((pool.get("UsernameConfiguration") or {}).get("CaseSensitive", True)),
+        mfa=pool.get("MfaConfiguration") or "OFF",
+        email_sending_account=(pool.get("EmailConfiguration") or {}).get(
+            "EmailSendingAccount", "COGNITO_DEFAULT"
+        ),
+        recovery_mechanisms=[m["Name"] for m in sorted(recovery, key=lambda m: m["Priority"])],
+    )
