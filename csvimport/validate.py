@@ -1,0 +1,256 @@
+"""Validate mapped users against the pool's own rules, with a pandera schema made from it.
+
+The schema is generated from a :class:`~csvimport.pool.PoolSnapshot`, never written by
+hand per pool. It enforces what Cognito enforces on an import row (facts §2); validation is
+lazy, so every failure of every row is collected. Uniqueness is not checked here: the
+duplicate policy (``csvimport.duplicates``) decides which of the colliding rows goes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from csvimport.pool import Attribute, PoolSnapshot
+
+MAX_VALUE_CHARS = 2_048
+MAX_ROW_CHARS = 16_000
+MAX_USERNAME_CHARS = 128
+BOOLEAN_COLUMNS = ("email_verified", "phone_number_verified", "cognito:mfa_enabled")
+E164 = r"^\+[1-9][0-9]{1,14}$"
+# The sandbox's email rule (csvimport.sandbox.rules) and this one must agree; the mapping's
+# `email` transform is stricter (email-validator) and runs before.
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_ASCII_USERNAME = re.compile(r"^[!-~]+$")
+
+# rule id -> (attribute it concerns, or "" for the row's own; plain-language reason with the fix)
+REASONS: dict[str, str] = {
+    "username_missing": "No username: every user needs cognito:username. Map a column to it.",
+    "username_whitespace": "The username contains a space or tab, which Cognito refuses.",
+    "username_too_long": "The username is longer than 128 characters.",
+    "username_characters": "The username contains control or invisible characters.",
+    "username_looks_like_alias": "The username looks like an email/phone, which this pool "
+    "uses as an alias; Cognito refuses such usernames. Map a different username column.",
+    "value_too_long": "The value is longer than Cognito's 2,048-character limit.",
+    "newline": "The value contains a line break, which Cognito's CSV format cannot carry.",
+    "boolean": "Must be true or false (or empty).",
+    "email": "Not a valid email address.",
+    "phone": "Not an E.164 phone number (+, country code, digits), e.g. +14325551212.",
+    "birthdate": "Must be a real date written mm/dd/yyyy.",
+    "updated_at": "Must be whole seconds since 1970 (epoch).",
+    "number": "Must be a number for this custom attribute.",
+    "number_range": "The number is outside the range the pool allows for this attribute.",
+    "length": "The text is shorter or longer than the pool allows for this attribute.",
+    "datetime": "Must be a date-time for this custom attribute.",
+    "required": "The pool requires this attribute and the user has no value for it.",
+    "auto_verified": "None of the pool's auto-verified attributes (email_verified / "
+    "phone_number_verified) is true; Cognito refuses such users. Mark a verified channel.",
+    "email_verified_without_email": "email_verified is true but the email is empty.",
+    "phone_verified_without_phone": "phone_number_verified is true but the phone number is empty.",
+    "mfa": "cognito:mfa_enabled contradicts the pool's MFA setting.",
+    "row_too_long": "The user's CSV row would be longer than Cognito's 16,000 characters.",
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One rule one row breaks: where (source row), which attribute, which rule, the value."""
+
+    position: int  # the row's index in the validated frame
+    attribute: str
+    rule: str
+    value: str
+
+    @property
+    def reason(self) -> str:
+        return REASONS.get(self.rule, self.rule)
+
+
+def _element(rule: str, fn: object) -> pa.Check:
+    return pa.Check(fn, error=rule, name=rule)  # type: ignore[arg-type]
+
+
+def _username_ok(value: str) -> bool:
+    import unicodedata
+
+    if _ASCII_USERNAME.match(value):
+        return True
+    return all(unicodedata.category(ch)[0] in "LMSNP" for ch in value)
+
+
+def _column_checks(
+    name: str, attribute: Attribute | None, snapshot: PoolSnapshot
+) -> list[pa.Check]:
+    checks = [
+        _element("value_too_long", lambda s: s.str.len() <= MAX_VALUE_CHARS),
+        _element("newline", lambda s: ~s.str.contains(r"[\r\n]", regex=True)),
+    ]
+    if name == "cognito:username":
+        checks += [
+            _element("username_missing", lambda s: s != ""),
+            _element("username_whitespace", lambda s: ~s.str.contains(r"\s", regex=True)),
+            _element("username_too_long", lambda s: s.str.len() <= MAX_USERNAME_CHARS),
+            _element("username_characters", lambda s: s.map(_username_ok).astype(bool)),
+        ]
+        for alias, pattern in (("email", EMAIL), ("phone_number", E164)):
+            if alias in snapshot.alias_attributes:
+                checks.append(
+                    _element(
+                        "username_looks_like_alias",
+                        lambda s, p=pattern: ~s.str.match(p),
+                    )
+                )
+    elif name in BOOLEAN_COLUMNS:
+        checks.append(_element("boolean", lambda s: s.str.lower().isin(["", "true", "false"])))
+    elif name == "email":
+        checks.append(_element("email", lambda s: (s == "") | s.str.match(EMAIL)))
+    elif name == "phone_number":
+        checks.append(_element("phone", lambda s: (s == "") | s.str.match(E164)))
+    elif name == "birthdate":
+        checks.append(_element("birthdate", _birthdate_ok))
+    elif name == "updated_at":
+        checks.append(_element("updated_at", lambda s: (s == "") | s.str.fullmatch(r"\d+")))
+    if attribute is not None and attribute.custom:
+        checks += _custom_checks(attribute)
+    return checks
+
+
+def _birthdate_ok(s: pd.Series) -> pd.Series:
+    parsed = pd.to_datetime(s.where(s.str.fullmatch(r"\d{2}/\d{2}/\d{4}")), format="%m/%d/%Y",
+                            errors="coerce")  # fmt: skip
+    return (s == "") | parsed.notna()
+
+
+def _custom_checks(attribute: Attribute) -> list[pa.Check]:
+    if attribute.data_type == "Number":
+        low, high = attribute.min_value, attribute.max_value
+
+        def _number_in_bounds(s: pd.Series) -> pd.Series:
+            numbers = pd.to_numeric(s.where(s != ""), errors="coerce")
+            ok = pd.Series(True, index=s.index)
+            if low is not None:
+                ok &= ~(numbers < low)
+            if high is not None:
+                ok &= ~(numbers > high)
+            return ok
+
+        return [
+            _element("number", lambda s: (s == "") | pd.to_numeric(s, errors="coerce").notna()),
+            _element("number_range", _number_in_bounds),
+        ]
+    if attribute.data_type == "Boolean":
+        return [_element("boolean", lambda s: s.str.lower().isin(["", "true", "false"]))]
+    if attribute.data_type == "DateTime":
+        return [_element("datetime", lambda s: (s == "") | pd.to_datetime(
+            s, errors="coerce", format="ISO8601").notna())]  # fmt: skip
+    low_len, high_len = attribute.min_length, attribute.max_length
+
+    def _length_in_bounds(s: pd.Series) -> pd.Series:
+        lengths = s.str.len()
+        ok = pd.Series(True, index=s.index)
+        if low_len is not None:
+            ok &= (s == "") | (lengths >= low_len)
+        if high_len is not None:
+            ok &= lengths <= high_len
+        return ok
+
+    return [_element("length", _length_in_bounds)]
+
+
+# Wide (row-level) checks: rule -> attribute the failure is reported on.
+def _row_checks(snapshot: PoolSnapshot) -> list[tuple[pa.Check, str]]:
+    def true(df: pd.DataFrame, column: str) -> pd.Series:
+        return df[column].str.lower() == "true"
+
+    checks: list[tuple[pa.Check, str]] = []
+    auto = [f"{a}_verified" for a in snapshot.auto_verified]
+    if auto:
+        checks.append((
+            pa.Check(lambda df: pd.concat([true(df, c) for c in auto], axis=1).any(axis=1),
+                     error="auto_verified", name="auto_verified"),
+            auto[0],
+        ))  # fmt: skip
+    checks.append((
+        pa.Check(lambda df: ~true(df, "email_verified") | (df["email"] != ""),
+                 error="email_verified_without_email", name="email_verified_without_email"),
+        "email",
+    ))  # fmt: skip
+    checks.append((
+        pa.Check(lambda df: ~true(df, "phone_number_verified") | (df["phone_number"] != ""),
+                 error="phone_verified_without_phone", name="phone_verified_without_phone"),
+        "phone_number",
+    ))  # fmt: skip
+    for name in snapshot.required():
+        checks.append((
+            pa.Check(lambda df, n=name: df[n] != "", error=f"required:{name}", name="required"),
+            name,
+        ))  # fmt: skip
+    forbidden = {"ON": "false", "OFF": "true"}.get(snapshot.mfa)
+    if forbidden:
+        checks.append((
+            pa.Check(lambda df: df["cognito:mfa_enabled"].str.lower() != forbidden,
+                     error="mfa", name="mfa"),
+            "cognito:mfa_enabled",
+        ))  # fmt: skip
+    header = list(snapshot.header)
+
+    def row_length_ok(df: pd.DataFrame) -> pd.Series:
+        total = pd.Series(len(header) - 1, index=df.index)
+        for column in header:
+            values = df[column]
+            total += values.str.len() + values.str.count(",")
+        return total <= MAX_ROW_CHARS
+
+    checks.append((pa.Check(row_length_ok, error="row_too_long", name="row_too_long"), ""))
+    return checks
+
+
+class PoolValidator:
+    """The pandera schema for one pool, and the translation of its failures."""
+
+    def __init__(self, snapshot: PoolSnapshot) -> None:
+        self.snapshot = snapshot
+        columns = {
+            name: pa.Column(str, checks=_column_checks(name, snapshot.attribute(name), snapshot))
+            for name in snapshot.header
+        }
+        row_checks = _row_checks(snapshot)
+        self._row_attribute = {check.error: attr for check, attr in row_checks}
+        self.schema = pa.DataFrameSchema(columns, checks=[c for c, _ in row_checks], strict=False)
+
+    def validate(self, frame: pd.DataFrame) -> list[Failure]:
+        """Return every failure in ``frame`` (columns: the pool's header; all values str).
+
+        ``Failure.position`` is the row's position in ``frame`` (0-based).
+        """
+        frame = frame.reset_index(drop=True)
+        try:
+            self.schema.validate(frame, lazy=True)
+        except SchemaErrors as errors:
+            return self._failures(frame, errors.failure_cases)
+        return []
+
+    def _failures(self, frame: pd.DataFrame, cases: pd.DataFrame) -> list[Failure]:
+        failures: dict[tuple[int, str, str], Failure] = {}
+        for row in cases.itertuples(index=False):
+            position = row.index
+            if position is None or pd.isna(position):
+                raise ValueError(f"validation failed without a row: {row}")  # a schema bug
+            position = int(position)
+            rule = str(row.check)
+            if row.schema_context == "DataFrameSchema":
+                attribute = self._row_attribute.get(rule, "")
+                if rule.startswith("required:"):
+                    rule = "required"
+                value = str(frame.at[position, attribute]) if attribute else ""
+            else:
+                attribute = str(row.column)
+                value = str(row.failure_case)
+            failures.setdefault(
+                (position, attribute, rule), Failure(position, attribute, rule, value)
+            )
+        return sorted(failures.values(), key=lambda f: (f.position, f.attribute, f.rule))
