@@ -1,0 +1,506 @@
+"""Reading legacy users from files: CSV, JSON Lines and JSON, with real files on disk."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from csvimport.errors import ConfigError, ExitStatus
+from csvimport.sources import ROW, Source, SourceError, SourceSpec, open_source
+
+
+def write(tmp_path: Path, name: str, content: str | bytes, encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
+    return path
+
+
+def source(path: Path, **options: Any) -> Source:
+    return open_source(SourceSpec(str(path), **options))
+
+
+def records(src: Source) -> list[dict[str, Any]]:
+    """Every record of every chunk, checking the chunk contract on the way."""
+    out: list[dict[str, Any]] = []
+    columns = src.columns()
+    for chunk in src.chunks():
+        assert list(chunk.columns) == [*columns, ROW]
+        for name in columns:
+            assert all(isinstance(value, str) for value in chunk[name]), name
+        out.extend(chunk.to_dict("records"))
+    return out
+
+
+def values(src: Source) -> list[dict[str, Any]]:
+    return [{k: v for k, v in record.items() if k != ROW} for record in records(src)]
+
+
+# --- CSV ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_csv_delimiter_is_sniffed(tmp_path: Path, delimiter: str) -> None:
+    d = delimiter
+    path = write(
+        tmp_path, "users.csv", f"email{d}name{d}id\na@x.com{d}Ann{d}1\nb@x.com{d}Bob{d}2\n"
+    )
+    src = source(path)
+    assert src.columns() == ["email", "name", "id"]
+    assert values(src) == [
+        {"email": "a@x.com", "name": "Ann", "id": "1"},
+        {"email": "b@x.com", "name": "Bob", "id": "2"},
+    ]
+
+
+def test_csv_sniffing_keeps_commas_inside_semicolon_separated_fields(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", "name;city\nDoe, John;Paris\nRoe, Jane;Lyon, FR\n")
+    assert values(source(path)) == [
+        {"name": "Doe, John", "city": "Paris"},
+        {"name": "Roe, Jane", "city": "Lyon, FR"},
+    ]
+
+
+def test_csv_with_one_column_falls_back_to_comma(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", "email\na@x.com\nb@x.com\n")
+    assert values(source(path)) == [{"email": "a@x.com"}, {"email": "b@x.com"}]
+
+
+def test_explicit_delimiter_overrides_sniffing(tmp_path: Path) -> None:
+    # Sniffing would pick ",": it is on every line as often as ";".
+    path = write(tmp_path, "users.csv", "a,1;b,2\nc,3;d,4\n")
+    src = source(path, delimiter=";")
+    assert src.columns() == ["a,1", "b,2"]
+    assert values(src) == [{"a,1": "c,3", "b,2": "d,4"}]
+
+
+@pytest.mark.parametrize("spelling", ["\t", "\\t", "tab"])
+def test_tab_delimiter_can_be_spelled_as_typed_on_a_command_line(
+    tmp_path: Path, spelling: str
+) -> None:
+    path = write(tmp_path, "users.tsv", "email\tname\na@x.com\tAnn, Lee\n")
+    assert values(source(path, delimiter=spelling)) == [{"email": "a@x.com", "name": "Ann, Lee"}]
+
+
+@pytest.mark.parametrize("delimiter", ["", ";;", '"', "\n"])
+def test_unusable_delimiter_is_refused(tmp_path: Path, delimiter: str) -> None:
+    path = write(tmp_path, "users.csv", "a,b\n1,2\n")
+    with pytest.raises(SourceError, match="Unusable delimiter") as info:
+        source(path, delimiter=delimiter)
+    assert info.value.hint is not None and "--delimiter" in info.value.hint
+
+
+def test_csv_with_embedded_newlines_and_commas_keeps_one_record_per_user(tmp_path: Path) -> None:
+    content = (
+        "email,address,note\n"
+        'a@x.com,"1 Main St\nApt 2, Springfield","said ""hi"""\n'
+        'b@x.com,"Line one\r\nLine two",plain\n'
+    )
+    src = source(write(tmp_path, "users.csv", content))
+    rows = records(src)
+    assert [(r["email"], r[ROW]) for r in rows] == [("a@x.com", 1), ("b@x.com", 2)]
+    assert rows[0]["address"] == "1 Main St\nApt 2, Springfield"
+    assert rows[0]["note"] == 'said "hi"'
+    assert rows[1]["address"] == "Line one\r\nLine two"
+
+
+def test_bom_and_surrounding_spaces_are_stripped_from_header_names(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", "\ufeffemail , first name ,id\na@x.com,Ann,1\n")
+    src = source(path)
+    assert src.columns() == ["email", "first name", "id"]
+    assert values(src) == [{"email": "a@x.com", "first name": "Ann", "id": "1"}]
+
+
+def test_null_like_text_in_csv_stays_text_and_empty_stays_empty(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "users.csv", "a,b,c,d,e,f\nNA,NULL,null,None,nan,\n#N/A,N/A,-nan,NaN,<NA>,\n"
+    )
+    rows = values(source(path))
+    assert rows == [
+        {"a": "NA", "b": "NULL", "c": "null", "d": "None", "e": "nan", "f": ""},
+        {"a": "#N/A", "b": "N/A", "c": "-nan", "d": "NaN", "e": "<NA>", "f": ""},
+    ]
+
+
+def test_values_keep_their_text_exactly_including_leading_zeros_and_spaces(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "users.csv", "zip,phone,name\n01234,+4412, Ann \n")
+    assert values(source(path)) == [{"zip": "01234", "phone": "+4412", "name": " Ann "}]
+
+
+def test_short_rows_read_their_missing_fields_as_empty(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", "email,name,id\na@x.com\nb@x.com,Bob\n")
+    assert values(source(path)) == [
+        {"email": "a@x.com", "name": "", "id": ""},
+        {"email": "b@x.com", "name": "Bob", "id": ""},
+    ]
+
+
+def test_blank_lines_are_skipped_and_not_counted_as_records(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", "\nemail,id\n\na@x.com,1\n\n\nb@x.com,2\n")
+    assert [(r["email"], r[ROW]) for r in records(source(path))] == [("a@x.com", 1), ("b@x.com", 2)]
+
+
+CP1252_TEXT = "email;name;city\njose@x.com;José Müller;Zürich\nzoe@x.com;Zoë;Liège – €\n"
+
+
+def test_cp1252_file_reads_with_cp1252_encoding(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", CP1252_TEXT, encoding="cp1252")
+    assert values(source(path, encoding="cp1252")) == [
+        {"email": "jose@x.com", "name": "José Müller", "city": "Zürich"},
+        {"email": "zoe@x.com", "name": "Zoë", "city": "Liège – €"},
+    ]
+
+
+def test_cp1252_file_under_utf8_is_refused_naming_encoding_offset_and_line(
+    tmp_path: Path,
+) -> None:
+    data = CP1252_TEXT.encode("cp1252")
+    path = write(tmp_path, "users.csv", data)
+    offset = data.index("é".encode("cp1252"))
+    with pytest.raises(SourceError) as info:
+        records(source(path))
+    error = info.value
+    assert str(error) == (f"Cannot decode {path} as utf-8: byte e9 at offset {offset} (line 2).")
+    assert error.line == 2
+    assert (
+        error.hint == "The file is not utf-8; pass --encoding (e.g. --encoding cp1252 or latin-1)."
+    )
+    assert error.exit_status == ExitStatus.USAGE
+
+
+def test_undecodable_byte_far_into_a_file_fails_mid_stream_at_its_exact_offset(
+    tmp_path: Path,
+) -> None:
+    # Valid two-byte characters throughout, one of them straddling the 1 MiB read blocks.
+    header = b"email,name\n"
+    line = "u@x.com,Zoë\n".encode()
+    data = bytearray(header)
+    while len(data) < (1 << 20) - 40:
+        data += line
+    data += b"x" * ((1 << 20) - 10 - len(data)) + b"@x.com,Zo\xc3\xab\n"
+    assert data[(1 << 20) - 1 : (1 << 20) + 1] == b"\xc3\xab"
+    data += line * 100
+    bad = len(data) + len(b"bad@x.com,Zo")
+    data += b"bad@x.com,Zo\xff\n" + line
+    path = write(tmp_path, "users.csv", bytes(data))
+    src = source(path, chunk_rows=10_000)
+    chunks = src.chunks()
+    first = next(chunks)
+    assert len(first) == 10_000 and first["name"].iloc[0] == "Zoë"
+    with pytest.raises(SourceError, match=f"byte ff at offset {bad} ") as info:
+        list(chunks)
+    assert info.value.line == bytes(data[:bad]).count(b"\n") + 1
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "record"),
+    [
+        ("email,name\na@x.com,Ann,extra\nb@x.com,Bob\n", 2, 1),
+        ("email,name\na@x.com,Ann\nb@x.com,Bob\nc@x.com,Cy,extra\n", 4, 3),
+        ('email,name\na@x.com,"Ann\nLee"\n\nc@x.com,Cy,extra\n', 5, 2),
+    ],
+    ids=["first-record", "later-record", "after-quoted-newline-and-blank-line"],
+)
+def test_row_wider_than_header_is_refused_naming_its_line(
+    tmp_path: Path, content: str, line: int, record: int
+) -> None:
+    path = write(tmp_path, "users.csv", content)
+    with pytest.raises(SourceError) as info:
+        records(source(path, delimiter=","))
+    assert (
+        str(info.value) == f"{path}, line {line} (record {record}): 3 fields, but the header has 2."
+    )
+    assert info.value.line == line
+    assert info.value.hint is not None
+    assert info.value.hint.startswith("Check --delimiter (this file was read with ',')")
+
+
+def test_unterminated_quote_is_refused_with_a_quoting_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", 'email,name\na@x.com,"Ann\nb@x.com,Bob\n')
+    with pytest.raises(SourceError, match="EOF inside string") as info:
+        records(source(path))
+    assert info.value.hint is not None and "quoting" in info.value.hint
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "\r\n"], ids=["zero-bytes", "blank-lines", "crlf"])
+def test_empty_csv_is_refused(tmp_path: Path, content: str) -> None:
+    path = write(tmp_path, "users.csv", content)
+    with pytest.raises(SourceError, match="is empty: there is no header line"):
+        source(path).columns()
+
+
+def test_header_only_csv_has_its_columns_and_no_rows(tmp_path: Path) -> None:
+    src = source(write(tmp_path, "users.csv", "email;name;id\n"))
+    assert src.columns() == ["email", "name", "id"]
+    assert list(src.chunks()) == []
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [("email,name,email", "'email'"), ("email, name,name ,id,id", "'name', 'id'")],
+)
+def test_duplicate_header_names_are_refused_naming_them(
+    tmp_path: Path, header: str, named: str
+) -> None:
+    path = write(tmp_path, "users.csv", f"{header}\n{','.join('x' * header.count(','))}x\n")
+    with pytest.raises(SourceError) as info:
+        source(path).columns()
+    assert str(info.value) == f"{path}: the header names a column more than once: {named}."
+    with pytest.raises(SourceError):
+        list(source(path).chunks())
+
+
+def test_column_named_like_the_row_number_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", "email,__row__\na@x.com,1\n")
+    with pytest.raises(SourceError, match="reserves"):
+        source(path).columns()
+
+
+def test_csv_chunks_are_streamed_before_the_rest_of_the_file_is_read(tmp_path: Path) -> None:
+    lines = ["email,name"] + [f"u{i}@x.com,U{i}" for i in range(20)] + ["late@x.com,L,extra"]
+    src = source(write(tmp_path, "users.csv", "\n".join(lines) + "\n"), chunk_rows=5)
+    chunks = src.chunks()
+    assert list(next(chunks)[ROW]) == [1, 2, 3, 4, 5]
+    with pytest.raises(SourceError, match="line 22 "):
+        list(chunks)
+
+
+# Any text but NUL (which no CSV reader keeps) and lone surrogates (which cannot be encoded).
+FIELD = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(FIELD, FIELD, FIELD), max_size=12),
+    delimiter=st.sampled_from([",", ";", "\t", "|"]),
+    chunk_rows=st.integers(1, 5),
+)
+def test_any_text_written_as_quoted_csv_reads_back_exactly(
+    tmp_path: Path, rows: list[tuple[str, str, str]], delimiter: str, chunk_rows: int
+) -> None:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=delimiter, quoting=csv.QUOTE_ALL)
+    writer.writerow(["email", "name", "note"])
+    writer.writerows(rows)
+    path = write(tmp_path, "users.csv", buffer.getvalue())
+    got = records(source(path, delimiter=delimiter, chunk_rows=chunk_rows))
+    assert [(r["email"], r["name"], r["note"]) for r in got] == rows
+    assert [r[ROW] for r in got] == list(range(1, len(rows) + 1))
+
+
+# --- JSON Lines and JSON -----------------------------------------------------------------
+
+
+def test_jsonl_reads_objects_skipping_blank_lines_and_rendering_values_as_text(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        '{"email": "a@x.com", "age": 42, "score": 1.5, "active": true, "tags": ["x", "é"]}',
+        "",
+        '{"email": "b@x.com", "age": null, "active": false, "extra": {"k": 1}, "name": "NULL"}',
+        "   ",
+        '{"name": "Cy"}',
+    ]
+    src = source(write(tmp_path, "users.jsonl", "\ufeff" + "\n".join(lines) + "\n"))
+    assert src.columns() == ["email", "age", "score", "active", "tags", "extra", "name"]
+    rows = records(src)
+    assert rows == [
+        {"email": "a@x.com", "age": "42", "score": "1.5", "active": "true",
+         "tags": '["x", "é"]', "extra": "", "name": "", ROW: 1},
+        {"email": "b@x.com", "age": "", "score": "", "active": "false",
+         "tags": "", "extra": '{"k": 1}', "name": "NULL", ROW: 2},
+        {"email": "", "age": "", "score": "", "active": "", "tags": "", "extra": "",
+         "name": "Cy", ROW: 3},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("[1, 2]", "line 3: a JSON array, not an object."),
+        ('"just text"', "line 3: a JSON string, not an object."),
+        (
+            '{"email": "c@x.com",',
+            "line 3: not valid JSON: Expecting property name enclosed in double quotes (column 21).",
+        ),
+    ],
+    ids=["array", "string", "truncated"],
+)
+def test_jsonl_line_that_is_not_an_object_is_refused_naming_the_line(
+    tmp_path: Path, bad: str, message: str
+) -> None:
+    content = f'{{"email": "a@x.com"}}\n\n{bad}\n{{"email": "d@x.com"}}\n'
+    path = write(tmp_path, "users.jsonl", content)
+    with pytest.raises(SourceError) as info:
+        records(source(path))
+    assert str(info.value) == f"{path}, {message}"
+    assert info.value.line == 3
+
+
+def test_jsonl_columns_come_from_the_first_thousand_lines(tmp_path: Path) -> None:
+    lines = [json.dumps({"email": f"u{i}@x.com"}) for i in range(1000)]
+    lines.append(json.dumps({"email": "late@x.com", "late_key": "ignored"}))
+    src = source(write(tmp_path, "users.jsonl", "\n".join(lines)), chunk_rows=400)
+    assert src.columns() == ["email"]
+    rows = records(src)
+    assert len(rows) == 1001 and rows[-1] == {"email": "late@x.com", ROW: 1001}
+
+
+def test_jsonl_without_objects_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.jsonl", "\n\n")
+    with pytest.raises(SourceError, match="holds no JSON objects"):
+        source(path).columns()
+
+
+def test_json_array_of_objects_reads_the_union_of_their_keys(tmp_path: Path) -> None:
+    data = [{"email": "a@x.com", "id": 1}, {"email": "b@x.com", "phone": "+1555", "id": None}]
+    src = source(write(tmp_path, "users.json", json.dumps(data, indent=2)))
+    assert src.columns() == ["email", "id", "phone"]
+    assert records(src) == [
+        {"email": "a@x.com", "id": "1", "phone": "", ROW: 1},
+        {"email": "b@x.com", "id": "", "phone": "+1555", ROW: 2},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"users": []}', "holds a JSON object, not an array of objects."),
+        ("42", "holds a JSON number, not an array of objects."),
+        ("[]", "holds an empty array: there are no users and no columns."),
+        (
+            '[{"email": "a@x.com"}, "b@x.com"]',
+            ": item 2 of the array is a JSON string, not an object.",
+        ),
+    ],
+    ids=["object", "number", "empty-array", "non-object-item"],
+)
+def test_json_that_is_not_an_array_of_objects_is_refused(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = write(tmp_path, "users.json", content)
+    with pytest.raises(SourceError) as info:
+        source(path).columns()
+    assert str(info.value).startswith(str(path))
+    assert str(info.value).endswith(message)
+
+
+def test_json_lines_named_json_are_refused_with_a_hint_to_rename(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.json", '{"email": "a@x.com"}\n{"email": "b@x.com"}\n')
+    with pytest.raises(SourceError, match="line 2 column 1: not valid JSON: Extra data") as info:
+        source(path).columns()
+    assert info.value.hint is not None and "name it .jsonl" in info.value.hint
+
+
+# --- every file kind ---------------------------------------------------------------------
+
+
+def ten_users(tmp_path: Path, kind: str) -> Path:
+    users = [{"email": f"u{n}@x.com", "name": f"User {n}"} for n in range(1, 11)]
+    if kind == "csv":
+        text = "email,name\n" + "".join(f"{u['email']},{u['name']}\n" for u in users)
+    elif kind == "jsonl":
+        text = "".join(json.dumps(u) + "\n" for u in users)
+    else:
+        text = json.dumps(users)
+    return write(tmp_path, f"users.{kind}", text)
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "json"])
+def test_chunks_of_three_over_ten_rows_number_every_row_once_in_order(
+    tmp_path: Path, kind: str
+) -> None:
+    src = source(ten_users(tmp_path, kind), chunk_rows=3)
+    assert src.kind == kind
+    chunks = list(src.chunks())
+    assert [len(chunk) for chunk in chunks] == [3, 3, 3, 1]
+    combined = pd.concat(chunks)
+    assert list(combined[ROW]) == list(range(1, 11))
+    assert list(combined["email"]) == [f"u{n}@x.com" for n in range(1, 11)]
+    assert combined[ROW].dtype == "int64"
+    assert not combined.isna().any().any()
+    assert all(not (isinstance(v, float) and math.isnan(v)) for v in combined["name"])
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "json"])
+def test_file_fingerprint_is_stable_and_hashes_the_bytes(tmp_path: Path, kind: str) -> None:
+    path = ten_users(tmp_path, kind)
+    src = source(path)
+    data = path.read_bytes()
+    expected = {
+        "kind": kind,
+        "path": str(path.resolve()),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    assert src.fingerprint() == expected
+    assert src.fingerprint() == expected
+    path.write_bytes(data + b"\n")
+    assert src.fingerprint()["sha256"] != expected["sha256"]
+
+
+def test_file_source_describes_itself_by_the_path_given(tmp_path: Path) -> None:
+    path = ten_users(tmp_path, "csv")
+    assert source(path).describe() == str(path)
+
+
+# --- refusing a spec ---------------------------------------------------------------------
+
+
+def test_missing_file_is_refused_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "nope.csv"
+    with pytest.raises(SourceError) as info:
+        source(path)
+    assert str(info.value) == f"{path}: no such file."
+    assert isinstance(info.value, ConfigError) and info.value.exit_status == 2
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "export.csv"
+    directory.mkdir()
+    with pytest.raises(SourceError, match="is a directory, not a file"):
+        source(directory)
+
+
+def test_unknown_file_kind_is_refused_listing_the_supported_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.xlsx", b"PK\x03\x04")
+    with pytest.raises(SourceError, match="unknown kind of source '.xlsx'") as info:
+        source(path)
+    assert info.value.hint is not None
+    assert ".csv" in info.value.hint and "sqlite:///" in info.value.hint
+
+
+@pytest.mark.parametrize("option", [{"table": "users"}, {"query": "select 1"}])
+def test_table_or_query_with_a_file_is_refused(tmp_path: Path, option: dict[str, str]) -> None:
+    with pytest.raises(SourceError, match="only apply to database URLs"):
+        source(ten_users(tmp_path, "csv"), **option)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json"])
+def test_delimiter_with_a_json_file_is_refused(tmp_path: Path, kind: str) -> None:
+    with pytest.raises(SourceError, match="--delimiter only applies to CSV files"):
+        source(ten_users(tmp_path, kind), delimiter=";")
+
+
+def test_unknown_encoding_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="Unknown encoding 'klingon'"):
+        source(ten_users(tmp_path, "csv"), encoding="klingon")
+
+
+@pytest.mark.parametrize("chunk_rows", [0, -5])
+def test_chunk_size_below_one_is_refused(tmp_path: Path, chunk_rows: int) -> None:
+    with pytest.raises(SourceError, match="chunk_rows must be at least 1"):
+        source(ten_users(tmp_path, "csv"), chunk_rows=chunk_rows)
