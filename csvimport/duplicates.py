@@ -65,6 +65,21 @@ def fold_keys(snapshot: PoolSnapshot, frame: pd.DataFrame) -> dict[str, pd.Serie
     return keys
 
 
+def updated_seconds(values: pd.Series) -> np.ndarray:
+    """Read "last updated" values as epoch seconds (float; NaN when unknown).
+
+    Accepts epoch seconds or milliseconds (what the mapping's `timestamp` transform writes)
+    and ISO 8601 dates or date-times (naive ones taken as UTC).
+    """
+    numbers = pd.to_numeric(values, errors="coerce")
+    numbers = numbers.where(numbers < 1e11, numbers / 1000)  # 13-digit values are ms
+    text = values.where(numbers.isna() & (values != ""))
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    result: np.ndarray = numbers.fillna(seconds).to_numpy(dtype=np.float64)
+    return result
+
+
 class DuplicateFinder:
     """Collect keys chunk by chunk (``add``), then decide once (``resolve``)."""
 
@@ -79,10 +94,7 @@ class DuplicateFinder:
         """Add valid users (columns: __row__, __updated__ and the pool's header)."""
         self._rows.append(frame["__row__"].to_numpy(dtype=np.int64))
         if self.policy is DuplicatePolicy.KEEP_LATEST:
-            updated = pd.to_datetime(
-                frame["__updated__"], errors="coerce", utc=True, format="mixed"
-            )
-            self._updated.append(updated.to_numpy(dtype="datetime64[ns]").astype(np.int64))
+            self._updated.append(updated_seconds(frame["__updated__"]))
         for attribute, values in fold_keys(self.snapshot, frame).items():
             hashed = pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
             hashed = np.where(values.to_numpy() == "", np.uint64(0), hashed)  # 0 = no value
@@ -107,8 +119,9 @@ class DuplicateFinder:
             return self._reject_all(rows, hashes, candidates)
         if self.policy is DuplicatePolicy.KEEP_LATEST:
             updated = np.concatenate(self._updated)[candidates]
-            # newest first; unknown dates (NaT is the smallest int64) last; ties: source order
-            order = np.lexsort((rows[candidates], -updated.astype(np.float64)))
+            # newest first; unknown dates last; ties: source order
+            newest_first = np.where(np.isnan(updated), np.inf, -updated)
+            order = np.lexsort((rows[candidates], newest_first))
             candidates = candidates[order]
         return self._greedy(rows, hashes, candidates)
 

@@ -118,3 +118,14 @@ def test_every_policy_explains_itself(policy: DuplicatePolicy) -> None:
     finder.add(frame)
     reasons = [d.reason(policy) for d in finder.resolve().values()]
     assert reasons and all("source row" in r and policy.value in r for r in reasons)
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [("1577836800", "1714521600"), ("1577836800000", "1714521600"), ("2020-01-01", "1714521600"),
+     ("2020-01-01T00:00:00Z", "2024-05-01 10:00")],
+)  # fmt: skip
+def test_keep_latest_reads_epoch_seconds_milliseconds_and_iso_dates(older: str, newer: str) -> None:
+    frame = users({"cognito:username": "x", "__updated__": newer},
+                  {"cognito:username": "x", "__updated__": older})  # fmt: skip
+    assert resolve(snapshot(), DuplicatePolicy.KEEP_LATEST, frame) == {2: ("cognito:username", 1)}
