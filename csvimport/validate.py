@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
@@ -53,6 +54,9 @@ REASONS: dict[str, str] = {
     "phone_verified_without_phone": "phone_number_verified is true but the phone number is empty.",
     "mfa": "cognito:mfa_enabled contradicts the pool's MFA setting.",
     "row_too_long": "The user's CSV row would be longer than Cognito's 16,000 characters.",
+    # Not a schema rule: the duplicate policy's verdict (csvimport.duplicates).
+    "duplicate": "Same username (or unique email/phone) as another user in the source; "
+    "rejects.csv names the row it collided with.",
 }
 
 
@@ -214,13 +218,37 @@ class PoolValidator:
 
     def __init__(self, snapshot: PoolSnapshot) -> None:
         self.snapshot = snapshot
-        columns = {
-            name: pa.Column(str, checks=_column_checks(name, snapshot.attribute(name), snapshot))
+        self._checks = {
+            name: _column_checks(name, snapshot.attribute(name), snapshot)
             for name in snapshot.header
         }
         row_checks = _row_checks(snapshot)
         self._row_attribute = {check.error: attr for check, attr in row_checks}
-        self.schema = pa.DataFrameSchema(columns, checks=[c for c, _ in row_checks], strict=False)
+        self._row_checks = [c for c, _ in row_checks]
+        self._schemas: dict[frozenset[str], pa.DataFrameSchema] = {}
+        self.schema = self._schema(frozenset(snapshot.header))
+
+    def _schema(self, active: frozenset[str]) -> pa.DataFrameSchema:
+        """The schema checking values only in ``active`` columns.
+
+        Every per-value check passes on "" except username_missing, so a column that is
+        empty throughout a chunk needs no per-value checks (row checks still see it). At a
+        million users this halves validation time for a typical legacy mapping.
+        """
+        schema = self._schemas.get(active)
+        if schema is None:
+            columns = {
+                name: pa.Column(
+                    str,
+                    checks=self._checks[name]
+                    if name in active or name == "cognito:username"
+                    else [],
+                )
+                for name in self.snapshot.header
+            }
+            schema = pa.DataFrameSchema(columns, checks=self._row_checks, strict=False)
+            self._schemas[active] = schema
+        return schema
 
     def validate(self, frame: pd.DataFrame) -> list[Failure]:
         """Return every failure in ``frame`` (columns: the pool's header; all values str).
@@ -228,29 +256,40 @@ class PoolValidator:
         ``Failure.position`` is the row's position in ``frame`` (0-based).
         """
         frame = frame.reset_index(drop=True)
+        active = frozenset(c for c in self.snapshot.header if (frame[c] != "").any())
         try:
-            self.schema.validate(frame, lazy=True)
+            self._schema(active).validate(frame, lazy=True)
         except SchemaErrors as errors:
             return self._failures(frame, errors.failure_cases)
         return []
 
     def _failures(self, frame: pd.DataFrame, cases: pd.DataFrame) -> list[Failure]:
-        failures: dict[tuple[int, str, str], Failure] = {}
-        for row in cases.itertuples(index=False):
-            position = row.index
-            if position is None or pd.isna(position):
-                raise ValueError(f"validation failed without a row: {row}")  # a schema bug
-            position = int(position)
-            rule = str(row.check)
-            if row.schema_context == "DataFrameSchema":
-                attribute = self._row_attribute.get(rule, "")
-                if rule.startswith("required:"):
-                    rule = "required"
-                value = str(frame.at[position, attribute]) if attribute else ""
-            else:
-                attribute = str(row.column)
-                value = str(row.failure_case)
-            failures.setdefault(
-                (position, attribute, rule), Failure(position, attribute, rule, value)
+        # Vectorised: at a million users a per-failure lookup costs more than validating.
+        if cases["index"].isna().any():
+            bad = cases[cases["index"].isna()].iloc[0].to_dict()
+            raise ValueError(f"validation failed without a row: {bad}")  # a schema bug
+        positions = cases["index"].astype("int64").to_numpy()
+        rules = cases["check"].astype(str).to_numpy()
+        row_level = (cases["schema_context"] == "DataFrameSchema").to_numpy()
+        attributes = np.where(
+            row_level,
+            [self._row_attribute.get(rule, "") for rule in rules],
+            cases["column"].astype(str).to_numpy(),
+        )
+        values = cases["failure_case"].astype(str).to_numpy(dtype=object)
+        for attribute in set(attributes[row_level]) - {""}:
+            pick = row_level & (attributes == attribute)
+            values[pick] = frame[attribute].to_numpy(dtype=object)[positions[pick]]
+        values[row_level & (attributes == "")] = ""
+        rules = np.where(np.char.startswith(rules.astype(str), "required:"), "required", rules)
+        found = pd.DataFrame(
+            {"position": positions, "attribute": attributes, "rule": rules, "value": values}
+        )
+        found = found.drop_duplicates(["position", "attribute", "rule"])
+        found = found.sort_values(["position", "attribute", "rule"], kind="stable")
+        return [
+            Failure(int(p), str(a), str(r), str(v))
+            for p, a, r, v in zip(
+                found["position"], found["attribute"], found["rule"], found["value"], strict=True
             )
-        return sorted(failures.values(), key=lambda f: (f.position, f.attribute, f.rule))
+        ]
