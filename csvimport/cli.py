@@ -20,12 +20,26 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from csvimport import __version__
 from csvimport.aws import AwsOptions
-from csvimport.errors import ConfigError, CsvImportError, ExitStatus, describe_aws_error
-from csvimport.pool import get_csv_header
+from csvimport.build import EXISTING, REJECTS, BuildOptions, BuildResult
+from csvimport.build import build as run_build
+from csvimport.duplicates import DuplicatePolicy
+from csvimport.errors import (
+    ConfigError,
+    CsvImportError,
+    ExitStatus,
+    RefusedError,
+    describe_aws_error,
+)
+from csvimport.mapping import suggest_mapping
+from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
 from csvimport.resources import schema_path
+from csvimport.sources import SourceSpec, open_source
+from csvimport.validate import REASONS
 
 PROG_NAME = "csvimport"
 SANDBOX_EXTRA_HINT = "pip install 'csvimport[sandbox]' (or make install)"
@@ -160,6 +174,201 @@ def header(
     )
     client = state.aws.client("cognito-idp")
     typer.echo(",".join(get_csv_header(client, pool_id)))
+
+
+SourceArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="SOURCE",
+        help="Legacy users: a .csv/.jsonl/.json file, or an SQLAlchemy URL "
+        "(sqlite:///legacy.db, mysql+pymysql://..., postgresql+psycopg://...).",
+    ),
+]
+TableOption = Annotated[str | None, typer.Option("--table", help="Database table to read.")]
+QueryOption = Annotated[str | None, typer.Option("--query", help="SQL query to read.")]
+DelimiterOption = Annotated[
+    str | None, typer.Option("--delimiter", help="CSV delimiter; sniffed when not given.")
+]
+EncodingOption = Annotated[str, typer.Option("--encoding", help="Encoding of a source file.")]
+PoolIdOption = Annotated[
+    str | None,
+    typer.Option("--pool-id", envvar="CSVIMPORT_POOL_ID", help="Target user pool id."),
+]
+PoolSnapshotOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--pool-spec",
+        metavar="POOL_JSON",
+        help="Build offline from a saved pool snapshot (a run directory's pool.json) "
+        "instead of reading the live pool.",
+        dir_okay=False,
+    ),
+]
+
+
+def _snapshot(state: CliState, pool_id: str | None, pool_spec: Path | None) -> PoolSnapshot:
+    if pool_spec is not None:
+        return PoolSnapshot.load(pool_spec)
+    if not pool_id:
+        raise ConfigError(
+            "no target pool: pass --pool-id (or set CSVIMPORT_POOL_ID)",
+            hint="Or build offline with --pool-spec pool.json from an earlier run directory.",
+        )
+    return read_pool(state.aws.client("cognito-idp"), pool_id)
+
+
+def _source_spec(
+    source: str, table: str | None, query: str | None, delimiter: str | None, encoding: str
+) -> SourceSpec:
+    return SourceSpec(
+        location=source, table=table, query=query, delimiter=delimiter, encoding=encoding
+    )
+
+
+@app.command("map")
+def map_command(
+    ctx: typer.Context,
+    source: SourceArgument,
+    pool_id: PoolIdOption = None,
+    pool_spec: PoolSnapshotOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the mapping here instead of stdout.", dir_okay=False),
+    ] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
+    delimiter: DelimiterOption = None,
+    encoding: EncodingOption = "utf-8",
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Write a starter mapping (TOML) matching the source's columns to the pool's attributes."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    snapshot = _snapshot(state, pool_id, pool_spec)
+    opened = open_source(_source_spec(source, table, query, delimiter, encoding))
+    text = suggest_mapping(opened.columns(), list(snapshot.header), source_name=opened.describe())
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    if out.exists():
+        raise RefusedError(
+            f"{out} exists", hint="Pick another --out: csvimport never overwrites a mapping."
+        )
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}: review every line before `csvimport build`", err=True)
+
+
+@app.command()
+def build(
+    ctx: typer.Context,
+    source: SourceArgument,
+    mapping: Annotated[
+        Path,
+        typer.Option("--mapping", help="The mapping file (see `csvimport map`).", dir_okay=False),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The run directory to create.")],
+    pool_id: PoolIdOption = None,
+    pool_spec: PoolSnapshotOption = None,
+    table: TableOption = None,
+    query: QueryOption = None,
+    delimiter: DelimiterOption = None,
+    encoding: EncodingOption = "utf-8",
+    duplicates: Annotated[
+        DuplicatePolicy,
+        typer.Option(
+            "--duplicates",
+            help="Which of several users with the same username (or unique email/phone) "
+            "goes: keep-first, keep-latest ([legacy].updated) or reject-all.",
+        ),
+    ] = DuplicatePolicy.KEEP_FIRST,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", help="Users per import file.", min=1, max=500_000)
+    ] = 500_000,
+    max_bytes: Annotated[
+        int,
+        typer.Option("--max-bytes", help="Bytes per import file.", min=1024, max=100 * 1024**2),
+    ] = 100 * 1024**2,
+    check_existing: Annotated[
+        bool,
+        typer.Option(
+            "--check-existing",
+            help="List the pool's users (ListUsers, paced) and report the users Cognito "
+            "would skip because they already exist (existing.csv).",
+        ),
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
+    ] = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Turn legacy users into validated Cognito import files in a new run directory."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    snapshot = _snapshot(state, pool_id, pool_spec)
+    existing = None
+    if check_existing:
+        existing = frozenset(
+            existing_usernames(
+                state.aws.client("cognito-idp"),
+                pool_id or snapshot.user_pool_id,
+                case_sensitive=snapshot.case_sensitive,
+            )
+        )
+    options = BuildOptions(
+        source=_source_spec(source, table, query, delimiter, encoding),
+        mapping=mapping,
+        out=out,
+        duplicates=duplicates,
+        max_rows=max_rows,
+        max_bytes=max_bytes,
+        existing=existing,
+    )
+    with Progress(
+        TextColumn("build"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows read"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task("build", total=None)
+        result = run_build(options, snapshot, progress=lambda rows: bar.advance(task, rows))
+    _build_summary(result)
+    if json_output:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    if result.rejected or result.duplicates:
+        raise typer.Exit(int(ExitStatus.USERS_FAILED))
+
+
+def _build_summary(result: BuildResult) -> None:
+    def echo(text: str = "") -> None:
+        typer.echo(text, err=True)
+
+    echo(f"Built {result.run_dir}")
+    echo(
+        f"  {result.source_rows:,} source rows = {result.written:,} written "
+        f"+ {result.rejected:,} rejected + {result.duplicates:,} duplicates"
+    )
+    for chunk in result.chunks:
+        echo(f"  {chunk.file}: {chunk.rows:,} users, {chunk.bytes:,} bytes")
+    if result.existing:
+        echo(
+            f"  Already in the pool, so Cognito will skip them: {result.existing:,} of the "
+            f"written users (listed in {result.run_dir / EXISTING})."
+        )
+    if result.reasons:
+        echo(f"  Why rows were refused (see {result.run_dir / REJECTS}):")
+        for rule, count in result.reasons.most_common(5):
+            echo(f"    {count:>8,}  {REASONS.get(rule, rule)}")
 
 
 @app.command()

@@ -156,3 +156,47 @@ def read_pool(client: CognitoIdentityProviderClient, pool_id: str) -> PoolSnapsh
         ),
         recovery_mechanisms=[m["Name"] for m in sorted(recovery, key=lambda m: m["Priority"])],
     )
+
+
+# ListUsers shares the account's UserList quota (30 requests/second, not adjustable, facts
+# §6) with the applications using the pool: stay well under it.
+LIST_USERS_RATE = 10.0
+LIST_USERS_PAGE = 60  # the API's maximum
+
+
+def existing_usernames(
+    client: CognitoIdentityProviderClient,
+    pool_id: str,
+    *,
+    case_sensitive: bool,
+    rate: float = LIST_USERS_RATE,
+    sleep: Any = None,
+) -> set[str]:
+    """Return the usernames already in the pool (folded as the pool compares them).
+
+    Pages through ListUsers at most ``rate`` requests per second; throttling answers are
+    retried by botocore's retry mode (see ``AwsOptions``).
+    """
+    import time
+
+    pause = sleep or time.sleep
+    names: set[str] = set()
+    kwargs: dict[str, Any] = {
+        "UserPoolId": pool_id,
+        "Limit": LIST_USERS_PAGE,
+        "AttributesToGet": [],
+    }
+    last = 0.0
+    while True:
+        wait = last + 1.0 / rate - time.monotonic()
+        if wait > 0:
+            pause(wait)
+        last = time.monotonic()
+        page: Any = client.list_users(**kwargs)
+        for user in page.get("Users", []):
+            name = user["Username"]
+            names.add(name if case_sensitive else name.lower())
+        token = page.get("PaginationToken")
+        if not token:
+            return names
+        kwargs["PaginationToken"] = token

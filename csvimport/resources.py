@@ -32,14 +32,18 @@ def templates_dir() -> Path:
 
 
 def schema_path(name: str) -> Path:
-    """Return the path of the schema file ``name`` (e.g. ``"sandbox-pool.json"``).
+    """Return the path of the schema file ``name`` (e.g. ``"sandbox-pool.json"``,
+    ``"mappings/example-legacy.toml"``).
 
     Raises ConfigError, listing the schemas there are, when no such file exists.
     """
     folder = schemas_dir()
     path = folder / name
-    if Path(name).name != name or not path.is_file():
-        available = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file()))
+    inside = ".." not in Path(name).parts and not Path(name).is_absolute()
+    if not inside or not path.is_file():
+        available = ", ".join(
+            sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        )
         raise ConfigError(
             f"No schema named {name!r} in {folder}.",
             hint=f"Available: {available}." if available else REINSTALL_HINT,

@@ -1,0 +1,327 @@
+"""``csvimport build``: legacy users -> validated Cognito import files in a run directory.
+
+Every source row ends up in exactly one place: written to an import chunk, rejected with
+a reason (``rejects.csv``), or dropped as a duplicate (also in ``rejects.csv``, pointing to
+the row it collided with). The build checks that conservation itself.
+
+Two passes keep memory flat: the first maps, validates and serialises each chunk of the
+source, spilling valid lines to a temporary file and feeding key hashes to the duplicate
+finder; once all duplicates are known, the second pass streams the spill into chunk
+files. The run directory appears only when everything is written (atomic rename), so a
+failed build never leaves a directory later commands would take for a finished one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from csvimport import __version__
+from csvimport.cognito_csv import (
+    MAX_FILE_BYTES,
+    MAX_USERS_PER_FILE,
+    Chunk,
+    ChunkWriter,
+    open_private,
+    serialize,
+)
+from csvimport.duplicates import DuplicateFinder, DuplicatePolicy
+from csvimport.errors import ConfigError, RefusedError
+from csvimport.mapping import Mapping
+from csvimport.pool import PoolSnapshot
+from csvimport.sources import SourceSpec, open_source
+from csvimport.validate import REASONS, PoolValidator
+
+MANIFEST = "manifest.json"
+REJECTS = "rejects.csv"
+EXISTING = "existing.csv"
+POOL_SNAPSHOT = "pool.json"
+MAPPING_COPY = "mapping.toml"
+REJECT_COLUMNS = ["source_row", "legacy_id", "attribute", "rule", "reason", "value",
+                  "collided_with_row"]  # fmt: skip
+# What an unmapped cognito:mfa_enabled is written as: explicit and consistent with the
+# pool's MFA setting, which the facts file calls the safest choice (§2).
+MFA_DEFAULT = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What to build from where; the CLI's flags, checked."""
+
+    source: SourceSpec
+    mapping: Path
+    out: Path
+    duplicates: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST
+    max_rows: int = MAX_USERS_PER_FILE
+    max_bytes: int = MAX_FILE_BYTES
+    # Usernames already in the pool (folded as the pool compares them), from
+    # ``pool.existing_usernames``; None when --check-existing was not asked for.
+    existing: frozenset[str] | None = None
+
+
+@dataclass
+class BuildResult:
+    """What the build did, counted; the source of the summary and of the exit status."""
+
+    run_dir: Path
+    source_rows: int = 0
+    written: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    existing: int | None = None  # written users Cognito will skip: already in the pool
+    chunks: list[Chunk] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def conserved(self) -> bool:
+        return self.source_rows == self.written + self.rejected + self.duplicates
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "source_rows": self.source_rows,
+            "written": self.written,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "already_in_pool": self.existing,
+            "chunks": [c.__dict__ for c in self.chunks],
+            "top_reasons": [
+                {"rule": rule, "rows": count, "reason": REASONS.get(rule, rule)}
+                for rule, count in self.reasons.most_common(10)
+            ],
+        }
+
+
+Progress = Callable[[int], None]
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RefusedError(
+            f"{out} already exists and is not empty",
+            hint="Give --out a new directory: a run directory is never overwritten, so the "
+            "journal of an earlier import cannot be lost.",
+        )
+    if not out.parent.is_dir():
+        raise ConfigError(f"the parent of {out} does not exist", hint=f"Create {out.parent} first.")
+
+
+class _Rejects:
+    """rejects.csv, written as rows are refused (0600: it holds personal data)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open_private(path)
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv.writerow(REJECT_COLUMNS)
+
+    def write(self, row: int, legacy_id: str, attribute: str, rule: str, reason: str,
+              value: str, collided_with: int | str = "") -> None:  # fmt: skip
+        self._csv.writerow([row, legacy_id, attribute, rule, reason, value, collided_with])
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Existing:
+    """existing.csv: written users that are already in the pool (Cognito will skip them)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open_private(path)
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv.writerow(["source_row", "legacy_id", "username"])
+        self.count = 0
+
+    def write(self, row: int, legacy_id: str, username: str) -> None:
+        self._csv.writerow([row, legacy_id, username])
+        self.count += 1
+
+    def close(self) -> int:
+        self._file.close()
+        return self.count
+
+
+def build(
+    options: BuildOptions, snapshot: PoolSnapshot, *, progress: Progress | None = None
+) -> BuildResult:
+    """Build a run directory at ``options.out``; raise a CsvImportError on bad input."""
+    _check_out(options.out)
+    source = open_source(options.source)
+    mapping = Mapping.load(options.mapping)
+    columns = source.columns()
+    mapping.check_columns(columns)
+    unknown = [a for a in mapping.attributes() if a not in snapshot.header]
+    if unknown:
+        raise ConfigError(
+            f"the mapping sets attributes the pool does not have: {', '.join(unknown)}",
+            hint=f"The pool's columns are: {', '.join(snapshot.header)}. Fix {options.mapping}.",
+        )
+    work = Path(tempfile.mkdtemp(prefix=f".{options.out.name}.building-", dir=options.out.parent))
+    try:
+        result = _build_into(work, options, snapshot, mapping, source, progress)
+        _write_manifest(work, options, snapshot, mapping, source.fingerprint(), result)
+        if options.out.exists():
+            options.out.rmdir()  # empty, checked above
+        os.replace(work, options.out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result.run_dir = options.out
+    return result
+
+
+def _build_into(
+    work: Path, options: BuildOptions, snapshot: PoolSnapshot, mapping: Mapping,
+    source: Any, progress: Progress | None,
+) -> BuildResult:  # fmt: skip
+    header = list(snapshot.header)
+    validator = PoolValidator(snapshot)
+    finder = DuplicateFinder(snapshot, options.duplicates)
+    result = BuildResult(run_dir=work)
+    rejects = _Rejects(work / REJECTS)
+    spill_path = work / ".valid.spill"
+    defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
+    try:
+        with open_private(spill_path) as spill_file:
+            spill = csv.writer(spill_file, lineterminator="\n")
+            for chunk in source.chunks():
+                mapped = mapping.apply(chunk)
+                frame = mapped.frame.reset_index(drop=True)
+                for column in header:
+                    if column not in frame.columns:
+                        frame[column] = defaults.get(column, "")
+                refused = _reject(frame, mapped.problems, validator, rejects, result)
+                valid = frame[~frame["__row__"].isin(refused)]
+                finder.add(valid)
+                lines = serialize(valid, header)
+                usernames = valid["cognito:username"]
+                if not snapshot.case_sensitive:
+                    usernames = usernames.str.lower()
+                spill.writerows(
+                    zip(valid["__row__"], valid["__legacy_id__"], usernames, lines, strict=True)
+                )
+                result.source_rows += len(frame)
+                if progress:
+                    progress(len(frame))
+        dropped = finder.resolve()
+        legacy_of: dict[int, str] = {}
+        writer = ChunkWriter(work, header, max_rows=options.max_rows, max_bytes=options.max_bytes)
+        existing = _Existing(work / EXISTING) if options.existing is not None else None
+        with spill_path.open(encoding="utf-8", newline="") as spill_file:
+            batch: list[tuple[str, int, str]] = []
+            for row_text, legacy_id, username, line in csv.reader(spill_file):
+                row = int(row_text)
+                if row in dropped:
+                    legacy_of[row] = legacy_id
+                    continue
+                if existing is not None and username in (options.existing or ()):
+                    existing.write(row, legacy_id, username)
+                batch.append((line, row, legacy_id))
+                if len(batch) >= 10_000:
+                    _flush(writer, batch)
+            _flush(writer, batch)
+        writer.close()
+        if existing is not None:
+            result.existing = existing.close()
+        for row, duplicate in sorted(dropped.items()):
+            rejects.write(
+                row,
+                legacy_of.get(row, ""),
+                duplicate.attribute,
+                "duplicate",
+                duplicate.reason(options.duplicates),
+                "",
+                duplicate.collided_with,
+            )
+        result.duplicates = len(dropped)
+        if dropped:
+            result.reasons["duplicate"] += len(dropped)
+        result.chunks = writer.chunks
+        result.written = sum(c.rows for c in writer.chunks)
+    finally:
+        rejects.close()
+        spill_path.unlink(missing_ok=True)
+    if not result.conserved:  # a bug, never bad input: stop before anything is imported
+        raise AssertionError(
+            f"conservation broken: {result.source_rows} source rows != {result.written} "
+            f"written + {result.rejected} rejected + {result.duplicates} duplicates"
+        )
+    return result
+
+
+def _flush(writer: ChunkWriter, batch: list[tuple[str, int, str]]) -> None:
+    if batch:
+        lines, rows, legacy_ids = zip(*batch, strict=True)
+        writer.write(lines, rows, legacy_ids)
+        batch.clear()
+
+
+def _reject(
+    frame: pd.DataFrame, problems: list[Any], validator: PoolValidator, rejects: _Rejects,
+    result: BuildResult,
+) -> set[int]:  # fmt: skip
+    """Write every problem and validation failure; return the refused source rows."""
+    refused: set[int] = set()
+    legacy = dict(zip(frame["__row__"], frame["__legacy_id__"], strict=True))
+    for problem in problems:
+        rejects.write(problem.row, legacy.get(problem.row, ""), problem.attribute,
+                      problem.rule, problem.reason, problem.value)  # fmt: skip
+        refused.add(problem.row)
+        result.reasons[problem.rule] += 1
+    already = {(p.row, p.attribute) for p in problems}
+    rows = frame["__row__"].to_numpy()
+    for failure in validator.validate(frame[list(validator.snapshot.header)]):
+        row = int(rows[failure.position])
+        if (row, failure.attribute) in already:  # the mapping already said why it is empty
+            continue
+        rejects.write(row, legacy.get(row, ""), failure.attribute, failure.rule,
+                      failure.reason, failure.value)  # fmt: skip
+        refused.add(row)
+        result.reasons[failure.rule] += 1
+    result.rejected += len(refused)
+    return refused
+
+
+def _write_manifest(
+    work: Path, options: BuildOptions, snapshot: PoolSnapshot, mapping: Mapping,
+    source_fingerprint: dict[str, Any], result: BuildResult,
+) -> None:  # fmt: skip
+    snapshot.save(work / POOL_SNAPSHOT)
+    shutil.copyfile(options.mapping, work / MAPPING_COPY)
+    manifest = {
+        "tool": "csvimport",
+        "version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": source_fingerprint,
+        "mapping": {"file": MAPPING_COPY, "sha256": mapping.fingerprint()},
+        "pool": {
+            "user_pool_id": snapshot.user_pool_id,
+            "name": snapshot.name,
+            "file": POOL_SNAPSHOT,
+            "sha256": snapshot.fingerprint(),
+        },  # fmt: skip
+        "duplicates_policy": options.duplicates.value,
+        "limits": {"max_rows": options.max_rows, "max_bytes": options.max_bytes},
+        "counts": {
+            "source_rows": result.source_rows,
+            "written": result.written,
+            "rejected": result.rejected,
+            "duplicates": result.duplicates,
+            "already_in_pool": result.existing,
+        },
+        "chunks": [c.__dict__ for c in result.chunks],
+        "rejects": REJECTS,
+    }
+    tmp = work / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, work / MANIFEST)  # the manifest marks a finished build: written last
