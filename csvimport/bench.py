@@ -1,8 +1,11 @@
 """``make bench``: benchmarks, each beside a floor measured in the same run.
 
-Today: how fast the sandbox imports a large file (later issues bench build and report on
-top of it, so it must carry 500,000-user jobs). The floor is the least any importer must
-do with the same bytes: decode them and split them into lines and values.
+- sandbox-import: how fast the sandbox imports a large file (later benchmarks run
+  500,000-user jobs through it); floor: decoding and splitting the same bytes.
+- build: ``csvimport build`` of synthetic messy legacy users (1M and 2M by default), wall
+  time and peak RSS, each in its own process; floor: pandas reading the same CSV and
+  writing one CSV. Goal (issue 3): build <= 2x the floor at 1M users, peak RSS <= 1 GiB
+  and about the same at 2M as at 1M.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -82,16 +87,164 @@ def sandbox_import(users: int) -> dict[str, Any]:
             "floor_seconds": round(floor_seconds, 3),
             "ratio_to_floor": round(seconds / floor_seconds, 1),
             "users_per_second": round(users / seconds),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mib": peak_rss_mib(),
         }
+
+
+# --- build: legacy rows -> validated import files ----------------------------------------
+BUILD_MAPPING = """
+[legacy]
+id = "id"
+updated = "modified"
+
+[options]
+phone_region = "US"
+
+[attributes."cognito:username"]
+column = "login"
+
+[attributes.email]
+column = "email"
+transform = "email"
+
+[attributes.email_verified]
+column = "verified"
+transform = "boolean"
+default = "false"
+
+[attributes.phone_number]
+column = "mobile"
+transform = "phone"
+
+[attributes.name]
+join = ["first", "last"]
+
+[attributes.birthdate]
+column = "dob"
+transform = "date"
+
+[attributes.updated_at]
+column = "modified"
+transform = "timestamp"
+
+[attributes."custom:legacy_id"]
+column = "id"
+"""
+PHONES = ["(415) 555-{:04d}", "+1 415-555-{:04d}", "415.555.{:04d}", "+44 20 7946 {:04d}", "12"]
+
+
+def write_legacy_csv(path: Path, users: int) -> None:
+    """Deterministic legacy users with realistic mess: odd phone formats, unverified or
+    invalid emails, usernames differing only in case, missing names."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "login", "email", "verified", "mobile", "first", "last", "dob",
+                         "modified"])  # fmt: skip
+        for n in range(users):
+            login = f"User{n - 1:07d}" if n % 97 == 96 else f"user{n:07d}"  # case-variant dup
+            email = f"{login.lower()}@example.com" if n % 101 else f"user{n} at example.com"
+            writer.writerow([
+                n + 1, login, email, "n" if n % 33 == 0 else "Y",
+                PHONES[n % len(PHONES)].format(n % 10_000) if n % 3 else "",
+                "" if n % 50 == 0 else f"First{n % 1000}", f"Last, {n % 777}",
+                f"{1950 + n % 50}-{1 + n % 12:02d}-{1 + n % 28:02d}",
+                f"2024-01-{1 + n % 28:02d}T10:00:00",
+            ])  # fmt: skip
+
+
+def bench_snapshot() -> Any:
+    from csvimport.pool import Attribute, PoolSnapshot
+    from csvimport.sandbox.settings import STANDARD_HEADER, TRAILING_HEADER
+
+    return PoolSnapshot(
+        user_pool_id="us-east-1_bench", name="bench",
+        header=[*STANDARD_HEADER, "custom:legacy_id", *TRAILING_HEADER],
+        attributes=[Attribute("email", required=True),
+                    Attribute("custom:legacy_id", min_length=1, max_length=64)],
+        auto_verified=["email"], case_sensitive=False, mfa="OFF",
+    )  # fmt: skip
+
+
+def child_floor(source: Path, work: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    start = time.perf_counter()
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    frame.to_csv(work / "floor.csv", index=False)
+    return {"seconds": time.perf_counter() - start}
+
+
+def child_build(source: Path, work: Path) -> dict[str, Any]:
+    from csvimport.build import BuildOptions, build
+    from csvimport.sources import SourceSpec
+
+    mapping = work / "mapping.toml"
+    mapping.write_text(BUILD_MAPPING, encoding="utf-8")
+    start = time.perf_counter()
+    result = build(BuildOptions(SourceSpec(str(source)), mapping, work / "run"), bench_snapshot())
+    return {"seconds": time.perf_counter() - start, "written": result.written,
+            "rejected": result.rejected, "duplicates": result.duplicates}  # fmt: skip
+
+
+def in_child(kind: str, source: Path, work: Path) -> dict[str, Any]:
+    """Run one measurement in a fresh process, so its peak memory is its own."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "csvimport.bench", "--child", kind, str(source), str(work)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return dict(json.loads(out))
+
+
+def build_bench(users: int, work: Path) -> dict[str, Any]:
+    source = work / f"legacy-{users}.csv"
+    write_legacy_csv(source, users)
+    floor_result = in_child("floor", source, work)
+    build_result = in_child("build", source, work)
+    return {
+        "users": users,
+        "source_bytes": source.stat().st_size,
+        "floor_seconds": round(floor_result["seconds"], 2),
+        "build_seconds": round(build_result["seconds"], 2),
+        "ratio_to_floor": round(build_result["seconds"] / floor_result["seconds"], 2),
+        "floor_peak_rss_mib": floor_result["peak_rss_mib"],
+        "build_peak_rss_mib": build_result["peak_rss_mib"],
+        "written": build_result["written"],
+        "rejected": build_result["rejected"],
+        "duplicates": build_result["duplicates"],
+    }
+
+
+def peak_rss_mib() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--only", choices=["sandbox", "build"], help="run one benchmark")
+    parser.add_argument("--sandbox-users", type=int, default=100_000)
+    parser.add_argument("--build-users", type=int, nargs="+", default=[1_000_000, 2_000_000])
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "WORK"),
+                        help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
-    result = sandbox_import(args.users)
-    print(json.dumps({"benchmark": "sandbox-import", **result}, indent=2))
+    if args.child:
+        kind, source, work = args.child
+        run = child_floor if kind == "floor" else child_build
+        result = run(Path(source), Path(work))
+        print(json.dumps({**result, "peak_rss_mib": peak_rss_mib()}))
+        return
+    if args.only in (None, "sandbox"):
+        result = sandbox_import(args.sandbox_users)
+        print(json.dumps({"benchmark": "sandbox-import", **result}, indent=2), flush=True)
+    if args.only in (None, "build"):
+        for users in args.build_users:
+            with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
+                result = build_bench(users, Path(work))
+            print(json.dumps({"benchmark": "build", **result}, indent=2), flush=True)
 
 
 if __name__ == "__main__":
