@@ -31,6 +31,7 @@ from csvimport import __version__
 from csvimport.cognito_csv import (
     MAX_FILE_BYTES,
     MAX_USERS_PER_FILE,
+    SIDE_FILE_LINE_END,
     Chunk,
     ChunkWriter,
     open_private,
@@ -122,7 +123,7 @@ class _Rejects:
 
     def __init__(self, path: Path) -> None:
         self._file = open_private(path)
-        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv = csv.writer(self._file, lineterminator=SIDE_FILE_LINE_END)
         self._csv.writerow(REJECT_COLUMNS)
 
     def write(self, row: int, legacy_id: str, attribute: str, rule: str, reason: str,
@@ -138,7 +139,7 @@ class _Existing:
 
     def __init__(self, path: Path) -> None:
         self._file = open_private(path)
-        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv = csv.writer(self._file, lineterminator=SIDE_FILE_LINE_END)
         self._csv.writerow(["source_row", "legacy_id", "username"])
         self.count = 0
 
@@ -193,7 +194,7 @@ def _build_into(
     defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
     try:
         with open_private(spill_path) as spill_file:
-            spill = csv.writer(spill_file, lineterminator="\n")
+            spill = csv.writer(spill_file, lineterminator=SIDE_FILE_LINE_END)
             for chunk in source.chunks():
                 mapped = mapping.apply(chunk)
                 frame = mapped.frame.reset_index(drop=True)

@@ -22,6 +22,11 @@ import pandas as pd
 MAX_USERS_PER_FILE = 500_000  # facts §2, not adjustable
 MAX_FILE_BYTES = 100 * 1024 * 1024  # facts §2, not adjustable
 PRIVATE_FILE_MODE = 0o600  # import files and maps hold personal data
+# Line end of csvimport's own CSV files (line maps, rejects, ...), not of Cognito's. The
+# csv module quotes a field only if it holds a character of the line terminator: with
+# "\n" alone, a legacy value holding a bare "\r" went unquoted and split the row on
+# reading. With "\r\n" every field holding either is quoted.
+SIDE_FILE_LINE_END = "\r\n"
 
 
 def open_private(path: Path, mode: str = "w") -> IO[str]:
@@ -90,7 +95,7 @@ class ChunkWriter:
         )
         self._file = open_private(self.directory / chunk.file)
         self._map_file = open_private(self.directory / chunk.map_file)
-        self._map = csv.writer(self._map_file, lineterminator="\n")
+        self._map = csv.writer(self._map_file, lineterminator=SIDE_FILE_LINE_END)
         self._map.writerow(["line", "source_row", "legacy_id"])
         self._digest = hashlib.sha256()
         self._write(chunk, self._header_line)

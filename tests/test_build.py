@@ -89,7 +89,7 @@ def snapshot(importer: Importer) -> PoolSnapshot:
 
 
 def rejects(run: Path) -> list[dict[str, str]]:
-    with (run / "rejects.csv").open(encoding="utf-8") as f:
+    with (run / "rejects.csv").open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -258,3 +258,19 @@ def test_check_existing_reports_the_users_cognito_would_skip(
     with (tmp_path / "run" / "existing.csv").open() as f:
         assert list(csv.DictReader(f)) == [{"source_row": "6", "legacy_id": "6", "username": "ed"}]
     assert "Already in the pool, so Cognito will skip them: 1 of the written users" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0\r\x13", "a\rb", "line\nbreak", 'quote " and, comma'])
+def test_rejects_csv_keeps_one_record_per_refused_value_whatever_it_holds(
+    mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path, value: str
+) -> None:
+    source = tmp_path / "odd.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        writer.writerow([1, "odd", "odd@example.com", "Y", "", "Odd", value, ""])
+        writer.writerow([2, "ok", "ok@example.com", "Y", "", "Ok", "Fine", ""])
+    result = build(BuildOptions(SourceSpec(str(source)), mapping_file, tmp_path / "run"), snapshot)
+    refused = rejects(tmp_path / "run")
+    assert [r["source_row"] for r in refused] == ["1"] * result.rejected
+    assert result.written + result.rejected == 2
