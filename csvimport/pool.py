@@ -118,8 +118,19 @@ def _float(value: Any) -> float | None:
 
 
 def read_pool(client: CognitoIdentityProviderClient, pool_id: str) -> PoolSnapshot:
-    """Take a snapshot of a live pool (DescribeUserPool + GetCSVHeader)."""
-    pool: Any = client.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    """Take a snapshot of a live pool (DescribeUserPool + GetCSVHeader).
+
+    A pool that does not exist is a ConfigError (a wrong --pool-id or region), not an
+    AWS failure.
+    """
+    try:
+        pool: Any = client.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    except client.exceptions.ResourceNotFoundException:
+        raise ConfigError(
+            f"user pool {pool_id} does not exist in region {client.meta.region_name}",
+            hint="Check --pool-id, and --region / --profile (or AWS_REGION / AWS_PROFILE): "
+            "a pool id starts with its region, e.g. eu-west-1_AbC123.",
+        ) from None
     header = get_csv_header(client, pool_id)
     attributes = []
     for schema in pool.get("SchemaAttributes", []):

@@ -274,3 +274,15 @@ def test_rejects_csv_keeps_one_record_per_refused_value_whatever_it_holds(
     refused = rejects(tmp_path / "run")
     assert [r["source_row"] for r in refused] == ["1"] * result.rejected
     assert result.written + result.rejected == 2
+
+
+def test_cli_build_for_a_pool_that_does_not_exist_is_a_usage_error_naming_it(
+    legacy_csv: Path, mapping_file: Path, importer: Importer, tmp_path: Path
+) -> None:
+    info = importer.info
+    result = cli("build", str(legacy_csv), "--mapping", str(mapping_file), "--out",
+                 str(tmp_path / "run"), "--pool-id", "us-east-1_nope", "--endpoint-url",
+                 info.endpoint_url, "--region", info.region)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "us-east-1_nope does not exist" in result.stderr and "hint:" in result.stderr
+    assert not (tmp_path / "run").exists()
