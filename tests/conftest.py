@@ -29,7 +29,7 @@ def _clean_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     sb: Sandbox = request.getfixturevalue("sandbox")
     sb.faults.clear()
-    sb.settings.update(**FAST)
+    sb.settings.reset(**FAST)
     sb.clock.offset = 0.0
     with sb.store.lock:
         for job in sb.store.jobs.values():

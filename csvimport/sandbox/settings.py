@@ -143,6 +143,12 @@ class SandboxSettings:
         for key, value in changes.items():
             setattr(self, key, type(getattr(self, key))(value))
 
+    def reset(self, **changes: Any) -> None:
+        """Put every setting back to its default, then apply ``changes``."""
+        defaults = SandboxSettings(**changes)
+        for f in fields(self):
+            setattr(self, f.name, getattr(defaults, f.name))
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
