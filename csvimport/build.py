@@ -47,6 +47,7 @@ from csvimport.validate import REASONS, PoolValidator
 MANIFEST = "manifest.json"
 REJECTS = "rejects.csv"
 EXISTING = "existing.csv"
+EXISTING_COLUMNS = ["source_row", "legacy_id", "username"]
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
 REJECT_COLUMNS = ["source_row", "legacy_id", "attribute", "rule", "reason", "value",
@@ -118,36 +119,24 @@ def _check_out(out: Path) -> None:
         raise ConfigError(f"the parent of {out} does not exist", hint=f"Create {out.parent} first.")
 
 
-class _Rejects:
-    """rejects.csv, written as rows are refused (0600: it holds personal data)."""
+class _SideCsv:
+    """One of the run's own CSV files (rejects.csv, existing.csv), written row by row.
 
-    def __init__(self, path: Path) -> None:
+    Created 0600: it holds personal data.
+    """
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
         self._file = open_private(path)
         self._csv = csv.writer(self._file, lineterminator=SIDE_FILE_LINE_END)
-        self._csv.writerow(REJECT_COLUMNS)
-
-    def write(self, row: int, legacy_id: str, attribute: str, rule: str, reason: str,
-              value: str, collided_with: int | str = "") -> None:  # fmt: skip
-        self._csv.writerow([row, legacy_id, attribute, rule, reason, value, collided_with])
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class _Existing:
-    """existing.csv: written users that are already in the pool (Cognito will skip them)."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = open_private(path)
-        self._csv = csv.writer(self._file, lineterminator=SIDE_FILE_LINE_END)
-        self._csv.writerow(["source_row", "legacy_id", "username"])
+        self._csv.writerow(columns)
         self.count = 0
 
-    def write(self, row: int, legacy_id: str, username: str) -> None:
-        self._csv.writerow([row, legacy_id, username])
+    def write(self, *values: object) -> None:
+        self._csv.writerow(values)
         self.count += 1
 
     def close(self) -> int:
+        """Close the file; return how many rows were written."""
         self._file.close()
         return self.count
 
@@ -189,7 +178,7 @@ def _build_into(
     validator = PoolValidator(snapshot)
     finder = DuplicateFinder(snapshot, options.duplicates)
     result = BuildResult(run_dir=work)
-    rejects = _Rejects(work / REJECTS)
+    rejects = _SideCsv(work / REJECTS, REJECT_COLUMNS)
     spill_path = work / ".valid.spill"
     defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
     try:
@@ -217,7 +206,9 @@ def _build_into(
         dropped = finder.resolve()
         legacy_of: dict[int, str] = {}
         writer = ChunkWriter(work, header, max_rows=options.max_rows, max_bytes=options.max_bytes)
-        existing = _Existing(work / EXISTING) if options.existing is not None else None
+        existing = (
+            _SideCsv(work / EXISTING, EXISTING_COLUMNS) if options.existing is not None else None
+        )
         with spill_path.open(encoding="utf-8", newline="") as spill_file:
             batch: list[tuple[str, int, str]] = []
             for row_text, legacy_id, username, line in csv.reader(spill_file):
@@ -268,7 +259,7 @@ def _flush(writer: ChunkWriter, batch: list[tuple[str, int, str]]) -> None:
 
 
 def _reject(
-    frame: pd.DataFrame, problems: list[Any], validator: PoolValidator, rejects: _Rejects,
+    frame: pd.DataFrame, problems: list[Any], validator: PoolValidator, rejects: _SideCsv,
     result: BuildResult,
 ) -> set[int]:  # fmt: skip
     """Write every problem and validation failure; return the refused source rows."""
@@ -276,7 +267,7 @@ def _reject(
     legacy = dict(zip(frame["__row__"], frame["__legacy_id__"], strict=True))
     for problem in problems:
         rejects.write(problem.row, legacy.get(problem.row, ""), problem.attribute,
-                      problem.rule, problem.reason, problem.value)  # fmt: skip
+                      problem.rule, problem.reason, problem.value, "")  # fmt: skip
         refused.add(problem.row)
         result.reasons[problem.rule] += 1
     already = {(p.row, p.attribute) for p in problems}
@@ -286,7 +277,7 @@ def _reject(
         if (row, failure.attribute) in already:  # the mapping already said why it is empty
             continue
         rejects.write(row, legacy.get(row, ""), failure.attribute, failure.rule,
-                      failure.reason, failure.value)  # fmt: skip
+                      failure.reason, failure.value, "")  # fmt: skip
         refused.add(row)
         result.reasons[failure.rule] += 1
     result.rejected += len(refused)
