@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from csvimport.sandbox import PoolInfo
+from csvimport.sources import ROW, Source
 
 TERMINAL = {"Succeeded", "Failed", "Stopped", "Expired"}
 
@@ -153,3 +154,15 @@ class Importer:
             if not page.get("PaginationToken"):
                 return out
             kwargs["PaginationToken"] = page["PaginationToken"]
+
+
+def records(src: Source) -> list[dict[str, Any]]:
+    """Every record of every chunk, checking the chunk contract on the way."""
+    out: list[dict[str, Any]] = []
+    columns = src.columns()
+    for chunk in src.chunks():
+        assert list(chunk.columns) == [*columns, ROW]
+        for name in columns:
+            assert all(isinstance(value, str) for value in chunk[name]), name
+        out.extend(chunk.to_dict("records"))
+    return out

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from csvimport.errors import ConfigError, ExitStatus
 from csvimport.sources import ROW, Source, SourceError, SourceSpec, open_source
 
+from .helpers import records
+
 
 def write(tmp_path: Path, name: str, content: str | bytes, encoding: str = "utf-8") -> Path:
     path = tmp_path / name
@@ -27,18 +29,6 @@ def write(tmp_path: Path, name: str, content: str | bytes, encoding: str = "utf-
 
 def source(path: Path, **options: Any) -> Source:
     return open_source(SourceSpec(str(path), **options))
-
-
-def records(src: Source) -> list[dict[str, Any]]:
-    """Every record of every chunk, checking the chunk contract on the way."""
-    out: list[dict[str, Any]] = []
-    columns = src.columns()
-    for chunk in src.chunks():
-        assert list(chunk.columns) == [*columns, ROW]
-        for name in columns:
-            assert all(isinstance(value, str) for value in chunk[name]), name
-        out.extend(chunk.to_dict("records"))
-    return out
 
 
 def values(src: Source) -> list[dict[str, Any]]:

@@ -18,7 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from csvimport.sources import ROW, SQL_HINT, URL_HINT, Source, SourceError, SourceSpec, open_source
+from csvimport.sources import ROW, SQL_HINT, URL_HINT, SourceError, SourceSpec, open_source
+
+from .helpers import records
 
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -109,18 +111,6 @@ def postgresql_db() -> Iterator[Db]:
 def db(request: pytest.FixtureRequest) -> Db:
     found: Db = request.getfixturevalue(f"{request.param}_db")
     return found
-
-
-def records(src: Source) -> list[dict[str, Any]]:
-    """Every record of every chunk, checking the chunk contract on the way."""
-    out: list[dict[str, Any]] = []
-    columns = src.columns()
-    for chunk in src.chunks():
-        assert list(chunk.columns) == [*columns, ROW]
-        for name in columns:
-            assert all(isinstance(value, str) for value in chunk[name]), name
-        out.extend(chunk.to_dict("records"))
-    return out
 
 
 # --- reading -----------------------------------------------------------------------------
