@@ -181,7 +181,6 @@ def existing_usernames(
     *,
     case_sensitive: bool,
     rate: float = LIST_USERS_RATE,
-    sleep: Any = None,
 ) -> set[str]:
     """Return the usernames already in the pool (folded as the pool compares them).
 
@@ -190,7 +189,6 @@ def existing_usernames(
     """
     import time
 
-    pause = sleep or time.sleep
     names: set[str] = set()
     kwargs: dict[str, Any] = {
         "UserPoolId": pool_id,
@@ -201,7 +199,7 @@ def existing_usernames(
     while True:
         wait = last + 1.0 / rate - time.monotonic()
         if wait > 0:
-            pause(wait)
+            time.sleep(wait)
         last = time.monotonic()
         page: Any = client.list_users(**kwargs)
         for user in page.get("Users", []):
