@@ -54,7 +54,12 @@ REASONS: dict[str, str] = {
     "phone_verified_without_phone": "phone_number_verified is true but the phone number is empty.",
     "mfa": "cognito:mfa_enabled contradicts the pool's MFA setting.",
     "row_too_long": "The user's CSV row would be longer than Cognito's 16,000 characters.",
-    # Not a schema rule: the duplicate policy's verdict (csvimport.duplicates).
+    # Not schema rules: the mapping's transforms that refused a value (csvimport.mapping)
+    # where their name differs from the schema's rule, and the duplicate policy's verdict.
+    "date": "Not a date the mapping could read; set `format` for this attribute in the "
+    'mapping (e.g. "%d/%m/%Y") or fix the legacy value.',
+    "timestamp": "Not a time the mapping could read (epoch seconds or milliseconds, or an "
+    "ISO 8601 date-time); set `format` in the mapping or fix the legacy value.",
     "duplicate": "Same username (or unique email/phone) as another user in the source; "
     "rejects.csv names the row it collided with.",
 }

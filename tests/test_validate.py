@@ -167,3 +167,10 @@ def test_the_validator_and_the_sandbox_agree_row_by_row(
     assert len(outcome) == len(rows)
     succeeded = {i for i, o in outcome.items() if o == "SUCCEEDED"}
     assert succeeded == set(range(len(rows))) - refused
+
+
+def test_every_rule_the_mapping_can_refuse_with_has_a_plain_language_reason() -> None:
+    from csvimport.mapping import TRANSFORMS
+
+    refusing = [t for t in TRANSFORMS if t not in ("text", "lower", "upper")]
+    assert [t for t in refusing if t not in REASONS] == []
