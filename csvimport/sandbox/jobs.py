@@ -86,6 +86,7 @@ class ImportJob:
     skipped: int = 0
     failed: int = 0
     upload: Path | None = None
+    uploads: int = 0  # accepted PUTs: tests check a client never uploads twice
     # processing state
     pending_until: float = 0.0
     processing_started: float = 0.0
@@ -285,6 +286,7 @@ class JobStore:
             path = self.upload_dir / f"{job_id}.csv"
             path.write_bytes(body)
             job.upload = path
+            job.uploads += 1
             return job
 
     # -- the runner's work ------------------------------------------------------------

@@ -236,6 +236,12 @@ class SandboxApp:
                     "faults": store.faults.to_json(),
                     "clock_offset": store.clock.offset,
                 })  # fmt: skip
+            if path == "/_sandbox/jobs" and method == "GET":
+                with store.lock:
+                    jobs = [{"JobId": j.job_id, "JobName": j.job_name, "UserPoolId": j.pool_id,
+                             "Status": j.status, "Uploads": j.uploads}
+                            for j in store.jobs.values()]  # fmt: skip
+                return self._json("200 OK", {"jobs": jobs})
             if path == "/_sandbox/settings" and method == "POST":
                 store.settings.update(**payload)
                 return self._json("200 OK", store.settings.to_json())
