@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -166,3 +167,62 @@ def records(src: Source) -> list[dict[str, Any]]:
             assert all(isinstance(value, str) for value in chunk[name]), name
         out.extend(chunk.to_dict("records"))
     return out
+
+
+# A mapping of legacy columns (LEGACY_COLUMNS) onto the test pools' attributes.
+LEGACY_MAPPING = """
+[legacy]
+id = "id"
+updated = "modified"
+
+[options]
+phone_region = "US"
+
+[attributes."cognito:username"]
+column = "login"
+
+[attributes.email]
+column = "email"
+transform = "email"
+
+[attributes.email_verified]
+column = "verified"
+transform = "boolean"
+default = "false"
+
+[attributes.phone_number]
+column = "mobile"
+transform = "phone"
+
+[attributes.name]
+join = ["first", "last"]
+
+[attributes."custom:legacy_id"]
+column = "id"
+"""
+LEGACY_COLUMNS = ["id", "login", "email", "verified", "mobile", "first", "last", "modified"]
+
+
+def build_run(
+    cognito: Any, info: PoolInfo, directory: Path, *, users: int = 5, max_rows: int = 500_000,
+    extra: tuple[str, ...] = (),
+) -> Path:  # fmt: skip
+    """A run directory for the pool with ``users`` valid legacy users (user1, user2, ...)
+    and then the ``extra`` legacy CSV lines, built by csvimport's own build."""
+    from csvimport.build import BuildOptions, build
+    from csvimport.pool import read_pool
+    from csvimport.sources import SourceSpec
+
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / "legacy.csv"
+    lines = [",".join(LEGACY_COLUMNS)]
+    lines += [f"{n},user{n},user{n}@example.com,y,,First,Last {n},2024-01-01"
+              for n in range(1, users + 1)]  # fmt: skip
+    lines += extra
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mapping = directory / "mapping.toml"
+    mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
+    run_dir = directory / "run"
+    build(BuildOptions(SourceSpec(str(source)), mapping, run_dir, max_rows=max_rows),
+          read_pool(cognito, info.user_pool_id))  # fmt: skip
+    return run_dir

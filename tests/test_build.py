@@ -21,38 +21,7 @@ from csvimport.errors import ConfigError, RefusedError
 from csvimport.pool import PoolSnapshot, read_pool
 from csvimport.sources import SourceSpec
 
-from .helpers import Importer
-
-MAPPING = """
-[legacy]
-id = "id"
-updated = "modified"
-
-[options]
-phone_region = "US"
-
-[attributes."cognito:username"]
-column = "login"
-
-[attributes.email]
-column = "email"
-transform = "email"
-
-[attributes.email_verified]
-column = "verified"
-transform = "boolean"
-default = "false"
-
-[attributes.phone_number]
-column = "mobile"
-transform = "phone"
-
-[attributes.name]
-join = ["first", "last"]
-
-[attributes."custom:legacy_id"]
-column = "id"
-"""
+from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer
 
 LEGACY = [
     # id, login, email, verified, mobile, first, last, modified
@@ -63,7 +32,8 @@ LEGACY = [
     ("5", "di", "di@example.com", "true", "12", "Di, Jr.", "", "2020-01-01"),  # bad phone
     ("6", "ed", "ed@example.com", "TRUE", "+44 20 7946 0958", "Ed", "O'Neil", "2020-01-01"),
 ]
-COLUMNS = ["id", "login", "email", "verified", "mobile", "first", "last", "modified"]
+COLUMNS = LEGACY_COLUMNS
+MAPPING = LEGACY_MAPPING
 
 
 @pytest.fixture
