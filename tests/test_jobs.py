@@ -261,9 +261,6 @@ def test_wait_for_others_waits_for_the_other_job_then_imports(
             waited.append(event.text)
             if len(waited) == 2:  # waited twice: now the other team's job ends
                 sandbox.settings.update(job_seconds=0.3)
-                importer_for(other).cognito.stop_user_import_job(
-                    UserPoolId=other.user_pool_id, JobId=foreign
-                )
 
     run = RunDir.open(run_dir)
     status = Importer(run, Journal.load(run), cognito, pacing=FAST,
