@@ -1,0 +1,189 @@
+"""Read an import job's CloudWatch log: one ``[OUTCOME] Line Number N - message`` per user.
+
+Cognito writes the per-user outcome of an import job only to CloudWatch Logs (facts §5):
+log group ``/aws/cognito/userpools/<pool id>/<pool name>``, stream ``<job id>/<job
+name>``, no user data. This module pages through the stream (``FilterLogEvents``: an
+empty page may still carry a token; the stream ends when no token comes back), waits a
+bounded time for lines that lag behind the job, keeps the raw events in the run directory
+(the log group's retention may be short), and parses each message with a prefix pattern,
+treating the rest of the message as free text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from csvimport.errors import ServiceError
+from csvimport.jobs import Backoff, PacedClient
+
+LOG_LINE = re.compile(r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$", re.DOTALL)
+# UNVERIFIED (facts §5): whether "Line Number 1" is the first user (AWS's own mapping file
+# numbers the first data row 1) or the header. Detected from a complete log where it can
+# be (see ``detect_line_base``); this is what is assumed otherwise.
+FIRST_LINE_NUMBER = 1
+LOGS_DIR = "logs"  # raw events, one JSON file per job, in the run directory
+# An endless run of empty pages that keep returning tokens is a fault, not a log.
+MAX_EMPTY_PAGES = 1000
+
+
+def log_group(pool_id: str, pool_name: str) -> str:
+    return f"/aws/cognito/userpools/{pool_id}/{pool_name}"
+
+
+def log_stream(job_id: str, job_name: str) -> str:
+    return f"{job_id}/{job_name}"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    number: int  # as logged (see FIRST_LINE_NUMBER)
+    outcome: str  # SUCCEEDED | SKIPPED | FAILED
+    message: str
+
+
+@dataclass
+class JobLog:
+    """The parsed log of one job."""
+
+    job_id: str
+    lines: dict[int, LogLine] = field(default_factory=dict)
+    unparsed: list[str] = field(default_factory=list)  # messages the pattern did not match
+    repeated: int = 0  # lines logged more than once (the last one counts)
+    events: int = 0
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for line in self.lines.values() if line.outcome == outcome)
+
+    @classmethod
+    def parse(cls, job_id: str, messages: Iterable[str]) -> JobLog:
+        log = cls(job_id)
+        for message in messages:
+            log.events += 1
+            match = LOG_LINE.match(message.strip())
+            if match is None:
+                log.unparsed.append(message)
+                continue
+            number = int(match.group(2))
+            if number in log.lines:
+                log.repeated += 1
+            log.lines[number] = LogLine(number, match.group(1), match.group(3).strip())
+        return log
+
+
+def detect_line_base(numbers: Iterable[int], rows: int) -> int | None:
+    """1 or 2 when the logged line numbers are exactly 1..rows or 2..rows+1, else None."""
+    seen = set(numbers)
+    if rows == 0 or len(seen) != rows:
+        return None
+    if min(seen) == 1 and max(seen) == rows:
+        return 1
+    if min(seen) == 2 and max(seen) == rows + 1:
+        return 2
+    return None
+
+
+def fetch_messages(logs: Any, group: str, stream: str) -> Iterator[dict[str, Any]]:
+    """Every event of one log stream, oldest first, as ``{"timestamp", "message"}``."""
+    kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNames": [stream]}
+    empty = 0
+    while True:
+        try:
+            page = logs.filter_log_events(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return  # no log group (yet): the job has written nothing
+            raise
+        events = page.get("events", [])
+        for event in events:
+            yield {"timestamp": event.get("timestamp"), "message": event.get("message", "")}
+        token = page.get("nextToken")
+        if not token:
+            return
+        empty = 0 if events else empty + 1
+        if empty > MAX_EMPTY_PAGES:
+            raise ServiceError(
+                f"CloudWatch Logs kept answering empty pages for {stream} in {group}",
+                hint="Run `csvimport report RUN_DIR` again later.",
+            )
+        kwargs["nextToken"] = token
+
+
+def raw_path(run_dir: Path, job_id: str) -> Path:
+    return run_dir / LOGS_DIR / f"{job_id}.jsonl"
+
+
+def save_raw(path: Path, events: list[dict[str, Any]]) -> None:
+    """Keep the raw events (they hold line numbers, no user data), atomically."""
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for event in events:
+            f.write(json.dumps(event) + "\n")
+    os.replace(tmp, path)
+
+
+def load_raw(path: Path) -> list[dict[str, Any]] | None:
+    try:
+        with path.open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class LogWait:
+    """How long to wait for log lines that lag behind a job's end."""
+
+    seconds: float = 120.0
+    first_pause: float = 1.0
+    max_pause: float = 10.0
+
+
+def read_job_log(
+    logs: Any,
+    *,
+    run_dir: Path,
+    group: str,
+    stream: str,
+    job_id: str,
+    expected: int,
+    wait: LogWait | None = None,
+    on_wait: Callable[[int, int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> JobLog:
+    """The job's parsed log, from the run directory if it was read completely before,
+    else from CloudWatch, waiting up to ``wait.seconds`` until it has ``expected`` lines.
+
+    ``on_wait(found, expected)`` is called before each pause. The raw events are saved
+    in ``logs/<job id>.jsonl`` each time they are read.
+    """
+    wait = wait or LogWait()
+    path = raw_path(run_dir, job_id)
+    stored = load_raw(path)
+    if stored is not None:
+        log = JobLog.parse(job_id, (e["message"] for e in stored))
+        if len(log.lines) >= expected:
+            return log
+    paced = PacedClient(logs, backoff=Backoff())
+    deadline = time.monotonic() + wait.seconds
+    pause = wait.first_pause
+    while True:
+        events = list(fetch_messages(paced, group, stream))
+        save_raw(path, events)
+        log = JobLog.parse(job_id, (e["message"] for e in events))
+        if len(log.lines) >= expected or time.monotonic() + pause > deadline:
+            return log
+        if on_wait is not None:
+            on_wait(len(log.lines), expected)
+        sleep(pause)
+        pause = min(pause * 2, wait.max_pause)

@@ -1,0 +1,156 @@
+"""What happened to every user of a run: the data ``csvimport report`` writes and renders.
+
+``csvimport.reconcile`` builds a :class:`RunReport` from the run directory (rejects, line
+maps, journal, the jobs' CloudWatch logs); ``csvimport.report`` renders it as HTML. These
+classes hold real values, personal data included: masking is the renderer's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """Where a source user ended up."""
+
+    REJECTED = "rejected"  # refused by the build: Cognito would not take the row
+    DUPLICATE = "duplicate"  # dropped by the build: another source row is the same user
+    IMPORTED = "imported"  # [SUCCEEDED] in the job's log
+    SKIPPED = "skipped"  # [SKIPPED]: e.g. the user already exists
+    FAILED = "failed"  # [FAILED]: Cognito refused the row
+    NOT_PROCESSED = "not processed"  # written, but its job stopped, failed early or expired
+
+    @property
+    def needs_attention(self) -> bool:
+        return self is not Outcome.IMPORTED
+
+
+class Password(StrEnum):
+    """How a user will sign in after the import."""
+
+    HASH = "imported hash"  # came with a password hash Cognito imported
+    RESET = "must reset"  # imported without a password: RESET_REQUIRED
+    NO_CHANNEL = "cannot reset"  # must reset but has no verified email or phone
+    NONE = "not in Cognito"  # not imported
+
+
+@dataclass(frozen=True)
+class UserResult:
+    """One source user's outcome (one line of ``results.jsonl``)."""
+
+    source_row: int
+    legacy_id: str
+    username: str
+    outcome: Outcome
+    reason: str  # plain language; Cognito's own log message for skipped/failed
+    rule: str = ""  # a stable key for grouping: a build rule, or a log reason key
+    email: str = ""
+    phone: str = ""
+    job_id: str | None = None
+    chunk: str | None = None
+    line: int | None = None  # the user's data line in the chunk file (1 = first user)
+    collided_with_row: int | None = None  # duplicates: the source row that was kept
+    password: Password = Password.NONE
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        data["password"] = self.password.value
+        return data
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One import job of the run: what Cognito's counters say and what its log says."""
+
+    chunk: str
+    users_in_file: int
+    job_id: str
+    job_name: str
+    status: str
+    imported: int  # DescribeUserImportJob's counters
+    skipped: int
+    failed: int
+    logged_succeeded: int  # lines parsed from the log
+    logged_skipped: int
+    logged_failed: int
+    not_processed: int  # users of the file with no log line (job ended early)
+    started: str | None = None
+    completed: str | None = None
+    duration_seconds: float | None = None
+    message: str | None = None  # Cognito's CompletionMessage
+    log_complete: bool = True  # parsed lines == imported + skipped + failed
+    missing_log_lines: int = 0  # counted by Cognito but not (yet) in the log
+
+    @property
+    def counters_match_log(self) -> bool:
+        return (self.imported, self.skipped, self.failed) == (
+            self.logged_succeeded,
+            self.logged_skipped,
+            self.logged_failed,
+        )
+
+
+@dataclass(frozen=True)
+class ReasonGroup:
+    """Users who share one reason, with what it means and how to fix it."""
+
+    outcome: Outcome
+    rule: str
+    count: int
+    reason: str  # the message or rule text as the source said it
+    explanation: str  # plain language, for non-engineers
+    fix: str  # what to do; empty when csvimport does not know this reason
+    examples: list[UserResult] = field(default_factory=list)  # a few, not all
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The sums that must hold; ``problems`` lists every one that does not."""
+
+    source_rows: int
+    rejected: int
+    duplicates: int
+    written: int
+    imported: int
+    skipped: int
+    failed: int
+    not_processed: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def in_cognito(self) -> int:
+        return self.imported
+
+    @property
+    def need_attention(self) -> int:
+        return self.source_rows - self.imported
+
+
+@dataclass(frozen=True)
+class PasswordState:
+    imported_hash: int
+    must_reset: int
+    cannot_reset: int  # must reset, but no verified email or phone to send a code to
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything the report shows, for one run directory."""
+
+    run_dir: str
+    run_id: str
+    user_pool_id: str
+    user_pool_name: str
+    generated: str  # ISO timestamp
+    tool_version: str
+    reconciliation: Reconciliation
+    jobs: list[JobSummary]
+    job_reasons: list[ReasonGroup]  # why Cognito skipped or failed users, from the logs
+    reject_reasons: list[ReasonGroup]  # why the build refused users
+    duplicates: list[UserResult]
+    passwords: PasswordState
+    attention: list[UserResult]  # every user not imported, in source order
+    warnings: list[str] = field(default_factory=list)  # e.g. line-number base disagreement

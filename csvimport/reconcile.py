@@ -1,0 +1,523 @@
+"""Account for every user of a run: rejects, duplicates, and each job's log, joined.
+
+Every source row ends in exactly one outcome (``csvimport.outcomes.Outcome``):
+rejected or duplicate (from ``rejects.csv``), or written to a chunk and then imported,
+skipped or failed (from the job's log line, traced back through the chunk's line map),
+or not processed (its job stopped, failed early, expired or has not run). The sums are
+checked both ways and every mismatch is reported, never smoothed over:
+
+- source rows = rejected + duplicates + written (the build's own promise);
+- written = imported + skipped + failed + not processed;
+- per job, Cognito's counters = the outcomes counted in its log.
+
+When a chunk went through several jobs (``--retry-failed``, ``--resume-stopped``), a user
+counts as imported if any job imported them, else by the latest job that reached them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from csvimport import __version__
+from csvimport.journal import Attempt, Journal, Step
+from csvimport.logs import (
+    FIRST_LINE_NUMBER,
+    JobLog,
+    LogWait,
+    detect_line_base,
+    log_group,
+    log_stream,
+    read_job_log,
+)
+from csvimport.outcomes import (
+    JobSummary,
+    Outcome,
+    Password,
+    PasswordState,
+    ReasonGroup,
+    Reconciliation,
+    RunReport,
+    UserResult,
+)
+from csvimport.rundir import RunChunk, RunDir
+from csvimport.validate import REASONS
+
+RESULTS = "results.jsonl"
+REPORT = "report.html"
+FAILED_USERS = "failed-users.csv"
+REJECTS = "rejects.csv"  # build.REJECTS
+EXAMPLES_PER_REASON = 5
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+OUTCOME_OF = {"SUCCEEDED": Outcome.IMPORTED, "SKIPPED": Outcome.SKIPPED,
+              "FAILED": Outcome.FAILED}  # fmt: skip
+REJECT_FIX = ("Fix the value in the legacy data (or the mapping) and build again; "
+              f"{FAILED_USERS} lists these users.")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KnownReason:
+    """A reason Cognito gives in the log, recognised by a loose pattern (its wording is
+    not documented, facts §5), with what it means and what to do."""
+
+    pattern: re.Pattern[str]
+    rule: str
+    explanation: str
+    fix: str
+
+
+LOG_REASONS = [
+    KnownReason(
+        re.compile(r"already exists", re.I), "exists",
+        "A user with this username is already in the pool, so Cognito left the existing "
+        "user untouched.",
+        "Nothing to do if it is the same person (check existing.csv from `build "
+        "--check-existing`); otherwise give one of them another username and import again.",
+    ),
+    KnownReason(
+        re.compile(r"auto.?verified", re.I), "auto_verified",
+        "The user has no verified email or phone among the pool's auto-verified "
+        "attributes; Cognito imports only users it can reach.",
+        "Mark the email (email_verified) or phone (phone_number_verified) as verified "
+        "where the legacy system confirmed it, then build and import these users again.",
+    ),
+    KnownReason(
+        re.compile(r"account with the given|alias", re.I), "alias_exists",
+        "Another user in the pool already uses this email or phone number, which must be "
+        "unique in this pool.",
+        "Merge or correct the two accounts, then import this user again.",
+    ),
+    KnownReason(
+        re.compile(r"password.?hash|hash", re.I), "bad_hash",
+        "The password hash is not one Cognito can import (format or cost out of bounds).",
+        "Import the user without a hash (`build --password-hashes off`); they will reset "
+        "their password.",
+    ),
+    KnownReason(
+        re.compile(r"internal", re.I), "internal",
+        "Cognito had an internal error with this user.",
+        "Import the user again: build from the retry source, or `csvimport start RUN_DIR "
+        "--retry-failed`.",
+    ),
+    KnownReason(
+        re.compile(r"schema|format|invalid|not valid|does not match|is not|missing|too long|"
+                   r"longer than|constraint|required", re.I), "schema",
+        "A value does not fit the pool's attribute rules (format, type, length or a "
+        "required attribute).",
+        "Fix the value in the legacy data or the mapping and build again; report this to "
+        "csvimport's maintainers too, since the build should have caught it.",
+    ),
+]  # fmt: skip
+
+
+def classify(message: str) -> KnownReason | None:
+    return next((r for r in LOG_REASONS if r.pattern.search(message)), None)
+
+
+def split_cognito_line(line: str) -> list[str]:
+    """Split one line of a Cognito import file (no quoting, ``\\,`` for a comma)."""
+    return [v.replace("\\,", ",") for v in re.split(r"(?<!\\),", line)]
+
+
+@dataclass(frozen=True)
+class WrittenUser:
+    """A user written to a chunk, as the chunk file and its line map tell."""
+
+    line: int  # data line in the chunk, 1 = first user
+    source_row: int
+    legacy_id: str
+    username: str
+    email: str
+    phone: str
+    channels: frozenset[str]  # verified_email / verified_phone_number
+    has_hash: bool
+
+
+def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
+    with (run.path / chunk.map_file).open(encoding="utf-8", newline="") as f:
+        lines = {int(r["line"]): r for r in csv.DictReader(f)}
+    with run.chunk_path(chunk).open(encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split(",")
+        col = {name: i for i, name in enumerate(header)}
+
+        def get(values: list[str], name: str) -> str:
+            i = col.get(name)
+            return values[i].strip() if i is not None and i < len(values) else ""
+
+        for number, text in enumerate(f, start=1):
+            values = split_cognito_line(text.rstrip("\n"))
+            row = lines.get(number, {})
+            channels = {name for attr, name in (("email_verified", "verified_email"),
+                                               ("phone_number_verified", "verified_phone_number"))
+                        if get(values, attr).lower() == "true"}  # fmt: skip
+            yield WrittenUser(
+                line=number, source_row=int(row.get("source_row") or 0),
+                legacy_id=row.get("legacy_id", ""), username=get(values, "cognito:username"),
+                email=get(values, "email"), phone=get(values, "phone_number"),
+                channels=frozenset(channels), has_hash=bool(get(values, "password_hash")),
+            )  # fmt: skip
+
+
+def read_rejects(run: RunDir) -> list[UserResult]:
+    """One result per refused source row (a row may break several rules: all are named)."""
+    by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
+    path = run.path / REJECTS
+    if path.exists():
+        with path.open(encoding="utf-8", newline="") as f:
+            for record in csv.DictReader(f):
+                by_row[int(record["source_row"])].append(record)
+    results = []
+    for row, records in sorted(by_row.items()):
+        first = records[0]
+        duplicate = first["rule"] == "duplicate"
+        values = {r["attribute"]: r["value"] for r in records}
+        results.append(UserResult(
+            source_row=row, legacy_id=first["legacy_id"],
+            username=values.get("cognito:username", ""),
+            outcome=Outcome.DUPLICATE if duplicate else Outcome.REJECTED,
+            reason="; ".join(dict.fromkeys(
+                f"{r['attribute']}: {r['reason']}" if r["attribute"] else r["reason"]
+                for r in records)),
+            rule=first["rule"], email=values.get("email", ""),
+            phone=values.get("phone_number", ""),
+            collided_with_row=int(first["collided_with_row"]) if duplicate
+            and first.get("collided_with_row") else None,
+        ))  # fmt: skip
+    return results
+
+
+def _duration(attempt: Attempt) -> float | None:
+    if not (attempt.started and attempt.completed):
+        return None
+    start = datetime.fromisoformat(attempt.started)
+    end = datetime.fromisoformat(attempt.completed)
+    return (end - start).total_seconds()
+
+
+class Reconciler:
+    """Builds a run's :class:`RunReport` and writes its result files."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        journal: Journal,
+        logs: Any,
+        *,
+        wait: LogWait | None = None,
+        on_note: Callable[[str], None] = lambda text: None,
+    ) -> None:
+        self.run, self.journal, self.logs = run, journal, logs
+        self.wait = wait or LogWait()
+        self.note = on_note
+        self.warnings: list[str] = []
+        self.problems: list[str] = []
+
+    def _ran(self, chunk: RunChunk) -> list[Attempt]:
+        """The chunk's jobs that were started, oldest first."""
+        return [a for a in self.journal.for_chunk(chunk)
+                if a.job_id and a.step is Step.STARTED and a.status]  # fmt: skip
+
+    def _log(self, attempt: Attempt) -> JobLog:
+        assert attempt.job_id is not None
+        expected = attempt.processed
+
+        def waiting(found: int, wanted: int) -> None:
+            self.note(f"job {attempt.job_id}: {found:,} of {wanted:,} log lines so far; "
+                      "waiting for CloudWatch Logs to catch up")  # fmt: skip
+
+        return read_job_log(
+            self.logs, run_dir=self.run.path,
+            group=log_group(self.run.user_pool_id, self.run.snapshot.name),
+            stream=log_stream(attempt.job_id, attempt.job_name), job_id=attempt.job_id,
+            expected=expected, wait=self.wait, on_wait=waiting,
+        )  # fmt: skip
+
+    def _line_base(self, log: JobLog, attempt: Attempt, chunk: RunChunk) -> int:
+        """The number Cognito gave the chunk's first user, detected when the log covers
+        the whole file, else FIRST_LINE_NUMBER."""
+        detected = detect_line_base(log.lines, chunk.rows)
+        if detected is not None and detected != FIRST_LINE_NUMBER:
+            self.warnings.append(
+                f"job {attempt.job_id}: the log numbers the first user {detected}, not "
+                f"{FIRST_LINE_NUMBER} as csvimport assumes (FIRST_LINE_NUMBER in "
+                "csvimport/logs.py); this report uses the log's numbering."
+            )
+        return detected if detected is not None else FIRST_LINE_NUMBER
+
+    def build(self) -> tuple[RunReport, list[UserResult]]:
+        """Join everything; return the report and every user's result in source order."""
+        snapshot = self.run.snapshot
+        recovery = snapshot.recovery_mechanisms or ["verified_phone_number", "verified_email"]
+        results = read_rejects(self.run)
+        jobs: list[JobSummary] = []
+        for chunk in self.run.chunks:
+            users = list(written_users(self.run, chunk))
+            best: dict[int, tuple[Outcome, str, Attempt]] = {}
+            attempts = self._ran(chunk)
+            for attempt in attempts:
+                log = self._log(attempt)
+                base = self._line_base(log, attempt, chunk)
+                jobs.append(self._summary(chunk, attempt, log))
+                for number, logged in log.lines.items():
+                    line = number - base + 1
+                    outcome = OUTCOME_OF[logged.outcome]
+                    kept = best.get(line)
+                    if kept is None or kept[0] is not Outcome.IMPORTED:
+                        best[line] = (outcome, logged.message, attempt)
+                if log.unparsed:
+                    self.warnings.append(
+                        f"job {attempt.job_id}: {len(log.unparsed)} log message(s) did not "
+                        f"match the expected pattern, e.g. {log.unparsed[0][:200]!r}"
+                    )
+            last = attempts[-1] if attempts else None
+            for user in users:
+                results.append(self._user_result(chunk, user, best.get(user.line), last,
+                                                 recovery))  # fmt: skip
+            extra = sorted(set(best) - {u.line for u in users})
+            if extra:
+                self.problems.append(
+                    f"{chunk.file}: the log names {len(extra)} line(s) the file does not have "
+                    f"(e.g. line {extra[0]}); the line numbering may be off."
+                )
+        results.sort(key=lambda r: r.source_row)
+        return self._report(results, jobs), results
+
+    def _user_result(
+        self, chunk: RunChunk, user: WrittenUser, logged: tuple[Outcome, str, Attempt] | None,
+        last: Attempt | None, recovery: list[str],
+    ) -> UserResult:  # fmt: skip
+        if logged is None:
+            if last is None:
+                reason = "its import job has not run yet (csvimport start)"
+            elif last.live:
+                reason = f"its import job {last.job_id} is still running"
+            elif last.status == "Succeeded":
+                reason = (f"job {last.job_id} counted the file's users but its log has no "
+                          "line for this one")  # fmt: skip
+            else:
+                reason = (f"job {last.job_id} ended ({last.status}) before reaching this "
+                          "user")  # fmt: skip
+            outcome, message, job_id = Outcome.NOT_PROCESSED, reason, last.job_id if last else None
+            rule = "not_processed"
+        else:
+            outcome, message, attempt = logged
+            job_id = attempt.job_id
+            known = classify(message) if outcome is not Outcome.IMPORTED else None
+            rule = known.rule if known else ("" if outcome is Outcome.IMPORTED else "unknown")
+        password = Password.NONE
+        if outcome is Outcome.IMPORTED:
+            if user.has_hash:
+                password = Password.HASH
+            elif "admin_only" in recovery or not (user.channels & set(recovery)):
+                password = Password.NO_CHANNEL
+            else:
+                password = Password.RESET
+        return UserResult(
+            source_row=user.source_row, legacy_id=user.legacy_id, username=user.username,
+            outcome=outcome, reason=message, rule=rule, email=user.email, phone=user.phone,
+            job_id=job_id, chunk=chunk.file, line=user.line, password=password,
+        )  # fmt: skip
+
+    def _summary(self, chunk: RunChunk, attempt: Attempt, log: JobLog) -> JobSummary:
+        assert attempt.job_id is not None
+        logged = {o: log.count(o) for o in ("SUCCEEDED", "SKIPPED", "FAILED")}
+        missing = max(0, attempt.processed - len(log.lines))
+        summary = JobSummary(
+            chunk=chunk.file, users_in_file=chunk.rows, job_id=attempt.job_id,
+            job_name=attempt.job_name, status=attempt.status or "", imported=attempt.imported,
+            skipped=attempt.skipped, failed=attempt.failed,
+            logged_succeeded=logged["SUCCEEDED"], logged_skipped=logged["SKIPPED"],
+            logged_failed=logged["FAILED"], not_processed=max(0, chunk.rows - len(log.lines)),
+            started=attempt.started, completed=attempt.completed,
+            duration_seconds=_duration(attempt), message=attempt.message,
+            log_complete=missing == 0, missing_log_lines=missing,
+        )  # fmt: skip
+        if missing:
+            self.problems.append(
+                f"job {attempt.job_id} ({chunk.file}): Cognito counted {attempt.processed:,} "
+                f"users but its log has {len(log.lines):,} lines; {missing:,} user(s) have no "
+                "known outcome. Run `csvimport report` again later: logs can lag."
+            )
+        elif not summary.counters_match_log:
+            self.problems.append(
+                f"job {attempt.job_id} ({chunk.file}): Cognito's counters (imported "
+                f"{attempt.imported:,}, skipped {attempt.skipped:,}, failed {attempt.failed:,}) "
+                f"differ from its log ({logged['SUCCEEDED']:,}, {logged['SKIPPED']:,}, "
+                f"{logged['FAILED']:,})."
+            )
+        return summary
+
+    def _report(self, results: list[UserResult], jobs: list[JobSummary]) -> RunReport:
+        counts = Counter(r.outcome for r in results)
+        manifest = self.run.manifest["counts"]
+        written = sum(c.rows for c in self.run.chunks)
+        recon = Reconciliation(
+            source_rows=int(manifest["source_rows"]), rejected=counts[Outcome.REJECTED],
+            duplicates=counts[Outcome.DUPLICATE], written=written,
+            imported=counts[Outcome.IMPORTED], skipped=counts[Outcome.SKIPPED],
+            failed=counts[Outcome.FAILED], not_processed=counts[Outcome.NOT_PROCESSED],
+            problems=self.problems,
+        )  # fmt: skip
+        accounted = recon.rejected + recon.duplicates + recon.written
+        if accounted != recon.source_rows:
+            self.problems.insert(0, (
+                f"{recon.source_rows:,} source rows, but {recon.rejected:,} rejected + "
+                f"{recon.duplicates:,} duplicates + {recon.written:,} written = {accounted:,}."
+            ))  # fmt: skip
+        processed = recon.imported + recon.skipped + recon.failed + recon.not_processed
+        if processed != recon.written:
+            self.problems.insert(0, (
+                f"{recon.written:,} users written, but imported + skipped + failed + not "
+                f"processed = {processed:,}."
+            ))  # fmt: skip
+        if len({r.source_row for r in results}) != len(results):
+            self.problems.insert(0, "some source rows have more than one outcome.")
+        passwords = PasswordState(
+            imported_hash=sum(1 for r in results if r.password is Password.HASH),
+            must_reset=sum(1 for r in results if r.password is Password.RESET),
+            cannot_reset=sum(1 for r in results if r.password is Password.NO_CHANNEL),
+        )
+        return RunReport(
+            run_dir=str(self.run.path), run_id=self.run.run_id,
+            user_pool_id=self.run.user_pool_id, user_pool_name=self.run.snapshot.name,
+            generated=datetime.now(UTC).isoformat(timespec="seconds"),
+            tool_version=__version__, reconciliation=recon, jobs=jobs,
+            job_reasons=_groups(r for r in results
+                                if r.outcome in (Outcome.SKIPPED, Outcome.FAILED,
+                                                 Outcome.NOT_PROCESSED)),
+            reject_reasons=_groups(r for r in results if r.outcome is Outcome.REJECTED),
+            duplicates=[r for r in results if r.outcome is Outcome.DUPLICATE],
+            passwords=passwords,
+            attention=[r for r in results if r.outcome.needs_attention],
+            warnings=self.warnings,
+        )  # fmt: skip
+
+
+def _groups(results: Iterator[UserResult] | Any) -> list[ReasonGroup]:
+    """Users grouped by (outcome, rule), biggest group first, with a few examples each."""
+    grouped: dict[tuple[Outcome, str], list[UserResult]] = defaultdict(list)
+    for result in results:
+        grouped[(result.outcome, result.rule)].append(result)
+    groups = []
+    for (outcome, rule), members in grouped.items():
+        first = members[0]
+        if outcome is Outcome.REJECTED:
+            explanation, fix = REASONS.get(rule, first.reason), REJECT_FIX
+        elif outcome is Outcome.NOT_PROCESSED:
+            explanation = ("Cognito never reached these users: their job stopped, failed "
+                           "early, expired or has not run.")  # fmt: skip
+            fix = ("`csvimport start RUN_DIR --resume-stopped` or `--retry-failed` imports "
+                   "them in a new job; or build again from the retry source.")  # fmt: skip
+        else:
+            known = classify(first.reason)
+            explanation = known.explanation if known else "Cognito's own words: " + first.reason
+            fix = known.fix if known else ""
+        groups.append(ReasonGroup(
+            outcome=outcome, rule=rule, count=len(members), reason=first.reason,
+            explanation=explanation, fix=fix, examples=members[:EXAMPLES_PER_REASON],
+        ))  # fmt: skip
+    return sorted(groups, key=lambda g: (-g.count, g.outcome.value, g.rule))
+
+
+# --- files ------------------------------------------------------------------------------
+def _private(path: Path) -> Any:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+
+def neutralise(value: str) -> str:
+    """Make a value safe to open in a spreadsheet: no cell starts a formula."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def write_results(run_dir: Path, results: list[UserResult]) -> Path:
+    """``results.jsonl``: one JSON object per source user, in source order."""
+    path = run_dir / RESULTS
+    tmp = path.with_name(path.name + ".tmp")
+    with _private(tmp) as f:
+        for result in results:
+            f.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+FAILED_COLUMNS = ["source_row", "legacy_id", "username", "email", "phone", "outcome",
+                  "reason", "job_id", "chunk", "line"]  # fmt: skip
+
+
+def write_failed_users(run_dir: Path, results: list[UserResult]) -> Path:
+    """``failed-users.csv``: every user not imported, for people and spreadsheets."""
+    path = run_dir / FAILED_USERS
+    tmp = path.with_name(path.name + ".tmp")
+    with _private(tmp) as f:
+        writer = csv.writer(f)
+        writer.writerow(FAILED_COLUMNS)
+        for r in results:
+            if r.outcome.needs_attention:
+                data = r.to_json()
+                writer.writerow([neutralise("" if data[c] is None else str(data[c]))
+                                 for c in FAILED_COLUMNS])  # fmt: skip
+    os.replace(tmp, path)
+    return path
+
+
+RETRY_SOURCE = "retry-source.csv"
+RETRY_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.FAILED, Outcome.NOT_PROCESSED})
+
+
+def write_retry_source(
+    run: RunDir, results: list[UserResult], *, source: str | None = None, encoding: str = "utf-8"
+) -> Path | None:
+    """``retry-source.csv``: the users who can still be imported once fixed (rejected,
+    failed, not processed), as the legacy source had them, ready to fix and build again.
+
+    A file source is read again from its recorded path when its bytes still match the
+    manifest; a database needs ``source`` (its URL: passwords are never stored). Returns
+    None when no user needs a retry; raises RefusedError when the source cannot be read.
+    """
+    from csvimport.errors import RefusedError
+    from csvimport.sources import ROW, SourceSpec, open_source
+
+    wanted = {r.source_row for r in results if r.outcome in RETRY_OUTCOMES}
+    if not wanted:
+        return None
+    recorded = run.manifest.get("source", {})
+    url = str(recorded.get("url") or "")
+    # A database URL is stored with its password masked; one without a password works as is.
+    location = source or recorded.get("path") or (url if url and "***" not in url else None)
+    if not location:
+        raise RefusedError(
+            "the legacy source is a database and its URL is not stored (passwords never are)",
+            hint="Pass --source with the database URL to write retry-source.csv.",
+        )
+    opened = open_source(SourceSpec(location, table=recorded.get("table"),
+                                    query=recorded.get("query"), encoding=encoding))  # fmt: skip
+    if (
+        source is None
+        and "path" in recorded
+        and (opened.fingerprint().get("sha256") != recorded.get("sha256"))
+    ):
+        raise RefusedError(
+            f"{location} changed since the build, so its rows no longer match the run",
+            hint="Pass --source with the file exactly as it was built from.",
+        )
+    path = run.path / RETRY_SOURCE
+    tmp = path.with_name(path.name + ".tmp")
+    with _private(tmp) as f:
+        writer = csv.writer(f)
+        columns = opened.columns()
+        writer.writerow(columns)
+        for chunk in opened.chunks():
+            picked = chunk[chunk[ROW].isin(wanted)]
+            writer.writerows(picked[columns].itertuples(index=False, name=None))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,238 @@
+"""Every user of a run accounted for: rejects, duplicates and each job's CloudWatch log,
+joined through the line maps, against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from csvimport.errors import RefusedError
+from csvimport.jobs import Importer, StartOptions
+from csvimport.journal import Journal
+from csvimport.logs import LOGS_DIR, JobLog, LogWait, detect_line_base
+from csvimport.outcomes import Outcome, Password
+from csvimport.reconcile import (
+    FAILED_USERS,
+    RESULTS,
+    Reconciler,
+    neutralise,
+    write_failed_users,
+    write_results,
+    write_retry_source,
+)
+from csvimport.rundir import RunDir
+from csvimport.sandbox import PoolInfo, Sandbox
+
+from .helpers import build_run
+from .test_jobs import FAST
+
+# id, login, email, verified, mobile, first, last, modified
+MESSY = (
+    "101,norm,norm@example.com,n,,Norm,Unverified,2024-01-01",  # rejected: auto-verified
+    "102,USER1,user1-again@example.com,y,,Dup,Case,2024-01-01",  # duplicate of user1
+    "103,=cmd|'/C_calc'!A0,evil@example.com,y,,Eve,Il,2024-01-01",  # a formula for a name
+)
+
+
+def run_all(run_dir: Path, cognito: Any, pool: PoolInfo, **options: Any) -> None:
+    run = RunDir.open(run_dir)
+    Importer(run, Journal.load(run), cognito, pacing=FAST).start(
+        StartOptions(pool.logs_role_arn, **options)
+    )
+
+
+def reconcile(run_dir: Path, logs: Any, **wait: Any) -> tuple[Any, list[Any], list[str]]:
+    run = RunDir.open(run_dir)
+    notes: list[str] = []
+    reconciler = Reconciler(run, Journal.load(run), logs, on_note=notes.append,
+                            wait=LogWait(**{"seconds": 10, "first_pause": 0.1, **wait}))  # fmt: skip
+    report, results = reconciler.build()
+    return report, results, notes
+
+
+def test_every_source_row_has_exactly_one_outcome_and_the_sums_hold(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="user4")  # will be skipped
+    run_dir = build_run(cognito, pool, tmp_path, users=6, max_rows=4, extra=MESSY)
+    run_all(run_dir, cognito, pool)
+    report, results, _ = reconcile(run_dir, logs)
+
+    assert [r.source_row for r in results] == list(range(1, 10))
+    by_id = {r.legacy_id: r for r in results}
+    assert by_id["101"].outcome is Outcome.REJECTED and by_id["101"].rule == "auto_verified"
+    assert by_id["102"].outcome is Outcome.DUPLICATE and by_id["102"].collided_with_row == 1
+    assert by_id["4"].outcome is Outcome.SKIPPED and by_id["4"].rule == "exists"
+    assert by_id["4"].reason == "The user already exists."
+    assert by_id["103"].outcome is Outcome.IMPORTED and by_id["103"].username.startswith("=cmd")
+    imported = [r for r in results if r.outcome is Outcome.IMPORTED]
+    assert len(imported) == 6 and all(r.password is Password.RESET for r in imported)
+    assert {(r.chunk, r.line) for r in imported} >= {("chunk-0001.csv", 1), ("chunk-0002.csv", 1)}
+
+    recon = report.reconciliation
+    assert (recon.source_rows, recon.rejected, recon.duplicates, recon.written) == (9, 1, 1, 7)
+    assert (recon.imported, recon.skipped, recon.failed, recon.not_processed) == (6, 1, 0, 0)
+    assert recon.problems == [] and report.warnings == []
+    assert [(j.chunk, j.imported, j.logged_succeeded, j.skipped, j.logged_skipped)
+            for j in report.jobs] == [("chunk-0001.csv", 3, 3, 1, 1), ("chunk-0002.csv", 3, 3, 0, 0)]  # fmt: skip
+    assert [g.rule for g in report.job_reasons] == ["exists"]
+    assert report.job_reasons[0].fix and "existing.csv" in report.job_reasons[0].fix
+    assert [r.legacy_id for r in report.attention] == ["4", "101", "102"]
+    assert report.passwords.must_reset == 6
+
+
+def test_the_raw_log_is_kept_in_the_run_and_read_from_there_next_time(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    run_all(run_dir, cognito, pool)
+    reconcile(run_dir, logs)
+    stored = list((run_dir / LOGS_DIR).glob("import-*.jsonl"))
+    assert len(stored) == 1 and stat.S_IMODE(stored[0].stat().st_mode) == 0o600
+    assert len(stored[0].read_text().splitlines()) == 3
+    # CloudWatch's retention ran out: the stored copy still tells every outcome.
+    sandbox.faults.update(throttle_every=1, throttle_operations=["FilterLogEvents"])
+    report, results, _ = reconcile(run_dir, logs)
+    assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
+
+
+def test_lagging_log_lines_are_waited_for(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    sandbox.settings.update(log_lag_seconds=1.5)
+    run_all(run_dir, cognito, pool)
+    report, results, notes = reconcile(run_dir, logs)
+    assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
+    assert report.reconciliation.problems == []
+    assert notes and "log lines so far; waiting for CloudWatch Logs" in notes[0]
+
+
+def test_a_log_still_missing_lines_after_the_wait_is_a_reported_problem(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    sandbox.settings.update(log_lag_seconds=60)
+    run_all(run_dir, cognito, pool)
+    report, results, _ = reconcile(run_dir, logs, seconds=0.3)
+    assert [r.outcome for r in results] == [Outcome.NOT_PROCESSED] * 3
+    assert "counted the file's users but its log has no line" in results[0].reason
+    problems = report.reconciliation.problems
+    assert len(problems) == 1 and "Cognito counted 3 users but its log has 0 lines" in problems[0]
+    assert not report.jobs[0].log_complete and report.jobs[0].missing_log_lines == 3
+
+
+def test_a_stopped_job_leaves_its_unreached_users_not_processed_until_resumed(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=40)
+    sandbox.settings.update(job_seconds=20)
+    run_all(run_dir, cognito, pool, wait=False)
+    run = RunDir.open(run_dir)
+    stopped = Importer(run, Journal.load(run), cognito, pacing=FAST).stop()
+    assert stopped is not None and stopped.processed < 40
+    report, results, _ = reconcile(run_dir, logs)
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(Outcome.NOT_PROCESSED) == 40 - stopped.processed
+    assert report.reconciliation.problems == []
+    assert any(g.outcome is Outcome.NOT_PROCESSED and "--resume-stopped" in g.fix
+               for g in report.job_reasons)  # fmt: skip
+
+    sandbox.settings.update(job_seconds=0.3)
+    run_all(run_dir, cognito, pool, resume_stopped=True)
+    report, results, _ = reconcile(run_dir, logs)
+    # Imported by either job: nobody counts as skipped for having been imported before.
+    assert [r.outcome for r in results] == [Outcome.IMPORTED] * 40
+    assert len(report.jobs) == 2 and report.reconciliation.problems == []
+
+
+def test_a_log_that_numbers_lines_from_2_is_detected_and_warned_about(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="user2")
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    sandbox.settings.update(first_line_number=2)
+    run_all(run_dir, cognito, pool)
+    report, results, _ = reconcile(run_dir, logs)
+    assert [r.outcome for r in results] == [Outcome.IMPORTED, Outcome.SKIPPED, Outcome.IMPORTED]
+    assert len(report.warnings) == 1 and "numbers the first user 2, not 1" in report.warnings[0]
+
+
+def test_detect_line_base() -> None:
+    assert detect_line_base([1, 2, 3], 3) == 1
+    assert detect_line_base([2, 3, 4], 3) == 2
+    assert detect_line_base([1, 2], 3) is None  # incomplete: cannot tell
+    assert detect_line_base([5, 6, 7], 3) is None
+
+
+def test_log_messages_are_parsed_by_prefix_and_the_rest_is_free_text() -> None:
+    log = JobLog.parse("import-x", [
+        "[SUCCEEDED] Line Number 1 - The import succeeded.",
+        "[FAILED] Line Number 2 - The User Record does not set any of the auto verified "
+        "attributes to verified. (Example: email_verified to true).",
+        "[SKIPPED] Line Number 3 - The user already exists. - really",
+        "garbage",
+        "[SUCCEEDED] Line Number 1 - The import succeeded.",
+    ])  # fmt: skip
+    assert {n: line.outcome for n, line in log.lines.items()} == {
+        1: "SUCCEEDED", 2: "FAILED", 3: "SKIPPED"
+    }  # fmt: skip
+    assert log.lines[3].message == "The user already exists. - really"
+    assert log.unparsed == ["garbage"] and log.repeated == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "safe"),
+    [("=1+1", "'=1+1"), ("+1415", "'+1415"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
+     ("ann", "ann"), ("", "")],
+)  # fmt: skip
+def test_neutralise_defuses_spreadsheet_formulas(value: str, safe: str) -> None:
+    assert neutralise(value) == safe
+
+
+def test_result_files_hold_every_user_and_defuse_formulas(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="=cmd|'/C_calc'!A0")
+    run_dir = build_run(cognito, pool, tmp_path, users=2, extra=MESSY)
+    run_all(run_dir, cognito, pool)
+    _, results, _ = reconcile(run_dir, logs)
+    write_results(run_dir, results)
+    write_failed_users(run_dir, results)
+    lines = [json.loads(x) for x in (run_dir / RESULTS).read_text().splitlines()]
+    assert [x["legacy_id"] for x in lines] == ["1", "2", "101", "102", "103"]
+    assert lines[0]["outcome"] == "imported" and lines[0]["job_id"].startswith("import-")
+    assert set(lines[0]) >= {"legacy_id", "username", "outcome", "reason", "job_id", "line"}
+    with (run_dir / FAILED_USERS).open(newline="") as f:
+        failed = list(csv.DictReader(f))
+    assert [r["legacy_id"] for r in failed] == ["101", "102", "103"]
+    assert failed[2]["username"] == "'=cmd|'/C_calc'!A0" and failed[2]["outcome"] == "skipped"
+    for path in (run_dir / RESULTS, run_dir / FAILED_USERS):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_the_retry_source_holds_the_users_to_fix_in_the_legacy_shape(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=2, extra=MESSY)
+    run_all(run_dir, cognito, pool)
+    _, results, _ = reconcile(run_dir, logs)
+    path = write_retry_source(RunDir.open(run_dir), results)
+    assert path is not None and stat.S_IMODE(path.stat().st_mode) == 0o600
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    source = (tmp_path / "legacy.csv").read_text().splitlines()
+    assert rows[0] == source[0].split(",")  # the legacy columns, as they were
+    assert rows[1:] == [MESSY[0].split(",")]  # the rejected user; duplicates stay out
+
+    (tmp_path / "legacy.csv").write_text("changed\n")
+    with pytest.raises(RefusedError) as caught:
+        write_retry_source(RunDir.open(run_dir), results)
+    assert "changed since the build" in caught.value.message
+    assert caught.value.hint and "--source" in caught.value.hint
