@@ -1,0 +1,426 @@
+"""Render a run's :class:`~csvimport.outcomes.RunReport` as one shareable HTML page.
+
+The page is read by people who are not engineers and passed around by mail or tickets, so
+it is one file that opens offline and sends nothing anywhere: its CSS, its small filter
+script and its pygal charts are inline, and a Content-Security-Policy refuses every request
+and every script but the one written here. Usernames, emails and phones are masked unless
+the caller asks for them; legacy ids are not personal and stay whole, so that a row can be
+found in the legacy system. Every value from the data goes through Jinja's autoescaping and
+never into a URL, script, style or event-handler attribute.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import os
+import re
+import secrets
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pygal
+from markupsafe import Markup
+from pygal.style import Style
+
+from csvimport.errors import ConfigError
+from csvimport.outcomes import Outcome, Reconciliation, RunReport, UserResult
+from csvimport.resources import templates_dir
+
+# pygal appends a finder to sys.meta_path that has only the legacy find_module(): from then
+# on every failed import in the process (the stdlib probes some on purpose) raises
+# ImportWarning, an error under `-W error`. It serves pygal_maps_* plugins, which csvimport
+# does not use (Kozea/pygal#532 replaces it with find_spec and is not released).
+sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
+
+TEMPLATE = "report.html.j2"
+SCRIPT = "_report_filter.js"
+REPORT_FILE_MODE = 0o600  # the report can hold personal data (show_pii)
+
+# A browser shows tens of thousands of rows, but slowly, and nobody reads them there: past
+# this the page lists the first ones and points at the run's files, which have them all.
+TABLE_ROWS = 5_000
+# Longer values (Cognito allows 2,048 characters, a legacy source anything) are cut for
+# display so that one value cannot swamp a table; the files keep them whole.
+CLIP_CHARS = 300
+
+# The order and colours of the outcomes in charts: imported first, then what needs work.
+OUTCOME_COLOURS: dict[Outcome, str] = {
+    Outcome.IMPORTED: "#2e7d32",
+    Outcome.SKIPPED: "#f9a825",
+    Outcome.FAILED: "#c62828",
+    Outcome.NOT_PROCESSED: "#757575",
+    Outcome.REJECTED: "#6a1b9a",
+    Outcome.DUPLICATE: "#1565c0",
+}
+_JOB_OUTCOMES = (Outcome.IMPORTED, Outcome.SKIPPED, Outcome.FAILED, Outcome.NOT_PROCESSED)
+_FONTS = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
+
+
+def render_report(report: RunReport, *, show_pii: bool = False) -> str:
+    """Return the report as a complete, self-contained HTML document.
+
+    Usernames, emails and phones are masked unless ``show_pii`` is true; values are
+    escaped either way.
+    """
+    script = _filter_script()
+    script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    # A <meta> policy cannot carry frame-ancestors or report-uri (the browser logs an
+    # error for them); what it can say is enough: nothing is fetched, one script runs.
+    csp = (
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src 'sha256-{script_hash}'; base-uri 'none'; form-action 'none'"
+    )
+    rec = report.reconciliation
+    sums = _sums(rec)
+    attention_counts = Counter(user.outcome for user in report.attention)
+    template = _environment().get_template(TEMPLATE)
+    return template.render(
+        report=report,
+        rec=rec,
+        pii=_Pii(show=show_pii),
+        headline=headline(rec),
+        sums=sums,
+        sum_problems=[s.problem for s in sums if s.problem],
+        outcome_chart=_outcome_chart(rec),
+        jobs_chart=_jobs_chart(report) if report.jobs else None,
+        job_labels=_job_labels(report),
+        attention=report.attention[:TABLE_ROWS],
+        attention_outcomes=[(o, attention_counts[o]) for o in Outcome if o.needs_attention],
+        duplicates=report.duplicates[:TABLE_ROWS],
+        script=Markup(script),
+        csp=csp,
+    )
+
+
+def write_report(report: RunReport, path: Path, *, show_pii: bool = False) -> Path:
+    """Render the report into ``path`` (mode 0600, replaced whole) and return ``path``.
+
+    Readers never see a half-written file: the page goes to a new file in the same folder,
+    which then replaces ``path``. Raises ConfigError when the folder cannot be written.
+    """
+    page = render_report(report, show_pii=show_pii).encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        # Created 0600, not chmod-ed later: no moment where others could open it.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REPORT_FILE_MODE)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(page)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot write the report to {path}: {exc.strerror or exc}.",
+            hint="Give a path in a folder that exists and that you may write to.",
+        ) from exc
+    return path
+
+
+def headline(rec: Reconciliation) -> str:
+    """Say in one sentence how many users made it into Cognito and how many did not."""
+    if rec.source_rows == 0:
+        return "The source had no users."
+    if rec.need_attention == 0:
+        return f"All {_num(rec.source_rows)} users are in Cognito."
+    users = "user is" if rec.source_rows == 1 else "users are"
+    need = "needs" if rec.need_attention == 1 else "need"
+    return (
+        f"{_num(rec.imported)} of {_num(rec.source_rows)} {users} in Cognito; "
+        f"{_num(rec.need_attention)} {need} attention"
+    )
+
+
+def mask_email(value: str) -> str:
+    """Mask an email for sharing: ``john.doe@example.com`` -> ``j***@e***.com``.
+
+    The top-level domain stays when it looks like one, which tells a reader whether the
+    address is plausible without naming the person or their employer.
+    """
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return mask_username(value)
+    name, dot, tld = domain.rpartition(".")
+    if dot and tld.isalnum() and len(tld) <= 10:
+        return f"{local[:1]}***@{name[:1]}***.{tld}"
+    return f"{local[:1]}***@{domain[:1]}***"
+
+
+def mask_phone(value: str) -> str:
+    """Mask a phone, keeping its length: ``+14155551212`` -> ``+1******1212``.
+
+    The ``+`` and first digit hint at the country, the last four digits let the owner
+    recognise it; a number too short for that to hide most of it is starred whole.
+    """
+    head = 2 if value.startswith("+") else 0
+    body = max(0, len(value) - head)
+    tail = 4 if body >= 8 else 0
+    return value[:head] + "*" * (body - tail) + value[len(value) - tail :]
+
+
+def mask_username(value: str) -> str:
+    """Mask a username: ``jdoe1987`` -> ``jd…7``, ``bob`` -> ``b…``.
+
+    Enough for someone who knows the user to recognise them, never the whole name.
+    """
+    if len(value) <= 3:
+        return value[:1] + "…" if value else ""
+    if len(value) <= 6:
+        return f"{value[0]}…{value[-1]}"
+    return f"{value[:2]}…{value[-1]}"
+
+
+@dataclass(frozen=True)
+class _Pii:
+    """The template's view of personal values: masked, or as they are when ``show``."""
+
+    show: bool
+
+    def username(self, value: str) -> str:
+        return value if self.show else mask_username(value)
+
+    def email(self, value: str) -> str:
+        return value if self.show else mask_email(value)
+
+    def phone(self, value: str) -> str:
+        return value if self.show else mask_phone(value)
+
+    def reason(self, user: UserResult) -> str:
+        """The user's reason, with their own username, email and phone masked inside it.
+
+        Messages rarely quote values, but a legacy rule or a future Cognito message may.
+        Usernames under four characters are left: masking "al" would garble "invalid".
+        """
+        text = user.reason
+        if self.show:
+            return text
+        masks: list[tuple[str, Callable[[str], str]]] = [
+            (user.email, mask_email),
+            (user.phone, mask_phone),
+            (user.username if len(user.username) >= 4 else "", mask_username),
+        ]
+        for value, mask in masks:
+            if value:
+                # split and join, not re.sub: the mask is data, not a replacement template
+                pieces = re.split(rf"(?<!\w){re.escape(value)}(?!\w)", text)
+                text = mask(value).join(pieces)
+        return text
+
+
+@dataclass(frozen=True)
+class _Sum:
+    """One equation of the reconciliation, as the page shows it."""
+
+    total_label: str
+    total: int
+    parts: list[tuple[str, int]]
+
+    @property
+    def parts_total(self) -> int:
+        return sum(count for _, count in self.parts)
+
+    @property
+    def holds(self) -> bool:
+        return self.total == self.parts_total
+
+    @property
+    def problem(self) -> str:
+        if self.holds:
+            return ""
+        names = " + ".join(name for name, _ in self.parts)
+        return (
+            f"{self.total_label} ({_num(self.total)}) is not {names} "
+            f"({_num(self.parts_total)}): they differ by "
+            f"{_num(abs(self.total - self.parts_total))} users."
+        )
+
+
+# The sums a reconciliation must satisfy: the total field, and the fields that make it up.
+_SUMS = (
+    ("source_rows", ("rejected", "duplicates", "written")),
+    ("written", ("imported", "skipped", "failed", "not_processed")),
+)
+
+
+def _sums(rec: Reconciliation) -> list[_Sum]:
+    """The reconciliation's sums, checked here too: the page never trusts them blindly."""
+    return [
+        _Sum(
+            total.replace("_", " ").capitalize(),
+            getattr(rec, total),
+            [(part.replace("_", " "), getattr(rec, part)) for part in parts],
+        )
+        for total, parts in _SUMS
+    ]
+
+
+def _job_labels(report: RunReport) -> list[str]:
+    """Name each job by its file; a file run twice (a retry) gets ``#2``, ``#3``."""
+    seen: Counter[str] = Counter()
+    labels = []
+    for job in report.jobs:
+        seen[job.chunk] += 1
+        labels.append(job.chunk if seen[job.chunk] == 1 else f"{job.chunk} #{seen[job.chunk]}")
+    return labels
+
+
+def _outcome_chart(rec: Reconciliation) -> Markup:
+    counts = {
+        Outcome.IMPORTED: rec.imported,
+        Outcome.SKIPPED: rec.skipped,
+        Outcome.FAILED: rec.failed,
+        Outcome.NOT_PROCESSED: rec.not_processed,
+        Outcome.REJECTED: rec.rejected,
+        Outcome.DUPLICATE: rec.duplicates,
+    }
+    chart = pygal.Pie(_chart_config(list(counts)), inner_radius=0.55)
+    for outcome, count in counts.items():
+        chart.add(f"{outcome.value} ({_num(count)})", count)
+    return _svg(chart, "outcomes", "Where the source users ended up")
+
+
+def _jobs_chart(report: RunReport) -> Markup:
+    chart = pygal.StackedBar(_chart_config(list(_JOB_OUTCOMES)))
+    chart.x_labels = _job_labels(report)
+    logged = {
+        Outcome.IMPORTED: [job.logged_succeeded for job in report.jobs],
+        Outcome.SKIPPED: [job.logged_skipped for job in report.jobs],
+        Outcome.FAILED: [job.logged_failed for job in report.jobs],
+        Outcome.NOT_PROCESSED: [job.not_processed for job in report.jobs],
+    }
+    for outcome, values in logged.items():
+        chart.add(outcome.value, values)
+    return _svg(chart, "jobs", "Users per import job, from the jobs' logs")
+
+
+def _chart_config(outcomes: Sequence[Outcome]) -> Any:
+    """pygal settings for a chart that runs nothing and fetches nothing."""
+    style = Style(
+        background="transparent",
+        plot_background="transparent",
+        font_family=_FONTS,
+        colors=tuple(OUTCOME_COLOURS[o] for o in outcomes),
+        legend_font_size=18,
+        label_font_size=15,
+        major_label_font_size=15,
+    )
+    return pygal.Config(
+        js=[],  # the default is a tooltip script from a CDN
+        disable_xml_declaration=True,
+        style=style,
+        legend_at_bottom=True,
+        truncate_legend=-1,
+        truncate_label=30,
+        width=640,
+        height=460,
+    )
+
+
+def _svg(chart: Any, chart_id: str, label: str) -> Markup:
+    """Render ``chart`` as SVG to inline in the page, without what pygal adds that would
+    run or fetch something."""
+    chart.uuid = chart_id  # a stable element id instead of a random one per render
+
+    def offline(root: Any) -> Any:
+        for parent in list(root.iter()):
+            for child in list(parent):
+                # Comments (pygal's links to its site) and the <script> that pygal adds even
+                # with js=[]: it holds the chart's config, data labels included, as JSON.
+                if not isinstance(child.tag, str) or _local_name(child.tag) == "script":
+                    parent.remove(child)
+                elif _local_name(child.tag) == "title" and parent is root:
+                    child.text = label
+        for element in root.iter():
+            for name in list(element.attrib):
+                if _local_name(name) == "href" and not element.attrib[name].startswith("#"):
+                    del element.attrib[name]
+        _check_offline(root)
+        root.set("role", "img")
+        root.set("aria-label", label)
+        return root
+
+    chart.xml_filters.append(offline)
+    return Markup(chart.render(is_unicode=True))
+
+
+def _check_offline(root: Any) -> None:
+    """Fail on a reference that would leave the page, should a pygal release add one.
+
+    Attributes and stylesheets are pygal's own; data reaches the SVG only as text, which
+    the serializer escapes and which may read as a URL without being one.
+    """
+    for element in root.iter():
+        found = [
+            value
+            for name, value in element.attrib.items()
+            # xml.etree keeps the namespace declaration as an attribute: a name, not a link.
+            if not name.startswith("xmlns") and re.search(r"://|url\((?!#)", value)
+        ]
+        if _local_name(element.tag) == "style":
+            found += re.findall(r"url\((?!#)[^)]*\)|@import[^;]*", element.text or "")
+        if found:
+            raise AssertionError(f"pygal's SVG refers outside the page: {found}")
+
+
+def _local_name(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        # Everything is escaped, whatever the template's name: select_autoescape() would
+        # not know ".html.j2" as HTML.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    env.filters["clip"] = _clip
+    env.filters["duration"] = _duration
+    return env
+
+
+@functools.cache
+def _filter_script() -> str:
+    """The page's one script, read as is: its hash goes into the CSP."""
+    script = (templates_dir() / SCRIPT).read_text(encoding="utf-8")
+    # Inlined verbatim, so it must not be able to end its own <script> element.
+    if re.search(r"</script|<!--", script, re.I):
+        raise AssertionError(f"{SCRIPT} must not contain '</script' or '<!--'")
+    return script
+
+
+def _num(value: int) -> str:
+    return f"{value:,}"
+
+
+def _clip(value: str) -> str:
+    if len(value) <= CLIP_CHARS:
+        return value
+    return f"{value[:CLIP_CHARS]}… ({_num(len(value) - CLIP_CHARS)} more characters)"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"

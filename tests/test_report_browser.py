@@ -1,0 +1,166 @@
+"""The HTML run report in a real headless Chromium: hostile values stay text, nothing runs
+but the page's own script, nothing is fetched, and the filter works with and without
+JavaScript.
+
+Debian's chromium is used as it is (CI installs it: see .ci/run); Playwright never
+downloads a browser here. A screenshot of the page lands in $CSVIMPORT_TEST_OUTPUT
+(default /tmp/csvimport-test-output) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    Request,
+    sync_playwright,
+)
+
+from csvimport.report import write_report
+
+from .test_report_html import HOSTILE, SHOWN, hostile_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+OUTPUT = Path(os.environ.get("CSVIMPORT_TEST_OUTPUT", "/tmp/csvimport-test-output"))
+ATTENTION_ROWS = 40  # hostile_report()'s users who need attention
+ROWS = "#attention-table tbody tr"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (.ci/run does)",
+)
+
+
+@dataclass
+class Seen:
+    """Everything a page did that the report must not make it do."""
+
+    dialogs: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)  # errors and warnings, CSP's included
+    page_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        # Tests run as root in CI, where Chromium's sandbox cannot start.
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["masked", "show-pii"])
+def report_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    name = "report-pii.html" if request.param else "report.html"
+    path = tmp_path_factory.mktemp("report") / name
+    write_report(hostile_report(), path, show_pii=request.param)
+    return path.as_uri()
+
+
+def _open(browser: Browser, url: str, *, javascript: bool = True) -> tuple[Page, Seen]:
+    context: BrowserContext = browser.new_context(java_script_enabled=javascript)
+    seen = Seen()
+
+    def on_dialog(dialog: Dialog) -> None:
+        seen.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type in {"error", "warning"}:
+            seen.console.append(f"{message.type}: {message.text}")
+
+    def on_request(request: Request) -> None:
+        seen.requests.append(request.url)
+
+    context.on("dialog", on_dialog)
+    context.on("console", on_console)
+    context.on("request", on_request)
+    page = context.new_page()
+    page.on("pageerror", lambda error: seen.page_errors.append(str(error)))
+    page.goto(url, wait_until="load")
+    return page, seen
+
+
+@pytest.fixture
+def page(browser: Browser, report_url: str) -> Iterator[tuple[Page, Seen]]:
+    opened = _open(browser, report_url)
+    yield opened
+    opened[0].context.close()
+
+
+def test_report_opens_without_dialog_error_or_any_request(
+    page: tuple[Page, Seen], report_url: str
+) -> None:
+    shown, seen = page
+    assert seen.dialogs == []
+    assert seen.console == []  # a CSP refusal would be logged here as an error
+    assert seen.page_errors == []
+    assert seen.requests == [report_url]
+    assert shown.locator("img, iframe, object, embed").count() == 0
+    assert shown.locator("script").count() == 1
+    assert shown.locator("#filter").is_visible()  # the page's own script ran under the CSP
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    name = report_url.rpartition("/")[2].removesuffix(".html")
+    shown.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+def test_hostile_values_are_shown_as_text(page: tuple[Page, Seen]) -> None:
+    shown, _ = page
+    text = shown.locator("body").inner_text()
+    for name, value in SHOWN.items():
+        assert value in text, name
+    assert HOSTILE["long"] not in shown.locator("#attention-table").inner_text()
+    legacy_ids = shown.locator(f"{ROWS} td:nth-child(2)").all_inner_texts()
+    assert set(legacy_ids) >= set(SHOWN.values())
+
+
+def test_filter_hides_rows_that_do_not_match(page: tuple[Page, Seen]) -> None:
+    shown, seen = page
+    visible = shown.locator(f"{ROWS}:visible")
+    assert visible.count() == ATTENTION_ROWS
+    assert shown.locator("#filter-count").inner_text() == "40 of 40 shown"
+
+    shown.locator("#filter-text").fill("L-00099")
+    assert visible.count() == 1
+    assert shown.locator("#filter-count").inner_text() == "1 of 40 shown"
+
+    shown.locator("#filter-text").fill("")
+    shown.locator("#filter-outcome").select_option("rejected")
+    assert visible.count() == 12
+    assert set(shown.locator(f"{ROWS}:visible td:nth-child(6)").all_inner_texts()) == {"rejected"}
+
+    shown.locator("#filter-text").fill(HOSTILE["script"])  # matches as text, runs nothing
+    assert 0 < visible.count() < 12
+    assert seen.dialogs == [] and seen.page_errors == []
+
+    shown.emulate_media(media="print")  # paper gets the whole list and no filter controls
+    assert visible.count() == ATTENTION_ROWS
+    assert not shown.locator("#filter").is_visible()
+
+
+def test_without_javascript_the_table_is_complete_and_the_filter_hidden(
+    browser: Browser, report_url: str
+) -> None:
+    shown, seen = _open(browser, report_url, javascript=False)
+    try:
+        assert shown.locator(f"{ROWS}:visible").count() == ATTENTION_ROWS
+        assert not shown.locator("#filter").is_visible()
+        assert shown.locator("#headline").inner_text() == (
+            "960 of 1,000 users are in Cognito; 40 need attention"
+        )
+        assert seen.console == [] and seen.page_errors == [] and seen.dialogs == []
+        assert seen.requests == [report_url]
+    finally:
+        shown.context.close()
