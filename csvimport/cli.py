@@ -13,7 +13,8 @@ import signal
 import sys
 import time
 import traceback as tb
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
@@ -21,7 +22,17 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from csvimport import __version__
 from csvimport.aws import AwsOptions
@@ -35,9 +46,29 @@ from csvimport.errors import (
     RefusedError,
     describe_aws_error,
 )
+from csvimport.jobs import (
+    ChunkState,
+    Event,
+    EventKind,
+    Importer,
+    RunStatus,
+    StartOptions,
+    explain_end,
+)
+from csvimport.journal import Journal, JournalLock, Step
+from csvimport.logs import LogWait
 from csvimport.mapping import suggest_mapping
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
+from csvimport.reconcile import (
+    REPORT,
+    Reconciler,
+    write_failed_users,
+    write_results,
+    write_retry_source,
+)
+from csvimport.report import write_report
 from csvimport.resources import schema_path
+from csvimport.rundir import RunDir
 from csvimport.sources import SourceSpec, open_source
 from csvimport.validate import REASONS
 
@@ -369,6 +400,371 @@ def _build_summary(result: BuildResult) -> None:
         echo(f"  Why rows were refused (see {result.run_dir / REJECTS}):")
         for rule, count in result.reasons.most_common(5):
             echo(f"    {count:>8,}  {REASONS.get(rule, rule)}")
+
+
+RunDirArgument = Annotated[
+    Path,
+    typer.Argument(metavar="RUN_DIR", help="A run directory made by `csvimport build`."),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the run's state as JSON on stdout.")
+]
+INTERRUPTED_HINT = (
+    "The journal is saved. A started job keeps running in Cognito: `csvimport status "
+    "{run} --wait` follows it, `csvimport start {run}` goes on where this stopped, "
+    "`csvimport stop {run}` stops the job."
+)
+
+
+class RateColumn(ProgressColumn):
+    """Users processed per second, once there is a rate to show."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} users/s" if task.speed else "")
+
+
+class JobDisplay:
+    """Shows an importer's events on stderr: a line per note, a bar per running job."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = str(run_dir)
+        self.console = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} users"),
+            TextColumn("{task.fields[status]}"),
+            RateColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+            disable=not sys.stderr.isatty(),
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> JobDisplay:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, event: Event) -> None:
+        if event.kind is EventKind.PROGRESS:
+            assert event.chunk is not None and event.attempt is not None
+            key = event.attempt.job_id or event.chunk.file
+            if key not in self.tasks:
+                self.tasks[key] = self.bar.add_task(
+                    event.chunk.file, total=event.chunk.rows, status=""
+                )
+            self.bar.update(self.tasks[key], completed=event.attempt.processed, status=event.text)
+            return
+        prefix = "warning: " if event.kind is EventKind.WARNING else ""
+        self.line(prefix + event.text)
+        if event.kind is EventKind.ENDED and event.attempt is not None:
+            _, hint = explain_end(event.attempt)
+            if hint:
+                self.line("  " + hint)
+
+    def line(self, text: str) -> None:
+        """One message line, above the bars, never re-wrapped, with the run's real path."""
+        text = text.replace("RUN_DIR", self.run_dir)
+        self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _importer(
+    state: CliState, run_dir: Path, *, command: str, read_only: bool = False
+) -> Iterator[tuple[Importer, JournalLock]]:
+    """Open a run, its journal and an importer showing its events on stderr.
+
+    The journal is read-only when asked, or when another process holds the run (then
+    ``importer.journal.read_only`` tells). Ctrl-C prints what state the run is left in.
+    """
+    run = RunDir.open(run_dir)
+    lock = JournalLock(run, command=command)
+    journal = Journal.load(run)
+    if read_only or not lock.try_acquire():
+        journal.read_only = True
+    with JobDisplay(run_dir) as display:
+        importer = Importer(run, journal, state.aws.client("cognito-idp"), on_event=display)
+        try:
+            yield importer, lock
+        except KeyboardInterrupt:
+            display.bar.stop()
+            typer.echo(INTERRUPTED_HINT.format(run=run_dir), err=True)
+            raise
+        finally:
+            lock.release()
+
+
+def _print_status(status: RunStatus, run_dir: Path, json_output: bool) -> None:
+    if json_output:
+        typer.echo(json.dumps(status.to_json(), indent=2))
+        return
+    for item in status.chunks:
+        a = item.attempt
+        job = f"job {a.job_id}" if a and a.job_id else "no job yet"
+        counts = (f"  imported {a.imported:,}, skipped {a.skipped:,}, failed {a.failed:,}"
+                  if a and a.step is not Step.CREATING else "")  # fmt: skip
+        typer.echo(f"{item.chunk.file}  {item.chunk.rows:,} users  {job}  "
+                   f"{item.state.value}{counts}")  # fmt: skip
+    totals = status.to_json()
+    typer.echo(
+        f"run {run_dir}: {totals['imported']:,} of {totals['users']:,} users imported, "
+        f"{totals['skipped']:,} skipped, {totals['failed']:,} failed"
+    )
+
+
+def _exit_for(status: RunStatus, run_dir: Path) -> None:
+    """Exit 0 only when every user of every chunk was imported; say why not otherwise."""
+    if status.all_imported:
+        return
+    waiting = status.count(ChunkState.NOT_STARTED) + status.count(ChunkState.WAITING_TO_START)
+    running = status.count(ChunkState.RUNNING)
+    if running:
+        typer.echo(f"not finished: {running} job(s) still running; follow them with "
+                   f"`csvimport status {run_dir} --wait`", err=True)  # fmt: skip
+    elif waiting:
+        typer.echo(f"not finished: {waiting} chunk(s) not started; run "
+                   f"`csvimport start {run_dir}`", err=True)  # fmt: skip
+    else:
+        typer.echo(f"some users were not imported: `csvimport report {run_dir}` says "
+                   "which and why", err=True)  # fmt: skip
+    raise typer.Exit(int(ExitStatus.USERS_FAILED))
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    logs_role_arn: Annotated[
+        str | None,
+        typer.Option(
+            "--logs-role-arn",
+            envvar="CSVIMPORT_LOGS_ROLE_ARN",
+            help="IAM role Cognito uses to write the jobs' CloudWatch logs (it must trust "
+            "cognito-idp.amazonaws.com).",
+        ),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Wait for each job to end before the next chunk (--no-wait: start one job "
+            "and return; run start again for the next).",
+        ),
+    ] = True,
+    wait_for_others: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-others",
+            help="When another import job is active in the account, wait for it instead of "
+            "refusing.",
+        ),
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Run chunks whose job failed in a new job.")
+    ] = False,
+    resume_stopped: Annotated[
+        bool,
+        typer.Option(
+            "--resume-stopped",
+            help="Run chunks whose job was stopped in a new job (users already imported are "
+            "skipped by Cognito).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the pool and show what start would do.")
+    ] = False,
+    json_output: JsonOption = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Create, upload and start the run's import jobs, one at a time; resumable."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    options = StartOptions(
+        logs_role_arn=logs_role_arn, wait=wait, wait_for_others=wait_for_others,
+        retry_failed=retry_failed, resume_stopped=resume_stopped, dry_run=dry_run,
+    )  # fmt: skip
+    with _importer(state, run_dir, command="start", read_only=dry_run) as (importer, lock):
+        if not dry_run and importer.journal.read_only:
+            raise lock.refusal()  # another process holds the run
+        status = importer.start(options)
+    _print_status(status, run_dir, json_output)
+    if dry_run:
+        return
+    if not wait and status.count(ChunkState.RUNNING):
+        then = (f", then run `csvimport start {run_dir}` for the next chunk"
+                if status.count(ChunkState.NOT_STARTED) else "")  # fmt: skip
+        typer.echo(f"job started; follow it with `csvimport status {run_dir} --wait`{then}",
+                   err=True)  # fmt: skip
+        return
+    _exit_for(status, run_dir)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Follow the running jobs until they end."),
+    ] = False,
+    write_html: Annotated[
+        bool,
+        typer.Option("--report", help="Then write the report, as `csvimport report` does."),
+    ] = False,
+    json_output: JsonOption = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Show each chunk's import job, its state and counters; exit 0 only if all imported."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    with _importer(state, run_dir, command="status") as (importer, lock):
+        importer.refresh()
+        result = importer.wait_all() if wait else importer.status()
+    _print_status(result, run_dir, json_output)
+    if write_html:
+        _write_report(state, run_dir)
+    _exit_for(result, run_dir)
+
+
+@app.command()
+def stop(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait/--no-wait", help="Wait until Cognito reports the job stopped."),
+    ] = True,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Stop the run's active import job; a stopped job cannot be restarted."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    with _importer(state, run_dir, command="stop") as (importer, lock):
+        attempt = importer.stop(wait=wait)
+    if attempt is None:
+        typer.echo(f"no import job of {run_dir} is running: nothing to stop", err=True)
+        return
+    what, hint = explain_end(attempt)
+    if not attempt.ended:
+        what = f"is {attempt.status}; `csvimport status {run_dir}` shows when it has stopped"
+    typer.echo(f"{attempt.chunk}: job {attempt.job_id} {what}", err=True)
+    if importer.journal.read_only:
+        typer.echo(f"({lock.holder()} holds the run and records the stop)", err=True)
+    typer.echo((hint or STOPPED_HINT).replace("RUN_DIR", str(run_dir)), err=True)
+
+
+STOPPED_HINT = (
+    "A stopped job cannot be restarted. `csvimport start RUN_DIR` goes on with the next "
+    "chunks; --resume-stopped imports this chunk again in a new job."
+)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where to write the HTML report (default RUN_DIR/report.html).",
+            dir_okay=False,
+        ),
+    ] = None,
+    show_pii: Annotated[
+        bool,
+        typer.Option(
+            "--show-pii",
+            help="Show emails, phones and usernames unmasked in the "
+            "HTML report (the result files always hold them).",
+        ),
+    ] = False,
+    log_wait: Annotated[
+        float,
+        typer.Option(
+            "--log-wait",
+            metavar="SECONDS",
+            min=0,
+            help="How long to wait for log lines that lag behind a job's end.",
+        ),
+    ] = LogWait.seconds,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="The legacy source again, for retry-source.csv (needed "
+            "for a database: its URL is not stored).",
+        ),
+    ] = None,
+    encoding: EncodingOption = "utf-8",
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Read the jobs' CloudWatch logs, account for every user, write the report."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    _write_report(state, run_dir, out=out, show_pii=show_pii, log_wait=log_wait,
+                  source=source, encoding=encoding)  # fmt: skip
+
+
+def _write_report(
+    state: CliState, run_dir: Path, *, out: Path | None = None, show_pii: bool = False,
+    log_wait: float = LogWait.seconds, source: str | None = None, encoding: str = "utf-8",
+) -> None:  # fmt: skip
+    """Bring the journal up to date, reconcile, write the result files and the report."""
+    with _importer(state, run_dir, command="report") as (importer, _):
+        importer.refresh()
+        display = importer.emit
+        reconciler = Reconciler(
+            importer.run, importer.journal, state.aws.client("logs"),
+            wait=LogWait(seconds=log_wait),
+            on_note=lambda text: display(Event(EventKind.NOTE, text)),
+        )  # fmt: skip
+        result, users = reconciler.build()
+    written = [write_results(run_dir, users), write_failed_users(run_dir, users)]
+    try:
+        retry = write_retry_source(importer.run, users, source=source, encoding=encoding)
+    except CsvImportError as exc:
+        typer.echo(f"warning: retry-source.csv not written: {exc.message} {exc.hint or ''}",
+                   err=True)  # fmt: skip
+        retry = None
+    if retry is not None:
+        written.append(retry)
+    html = write_report(result, out or run_dir / REPORT, show_pii=show_pii)
+    recon = result.reconciliation
+    typer.echo(f"{recon.imported:,} of {recon.source_rows:,} users are in Cognito; "
+               f"{recon.need_attention:,} need attention", err=True)  # fmt: skip
+    typer.echo(f"  {recon.rejected:,} rejected before import, {recon.duplicates:,} duplicates, "
+               f"{recon.skipped:,} skipped and {recon.failed:,} failed by Cognito, "
+               f"{recon.not_processed:,} not processed", err=True)  # fmt: skip
+    for problem in recon.problems:
+        typer.echo(f"MISMATCH: {problem}", err=True)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    for path in written:
+        typer.echo(f"  wrote {path}", err=True)
+    typer.echo(str(html))
+    if recon.need_attention or recon.problems:
+        raise typer.Exit(int(ExitStatus.USERS_FAILED))
 
 
 @app.command()

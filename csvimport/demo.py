@@ -1,19 +1,19 @@
-"""``make demo``: a migration against the local sandbox, as far as csvimport goes today.
+"""``make demo``: a whole migration against the local sandbox.
 
 1. starts ``csvimport sandbox`` in a child process (as a user would) and reads its JSON line;
 2. writes a legacy SQLite database of a few hundred members with realistic problems
    (unverified emails, bad phones, usernames differing only in case, a member who is
    already in the pool);
-3. ``csvimport build`` turns it into validated Cognito import files in a run directory;
-4. imports each file through a Cognito import job (create, upload, start, wait) and reads
-   the job's CloudWatch log back to the legacy member ids through the chunk's line map.
-Steps 4's hand-driven job cycle is what ``csvimport start`` / ``status`` / ``report`` take
-over as they land.
+3. ``csvimport map`` suggests a mapping; ``csvimport build`` turns the members into
+   validated Cognito import files in a run directory;
+4. ``csvimport start --no-wait`` starts the import job, ``csvimport status --wait``
+   follows it to the end;
+5. ``csvimport report`` reads the job's CloudWatch log, accounts for every member, and
+   writes results.jsonl, failed-users.csv, retry-source.csv and report.html.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -22,12 +22,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import boto3
-import requests
 
 from csvimport.resources import schema_path
 
@@ -91,58 +89,6 @@ def csvimport(*args: str, env: dict[str, str]) -> int:
     return subprocess.run([sys.executable, "-m", "csvimport", *args], env=env).returncode
 
 
-def import_chunk(
-    cognito: Any, logs: Any, info: dict[str, str], run: Path, chunk: dict[str, Any]
-) -> Counter[str]:
-    """One import job for one chunk, by hand; returns outcomes counted by legacy id."""
-    pool_id = info["user_pool_id"]
-    job = cognito.create_user_import_job(
-        JobName=chunk["file"].removesuffix(".csv"), UserPoolId=pool_id,
-        CloudWatchLogsRoleArn=info["logs_role_arn"],
-    )["UserImportJob"]  # fmt: skip
-    say(f"Import job {job['JobId']} for {chunk['file']} ({chunk['rows']} users); "
-        "the presigned upload URL is a secret and is not shown")  # fmt: skip
-    with (run / chunk["file"]).open("rb") as body:
-        sse = {"x-amz-server-side-encryption": "aws:kms"}
-        requests.put(job["PreSignedUrl"], data=body, headers=sse, timeout=60).raise_for_status()
-    cognito.start_user_import_job(UserPoolId=pool_id, JobId=job["JobId"])
-    last = None
-    while True:
-        job = cognito.describe_user_import_job(UserPoolId=pool_id, JobId=job["JobId"])[
-            "UserImportJob"
-        ]
-        state = (job["Status"], job["ImportedUsers"], job["SkippedUsers"], job["FailedUsers"])
-        if state != last:
-            say(f"  {state[0]:<10} imported {state[1]}, skipped {state[2]}, failed {state[3]}")
-            last = state
-        if job["Status"] in TERMINAL:
-            break
-        time.sleep(0.3)
-    expected = job["ImportedUsers"] + job["SkippedUsers"] + job["FailedUsers"]
-    group = f"/aws/cognito/userpools/{pool_id}/{info['user_pool_name']}"
-    messages: list[str] = []
-    deadline = time.monotonic() + 30
-    while len(messages) < expected and time.monotonic() < deadline:
-        messages, kwargs = [], {"logGroupName": group, "logStreamNamePrefix": job["JobId"]}
-        while True:
-            page = logs.filter_log_events(**kwargs)
-            messages += [e["message"] for e in page["events"]]
-            if not page.get("nextToken"):
-                break
-            kwargs["nextToken"] = page["nextToken"]
-    with (run / chunk["map_file"]).open(encoding="utf-8") as f:
-        legacy_of_line = {int(r["line"]): r["legacy_id"] for r in csv.DictReader(f)}
-    outcomes: Counter[str] = Counter()
-    for message in messages:
-        head, _, reason = message.partition(" - ")
-        outcome = head[1 : head.index("]")]
-        line = int(head.rsplit(" ", 1)[-1])  # line 1 = first data row (sandbox choice)
-        outcomes[outcome] += 1
-        if outcome != "SUCCEEDED":
-            say(f"  legacy member {legacy_of_line.get(line, '?')}: {outcome} - {reason}")
-    return outcomes
-
-
 def run(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     child, info = start_sandbox(job_seconds=2.0)
@@ -156,7 +102,6 @@ def run(out_dir: Path) -> None:
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                 region_name=info["region"])  # fmt: skip
         cognito: Any = session.client("cognito-idp", endpoint_url=info["endpoint_url"])
-        logs: Any = session.client("logs", endpoint_url=info["endpoint_url"])
         # Someone signed up in the new app before the migration: Cognito will skip them.
         cognito.admin_create_user(
             UserPoolId=info["user_pool_id"], Username="ada.lovelace1", MessageAction="SUPPRESS",
@@ -166,6 +111,10 @@ def run(out_dir: Path) -> None:
         legacy = out_dir / "legacy.db"
         make_legacy_db(legacy)
         say(f"Wrote a legacy database of 300 members: {legacy}")
+        starter = out_dir / f"mapping-{time.strftime('%Y%m%d-%H%M%S')}.toml"
+        csvimport("map", f"sqlite:///{legacy}", "--table", "members", "--out", str(starter),
+                  env=env)  # fmt: skip
+        say(f"A person reviews the starter mapping {starter}; the demo uses the reviewed one.")
         run_dir = out_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
         status = csvimport(
             "build", f"sqlite:///{legacy}", "--table", "members",
@@ -174,17 +123,19 @@ def run(out_dir: Path) -> None:
         )  # fmt: skip
         if status not in (0, 1):
             raise SystemExit(f"csvimport build failed (exit {status})")
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        totals: Counter[str] = Counter()
-        for chunk in manifest["chunks"]:
-            totals += import_chunk(cognito, logs, info, run_dir, chunk)
-        counts = manifest["counts"]
+        env["CSVIMPORT_LOGS_ROLE_ARN"] = info["logs_role_arn"]
+        status = csvimport("start", str(run_dir), "--no-wait", env=env)
+        if status != 0:
+            raise SystemExit(f"csvimport start failed (exit {status})")
+        csvimport("status", str(run_dir), "--wait", env=env)
+        status = csvimport("report", str(run_dir), env=env)
+        if status not in (0, 1):
+            raise SystemExit(f"csvimport report failed (exit {status})")
         say()
-        say(f"Demo finished. Of {counts['source_rows']} legacy members: "
-            f"{counts['rejected']} refused before import and {counts['duplicates']} duplicates "
-            f"(see {run_dir / 'rejects.csv'}); {totals['SUCCEEDED']} imported, "
-            f"{totals['SKIPPED']} skipped by Cognito (already in the pool), "
-            f"{totals['FAILED']} failed in Cognito.")  # fmt: skip
+        say(f"Demo finished. The report: {run_dir / 'report.html'} (open it in a browser); "
+            f"every user's outcome: {run_dir / 'results.jsonl'}; the users to fix: "
+            f"{run_dir / 'failed-users.csv'} and, in the legacy shape, "
+            f"{run_dir / 'retry-source.csv'}.")  # fmt: skip
     finally:
         child.send_signal(signal.SIGINT)
         child.wait(timeout=15)

@@ -1,0 +1,192 @@
+"""`csvimport start`, `status` and `stop` as an operator runs them: real subprocesses
+against the sandbox, killed at every step of a job and run again, interrupted, and
+stopped from a second terminal."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from csvimport.journal import JOURNAL
+from csvimport.sandbox import PoolInfo, Sandbox
+
+from .helpers import Importer, build_run
+from .test_cli import cli_env
+from .test_jobs import sandbox_jobs
+
+CRASH_AT = Path(__file__).with_name("crash_at.py")
+
+
+def env_for(sandbox: Sandbox, pool: PoolInfo, **overrides: str | None) -> dict[str, str]:
+    settings: dict[str, str | None] = {"AWS_ENDPOINT_URL": sandbox.endpoint_url,
+                                       "AWS_MAX_ATTEMPTS": "3",
+                                       "CSVIMPORT_LOGS_ROLE_ARN": pool.logs_role_arn}  # fmt: skip
+    return cli_env(**{**settings, **overrides})
+
+
+def csvimport(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "csvimport", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)  # fmt: skip
+
+
+@pytest.fixture
+def run_dir(cognito: Any, pool: PoolInfo, tmp_path: Path) -> Path:
+    return build_run(cognito, pool, tmp_path, users=5, max_rows=3)
+
+
+def test_start_imports_the_run_and_status_then_reports_it_all_imported(
+    sandbox: Sandbox, pool: PoolInfo, importer: Importer, run_dir: Path
+) -> None:
+    env = env_for(sandbox, pool)
+    started = csvimport(env, "start", str(run_dir))
+    assert started.returncode == 0, started.stderr
+    assert "chunk-0001.csv: job import-" in started.stderr
+    assert "succeeded: 3 imported, 0 skipped, 0 failed" in started.stderr
+    assert f"run {run_dir}: 5 of 5 users imported, 0 skipped, 0 failed" in started.stdout
+    for secret in ("X-Amz-Signature", "X-Amz-Security-Token", "_sandbox/upload"):
+        assert secret not in started.stdout + started.stderr
+    status = csvimport(env, "status", str(run_dir), "--json")
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["all_imported"] and data["imported"] == 5
+    assert [c["state"] for c in data["chunks"]] == ["imported", "imported"]
+    assert len(importer.users()) == 5
+
+
+def test_status_of_a_run_not_yet_started_exits_1_and_says_what_to_run(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    result = csvimport(env_for(sandbox, pool), "status", str(run_dir))
+    assert result.returncode == 1
+    assert "chunk-0001.csv  3 users  no job yet  not started" in result.stdout
+    assert f"not finished: 2 chunk(s) not started; run `csvimport start {run_dir}`" in (
+        result.stderr
+    )
+
+
+def test_start_without_a_logs_role_exits_2_and_names_the_option(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    result = csvimport(env_for(sandbox, pool, CSVIMPORT_LOGS_ROLE_ARN=None), "start", str(run_dir))
+    assert result.returncode == 2
+    assert "error: no CloudWatch Logs role given" in result.stderr
+    assert "hint: Pass --logs-role-arn or set CSVIMPORT_LOGS_ROLE_ARN" in result.stderr
+    assert sandbox_jobs(sandbox, pool.user_pool_id) == []
+
+
+def test_start_on_a_directory_that_is_not_a_build_exits_2(
+    sandbox: Sandbox, pool: PoolInfo, tmp_path: Path
+) -> None:
+    result = csvimport(env_for(sandbox, pool), "start", str(tmp_path))
+    assert result.returncode == 2
+    assert f"error: {tmp_path} is not a finished csvimport build" in result.stderr
+
+
+def test_dry_run_shows_the_plan_and_creates_nothing(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    result = csvimport(env_for(sandbox, pool), "start", str(run_dir), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "chunk-0001.csv (3 users): would create a job, upload and start it" in result.stderr
+    assert "chunk-0002.csv (2 users): would create a job, upload and start it" in result.stderr
+    assert sandbox_jobs(sandbox, pool.user_pool_id) == []
+
+
+# Journal saves of `start` for the first chunk: 1 create requested, 2 created (job id),
+# 3 status Created, 4 upload started, 5 uploaded, 6 started, 7 status Pending.
+CRASH_POINTS = {
+    "after-create-before-the-journal-knew": ("before", 2),
+    "created-not-uploaded": ("after", 3),
+    "upload-begun": ("after", 4),
+    "uploaded-not-recorded": ("before", 5),
+    "uploaded-not-started": ("after", 5),
+    "started-not-recorded": ("before", 6),
+    "started-and-running": ("after", 7),
+    "second-chunk-created": ("after", 13),
+}
+
+
+@pytest.mark.parametrize("point", list(CRASH_POINTS))
+def test_start_killed_at_any_step_resumes_with_one_job_per_chunk_and_every_user_once(
+    sandbox: Sandbox, pool: PoolInfo, importer: Importer, run_dir: Path, point: str
+) -> None:
+    env = env_for(sandbox, pool)
+    when, number = CRASH_POINTS[point]
+    crashed = subprocess.run(
+        [sys.executable, str(CRASH_AT), when, str(number), "start", str(run_dir)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    json.loads((run_dir / JOURNAL).read_text())  # never half-written
+
+    resumed = csvimport(env, "start", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    jobs = sandbox_jobs(sandbox, pool.user_pool_id)
+    succeeded = sorted(j["JobName"].rsplit("-", 2)[1] for j in jobs if j["Status"] == "Succeeded")
+    assert succeeded == ["0001", "0002"], jobs
+    assert all(j["Uploads"] <= 1 for j in jobs), jobs
+    # Jobs set aside were never uploaded, so they imported nobody.
+    assert all(j["Uploads"] == 0 for j in jobs if j["Status"] != "Succeeded"), jobs
+    users = importer.users()
+    assert sorted(users) == [f"user{n}" for n in range(1, 6)]
+
+
+def test_ctrl_c_during_status_wait_exits_130_and_leaves_the_journal_whole(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    env = env_for(sandbox, pool)
+    sandbox.settings.update(job_seconds=30)
+    started = csvimport(env, "start", str(run_dir), "--no-wait")
+    assert started.returncode == 0, started.stderr
+    assert "job started; follow it with `csvimport status" in started.stderr
+    with subprocess.Popen(
+        [sys.executable, "-m", "csvimport", "status", str(run_dir), "--wait"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    ) as watching:  # fmt: skip
+        time.sleep(3)
+        watching.send_signal(signal.SIGINT)
+        _, stderr = watching.communicate(timeout=30)
+    assert watching.returncode == 130, stderr
+    assert "A started job keeps running in Cognito" in stderr
+    assert "Traceback" not in stderr
+    journal = json.loads((run_dir / JOURNAL).read_text())
+    assert journal["attempts"][0]["step"] == "started"
+
+
+def test_stop_from_a_second_terminal_stops_the_job_start_is_waiting_for(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    env = env_for(sandbox, pool)
+    sandbox.settings.update(job_seconds=30)
+    with subprocess.Popen(
+        [sys.executable, "-m", "csvimport", "start", str(run_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    ) as starting:  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            journal = run_dir / JOURNAL
+            if journal.exists() and '"step": "started"' in journal.read_text():
+                break
+            time.sleep(0.1)
+        stopped = csvimport(env, "stop", str(run_dir))
+        _, start_err = starting.communicate(timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "chunk-0001.csv: job import-" in stopped.stderr
+    assert "stopped: " in stopped.stderr and "cannot be restarted" in stopped.stderr
+    assert "holds the run and records the stop" in stopped.stderr
+    assert "--resume-stopped" in stopped.stderr
+    # The running start saw the stop, recorded it, and halted the run with exit 1.
+    assert starting.returncode == 1, start_err
+    journal = json.loads((run_dir / JOURNAL).read_text())
+    assert [a["status"] for a in journal["attempts"]] == ["Stopped"]
+    jobs = sandbox_jobs(sandbox, pool.user_pool_id)
+    assert [j["Status"] for j in jobs] == ["Stopped"]
