@@ -25,7 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from csvimport import __version__
 from csvimport.cognito_csv import (
@@ -34,6 +37,7 @@ from csvimport.cognito_csv import (
     SIDE_FILE_LINE_END,
     Chunk,
     ChunkWriter,
+    large_strings,
     open_private,
     serialize,
 )
@@ -50,6 +54,12 @@ EXISTING = "existing.csv"
 EXISTING_COLUMNS = ["source_row", "legacy_id", "username"]
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
+# The first pass's valid users, in source order, as Arrow record batches (one per chunk):
+# written and read back without parsing a value.
+SPILL_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("legacy_id", pa.large_string()), ("username", pa.large_string()),
+     ("line", pa.large_string())]
+)  # fmt: skip
 REJECT_COLUMNS = ["source_row", "legacy_id", "attribute", "rule", "reason", "value",
                   "collided_with_row"]  # fmt: skip
 # What an unmapped cognito:mfa_enabled is written as: explicit and consistent with the
@@ -182,8 +192,8 @@ def _build_into(
     spill_path = work / ".valid.spill"
     defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
     try:
-        with open_private(spill_path) as spill_file:
-            spill = csv.writer(spill_file, lineterminator=SIDE_FILE_LINE_END)
+        with open_private(spill_path, "wb") as spill_file:
+            spill = pa.ipc.new_stream(spill_file, SPILL_SCHEMA)
             for chunk in source.chunks():
                 mapped = mapping.apply(chunk)
                 frame = mapped.frame.reset_index(drop=True)
@@ -193,35 +203,52 @@ def _build_into(
                 refused = _reject(frame, mapped.problems, validator, rejects, result)
                 valid = frame[~frame["__row__"].isin(refused)]
                 finder.add(valid)
-                lines = serialize(valid, header)
                 usernames = valid["cognito:username"]
                 if not snapshot.case_sensitive:
                     usernames = usernames.str.lower()
-                spill.writerows(
-                    zip(valid["__row__"], valid["__legacy_id__"], usernames, lines, strict=True)
+                spill.write_batch(
+                    pa.record_batch(
+                        [
+                            pa.array(valid["__row__"].to_numpy(dtype=np.int64)),
+                            large_strings(valid["__legacy_id__"]),
+                            large_strings(usernames),
+                            large_strings(serialize(valid, header)),
+                        ],
+                        schema=SPILL_SCHEMA,
+                    )
                 )
                 result.source_rows += len(frame)
                 if progress:
                     progress(len(frame))
+            spill.close()
         dropped = finder.resolve()
+        dropped_rows = np.fromiter(dropped, dtype=np.int64, count=len(dropped))
         legacy_of: dict[int, str] = {}
         writer = ChunkWriter(work, header, max_rows=options.max_rows, max_bytes=options.max_bytes)
         existing = (
             _SideCsv(work / EXISTING, EXISTING_COLUMNS) if options.existing is not None else None
         )
-        with spill_path.open(encoding="utf-8", newline="") as spill_file:
-            batch: list[tuple[str, int, str]] = []
-            for row_text, legacy_id, username, line in csv.reader(spill_file):
-                row = int(row_text)
-                if row in dropped:
-                    legacy_of[row] = legacy_id
-                    continue
-                if existing is not None and username in (options.existing or ()):
-                    existing.write(row, legacy_id, username)
-                batch.append((line, row, legacy_id))
-                if len(batch) >= 10_000:
-                    _flush(writer, batch)
-            _flush(writer, batch)
+        known = pa.array(sorted(options.existing or ()), type=pa.large_string())
+        with pa.OSFile(str(spill_path)) as spill_file, pa.ipc.open_stream(spill_file) as spilled:
+            for batch in spilled:
+                rows = batch.column("row").to_numpy()
+                drop = np.isin(rows, dropped_rows)
+                if drop.any():
+                    dropped_ids = batch.column("legacy_id").filter(pa.array(drop)).to_pylist()
+                    legacy_of.update(zip(rows[drop].tolist(), dropped_ids, strict=True))
+                    batch = batch.filter(pa.array(~drop))
+                    rows = rows[~drop]
+                if existing is not None:
+                    found = pc.is_in(batch.column("username"), value_set=known)
+                    for row, legacy_id, username in zip(
+                        rows[found.to_numpy(zero_copy_only=False)].tolist(),
+                        batch.column("legacy_id").filter(found).to_pylist(),
+                        batch.column("username").filter(found).to_pylist(),
+                        strict=True,
+                    ):
+                        existing.write(row, legacy_id, username)
+                legacy_ids = batch.column("legacy_id").to_pylist()
+                writer.write(batch.column("line"), rows.tolist(), legacy_ids)
         writer.close()
         if existing is not None:
             result.existing = existing.close()
@@ -251,32 +278,28 @@ def _build_into(
     return result
 
 
-def _flush(writer: ChunkWriter, batch: list[tuple[str, int, str]]) -> None:
-    if batch:
-        lines, rows, legacy_ids = zip(*batch, strict=True)
-        writer.write(lines, rows, legacy_ids)
-        batch.clear()
-
-
 def _reject(
     frame: pd.DataFrame, problems: list[Any], validator: PoolValidator, rejects: _SideCsv,
     result: BuildResult,
 ) -> set[int]:  # fmt: skip
     """Write every problem and validation failure; return the refused source rows."""
     refused: set[int] = set()
-    legacy = dict(zip(frame["__row__"], frame["__legacy_id__"], strict=True))
-    for problem in problems:
-        rejects.write(problem.row, legacy.get(problem.row, ""), problem.attribute,
+    rows = frame["__row__"].to_numpy()
+    legacy_ids = frame["__legacy_id__"].to_numpy(dtype=object)
+    # problem rows -> legacy ids, looked up vectorised: a dict of every row costs more
+    where = pd.Index(rows).get_indexer([p.row for p in problems])
+    legacy = [legacy_ids[i] if i >= 0 else "" for i in where.tolist()]
+    for problem, legacy_id in zip(problems, legacy, strict=True):
+        rejects.write(problem.row, legacy_id, problem.attribute,
                       problem.rule, problem.reason, problem.value, "")  # fmt: skip
         refused.add(problem.row)
         result.reasons[problem.rule] += 1
     already = {(p.row, p.attribute) for p in problems}
-    rows = frame["__row__"].to_numpy()
     for failure in validator.validate(frame[list(validator.snapshot.header)]):
         row = int(rows[failure.position])
         if (row, failure.attribute) in already:  # the mapping already said why it is empty
             continue
-        rejects.write(row, legacy.get(row, ""), failure.attribute, failure.rule,
+        rejects.write(row, legacy_ids[failure.position], failure.attribute, failure.rule,
                       failure.reason, failure.value, "")  # fmt: skip
         refused.add(row)
         result.reasons[failure.rule] += 1

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_USERS_PER_FILE = 500_000  # facts §2, not adjustable
 MAX_FILE_BYTES = 100 * 1024 * 1024  # facts §2, not adjustable
@@ -27,27 +30,54 @@ PRIVATE_FILE_MODE = 0o600  # import files and maps hold personal data
 # "\n" alone, a legacy value holding a bare "\r" went unquoted and split the row on
 # reading. With "\r\n" every field holding either is quoted.
 SIDE_FILE_LINE_END = "\r\n"
+_NEWLINE = pa.scalar("\n", pa.large_string())
 
 
-def open_private(path: Path, mode: str = "w") -> IO[str]:
-    """Open a file for writing that only the owner may read (it holds personal data)."""
+def open_private(path: Path, mode: str = "w") -> IO[Any]:
+    """Open a file for writing that only the owner may read (it holds personal data).
+
+    Text modes write UTF-8 without newline translation; "wb" writes bytes.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its mode otherwise
+    if "b" in mode:
+        return open(fd, mode)
     return open(fd, mode, encoding="utf-8", newline="")
+
+
+def large_strings(values: Any) -> pa.LargeStringArray:
+    """Return ``values`` (a pandas Series, Arrow array or iterable of str) as one Arrow
+    large_string array; Arrow-backed Series convert without copying each value."""
+    array = pa.array(values, type=pa.large_string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array
+
+
+_COMMA = pa.scalar(",", pa.large_string())
 
 
 def serialize(frame: pd.DataFrame, header: list[str]) -> pd.Series:
     """Return one Cognito CSV line (without newline) per row of ``frame``, in order.
 
     Every value must be a ``str`` without line breaks (the validator refuses those).
+    The lines are built in Arrow, column by column, not per row in Python: at a million
+    users that is the difference between a fraction of a second and several.
     """
     if frame.empty:
         return pd.Series([], dtype=object)
-    escaped = [frame[column].str.replace(",", "\\,", regex=False) for column in header]
-    line = escaped[0]
-    for column in escaped[1:]:
-        line = line + "," + column
-    return line
+    columns = []
+    for column in header:
+        values = large_strings(frame[column])
+        if pc.any(pc.match_substring(values, ",")).as_py():
+            values = pc.replace_substring(values, ",", "\\,")
+        columns.append(values)
+    lines = pc.binary_join_element_wise(*columns, _COMMA)
+    return pd.Series(lines.to_pandas(types_mapper=_STR_DTYPE.get).array, index=frame.index)
+
+
+# How Arrow strings become pandas "str" values without a Python object each.
+_STR_DTYPE = {pa.large_string(): pd.StringDtype("pyarrow", na_value=np.nan)}
 
 
 @dataclass
@@ -72,7 +102,7 @@ class ChunkWriter:
     max_bytes: int = MAX_FILE_BYTES
     prefix: str = "chunk"
     chunks: list[Chunk] = field(default_factory=list)
-    _file: IO[str] | None = None
+    _file: IO[bytes] | None = None
     _map: Any = None  # a csv writer
     _map_file: IO[str] | None = None
     _digest: hashlib._Hash | None = None  # noqa: SLF001
@@ -93,36 +123,74 @@ class ChunkWriter:
         chunk = Chunk(
             file=f"{self.prefix}-{number:04d}.csv", map_file=f"{self.prefix}-{number:04d}.map.csv"
         )
-        self._file = open_private(self.directory / chunk.file)
+        self._file = open_private(self.directory / chunk.file, "wb")
         self._map_file = open_private(self.directory / chunk.map_file)
         self._map = csv.writer(self._map_file, lineterminator=SIDE_FILE_LINE_END)
         self._map.writerow(["line", "source_row", "legacy_id"])
         self._digest = hashlib.sha256()
-        self._write(chunk, self._header_line)
+        self._write(chunk, self._header_line.encode("utf-8"))
         self.chunks.append(chunk)
         return chunk
 
-    def _write(self, chunk: Chunk, text: str) -> None:
-        data = text.encode("utf-8")
+    def _write(self, chunk: Chunk, data: bytes | memoryview) -> None:
         assert self._file is not None and self._digest is not None
-        self._file.write(text)
+        self._file.write(data)
         self._digest.update(data)
         chunk.bytes += len(data)
 
     def write(self, lines: Iterable[str], rows: Iterable[int], legacy_ids: Iterable[str]) -> None:
-        """Append users: their Cognito lines, source rows and legacy ids, in order."""
+        """Append users: their Cognito lines, source rows and legacy ids, in order.
+
+        Vectorised: the lines are encoded once into one Arrow buffer, and each chunk file
+        gets a slice of it; only the line map is written row by row (by the csv module).
+        """
+        ended = pc.binary_join_element_wise(
+            large_strings(lines), _NEWLINE, pa.scalar("", pa.large_string())
+        )
+        row_list = list(rows)
+        legacy_list = [str(v) for v in legacy_ids]
+        if not len(ended) == len(row_list) == len(legacy_list):
+            raise ValueError("lines, rows and legacy_ids differ in length")
+        # large_string: int64 offsets into one data buffer of UTF-8 bytes.
+        offsets = np.frombuffer(ended.buffers()[1], dtype=np.int64)[
+            ended.offset : ended.offset + len(ended) + 1
+        ]
+        data = memoryview(ended.buffers()[2]) if len(ended) else memoryview(b"")
+        too_large = np.flatnonzero(np.diff(offsets) + self._header_bytes > self.max_bytes)
+        end = int(too_large[0]) if too_large.size else len(row_list)
         chunk = self.chunks[-1] if self._file is not None else None
-        for line, row, legacy_id in zip(lines, rows, legacy_ids, strict=True):
-            text = line + "\n"
-            size = len(text.encode("utf-8"))
-            if size + self._header_bytes > self.max_bytes:
-                raise ValueError(f"source row {row} alone is larger than the chunk size limit")
-            if chunk is None or chunk.rows >= self.max_rows or chunk.bytes + size > self.max_bytes:
+        start = 0
+        while start < end:
+            first_size = int(offsets[start + 1] - offsets[start])
+            if (
+                chunk is None
+                or chunk.rows >= self.max_rows
+                or (chunk.bytes + first_size > self.max_bytes)
+            ):
                 chunk = self._open_next()
-            self._write(chunk, text)
-            chunk.rows += 1
+            # as many lines as the chunk has room for, by rows and by bytes
+            room = int(offsets[start]) + self.max_bytes - chunk.bytes
+            stop = min(
+                end,
+                start + self.max_rows - chunk.rows,
+                int(np.searchsorted(offsets, room, side="right")) - 1,
+            )
+            self._write(chunk, data[offsets[start] : offsets[stop]])
             assert self._map is not None
-            self._map.writerow([chunk.rows, row, legacy_id])  # line 1 = first data row
+            self._map.writerows(
+                zip(
+                    range(chunk.rows + 1, chunk.rows + 1 + stop - start),  # line 1 = first data row
+                    row_list[start:stop],
+                    legacy_list[start:stop],
+                    strict=True,
+                )
+            )
+            chunk.rows += stop - start
+            start = stop
+        if end < len(row_list):
+            raise ValueError(
+                f"source row {row_list[end]} alone is larger than the chunk size limit"
+            )
 
     def close(self) -> None:
         """Finish the open chunk (its digest) and close its files."""
