@@ -39,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from csvimport.errors import ConfigError
 
@@ -1059,8 +1061,14 @@ def _date(values: Any, context: _Context) -> tuple[Any, Any]:
     mapped = _blank(values)
     good = parsed[ok]
     if len(good):
-        parts = (good.dt.year.tolist(), good.dt.month.tolist(), good.dt.day.tolist())
-        mapped[ok] = [f"{m:02d}/{d:02d}/{y:04d}" for y, m, d in zip(*parts, strict=True)]
+        # mm/dd/yyyy built column-wise in Arrow: a Python f-string per value costs more
+        # than parsing the dates (a million users' birthdates are mostly distinct per chunk)
+        parts = [
+            pc.utf8_lpad(pc.cast(pa.array(numbers.to_numpy()), pa.large_string()), width, "0")
+            for numbers, width in ((good.dt.month, 2), (good.dt.day, 2), (good.dt.year, 4))
+        ]
+        slash = pa.scalar("/", pa.large_string())
+        mapped[ok] = pd.Series(pc.binary_join_element_wise(*parts, slash), dtype="str").array
     reasons = _blank(values).where(ok, reason).where(ok | ~parsed_ok, SHORT_YEAR_REASON)
     return mapped, reasons
 

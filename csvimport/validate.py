@@ -24,9 +24,13 @@ MAX_ROW_CHARS = 16_000
 MAX_USERNAME_CHARS = 128
 BOOLEAN_COLUMNS = ("email_verified", "phone_number_verified", "cognito:mfa_enabled")
 E164 = r"^\+[1-9][0-9]{1,14}$"
+# What Python's \s matches in a str, spelt out: the rules mean re's \s (as the sandbox's
+# do), but given \s pandas runs the regex in Python per value, since RE2 (its vectorised
+# engine for Arrow strings) reads \s as ASCII whitespace only. A test pins the two alike.
+WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # The sandbox's email rule (csvimport.sandbox.rules) and this one must agree; the mapping's
 # `email` transform is stricter (email-validator) and runs before.
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+EMAIL = rf"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\.[^@{WHITESPACE}]+$"
 _ASCII_USERNAME = re.compile(r"^[!-~]+$")
 
 # rule id -> (attribute it concerns, or "" for the row's own; plain-language reason with the fix)
@@ -102,7 +106,7 @@ def _column_checks(
     if name == "cognito:username":
         checks += [
             _element("username_missing", lambda s: s != ""),
-            _element("username_whitespace", lambda s: ~s.str.contains(r"\s", regex=True)),
+            _element("username_whitespace", lambda s: ~s.str.contains(f"[{WHITESPACE}]")),
             _element("username_too_long", lambda s: s.str.len() <= MAX_USERNAME_CHARS),
             _element("username_characters", _usernames_ok),
         ]
