@@ -9,7 +9,6 @@ Cognito's log can be traced back to a legacy user.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from collections.abc import Iterable
@@ -30,7 +29,6 @@ PRIVATE_FILE_MODE = 0o600  # import files and maps hold personal data
 # "\n" alone, a legacy value holding a bare "\r" went unquoted and split the row on
 # reading. With "\r\n" every field holding either is quoted.
 SIDE_FILE_LINE_END = "\r\n"
-_NEWLINE = pa.scalar("\n", pa.large_string())
 
 
 def open_private(path: Path, mode: str = "w") -> IO[Any]:
@@ -55,6 +53,34 @@ def large_strings(values: Any) -> pa.LargeStringArray:
 
 
 _COMMA = pa.scalar(",", pa.large_string())
+_NOTHING = pa.scalar("", pa.large_string())
+_QUOTE = pa.scalar('"', pa.large_string())
+
+
+def _ended(values: pa.LargeStringArray, end: str) -> pa.LargeStringArray:
+    """Return each value followed by ``end``."""
+    return pc.binary_join_element_wise(values, pa.scalar(end, pa.large_string()), _NOTHING)
+
+
+def _encoded(values: pa.LargeStringArray) -> tuple[np.ndarray, memoryview]:
+    """Return (offsets, data) of a large_string array: value i is the UTF-8 bytes
+    data[offsets[i]:offsets[i + 1]], and a run of values one contiguous slice."""
+    if len(values) == 0:
+        return np.zeros(1, dtype=np.int64), memoryview(b"")
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)
+    return offsets[values.offset : values.offset + len(values) + 1], memoryview(values.buffers()[2])
+
+
+def _csv_fields(values: pa.LargeStringArray) -> pa.LargeStringArray:
+    """Return values as the csv module writes them with QUOTE_MINIMAL and a "\\r\\n" line
+    end: quoted when holding a comma, a quote or a line break, inner quotes doubled."""
+    special = pc.match_substring_regex(values, '[,"\r\n]')
+    if not pc.any(special).as_py():
+        return values
+    quoted = pc.binary_join_element_wise(
+        _QUOTE, pc.replace_substring(values, '"', '""'), _QUOTE, _NOTHING
+    )
+    return pc.if_else(special, quoted, values)
 
 
 def serialize(frame: pd.DataFrame, header: list[str]) -> pd.Series:
@@ -103,8 +129,7 @@ class ChunkWriter:
     prefix: str = "chunk"
     chunks: list[Chunk] = field(default_factory=list)
     _file: IO[bytes] | None = None
-    _map: Any = None  # a csv writer
-    _map_file: IO[str] | None = None
+    _map_file: IO[bytes] | None = None
     _digest: hashlib._Hash | None = None  # noqa: SLF001
 
     def __post_init__(self) -> None:
@@ -124,9 +149,8 @@ class ChunkWriter:
             file=f"{self.prefix}-{number:04d}.csv", map_file=f"{self.prefix}-{number:04d}.map.csv"
         )
         self._file = open_private(self.directory / chunk.file, "wb")
-        self._map_file = open_private(self.directory / chunk.map_file)
-        self._map = csv.writer(self._map_file, lineterminator=SIDE_FILE_LINE_END)
-        self._map.writerow(["line", "source_row", "legacy_id"])
+        self._map_file = open_private(self.directory / chunk.map_file, "wb")
+        self._map_file.write(f"line,source_row,legacy_id{SIDE_FILE_LINE_END}".encode())
         self._digest = hashlib.sha256()
         self._write(chunk, self._header_line.encode("utf-8"))
         self.chunks.append(chunk)
@@ -141,23 +165,22 @@ class ChunkWriter:
     def write(self, lines: Iterable[str], rows: Iterable[int], legacy_ids: Iterable[str]) -> None:
         """Append users: their Cognito lines, source rows and legacy ids, in order.
 
-        Vectorised: the lines are encoded once into one Arrow buffer, and each chunk file
-        gets a slice of it; only the line map is written row by row (by the csv module).
+        Vectorised: the lines are encoded once into one Arrow buffer and each chunk file
+        gets a slice of it; the line maps are rendered the same way, in the csv module's
+        dialect (QUOTE_MINIMAL, "\\r\\n").
         """
-        ended = pc.binary_join_element_wise(
-            large_strings(lines), _NEWLINE, pa.scalar("", pa.large_string())
+        offsets, data = _encoded(_ended(large_strings(lines), "\n"))
+        row_numbers = np.fromiter(rows, dtype=np.int64)
+        # "source_row,legacy_id" of each user; the line number goes in front per chunk
+        tails = pc.binary_join_element_wise(
+            pc.cast(pa.array(row_numbers), pa.large_string()),
+            _csv_fields(large_strings(legacy_ids)),
+            _COMMA,
         )
-        row_list = list(rows)
-        legacy_list = [str(v) for v in legacy_ids]
-        if not len(ended) == len(row_list) == len(legacy_list):
+        if not len(offsets) - 1 == len(row_numbers) == len(tails):
             raise ValueError("lines, rows and legacy_ids differ in length")
-        # large_string: int64 offsets into one data buffer of UTF-8 bytes.
-        offsets = np.frombuffer(ended.buffers()[1], dtype=np.int64)[
-            ended.offset : ended.offset + len(ended) + 1
-        ]
-        data = memoryview(ended.buffers()[2]) if len(ended) else memoryview(b"")
         too_large = np.flatnonzero(np.diff(offsets) + self._header_bytes > self.max_bytes)
-        end = int(too_large[0]) if too_large.size else len(row_list)
+        end = int(too_large[0]) if too_large.size else len(row_numbers)
         chunk = self.chunks[-1] if self._file is not None else None
         start = 0
         while start < end:
@@ -176,20 +199,18 @@ class ChunkWriter:
                 int(np.searchsorted(offsets, room, side="right")) - 1,
             )
             self._write(chunk, data[offsets[start] : offsets[stop]])
-            assert self._map is not None
-            self._map.writerows(
-                zip(
-                    range(chunk.rows + 1, chunk.rows + 1 + stop - start),  # line 1 = first data row
-                    row_list[start:stop],
-                    legacy_list[start:stop],
-                    strict=True,
-                )
+            numbers = np.arange(chunk.rows + 1, chunk.rows + 1 + stop - start)  # line 1 = first
+            entries = pc.binary_join_element_wise(
+                pc.cast(pa.array(numbers), pa.large_string()), tails[start:stop], _COMMA
             )
+            map_offsets, map_data = _encoded(_ended(entries, SIDE_FILE_LINE_END))
+            assert self._map_file is not None
+            self._map_file.write(map_data[map_offsets[0] : map_offsets[-1]])
             chunk.rows += stop - start
             start = stop
-        if end < len(row_list):
+        if end < len(row_numbers):
             raise ValueError(
-                f"source row {row_list[end]} alone is larger than the chunk size limit"
+                f"source row {row_numbers[end]} alone is larger than the chunk size limit"
             )
 
     def close(self) -> None:
@@ -200,5 +221,4 @@ class ChunkWriter:
             self._map_file.close()
             self.chunks[-1].sha256 = self._digest.hexdigest()
             self._file = self._map_file = None
-            self._map = None
             self._digest = None
