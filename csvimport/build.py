@@ -26,27 +26,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import __version__
+from csvimport.chunkbuild import SPILL_SCHEMA, ChunkBuilder, build_chunks
 from csvimport.cognito_csv import (
     MAX_FILE_BYTES,
     MAX_USERS_PER_FILE,
     SIDE_FILE_LINE_END,
     Chunk,
     ChunkWriter,
-    large_strings,
     open_private,
-    serialize,
 )
 from csvimport.duplicates import DuplicateFinder, DuplicatePolicy
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.mapping import Mapping
 from csvimport.pool import PoolSnapshot
 from csvimport.sources import SourceSpec, open_source
-from csvimport.validate import REASONS, PoolValidator
+from csvimport.validate import REASONS
 
 MANIFEST = "manifest.json"
 REJECTS = "rejects.csv"
@@ -54,17 +52,8 @@ EXISTING = "existing.csv"
 EXISTING_COLUMNS = ["source_row", "legacy_id", "username"]
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
-# The first pass's valid users, in source order, as Arrow record batches (one per chunk):
-# written and read back without parsing a value.
-SPILL_SCHEMA = pa.schema(
-    [("row", pa.int64()), ("legacy_id", pa.large_string()), ("username", pa.large_string()),
-     ("line", pa.large_string())]
-)  # fmt: skip
 REJECT_COLUMNS = ["source_row", "legacy_id", "attribute", "rule", "reason", "value",
                   "collided_with_row"]  # fmt: skip
-# What an unmapped cognito:mfa_enabled is written as: explicit and consistent with the
-# pool's MFA setting, which the facts file calls the safest choice (§2).
-MFA_DEFAULT = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +69,10 @@ class BuildOptions:
     # Usernames already in the pool (folded as the pool compares them), from
     # ``pool.existing_usernames``; None when --check-existing was not asked for.
     existing: frozenset[str] | None = None
+    # Processes building chunks once the source has reached parallel_after_rows rows
+    # (csvimport.chunkbuild): None = one per CPU, 0 or 1 = this process only.
+    workers: int | None = None
+    parallel_after_rows: int = 100_000
 
 
 @dataclass
@@ -145,6 +138,11 @@ class _SideCsv:
         self._csv.writerow(values)
         self.count += 1
 
+    def write_lines(self, text: str, count: int) -> None:
+        """Append ``count`` rows already written in this file's dialect (by a worker)."""
+        self._file.write(text)
+        self.count += count
+
     def close(self) -> int:
         """Close the file; return how many rows were written."""
         self._file.close()
@@ -185,41 +183,25 @@ def _build_into(
     source: Any, progress: Progress | None,
 ) -> BuildResult:  # fmt: skip
     header = list(snapshot.header)
-    validator = PoolValidator(snapshot)
+    builder = ChunkBuilder(snapshot, mapping, options.duplicates)
     finder = DuplicateFinder(snapshot, options.duplicates)
     result = BuildResult(run_dir=work)
     rejects = _SideCsv(work / REJECTS, REJECT_COLUMNS)
     spill_path = work / ".valid.spill"
-    defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
     try:
         with open_private(spill_path, "wb") as spill_file:
             spill = pa.ipc.new_stream(spill_file, SPILL_SCHEMA)
-            for chunk in source.chunks():
-                mapped = mapping.apply(chunk)
-                frame = mapped.frame.reset_index(drop=True)
-                for column in header:
-                    if column not in frame.columns:
-                        frame[column] = defaults.get(column, "")
-                refused = _reject(frame, mapped.problems, validator, rejects, result)
-                valid = frame[~frame["__row__"].isin(refused)]
-                finder.add(valid)
-                usernames = valid["cognito:username"]
-                if not snapshot.case_sensitive:
-                    usernames = usernames.str.lower()
-                spill.write_batch(
-                    pa.record_batch(
-                        [
-                            pa.array(valid["__row__"].to_numpy(dtype=np.int64)),
-                            large_strings(valid["__legacy_id__"]),
-                            large_strings(usernames),
-                            large_strings(serialize(valid, header)),
-                        ],
-                        schema=SPILL_SCHEMA,
-                    )
-                )
-                result.source_rows += len(frame)
+            outcomes = build_chunks(source.chunks(), builder, workers=options.workers,
+                                    parallel_after_rows=options.parallel_after_rows)  # fmt: skip
+            for outcome in outcomes:
+                rejects.write_lines(outcome.rejects, outcome.reject_lines)
+                result.rejected += outcome.rejected
+                result.reasons.update(outcome.reasons)
+                finder.add_keys(outcome.keys)
+                spill.write_batch(outcome.spill)
+                result.source_rows += outcome.rows
                 if progress:
-                    progress(len(frame))
+                    progress(outcome.rows)
             spill.close()
         dropped = finder.resolve()
         dropped_rows = np.fromiter(dropped, dtype=np.int64, count=len(dropped))
@@ -247,8 +229,7 @@ def _build_into(
                         strict=True,
                     ):
                         existing.write(row, legacy_id, username)
-                legacy_ids = batch.column("legacy_id").to_pylist()
-                writer.write(batch.column("line"), rows.tolist(), legacy_ids)
+                writer.write(batch.column("line"), rows, batch.column("legacy_id"))
         writer.close()
         if existing is not None:
             result.existing = existing.close()
@@ -276,35 +257,6 @@ def _build_into(
             f"written + {result.rejected} rejected + {result.duplicates} duplicates"
         )
     return result
-
-
-def _reject(
-    frame: pd.DataFrame, problems: list[Any], validator: PoolValidator, rejects: _SideCsv,
-    result: BuildResult,
-) -> set[int]:  # fmt: skip
-    """Write every problem and validation failure; return the refused source rows."""
-    refused: set[int] = set()
-    rows = frame["__row__"].to_numpy()
-    legacy_ids = frame["__legacy_id__"].to_numpy(dtype=object)
-    # problem rows -> legacy ids, looked up vectorised: a dict of every row costs more
-    where = pd.Index(rows).get_indexer([p.row for p in problems])
-    legacy = [legacy_ids[i] if i >= 0 else "" for i in where.tolist()]
-    for problem, legacy_id in zip(problems, legacy, strict=True):
-        rejects.write(problem.row, legacy_id, problem.attribute,
-                      problem.rule, problem.reason, problem.value, "")  # fmt: skip
-        refused.add(problem.row)
-        result.reasons[problem.rule] += 1
-    already = {(p.row, p.attribute) for p in problems}
-    for failure in validator.validate(frame[list(validator.snapshot.header)]):
-        row = int(rows[failure.position])
-        if (row, failure.attribute) in already:  # the mapping already said why it is empty
-            continue
-        rejects.write(row, legacy_ids[failure.position], failure.attribute, failure.rule,
-                      failure.reason, failure.value, "")  # fmt: skip
-        refused.add(row)
-        result.reasons[failure.rule] += 1
-    result.rejected += len(refused)
-    return refused
 
 
 def _write_manifest(
