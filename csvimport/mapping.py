@@ -857,7 +857,7 @@ def _boolean(values: Any, context: _Context) -> tuple[Any, Any]:
 
 
 def _email(values: Any, context: _Context) -> tuple[Any, Any]:
-    fast = (values.str.len() <= EMAIL_FAST_MAX_LENGTH) & values.str.fullmatch(EMAIL_SHAPE)
+    fast = (values.str.len() <= EMAIL_FAST_MAX_LENGTH) & _re2_match(values, EMAIL_SHAPE, full=True)
     if fast.any():
         shaped = values[fast]
         special = shaped.str.match(EMAIL_SPECIAL_LOCAL) | shaped.str.contains(EMAIL_SPECIAL_DOMAIN)
@@ -921,10 +921,25 @@ def _phone(values: Any, context: _Context) -> tuple[Any, Any]:
 
 def _matches(values: Any, shape: str, forbidden: str) -> Any:
     """Return which values match ``shape`` and do not start with ``forbidden``."""
-    ok = values.str.fullmatch(shape)
+    ok = _re2_match(values, shape, full=True)
     if forbidden and ok.any():
-        ok[ok] = ~values[ok].str.match(forbidden)
+        ok[ok] = ~_re2_match(values[ok], forbidden, full=False)
     return ok
+
+
+def _re2_match(values: Any, pattern: str, *, full: bool) -> Any:
+    """Return which values ``pattern`` (read alike by re and RE2) matches at their start,
+    or with ``full`` as a whole: ``str.match`` and ``str.fullmatch``, faster.
+
+    Arrow strings go straight to pyarrow: pandas would first parse the pattern with
+    Python's re to decide whether RE2 may run it, which for phonenumbers' patterns (some
+    thousands of characters) costs more than matching a chunk's values.
+    """
+    if isinstance(values.array, pd.arrays.ArrowStringArray):
+        anchored = f"^(?:{pattern})$" if full else f"^(?:{pattern})"  # RE2's $: the very end
+        found = pc.match_substring_regex(pa.array(values.array), anchored)
+        return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index)
+    return values.str.fullmatch(pattern) if full else values.str.match(pattern)
 
 
 @cache

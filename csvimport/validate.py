@@ -101,7 +101,11 @@ def _column_checks(
 ) -> list[pa.Check]:
     checks = [
         _element("value_too_long", lambda s: s.str.len() <= MAX_VALUE_CHARS),
-        _element("newline", lambda s: ~s.str.contains(r"[\r\n]", regex=True)),
+        # two plain searches cost less than one regex with a class
+        _element(
+            "newline",
+            lambda s: ~(s.str.contains("\n", regex=False) | s.str.contains("\r", regex=False)),
+        ),  # fmt: skip
     ]
     if name == "cognito:username":
         checks += [
@@ -144,11 +148,13 @@ def _usernames_ok(s: pd.Series) -> pd.Series:
 
 def _birthdate_ok(s: pd.Series) -> pd.Series:
     # Parse each distinct date once: a million users share a few tens of thousands.
-    distinct = pd.Series(s.unique())
+    codes, uniques = pd.factorize(s)
+    distinct = pd.Series(uniques)
     shaped = distinct.where(distinct.str.fullmatch(r"\d{2}/\d{2}/\d{4}").fillna(False).astype(bool))
     parsed = pd.to_datetime(shaped, format="%m/%d/%Y", errors="coerce")
-    ok = dict(zip(distinct, (distinct == "") | parsed.notna(), strict=True))
-    return s.map(ok).astype(bool)
+    ok = ((distinct == "") | parsed.notna()).to_numpy(dtype=bool)
+    # a missing value (code -1) is no date; factorize never gives one for str values
+    return pd.Series(np.append(ok, False)[codes], index=s.index)
 
 
 def _custom_checks(attribute: Attribute) -> list[pa.Check]:
