@@ -1149,6 +1149,8 @@ _TOTAL_TRANSFORMS: Final = ("text", "lower", "upper")
 # A column whose first rows are nearly all different (emails, phone numbers, timestamps)
 # is not worth finding its distinct values: they are then simply all of them.
 _DISTINCT_SAMPLE: Final = 2_000
+# Except dates: a century holds fewer than 40,000 days, so a chunk of users always shares
+# them, though its first rows may all differ (birthdates often do).
 
 
 @dataclass
@@ -1261,7 +1263,11 @@ class _Applier:
             given = self.column(rule.column) if rule.column is not None else values
             sample = values.iloc[:_DISTINCT_SAMPLE]
             codes = None
-            if len(sample) < _DISTINCT_SAMPLE or sample.nunique() < 0.9 * _DISTINCT_SAMPLE:
+            if (
+                rule.transform == "date"
+                or len(sample) < _DISTINCT_SAMPLE
+                or sample.nunique() < 0.9 * _DISTINCT_SAMPLE
+            ):
                 codes, uniques = pd.factorize(values)
                 values = pd.Series(uniques)
             mapped, reasons = _convert(values, context)
