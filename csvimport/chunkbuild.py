@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from csvimport.cognito_csv import SIDE_FILE_LINE_END, large_strings, serialize
+from csvimport.cognito_csv import SIDE_FILE_LINE_END, constant_strings, large_strings, serialize
 from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
 from csvimport.mapping import Mapping, Problem
 from csvimport.pool import PoolSnapshot
@@ -73,7 +73,7 @@ class ChunkBuilder:
         frame = mapped.frame.reset_index(drop=True)
         for column in self.header:
             if column not in frame.columns:
-                frame[column] = self.defaults.get(column, "")
+                frame[column] = constant_strings(self.defaults.get(column, ""), frame.index)
         text = io.StringIO()
         rejects = csv.writer(text, lineterminator=SIDE_FILE_LINE_END)
         reasons: Counter[str] = Counter()
