@@ -187,9 +187,10 @@ def child_build(source: Path, work: Path) -> dict[str, Any]:
     mapping.write_text(BUILD_MAPPING, encoding="utf-8")
     start = time.perf_counter()
     result = build(BuildOptions(SourceSpec(str(source)), mapping, work / "run"), bench_snapshot())
+    spawned = usable_cpus() - 1 if peak_rss_mib(resource.RUSAGE_CHILDREN) else 0
     return {"seconds": time.perf_counter() - start, "written": result.written,
             "rejected": result.rejected, "duplicates": result.duplicates,
-            "workers": usable_cpus() if peak_rss_mib(resource.RUSAGE_CHILDREN) else 0}  # fmt: skip
+            "workers": spawned}  # fmt: skip
 
 
 def in_child(kind: str, source: Path, work: Path) -> dict[str, Any]:

@@ -69,8 +69,8 @@ class BuildOptions:
     # Usernames already in the pool (folded as the pool compares them), from
     # ``pool.existing_usernames``; None when --check-existing was not asked for.
     existing: frozenset[str] | None = None
-    # Processes building chunks once the source has reached parallel_after_rows rows
-    # (csvimport.chunkbuild): None = one per CPU, 0 or 1 = this process only.
+    # Processes building chunks once the source has reached parallel_after_rows rows,
+    # this one included (csvimport.chunkbuild): None = one per CPU, 0 or 1 = this one only.
     workers: int | None = None
     parallel_after_rows: int = 100_000
 

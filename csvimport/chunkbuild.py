@@ -3,7 +3,7 @@
 A chunk's outcome depends on the chunk alone, so chunks can be built in worker processes
 and their outcomes taken in source order: the run directory is the same byte for byte
 whether a chunk was built here or in a worker. Workers start only once the source has
-proven big (``parallel_after_rows``), since starting one costs a second or two of imports.
+proven big (``parallel_after_rows``), since starting one costs a second of imports.
 They are spawned, never forked: csvimport may run in a process with threads (the tests'
 sandbox server), and forking a process with threads can deadlock the child.
 """
@@ -39,8 +39,8 @@ SPILL_SCHEMA = pa.schema(
 # What an unmapped cognito:mfa_enabled is written as: explicit and consistent with the
 # pool's MFA setting, which the facts file calls the safest choice (§2).
 MFA_DEFAULT = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}
-# Chunks sent to workers and not yet taken back, per worker: enough to keep each busy
-# while the parent reads the next chunk, few enough to keep memory flat.
+# Chunks queued per worker: enough to keep each busy while the parent reads and builds,
+# few enough to keep memory flat.
 IN_FLIGHT_PER_WORKER = 2
 
 
@@ -137,33 +137,42 @@ def build_chunks(
 ) -> Iterator[ChunkOutcome]:
     """Yield the outcome of every chunk, in order.
 
-    Chunks are built here until ``parallel_after_rows`` source rows have been seen, then
-    (with more than one worker) in ``workers`` spawned processes - None: one per CPU this
-    process may use. Until a worker is ready the chunks are still built here, so their
-    start-up overlaps useful work.
+    ``workers`` is how many processes build chunks (None: one per CPU this process may
+    use), this one included: it reads the source, and builds a chunk itself whenever the
+    spawned ``workers - 1`` have enough queued - so it is never idle while they are busy,
+    and no CPU pays for one more worker's imports. Workers start once
+    ``parallel_after_rows`` source rows have been seen; until one is ready, chunks are
+    built here, so its start-up overlaps useful work.
     """
-    count = usable_cpus() if workers is None else workers
+    spawned = (usable_cpus() if workers is None else workers) - 1
     pool: ProcessPoolExecutor | None = None
     ready: list[Future[None]] = []
     pending: deque[ChunkOutcome | Future[ChunkOutcome]] = deque()
     seen = 0
     try:
         for chunk in chunks:
-            if pool is None and count > 1 and seen >= parallel_after_rows:
+            if pool is None and spawned > 0 and seen >= parallel_after_rows:
                 pool = ProcessPoolExecutor(
-                    count,
+                    spawned,
                     mp_context=get_context("spawn"),
                     initializer=_start_worker,
                     initargs=(builder.snapshot, builder.mapping, builder.policy),
                 )
                 # one task per worker: the pool spawns a process per task it cannot place
-                ready = [pool.submit(_ready) for _ in range(count)]
+                ready = [pool.submit(_ready) for _ in range(spawned)]
             seen += len(chunk)
-            if pool is not None and any(f.done() for f in ready):
+            queued = sum(isinstance(item, Future) and not item.done() for item in pending)
+            if (
+                pool is not None
+                and any(f.done() for f in ready)
+                and queued < IN_FLIGHT_PER_WORKER * spawned
+            ):
                 pending.append(pool.submit(_build_in_worker, chunk))
             else:
                 pending.append(builder(chunk))
-            while pending and (len(pending) > IN_FLIGHT_PER_WORKER * count or _done(pending[0])):
+            while pending and (
+                len(pending) > IN_FLIGHT_PER_WORKER * (spawned + 1) or _done(pending[0])
+            ):
                 yield _outcome(pending.popleft())
         while pending:
             yield _outcome(pending.popleft())
