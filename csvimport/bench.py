@@ -3,9 +3,11 @@
 - sandbox-import: how fast the sandbox imports a large file (later benchmarks run
   500,000-user jobs through it); floor: decoding and splitting the same bytes.
 - build: ``csvimport build`` of synthetic messy legacy users (1M and 2M by default), wall
-  time and peak RSS, each in its own process; floor: pandas reading the same CSV and
-  writing one CSV. Goal (issue 3): build <= 2x the floor at 1M users, peak RSS <= 1 GiB
-  and about the same at 2M as at 1M.
+  time and peak RSS, each in its own process (the build's RSS: its own peak, that of its
+  largest worker process, their sum over all workers as a bound, and the sampled peak PSS
+  of the whole process tree); floor: pandas reading the same CSV and writing one CSV.
+  Goal (issue 3): build <= 2x the floor at 1M users, peak RSS <= 1 GiB and about the same
+  at 2M as at 1M.
 """
 
 from __future__ import annotations
@@ -178,26 +180,60 @@ def child_floor(source: Path, work: Path) -> dict[str, Any]:
 
 def child_build(source: Path, work: Path) -> dict[str, Any]:
     from csvimport.build import BuildOptions, build
+    from csvimport.chunkbuild import usable_cpus
     from csvimport.sources import SourceSpec
 
     mapping = work / "mapping.toml"
     mapping.write_text(BUILD_MAPPING, encoding="utf-8")
     start = time.perf_counter()
     result = build(BuildOptions(SourceSpec(str(source)), mapping, work / "run"), bench_snapshot())
+    spawned = usable_cpus() - 1 if peak_rss_mib(resource.RUSAGE_CHILDREN) else 0
     return {"seconds": time.perf_counter() - start, "written": result.written,
-            "rejected": result.rejected, "duplicates": result.duplicates}  # fmt: skip
+            "rejected": result.rejected, "duplicates": result.duplicates,
+            "workers": spawned}  # fmt: skip
 
 
 def in_child(kind: str, source: Path, work: Path) -> dict[str, Any]:
-    """Run one measurement in a fresh process, so its peak memory is its own."""
+    """Run one measurement in a fresh process, so its peak memory is its own.
+
+    Also samples (every 0.1 s, where /proc exists) the total PSS of that process and its
+    children, the build's workers: the memory the whole build holds at once, which
+    neither RUSAGE figure gives (shared pages counted once, in shares).
+    """
     import subprocess
     import sys
 
-    out = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-m", "csvimport.bench", "--child", kind, str(source), str(work)],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    return dict(json.loads(out))
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    peak_pss = 0
+    while child.poll() is None:
+        peak_pss = max(peak_pss, tree_pss_kib(child.pid))
+        time.sleep(0.1)
+    out = child.stdout.read() if child.stdout else ""
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, child.args, out)
+    return {**json.loads(out), "tree_peak_pss_mib": round(peak_pss / 1024) or None}
+
+
+def tree_pss_kib(pid: int) -> int:
+    """Return the PSS of a process and its children in KiB (0 where /proc cannot tell)."""
+    proc = Path("/proc")
+    try:
+        children = " ".join(f.read_text() for f in (proc / str(pid) / "task").glob("*/children"))
+    except OSError:
+        return 0
+    total = 0
+    for each in [pid, *map(int, children.split())]:
+        try:
+            rollup = (proc / str(each) / "smaps_rollup").read_text()
+        except OSError:
+            continue  # ended meanwhile, or no /proc
+        total += sum(
+            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
+        )
+    return total
 
 
 def build_bench(users: int, work: Path) -> dict[str, Any]:
@@ -213,14 +249,22 @@ def build_bench(users: int, work: Path) -> dict[str, Any]:
         "ratio_to_floor": round(build_result["seconds"] / floor_result["seconds"], 2),
         "floor_peak_rss_mib": floor_result["peak_rss_mib"],
         "build_peak_rss_mib": build_result["peak_rss_mib"],
+        # the largest of the build's worker processes (csvimport.chunkbuild), 0 if none
+        "build_worker_peak_rss_mib": build_result["children_peak_rss_mib"],
+        "build_workers": build_result["workers"],
+        "build_peak_rss_bound_mib": build_result["peak_rss_mib"]
+        + build_result["workers"] * build_result["children_peak_rss_mib"],
+        # sampled: the whole build (parent and workers) at its largest, shared pages shared
+        "build_peak_pss_total_mib": build_result["tree_peak_pss_mib"],
         "written": build_result["written"],
         "rejected": build_result["rejected"],
         "duplicates": build_result["duplicates"],
     }
 
 
-def peak_rss_mib() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
+    """Peak RSS of this process, or with RUSAGE_CHILDREN of its largest ended child."""
+    return round(resource.getrusage(who).ru_maxrss / 1024)
 
 
 def main() -> None:
@@ -235,7 +279,12 @@ def main() -> None:
         kind, source, work = args.child
         run = child_floor if kind == "floor" else child_build
         result = run(Path(source), Path(work))
-        print(json.dumps({**result, "peak_rss_mib": peak_rss_mib()}))
+        children = peak_rss_mib(resource.RUSAGE_CHILDREN)
+        print(
+            json.dumps(
+                {**result, "peak_rss_mib": peak_rss_mib(), "children_peak_rss_mib": children}
+            )
+        )
         return
     if args.only in (None, "sandbox"):
         result = sandbox_import(args.sandbox_users)

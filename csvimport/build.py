@@ -25,9 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from csvimport import __version__
+from csvimport.chunkbuild import SPILL_SCHEMA, ChunkBuilder, build_chunks
 from csvimport.cognito_csv import (
     MAX_FILE_BYTES,
     MAX_USERS_PER_FILE,
@@ -35,14 +38,13 @@ from csvimport.cognito_csv import (
     Chunk,
     ChunkWriter,
     open_private,
-    serialize,
 )
 from csvimport.duplicates import DuplicateFinder, DuplicatePolicy
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.mapping import Mapping
 from csvimport.pool import PoolSnapshot
 from csvimport.sources import SourceSpec, open_source
-from csvimport.validate import REASONS, PoolValidator
+from csvimport.validate import REASONS
 
 MANIFEST = "manifest.json"
 REJECTS = "rejects.csv"
@@ -52,9 +54,6 @@ POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
 REJECT_COLUMNS = ["source_row", "legacy_id", "attribute", "rule", "reason", "value",
                   "collided_with_row"]  # fmt: skip
-# What an unmapped cognito:mfa_enabled is written as: explicit and consistent with the
-# pool's MFA setting, which the facts file calls the safest choice (§2).
-MFA_DEFAULT = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,10 @@ class BuildOptions:
     # Usernames already in the pool (folded as the pool compares them), from
     # ``pool.existing_usernames``; None when --check-existing was not asked for.
     existing: frozenset[str] | None = None
+    # Processes building chunks once the source has reached parallel_after_rows rows,
+    # this one included (csvimport.chunkbuild): None = one per CPU, 0 or 1 = this one only.
+    workers: int | None = None
+    parallel_after_rows: int = 100_000
 
 
 @dataclass
@@ -135,6 +138,11 @@ class _SideCsv:
         self._csv.writerow(values)
         self.count += 1
 
+    def write_lines(self, text: str, count: int) -> None:
+        """Append ``count`` rows already written in this file's dialect (by a worker)."""
+        self._file.write(text)
+        self.count += count
+
     def close(self) -> int:
         """Close the file; return how many rows were written."""
         self._file.close()
@@ -175,53 +183,53 @@ def _build_into(
     source: Any, progress: Progress | None,
 ) -> BuildResult:  # fmt: skip
     header = list(snapshot.header)
-    validator = PoolValidator(snapshot)
+    builder = ChunkBuilder(snapshot, mapping, options.duplicates)
     finder = DuplicateFinder(snapshot, options.duplicates)
     result = BuildResult(run_dir=work)
     rejects = _SideCsv(work / REJECTS, REJECT_COLUMNS)
     spill_path = work / ".valid.spill"
-    defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
     try:
-        with open_private(spill_path) as spill_file:
-            spill = csv.writer(spill_file, lineterminator=SIDE_FILE_LINE_END)
-            for chunk in source.chunks():
-                mapped = mapping.apply(chunk)
-                frame = mapped.frame.reset_index(drop=True)
-                for column in header:
-                    if column not in frame.columns:
-                        frame[column] = defaults.get(column, "")
-                refused = _reject(frame, mapped.problems, validator, rejects, result)
-                valid = frame[~frame["__row__"].isin(refused)]
-                finder.add(valid)
-                lines = serialize(valid, header)
-                usernames = valid["cognito:username"]
-                if not snapshot.case_sensitive:
-                    usernames = usernames.str.lower()
-                spill.writerows(
-                    zip(valid["__row__"], valid["__legacy_id__"], usernames, lines, strict=True)
-                )
-                result.source_rows += len(frame)
+        with open_private(spill_path, "wb") as spill_file:
+            spill = pa.ipc.new_stream(spill_file, SPILL_SCHEMA)
+            outcomes = build_chunks(source.chunks(), builder, workers=options.workers,
+                                    parallel_after_rows=options.parallel_after_rows)  # fmt: skip
+            for outcome in outcomes:
+                rejects.write_lines(outcome.rejects, outcome.reject_lines)
+                result.rejected += outcome.rejected
+                result.reasons.update(outcome.reasons)
+                finder.add_keys(outcome.keys)
+                spill.write_batch(outcome.spill)
+                result.source_rows += outcome.rows
                 if progress:
-                    progress(len(frame))
+                    progress(outcome.rows)
+            spill.close()
         dropped = finder.resolve()
+        dropped_rows = np.fromiter(dropped, dtype=np.int64, count=len(dropped))
         legacy_of: dict[int, str] = {}
         writer = ChunkWriter(work, header, max_rows=options.max_rows, max_bytes=options.max_bytes)
         existing = (
             _SideCsv(work / EXISTING, EXISTING_COLUMNS) if options.existing is not None else None
         )
-        with spill_path.open(encoding="utf-8", newline="") as spill_file:
-            batch: list[tuple[str, int, str]] = []
-            for row_text, legacy_id, username, line in csv.reader(spill_file):
-                row = int(row_text)
-                if row in dropped:
-                    legacy_of[row] = legacy_id
-                    continue
-                if existing is not None and username in (options.existing or ()):
-                    existing.write(row, legacy_id, username)
-                batch.append((line, row, legacy_id))
-                if len(batch) >= 10_000:
-                    _flush(writer, batch)
-            _flush(writer, batch)
+        known = pa.array(sorted(options.existing or ()), type=pa.large_string())
+        with pa.OSFile(str(spill_path)) as spill_file, pa.ipc.open_stream(spill_file) as spilled:
+            for batch in spilled:
+                rows = batch.column("row").to_numpy()
+                drop = np.isin(rows, dropped_rows)
+                if drop.any():
+                    dropped_ids = batch.column("legacy_id").filter(pa.array(drop)).to_pylist()
+                    legacy_of.update(zip(rows[drop].tolist(), dropped_ids, strict=True))
+                    batch = batch.filter(pa.array(~drop))
+                    rows = rows[~drop]
+                if existing is not None:
+                    found = pc.is_in(batch.column("username"), value_set=known)
+                    for row, legacy_id, username in zip(
+                        rows[found.to_numpy(zero_copy_only=False)].tolist(),
+                        batch.column("legacy_id").filter(found).to_pylist(),
+                        batch.column("username").filter(found).to_pylist(),
+                        strict=True,
+                    ):
+                        existing.write(row, legacy_id, username)
+                writer.write(batch.column("line"), rows, batch.column("legacy_id"))
         writer.close()
         if existing is not None:
             result.existing = existing.close()
@@ -249,39 +257,6 @@ def _build_into(
             f"written + {result.rejected} rejected + {result.duplicates} duplicates"
         )
     return result
-
-
-def _flush(writer: ChunkWriter, batch: list[tuple[str, int, str]]) -> None:
-    if batch:
-        lines, rows, legacy_ids = zip(*batch, strict=True)
-        writer.write(lines, rows, legacy_ids)
-        batch.clear()
-
-
-def _reject(
-    frame: pd.DataFrame, problems: list[Any], validator: PoolValidator, rejects: _SideCsv,
-    result: BuildResult,
-) -> set[int]:  # fmt: skip
-    """Write every problem and validation failure; return the refused source rows."""
-    refused: set[int] = set()
-    legacy = dict(zip(frame["__row__"], frame["__legacy_id__"], strict=True))
-    for problem in problems:
-        rejects.write(problem.row, legacy.get(problem.row, ""), problem.attribute,
-                      problem.rule, problem.reason, problem.value, "")  # fmt: skip
-        refused.add(problem.row)
-        result.reasons[problem.rule] += 1
-    already = {(p.row, p.attribute) for p in problems}
-    rows = frame["__row__"].to_numpy()
-    for failure in validator.validate(frame[list(validator.snapshot.header)]):
-        row = int(rows[failure.position])
-        if (row, failure.attribute) in already:  # the mapping already said why it is empty
-            continue
-        rejects.write(row, legacy.get(row, ""), failure.attribute, failure.rule,
-                      failure.reason, failure.value, "")  # fmt: skip
-        refused.add(row)
-        result.reasons[failure.rule] += 1
-    result.rejected += len(refused)
-    return refused
 
 
 def _write_manifest(

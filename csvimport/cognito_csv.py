@@ -9,7 +9,6 @@ Cognito's log can be traced back to a legacy user.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from collections.abc import Iterable
@@ -17,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_USERS_PER_FILE = 500_000  # facts §2, not adjustable
 MAX_FILE_BYTES = 100 * 1024 * 1024  # facts §2, not adjustable
@@ -29,25 +31,90 @@ PRIVATE_FILE_MODE = 0o600  # import files and maps hold personal data
 SIDE_FILE_LINE_END = "\r\n"
 
 
-def open_private(path: Path, mode: str = "w") -> IO[str]:
-    """Open a file for writing that only the owner may read (it holds personal data)."""
+def open_private(path: Path, mode: str = "w") -> IO[Any]:
+    """Open a file for writing that only the owner may read (it holds personal data).
+
+    Text modes write UTF-8 without newline translation; "wb" writes bytes.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its mode otherwise
+    if "b" in mode:
+        return open(fd, mode)
     return open(fd, mode, encoding="utf-8", newline="")
+
+
+def large_strings(values: Any) -> pa.LargeStringArray:
+    """Return ``values`` (a pandas Series, Arrow array or iterable of str) as one Arrow
+    large_string array; Arrow-backed Series convert without copying each value."""
+    array = pa.array(values, type=pa.large_string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array
+
+
+_COMMA = pa.scalar(",", pa.large_string())
+_NOTHING = pa.scalar("", pa.large_string())
+_QUOTE = pa.scalar('"', pa.large_string())
+
+
+def _ended(values: pa.LargeStringArray, end: str) -> pa.LargeStringArray:
+    """Return each value followed by ``end``."""
+    return pc.binary_join_element_wise(values, pa.scalar(end, pa.large_string()), _NOTHING)
+
+
+def _encoded(values: pa.LargeStringArray) -> tuple[np.ndarray, memoryview]:
+    """Return (offsets, data) of a large_string array: value i is the UTF-8 bytes
+    data[offsets[i]:offsets[i + 1]], and a run of values one contiguous slice."""
+    if len(values) == 0:
+        return np.zeros(1, dtype=np.int64), memoryview(b"")
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)
+    return offsets[values.offset : values.offset + len(values) + 1], memoryview(values.buffers()[2])
+
+
+def _csv_fields(values: pa.LargeStringArray) -> pa.LargeStringArray:
+    """Return values as the csv module writes them with QUOTE_MINIMAL and a "\\r\\n" line
+    end: quoted when holding a comma, a quote or a line break, inner quotes doubled."""
+    special = pc.match_substring_regex(values, '[,"\r\n]')
+    if not pc.any(special).as_py():
+        return values
+    quoted = pc.binary_join_element_wise(
+        _QUOTE, pc.replace_substring(values, '"', '""'), _QUOTE, _NOTHING
+    )
+    return pc.if_else(special, quoted, values)
 
 
 def serialize(frame: pd.DataFrame, header: list[str]) -> pd.Series:
     """Return one Cognito CSV line (without newline) per row of ``frame``, in order.
 
     Every value must be a ``str`` without line breaks (the validator refuses those).
+    The lines are built in Arrow, column by column, not per row in Python: at a million
+    users that is the difference between a fraction of a second and several.
     """
     if frame.empty:
         return pd.Series([], dtype=object)
-    escaped = [frame[column].str.replace(",", "\\,", regex=False) for column in header]
-    line = escaped[0]
-    for column in escaped[1:]:
-        line = line + "," + column
-    return line
+    columns = []
+    for column in header:
+        values = large_strings(frame[column])
+        if pc.any(pc.match_substring(values, ",")).as_py():
+            values = pc.replace_substring(values, ",", "\\,")
+        columns.append(values)
+    lines = pc.binary_join_element_wise(*columns, _COMMA)
+    return str_series(lines, frame.index)
+
+
+# How Arrow strings become pandas "str" values without a Python object each.
+_STR_DTYPE = {pa.large_string(): pd.StringDtype("pyarrow", na_value=np.nan)}
+
+
+def str_series(values: pa.LargeStringArray, index: pd.Index) -> pd.Series:
+    """Return Arrow strings as a pandas "str" Series, without a Python object per value."""
+    return pd.Series(values.to_pandas(types_mapper=_STR_DTYPE.get).array, index=index)
+
+
+def constant_strings(value: str, index: pd.Index) -> pd.Series:
+    """Return a "str" Series of ``value`` repeated: assigning the scalar to a column would
+    convert one Python object per row (13 absent columns cost 50 ms per 50k-row chunk)."""
+    return str_series(pa.repeat(pa.scalar(value, pa.large_string()), len(index)), index)
 
 
 @dataclass
@@ -72,9 +139,8 @@ class ChunkWriter:
     max_bytes: int = MAX_FILE_BYTES
     prefix: str = "chunk"
     chunks: list[Chunk] = field(default_factory=list)
-    _file: IO[str] | None = None
-    _map: Any = None  # a csv writer
-    _map_file: IO[str] | None = None
+    _file: IO[bytes] | None = None
+    _map_file: IO[bytes] | None = None
     _digest: hashlib._Hash | None = None  # noqa: SLF001
 
     def __post_init__(self) -> None:
@@ -93,36 +159,70 @@ class ChunkWriter:
         chunk = Chunk(
             file=f"{self.prefix}-{number:04d}.csv", map_file=f"{self.prefix}-{number:04d}.map.csv"
         )
-        self._file = open_private(self.directory / chunk.file)
-        self._map_file = open_private(self.directory / chunk.map_file)
-        self._map = csv.writer(self._map_file, lineterminator=SIDE_FILE_LINE_END)
-        self._map.writerow(["line", "source_row", "legacy_id"])
+        self._file = open_private(self.directory / chunk.file, "wb")
+        self._map_file = open_private(self.directory / chunk.map_file, "wb")
+        self._map_file.write(f"line,source_row,legacy_id{SIDE_FILE_LINE_END}".encode())
         self._digest = hashlib.sha256()
-        self._write(chunk, self._header_line)
+        self._write(chunk, self._header_line.encode("utf-8"))
         self.chunks.append(chunk)
         return chunk
 
-    def _write(self, chunk: Chunk, text: str) -> None:
-        data = text.encode("utf-8")
+    def _write(self, chunk: Chunk, data: bytes | memoryview) -> None:
         assert self._file is not None and self._digest is not None
-        self._file.write(text)
+        self._file.write(data)
         self._digest.update(data)
         chunk.bytes += len(data)
 
     def write(self, lines: Iterable[str], rows: Iterable[int], legacy_ids: Iterable[str]) -> None:
-        """Append users: their Cognito lines, source rows and legacy ids, in order."""
+        """Append users: their Cognito lines, source rows and legacy ids, in order.
+
+        Vectorised: the lines are encoded once into one Arrow buffer and each chunk file
+        gets a slice of it; the line maps are rendered the same way, in the csv module's
+        dialect (QUOTE_MINIMAL, "\\r\\n").
+        """
+        offsets, data = _encoded(_ended(large_strings(lines), "\n"))
+        row_numbers = np.fromiter(rows, dtype=np.int64)
+        # "source_row,legacy_id" of each user; the line number goes in front per chunk
+        tails = pc.binary_join_element_wise(
+            pc.cast(pa.array(row_numbers), pa.large_string()),
+            _csv_fields(large_strings(legacy_ids)),
+            _COMMA,
+        )
+        if not len(offsets) - 1 == len(row_numbers) == len(tails):
+            raise ValueError("lines, rows and legacy_ids differ in length")
+        too_large = np.flatnonzero(np.diff(offsets) + self._header_bytes > self.max_bytes)
+        end = int(too_large[0]) if too_large.size else len(row_numbers)
         chunk = self.chunks[-1] if self._file is not None else None
-        for line, row, legacy_id in zip(lines, rows, legacy_ids, strict=True):
-            text = line + "\n"
-            size = len(text.encode("utf-8"))
-            if size + self._header_bytes > self.max_bytes:
-                raise ValueError(f"source row {row} alone is larger than the chunk size limit")
-            if chunk is None or chunk.rows >= self.max_rows or chunk.bytes + size > self.max_bytes:
+        start = 0
+        while start < end:
+            first_size = int(offsets[start + 1] - offsets[start])
+            if (
+                chunk is None
+                or chunk.rows >= self.max_rows
+                or (chunk.bytes + first_size > self.max_bytes)
+            ):
                 chunk = self._open_next()
-            self._write(chunk, text)
-            chunk.rows += 1
-            assert self._map is not None
-            self._map.writerow([chunk.rows, row, legacy_id])  # line 1 = first data row
+            # as many lines as the chunk has room for, by rows and by bytes
+            room = int(offsets[start]) + self.max_bytes - chunk.bytes
+            stop = min(
+                end,
+                start + self.max_rows - chunk.rows,
+                int(np.searchsorted(offsets, room, side="right")) - 1,
+            )
+            self._write(chunk, data[offsets[start] : offsets[stop]])
+            numbers = np.arange(chunk.rows + 1, chunk.rows + 1 + stop - start)  # line 1 = first
+            entries = pc.binary_join_element_wise(
+                pc.cast(pa.array(numbers), pa.large_string()), tails[start:stop], _COMMA
+            )
+            map_offsets, map_data = _encoded(_ended(entries, SIDE_FILE_LINE_END))
+            assert self._map_file is not None
+            self._map_file.write(map_data[map_offsets[0] : map_offsets[-1]])
+            chunk.rows += stop - start
+            start = stop
+        if end < len(row_numbers):
+            raise ValueError(
+                f"source row {row_numbers[end]} alone is larger than the chunk size limit"
+            )
 
     def close(self) -> None:
         """Finish the open chunk (its digest) and close its files."""
@@ -132,5 +232,4 @@ class ChunkWriter:
             self._map_file.close()
             self.chunks[-1].sha256 = self._digest.hexdigest()
             self._file = self._map_file = None
-            self._map = None
             self._digest = None

@@ -80,6 +80,34 @@ def updated_seconds(values: pd.Series) -> np.ndarray:
     return result
 
 
+@dataclass(frozen=True)
+class DuplicateKeys:
+    """What the finder keeps of some users: source rows, last-update times (keep-latest
+    only) and one hash per unique key. Computed apart from the finder (``key_hashes``), so
+    a worker process can compute it and send the parent only arrays."""
+
+    rows: np.ndarray
+    updated: np.ndarray | None
+    hashes: dict[str, np.ndarray]
+
+
+def key_hashes(
+    snapshot: PoolSnapshot, policy: DuplicatePolicy, frame: pd.DataFrame
+) -> DuplicateKeys:
+    """Return the keys of valid users (columns: __row__, __updated__ and the pool's header)."""
+    hashes: dict[str, np.ndarray] = {}
+    for attribute, values in fold_keys(snapshot, frame).items():
+        hashed = pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
+        hashes[attribute] = np.where(values.to_numpy() == "", np.uint64(0), hashed)  # 0 = none
+    return DuplicateKeys(
+        rows=frame["__row__"].to_numpy(dtype=np.int64),
+        updated=updated_seconds(frame["__updated__"])
+        if policy is DuplicatePolicy.KEEP_LATEST
+        else None,
+        hashes=hashes,
+    )
+
+
 class DuplicateFinder:
     """Collect keys chunk by chunk (``add``), then decide once (``resolve``)."""
 
@@ -92,12 +120,14 @@ class DuplicateFinder:
 
     def add(self, frame: pd.DataFrame) -> None:
         """Add valid users (columns: __row__, __updated__ and the pool's header)."""
-        self._rows.append(frame["__row__"].to_numpy(dtype=np.int64))
-        if self.policy is DuplicatePolicy.KEEP_LATEST:
-            self._updated.append(updated_seconds(frame["__updated__"]))
-        for attribute, values in fold_keys(self.snapshot, frame).items():
-            hashed = pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
-            hashed = np.where(values.to_numpy() == "", np.uint64(0), hashed)  # 0 = no value
+        self.add_keys(key_hashes(self.snapshot, self.policy, frame))
+
+    def add_keys(self, keys: DuplicateKeys) -> None:
+        """Add the keys of valid users, in source order."""
+        self._rows.append(keys.rows)
+        if keys.updated is not None:
+            self._updated.append(keys.updated)
+        for attribute, hashed in keys.hashes.items():
             self._hashes.setdefault(attribute, []).append(hashed)
 
     def resolve(self) -> dict[int, Duplicate]:

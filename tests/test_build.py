@@ -256,3 +256,41 @@ def test_cli_build_for_a_pool_that_does_not_exist_is_a_usage_error_naming_it(
     assert result.returncode == 2, result.stderr
     assert "us-east-1_nope does not exist" in result.stderr and "hint:" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from csvimport import chunkbuild
+    from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
+
+    submitted: list[str] = []
+
+    class Spy(ProcessPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            submitted.append(fn.__name__)
+            future = super().submit(fn, *args, **kwargs)
+            if fn is chunkbuild._ready:  # else the parent may build every chunk before
+                future.result()  # a worker has started
+            return future
+
+    monkeypatch.setattr(chunkbuild, "ProcessPoolExecutor", Spy)
+    source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
+    write_legacy_csv(source, 1_000)  # messy: bad values, case-variant duplicates
+    mapping.write_text(BUILD_MAPPING, encoding="utf-8")
+    runs = {}
+    for workers in (0, 2):
+        out = tmp_path / f"run-{workers}"
+        options = BuildOptions(SourceSpec(str(source), chunk_rows=97), mapping, out,
+                               duplicates=DuplicatePolicy.KEEP_LATEST, max_rows=300,
+                               workers=workers, parallel_after_rows=0)  # fmt: skip
+        result = build(options, bench_snapshot())
+        assert result.conserved and result.rejected and result.duplicates
+        manifest = json.loads((out / "manifest.json").read_text())
+        del manifest["created"]
+        files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"}
+        runs[workers] = (manifest, files)
+    assert "_build_in_worker" in submitted  # the second build did use the workers
+    assert runs[0] == runs[2]

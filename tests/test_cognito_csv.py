@@ -53,6 +53,20 @@ def test_chunks_split_at_max_rows_and_the_maps_number_lines_from_one(tmp_path: P
                                        ["1", "4", "L4"], ["2", "5", "L5"], ["3", "6", "L6"]]  # fmt: skip
 
 
+def test_line_maps_are_what_the_csv_module_writes(tmp_path: Path) -> None:
+    import io
+
+    legacy_ids = ["plain", "", "a,b", 'say "hi"', "cr\rlf\n", " lead", "tab\t", "Zoë", '"', ","]
+    writer = ChunkWriter(tmp_path, HEADER)
+    writer.write([f"n,e,u{i}" for i in range(len(legacy_ids))], range(7, 17), legacy_ids)
+    writer.close()
+    expected = io.StringIO()
+    rows = csv.writer(expected, lineterminator="\r\n")
+    rows.writerow(["line", "source_row", "legacy_id"])
+    rows.writerows((i + 1, 7 + i, legacy_id) for i, legacy_id in enumerate(legacy_ids))
+    assert (tmp_path / "chunk-0001.map.csv").read_bytes() == expected.getvalue().encode()
+
+
 def test_chunks_split_before_exceeding_max_bytes_measured_on_bytes_written(tmp_path: Path) -> None:
     lines = [f"ä{i:03d},e@x.co,u{i:03d}" for i in range(50)]  # ä is two bytes
     writer = write(tmp_path, lines, max_bytes=200)

@@ -10,7 +10,7 @@ import pytest
 
 from csvimport.pool import Attribute, PoolSnapshot, read_pool
 from csvimport.sandbox import Sandbox
-from csvimport.validate import REASONS, PoolValidator
+from csvimport.validate import REASONS, WHITESPACE, PoolValidator
 
 from .helpers import Importer, cognito_csv
 
@@ -118,6 +118,21 @@ def test_usernames_that_look_like_an_alias_are_refused_in_alias_pools() -> None:
     assert failures(snap, [row(cognito__username="a@b.co")]) == [
         (0, "cognito:username", "username_looks_like_alias")
     ]
+
+
+def test_whitespace_is_exactly_what_pythons_backslash_s_matches() -> None:
+    import re
+    import sys
+
+    spelt_out, python = re.compile(f"[{WHITESPACE}]"), re.compile(r"\s")
+    every = map(chr, range(sys.maxunicode + 1))
+    assert [c for c in every if bool(spelt_out.match(c)) != bool(python.match(c))] == []
+
+
+@pytest.mark.parametrize("username", ["a\u3000b", "a\x1cb", "a\xa0b", "a\u2028b"])
+def test_unicode_whitespace_in_a_username_is_refused(username: str) -> None:
+    found = failures(snapshot(), [row(cognito__username=username)])
+    assert (0, "cognito:username", "username_whitespace") in found
 
 
 def test_every_rule_has_a_plain_language_reason() -> None:

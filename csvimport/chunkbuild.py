@@ -1,0 +1,215 @@
+"""The build's first pass over one source chunk: map, validate, serialise, hash the keys.
+
+A chunk's outcome depends on the chunk alone, so chunks can be built in worker processes
+and their outcomes taken in source order: the run directory is the same byte for byte
+whether a chunk was built here or in a worker. Workers start only once the source has
+proven big (``parallel_after_rows``), since starting one costs a second of imports.
+They are spawned, never forked: csvimport may run in a process with threads (the tests'
+sandbox server), and forking a process with threads can deadlock the child.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from csvimport.cognito_csv import SIDE_FILE_LINE_END, constant_strings, large_strings, serialize
+from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
+from csvimport.mapping import Mapping, Problem
+from csvimport.pool import PoolSnapshot
+from csvimport.validate import PoolValidator
+
+# The first pass's valid users, in source order, as Arrow record batches (one per chunk):
+# written and read back without parsing a value.
+SPILL_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("legacy_id", pa.large_string()), ("username", pa.large_string()),
+     ("line", pa.large_string())]
+)  # fmt: skip
+# What an unmapped cognito:mfa_enabled is written as: explicit and consistent with the
+# pool's MFA setting, which the facts file calls the safest choice (§2).
+MFA_DEFAULT = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}
+# Chunks queued per worker: enough to keep each busy while the parent reads and builds,
+# few enough to keep memory flat.
+IN_FLIGHT_PER_WORKER = 2
+
+
+@dataclass
+class ChunkOutcome:
+    """What one chunk gives the build; picklable, so a worker can return it."""
+
+    rows: int  # source rows in the chunk
+    rejects: str  # rejects.csv lines (without header) for its refused users, in order
+    reject_lines: int
+    rejected: int  # users refused (a user may have several reject lines)
+    reasons: Counter[str]  # reject lines by rule, in first-seen order
+    keys: DuplicateKeys  # of the valid users
+    spill: pa.RecordBatch  # the valid users, SPILL_SCHEMA
+
+
+class ChunkBuilder:
+    """Builds chunks for one pool and mapping; holds the pandera schema, built once."""
+
+    def __init__(self, snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy) -> None:
+        self.snapshot = snapshot
+        self.mapping = mapping
+        self.policy = policy
+        self.header = list(snapshot.header)
+        self.validator = PoolValidator(snapshot)
+        self.defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
+
+    def __call__(self, chunk: pd.DataFrame) -> ChunkOutcome:
+        mapped = self.mapping.apply(chunk)
+        frame = mapped.frame.reset_index(drop=True)
+        for column in self.header:
+            if column not in frame.columns:
+                frame[column] = constant_strings(self.defaults.get(column, ""), frame.index)
+        text = io.StringIO()
+        rejects = csv.writer(text, lineterminator=SIDE_FILE_LINE_END)
+        reasons: Counter[str] = Counter()
+        refused = self._reject(frame, mapped.problems, rejects, reasons)
+        valid = frame[~frame["__row__"].isin(refused)]
+        usernames = valid["cognito:username"]
+        if not self.snapshot.case_sensitive:
+            usernames = usernames.str.lower()
+        spill = pa.record_batch(
+            [
+                pa.array(valid["__row__"].to_numpy(dtype=np.int64)),
+                large_strings(valid["__legacy_id__"]),
+                large_strings(usernames),
+                large_strings(serialize(valid, self.header)),
+            ],
+            schema=SPILL_SCHEMA,
+        )
+        return ChunkOutcome(
+            rows=len(frame),
+            rejects=text.getvalue(),
+            reject_lines=sum(reasons.values()),
+            rejected=len(refused),
+            reasons=reasons,
+            keys=key_hashes(self.snapshot, self.policy, valid),
+            spill=spill,
+        )
+
+    def _reject(
+        self, frame: pd.DataFrame, problems: list[Problem], rejects: Any, reasons: Counter[str]
+    ) -> set[int]:
+        """Write every problem and validation failure; return the refused source rows."""
+        refused: set[int] = set()
+        rows = frame["__row__"].to_numpy()
+        legacy_ids = frame["__legacy_id__"].to_numpy(dtype=object)
+        # problem rows -> legacy ids, looked up vectorised: a dict of every row costs more
+        where = pd.Index(rows).get_indexer([p.row for p in problems])
+        legacy = [legacy_ids[i] if i >= 0 else "" for i in where.tolist()]
+        for problem, legacy_id in zip(problems, legacy, strict=True):
+            rejects.writerow((problem.row, legacy_id, problem.attribute, problem.rule,
+                              problem.reason, problem.value, ""))  # fmt: skip
+            refused.add(problem.row)
+            reasons[problem.rule] += 1
+        already = {(p.row, p.attribute) for p in problems}
+        for failure in self.validator.validate(frame[self.header]):
+            row = int(rows[failure.position])
+            if (row, failure.attribute) in already:  # the mapping already said why it is empty
+                continue
+            rejects.writerow((row, legacy_ids[failure.position], failure.attribute,
+                              failure.rule, failure.reason, failure.value, ""))  # fmt: skip
+            refused.add(row)
+            reasons[failure.rule] += 1
+        return refused
+
+
+def build_chunks(
+    chunks: Iterable[pd.DataFrame],
+    builder: ChunkBuilder,
+    *,
+    workers: int | None = None,
+    parallel_after_rows: int = 100_000,
+) -> Iterator[ChunkOutcome]:
+    """Yield the outcome of every chunk, in order.
+
+    ``workers`` is how many processes build chunks (None: one per CPU this process may
+    use), this one included: it reads the source, and builds a chunk itself whenever the
+    spawned ``workers - 1`` have enough queued - so it is never idle while they are busy,
+    and no CPU pays for one more worker's imports. Workers start once
+    ``parallel_after_rows`` source rows have been seen; until one is ready, chunks are
+    built here, so its start-up overlaps useful work.
+    """
+    spawned = (usable_cpus() if workers is None else workers) - 1
+    pool: ProcessPoolExecutor | None = None
+    ready: list[Future[None]] = []
+    pending: deque[ChunkOutcome | Future[ChunkOutcome]] = deque()
+    seen = 0
+    try:
+        for chunk in chunks:
+            if pool is None and spawned > 0 and seen >= parallel_after_rows:
+                pool = ProcessPoolExecutor(
+                    spawned,
+                    mp_context=get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(builder.snapshot, builder.mapping, builder.policy),
+                )
+                # one task per worker: the pool spawns a process per task it cannot place
+                ready = [pool.submit(_ready) for _ in range(spawned)]
+            seen += len(chunk)
+            queued = sum(isinstance(item, Future) and not item.done() for item in pending)
+            if (
+                pool is not None
+                and any(f.done() for f in ready)
+                and queued < IN_FLIGHT_PER_WORKER * spawned
+            ):
+                pending.append(pool.submit(_build_in_worker, chunk))
+            else:
+                pending.append(builder(chunk))
+            while pending and (
+                len(pending) > IN_FLIGHT_PER_WORKER * (spawned + 1) or _done(pending[0])
+            ):
+                yield _outcome(pending.popleft())
+        while pending:
+            yield _outcome(pending.popleft())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: how many workers a build starts by default."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _done(item: ChunkOutcome | Future[ChunkOutcome]) -> bool:
+    return not isinstance(item, Future) or item.done()
+
+
+def _outcome(item: ChunkOutcome | Future[ChunkOutcome]) -> ChunkOutcome:
+    return item.result() if isinstance(item, Future) else item
+
+
+# --- in a worker process -----------------------------------------------------------------
+
+_builder: ChunkBuilder | None = None
+
+
+def _start_worker(snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy) -> None:
+    global _builder
+    _builder = ChunkBuilder(snapshot, mapping, policy)
+
+
+def _ready() -> None:
+    """Nothing: done once a worker has started (imports and the schema built)."""
+
+
+def _build_in_worker(chunk: pd.DataFrame) -> ChunkOutcome:
+    assert _builder is not None, "the pool's initializer did not run"
+    return _builder(chunk)
