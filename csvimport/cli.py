@@ -7,12 +7,14 @@ exceptions become a message on stderr and an exit status (see ``ExitStatus``).
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import signal
 import sys
 import time
 import traceback as tb
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -67,6 +69,7 @@ from csvimport.reconcile import (
     write_retry_source,
 )
 from csvimport.report import write_report
+from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
 from csvimport.resources import schema_path
 from csvimport.rundir import RunDir
 from csvimport.sources import SourceSpec, open_source
@@ -764,6 +767,99 @@ def _write_report(
         typer.echo(f"  wrote {path}", err=True)
     typer.echo(str(html))
     if recon.need_attention or recon.problems:
+        raise typer.Exit(int(ExitStatus.USERS_FAILED))
+
+
+@app.command()
+def resets(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; send nothing.")
+    ] = False,
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate",
+            min=0.1,
+            max=25,
+            help="Codes per second (the account's 30/s recovery quota is shared "
+            "with users' own password resets).",
+        ),
+    ] = DEFAULT_RATE,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Send at most this many (a pilot).")
+    ] = None,
+    only: Annotated[
+        Path | None,
+        typer.Option(
+            "--only",
+            dir_okay=False,
+            exists=True,
+            help="Send only to the usernames in this file (one per line).",
+        ),
+    ] = None,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="Send again to users who already got a code.")
+    ] = False,
+    max_per_day: Annotated[
+        int | None,
+        typer.Option(
+            "--max-per-day",
+            min=1,
+            help="Emails the pool's sender may send a day; the wave stops there and "
+            "goes on when run again the next day.",
+        ),
+    ] = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Send password-reset codes to imported users who must reset, in paced waves."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    run = RunDir.open(run_dir)
+    client = state.aws.client("cognito-idp")
+    with JournalLock(run, command="resets"):
+        pool = client.describe_user_pool(UserPoolId=run.user_pool_id)["UserPool"]
+        journal = ResetJournal(run)
+        usernames = None
+        if only is not None:
+            usernames = [u.strip() for u in only.read_text(encoding="utf-8").splitlines()
+                         if u.strip()]  # fmt: skip
+        plan = plan_resets(run, pool, journal, limit=limit, only=usernames, resend=resend,
+                           max_per_day=max_per_day)  # fmt: skip
+        echo = functools.partial(typer.echo, err=True)
+        echo(f"{len(plan.to_send):,} users to send a code to ({plan.emails:,} by email, "
+             f"{plan.sms:,} by SMS); {plan.already_sent:,} already sent; "
+             f"{len(plan.cannot_reset):,} cannot reset; {plan.left_out:,} left out "
+             "(--only/--limit)")  # fmt: skip
+        if plan.email_allowance is not None:
+            echo(f"emails csvimport may still send today: {plan.email_allowance:,}")
+        for reason, count in Counter(c.why_not for c in plan.cannot_reset).most_common():
+            echo(f"  cannot reset ({count:,}): {reason}")
+        if dry_run:
+            return
+        with Progress(TextColumn("resets"), BarColumn(), TextColumn("{task.completed:,}/"
+                      "{task.total:,}"), RateColumn(), TimeRemainingColumn(),
+                      console=Console(stderr=True), transient=True,
+                      disable=not sys.stderr.isatty()) as bar:  # fmt: skip
+            task = bar.add_task("resets", total=len(plan.to_send))
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done)
+
+            result = run_wave(run, client, plan, journal, rate=rate, on_progress=advance)
+    echo(f"sent {result.sent:,} codes; {sum(result.failed.values()):,} failed; "
+         f"{result.not_sent:,} not sent yet")  # fmt: skip
+    for reason, count in result.failed.most_common():
+        echo(f"  failed ({count:,}): {reason}")
+    if result.stopped_because:
+        echo(f"stopped: {result.stopped_because}; run `csvimport resets {run_dir}` again "
+             "tomorrow to go on (nobody gets a second code)")  # fmt: skip
+    if result.failed or result.not_sent or plan.cannot_reset:
         raise typer.Exit(int(ExitStatus.USERS_FAILED))
 
 

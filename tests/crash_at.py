@@ -1,8 +1,9 @@
 """Run the csvimport command line and kill -9 it around its Nth journal save.
 
-    python tests/crash_at.py before|after N csvimport-arguments...
+    python tests/crash_at.py [--resets] before|after N csvimport-arguments...
 
-A crash at a chosen step of `csvimport start`, for the kill-and-resume tests: "before 2"
+A crash at a chosen step of `csvimport start`, for the kill-and-resume tests (--resets: around the Nth line of the reset
+waves' journal instead): "before 2"
 dies after CreateUserImportJob answered but before the job id reached the journal,
 "after 4" right after the journal said the upload began, and so on. Nothing else of
 csvimport is changed: the process is really SIGKILLed, as by `kill -9`.
@@ -13,26 +14,33 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Any
 
 from csvimport import cli
 from csvimport.journal import Journal
+from csvimport.resets import ResetJournal
 
 
 def main() -> None:
-    when, number, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    save = Journal.save
+    args = sys.argv[1:]
+    target: Any = Journal
+    name = "save"
+    if args[0] == "--resets":
+        target, name, args = ResetJournal, "record", args[1:]
+    when, number, argv = args[0], int(args[1]), args[2:]
+    original = getattr(target, name)
     saves = 0
 
-    def save_then_maybe_die(self: Journal) -> None:
+    def save_then_maybe_die(self: Any, *a: Any, **kw: Any) -> None:
         nonlocal saves
         saves += 1
         if when == "before" and saves == number:
             os.kill(os.getpid(), signal.SIGKILL)
-        save(self)
+        original(self, *a, **kw)
         if when == "after" and saves == number:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    Journal.save = save_then_maybe_die  # type: ignore[method-assign]
+    setattr(target, name, save_then_maybe_die)
     cli.main(argv)
 
 

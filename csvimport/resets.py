@@ -1,0 +1,250 @@
+"""``csvimport resets``: forced password-reset waves for users imported without a password.
+
+Users a CSV import brings in without a usable password hash are ``RESET_REQUIRED``: they
+cannot sign in until they reset their password (facts §6). A wave sends each of them a
+reset code with ``AdminResetUserPassword``:
+
+- planned first, from the report's ``results.jsonl`` (run ``csvimport report`` before):
+  who must reset, through which channel (the pool's account-recovery order and the
+  user's verified email or phone), and who cannot reset at all;
+- checked against capacity: Cognito's default email sender sends 50 emails a day per
+  account, so a wave larger than what is left of that is refused unless
+  ``max_per_day`` says otherwise; SMS needs the pool's SMS configuration;
+- paced (``rate``, well under the 30 requests/second the account shares with its users'
+  own ForgotPassword calls), retried on throttling, and resumable: ``resets.jsonl`` in the
+  run directory records each user's outcome as it happens (one appended line each), so a
+  re-run never sends a user a second code unless ``resend`` is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import botocore.exceptions
+
+from csvimport.errors import ConfigError, RefusedError
+from csvimport.jobs import Backoff, PacedClient, error_code, error_message
+from csvimport.outcomes import Password
+from csvimport.reconcile import RESULTS, written_users
+from csvimport.rundir import RunDir
+
+RESETS_JOURNAL = "resets.jsonl"
+# facts §6: Cognito's default email sender sends at most 50 emails a day per account.
+DEFAULT_SENDER_EMAILS_PER_DAY = 50
+# facts §6: the UserAccountRecovery quota is 30 requests/second per account, shared with
+# the users' own ForgotPassword calls: a wave takes a small part of it by default.
+DEFAULT_RATE = 5.0
+# When the pool sets no AccountRecoverySetting, Cognito's legacy order: a verified phone
+# first, then a verified email. GUESS (the sandbox makes the same choice).
+DEFAULT_RECOVERY = ["verified_phone_number", "verified_email"]
+# GUESS: the daily email limit's error is a LimitExceededException whose message says
+# "daily email limit" (facts §6 quotes "Exceeded daily email limit ...").
+DAILY_LIMIT_CODES = frozenset({"LimitExceededException"})
+CHANNEL_OF = {"verified_email": "email", "verified_phone_number": "phone"}
+
+
+class State:
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An imported user who must reset their password."""
+
+    username: str
+    legacy_id: str
+    channel: str | None  # "email" | "phone"; None: cannot reset
+    why_not: str = ""  # when channel is None
+
+
+@dataclass
+class ResetPlan:
+    to_send: list[Candidate]
+    already_sent: int
+    cannot_reset: list[Candidate]
+    left_out: int  # by --only or --limit
+    email_allowance: int | None  # emails csvimport may still send today; None: no limit
+
+    @property
+    def emails(self) -> int:
+        return sum(1 for c in self.to_send if c.channel == "email")
+
+    @property
+    def sms(self) -> int:
+        return sum(1 for c in self.to_send if c.channel == "phone")
+
+
+@dataclass
+class WaveResult:
+    sent: int = 0
+    failed: Counter[str] = field(default_factory=Counter)  # reason -> users
+    not_sent: int = 0  # left for another day / another run
+    stopped_because: str | None = None
+
+
+class ResetJournal:
+    """``resets.jsonl``: one appended, fsynced line per user outcome; the last line for a
+    user wins. A torn last line (a crash mid-write) is ignored."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.path = run.path / RESETS_JOURNAL
+        self.entries: list[dict[str, Any]] = []
+        try:
+            with self.path.open(encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        self.entries.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue
+        except FileNotFoundError:
+            pass
+
+    def last(self) -> dict[str, dict[str, Any]]:
+        return {e["username"]: e for e in self.entries}
+
+    def emails_sent_on(self, day: str) -> int:
+        return sum(1 for e in self.entries
+                   if e["state"] == State.SENT and e.get("channel") == "email"
+                   and str(e["at"]).startswith(day))  # fmt: skip
+
+    def record(self, username: str, state: str, *, channel: str | None, reason: str = "") -> None:
+        entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "username": username,
+                 "state": state, "channel": channel, "reason": reason}  # fmt: skip
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.entries.append(entry)
+
+
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def candidates(run: RunDir, pool: dict[str, Any]) -> list[Candidate]:
+    """Imported users who must reset, each with the channel their code will go through."""
+    path = run.path / RESULTS
+    if not path.exists():
+        raise ConfigError(
+            f"{run.path} has no {RESULTS}: resets are planned from the report's results",
+            hint=f"Run `csvimport report {run.path}` first.",
+        )
+    channels: dict[tuple[str, int], frozenset[str]] = {}
+    for chunk in run.chunks:
+        for user in written_users(run, chunk):
+            channels[(chunk.file, user.line)] = user.channels
+    mechanisms = [m["Name"] for m in sorted(
+        (pool.get("AccountRecoverySetting") or {}).get("RecoveryMechanisms") or [],
+        key=lambda m: m["Priority"])] or DEFAULT_RECOVERY  # fmt: skip
+    sms_ready = bool((pool.get("SmsConfiguration") or {}).get("SnsCallerArn"))
+    found: list[Candidate] = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            result = json.loads(line)
+            if result["outcome"] != "imported" or result["password"] == Password.HASH.value:
+                continue
+            verified = channels.get((result["chunk"], result["line"]), frozenset())
+            usable = [m for m in mechanisms if m in verified]
+            channel, why = None, ""
+            if "admin_only" in mechanisms:
+                why = "the pool's account recovery is admin-only: users cannot reset themselves"
+            elif not usable:
+                why = "no verified email or phone number in the pool's recovery settings"
+            elif CHANNEL_OF[usable[0]] == "phone" and not sms_ready:
+                why = "their code would go by SMS, and the pool has no SMS configuration"
+            else:
+                channel = CHANNEL_OF[usable[0]]
+            found.append(Candidate(result["username"], result["legacy_id"], channel, why))
+    return found
+
+
+def plan_resets(
+    run: RunDir, pool: dict[str, Any], journal: ResetJournal, *, limit: int | None = None,
+    only: Iterable[str] | None = None, resend: bool = False, max_per_day: int | None = None,
+) -> ResetPlan:  # fmt: skip
+    """Who gets a code in this wave, and who cannot; refuse a wave the email sender
+    cannot carry today (unless ``max_per_day`` caps it)."""
+    everyone = candidates(run, pool)
+    sent = {u for u, e in journal.last().items() if e["state"] == State.SENT}
+    wanted = set(only) if only is not None else None
+    to_send, cannot, left_out, already = [], [], 0, 0
+    for candidate in everyone:
+        if wanted is not None and candidate.username not in wanted:
+            left_out += 1
+        elif candidate.channel is None:
+            cannot.append(candidate)
+        elif candidate.username in sent and not resend:
+            already += 1
+        else:
+            to_send.append(candidate)
+    if limit is not None and len(to_send) > limit:
+        left_out += len(to_send) - limit
+        to_send = to_send[:limit]
+    sender = (pool.get("EmailConfiguration") or {}).get("EmailSendingAccount", "COGNITO_DEFAULT")
+    allowance = None
+    if sender == "COGNITO_DEFAULT" or max_per_day is not None:
+        per_day = max_per_day if max_per_day is not None else DEFAULT_SENDER_EMAILS_PER_DAY
+        allowance = max(0, per_day - journal.emails_sent_on(_today()))
+    plan = ResetPlan(to_send, already, cannot, left_out, allowance)
+    if allowance is not None and max_per_day is None and plan.emails > allowance:
+        raise RefusedError(
+            f"this wave would send {plan.emails:,} emails, but the pool sends email with "
+            f"Cognito's default sender, which allows {DEFAULT_SENDER_EMAILS_PER_DAY} a day per "
+            f"AWS account ({allowance} left today as far as csvimport knows)",
+            hint="Configure the pool to send email with Amazon SES (EmailSendingAccount "
+            "DEVELOPER) for a wave this size; or send a pilot with --limit N; or pass "
+            "--max-per-day N to send N a day and run `csvimport resets` again each day.",
+        )
+    return plan
+
+
+def run_wave(
+    run: RunDir, client: Any, plan: ResetPlan, journal: ResetJournal, *, rate: float = DEFAULT_RATE,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+    sleep: Callable[[float], None] = time.sleep, backoff: Backoff | None = None,
+) -> WaveResult:  # fmt: skip
+    """Send the plan's codes at most ``rate`` per second, recording each outcome."""
+    paced = PacedClient(client, backoff=backoff, sleep=sleep)
+    result = WaveResult()
+    emails_left = plan.email_allowance
+    interval = 1.0 / rate
+    last = 0.0
+    total = len(plan.to_send)
+    for done, candidate in enumerate(plan.to_send):
+        if candidate.channel == "email" and emails_left is not None and emails_left <= 0:
+            result.not_sent = total - done
+            result.stopped_because = "today's email allowance is used up"
+            break
+        wait = last + interval - time.monotonic()
+        if wait > 0:
+            sleep(wait)
+        last = time.monotonic()
+        try:
+            paced.call("admin_reset_user_password", UserPoolId=run.user_pool_id,
+                       Username=candidate.username)  # fmt: skip
+        except botocore.exceptions.ClientError as exc:
+            code, said = error_code(exc), error_message(exc)
+            if code in DAILY_LIMIT_CODES and "limit" in said.lower():
+                result.not_sent = total - done
+                result.stopped_because = f"Cognito refused more email today: {said}"
+                break
+            reason = f"{code}: {said}"
+            journal.record(candidate.username, State.FAILED, channel=candidate.channel,
+                           reason=reason)  # fmt: skip
+            result.failed[reason] += 1
+        else:
+            journal.record(candidate.username, State.SENT, channel=candidate.channel)
+            result.sent += 1
+            if candidate.channel == "email" and emails_left is not None:
+                emails_left -= 1
+        on_progress(done + 1, total)
+    return result

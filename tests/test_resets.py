@@ -1,0 +1,163 @@
+"""Password-reset waves against the sandbox over HTTP: planned from the report's results,
+within the email sender's daily allowance, paced, and resumable without a second code."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from csvimport.errors import ConfigError, RefusedError
+from csvimport.jobs import Importer, StartOptions
+from csvimport.journal import Journal
+from csvimport.logs import LogWait
+from csvimport.reconcile import Reconciler, write_results
+from csvimport.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
+from csvimport.rundir import RunDir
+from csvimport.sandbox import PoolInfo, Sandbox
+
+from .helpers import build_run
+from .test_cli_jobs import csvimport, env_for
+from .test_jobs import FAST, bare_client
+
+CRASH_AT = Path(__file__).with_name("crash_at.py")
+
+
+def imported_run(cognito: Any, logs: Any, pool: PoolInfo, directory: Path, users: int) -> RunDir:
+    """A run whose users were imported (RESET_REQUIRED) and reported on."""
+    run_dir = build_run(cognito, pool, directory, users=users)
+    run = RunDir.open(run_dir)
+    Importer(run, Journal.load(run), cognito, pacing=FAST).start(StartOptions(pool.logs_role_arn))
+    _, results = Reconciler(run, Journal.load(run), logs, wait=LogWait(seconds=10)).build()
+    write_results(run_dir, results)
+    return run
+
+
+def describe(cognito: Any, pool: PoolInfo) -> dict[str, Any]:
+    return dict(cognito.describe_user_pool(UserPoolId=pool.user_pool_id)["UserPool"])
+
+
+def sent(run: RunDir) -> list[str]:
+    return [e["username"] for e in ResetJournal(run).entries if e["state"] == "sent"]
+
+
+def test_a_wave_needs_the_reports_results(cognito: Any, pool: PoolInfo, tmp_path: Path) -> None:
+    run = RunDir.open(build_run(cognito, pool, tmp_path, users=2))
+    with pytest.raises(ConfigError) as caught:
+        plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert caught.value.hint and "csvimport report" in caught.value.hint
+
+
+def test_a_wave_sends_each_user_one_code_and_a_rerun_sends_none(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=5)
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert (len(plan.to_send), plan.emails, plan.sms) == (5, 5, 0)
+    assert plan.email_allowance == 50 and plan.cannot_reset == []
+    result = run_wave(run, cognito, plan, ResetJournal(run), rate=50)
+    assert (result.sent, result.not_sent, dict(result.failed)) == (5, 0, {})
+    assert sorted(sent(run)) == [f"user{n}" for n in range(1, 6)]
+
+    again = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert (len(again.to_send), again.already_sent) == (0, 5)
+    assert again.email_allowance == 45  # what csvimport sent today counts against the 50
+    resend = plan_resets(run, describe(cognito, pool), ResetJournal(run), resend=True)
+    assert len(resend.to_send) == 5
+
+
+def test_a_pilot_with_limit_and_only_then_the_rest(
+    cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=6)
+    pilot = plan_resets(run, describe(cognito, pool), ResetJournal(run),
+                        only=["user2", "user5", "user6"], limit=2)  # fmt: skip
+    assert [c.username for c in pilot.to_send] == ["user2", "user5"] and pilot.left_out == 4
+    run_wave(run, cognito, pilot, ResetJournal(run), rate=50)
+    rest = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert [c.username for c in rest.to_send] == ["user1", "user3", "user4", "user6"]
+    run_wave(run, cognito, rest, ResetJournal(run), rate=50)
+    assert sorted(sent(run)) == [f"user{n}" for n in range(1, 7)]
+
+
+def test_a_wave_bigger_than_the_default_senders_allowance_is_refused(
+    cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=55)
+    with pytest.raises(RefusedError) as caught:
+        plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert "would send 55 emails" in caught.value.message and "50 a day" in caught.value.message
+    assert caught.value.hint and "--max-per-day" in caught.value.hint and "SES" in caught.value.hint
+    # --max-per-day: send that many today and stop; the rest waits for a later run.
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run), max_per_day=20)
+    result = run_wave(run, cognito, plan, ResetJournal(run), rate=50)
+    assert (result.sent, result.not_sent) == (20, 35)
+    assert result.stopped_because == "today's email allowance is used up"
+
+
+def test_a_pool_sending_with_ses_has_no_daily_allowance(
+    cognito: Any, logs: Any, make_pool: Any, tmp_path: Path
+) -> None:
+    pool = make_pool(EmailConfiguration={"EmailSendingAccount": "DEVELOPER",
+                                         "SourceArn": "arn:aws:ses:us-east-1:123456789012:identity/x@example.com"})  # fmt: skip
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert plan.email_allowance is None and len(plan.to_send) == 3
+
+
+def test_users_without_a_usable_channel_are_listed_not_sent(
+    cognito: Any, logs: Any, make_pool: Any, tmp_path: Path
+) -> None:
+    pool = make_pool(AccountRecoverySetting={
+        "RecoveryMechanisms": [{"Name": "verified_phone_number", "Priority": 1}]})  # fmt: skip
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert plan.to_send == [] and len(plan.cannot_reset) == 2
+    assert "no verified email or phone number" in plan.cannot_reset[0].why_not
+
+
+def test_throttling_is_retried_and_every_code_is_sent_once(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=6)
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    sandbox.faults.update(throttle_every=2, throttle_operations=["AdminResetUserPassword"])
+    result = run_wave(run, bare_client(sandbox), plan, ResetJournal(run), rate=50,
+                      backoff=FAST.backoff)  # fmt: skip
+    assert result.sent == 6 and not result.failed
+    assert sorted(sent(run)) == [f"user{n}" for n in range(1, 7)]
+
+
+def test_a_wave_killed_midway_goes_on_without_a_second_code(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=6)
+    env = env_for(sandbox, pool)
+    crashed = subprocess.run(
+        [sys.executable, str(CRASH_AT), "--resets", "after", "3", "resets", str(run.path)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert len(sent(run)) == 3
+    resumed = csvimport(env, "resets", str(run.path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "3 users to send a code to (3 by email, 0 by SMS); 3 already sent" in resumed.stderr
+    assert sorted(sent(run)) == [f"user{n}" for n in range(1, 7)]  # each exactly once
+    lines = (run.path / RESETS_JOURNAL).read_text().splitlines()
+    assert len(lines) == 6 and all(json.loads(x)["state"] == "sent" for x in lines)
+
+
+def test_dry_run_prints_the_plan_and_sends_nothing(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    result = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "3 users to send a code to (3 by email, 0 by SMS)" in result.stderr
+    assert "emails csvimport may still send today: 50" in result.stderr
+    assert not (run.path / RESETS_JOURNAL).exists()
