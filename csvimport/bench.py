@@ -8,6 +8,9 @@
   of the whole process tree); floor: pandas reading the same CSV and writing one CSV.
   Goal (issue 3): build <= 2x the floor at 1M users, peak RSS <= 1 GiB and about the same
   at 2M as at 1M.
+- report: a 500,000-user job imported in the sandbox, then ``report``'s work (fetch the
+  log, parse, join, reconcile, write results and HTML) in its own process; floor:
+  fetching the same log events and splitting each message, in its own process.
 """
 
 from __future__ import annotations
@@ -193,7 +196,9 @@ def child_build(source: Path, work: Path) -> dict[str, Any]:
             "workers": spawned}  # fmt: skip
 
 
-def in_child(kind: str, source: Path, work: Path) -> dict[str, Any]:
+def in_child(
+    kind: str, source: Path, work: Path, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run one measurement in a fresh process, so its peak memory is its own.
 
     Also samples (every 0.1 s, where /proc exists) the total PSS of that process and its
@@ -205,7 +210,7 @@ def in_child(kind: str, source: Path, work: Path) -> dict[str, Any]:
 
     child = subprocess.Popen(
         [sys.executable, "-m", "csvimport.bench", "--child", kind, str(source), str(work)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     peak_pss = 0
     while child.poll() is None:
@@ -262,6 +267,135 @@ def build_bench(users: int, work: Path) -> dict[str, Any]:
     }
 
 
+# --- report: a job's log -> every user's outcome -> report.html ---------------------------
+REPORT_MAPPING = """
+[legacy]
+id = "id"
+
+[attributes."cognito:username"]
+column = "login"
+
+[attributes.email]
+column = "email"
+
+[attributes.email_verified]
+column = "verified"
+transform = "boolean"
+"""
+
+
+def write_report_legacy(path: Path, users: int) -> None:
+    """Users for the report benchmark (the first few hundred are already in the pool, so
+    Cognito skips them)."""
+    with path.open("w", encoding="utf-8") as f:
+        f.write("id,login,email,verified\n")
+        for n in range(users):
+            f.write(f"{n + 1},user{n:07d},user{n:07d}@example.com,y\n")
+
+
+def report_bench(users: int, work: Path) -> dict[str, Any]:
+    """Import ``users`` users in the sandbox, then time `report` against a floor, each in a
+    child process talking to the sandbox over HTTP."""
+    import os
+
+    from csvimport.build import BuildOptions, build
+    from csvimport.jobs import Importer, Pacing, StartOptions
+    from csvimport.journal import Journal
+    from csvimport.pool import read_pool
+    from csvimport.rundir import RunDir
+    from csvimport.sources import SourceSpec
+
+    settings = SandboxSettings(job_seconds=0, pending_seconds=0, tick_seconds=0.01)
+    with Sandbox(settings=settings) as sandbox:
+        info = sandbox.create_pool(POOL)
+        cognito = sandbox.client("cognito-idp")
+        for n in range(0, users, 50):
+            if n < 2_000:  # a few already-existing users, enough to make groups
+                cognito.admin_create_user(UserPoolId=info.user_pool_id, Username=f"user{n:07d}")
+        source = work / "legacy.csv"
+        write_report_legacy(source, users)
+        mapping = work / "mapping.toml"
+        mapping.write_text(REPORT_MAPPING, encoding="utf-8")
+        snapshot = read_pool(cognito, info.user_pool_id)
+        run_dir = work / "run"
+        build(BuildOptions(SourceSpec(str(source)), mapping, run_dir), snapshot)
+        run = RunDir.open(run_dir)
+        status = Importer(run, Journal.load(run), cognito, pacing=Pacing(poll_first=0.2)).start(
+            StartOptions(info.logs_role_arn)
+        )
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": sandbox.endpoint_url,
+            "AWS_REGION": sandbox.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        floor_result = in_child("report-floor", run_dir, work, env=env)
+        report_result = in_child("report", run_dir, work, env=env)
+    return {
+        "users": users,
+        "job": status.to_json()["chunks"][0]["status"],
+        "floor_seconds": round(floor_result["seconds"], 2),
+        "report_seconds": round(report_result["seconds"], 2),
+        "ratio_to_floor": round(report_result["seconds"] / floor_result["seconds"], 2),
+        "floor_peak_rss_mib": floor_result["peak_rss_mib"],
+        "report_peak_rss_mib": report_result["peak_rss_mib"],
+        "outcomes": report_result["outcomes"],
+    }
+
+
+def _client(service: str) -> Any:
+    import os
+
+    from csvimport.aws import AwsOptions
+
+    return AwsOptions(region=os.environ["AWS_REGION"],
+                      endpoint_url=os.environ["AWS_ENDPOINT_URL"]).client(service)  # fmt: skip
+
+
+def child_report_floor(run_dir: Path, work: Path) -> dict[str, Any]:
+    """Fetch the job's log events and split each message, nothing more."""
+    from csvimport.journal import Journal
+    from csvimport.logs import fetch_messages, log_group, log_stream
+    from csvimport.rundir import RunDir
+
+    run = RunDir.open(run_dir)
+    attempt = Journal.load(run).attempts[0]
+    logs = _client("logs")
+    start = time.perf_counter()
+    parts = 0
+    group = log_group(run.user_pool_id, run.snapshot.name)
+    for event in fetch_messages(logs, group, log_stream(attempt.job_id or "", attempt.job_name)):
+        parts += len(event["message"].split(" - ", 1))
+    return {"seconds": time.perf_counter() - start, "parts": parts}
+
+
+def child_report(run_dir: Path, work: Path) -> dict[str, Any]:
+    """`csvimport report`'s work: fetch, parse, join, reconcile, write files and HTML."""
+    import shutil
+    from collections import Counter
+
+    from csvimport.journal import Journal
+    from csvimport.logs import LOGS_DIR
+    from csvimport.reconcile import Reconciler, write_failed_users, write_results
+    from csvimport.report import write_report
+    from csvimport.rundir import RunDir
+
+    shutil.rmtree(run_dir / LOGS_DIR, ignore_errors=True)  # fetch, don't reuse a stored log
+    run = RunDir.open(run_dir)
+    start = time.perf_counter()
+    report, results = Reconciler(run, Journal.load(run), _client("logs")).build()
+    write_results(run_dir, results)
+    write_failed_users(run_dir, results)
+    write_report(report, run_dir / "report.html")
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "outcomes": dict(Counter(r.outcome.value for r in results)),
+        "problems": report.reconciliation.problems,
+    }
+
+
 def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
     """Peak RSS of this process, or with RUSAGE_CHILDREN of its largest ended child."""
     return round(resource.getrusage(who).ru_maxrss / 1024)
@@ -269,7 +403,9 @@ def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["sandbox", "build"], help="run one benchmark")
+    parser.add_argument("--only", choices=["sandbox", "build", "report"],
+                        help="run one benchmark")  # fmt: skip
+    parser.add_argument("--report-users", type=int, default=500_000)
     parser.add_argument("--sandbox-users", type=int, default=100_000)
     parser.add_argument("--build-users", type=int, nargs="+", default=[1_000_000, 2_000_000])
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "WORK"),
@@ -277,7 +413,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, source, work = args.child
-        run = child_floor if kind == "floor" else child_build
+        run = {"floor": child_floor, "build": child_build, "report-floor": child_report_floor,
+               "report": child_report}[kind]  # fmt: skip
         result = run(Path(source), Path(work))
         children = peak_rss_mib(resource.RUSAGE_CHILDREN)
         print(
@@ -294,6 +431,10 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
                 result = build_bench(users, Path(work))
             print(json.dumps({"benchmark": "build", **result}, indent=2), flush=True)
+    if args.only in (None, "report"):
+        with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
+            result = report_bench(args.report_users, Path(work))
+        print(json.dumps({"benchmark": "report", **result}, indent=2), flush=True)
 
 
 if __name__ == "__main__":
