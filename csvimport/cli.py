@@ -60,6 +60,7 @@ from csvimport.jobs import (
 from csvimport.journal import Journal, JournalLock, Step
 from csvimport.logs import LogWait
 from csvimport.mapping import suggest_mapping
+from csvimport.notice import NoticeFields, write_notices
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
 from csvimport.reconcile import (
     REPORT,
@@ -861,6 +862,57 @@ def resets(
              "tomorrow to go on (nobody gets a second code)")  # fmt: skip
     if result.failed or result.not_sent or plan.cannot_reset:
         raise typer.Exit(int(ExitStatus.USERS_FAILED))
+
+
+@app.command()
+def notice(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            dir_okay=False,
+            help="A TOML file with the fields below (options override it).",
+        ),
+    ] = None,
+    product: Annotated[
+        str | None, typer.Option("--product", help="The product's name as users know it.")
+    ] = None,
+    support: Annotated[
+        str | None, typer.Option("--support", help="How users reach support (email or URL).")
+    ] = None,
+    sign_in_url: Annotated[
+        str | None, typer.Option("--sign-in-url", help="Where users sign in.")
+    ] = None,
+    migrated_on: Annotated[
+        str | None, typer.Option("--migrated-on", help="The migration date, as users read it.")
+    ] = None,
+    reset_by: Annotated[
+        str | None, typer.Option("--reset-by", help="The date by which users should reset.")
+    ] = None,
+    code_sent: Annotated[
+        bool | None,
+        typer.Option(
+            "--code-sent/--no-code-sent",
+            help="Whether a `csvimport resets` wave already sent users a code.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", file_okay=False, help="Folder for the files (default RUN_DIR/notice)."
+        ),
+    ] = None,
+) -> None:
+    """Write the password-reset message for users and the app team's checklist."""
+    base = NoticeFields.load(config) if config is not None else NoticeFields()
+    fields = base.merged(
+        product=product, support=support, sign_in_url=sign_in_url, migrated_on=migrated_on,
+        reset_by=reset_by, code_sent=code_sent,
+    )  # fmt: skip
+    for path in write_notices(RunDir.open(run_dir), fields, out):
+        typer.echo(str(path))
 
 
 @app.command()

@@ -1,0 +1,128 @@
+"""``csvimport notice``: what to tell people about their passwords, from templates.
+
+Renders, from jinja2 templates in ``templates/``, the message for users who must reset
+their password (plain text and HTML, ready for an email or help-centre page) and the app
+team's checklist (handle ``PasswordResetRequiredException`` and ``NotAuthorizedException``
+at sign-in by starting the forgot-password flow; users with an imported hash sign in as
+before). Fields come from options or a small TOML file; counts from the report's results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from csvimport.errors import ConfigError
+from csvimport.outcomes import Password
+from csvimport.reconcile import RESULTS
+from csvimport.resources import templates_dir
+from csvimport.rundir import RunDir
+
+NOTICE_DIR = "notice"
+TEMPLATES = {  # output file -> template
+    "user-message.txt": "notice-user.txt.j2",
+    "user-message.html": "notice-user.html.j2",
+    "app-team-checklist.md": "notice-app-team.md.j2",
+}
+
+
+@dataclass(frozen=True)
+class NoticeFields:
+    """What the messages say that csvimport cannot know."""
+
+    product: str = ""  # the product's name as users know it
+    support: str = ""  # how users reach support, e.g. an email address or a URL
+    sign_in_url: str = ""
+    migrated_on: str = ""  # a date, as users should read it
+    reset_by: str = ""  # a date by which users should reset, if there is one
+    code_sent: bool = False  # a `csvimport resets` wave already sent users a code
+
+    @classmethod
+    def load(cls, path: Path) -> NoticeFields:
+        """Read the fields from a TOML file (keys as the field names)."""
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path} does not exist", hint=FIELDS_HINT) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}", hint=FIELDS_HINT) from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown notice fields {unknown}", hint=FIELDS_HINT)
+        return cls(**data)
+
+    def merged(self, **overrides: Any) -> NoticeFields:
+        """These fields with every given (not None) override applied."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+FIELDS_HINT = (
+    "Give --product and --support (and optionally --sign-in-url, --migrated-on, --reset-by), "
+    'or a TOML file with those keys, e.g. product = "Acme", support = "help@acme.example".'
+)
+
+
+def _counts(run: RunDir) -> dict[str, int]:
+    path = run.path / RESULTS
+    if not path.exists():
+        raise ConfigError(
+            f"{run.path} has no {RESULTS}: the checklist counts come from the report",
+            hint=f"Run `csvimport report {run.path}` first.",
+        )
+    passwords: Counter[str] = Counter()
+    imported = 0
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            result = json.loads(line)
+            if result["outcome"] == "imported":
+                imported += 1
+                passwords[result["password"]] += 1
+    return {"imported": imported, "hash": passwords[Password.HASH.value],
+            "reset": passwords[Password.RESET.value] + passwords[Password.NO_CHANNEL.value],
+            "no_channel": passwords[Password.NO_CHANNEL.value]}  # fmt: skip
+
+
+def render_notices(run: RunDir, notice: NoticeFields) -> dict[str, str]:
+    """The rendered messages, by output file name."""
+    missing = [name for name in ("product", "support") if not getattr(notice, name).strip()]
+    if missing:
+        raise ConfigError(f"the notices need: {', '.join(missing)}", hint=FIELDS_HINT)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        # HTML is escaped; plain text and Markdown are not HTML and must stay as written.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                            default_for_string=False, default=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )  # fmt: skip
+    context = {
+        **{f.name: getattr(notice, f.name) for f in fields(notice)},
+        "counts": _counts(run),
+        "run_id": run.run_id,
+        "pool_id": run.user_pool_id,
+        "pool_name": run.snapshot.name,
+    }
+    return {out: env.get_template(name).render(context) for out, name in TEMPLATES.items()}
+
+
+def write_notices(run: RunDir, notice: NoticeFields, out_dir: Path | None = None) -> list[Path]:
+    """Write the messages into ``out_dir`` (default RUN_DIR/notice); return their paths."""
+    rendered = render_notices(run, notice)
+    directory = out_dir or run.path / NOTICE_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in rendered.items():
+        path = directory / name
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
