@@ -134,6 +134,11 @@ class PasswordState:
     imported_hash: int
     must_reset: int
     cannot_reset: int  # must reset, but no verified email or phone to send a code to
+    # `csvimport resets` waves so far (resets.jsonl): users sent a code, users whose
+    # last attempt failed (by reason), and users who must reset and got no code yet.
+    codes_sent: int = 0
+    codes_failed: dict[str, int] = field(default_factory=dict)
+    codes_not_sent: int = 0
 
 
 @dataclass(frozen=True)

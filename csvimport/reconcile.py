@@ -52,6 +52,7 @@ from csvimport.rundir import RunChunk, RunDir
 from csvimport.validate import REASONS
 
 RESULTS = "results.jsonl"
+RESETS_JOURNAL = "resets.jsonl"  # written by csvimport.resets
 REPORT = "report.html"
 FAILED_USERS = "failed-users.csv"
 REJECTS = "rejects.csv"  # build.REJECTS
@@ -381,11 +382,18 @@ class Reconciler:
             ))  # fmt: skip
         if len({r.source_row for r in results}) != len(results):
             self.problems.insert(0, "some source rows have more than one outcome.")
+        must_reset = {r.username for r in results if r.password is Password.RESET}
+        resets = read_resets(self.run.path)
+        sent = {u for u, e in resets.items() if e["state"] == "sent"}
         passwords = PasswordState(
             imported_hash=sum(1 for r in results if r.password is Password.HASH),
-            must_reset=sum(1 for r in results if r.password is Password.RESET),
+            must_reset=len(must_reset),
             cannot_reset=sum(1 for r in results if r.password is Password.NO_CHANNEL),
-        )
+            codes_sent=len(sent & must_reset),
+            codes_failed=dict(Counter(e["reason"] for u, e in resets.items()
+                                      if e["state"] == "failed" and u in must_reset)),
+            codes_not_sent=len(must_reset - sent),
+        )  # fmt: skip
         return RunReport(
             run_dir=str(self.run.path), run_id=self.run.run_id,
             user_pool_id=self.run.user_pool_id, user_pool_name=self.run.snapshot.name,
@@ -426,6 +434,26 @@ def _groups(results: Iterator[UserResult] | Any) -> list[ReasonGroup]:
             explanation=explanation, fix=fix, examples=members[:EXAMPLES_PER_REASON],
         ))  # fmt: skip
     return sorted(groups, key=lambda g: (-g.count, g.outcome.value, g.rule))
+
+
+def read_reset_entries(run_dir: Path) -> list[dict[str, Any]]:
+    """Every line of ``resets.jsonl`` in order; a torn line (a crash mid-write) is skipped."""
+    entries = []
+    try:
+        with (run_dir / RESETS_JOURNAL).open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    entries.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return entries
+
+
+def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The last reset-wave outcome per username."""
+    return {entry["username"]: entry for entry in read_reset_entries(run_dir)}
 
 
 # --- files ------------------------------------------------------------------------------

@@ -32,10 +32,9 @@ import botocore.exceptions
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.jobs import Backoff, PacedClient, error_code, error_message
 from csvimport.outcomes import Password
-from csvimport.reconcile import RESULTS, written_users
+from csvimport.reconcile import RESETS_JOURNAL, RESULTS, read_reset_entries, written_users
 from csvimport.rundir import RunDir
 
-RESETS_JOURNAL = "resets.jsonl"
 # facts §6: Cognito's default email sender sends at most 50 emails a day per account.
 DEFAULT_SENDER_EMAILS_PER_DAY = 50
 # facts §6: the UserAccountRecovery quota is 30 requests/second per account, shared with
@@ -96,16 +95,7 @@ class ResetJournal:
 
     def __init__(self, run: RunDir) -> None:
         self.path = run.path / RESETS_JOURNAL
-        self.entries: list[dict[str, Any]] = []
-        try:
-            with self.path.open(encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        self.entries.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        continue
-        except FileNotFoundError:
-            pass
+        self.entries = read_reset_entries(run.path)
 
     def last(self) -> dict[str, dict[str, Any]]:
         return {e["username"]: e for e in self.entries}

@@ -17,6 +17,7 @@ from csvimport.jobs import Importer, StartOptions
 from csvimport.journal import Journal
 from csvimport.logs import LogWait
 from csvimport.reconcile import Reconciler, write_results
+from csvimport.report import render_report
 from csvimport.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
@@ -161,3 +162,20 @@ def test_dry_run_prints_the_plan_and_sends_nothing(
     assert "3 users to send a code to (3 by email, 0 by SMS)" in result.stderr
     assert "emails csvimport may still send today: 50" in result.stderr
     assert not (run.path / RESETS_JOURNAL).exists()
+
+
+def test_the_report_shows_the_codes_sent_failed_and_still_to_send(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=4)
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run), limit=3)
+    cognito.admin_delete_user(UserPoolId=pool.user_pool_id, Username="user2")
+    result = run_wave(run, cognito, plan, ResetJournal(run), rate=50)
+    assert result.sent == 2 and sum(result.failed.values()) == 1
+    report, _ = Reconciler(run, Journal.load(run), logs, wait=LogWait(seconds=10)).build()
+    passwords = report.passwords
+    assert (passwords.must_reset, passwords.codes_sent, passwords.codes_not_sent) == (4, 2, 2)
+    assert list(passwords.codes_failed.values()) == [1]
+    assert "UserNotFoundException" in next(iter(passwords.codes_failed))
+    html = render_report(report)
+    assert "Reset codes sent by" in html and "must reset, no code sent yet" in html
