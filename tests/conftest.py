@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from csvimport.sandbox import PoolInfo, Sandbox, SandboxSettings
+from csvimport.sandbox.responses import recovery_ledger
 
 from .helpers import Importer, pool_spec
 
@@ -31,6 +32,7 @@ def _clean_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
     sb.faults.clear()
     sb.settings.reset(**FAST)
     sb.clock.offset = 0.0
+    recovery_ledger(sb.store).clear()  # reset-code messages, daily email counts, RPS windows
     with sb.store.lock:
         for job in sb.store.jobs.values():
             if job.status in ("Pending", "InProgress", "Stopping"):

@@ -11,7 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import secrets
+import threading
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.cognitoidp.models import (
@@ -38,6 +44,71 @@ def _store() -> JobStore:
     if STORE is None:  # pragma: no cover - only when used outside a Sandbox
         raise SandboxError("InternalErrorException", "The csvimport sandbox is not running.")
     return STORE
+
+
+@dataclass
+class RecoveryLedger:
+    """What a sandbox "sent" for password recovery, and the per-account counters behind
+    the daily email limit and ``settings.recovery_rps``. Tests read ``messages`` through
+    ``GET /_sandbox/messages``; nothing here is ever logged (it holds reset codes)."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    emails: dict[tuple[str, str], int] = field(default_factory=dict)  # (scope, UTC day) -> n
+    windows: dict[str, tuple[int, int]] = field(default_factory=dict)  # account -> (sec, n)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def clear(self) -> None:
+        """Forget every message and counter (between tests)."""
+        with self.lock:
+            self.messages.clear()
+            self.emails.clear()
+            self.windows.clear()
+
+    def select(self, pool_id: str | None = None, username: str | None = None) -> list[Any]:
+        with self.lock:
+            return [
+                dict(m) for m in self.messages
+                if (pool_id is None or m["UserPoolId"] == pool_id)
+                and (username is None or m["Username"] == username)
+            ]  # fmt: skip
+
+    def check_rate(self, account: str, now: float, rps: int) -> None:
+        """Throttle a recovery operation called faster than ``rps`` in one second."""
+        if rps <= 0:
+            return
+        second = math.floor(now)
+        with self.lock:
+            window, count = self.windows.get(account, (second, 0))
+            if window != second:
+                window, count = second, 0
+            if count >= rps:
+                raise SandboxError(*S.ERR_RECOVERY_THROTTLED)
+            self.windows[account] = (window, count + 1)
+
+    def send(self, message: dict[str, Any], email_scope: str | None, limit: int) -> None:
+        """Record a delivered message; an email through Cognito's default sender
+        (``email_scope`` set) first takes one of the scope's ``limit`` emails of the day."""
+        with self.lock:
+            if email_scope is not None:
+                day = datetime.fromtimestamp(message["SentAt"], tz=UTC).date().isoformat()
+                sent = self.emails.get((email_scope, day), 0)
+                if sent >= limit:
+                    raise SandboxError(*S.ERR_DAILY_EMAIL_LIMIT)
+                self.emails[(email_scope, day)] = sent + 1
+            self.messages.append(message)
+
+
+_LEDGERS: weakref.WeakKeyDictionary[JobStore, RecoveryLedger] = weakref.WeakKeyDictionary()
+_LEDGERS_LOCK = threading.Lock()
+
+
+def recovery_ledger(store: JobStore) -> RecoveryLedger:
+    """The recovery ledger of a sandbox's store (created on first use)."""
+    with _LEDGERS_LOCK:
+        ledger = _LEDGERS.get(store)
+        if ledger is None:
+            ledger = _LEDGERS[store] = RecoveryLedger()
+        return ledger
 
 
 class CaseInsensitiveUsers(dict[str, Any]):
@@ -212,22 +283,48 @@ class SandboxCognitoResponse(CognitoIdpResponse):
             )
         return super().admin_initiate_auth()
 
+    # -- password recovery (facts §6) -------------------------------------------------
+    def _check_recovery_rate(self, account: str) -> None:
+        store = _store()
+        recovery_ledger(store).check_rate(account, store.clock.now(), store.settings.recovery_rps)
+
     def forgot_password(self) -> ActionResult:
         """Deliver the code through the first recovery channel the user has verified."""
         pool = self._pool_of_client(self._get_param("ClientId"))
+        self._check_recovery_rate(pool.account_id if pool is not None else self.current_account)
         user = pool._get_user(self._get_param("Username")) if pool is not None else None
-        details = None
-        if pool is not None and user is not None:
-            details = _delivery(pool, user)
-        result = super().forgot_password()
-        if details is not None:
-            result.result["CodeDeliveryDetails"] = details  # type: ignore[index]
-        return result
+        if pool is None or user is None:
+            return super().forgot_password()  # moto's answers for unknown clients and users
+        details = send_reset_code(pool, user, "ForgotPassword")
+        self.response_headers["x-moto-forgot-password-confirmation-code"] = user.confirmation_code
+        return ActionResult({"CodeDeliveryDetails": details})
+
+    def admin_reset_user_password(self) -> ActionResult:
+        """Send a reset code like ForgotPassword (moto sends none for RESET_REQUIRED users)."""
+        self._check_recovery_rate(self.current_account)
+        backend = cognitoidp_backends[self.current_account][self.region]
+        user = backend.admin_get_user(self._get_param("UserPoolId"), self._get_param("Username"))
+        pool = backend.user_pools[self._get_param("UserPoolId")]
+        if not user.enabled:
+            raise SandboxError("NotAuthorizedException", "User is disabled")
+        if user.status not in (UserStatus.RESET_REQUIRED, UserStatus.CONFIRMED):
+            raise SandboxError(
+                "NotAuthorizedException", "User password cannot be reset in the current state."
+            )
+        send_reset_code(pool, user, "AdminResetUserPassword")
+        user.status = UserStatus.RESET_REQUIRED
+        return EmptyResult()
+
+    def admin_set_user_password(self) -> ActionResult:
+        self._check_recovery_rate(self.current_account)
+        result = super().admin_set_user_password()
+        return result if result is not None else EmptyResult()
 
     def confirm_forgot_password(self) -> ActionResult:
         """Also move the user out of RESET_REQUIRED, as Cognito does."""
-        result = super().confirm_forgot_password()
         pool = self._pool_of_client(self._get_param("ClientId"))
+        self._check_recovery_rate(pool.account_id if pool is not None else self.current_account)
+        result = super().confirm_forgot_password()
         user = pool._get_user(self._get_param("Username")) if pool is not None else None
         if user is not None:
             user.status = UserStatus.CONFIRMED
@@ -236,7 +333,7 @@ class SandboxCognitoResponse(CognitoIdpResponse):
         return result if result is not None else EmptyResult()
 
 
-def _delivery(pool: Any, user: Any) -> dict[str, str]:
+def _delivery(pool: Any, user: Any, operation: str) -> dict[str, str]:
     """Where Cognito sends a reset code: the first mechanism by priority the user can use."""
     setting = pool.extended_config.get("AccountRecoverySetting") or {}
     mechanisms = sorted(
@@ -247,7 +344,9 @@ def _delivery(pool: Any, user: Any) -> dict[str, str]:
     for mechanism in mechanisms:
         name = mechanism["Name"]
         if name == "admin_only":
-            raise SandboxError("NotAuthorizedException", "Contact administrator to reset password.")
+            if operation == "AdminResetUserPassword":
+                raise SandboxError(*S.ERR_ADMIN_ONLY_ADMIN_RESET)
+            raise SandboxError(*S.ERR_ADMIN_ONLY_FORGOT)
         attr = "email" if name == "verified_email" else "phone_number"
         if attrs.get(attr) and attrs.get(f"{attr}_verified") == "true":
             value = attrs[attr]
@@ -257,11 +356,46 @@ def _delivery(pool: Any, user: Any) -> dict[str, str]:
                         "DeliveryMedium": "EMAIL", "AttributeName": "email"}  # fmt: skip
             return {"Destination": "+" + "*" * (len(value) - 5) + value[-4:],
                     "DeliveryMedium": "SMS", "AttributeName": "phone_number"}  # fmt: skip
-    raise SandboxError(
-        "InvalidParameterException",
-        "Cannot reset password for the user as there is no registered/verified email or "
-        "phone_number",
-    )
+    raise SandboxError(*S.ERR_NO_RECOVERY_CHANNEL)
+
+
+def send_reset_code(pool: Any, user: Any, operation: str) -> dict[str, str]:
+    """Pick the user's recovery channel, "send" a new reset code through it (recorded in
+    the sandbox's ledger, subject to the daily email limit) and make it the code
+    ConfirmForgotPassword accepts. Returns Cognito's CodeDeliveryDetails."""
+    details = _delivery(pool, user, operation)
+    store = _store()
+    email_scope = None
+    if details["DeliveryMedium"] == "SMS":
+        sms = pool.extended_config.get("SmsConfiguration") or {}
+        if operation in S.SMS_CONFIG_REQUIRED_FOR and not sms.get("SnsCallerArn"):
+            raise SandboxError(*S.ERR_SMS_NOT_CONFIGURED)
+    else:
+        sending = (pool.extended_config.get("EmailConfiguration") or {}).get(
+            "EmailSendingAccount"
+        ) or "COGNITO_DEFAULT"
+        if sending in S.DEFAULT_EMAIL_SENDING_ACCOUNTS:
+            email_scope = pool.account_id
+            if S.EMAIL_LIMIT_PER_REGION:
+                email_scope += "/" + pool.region
+    code = user.confirmation_code
+    while code == user.confirmation_code:  # a new code always invalidates the last one
+        code = f"{S.RESET_CODE_PREFIX}{secrets.randbelow(900_000) + 100_000}"
+    message = {
+        "Operation": operation,
+        "Account": pool.account_id,
+        "Region": pool.region,
+        "UserPoolId": pool.id,
+        "Username": user.username,
+        "DeliveryMedium": details["DeliveryMedium"],
+        "AttributeName": details["AttributeName"],
+        "Destination": details["Destination"],
+        "Code": code,
+        "SentAt": store.clock.now(),
+    }
+    recovery_ledger(store).send(message, email_scope, store.settings.daily_email_limit)
+    user.confirmation_code = code
+    return details
 
 
 class SandboxLogsResponse(LogsResponse):

@@ -2,7 +2,8 @@
 
 One WSGI app serves everything on one port:
 - ``/_sandbox/upload/...``: the presigned-URL target of import jobs (an S3 stand-in);
-- ``/_sandbox/...``: a small JSON control API for tests (settings, faults, clock);
+- ``/_sandbox/...``: a small JSON control API for tests (settings, faults, clock, the
+  password-reset messages the sandbox "sent");
 - everything else: moto, with the Cognito and Logs handlers swapped for csvimport's.
 """
 
@@ -242,6 +243,17 @@ class SandboxApp:
                              "Status": j.status, "Uploads": j.uploads}
                             for j in store.jobs.values()]  # fmt: skip
                 return self._json("200 OK", {"jobs": jobs})
+            if path == "/_sandbox/messages" and method in ("GET", "DELETE"):
+                # The recovery codes the sandbox "sent" (never logged): a JSON list,
+                # optionally filtered by ?UserPoolId=...&Username=...; DELETE clears them.
+                ledger = responses.recovery_ledger(store)
+                if method == "DELETE":
+                    ledger.clear()
+                    return self._json("200 OK", [])
+                query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+                return self._json(
+                    "200 OK", ledger.select(query.get("UserPoolId"), query.get("Username"))
+                )
             if path == "/_sandbox/settings" and method == "POST":
                 store.settings.update(**payload)
                 return self._json("200 OK", store.settings.to_json())

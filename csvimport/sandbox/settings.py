@@ -35,6 +35,13 @@ MSG_SUCCEEDED = "Import Job Completed Successfully."
 MSG_TOO_MANY_FAILED = "Too many users have failed or been skipped during the import."
 MSG_STOPPED = "The Import Job was stopped by the developer."
 MSG_EXPIRED = "The user import job has expired."
+# facts §6: Cognito's default email sender sends at most 50 emails a day per account.
+DAILY_EMAIL_LIMIT = 50
+# facts §6: the UserAccountRecovery quota (30 RPS per account, not adjustable) is shared by:
+RECOVERY_OPERATIONS = frozenset(
+    {"ForgotPassword", "ConfirmForgotPassword", "AdminResetUserPassword", "AdminSetUserPassword"}
+)
+RECOVERY_RPS_QUOTA = 30  # what real Cognito allows; the sandbox enforces settings.recovery_rps
 
 # --- SANDBOX CHOICES: not documented anywhere; change here when reality disagrees ----
 # A job left in Created expires "within 24-48 hours" (facts §3): the sandbox uses 24 h.
@@ -74,6 +81,49 @@ DEFAULT_RECOVERY_MECHANISMS = [
     {"Name": "verified_phone_number", "Priority": 1},
     {"Name": "verified_email", "Priority": 2},
 ]
+# Password resets (AdminResetUserPassword, ForgotPassword; facts §6 leaves these open).
+# The reset code: moto's ConfirmForgotPassword checks only codes that start with this
+# prefix (any other code is accepted), so the sandbox's codes carry it, then 6 digits.
+RESET_CODE_PREFIX = "moto-confirmation-code:"
+# The daily email limit counts per account across all its regions (facts: "per account"),
+# on the sandbox clock's UTC day; only the reset codes the sandbox delivers count.
+EMAIL_LIMIT_PER_REGION = False
+# Pools whose EmailConfiguration.EmailSendingAccount is one of these (or absent) use
+# Cognito's default sender and so the daily email limit; DEVELOPER (SES) is not limited.
+DEFAULT_EMAIL_SENDING_ACCOUNTS = frozenset({"COGNITO_DEFAULT"})
+ERR_DAILY_EMAIL_LIMIT = (
+    "LimitExceededException",
+    "Exceeded daily email limit for the operation or the account. If a higher limit is "
+    "required, please configure your user pool to use your own Amazon SES configuration for "
+    "sending email.",
+)  # facts §6 quotes only "Exceeded daily email limit ..."; the rest is the sandbox's
+# No verified email/phone the recovery setting allows: moto's (and Cognito's seen) text.
+ERR_NO_RECOVERY_CHANNEL = (
+    "InvalidParameterException",
+    "Cannot reset password for the user as there is no registered/verified email or phone_number",
+)
+# AccountRecoverySetting admin_only: ForgotPassword answers moto's error; an admin reset
+# answers a parameter error (the pool has no self-service recovery to send a code with).
+ERR_ADMIN_ONLY_FORGOT = ("NotAuthorizedException", "Contact administrator to reset password.")
+ERR_ADMIN_ONLY_ADMIN_RESET = (
+    "InvalidParameterException",
+    "Cannot reset password for the user: the user pool's account recovery is admin_only, so "
+    "there is no self-service channel to send a code through; use AdminSetUserPassword.",
+)
+# The user's channel is SMS but the pool has no SmsConfiguration.SnsCallerArn. The channel
+# is chosen from the recovery setting and the user's verified attributes alone: the
+# sandbox does not fall back to email when SMS cannot be sent. Only the operations below
+# check it: ForgotPassword keeps "sending" SMS without one, as the sandbox always did
+# (tests/test_sandbox_passwords.py relies on it); add it here to make both strict.
+SMS_CONFIG_REQUIRED_FOR = frozenset({"AdminResetUserPassword"})
+ERR_SMS_NOT_CONFIGURED = (
+    "InvalidSmsRoleAccessPolicyException",
+    "The user pool has no SmsConfiguration (SnsCallerArn), so Amazon Cognito cannot send the "
+    "reset code by SMS.",
+)
+# settings.recovery_rps throttles the RECOVERY_OPERATIONS of an account with a fixed
+# one-second window on the sandbox clock (real Cognito's bucket is unknown).
+ERR_RECOVERY_THROTTLED = ("TooManyRequestsException", "Rate exceeded")
 # Booleans: docs write true/false, the sample TRUE/FALSE; the sandbox accepts any case.
 BOOLEAN_CASE_INSENSITIVE = True
 # Line endings: undocumented; the sandbox accepts \n and \r\n. Blank lines are ignored.
@@ -133,6 +183,10 @@ class SandboxSettings:
     fail_job_bad_fraction: float = FAIL_JOB_BAD_FRACTION
     url_ttl_seconds: float = PRESIGNED_URL_TTL_SECONDS
     job_expiry_seconds: float = JOB_EXPIRY_SECONDS
+    # emails per sandbox-clock UTC day per account through Cognito's default sender
+    daily_email_limit: int = DAILY_EMAIL_LIMIT
+    # calls per second per account of RECOVERY_OPERATIONS; 0 = unlimited (real: 30)
+    recovery_rps: int = 0
 
     def update(self, **changes: Any) -> None:
         """Change some settings; unknown names are an error."""
