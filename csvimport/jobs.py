@@ -152,7 +152,8 @@ def error_message(exc: botocore.exceptions.ClientError) -> str:
 class PacedClient:
     """A boto3 client whose calls are paced and retried (attributes pass through).
 
-    Each operation is called at most once per ``MIN_SECONDS_BETWEEN_CALLS`` per pool
+    By default (the import-job and read quotas) each operation is called at most once per
+    ``MIN_SECONDS_BETWEEN_CALLS`` per pool
     (Cognito allows 5 per second per pool and operation), and no two calls come closer
     than ``MIN_SECONDS_BETWEEN_ANY_CALLS`` (20 reads per second per account). Throttling,
     5xx answers and connection failures are retried on top of botocore's own retries, with
@@ -166,10 +167,13 @@ class PacedClient:
         *,
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        min_interval: float = MIN_SECONDS_BETWEEN_CALLS,
+        min_any_interval: float = MIN_SECONDS_BETWEEN_ANY_CALLS,
     ) -> None:
         self.client = client
         self.backoff = backoff or Backoff()
         self.sleep = sleep
+        self.min_interval, self.min_any_interval = min_interval, min_any_interval
         self._last: dict[tuple[str, str], float] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -185,8 +189,8 @@ class PacedClient:
         while True:
             wait = (
                 max(
-                    self._last.get(key, -1e9) + MIN_SECONDS_BETWEEN_CALLS,
-                    self._last.get(anything, -1e9) + MIN_SECONDS_BETWEEN_ANY_CALLS,
+                    self._last.get(key, -1e9) + self.min_interval,
+                    self._last.get(anything, -1e9) + self.min_any_interval,
                 )
                 - time.monotonic()
             )

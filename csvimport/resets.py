@@ -203,7 +203,8 @@ def run_wave(
     sleep: Callable[[float], None] = time.sleep, backoff: Backoff | None = None,
 ) -> WaveResult:  # fmt: skip
     """Send the plan's codes at most ``rate`` per second, recording each outcome."""
-    paced = PacedClient(client, backoff=backoff, sleep=sleep)
+    # The recovery quota is per account, not per pool: ``rate`` alone paces the wave.
+    paced = PacedClient(client, backoff=backoff, sleep=sleep, min_interval=0, min_any_interval=0)
     result = WaveResult()
     emails_left = plan.email_allowance
     interval = 1.0 / rate

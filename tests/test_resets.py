@@ -7,13 +7,14 @@ import json
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from csvimport.errors import ConfigError, RefusedError
-from csvimport.jobs import Importer, StartOptions
+from csvimport.errors import ConfigError, RefusedError, ServiceError
+from csvimport.jobs import Backoff, Importer, StartOptions
 from csvimport.journal import Journal
 from csvimport.logs import LogWait
 from csvimport.reconcile import Reconciler, write_results
@@ -25,6 +26,7 @@ from csvimport.sandbox import PoolInfo, Sandbox
 from .helpers import build_run
 from .test_cli_jobs import csvimport, env_for
 from .test_jobs import FAST, bare_client
+from .test_sandbox_resets import messages, sign_in
 
 CRASH_AT = Path(__file__).with_name("crash_at.py")
 
@@ -179,3 +181,34 @@ def test_the_report_shows_the_codes_sent_failed_and_still_to_send(
     assert "UserNotFoundException" in next(iter(passwords.codes_failed))
     html = render_report(report)
     assert "Reset codes sent by" in html and "must reset, no code sent yet" in html
+
+
+def test_a_user_sent_a_code_by_a_wave_resets_and_signs_in(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    with pytest.raises(cognito.exceptions.PasswordResetRequiredException):
+        sign_in(cognito, pool, "user1", "anything")
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert run_wave(run, cognito, plan, ResetJournal(run), rate=50).sent == 2
+    [message] = messages(sandbox, UserPoolId=pool.user_pool_id, Username="user1")
+    assert message["DeliveryMedium"] == "EMAIL"
+    cognito.confirm_forgot_password(ClientId=pool.user_pool_client_id, Username="user1",
+                                    ConfirmationCode=message["Code"], Password="N3w-Passw0rd!")  # fmt: skip
+    assert sign_in(cognito, pool, "user1", "N3w-Passw0rd!")["AuthenticationResult"]
+
+
+def test_a_wave_paced_under_the_recovery_quota_is_never_throttled(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=8)
+    sandbox.settings.update(recovery_rps=4)
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    # No retries at all: a single throttled call would end the wave with an error.
+    result = run_wave(run, bare_client(sandbox), plan, ResetJournal(run), rate=3.5,
+                      backoff=Backoff(retries=0))  # fmt: skip
+    assert result.sent == 8 and not result.failed
+    # The same wave unpaced is throttled: the pacing above is what kept it clear.
+    with pytest.raises(ServiceError):
+        run_wave(run, bare_client(sandbox), replace(plan), ResetJournal(run), rate=25,
+                 backoff=Backoff(retries=0))  # fmt: skip
