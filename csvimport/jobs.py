@@ -153,12 +153,12 @@ class PacedClient:
     """A boto3 client whose calls are paced and retried (attributes pass through).
 
     By default (the import-job and read quotas) each operation is called at most once per
-    ``MIN_SECONDS_BETWEEN_CALLS`` per pool
-    (Cognito allows 5 per second per pool and operation), and no two calls come closer
-    than ``MIN_SECONDS_BETWEEN_ANY_CALLS`` (20 reads per second per account). Throttling,
-    5xx answers and connection failures are retried on top of botocore's own retries, with
-    full-jitter backoff; when the retries run out the error becomes a ServiceError naming
-    the operation.
+    ``MIN_SECONDS_BETWEEN_CALLS`` per pool (Cognito allows 5 per second per pool and
+    operation), and no two calls come closer than ``MIN_SECONDS_BETWEEN_ANY_CALLS`` (20
+    reads per second per account); callers under other quotas pass their own intervals.
+    Throttling, 5xx answers and connection failures are retried on top of botocore's own
+    retries, with full-jitter backoff; when the retries run out the error becomes a
+    ServiceError naming the operation.
     """
 
     def __init__(
