@@ -338,8 +338,10 @@ def report_bench(users: int, work: Path) -> dict[str, Any]:
         "floor_seconds": round(floor_result["seconds"], 2),
         "report_seconds": round(report_result["seconds"], 2),
         "ratio_to_floor": round(report_result["seconds"] / floor_result["seconds"], 2),
-        "floor_peak_rss_mib": floor_result["peak_rss_mib"],
-        "report_peak_rss_mib": report_result["peak_rss_mib"],
+        # Sampled PSS: a child's ru_maxrss would count the pages it shared with this large
+        # parent (the sandbox) between fork and exec.
+        "floor_peak_pss_mib": floor_result["tree_peak_pss_mib"],
+        "report_peak_pss_mib": report_result["tree_peak_pss_mib"],
         "outcomes": report_result["outcomes"],
     }
 
