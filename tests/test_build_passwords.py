@@ -160,3 +160,23 @@ def test_a_hash_build_in_worker_processes_writes_the_same_bytes(
         runs[workers] = (manifest, {p.name: p.read_bytes() for p in out.iterdir()
                                     if p.name != "manifest.json"})  # fmt: skip
     assert runs[0] == runs[2]
+
+
+@pytest.mark.parametrize("flag", ["on", "off"])
+def test_cli_build_password_hashes_flag_summarises_the_classification(
+    cognito: Any, pool: PoolInfo, tmp_path: Path, flag: str
+) -> None:
+    from .test_build import cli
+
+    source, mapping = write_source(tmp_path)
+    result = cli("build", str(source), "--mapping", str(mapping), "--out", str(tmp_path / "run"),
+                 "--pool-id", pool.user_pool_id, "--endpoint-url", pool.endpoint_url,
+                 "--region", pool.region, "--password-hashes", flag, "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    if flag == "on":
+        assert summary["passwords"]["importable"] == 4
+        assert "chunk-0002.csv: 1 users" in result.stderr and "BCRYPT hashes" in result.stderr
+    else:
+        assert summary["passwords"] == {"hashes off": 9}
+    assert "Password hashes of the written users:" in result.stderr
