@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import __version__
-from csvimport.chunkbuild import SPILL_SCHEMA, ChunkBuilder, build_chunks
+from csvimport.chunkbuild import HASH_COLUMN, SPILL_SCHEMA, ChunkBuilder, build_chunks
 from csvimport.cognito_csv import (
     MAX_FILE_BYTES,
     MAX_USERS_PER_FILE,
@@ -41,6 +41,7 @@ from csvimport.cognito_csv import (
 )
 from csvimport.duplicates import DuplicateFinder, DuplicatePolicy
 from csvimport.errors import ConfigError, RefusedError
+from csvimport.hashformats import ALGORITHMS
 from csvimport.mapping import Mapping
 from csvimport.pool import PoolSnapshot
 from csvimport.sources import SourceSpec, open_source
@@ -52,6 +53,9 @@ EXISTING = "existing.csv"
 EXISTING_COLUMNS = ["source_row", "legacy_id", "username"]
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
+_COMMA = pa.scalar(",", pa.large_string())
+PASSWORDS = "passwords.csv"
+PASSWORD_COLUMNS = ["source_row", "legacy_id", "password", "algorithm", "reason"]
 REJECT_COLUMNS = ["source_row", "legacy_id", "attribute", "rule", "reason", "value",
                   "collided_with_row"]  # fmt: skip
 
@@ -73,6 +77,9 @@ class BuildOptions:
     # this one included (csvimport.chunkbuild): None = one per CPU, 0 or 1 = this one only.
     workers: int | None = None
     parallel_after_rows: int = 100_000
+    # Import the password hashes the mapping's password_hash gives, where Cognito can take
+    # them; False sends every user to reset.
+    password_hashes: bool = True
 
 
 @dataclass
@@ -87,12 +94,15 @@ class BuildResult:
     existing: int | None = None  # written users Cognito will skip: already in the pool
     chunks: list[Chunk] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
+    # written users by hashformats classification; None when no password_hash is mapped
+    passwords: Counter[str] | None = None
 
     @property
     def conserved(self) -> bool:
         return self.source_rows == self.written + self.rejected + self.duplicates
 
     def to_json(self) -> dict[str, Any]:
+        passwords = {} if self.passwords is None else {"passwords": dict(self.passwords)}
         return {
             "run_dir": str(self.run_dir),
             "source_rows": self.source_rows,
@@ -105,6 +115,7 @@ class BuildResult:
                 {"rule": rule, "rows": count, "reason": REASONS.get(rule, rule)}
                 for rule, count in self.reasons.most_common(10)
             ],
+            **passwords,
         }
 
 
@@ -149,6 +160,40 @@ class _SideCsv:
         return self.count
 
 
+class _PasswordsCsv(_SideCsv):
+    """passwords.csv: every written user's hash classification, and counts by it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, PASSWORD_COLUMNS)
+        self.statuses: Counter[str] = Counter()
+
+    def write_batch(self, batch: pa.RecordBatch, rows: np.ndarray) -> None:
+        """Write the classification of the spilled users ``batch`` (source ``rows``)."""
+        columns = ("legacy_id", "password", "algorithm", "password_reason")
+        values = [batch.column(name).to_pylist() for name in columns]
+        for row, legacy_id, status, algorithm, reason in zip(rows.tolist(), *values, strict=True):
+            self.write(row, legacy_id, status, algorithm, reason)
+            self.statuses[status] += 1
+
+
+def _kept(
+    spill_path: Path, dropped_rows: np.ndarray, legacy_of: dict[int, str] | None
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """Yield the spilled users in source order without the dropped duplicates, as
+    (batch, source rows); ``legacy_of`` gets the dropped users' legacy ids."""
+    with pa.OSFile(str(spill_path)) as spill_file, pa.ipc.open_stream(spill_file) as spilled:
+        for batch in spilled:
+            rows = batch.column("row").to_numpy()
+            drop = np.isin(rows, dropped_rows)
+            if drop.any():
+                if legacy_of is not None:
+                    dropped_ids = batch.column("legacy_id").filter(pa.array(drop)).to_pylist()
+                    legacy_of.update(zip(rows[drop].tolist(), dropped_ids, strict=True))
+                batch = batch.filter(pa.array(~drop))
+                rows = rows[~drop]
+            yield batch, rows
+
+
 def build(
     options: BuildOptions, snapshot: PoolSnapshot, *, progress: Progress | None = None
 ) -> BuildResult:
@@ -158,7 +203,7 @@ def build(
     mapping = Mapping.load(options.mapping)
     columns = source.columns()
     mapping.check_columns(columns)
-    unknown = [a for a in mapping.attributes() if a not in snapshot.header]
+    unknown = [a for a in mapping.attributes() if a not in (*snapshot.header, HASH_COLUMN)]
     if unknown:
         raise ConfigError(
             f"the mapping sets attributes the pool does not have: {', '.join(unknown)}",
@@ -182,11 +227,12 @@ def _build_into(
     work: Path, options: BuildOptions, snapshot: PoolSnapshot, mapping: Mapping,
     source: Any, progress: Progress | None,
 ) -> BuildResult:  # fmt: skip
-    header = list(snapshot.header)
-    builder = ChunkBuilder(snapshot, mapping, options.duplicates)
+    builder = ChunkBuilder(snapshot, mapping, options.duplicates, options.password_hashes)
+    header = builder.header
     finder = DuplicateFinder(snapshot, options.duplicates)
     result = BuildResult(run_dir=work)
     rejects = _SideCsv(work / REJECTS, REJECT_COLUMNS)
+    passwords = _PasswordsCsv(work / PASSWORDS) if builder.with_hash else None
     spill_path = work / ".valid.spill"
     try:
         with open_private(spill_path, "wb") as spill_file:
@@ -211,26 +257,42 @@ def _build_into(
             _SideCsv(work / EXISTING, EXISTING_COLUMNS) if options.existing is not None else None
         )
         known = pa.array(sorted(options.existing or ()), type=pa.large_string())
-        with pa.OSFile(str(spill_path)) as spill_file, pa.ipc.open_stream(spill_file) as spilled:
-            for batch in spilled:
-                rows = batch.column("row").to_numpy()
-                drop = np.isin(rows, dropped_rows)
-                if drop.any():
-                    dropped_ids = batch.column("legacy_id").filter(pa.array(drop)).to_pylist()
-                    legacy_of.update(zip(rows[drop].tolist(), dropped_ids, strict=True))
-                    batch = batch.filter(pa.array(~drop))
-                    rows = rows[~drop]
-                if existing is not None:
-                    found = pc.is_in(batch.column("username"), value_set=known)
-                    for row, legacy_id, username in zip(
-                        rows[found.to_numpy(zero_copy_only=False)].tolist(),
-                        batch.column("legacy_id").filter(found).to_pylist(),
-                        batch.column("username").filter(found).to_pylist(),
-                        strict=True,
-                    ):
-                        existing.write(row, legacy_id, username)
-                writer.write(batch.column("line"), rows, batch.column("legacy_id"))
+        algorithms: set[str] = set()
+        for batch, rows in _kept(spill_path, dropped_rows, legacy_of):
+            if existing is not None:
+                found = pc.is_in(batch.column("username"), value_set=known)
+                for row, legacy_id, username in zip(
+                    rows[found.to_numpy(zero_copy_only=False)].tolist(),
+                    batch.column("legacy_id").filter(found).to_pylist(),
+                    batch.column("username").filter(found).to_pylist(),
+                    strict=True,
+                ):
+                    existing.write(row, legacy_id, username)
+            if passwords is not None:
+                passwords.write_batch(batch, rows)
+                algorithms.update(pc.unique(batch.column("algorithm")).to_pylist())
+                no_hash = pc.equal(batch.column("algorithm"), "")
+                batch = batch.filter(no_hash)
+                rows = rows[no_hash.to_numpy(zero_copy_only=False)]
+            writer.write(batch.column("line"), rows, batch.column("legacy_id"))
         writer.close()
+        # One algorithm per import job: each algorithm's users get chunks of their own,
+        # after the users without an importable hash, in a fixed order.
+        for algorithm in (a for a in ALGORITHMS if a in algorithms):
+            hash_writer = ChunkWriter(
+                work, [*header, HASH_COLUMN], max_rows=options.max_rows,
+                max_bytes=options.max_bytes, chunks=writer.chunks, password_algorithm=algorithm,
+            )  # fmt: skip
+            for batch, rows in _kept(spill_path, dropped_rows, None):
+                mine = pc.equal(batch.column("algorithm"), algorithm)
+                lines = pc.binary_join_element_wise(
+                    batch.column("line"), batch.column("password_hash"), _COMMA
+                )
+                hash_writer.write(lines.filter(mine), rows[mine.to_numpy(zero_copy_only=False)],
+                                  batch.column("legacy_id").filter(mine))  # fmt: skip
+            hash_writer.close()
+        if passwords is not None:
+            result.passwords = passwords.statuses
         if existing is not None:
             result.existing = existing.close()
         for row, duplicate in sorted(dropped.items()):
@@ -250,6 +312,8 @@ def _build_into(
         result.written = sum(c.rows for c in writer.chunks)
     finally:
         rejects.close()
+        if passwords is not None:
+            passwords.close()
         spill_path.unlink(missing_ok=True)
     if not result.conserved:  # a bug, never bad input: stop before anything is imported
         raise AssertionError(
@@ -289,6 +353,12 @@ def _write_manifest(
         "chunks": [c.__dict__ for c in result.chunks],
         "rejects": REJECTS,
     }
+    if result.passwords is not None:  # only with a password_hash mapped: older runs unchanged
+        manifest["passwords"] = {
+            "file": PASSWORDS,
+            "hashes": "on" if options.password_hashes else "off",
+            "counts": dict(sorted(result.passwords.items())),
+        }
     tmp = work / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, work / MANIFEST)  # the manifest marks a finished build: written last

@@ -26,16 +26,23 @@ import pyarrow as pa
 
 from csvimport.cognito_csv import SIDE_FILE_LINE_END, constant_strings, large_strings, serialize
 from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
+from csvimport.hashformats import HASHES_OFF, classify_hash
 from csvimport.mapping import Mapping, Problem
 from csvimport.pool import PoolSnapshot
 from csvimport.validate import PoolValidator
 
 # The first pass's valid users, in source order, as Arrow record batches (one per chunk):
-# written and read back without parsing a value.
+# written and read back without parsing a value. ``line`` holds the pool's columns only;
+# a user with an importable hash has its ``algorithm`` and the hash as written in Cognito's
+# dialect; ``password`` and ``password_reason`` are classify_hash's verdict (all "" when
+# the mapping has no password_hash).
 SPILL_SCHEMA = pa.schema(
     [("row", pa.int64()), ("legacy_id", pa.large_string()), ("username", pa.large_string()),
-     ("line", pa.large_string())]
+     ("line", pa.large_string()), ("algorithm", pa.large_string()),
+     ("password_hash", pa.large_string()), ("password", pa.large_string()),
+     ("password_reason", pa.large_string())]
 )  # fmt: skip
+HASH_COLUMN = "password_hash"
 # What an unmapped cognito:mfa_enabled is written as: explicit and consistent with the
 # pool's MFA setting, which the facts file calls the safest choice (§2).
 MFA_DEFAULT = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}
@@ -60,11 +67,17 @@ class ChunkOutcome:
 class ChunkBuilder:
     """Builds chunks for one pool and mapping; holds the pandera schema, built once."""
 
-    def __init__(self, snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy) -> None:
+    def __init__(
+        self, snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy,
+        password_hashes: bool = True,
+    ) -> None:  # fmt: skip
         self.snapshot = snapshot
         self.mapping = mapping
         self.policy = policy
-        self.header = list(snapshot.header)
+        self.password_hashes = password_hashes
+        # The hash is not a pool attribute: it goes only to the chunks of a hash job.
+        self.header = [c for c in snapshot.header if c != HASH_COLUMN]
+        self.with_hash = HASH_COLUMN in mapping.attributes()
         self.validator = PoolValidator(snapshot)
         self.defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
 
@@ -88,6 +101,7 @@ class ChunkBuilder:
                 large_strings(valid["__legacy_id__"]),
                 large_strings(usernames),
                 large_strings(serialize(valid, self.header)),
+                *self._passwords(valid),
             ],
             schema=SPILL_SCHEMA,
         )
@@ -100,6 +114,21 @@ class ChunkBuilder:
             keys=key_hashes(self.snapshot, self.policy, valid),
             spill=spill,
         )
+
+    def _passwords(self, valid: pd.DataFrame) -> list[pa.LargeStringArray]:
+        """Classify each valid user's hash: SPILL_SCHEMA's algorithm .. password_reason."""
+        if not self.with_hash:
+            nothing = large_strings(constant_strings("", valid.index))
+            return [nothing] * 4
+        if not self.password_hashes:
+            verdicts = [("", "", HASHES_OFF, "built with --password-hashes off")] * len(valid)
+        else:
+            verdicts = []
+            for value in valid[HASH_COLUMN].tolist():
+                verdict = classify_hash(value)
+                verdicts.append((verdict.algorithm or "", verdict.value.replace(",", "\\,"),
+                                 verdict.status, verdict.reason))  # fmt: skip
+        return [large_strings([v[i] for v in verdicts]) for i in range(4)]
 
     def _reject(
         self, frame: pd.DataFrame, problems: list[Problem], rejects: Any, reasons: Counter[str]
@@ -156,7 +185,12 @@ def build_chunks(
                     spawned,
                     mp_context=get_context("spawn"),
                     initializer=_start_worker,
-                    initargs=(builder.snapshot, builder.mapping, builder.policy),
+                    initargs=(
+                        builder.snapshot,
+                        builder.mapping,
+                        builder.policy,
+                        builder.password_hashes,
+                    ),  # fmt: skip
                 )
                 # one task per worker: the pool spawns a process per task it cannot place
                 ready = [pool.submit(_ready) for _ in range(spawned)]
@@ -201,9 +235,11 @@ def _outcome(item: ChunkOutcome | Future[ChunkOutcome]) -> ChunkOutcome:
 _builder: ChunkBuilder | None = None
 
 
-def _start_worker(snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy) -> None:
+def _start_worker(
+    snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy, password_hashes: bool
+) -> None:
     global _builder
-    _builder = ChunkBuilder(snapshot, mapping, policy)
+    _builder = ChunkBuilder(snapshot, mapping, policy, password_hashes)
 
 
 def _ready() -> None:

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -38,7 +39,7 @@ from rich.text import Text
 
 from csvimport import __version__
 from csvimport.aws import AwsOptions
-from csvimport.build import EXISTING, REJECTS, BuildOptions, BuildResult
+from csvimport.build import EXISTING, PASSWORDS, REJECTS, BuildOptions, BuildResult
 from csvimport.build import build as run_build
 from csvimport.duplicates import DuplicatePolicy
 from csvimport.errors import (
@@ -98,6 +99,13 @@ app = typer.Typer(
     # Plain Python tracebacks with --traceback, complete and easy to paste in a bug report.
     pretty_exceptions_enable=False,
 )
+
+
+class PasswordHashes(StrEnum):
+    """--password-hashes: whether build imports the mapped password hashes."""
+
+    ON = "on"
+    OFF = "off"
 
 
 @dataclass
@@ -335,6 +343,14 @@ def build(
             "would skip because they already exist (existing.csv).",
         ),
     ] = False,
+    password_hashes: Annotated[
+        PasswordHashes,
+        typer.Option(
+            "--password-hashes",
+            help="on: import the mapping's password_hash where Cognito can take it (one "
+            "algorithm per import file); off: every user must reset the password.",
+        ),
+    ] = PasswordHashes.ON,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
     ] = False,
@@ -365,6 +381,7 @@ def build(
         max_rows=max_rows,
         max_bytes=max_bytes,
         existing=existing,
+        password_hashes=password_hashes is PasswordHashes.ON,
     )
     with Progress(
         TextColumn("build"),
@@ -394,7 +411,12 @@ def _build_summary(result: BuildResult) -> None:
         f"+ {result.rejected:,} rejected + {result.duplicates:,} duplicates"
     )
     for chunk in result.chunks:
-        echo(f"  {chunk.file}: {chunk.rows:,} users, {chunk.bytes:,} bytes")
+        hashes = f", {chunk.password_algorithm} hashes" if chunk.password_algorithm else ""
+        echo(f"  {chunk.file}: {chunk.rows:,} users, {chunk.bytes:,} bytes{hashes}")
+    if result.passwords is not None:
+        counts = ", ".join(f"{n:,} {status}" for status, n in sorted(result.passwords.items()))
+        echo(f"  Password hashes of the written users: {counts} "
+             f"(see {result.run_dir / PASSWORDS}).")  # fmt: skip
     if result.existing:
         echo(
             f"  Already in the pool, so Cognito will skip them: {result.existing:,} of the "

@@ -138,7 +138,10 @@ class ChunkWriter:
     max_rows: int = MAX_USERS_PER_FILE
     max_bytes: int = MAX_FILE_BYTES
     prefix: str = "chunk"
+    # Numbering goes on after the chunks already in the list: writers of one run (one per
+    # password algorithm) share it.
     chunks: list[Chunk] = field(default_factory=list)
+    password_algorithm: str | None = None  # a hash job's chunks: header + password_hash
     _file: IO[bytes] | None = None
     _map_file: IO[bytes] | None = None
     _digest: hashlib._Hash | None = None  # noqa: SLF001
@@ -157,7 +160,9 @@ class ChunkWriter:
         self.close()
         number = len(self.chunks) + 1
         chunk = Chunk(
-            file=f"{self.prefix}-{number:04d}.csv", map_file=f"{self.prefix}-{number:04d}.map.csv"
+            file=f"{self.prefix}-{number:04d}.csv",
+            map_file=f"{self.prefix}-{number:04d}.map.csv",
+            password_algorithm=self.password_algorithm,
         )
         self._file = open_private(self.directory / chunk.file, "wb")
         self._map_file = open_private(self.directory / chunk.map_file, "wb")

@@ -53,6 +53,9 @@ class UserResult:
     line: int | None = None  # the user's data line in the chunk file (1 = first user)
     collided_with_row: int | None = None  # duplicates: the source row that was kept
     password: Password = Password.NONE
+    # The build's verdict on the user's password hash (passwords.csv), e.g. "no hash: no
+    # password hash" or "out of bounds: BCRYPT: cost 13 ..."; "" when none was mapped.
+    password_why: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -56,6 +56,7 @@ RESETS_JOURNAL = "resets.jsonl"  # written by csvimport.resets
 REPORT = "report.html"
 FAILED_USERS = "failed-users.csv"
 REJECTS = "rejects.csv"  # build.REJECTS
+PASSWORDS = "passwords.csv"  # build.PASSWORDS
 EXAMPLES_PER_REASON = 5
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -196,6 +197,17 @@ def read_rejects(run: RunDir) -> list[UserResult]:
     return results
 
 
+def read_password_classes(run: RunDir) -> dict[int, str]:
+    """Each written user's hash classification by source row ("status: reason"); empty
+    when the build mapped no password_hash."""
+    path = run.path / PASSWORDS
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8", newline="") as f:
+        return {int(r["source_row"]): ": ".join(filter(None, (r["password"], r["reason"])))
+                for r in csv.DictReader(f)}  # fmt: skip
+
+
 def _duration(attempt: Attempt) -> float | None:
     if not (attempt.started and attempt.completed):
         return None
@@ -259,6 +271,7 @@ class Reconciler:
         snapshot = self.run.snapshot
         recovery = snapshot.recovery_mechanisms or ["verified_phone_number", "verified_email"]
         results = read_rejects(self.run)
+        password_why = read_password_classes(self.run)
         jobs: list[JobSummary] = []
         for chunk in self.run.chunks:
             users = list(written_users(self.run, chunk))
@@ -281,8 +294,9 @@ class Reconciler:
                     )
             last = attempts[-1] if attempts else None
             for user in users:
+                why = password_why.get(user.source_row, "")
                 results.append(self._user_result(chunk, user, best.get(user.line), last,
-                                                 recovery))  # fmt: skip
+                                                 recovery, why))  # fmt: skip
             extra = sorted(set(best) - {u.line for u in users})
             if extra:
                 self.problems.append(
@@ -294,7 +308,7 @@ class Reconciler:
 
     def _user_result(
         self, chunk: RunChunk, user: WrittenUser, logged: tuple[Outcome, str, Attempt] | None,
-        last: Attempt | None, recovery: list[str],
+        last: Attempt | None, recovery: list[str], password_why: str = "",
     ) -> UserResult:  # fmt: skip
         if logged is None:
             if last is None:
@@ -326,6 +340,7 @@ class Reconciler:
             source_row=user.source_row, legacy_id=user.legacy_id, username=user.username,
             outcome=outcome, reason=message, rule=rule, email=user.email, phone=user.phone,
             job_id=job_id, chunk=chunk.file, line=user.line, password=password,
+            password_why=password_why,
         )  # fmt: skip
 
     def _summary(self, chunk: RunChunk, attempt: Attempt, log: JobLog) -> JobSummary:
