@@ -142,6 +142,8 @@ class PasswordState:
     codes_sent: int = 0
     codes_failed: dict[str, int] = field(default_factory=dict)
     codes_not_sent: int = 0
+    # why users imported without a usable hash must reset (passwords.csv), by reason
+    reset_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -408,6 +408,10 @@ class Reconciler:
             codes_failed=dict(Counter(e["reason"] for u, e in resets.items()
                                       if e["state"] == "failed" and u in must_reset)),
             codes_not_sent=len(must_reset - sent),
+            reset_reasons=dict(Counter(
+                r.password_why or "no password hash in the source"
+                for r in results if r.password in (Password.RESET, Password.NO_CHANNEL)
+            ).most_common()),
         )  # fmt: skip
         return RunReport(
             run_dir=str(self.run.path), run_id=self.run.run_id,

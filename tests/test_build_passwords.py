@@ -18,6 +18,7 @@ from werkzeug.security import generate_password_hash
 from csvimport.build import BuildOptions, build
 from csvimport.outcomes import Outcome, Password
 from csvimport.pool import read_pool
+from csvimport.report import render_report
 from csvimport.sandbox import PoolInfo
 from csvimport.sources import SourceSpec
 
@@ -116,6 +117,12 @@ def test_hashed_users_sign_in_with_their_password_and_the_others_must_reset(
         assert by_login[login].password is expected, login
         assert by_login[login].password_why.startswith(status), login
     assert "cost 13" in by_login["costly"].password_why
+    # The report says why the others must reset, one line per reason.
+    reasons = report.passwords.reset_reasons
+    assert sum(reasons.values()) == report.passwords.must_reset + report.passwords.cannot_reset
+    assert any("cost 13" in reason for reason in reasons)
+    html = render_report(report)
+    assert "Why they must reset" in html and "cost 13" in html
 
 
 def test_password_hashes_off_sends_everyone_to_reset(
