@@ -19,12 +19,13 @@ from csvimport.build import BuildOptions, build
 from csvimport.outcomes import Outcome, Password
 from csvimport.pool import read_pool
 from csvimport.report import render_report
-from csvimport.sandbox import PoolInfo
+from csvimport.sandbox import PoolInfo, Sandbox
 from csvimport.sources import SourceSpec
 
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
 from .test_reconcile import reconcile, run_all
 from .test_sandbox_passwords import PASSWORD, make_hash, sign_in
+from .test_sandbox_resets import messages
 
 HASH_MAPPING = LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n'
 
@@ -187,3 +188,21 @@ def test_cli_build_password_hashes_flag_summarises_the_classification(
     else:
         assert summary["passwords"] == {"hashes off": 9}
     assert "Password hashes of the written users:" in result.stderr
+
+
+def test_a_user_who_must_reset_does_so_with_forgot_password_and_signs_in(
+    sandbox: Sandbox, cognito: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = build_hash_run(cognito, pool, tmp_path)
+    run_all(run, cognito, pool)
+    with pytest.raises(ClientError) as exc:
+        sign_in(cognito, pool, "md5", PASSWORD)
+    assert exc.value.response["Error"]["Code"] == "PasswordResetRequiredException"
+    # What the app does on that exception: the forgot-password flow.
+    cognito.forgot_password(ClientId=pool.user_pool_client_id, Username="md5")
+    [message] = messages(sandbox, UserPoolId=pool.user_pool_id, Username="md5")
+    cognito.confirm_forgot_password(ClientId=pool.user_pool_client_id, Username="md5",
+                                    ConfirmationCode=message["Code"], Password="Fresh-Passw0rd!")  # fmt: skip
+    assert sign_in(cognito, pool, "md5", "Fresh-Passw0rd!")["AuthenticationResult"]
+    with pytest.raises(ClientError):
+        sign_in(cognito, pool, "md5", PASSWORD)  # the legacy password is gone for good
