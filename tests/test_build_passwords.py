@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from werkzeug.security import generate_password_hash
 
 from csvimport.build import BuildOptions, build
+from csvimport.errors import RefusedError
 from csvimport.outcomes import Outcome, Password
 from csvimport.pool import read_pool
 from csvimport.report import render_report
@@ -206,3 +207,22 @@ def test_a_user_who_must_reset_does_so_with_forgot_password_and_signs_in(
     assert sign_in(cognito, pool, "md5", "Fresh-Passw0rd!")["AuthenticationResult"]
     with pytest.raises(ClientError):
         sign_in(cognito, pool, "md5", PASSWORD)  # the legacy password is gone for good
+
+
+def test_a_pool_not_eligible_for_hash_import_is_refused_with_the_way_out(
+    cognito: Any, make_pool: Any, tmp_path: Path
+) -> None:
+    pool = make_pool(**{"x-csvimport": {"password_hash_import": False}})
+    run = build_hash_run(cognito, pool, tmp_path)
+    # The chunk without hashes imports; the first hash chunk is refused before any upload.
+    with pytest.raises(RefusedError) as caught:
+        run_all(run, cognito, pool)
+    assert "cannot import password hashes" in caught.value.message
+    assert "chunk-0002.csv carries BCRYPT hashes" in caught.value.message
+    assert caught.value.hint and "--password-hashes off" in caught.value.hint
+    # The way out works: rebuilt without hashes, everyone imports and must reset.
+    (tmp_path / "again").mkdir()
+    rebuilt = build_hash_run(cognito, pool, tmp_path / "again", password_hashes=False)
+    run_all(rebuilt, cognito, pool)
+    users = cognito.list_users(UserPoolId=pool.user_pool_id)["Users"]
+    assert {u["UserStatus"] for u in users} == {"RESET_REQUIRED"} and len(users) == len(USERS)
