@@ -853,7 +853,7 @@ def resets(
             usernames = [u.strip() for u in only.read_text(encoding="utf-8").splitlines()
                          if u.strip()]  # fmt: skip
         plan = plan_resets(run, pool, journal, limit=limit, only=usernames, resend=resend,
-                           max_per_day=max_per_day)  # fmt: skip
+                           max_per_day=max_per_day, enforce=not dry_run)  # fmt: skip
         echo = functools.partial(typer.echo, err=True)
         echo(f"{len(plan.to_send):,} users to send a code to ({plan.emails:,} by email, "
              f"{plan.sms:,} by SMS); {plan.already_sent:,} already sent; "
@@ -864,6 +864,8 @@ def resets(
         for reason, count in Counter(c.why_not for c in plan.cannot_reset).most_common():
             echo(f"  cannot reset ({count:,}): {reason}")
         if dry_run:
+            if plan.refusal is not None:
+                raise plan.refusal  # after the plan: a real wave would be refused
             return
         with Progress(TextColumn("resets"), BarColumn(), TextColumn("{task.completed:,}/"
                       "{task.total:,}"), RateColumn(), TimeRemainingColumn(),

@@ -9,7 +9,9 @@
 4. ``csvimport start --no-wait`` starts the import job, ``csvimport status --wait``
    follows it to the end;
 5. ``csvimport report`` reads the job's CloudWatch log, accounts for every member, and
-   writes results.jsonl, failed-users.csv, retry-source.csv and report.html.
+   writes results.jsonl, failed-users.csv, retry-source.csv and report.html;
+6. ``csvimport resets`` plans and sends a pilot wave of password-reset codes, and
+   ``csvimport notice`` writes the users' message and the app team's checklist.
 """
 
 from __future__ import annotations
@@ -131,6 +133,11 @@ def run(out_dir: Path) -> None:
         status = csvimport("report", str(run_dir), env=env)
         if status not in (0, 1):
             raise SystemExit(f"csvimport report failed (exit {status})")
+        # Imported users must reset their password: a pilot wave, then what to tell them.
+        csvimport("resets", str(run_dir), "--dry-run", env=env)
+        csvimport("resets", str(run_dir), "--limit", "20", env=env)
+        csvimport("notice", str(run_dir), "--product", "Legacy Club", "--support",
+                  "help@club.example", "--code-sent", env=env)  # fmt: skip
         say()
         say(f"Demo finished. The report: {run_dir / 'report.html'} (open it in a browser); "
             f"every user's outcome: {run_dir / 'results.jsonl'}; the users to fix: "

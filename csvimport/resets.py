@@ -71,6 +71,7 @@ class ResetPlan:
     cannot_reset: list[Candidate]
     left_out: int  # by --only or --limit
     email_allowance: int | None  # emails csvimport may still send today; None: no limit
+    refusal: RefusedError | None = None  # why the wave may not go out as planned
 
     @property
     def emails(self) -> int:
@@ -160,9 +161,11 @@ def candidates(run: RunDir, pool: dict[str, Any]) -> list[Candidate]:
 def plan_resets(
     run: RunDir, pool: dict[str, Any], journal: ResetJournal, *, limit: int | None = None,
     only: Iterable[str] | None = None, resend: bool = False, max_per_day: int | None = None,
+    enforce: bool = True,
 ) -> ResetPlan:  # fmt: skip
     """Who gets a code in this wave, and who cannot; refuse a wave the email sender
-    cannot carry today (unless ``max_per_day`` caps it)."""
+    cannot carry today (unless ``max_per_day`` caps it). With ``enforce`` False the
+    refusal is only kept in ``plan.refusal`` (a dry run shows the plan, then it)."""
     everyone = candidates(run, pool)
     sent = {u for u, e in journal.last().items() if e["state"] == State.SENT}
     wanted = set(only) if only is not None else None
@@ -186,7 +189,7 @@ def plan_resets(
         allowance = max(0, per_day - journal.emails_sent_on(_today()))
     plan = ResetPlan(to_send, already, cannot, left_out, allowance)
     if allowance is not None and max_per_day is None and plan.emails > allowance:
-        raise RefusedError(
+        plan.refusal = RefusedError(
             f"this wave would send {plan.emails:,} emails, but the pool sends email with "
             f"Cognito's default sender, which allows {DEFAULT_SENDER_EMAILS_PER_DAY} a day per "
             f"AWS account ({allowance} left today as far as csvimport knows)",
@@ -194,6 +197,8 @@ def plan_resets(
             "DEVELOPER) for a wave this size; or send a pilot with --limit N; or pass "
             "--max-per-day N to send N a day and run `csvimport resets` again each day.",
         )
+        if enforce:
+            raise plan.refusal
     return plan
 
 

@@ -212,3 +212,15 @@ def test_a_wave_paced_under_the_recovery_quota_is_never_throttled(
     with pytest.raises(ServiceError):
         run_wave(run, bare_client(sandbox), replace(plan), ResetJournal(run), rate=25,
                  backoff=Backoff(retries=0))  # fmt: skip
+
+
+def test_a_dry_run_shows_the_plan_before_saying_the_wave_would_be_refused(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=55)
+    result = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run")
+    assert result.returncode == 2
+    plan_line = "55 users to send a code to (55 by email, 0 by SMS)"
+    refusal = "error: this wave would send 55 emails"
+    assert plan_line in result.stderr and refusal in result.stderr
+    assert result.stderr.index(plan_line) < result.stderr.index(refusal)
