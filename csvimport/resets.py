@@ -12,8 +12,9 @@ reset code with ``AdminResetUserPassword``:
   ``max_per_day`` says otherwise; SMS needs the pool's SMS configuration;
 - paced (``rate``, well under the 30 requests/second the account shares with its users'
   own ForgotPassword calls), retried on throttling, and resumable: ``resets.jsonl`` in the
-  run directory records each user's outcome as it happens (one appended line each), so a
-  re-run never sends a user a second code unless ``resend`` is asked for.
+  run directory records each user's outcome as it happens (sent, failed with the reason,
+  or skipped because they cannot reset; one appended line each), so a re-run never sends
+  a user a second code unless ``resend`` is asked for.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ CHANNEL_OF = {"verified_email": "email", "verified_phone_number": "phone"}
 class State:
     SENT = "sent"
     FAILED = "failed"
+    SKIPPED = "skipped"  # cannot reset: no channel, admin-only recovery, SMS not set up
 
 
 @dataclass(frozen=True)
@@ -211,19 +213,25 @@ def run_wave(
     # The recovery quota is per account, not per pool: ``rate`` alone paces the wave.
     paced = PacedClient(client, backoff=backoff, sleep=sleep, min_interval=0, min_any_interval=0)
     result = WaveResult()
+    last = journal.last()
+    for candidate in plan.cannot_reset:  # recorded once, with why, not at every run
+        before = last.get(candidate.username, {})
+        if (before.get("state"), before.get("reason")) != (State.SKIPPED, candidate.why_not):
+            journal.record(candidate.username, State.SKIPPED, channel=None,
+                           reason=candidate.why_not)  # fmt: skip
     emails_left = plan.email_allowance
     interval = 1.0 / rate
-    last = 0.0
+    sent_at = 0.0
     total = len(plan.to_send)
     for done, candidate in enumerate(plan.to_send):
         if candidate.channel == "email" and emails_left is not None and emails_left <= 0:
             result.not_sent = total - done
             result.stopped_because = "today's email allowance is used up"
             break
-        wait = last + interval - time.monotonic()
+        wait = sent_at + interval - time.monotonic()
         if wait > 0:
             sleep(wait)
-        last = time.monotonic()
+        sent_at = time.monotonic()
         try:
             paced.call("admin_reset_user_password", UserPoolId=run.user_pool_id,
                        Username=candidate.username)  # fmt: skip

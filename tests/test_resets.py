@@ -122,6 +122,14 @@ def test_users_without_a_usable_channel_are_listed_not_sent(
     plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
     assert plan.to_send == [] and len(plan.cannot_reset) == 2
     assert "no verified email or phone number" in plan.cannot_reset[0].why_not
+    # A wave records them as skipped, with why, once however often it runs.
+    for _ in range(2):
+        run_wave(run, cognito, plan_resets(run, describe(cognito, pool), ResetJournal(run)),
+                 ResetJournal(run), rate=50)  # fmt: skip
+    entries = ResetJournal(run).entries
+    assert [(e["username"], e["state"]) for e in entries] == [("user1", "skipped"),
+                                                              ("user2", "skipped")]  # fmt: skip
+    assert "no verified email or phone number" in entries[0]["reason"]
 
 
 def test_throttling_is_retried_and_every_code_is_sent_once(
