@@ -44,11 +44,10 @@ from csvimport.errors import ConfigError, RefusedError
 from csvimport.hashformats import ALGORITHMS
 from csvimport.mapping import Mapping
 from csvimport.pool import PoolSnapshot
+from csvimport.rundir import MANIFEST, REJECTS
 from csvimport.sources import SourceSpec, open_source
 from csvimport.validate import REASONS
 
-MANIFEST = "manifest.json"
-REJECTS = "rejects.csv"
 EXISTING = "existing.csv"
 EXISTING_COLUMNS = ["source_row", "legacy_id", "username"]
 POOL_SNAPSHOT = "pool.json"

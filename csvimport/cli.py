@@ -39,7 +39,7 @@ from rich.text import Text
 
 from csvimport import __version__
 from csvimport.aws import AwsOptions
-from csvimport.build import EXISTING, PASSWORDS, REJECTS, BuildOptions, BuildResult
+from csvimport.build import EXISTING, PASSWORDS, BuildOptions, BuildResult
 from csvimport.build import build as run_build
 from csvimport.duplicates import DuplicatePolicy
 from csvimport.errors import (
@@ -73,7 +73,7 @@ from csvimport.reconcile import (
 from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
 from csvimport.resources import schema_path
-from csvimport.rundir import RunDir
+from csvimport.rundir import REJECTS, RunDir
 from csvimport.sources import SourceSpec, open_source
 from csvimport.validate import REASONS
 

@@ -23,7 +23,6 @@ from typing import Any
 import botocore.exceptions
 
 from csvimport.errors import ServiceError
-from csvimport.jobs import Backoff, PacedClient
 
 LOG_LINE = re.compile(r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$", re.DOTALL)
 # UNVERIFIED (facts §5): whether "Line Number 1" is the first user (AWS's own mapping file
@@ -164,7 +163,9 @@ def read_job_log(
     """The job's parsed log, from the run directory if it was read completely before,
     else from CloudWatch, waiting up to ``wait.seconds`` until it has ``expected`` lines.
 
-    ``on_wait(found, expected)`` is called before each pause. The raw events are saved
+    ``logs`` should be paced (a ``csvimport.jobs.PacedClient``) so that reading many jobs
+    stays under CloudWatch's quota. ``on_wait(found, expected)`` is called before each
+    pause. The raw events are saved
     in ``logs/<job id>.jsonl`` each time they are read.
     """
     wait = wait or LogWait()
@@ -174,11 +175,10 @@ def read_job_log(
         log = JobLog.parse(job_id, (e["message"] for e in stored))
         if len(log.lines) >= expected:
             return log
-    paced = PacedClient(logs, backoff=Backoff())
     deadline = time.monotonic() + wait.seconds
     pause = wait.first_pause
     while True:
-        events = list(fetch_messages(paced, group, stream))
+        events = list(fetch_messages(logs, group, stream))
         save_raw(path, events)
         log = JobLog.parse(job_id, (e["message"] for e in events))
         if len(log.lines) >= expected or time.monotonic() + pause > deadline:

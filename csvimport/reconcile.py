@@ -21,13 +21,14 @@ import json
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from csvimport import __version__
+from csvimport.jobs import PacedClient
 from csvimport.journal import Attempt, Journal, Step
 from csvimport.logs import (
     FIRST_LINE_NUMBER,
@@ -48,14 +49,13 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
-from csvimport.rundir import RunChunk, RunDir
+from csvimport.rundir import REJECTS, RunChunk, RunDir
 from csvimport.validate import REASONS
 
 RESULTS = "results.jsonl"
 RESETS_JOURNAL = "resets.jsonl"  # written by csvimport.resets
 REPORT = "report.html"
 FAILED_USERS = "failed-users.csv"
-REJECTS = "rejects.csv"  # build.REJECTS
 PASSWORDS = "passwords.csv"  # build.PASSWORDS
 EXAMPLES_PER_REASON = 5
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
@@ -228,7 +228,8 @@ class Reconciler:
         wait: LogWait | None = None,
         on_note: Callable[[str], None] = lambda text: None,
     ) -> None:
-        self.run, self.journal, self.logs = run, journal, logs
+        # One paced client for every job's log: the pacing spans the whole report.
+        self.run, self.journal, self.logs = run, journal, PacedClient(logs)
         self.wait = wait or LogWait()
         self.note = on_note
         self.warnings: list[str] = []
@@ -429,7 +430,7 @@ class Reconciler:
         )  # fmt: skip
 
 
-def _groups(results: Iterator[UserResult] | Any) -> list[ReasonGroup]:
+def _groups(results: Iterable[UserResult]) -> list[ReasonGroup]:
     """Users grouped by (outcome, rule), biggest group first, with a few examples each."""
     grouped: dict[tuple[Outcome, str], list[UserResult]] = defaultdict(list)
     for result in results:

@@ -16,7 +16,9 @@ from typing import Any
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.pool import PoolSnapshot
 
-MANIFEST = "manifest.json"  # build.MANIFEST; repeated so reading a run needs no build code
+# The files of a run directory that several stages read (build writes them).
+MANIFEST = "manifest.json"
+REJECTS = "rejects.csv"
 RUN_ID_CHARS = 8
 
 
