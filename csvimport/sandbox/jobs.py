@@ -26,11 +26,11 @@ from urllib.parse import urlencode
 
 from moto.cognitoidp.models import CognitoIdpUser, UserStatus, cognitoidp_backends
 from moto.core.exceptions import JsonRESTError
-from moto.iam.models import iam_backends
 from moto.logs.models import logs_backends
 
 from . import settings as S
 from .csvfile import FileRejected, check_header, read_import_file, split_values
+from .iam import role_lets_cognito_log
 from .rules import PoolRules, fold, parse_bool
 from .settings import Faults, SandboxSettings
 
@@ -299,28 +299,16 @@ class JobStore:
     def _fail_whole_job(self, job: ImportJob, message: str) -> None:
         self._finish(job, "Failed", message)
 
-    def _role_ok(self, job: ImportJob) -> bool:
-        try:
-            role = iam_backends[job.account]["global"].get_role_by_arn(job.role_arn)
-        except Exception:  # moto raises its own IAMNotFoundException
-            return False
-        trust = str(role.assume_role_policy_document)
-        if "cognito-idp.amazonaws.com" not in trust:
-            return False
-        documents = list(role.policies.values())
-        for policy in role.managed_policies.values():
-            version = getattr(policy, "default_version", None)
-            documents.append(str(getattr(version, "document", "")))
-        text = " ".join(str(d) for d in documents)
-        return any(token in text for token in ("logs:PutLogEvents", "logs:*", '"*"'))
-
     def _begin_processing(self, job: ImportJob) -> None:
         backend = cognitoidp_backends[job.account][job.region]
         pool = backend.user_pools.get(job.pool_id)
         if pool is None:
             self._fail_whole_job(job, S.MSG_POOL_GONE)
             return
-        if not self._role_ok(job):
+        group = log_group_name(job.pool_id, job.pool_name)
+        stream = f"{job.job_id}/{job.job_name}"
+        if not role_lets_cognito_log(job.account, job.role_arn, region=job.region, group=group,
+                                     stream=stream):  # fmt: skip
             self._fail_whole_job(job, S.MSG_ROLE.format(arn=job.role_arn))
             return
         assert job.upload is not None
@@ -346,10 +334,8 @@ class JobStore:
                 if value:
                     job.unique_index[(attr, fold(rules.case_sensitive, value))] = user.username
         logs = logs_backends[job.account][job.region]
-        group = log_group_name(job.pool_id, job.pool_name)
         if group not in logs.groups:
             logs.create_log_group(group, {})
-        stream = f"{job.job_id}/{job.job_name}"
         if stream not in logs.groups[group].streams:
             logs.create_log_stream(group, stream)
 

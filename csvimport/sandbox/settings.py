@@ -46,6 +46,14 @@ RECOVERY_RPS_QUOTA = 30  # what real Cognito allows; the sandbox enforces settin
 # --- SANDBOX CHOICES: not documented anywhere; change here when reality disagrees ----
 # A job left in Created expires "within 24-48 hours" (facts §3): the sandbox uses 24 h.
 JOB_EXPIRY_SECONDS = 24 * 3600
+# The CloudWatch Logs role (facts §5): Cognito assumes it as this service principal, and
+# a job fails as a whole unless the role's policies allow every one of these actions on
+# the pool's log group (the documented policy; which of them Cognito checks, and when,
+# is unknown). IAM conditions are not evaluated.
+ASSUME_ROLE_ACTION = "sts:AssumeRole"
+COGNITO_PRINCIPAL = "cognito-idp.amazonaws.com"
+LOGS_ROLE_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams",
+                     "logs:PutLogEvents")  # fmt: skip
 # Line numbers in the log: AWS's own mapping numbers the first data row 1 (facts §5).
 FIRST_LINE_NUMBER = 1
 # A job fails as a whole once this many rows failed or were skipped AND they are more
