@@ -112,3 +112,17 @@ def test_names_and_prefix_together_are_invalid(importer: Importer, logs: Any) ->
         logs.filter_log_events(logGroupName=group_of(importer), logStreamNamePrefix=run.job_id,
                                logStreamNames=[f"{run.job_id}/job"])  # fmt: skip
     assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_a_stream_deleted_while_lines_are_due_is_written_again_and_jobs_go_on(
+    importer: Importer, sandbox: Sandbox, logs: Any
+) -> None:
+    sandbox.settings.update(log_lag_seconds=1.0)
+    run = importer.run([user(f"d{i}") for i in range(3)])
+    logs.delete_log_stream(logGroupName=group_of(importer), logStreamName=f"{run.job_id}/job")
+    deadline = time.monotonic() + 10
+    while len(importer.log_lines(run.job_id)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(importer.log_lines(run.job_id)) == 3
+    sandbox.settings.update(log_lag_seconds=0.0)
+    assert importer.run([user("after")]).job["Status"] == "Succeeded"
