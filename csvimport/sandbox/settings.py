@@ -129,6 +129,14 @@ ERR_SMS_NOT_CONFIGURED = (
     "The user pool has no SmsConfiguration (SnsCallerArn), so Amazon Cognito cannot send the "
     "reset code by SMS.",
 )
+# An unknown app client id (moto's message is the bare id), and a user the client's pool
+# does not have in ConfirmForgotPassword (moto blames the client); Cognito's wording as
+# commonly reported, not documented.
+ERR_CLIENT_MISSING = ("ResourceNotFoundException", "User pool client {client_id} does not exist.")
+ERR_USER_NOT_IN_CLIENTS_POOL = (
+    "UserNotFoundException",
+    "Username/client id combination not found.",
+)
 # settings.recovery_rps throttles the RECOVERY_OPERATIONS of an account with a fixed
 # one-second window on the sandbox clock (real Cognito's bucket is unknown).
 ERR_RECOVERY_THROTTLED = ("TooManyRequestsException", "Rate exceeded")
@@ -148,6 +156,9 @@ MSG_EMPTY_FILE = "The CSV file is empty."
 MSG_ROLE = ("Amazon Cognito could not assume the CloudWatch Logs role {arn} or it lacks the "
             "logs permissions; the role must trust cognito-idp.amazonaws.com.")  # fmt: skip
 MSG_POOL_GONE = "The user pool no longer exists."
+# CloudWatch Logs' words for a missing group and a missing stream (ResourceNotFoundException).
+ERR_LOG_GROUP_MISSING = "The specified log group does not exist."
+ERR_LOG_STREAM_MISSING = "The specified log stream does not exist."
 MSG_HASH_COLUMN_WITHOUT_ALGORITHM = ("The CSV file has a password_hash column but the job has "
                                      "no PasswordHashingAlgorithm.")  # fmt: skip
 # Per-row log messages. The first is AWS's documented wording; the rest are the sandbox's.
