@@ -793,7 +793,8 @@ def _write_report(
         raise typer.Exit(int(ExitStatus.USERS_FAILED))
 
 
-# The usernames `resets` lists on stderr as "may have been sent"; --json lists them all.
+# The usernames `resets` lists on stderr (may have been sent, unknown to --only); --json
+# lists them all.
 MAYBE_SENT_SHOWN = 20
 
 
@@ -876,6 +877,10 @@ def resets(
             echo(f"emails csvimport may still send today: {plan.email_allowance:,}")
         for reason, count in Counter(c.why_not for c in plan.cannot_reset).most_common():
             echo(f"  cannot reset ({count:,}): {reason}")
+        if plan.unknown_only:
+            echo(f"  --only names {len(plan.unknown_only):,} users who are not imported users "
+                 f"who must reset: {', '.join(plan.unknown_only[:MAYBE_SENT_SHOWN])}"
+                 + (" ..." if len(plan.unknown_only) > MAYBE_SENT_SHOWN else ""))  # fmt: skip
         if plan.maybe_sent:
             echo(f"  may have been sent ({len(plan.maybe_sent):,}): a wave stopped after "
                  "asking Cognito for their code and before recording the answer; they get "

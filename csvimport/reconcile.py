@@ -56,6 +56,7 @@ from csvimport.validate import REASONS
 
 RESULTS = "results.jsonl"
 RESETS_JOURNAL = "resets.jsonl"  # written by csvimport.resets
+RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
 REPORT = "report.html"
 FAILED_USERS = "failed-users.csv"
 PASSWORDS = "passwords.csv"  # build.PASSWORDS
@@ -409,7 +410,7 @@ class Reconciler:
             must_reset=len(must_reset),
             cannot_reset=sum(1 for r in results if r.password is Password.NO_CHANNEL),
             codes_sent=len(sent & must_reset),
-            codes_failed=dict(Counter(e["reason"] for u, e in resets.items()
+            codes_failed=dict(Counter(e.get("reason", "") for u, e in resets.items()
                                       if e["state"] == ResetState.FAILED and u in must_reset)),
             codes_not_sent=len(must_reset - sent - maybe),
             codes_maybe_sent=len(maybe & must_reset),
@@ -463,27 +464,31 @@ def _groups(results: Iterable[UserResult]) -> list[ReasonGroup]:
 def read_reset_entries(run_dir: Path) -> list[dict[str, Any]]:
     """Every complete line of ``resets.jsonl`` in order.
 
-    A last line without its newline is torn (the wave was killed while writing it) and is
-    left out: it was either an intent whose call was never made, or an outcome whose
-    intent line stands before it. Any other line that is not an entry is damage no crash
-    explains: ConfigError names it, rather than a user silently losing their record.
+    A last line without its newline that starts like an entry is torn (the wave was
+    killed while writing it) and is left out: it was either an intent whose call was never
+    made, or an outcome whose intent line stands before it. Anything else that is not an
+    entry is damage no crash explains: ConfigError names its line, rather than a user
+    silently losing their record.
     """
     path = run_dir / RESETS_JOURNAL
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}",
+            hint=f"{RESETS_JOURNAL} must be a file csvimport can read.",
+        ) from None
+    *lines, tail = data.split(b"\n")
+    if tail and not (RESET_ENTRY_START.startswith(tail) or tail.startswith(RESET_ENTRY_START)):
+        lines.append(tail)  # not the start of an entry: damage, reported below
     entries = []
-    lines = data.split(b"\n")[:-1]  # the piece after the last newline is empty or torn
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        try:
-            entry = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            entry = None
-        if not (isinstance(entry, dict) and isinstance(entry.get("username"), str)
-                and entry.get("state") in set(ResetState)):  # fmt: skip
+        entry = _reset_entry(raw)
+        if entry is None:
             raise ConfigError(
                 f"{path} line {number} is damaged: it is not a reset-wave record",
                 hint="A crash can only tear the last line. Restore the file from a backup, "
@@ -492,6 +497,18 @@ def read_reset_entries(run_dir: Path) -> list[dict[str, Any]]:
             )
         entries.append(entry)
     return entries
+
+
+def _reset_entry(raw: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not (isinstance(entry, dict) and isinstance(entry.get("username"), str)
+            and isinstance(entry.get("at"), str) and entry.get("state") in set(ResetState)
+            and isinstance(entry.get("reason", ""), str)):  # fmt: skip
+        return None
+    return entry
 
 
 def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -74,6 +74,8 @@ class ResetPlan:
     # an earlier wave stopped between their call and its outcome: not sent again
     # unless resend (then they are in to_send)
     maybe_sent: list[Candidate] = field(default_factory=list)
+    # names --only gave that are no imported user who must reset (a typo, another run)
+    unknown_only: list[str] = field(default_factory=list)
 
     @property
     def emails(self) -> int:
@@ -92,6 +94,7 @@ class ResetPlan:
             "cannot_reset": dict(Counter(c.why_not for c in self.cannot_reset).most_common()),
             "left_out": self.left_out, "email_allowance": self.email_allowance,
             "refused": self.refusal.message if self.refusal is not None else None,
+            "unknown_only": self.unknown_only,
         }  # fmt: skip
 
 
@@ -137,6 +140,7 @@ class ResetJournal:
         """Append one line and fsync it (and the folder when the file is new)."""
         if not self._tail_checked:
             self._cut_torn_tail()
+        # "at" first: a reader tells a torn last line by its start (RESET_ENTRY_START).
         entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "username": username,
                  "state": state.value, "channel": channel, "reason": reason}  # fmt: skip
         new = not self.path.exists()
@@ -245,7 +249,9 @@ def plan_resets(
     if sender == "COGNITO_DEFAULT" or max_per_day is not None:
         per_day = max_per_day if max_per_day is not None else DEFAULT_SENDER_EMAILS_PER_DAY
         allowance = max(0, per_day - journal.emails_sent_on(_today()))
-    plan = ResetPlan(to_send, already, cannot, left_out, allowance, maybe_sent=maybe)
+    unknown = sorted((wanted or set()) - {c.username for c in everyone})
+    plan = ResetPlan(to_send, already, cannot, left_out, allowance, maybe_sent=maybe,
+                     unknown_only=unknown)  # fmt: skip
     if allowance is not None and max_per_day is None and plan.emails > allowance:
         plan.refusal = RefusedError(
             f"this wave would send {plan.emails:,} emails, but the pool sends email with "

@@ -88,6 +88,19 @@ def test_a_pilot_with_limit_and_only_then_the_rest(
     assert sorted(sent(run)) == [f"user{n}" for n in range(1, 7)]
 
 
+def test_only_names_that_are_no_user_who_must_reset_are_listed(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    (tmp_path / "only.txt").write_text("user2\nuser9\nghost\n", encoding="utf-8")
+    result = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run",
+                       "--only", str(tmp_path / "only.txt"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--only names 2 users who are not imported users who must reset: ghost, user9" \
+        in result.stderr  # fmt: skip
+    assert json.loads(result.stdout)["plan"]["unknown_only"] == ["ghost", "user9"]
+
+
 def test_a_wave_bigger_than_the_default_senders_allowance_is_refused(
     cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
 ) -> None:
@@ -312,19 +325,29 @@ def test_a_torn_last_line_is_ignored_and_the_next_record_starts_a_line_of_its_ow
         "sending", "sent", "sending", "sent"]  # fmt: skip
 
 
-def test_a_damaged_line_before_the_last_is_refused_naming_it(
-    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize(
+    ("damage", "line"),
+    [(b"garbage\n", 1), (b"[]\n", 1), (b"{}\n", 1), (b"\x00\xff binary", 5),
+     (b'{"at": "x", "username": "user1", "state": "maybe"}\n', 1)],
+    ids=["text", "list", "empty-object", "binary-tail", "unknown-state"],
+)  # fmt: skip
+def test_damage_no_crash_explains_is_refused_naming_its_line(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path, damage: bytes,
+    line: int,
+) -> None:  # fmt: skip
     run = imported_run(cognito, logs, pool, tmp_path, users=2)
     run_wave(run, cognito, plan_resets(run, describe(cognito, pool), ResetJournal(run)),
              ResetJournal(run), rate=50)  # fmt: skip
     path = run.path / RESETS_JOURNAL
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    path.write_text("".join(["garbage\n", *lines[1:]]), encoding="utf-8")
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([damage, *lines[1:]]) if line == 1 else b"".join([*lines, damage]))
     with pytest.raises(ConfigError) as caught:
         ResetJournal(run)
-    assert f"{path} line 1" in caught.value.message
+    assert f"{path} line {line} is damaged" in caught.value.message
     assert caught.value.hint and "delete" in caught.value.hint
+    refused = csvimport(env_for(sandbox, pool), "resets", str(run.path))
+    assert refused.returncode == 2 and f"line {line} is damaged" in refused.stderr
+    assert path.read_bytes().endswith(damage if line > 1 else lines[-1])  # left as it was
 
 
 def test_a_code_cognito_refused_is_not_counted_as_may_have_been_sent(
