@@ -793,6 +793,11 @@ def _write_report(
         raise typer.Exit(int(ExitStatus.USERS_FAILED))
 
 
+# The usernames `resets` lists on stderr (may have been sent, unknown to --only); --json
+# lists them all.
+MAYBE_SENT_SHOWN = 20
+
+
 @app.command()
 def resets(
     ctx: typer.Context,
@@ -823,7 +828,12 @@ def resets(
         ),
     ] = None,
     resend: Annotated[
-        bool, typer.Option("--resend", help="Send again to users who already got a code.")
+        bool,
+        typer.Option(
+            "--resend",
+            help="Send again to users who already got a code, or may have (a wave stopped "
+            "between the call and its record).",
+        ),
     ] = False,
     max_per_day: Annotated[
         int | None,
@@ -834,6 +844,9 @@ def resets(
             "goes on when run again the next day.",
         ),
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the plan and the wave's result as JSON on stdout.")
+    ] = False,
     region: RegionOption = None,
     profile: ProfileOption = None,
     endpoint_url: EndpointUrlOption = None,
@@ -857,13 +870,29 @@ def resets(
         echo = functools.partial(typer.echo, err=True)
         echo(f"{len(plan.to_send):,} users to send a code to ({plan.emails:,} by email, "
              f"{plan.sms:,} by SMS); {plan.already_sent:,} already sent; "
+             f"{len(plan.maybe_sent):,} may have been sent; "
              f"{len(plan.cannot_reset):,} cannot reset; {plan.left_out:,} left out "
              "(--only/--limit)")  # fmt: skip
         if plan.email_allowance is not None:
             echo(f"emails csvimport may still send today: {plan.email_allowance:,}")
         for reason, count in Counter(c.why_not for c in plan.cannot_reset).most_common():
             echo(f"  cannot reset ({count:,}): {reason}")
+        if plan.unknown_only:
+            echo(f"  --only names {len(plan.unknown_only):,} users who are not imported users "
+                 f"who must reset: {', '.join(plan.unknown_only[:MAYBE_SENT_SHOWN])}"
+                 + (" ..." if len(plan.unknown_only) > MAYBE_SENT_SHOWN else ""))  # fmt: skip
+        if plan.maybe_sent:
+            echo(f"  may have been sent ({len(plan.maybe_sent):,}): a wave stopped after "
+                 "asking Cognito for their code and before recording the answer; they get "
+                 "no other unless --resend (with --only FILE naming them):")  # fmt: skip
+            for candidate in plan.maybe_sent[:MAYBE_SENT_SHOWN]:
+                echo(f"    {candidate.username}")
+            if len(plan.maybe_sent) > MAYBE_SENT_SHOWN:
+                echo(f"    ... and {len(plan.maybe_sent) - MAYBE_SENT_SHOWN:,} more (--json "
+                     "lists them all)")  # fmt: skip
         if dry_run:
+            if json_output:
+                typer.echo(json.dumps({"plan": plan.to_json(), "result": None}, indent=2))
             if plan.refusal is not None:
                 raise plan.refusal  # after the plan: a real wave would be refused
             return
@@ -884,7 +913,9 @@ def resets(
     if result.stopped_because:
         echo(f"stopped: {result.stopped_because}; run `csvimport resets {run_dir}` again "
              "tomorrow to go on (nobody gets a second code)")  # fmt: skip
-    if result.failed or result.not_sent or plan.cannot_reset:
+    if json_output:
+        typer.echo(json.dumps({"plan": plan.to_json(), "result": result.to_json()}, indent=2))
+    if result.failed or result.not_sent or plan.cannot_reset or plan.maybe_sent:
         raise typer.Exit(int(ExitStatus.USERS_FAILED))
 
 

@@ -36,6 +36,19 @@ class Password(StrEnum):
     NONE = "not in Cognito"  # not imported
 
 
+class ResetState(StrEnum):
+    """A user's state in a run's ``resets.jsonl`` (``csvimport resets``): their last line wins."""
+
+    # The intent, written and fsynced before AdminResetUserPassword is called: as a
+    # user's last line it means the wave stopped between the call and its outcome, so the
+    # code may have been sent.
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # Cognito refused this user (reason)
+    NOT_SENT = "not sent"  # Cognito refused the call for now (daily limit, throttling)
+    SKIPPED = "skipped"  # cannot reset: no channel, admin-only recovery, SMS not set up
+
+
 @dataclass(frozen=True)
 class UserResult:
     """One source user's outcome (one line of ``results.jsonl``)."""
@@ -138,10 +151,12 @@ class PasswordState:
     must_reset: int
     cannot_reset: int  # must reset, but no verified email or phone to send a code to
     # `csvimport resets` waves so far (resets.jsonl): users sent a code, users whose
-    # last attempt failed (by reason), and users who must reset and got no code yet.
+    # last attempt failed (by reason), users who must reset and got no code yet, and
+    # users whose code may have been sent (a wave stopped between the call and its record).
     codes_sent: int = 0
     codes_failed: dict[str, int] = field(default_factory=dict)
     codes_not_sent: int = 0
+    codes_maybe_sent: int = 0
     # why users imported without a usable hash must reset (passwords.csv), by reason
     reset_reasons: dict[str, int] = field(default_factory=dict)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from csvimport import __version__
+from csvimport.errors import ConfigError
 from csvimport.jobs import PacedClient
 from csvimport.journal import Attempt, Journal, Step
 from csvimport.logs import (
@@ -46,6 +47,7 @@ from csvimport.outcomes import (
     PasswordState,
     ReasonGroup,
     Reconciliation,
+    ResetState,
     RunReport,
     UserResult,
 )
@@ -54,6 +56,7 @@ from csvimport.validate import REASONS
 
 RESULTS = "results.jsonl"
 RESETS_JOURNAL = "resets.jsonl"  # written by csvimport.resets
+RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
 REPORT = "report.html"
 FAILED_USERS = "failed-users.csv"
 PASSWORDS = "passwords.csv"  # build.PASSWORDS
@@ -400,15 +403,17 @@ class Reconciler:
             self.problems.insert(0, "some source rows have more than one outcome.")
         must_reset = {r.username for r in results if r.password is Password.RESET}
         resets = read_resets(self.run.path)
-        sent = {u for u, e in resets.items() if e["state"] == "sent"}
+        sent = {u for u, e in resets.items() if e["state"] == ResetState.SENT}
+        maybe = {u for u, e in resets.items() if e["state"] == ResetState.SENDING}
         passwords = PasswordState(
             imported_hash=sum(1 for r in results if r.password is Password.HASH),
             must_reset=len(must_reset),
             cannot_reset=sum(1 for r in results if r.password is Password.NO_CHANNEL),
             codes_sent=len(sent & must_reset),
-            codes_failed=dict(Counter(e["reason"] for u, e in resets.items()
-                                      if e["state"] == "failed" and u in must_reset)),
-            codes_not_sent=len(must_reset - sent),
+            codes_failed=dict(Counter(e.get("reason", "") for u, e in resets.items()
+                                      if e["state"] == ResetState.FAILED and u in must_reset)),
+            codes_not_sent=len(must_reset - sent - maybe),
+            codes_maybe_sent=len(maybe & must_reset),
             reset_reasons=dict(Counter(
                 r.password_why or "no password hash in the source"
                 for r in results if r.password in (Password.RESET, Password.NO_CHANNEL)
@@ -457,18 +462,53 @@ def _groups(results: Iterable[UserResult]) -> list[ReasonGroup]:
 
 
 def read_reset_entries(run_dir: Path) -> list[dict[str, Any]]:
-    """Every line of ``resets.jsonl`` in order; a torn line (a crash mid-write) is skipped."""
-    entries = []
+    """Every complete line of ``resets.jsonl`` in order.
+
+    A last line without its newline that starts like an entry is torn (the wave was
+    killed while writing it) and is left out: it was either an intent whose call was never
+    made, or an outcome whose intent line stands before it. Anything else that is not an
+    entry is damage no crash explains: ConfigError names its line, rather than a user
+    silently losing their record.
+    """
+    path = run_dir / RESETS_JOURNAL
     try:
-        with (run_dir / RESETS_JOURNAL).open(encoding="utf-8") as f:
-            for line in f:
-                try:
-                    entries.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
+        data = path.read_bytes()
     except FileNotFoundError:
-        pass
+        return []
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}",
+            hint=f"{RESETS_JOURNAL} must be a file csvimport can read.",
+        ) from None
+    *lines, tail = data.split(b"\n")
+    if tail and not (RESET_ENTRY_START.startswith(tail) or tail.startswith(RESET_ENTRY_START)):
+        lines.append(tail)  # not the start of an entry: damage, reported below
+    entries = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        entry = _reset_entry(raw)
+        if entry is None:
+            raise ConfigError(
+                f"{path} line {number} is damaged: it is not a reset-wave record",
+                hint="A crash can only tear the last line. Restore the file from a backup, "
+                "or delete the damaged line: a user whose only record it was then counts as "
+                "never sent a code, and the next `csvimport resets` sends them one.",
+            )
+        entries.append(entry)
     return entries
+
+
+def _reset_entry(raw: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not (isinstance(entry, dict) and isinstance(entry.get("username"), str)
+            and isinstance(entry.get("at"), str) and entry.get("state") in set(ResetState)
+            and isinstance(entry.get("reason", ""), str)):  # fmt: skip
+        return None
+    return entry
 
 
 def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -12,9 +12,12 @@ reset code with ``AdminResetUserPassword``:
   ``max_per_day`` says otherwise; SMS needs the pool's SMS configuration;
 - paced (``rate``, well under the 30 requests/second the account shares with its users'
   own ForgotPassword calls), retried on throttling, and resumable: ``resets.jsonl`` in the
-  run directory records each user's outcome as it happens (sent, failed with the reason,
-  or skipped because they cannot reset; one appended line each), so a re-run never sends
-  a user a second code unless ``resend`` is asked for.
+  run directory records, for each user, the intent to send (on disk before the call) and
+  then the outcome (sent, failed with the reason, not sent for now, or skipped because
+  they cannot reset; one appended line each), so a re-run never sends a user a second
+  code unless ``resend`` is asked for. A user whose intent has no outcome (the wave was
+  killed between the call and its record) may have been sent a code: they are listed as
+  such and not sent another unless ``resend``.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ from typing import Any
 
 import botocore.exceptions
 
-from csvimport.errors import ConfigError, RefusedError
+from csvimport.errors import THROTTLING_CODES, ConfigError, RefusedError, ServiceError
 from csvimport.jobs import Backoff, PacedClient, error_code, error_message
-from csvimport.outcomes import Password
+from csvimport.outcomes import Password, ResetState
 from csvimport.reconcile import RESETS_JOURNAL, RESULTS, read_reset_entries, written_users
 from csvimport.rundir import RunDir
 
@@ -48,12 +51,6 @@ DEFAULT_RECOVERY = ["verified_phone_number", "verified_email"]
 # "daily email limit" (facts §6 quotes "Exceeded daily email limit ...").
 DAILY_LIMIT_CODES = frozenset({"LimitExceededException"})
 CHANNEL_OF = {"verified_email": "email", "verified_phone_number": "phone"}
-
-
-class State:
-    SENT = "sent"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # cannot reset: no channel, admin-only recovery, SMS not set up
 
 
 @dataclass(frozen=True)
@@ -74,6 +71,11 @@ class ResetPlan:
     left_out: int  # by --only or --limit
     email_allowance: int | None  # emails csvimport may still send today; None: no limit
     refusal: RefusedError | None = None  # why the wave may not go out as planned
+    # an earlier wave stopped between their call and its outcome: not sent again
+    # unless resend (then they are in to_send)
+    maybe_sent: list[Candidate] = field(default_factory=list)
+    # names --only gave that are no imported user who must reset (a typo, another run)
+    unknown_only: list[str] = field(default_factory=list)
 
     @property
     def emails(self) -> int:
@@ -83,6 +85,18 @@ class ResetPlan:
     def sms(self) -> int:
         return sum(1 for c in self.to_send if c.channel == "phone")
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "to_send": len(self.to_send), "emails": self.emails, "sms": self.sms,
+            "already_sent": self.already_sent,
+            "may_have_been_sent": {"count": len(self.maybe_sent),
+                                   "usernames": [c.username for c in self.maybe_sent]},
+            "cannot_reset": dict(Counter(c.why_not for c in self.cannot_reset).most_common()),
+            "left_out": self.left_out, "email_allowance": self.email_allowance,
+            "refused": self.refusal.message if self.refusal is not None else None,
+            "unknown_only": self.unknown_only,
+        }  # fmt: skip
+
 
 @dataclass
 class WaveResult:
@@ -91,32 +105,74 @@ class WaveResult:
     not_sent: int = 0  # left for another day / another run
     stopped_because: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {"sent": self.sent, "failed": dict(self.failed.most_common()),
+                "not_sent": self.not_sent, "stopped_because": self.stopped_because}  # fmt: skip
+
 
 class ResetJournal:
-    """``resets.jsonl``: one appended, fsynced line per user outcome; the last line for a
-    user wins. A torn last line (a crash mid-write) is ignored."""
+    """``resets.jsonl``: one appended, fsynced line per intent and per outcome; the last
+    line for a user wins. A torn last line (a crash mid-write) is ignored when read and
+    cut off before the next line is written, so that line starts on its own."""
 
     def __init__(self, run: RunDir) -> None:
         self.path = run.path / RESETS_JOURNAL
         self.entries = read_reset_entries(run.path)
+        self._tail_checked = False
 
     def last(self) -> dict[str, dict[str, Any]]:
         return {e["username"]: e for e in self.entries}
 
     def emails_sent_on(self, day: str) -> int:
-        return sum(1 for e in self.entries
-                   if e["state"] == State.SENT and e.get("channel") == "email"
-                   and str(e["at"]).startswith(day))  # fmt: skip
+        """Emails csvimport sent (or may have sent) on ``day`` (UTC, ISO date)."""
+        count, pending = 0, {}
+        for e in self.entries:
+            if e["state"] == ResetState.SENDING:
+                pending[e["username"]] = e
+                continue
+            pending.pop(e["username"], None)
+            count += e["state"] == ResetState.SENT and _email_on(e, day)
+        return count + sum(_email_on(e, day) for e in pending.values())  # may have gone out
 
-    def record(self, username: str, state: str, *, channel: str | None, reason: str = "") -> None:
+    def record(
+        self, username: str, state: ResetState, *, channel: str | None, reason: str = ""
+    ) -> None:
+        """Append one line and fsync it (and the folder when the file is new)."""
+        if not self._tail_checked:
+            self._cut_torn_tail()
+        # "at" first: a reader tells a torn last line by its start (RESET_ENTRY_START).
         entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "username": username,
-                 "state": state, "channel": channel, "reason": reason}  # fmt: skip
+                 "state": state.value, "channel": channel, "reason": reason}  # fmt: skip
+        new = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        if new:
+            directory = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         self.entries.append(entry)
+
+    def _cut_torn_tail(self) -> None:
+        """Drop a last line a killed wave left without its newline (never read anyway)."""
+        self._tail_checked = True
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        if data and not data.endswith(b"\n"):
+            with self.path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def _email_on(entry: dict[str, Any], day: str) -> bool:
+    return entry.get("channel") == "email" and str(entry["at"]).startswith(day)
 
 
 def _today() -> str:
@@ -169,16 +225,20 @@ def plan_resets(
     cannot carry today (unless ``max_per_day`` caps it). With ``enforce`` False the
     refusal is only kept in ``plan.refusal`` (a dry run shows the plan, then it)."""
     everyone = candidates(run, pool)
-    sent = {u for u, e in journal.last().items() if e["state"] == State.SENT}
+    state = {u: e["state"] for u, e in journal.last().items()}
     wanted = set(only) if only is not None else None
-    to_send, cannot, left_out, already = [], [], 0, 0
+    to_send, cannot, maybe, left_out, already = [], [], [], 0, 0
     for candidate in everyone:
         if wanted is not None and candidate.username not in wanted:
             left_out += 1
         elif candidate.channel is None:
             cannot.append(candidate)
-        elif candidate.username in sent and not resend:
+        elif resend:
+            to_send.append(candidate)
+        elif state.get(candidate.username) == ResetState.SENT:
             already += 1
+        elif state.get(candidate.username) == ResetState.SENDING:
+            maybe.append(candidate)
         else:
             to_send.append(candidate)
     if limit is not None and len(to_send) > limit:
@@ -189,7 +249,9 @@ def plan_resets(
     if sender == "COGNITO_DEFAULT" or max_per_day is not None:
         per_day = max_per_day if max_per_day is not None else DEFAULT_SENDER_EMAILS_PER_DAY
         allowance = max(0, per_day - journal.emails_sent_on(_today()))
-    plan = ResetPlan(to_send, already, cannot, left_out, allowance)
+    unknown = sorted((wanted or set()) - {c.username for c in everyone})
+    plan = ResetPlan(to_send, already, cannot, left_out, allowance, maybe_sent=maybe,
+                     unknown_only=unknown)  # fmt: skip
     if allowance is not None and max_per_day is None and plan.emails > allowance:
         plan.refusal = RefusedError(
             f"this wave would send {plan.emails:,} emails, but the pool sends email with "
@@ -209,15 +271,22 @@ def run_wave(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     sleep: Callable[[float], None] = time.sleep, backoff: Backoff | None = None,
 ) -> WaveResult:  # fmt: skip
-    """Send the plan's codes at most ``rate`` per second, recording each outcome."""
+    """Send the plan's codes at most ``rate`` per second, recording each intent before its
+    call and each outcome after it.
+
+    An answer that says no code went out (an error from Cognito, throttling that outlasted
+    the retries) is recorded as such. A 5xx answer, a lost connection or a kill leaves
+    the intent alone: Cognito may have sent the code, so the user is not sent another
+    unless ``resend``."""
     # The recovery quota is per account, not per pool: ``rate`` alone paces the wave.
     paced = PacedClient(client, backoff=backoff, sleep=sleep, min_interval=0, min_any_interval=0)
     result = WaveResult()
     last = journal.last()
     for candidate in plan.cannot_reset:  # recorded once, with why, not at every run
         before = last.get(candidate.username, {})
-        if (before.get("state"), before.get("reason")) != (State.SKIPPED, candidate.why_not):
-            journal.record(candidate.username, State.SKIPPED, channel=None,
+        if (before.get("state"), before.get("reason")) != (ResetState.SKIPPED,
+                                                           candidate.why_not):  # fmt: skip
+            journal.record(candidate.username, ResetState.SKIPPED, channel=None,
                            reason=candidate.why_not)  # fmt: skip
     emails_left = plan.email_allowance
     interval = 1.0 / rate
@@ -232,21 +301,33 @@ def run_wave(
         if wait > 0:
             sleep(wait)
         sent_at = time.monotonic()
+        journal.record(candidate.username, ResetState.SENDING, channel=candidate.channel)
         try:
             paced.call("admin_reset_user_password", UserPoolId=run.user_pool_id,
                        Username=candidate.username)  # fmt: skip
         except botocore.exceptions.ClientError as exc:
             code, said = error_code(exc), error_message(exc)
+            reason = f"{code}: {said}"
             if code in DAILY_LIMIT_CODES and "limit" in said.lower():
+                journal.record(candidate.username, ResetState.NOT_SENT,
+                               channel=candidate.channel, reason=reason)  # fmt: skip
                 result.not_sent = total - done
                 result.stopped_because = f"Cognito refused more email today: {said}"
                 break
-            reason = f"{code}: {said}"
-            journal.record(candidate.username, State.FAILED, channel=candidate.channel,
+            journal.record(candidate.username, ResetState.FAILED, channel=candidate.channel,
                            reason=reason)  # fmt: skip
             result.failed[reason] += 1
+        except ServiceError as exc:
+            # Retries ran out. Throttling is a refusal: nothing was sent. (A 5xx or a lost
+            # connection is not: the intent stays, the user may have been sent a code.
+            # botocore's own retries are hidden here: a 5xx before the last throttled try
+            # of the same call is not seen, a second code the price of that rare case.)
+            if exc.code in THROTTLING_CODES:
+                journal.record(candidate.username, ResetState.NOT_SENT,
+                               channel=candidate.channel, reason=exc.message)  # fmt: skip
+            raise
         else:
-            journal.record(candidate.username, State.SENT, channel=candidate.channel)
+            journal.record(candidate.username, ResetState.SENT, channel=candidate.channel)
             result.sent += 1
             if candidate.channel == "email" and emails_left is not None:
                 emails_left -= 1

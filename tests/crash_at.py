@@ -1,12 +1,16 @@
-"""Run the csvimport command line and kill -9 it around its Nth journal save.
+"""Run the command line and kill -9 it around its Nth journal save.
 
-    python tests/crash_at.py [--resets] before|after N csvimport-arguments...
+    python tests/crash_at.py before|after N csvimport-arguments...
+    python tests/crash_at.py --resets STATE before|after N csvimport-arguments...
 
-A crash at a chosen step of `csvimport start`, for the kill-and-resume tests (--resets: around the Nth line of the reset
-waves' journal instead): "before 2"
+A crash at a chosen step of `csvimport start`, for the kill-and-resume tests: "before 2"
 dies after CreateUserImportJob answered but before the job id reached the journal,
-"after 4" right after the journal said the upload began, and so on. Nothing else of
-csvimport is changed: the process is really SIGKILLed, as by `kill -9`.
+"after 4" right after the journal said the upload began, and so on. With --resets the
+step is the Nth line of the reset waves' journal (`resets.jsonl`) that records STATE for
+a user: "--resets sending after 2" dies after the 2nd user's intent is on disk but before
+their AdminResetUserPassword call; "--resets sent before 2" right after Cognito sent the
+2nd user's code, before that was recorded. Nothing else of csvimport is changed: the
+process is really SIGKILLed, as by `kill -9`.
 """
 
 from __future__ import annotations
@@ -25,19 +29,21 @@ def main() -> None:
     args = sys.argv[1:]
     target: Any = Journal
     name = "save"
+    state: str | None = None
     if args[0] == "--resets":
-        target, name, args = ResetJournal, "record", args[1:]
+        target, name, state, args = ResetJournal, "record", args[1], args[2:]
     when, number, argv = args[0], int(args[1]), args[2:]
     original = getattr(target, name)
     saves = 0
 
     def save_then_maybe_die(self: Any, *a: Any, **kw: Any) -> None:
         nonlocal saves
-        saves += 1
-        if when == "before" and saves == number:
+        counts = state is None or (a[1] if len(a) > 1 else kw["state"]) == state
+        saves += counts
+        if counts and when == "before" and saves == number:
             os.kill(os.getpid(), signal.SIGKILL)
         original(self, *a, **kw)
-        if when == "after" and saves == number:
+        if counts and when == "after" and saves == number:
             os.kill(os.getpid(), signal.SIGKILL)
 
     setattr(target, name, save_then_maybe_die)

@@ -88,6 +88,19 @@ def test_a_pilot_with_limit_and_only_then_the_rest(
     assert sorted(sent(run)) == [f"user{n}" for n in range(1, 7)]
 
 
+def test_only_names_that_are_no_user_who_must_reset_are_listed(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    (tmp_path / "only.txt").write_text("user2\nuser9\nghost\n", encoding="utf-8")
+    result = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run",
+                       "--only", str(tmp_path / "only.txt"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--only names 2 users who are not imported users who must reset: ghost, user9" \
+        in result.stderr  # fmt: skip
+    assert json.loads(result.stdout)["plan"]["unknown_only"] == ["ghost", "user9"]
+
+
 def test_a_wave_bigger_than_the_default_senders_allowance_is_refused(
     cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
 ) -> None:
@@ -150,7 +163,8 @@ def test_a_wave_killed_midway_goes_on_without_a_second_code(
     run = imported_run(cognito, logs, pool, tmp_path, users=6)
     env = env_for(sandbox, pool)
     crashed = subprocess.run(
-        [sys.executable, str(CRASH_AT), "--resets", "after", "3", "resets", str(run.path)],
+        [sys.executable, str(CRASH_AT), "--resets", "sent", "after", "3", "resets",
+         str(run.path)],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
@@ -159,8 +173,8 @@ def test_a_wave_killed_midway_goes_on_without_a_second_code(
     assert resumed.returncode == 0, resumed.stderr
     assert "3 users to send a code to (3 by email, 0 by SMS); 3 already sent" in resumed.stderr
     assert sorted(sent(run)) == [f"user{n}" for n in range(1, 7)]  # each exactly once
-    lines = (run.path / RESETS_JOURNAL).read_text().splitlines()
-    assert len(lines) == 6 and all(json.loads(x)["state"] == "sent" for x in lines)
+    codes = messages(sandbox, UserPoolId=pool.user_pool_id)
+    assert sorted(m["Username"] for m in codes) == [f"user{n}" for n in range(1, 7)]
 
 
 def test_dry_run_prints_the_plan_and_sends_nothing(
@@ -232,3 +246,139 @@ def test_a_dry_run_shows_the_plan_before_saying_the_wave_would_be_refused(
     refusal = "error: this wave would send 55 emails"
     assert plan_line in result.stderr and refusal in result.stderr
     assert result.stderr.index(plan_line) < result.stderr.index(refusal)
+
+
+def crash_resets(env: dict[str, str], run: RunDir, *step: str) -> None:
+    """`csvimport resets` SIGKILLed at ``step`` (see tests/crash_at.py)."""
+    crashed = subprocess.run(
+        [sys.executable, str(CRASH_AT), "--resets", *step, "resets", str(run.path)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+
+
+def test_a_wave_killed_after_a_code_went_out_but_before_its_record_sends_that_user_no_other(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    env = env_for(sandbox, pool)
+    crash_resets(env, run, "sent", "before", "2")  # user2's code is out, its line is not
+    assert sent(run) == ["user1"]
+    assert len(messages(sandbox, UserPoolId=pool.user_pool_id, Username="user2")) == 1
+
+    resumed = csvimport(env, "resets", str(run.path), "--json")
+    assert resumed.returncode == 1, resumed.stderr  # someone must decide about user2
+    assert "1 users to send a code to (1 by email, 0 by SMS); 1 already sent; " \
+           "1 may have been sent" in resumed.stderr  # fmt: skip
+    assert "may have been sent (1)" in resumed.stderr and "    user2" in resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["plan"]["may_have_been_sent"] == {"count": 1, "usernames": ["user2"]}
+    assert summary["result"]["sent"] == 1
+    assert len(messages(sandbox, UserPoolId=pool.user_pool_id, Username="user2")) == 1
+    assert len(messages(sandbox, UserPoolId=pool.user_pool_id)) == 3  # user3 got theirs
+
+    report, _ = Reconciler(run, Journal.load(run), logs, wait=LogWait(seconds=10)).build()
+    passwords = report.passwords
+    assert (passwords.codes_sent, passwords.codes_maybe_sent, passwords.codes_not_sent) == (2, 1, 0)
+    assert "may have been sent" in render_report(report)
+
+    (tmp_path / "unsure.txt").write_text("user2\n", encoding="utf-8")
+    again = csvimport(env, "resets", str(run.path), "--resend", "--only",
+                      str(tmp_path / "unsure.txt"))  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert len(messages(sandbox, UserPoolId=pool.user_pool_id, Username="user2")) == 2
+    assert len(messages(sandbox, UserPoolId=pool.user_pool_id)) == 4  # exactly one more code
+    assert sorted(sent(run)) == ["user1", "user2", "user3"]
+    assert "0 may have been sent" in csvimport(env, "resets", str(run.path)).stderr
+
+
+def test_a_wave_killed_before_its_call_leaves_the_user_may_have_been_sent(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    # The intent is on disk before the call, so csvimport cannot tell this kill from one
+    # after the call: the user is listed, never silently sent a second code.
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    crash_resets(env_for(sandbox, pool), run, "sending", "after", "1")
+    assert messages(sandbox, UserPoolId=pool.user_pool_id) == []
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert [c.username for c in plan.maybe_sent] == ["user1"]
+    assert [c.username for c in plan.to_send] == ["user2"]
+
+
+def test_a_torn_last_line_is_ignored_and_the_next_record_starts_a_line_of_its_own(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run), only=["user1"])
+    run_wave(run, cognito, plan, ResetJournal(run), rate=50)
+    with (run.path / RESETS_JOURNAL).open("a", encoding="utf-8") as f:
+        f.write('{"at": "2026-01-01T00:00:00+00:00", "username": "user2", "sta')  # killed here
+    journal = ResetJournal(run)
+    assert {e["username"] for e in journal.entries} == {"user1"}
+    plan = plan_resets(run, describe(cognito, pool), journal)
+    assert [c.username for c in plan.to_send] == ["user2"] and plan.already_sent == 1
+    assert run_wave(run, cognito, plan, ResetJournal(run), rate=50).sent == 1
+    assert sorted(sent(run)) == ["user1", "user2"]
+    text = (run.path / RESETS_JOURNAL).read_text(encoding="utf-8")
+    assert "2026-01-01" not in text  # the torn line is gone, every line is whole
+    assert [json.loads(line)["state"] for line in text.splitlines()] == [
+        "sending", "sent", "sending", "sent"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("damage", "line"),
+    [(b"garbage\n", 1), (b"[]\n", 1), (b"{}\n", 1), (b"\x00\xff binary", 5),
+     (b'{"at": "x", "username": "user1", "state": "maybe"}\n', 1)],
+    ids=["text", "list", "empty-object", "binary-tail", "unknown-state"],
+)  # fmt: skip
+def test_damage_no_crash_explains_is_refused_naming_its_line(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path, damage: bytes,
+    line: int,
+) -> None:  # fmt: skip
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    run_wave(run, cognito, plan_resets(run, describe(cognito, pool), ResetJournal(run)),
+             ResetJournal(run), rate=50)  # fmt: skip
+    path = run.path / RESETS_JOURNAL
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([damage, *lines[1:]]) if line == 1 else b"".join([*lines, damage]))
+    with pytest.raises(ConfigError) as caught:
+        ResetJournal(run)
+    assert f"{path} line {line} is damaged" in caught.value.message
+    assert caught.value.hint and "delete" in caught.value.hint
+    refused = csvimport(env_for(sandbox, pool), "resets", str(run.path))
+    assert refused.returncode == 2 and f"line {line} is damaged" in refused.stderr
+    assert path.read_bytes().endswith(damage if line > 1 else lines[-1])  # left as it was
+
+
+def test_a_code_cognito_refused_is_not_counted_as_may_have_been_sent(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    sandbox.settings.update(daily_email_limit=1)  # Cognito's sender refuses the 2nd email
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run), max_per_day=10)
+    result = run_wave(run, cognito, plan, ResetJournal(run), rate=50)
+    assert (result.sent, result.not_sent) == (1, 2) and result.stopped_because
+    again = plan_resets(run, describe(cognito, pool), ResetJournal(run), max_per_day=10)
+    assert again.maybe_sent == [] and [c.username for c in again.to_send] == ["user2", "user3"]
+    # Throttling that outlasts the retries is a refusal too: nobody was sent a code.
+    sandbox.faults.update(throttle_every=1, throttle_operations=["AdminResetUserPassword"])
+    with pytest.raises(ServiceError):
+        run_wave(run, bare_client(sandbox), again, ResetJournal(run), rate=50,
+                 backoff=Backoff(retries=0))  # fmt: skip
+    assert plan_resets(run, describe(cognito, pool), ResetJournal(run), max_per_day=10
+                       ).maybe_sent == []  # fmt: skip
+
+
+def test_a_server_error_leaves_the_user_may_have_been_sent(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    # A 5xx answer does not say whether Cognito sent the code before failing.
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    sandbox.faults.update(server_error_every=1, throttle_operations=["AdminResetUserPassword"])
+    with pytest.raises(ServiceError):
+        run_wave(run, bare_client(sandbox), plan, ResetJournal(run), rate=50,
+                 backoff=Backoff(retries=0))  # fmt: skip
+    again = plan_resets(run, describe(cognito, pool), ResetJournal(run))
+    assert [c.username for c in again.maybe_sent] == ["user1"]
+    assert [c.username for c in again.to_send] == ["user2"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -216,3 +217,40 @@ def test_unknown_job_is_resource_not_found(importer: Importer) -> None:
     with pytest.raises(ClientError) as exc:
         importer.describe("import-0000000000")
     assert error_code(exc) == "ResourceNotFoundException"
+
+
+def test_after_the_clock_moves_a_day_new_jobs_run_and_every_date_follows_the_clock(
+    importer: Importer, sandbox: Sandbox, logs: Any
+) -> None:
+    sandbox.clock.advance(24 * 3600 + 60)
+    run = importer.run([user("tomorrow")])
+    assert run.job["Status"] == "Succeeded", run.job
+    now = datetime.fromtimestamp(sandbox.clock.now(), tz=UTC)
+    dates = [run.job["CreationDate"], run.job["StartDate"], run.job["CompletionDate"]]
+    assert all(abs((date - now).total_seconds()) < 60 for date in dates), dates
+    assert dates == sorted(dates)
+    listed = importer.cognito.list_user_import_jobs(UserPoolId=importer.info.user_pool_id,
+                                                    MaxResults=10)["UserImportJobs"]  # fmt: skip
+    assert [j["Status"] for j in listed] == ["Succeeded"]
+    # What the job wrote is stamped by the same clock: the log line (not dropped as "too
+    # new" by CloudWatch's window) and the imported user.
+    group = f"/aws/cognito/userpools/{importer.info.user_pool_id}/{importer.info.user_pool_name}"
+    [event] = logs.get_log_events(logGroupName=group, logStreamName=f"{run.job_id}/job")["events"]
+    for millis in (event["timestamp"], event["ingestionTime"]):
+        assert abs(millis / 1000 - now.timestamp()) < 60
+    created = importer.cognito.admin_get_user(UserPoolId=importer.info.user_pool_id,
+                                              Username="tomorrow")["UserCreateDate"]  # fmt: skip
+    assert abs((created - now).total_seconds()) < 60
+
+
+def test_a_job_expires_a_day_after_its_creation_on_the_sandbox_clock(
+    importer: Importer, sandbox: Sandbox
+) -> None:
+    sandbox.clock.advance(3 * 24 * 3600)
+    job = importer.create()
+    sandbox.clock.advance(24 * 3600 - 60)
+    assert importer.describe(job["JobId"])["Status"] == "Created"
+    sandbox.clock.advance(120)
+    expired = importer.describe(job["JobId"])
+    assert expired["Status"] == "Expired"
+    assert expired["CompletionDate"] > expired["CreationDate"] + timedelta(days=1)

@@ -112,3 +112,56 @@ def test_names_and_prefix_together_are_invalid(importer: Importer, logs: Any) ->
         logs.filter_log_events(logGroupName=group_of(importer), logStreamNamePrefix=run.job_id,
                                logStreamNames=[f"{run.job_id}/job"])  # fmt: skip
     assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_a_missing_stream_or_group_is_named_as_what_is_missing(
+    importer: Importer, logs: Any
+) -> None:
+    importer.run([user("m")])
+    group = group_of(importer)
+
+    def error(call: Any, **kwargs: Any) -> tuple[str, str]:
+        with pytest.raises(ClientError) as exc:
+            call(**kwargs)
+        return exc.value.response["Error"]["Code"], exc.value.response["Error"]["Message"]
+
+    stream_missing = ("ResourceNotFoundException", "The specified log stream does not exist.")
+    group_missing = ("ResourceNotFoundException", "The specified log group does not exist.")
+    assert error(logs.get_log_events, logGroupName=group, logStreamName="import-x/nope") == (
+        stream_missing
+    )
+    assert error(logs.delete_log_stream, logGroupName=group, logStreamName="nope") == (
+        stream_missing
+    )
+    assert error(logs.get_log_events, logGroupName=group + "-gone", logStreamName="x") == (
+        group_missing
+    )
+    arn = f"arn:aws:logs:us-east-1:123456789012:log-group:{group}"
+    assert error(logs.get_log_events, logGroupIdentifier=arn + "-gone", logStreamName="x") == (
+        group_missing
+    )
+
+
+def test_a_group_given_by_its_arn_is_that_group_among_several(
+    importer: Importer, logs: Any
+) -> None:
+    run = importer.run([user("first")])
+    logs.create_log_group(logGroupName=group_of(importer) + "-later")  # moto took the last one
+    arn = f"arn:aws:logs:us-east-1:123456789012:log-group:{group_of(importer)}"
+    page = logs.get_log_events(logGroupIdentifier=arn, logStreamName=f"{run.job_id}/job")
+    assert [e["message"] for e in page["events"]] == [
+        "[SUCCEEDED] Line Number 1 - The import succeeded."]  # fmt: skip
+
+
+def test_a_stream_deleted_while_lines_are_due_is_written_again_and_jobs_go_on(
+    importer: Importer, sandbox: Sandbox, logs: Any
+) -> None:
+    sandbox.settings.update(log_lag_seconds=1.0)
+    run = importer.run([user(f"d{i}") for i in range(3)])
+    logs.delete_log_stream(logGroupName=group_of(importer), logStreamName=f"{run.job_id}/job")
+    deadline = time.monotonic() + 10
+    while len(importer.log_lines(run.job_id)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(importer.log_lines(run.job_id)) == 3
+    sandbox.settings.update(log_lag_seconds=0.0)
+    assert importer.run([user("after")]).job["Status"] == "Succeeded"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -276,3 +279,102 @@ def test_a_role_cognito_cannot_assume_fails_the_whole_job(
     assert run.job["Status"] == "Failed"
     assert "could not assume the CloudWatch Logs role" in run.job["CompletionMessage"]
     assert importer.users() == {}
+
+
+COGNITO_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "cognito-idp.amazonaws.com"},
+    "Action": "sts:AssumeRole"}]})  # fmt: skip
+
+
+def policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(actions: list[str], resource: str = "arn:aws:logs:*:*:log-group:/aws/cognito/*",
+          effect: str = "Allow") -> dict[str, Any]:  # fmt: skip
+    return {"Effect": effect, "Action": actions, "Resource": resource}
+
+
+LOGS_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams",
+                "logs:PutLogEvents"]  # fmt: skip
+
+
+def role_with(sandbox: Sandbox, *, inline: str | None = None, attach: tuple[str, ...] = ()) -> str:
+    """A role Cognito may assume, with an inline policy and attached managed policies."""
+    iam = sandbox.client("iam")
+    name = f"cognito-logs-{uuid.uuid4().hex[:12]}"
+    arn = str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=COGNITO_TRUST)["Role"]["Arn"])
+    if inline is not None:
+        iam.put_role_policy(RoleName=name, PolicyName="logs", PolicyDocument=inline)
+    for policy_arn in attach:
+        iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
+    return arn
+
+
+def managed_policy(sandbox: Sandbox, document: str) -> str:
+    iam = sandbox.client("iam")
+    name = f"cognito-logs-{uuid.uuid4().hex[:12]}"
+    return str(iam.create_policy(PolicyName=name, PolicyDocument=document)["Policy"]["Arn"])
+
+
+def run_with_role(importer: Importer, role_arn: str) -> str:
+    """Import one user with the given CloudWatch Logs role; the job's final status."""
+    other = Importer(
+        importer.cognito, importer.logs, replace(importer.info, logs_role_arn=role_arn)
+    )
+    run = other.run([user(f"u{uuid.uuid4().hex[:8]}")])
+    return f"{run.job['Status']}: {run.job.get('CompletionMessage', '')}"
+
+
+def test_a_role_whose_logs_permissions_come_from_an_attached_managed_policy_imports(
+    importer: Importer, sandbox: Sandbox
+) -> None:
+    attached = managed_policy(sandbox, policy(allow(LOGS_ACTIONS)))
+    assert run_with_role(importer, role_with(sandbox, attach=(attached,))).startswith("Succeeded")
+
+
+def test_a_managed_policy_counts_by_its_default_version(
+    importer: Importer, sandbox: Sandbox
+) -> None:
+    iam = sandbox.client("iam")
+    attached = managed_policy(sandbox, policy(allow(LOGS_ACTIONS)))
+    iam.create_policy_version(PolicyArn=attached, SetAsDefault=True,
+                              PolicyDocument=policy(allow(["s3:GetObject"], "*")))  # fmt: skip
+    role = role_with(sandbox, attach=(attached,))
+    assert run_with_role(importer, role).startswith("Failed: Amazon Cognito could not assume")
+    iam.set_default_policy_version(PolicyArn=attached, VersionId="v1")
+    assert run_with_role(importer, role).startswith("Succeeded")
+
+
+def test_the_aws_managed_cloudwatch_logs_full_access_policy_attaches_and_lets_a_job_log(
+    importer: Importer, sandbox: Sandbox
+) -> None:
+    full = "arn:aws:iam::aws:policy/CloudWatchLogsFullAccess"
+    assert run_with_role(importer, role_with(sandbox, attach=(full,))).startswith("Succeeded")
+    # Its document is honoured, not its name: a managed policy without logs rights fails.
+    s3_only = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
+    assert run_with_role(importer, role_with(sandbox, attach=(s3_only,))).startswith("Failed")
+
+
+@pytest.mark.parametrize(
+    "inline",
+    [
+        policy(allow(LOGS_ACTIONS, "arn:aws:logs:*:*:log-group:/other/*")),  # another group
+        policy(allow(["logs:Describe*", "logs:Get*"], "*")),  # read only
+        policy(allow(["logs:*"], "*"), allow(["logs:PutLogEvents"], "*", effect="Deny")),
+        policy({"Effect": "Allow", "NotAction": "logs:*", "Resource": "*"}),
+    ],
+    ids=["other-group", "read-only", "explicit-deny", "not-action"],
+)
+def test_a_role_without_the_logs_rights_on_the_pools_group_fails_the_job(
+    importer: Importer, sandbox: Sandbox, inline: str
+) -> None:
+    assert run_with_role(importer, role_with(sandbox, inline=inline)).startswith("Failed")
+
+
+def test_a_deny_in_an_attached_policy_overrides_an_inline_allow(
+    importer: Importer, sandbox: Sandbox
+) -> None:
+    deny = managed_policy(sandbox, policy(allow(["logs:*"], "*", effect="Deny")))
+    role = role_with(sandbox, inline=policy(allow(LOGS_ACTIONS)), attach=(deny,))
+    assert run_with_role(importer, role).startswith("Failed")

@@ -207,6 +207,24 @@ def test_a_reset_in_a_state_cognito_refuses_is_refused(idp: Any, pool: PoolInfo)
     assert error(missing)[0] == "UserNotFoundException"
 
 
+def test_an_unknown_client_or_user_is_named_as_what_is_missing(idp: Any, pool: PoolInfo) -> None:
+    def attempt(call: Any, **kwargs: Any) -> tuple[str, str]:
+        with pytest.raises(ClientError) as exc:
+            call(**kwargs)
+        return error(exc)
+
+    no_client = ("ResourceNotFoundException", "User pool client nope does not exist.")
+    assert attempt(idp.forgot_password, ClientId="nope", Username="x") == no_client
+    assert attempt(idp.initiate_auth, ClientId="nope", AuthFlow="USER_PASSWORD_AUTH",
+                   AuthParameters={"USERNAME": "x", "PASSWORD": "y"}) == no_client  # fmt: skip
+    assert attempt(idp.confirm_forgot_password, ClientId="nope", Username="x",
+                   ConfirmationCode="123456", Password=NEW_PASSWORD) == no_client  # fmt: skip
+    # A user the client's pool does not have: the user is missing, not the client.
+    assert attempt(idp.confirm_forgot_password, ClientId=pool.user_pool_client_id,
+                   Username="nobody", ConfirmationCode="123456", Password=NEW_PASSWORD) == (
+        "UserNotFoundException", "Username/client id combination not found.")  # fmt: skip
+
+
 # -- 3. the daily email limit of Cognito's default sender ------------------------------
 def test_fifty_emails_a_day_per_account_across_pools_then_the_next_day_again(
     sandbox: Sandbox, idp: Any, make_pool: Callable[..., PoolInfo],

@@ -26,11 +26,11 @@ from urllib.parse import urlencode
 
 from moto.cognitoidp.models import CognitoIdpUser, UserStatus, cognitoidp_backends
 from moto.core.exceptions import JsonRESTError
-from moto.iam.models import iam_backends
 from moto.logs.models import logs_backends
 
 from . import settings as S
 from .csvfile import FileRejected, check_header, read_import_file, split_values
+from .iam import role_lets_cognito_log
 from .rules import PoolRules, fold, parse_bool
 from .settings import Faults, SandboxSettings
 
@@ -43,13 +43,19 @@ class SandboxError(JsonRESTError):
 
 
 class Clock:
-    """Wall time plus an offset that tests may advance (URL and job expiry)."""
+    """Wall time plus an offset that tests may advance: the sandbox's "now" for every date
+    it gives out or compares (jobs, their URLs, logs and users, reset messages)."""
 
     def __init__(self) -> None:
         self.offset = 0.0
 
     def now(self) -> float:
         return time.time() + self.offset
+
+    def naive_utc(self, epoch: float | None = None) -> datetime:
+        """Now (or ``epoch``) as the naive UTC datetime moto's models keep."""
+        return datetime.fromtimestamp(self.now() if epoch is None else epoch,
+                                      tz=UTC).replace(tzinfo=None)  # fmt: skip
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
@@ -74,7 +80,7 @@ class ImportJob:
     region: str
     role_arn: str
     algorithm: str | None
-    created: float  # wall-clock epoch
+    created: float  # sandbox-clock epoch, as are started and completed
     url: str
     url_token: str  # the secret in the URL
     url_expires: float  # sandbox-clock epoch
@@ -159,7 +165,7 @@ class JobStore:
             and self.clock.now() - job.created > self.settings.job_expiry_seconds
         ):
             job.status = "Expired"
-            job.completed = time.time()
+            job.completed = self.clock.now()
             job.message = S.MSG_EXPIRED
             if job.upload is not None:
                 job.upload.unlink(missing_ok=True)  # Cognito deletes the data of expired jobs
@@ -206,7 +212,6 @@ class JobStore:
                     f"A user pool can have at most {S.MAX_JOBS_PER_POOL} import jobs.",
                 )
             job_id = self._new_job_id()
-            now = time.time()
             sandbox_now = self.clock.now()
             token = secrets.token_urlsafe(24)
             stamp = datetime.fromtimestamp(sandbox_now, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -224,7 +229,7 @@ class JobStore:
             job = ImportJob(
                 job_id=job_id, job_name=job_name, pool_id=pool_id, pool_name=pool.name,
                 account=account, region=region, role_arn=role_arn, algorithm=algorithm,
-                created=now, url=url, url_token=token,
+                created=sandbox_now, url=url, url_token=token,
                 url_expires=sandbox_now + self.settings.url_ttl_seconds,
             )  # fmt: skip
             self.jobs[job_id] = job
@@ -263,7 +268,7 @@ class JobStore:
                     "The user pool has no auto-verified attributes; import jobs cannot start.",
                 )
             job.status = "Pending"
-            job.started = time.time()
+            job.started = self.clock.now()
             job.pending_until = time.monotonic() + self.settings.pending_seconds
             return job
 
@@ -293,26 +298,11 @@ class JobStore:
     def _finish(self, job: ImportJob, status: str, message: str) -> None:
         job.status = status
         job.message = message
-        job.completed = time.time()
+        job.completed = self.clock.now()
         job.lines = []
 
     def _fail_whole_job(self, job: ImportJob, message: str) -> None:
         self._finish(job, "Failed", message)
-
-    def _role_ok(self, job: ImportJob) -> bool:
-        try:
-            role = iam_backends[job.account]["global"].get_role_by_arn(job.role_arn)
-        except Exception:  # moto raises its own IAMNotFoundException
-            return False
-        trust = str(role.assume_role_policy_document)
-        if "cognito-idp.amazonaws.com" not in trust:
-            return False
-        documents = list(role.policies.values())
-        for policy in role.managed_policies.values():
-            version = getattr(policy, "default_version", None)
-            documents.append(str(getattr(version, "document", "")))
-        text = " ".join(str(d) for d in documents)
-        return any(token in text for token in ("logs:PutLogEvents", "logs:*", '"*"'))
 
     def _begin_processing(self, job: ImportJob) -> None:
         backend = cognitoidp_backends[job.account][job.region]
@@ -320,7 +310,9 @@ class JobStore:
         if pool is None:
             self._fail_whole_job(job, S.MSG_POOL_GONE)
             return
-        if not self._role_ok(job):
+        group, stream = log_group_name(job.pool_id, job.pool_name), _stream_name(job)
+        if not role_lets_cognito_log(job.account, job.role_arn, region=job.region, group=group,
+                                     stream=stream):  # fmt: skip
             self._fail_whole_job(job, S.MSG_ROLE.format(arn=job.role_arn))
             return
         assert job.upload is not None
@@ -345,13 +337,19 @@ class JobStore:
                 value = user.attribute_lookup.get(attr)
                 if value:
                     job.unique_index[(attr, fold(rules.case_sensitive, value))] = user.username
+        self._log_stream(job)
+
+    def _log_stream(self, job: ImportJob) -> Any:
+        """The job's log stream, created (with its group) when missing, as Cognito does."""
         logs = logs_backends[job.account][job.region]
-        group = log_group_name(job.pool_id, job.pool_name)
+        group, stream = log_group_name(job.pool_id, job.pool_name), _stream_name(job)
         if group not in logs.groups:
             logs.create_log_group(group, {})
-        stream = f"{job.job_id}/{job.job_name}"
+            logs.groups[group].creation_time = self.clock.naive_utc()
         if stream not in logs.groups[group].streams:
             logs.create_log_stream(group, stream)
+            logs.groups[group].streams[stream].creation_time = self.clock.naive_utc()
+        return logs.groups[group].streams[stream]
 
     def _process_line(self, job: ImportJob, pool: Any, line_no: int, line: str) -> None:
         rules = job.rules
@@ -375,9 +373,8 @@ class JobStore:
         else:
             job.failed += 1
         visible_at = time.monotonic() + self.settings.log_lag_seconds
-        job.logs.append(
-            (visible_at, int(time.time() * 1000), f"[{outcome}] Line Number {line_no} - {message}")
-        )
+        stamp = int(self.clock.now() * 1000)
+        job.logs.append((visible_at, stamp, f"[{outcome}] Line Number {line_no} - {message}"))
 
     def _create_user(
         self, job: ImportJob, pool: Any, rules: PoolRules, row: dict[str, str]
@@ -405,6 +402,7 @@ class JobStore:
         password_hash = row.get("password_hash", "") if job.algorithm else ""
         status = UserStatus.CONFIRMED if password_hash else UserStatus.RESET_REQUIRED
         user = CognitoIdpUser(job.pool_id, username, None, status, attributes)
+        user.create_date = user.last_modified_date = self.clock.naive_utc()
         if password_hash:
             # Read by the sandbox's sign-in: the password is checked against this hash.
             user.csvimport_hash = (job.algorithm, password_hash)  # type: ignore[attr-defined]
@@ -476,11 +474,21 @@ class JobStore:
         while job.logs and job.logs[0][0] <= now:
             _, timestamp, message = job.logs.popleft()
             due.append({"timestamp": timestamp, "message": message})
-        if due:
-            logs = logs_backends[job.account][job.region]
-            logs.put_log_events(
-                log_group_name(job.pool_id, job.pool_name), f"{job.job_id}/{job.job_name}", due
-            )
+        if not due:
+            return
+        stream = self._log_stream(job)  # a client may have deleted it meanwhile
+        # Straight to the stream: moto's PutLogEvents drops events outside 14 days back
+        # and 2 hours ahead of the wall clock, and these are stamped by the sandbox clock.
+        stream.put_log_events(due)
+        ingested = self.clock.now()
+        stream.last_ingestion_time = self.clock.naive_utc(ingested)
+        for event in stream.events[-len(due) :]:
+            event.ingestion_time = int(ingested * 1000)
+
+
+def _stream_name(job: ImportJob) -> str:
+    """The log stream Cognito writes a job's results to (facts §5)."""
+    return f"{job.job_id}/{job.job_name}"
 
 
 class JobRunner(threading.Thread):

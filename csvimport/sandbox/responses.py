@@ -266,12 +266,20 @@ class SandboxCognitoResponse(CognitoIdpResponse):
                 return pool
         return None
 
+    def _client_pool(self) -> Any:
+        """The pool of the request's ClientId; moto answers an unknown one with its bare id."""
+        client_id = self._get_param("ClientId")
+        pool = self._pool_of_client(client_id)
+        if pool is None:
+            code, text = S.ERR_CLIENT_MISSING
+            raise SandboxError(code, text.format(client_id=client_id))
+        return pool
+
     def initiate_auth(self) -> ActionResult:
-        pool = self._pool_of_client(self._get_param("ClientId"))
-        if pool is not None:
-            self._check_password_sign_in(
-                pool, self._get_param("AuthFlow"), self._get_param("AuthParameters") or {}
-            )
+        pool = self._client_pool()
+        self._check_password_sign_in(
+            pool, self._get_param("AuthFlow"), self._get_param("AuthParameters") or {}
+        )
         return super().initiate_auth()
 
     def admin_initiate_auth(self) -> ActionResult:
@@ -290,11 +298,11 @@ class SandboxCognitoResponse(CognitoIdpResponse):
 
     def forgot_password(self) -> ActionResult:
         """Deliver the code through the first recovery channel the user has verified."""
-        pool = self._pool_of_client(self._get_param("ClientId"))
-        self._check_recovery_rate(pool.account_id if pool is not None else self.current_account)
-        user = pool._get_user(self._get_param("Username")) if pool is not None else None
-        if pool is None or user is None:
-            return super().forgot_password()  # moto's answers for unknown clients and users
+        pool = self._client_pool()
+        self._check_recovery_rate(pool.account_id)
+        user = pool._get_user(self._get_param("Username"))
+        if user is None:
+            return super().forgot_password()  # moto's answer for unknown users
         details = send_reset_code(pool, user, "ForgotPassword")
         self.response_headers["x-moto-forgot-password-confirmation-code"] = user.confirmation_code
         return ActionResult({"CodeDeliveryDetails": details})
@@ -322,14 +330,15 @@ class SandboxCognitoResponse(CognitoIdpResponse):
 
     def confirm_forgot_password(self) -> ActionResult:
         """Also move the user out of RESET_REQUIRED, as Cognito does."""
-        pool = self._pool_of_client(self._get_param("ClientId"))
-        self._check_recovery_rate(pool.account_id if pool is not None else self.current_account)
+        pool = self._client_pool()
+        self._check_recovery_rate(pool.account_id)
+        user = pool._get_user(self._get_param("Username"))
+        if user is None:  # moto names the client as if it were missing
+            raise SandboxError(*S.ERR_USER_NOT_IN_CLIENTS_POOL)
         result = super().confirm_forgot_password()
-        user = pool._get_user(self._get_param("Username")) if pool is not None else None
-        if user is not None:
-            user.status = UserStatus.CONFIRMED
-            if hasattr(user, "csvimport_hash"):
-                del user.csvimport_hash
+        user.status = UserStatus.CONFIRMED
+        if hasattr(user, "csvimport_hash"):
+            del user.csvimport_hash
         return result if result is not None else EmptyResult()
 
 
@@ -402,7 +411,6 @@ class SandboxLogsResponse(LogsResponse):
     """moto's CloudWatch Logs handler with FilterLogEvents as AWS pages it, and faults."""
 
     def filter_log_events(self) -> str:
-        group_name = self._get_param("logGroupName")
         names = self._get_param("logStreamNames") or []
         prefix = self._get_param("logStreamNamePrefix")
         if names and prefix:
@@ -410,11 +418,7 @@ class SandboxLogsResponse(LogsResponse):
                 "InvalidParameterException",
                 "logStreamNames and logStreamNamePrefix cannot both be specified.",
             )
-        group = self.logs_backend.groups.get(group_name)
-        if group is None:
-            raise SandboxError(
-                "ResourceNotFoundException", "The specified log group does not exist."
-            )
+        group = self._group()
         start_time = self._get_param("startTime")
         end_time = self._get_param("endTime")
         pattern = self._get_param("filterPattern")
@@ -458,7 +462,37 @@ class SandboxLogsResponse(LogsResponse):
             body["nextToken"] = _encode_token(offset + limit)
         return json.dumps(body)
 
+    def _group(self) -> Any:
+        """The request's log group, by logGroupName or logGroupIdentifier (a name or an ARN).
+
+        moto's own lookup by identifier answers the last group it has when none matches."""
+        name = self._get_param("logGroupName")
+        identifier = self._get_param("logGroupIdentifier") or ""
+        groups = self.logs_backend.groups
+        if name:
+            group = groups.get(name)
+        else:
+            group = next((g for g in groups.values()
+                          if identifier in (g.name, g.arn, f"{g.arn}:*")), None)  # fmt: skip
+        if group is None:
+            raise SandboxError("ResourceNotFoundException", S.ERR_LOG_GROUP_MISSING)
+        return group
+
+    def _stream(self, group: Any) -> str:
+        """The request's log stream name, which must exist (moto says "log group" then)."""
+        name = str(self._get_param("logStreamName"))
+        if name not in group.streams:
+            raise SandboxError("ResourceNotFoundException", S.ERR_LOG_STREAM_MISSING)
+        return name
+
+    def delete_log_stream(self) -> str:
+        group = self._group()
+        del group.streams[self._stream(group)]
+        return ""
+
     def get_log_events(self) -> str:
+        group = self._group()
+        stream = self._stream(group)
         if not self._get_param("nextToken") and _store().faults.empty_log_page():
             # An empty first page whose forward token starts from the head again.
             return json.dumps(
@@ -468,4 +502,17 @@ class SandboxLogsResponse(LogsResponse):
                     "nextBackwardToken": f"b/{0:056d}",
                 }
             )
-        return super().get_log_events()
+        limit = self._get_param("limit")
+        if limit and int(limit) > 10_000:
+            raise SandboxError(
+                "InvalidParameterException",
+                f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy "
+                "constraint: Member must have value less than or equal to 10000",
+            )
+        events, backward, forward = group.get_log_events(
+            stream, self._get_param("startTime"), self._get_param("endTime"), limit,
+            self._get_param("nextToken"), self._get_param("startFromHead", False),
+        )  # fmt: skip
+        return json.dumps(
+            {"events": events, "nextBackwardToken": backward, "nextForwardToken": forward}
+        )

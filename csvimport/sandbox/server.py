@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 import boto3
 import moto.cognitoidp.urls
 import moto.logs.urls
+from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -105,9 +106,12 @@ def load_pool_spec(path: str | Path) -> dict[str, Any]:
 
 
 def _install_handlers() -> None:
-    """Point moto's URL tables at csvimport's handlers (before the first request)."""
+    """Point moto's URL tables at csvimport's handlers (before the first request), and
+    have moto's IAM know AWS's managed policies (it leaves them out unless configured):
+    a CloudWatch Logs role may be given e.g. CloudWatchLogsFullAccess."""
     moto.cognitoidp.urls.url_paths["{0}/$"] = SandboxCognitoResponse.dispatch
     moto.logs.urls.url_paths["{0}/$"] = SandboxLogsResponse.dispatch
+    default_user_config.setdefault("iam", {})["load_aws_managed_policies"] = True
 
 
 def _s3_error(status: str, code: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:

@@ -46,6 +46,14 @@ RECOVERY_RPS_QUOTA = 30  # what real Cognito allows; the sandbox enforces settin
 # --- SANDBOX CHOICES: not documented anywhere; change here when reality disagrees ----
 # A job left in Created expires "within 24-48 hours" (facts §3): the sandbox uses 24 h.
 JOB_EXPIRY_SECONDS = 24 * 3600
+# The CloudWatch Logs role (facts §5): Cognito assumes it as this service principal, and
+# a job fails as a whole unless the role's policies allow every one of these actions on
+# the pool's log group (the documented policy; which of them Cognito checks, and when,
+# is unknown). IAM conditions are not evaluated.
+ASSUME_ROLE_ACTION = "sts:AssumeRole"
+COGNITO_PRINCIPAL = "cognito-idp.amazonaws.com"
+LOGS_ROLE_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams",
+                     "logs:PutLogEvents")  # fmt: skip
 # Line numbers in the log: AWS's own mapping numbers the first data row 1 (facts §5).
 FIRST_LINE_NUMBER = 1
 # A job fails as a whole once this many rows failed or were skipped AND they are more
@@ -121,6 +129,14 @@ ERR_SMS_NOT_CONFIGURED = (
     "The user pool has no SmsConfiguration (SnsCallerArn), so Amazon Cognito cannot send the "
     "reset code by SMS.",
 )
+# An unknown app client id (moto's message is the bare id), and a user the client's pool
+# does not have in ConfirmForgotPassword (moto blames the client); Cognito's wording as
+# commonly reported, not documented.
+ERR_CLIENT_MISSING = ("ResourceNotFoundException", "User pool client {client_id} does not exist.")
+ERR_USER_NOT_IN_CLIENTS_POOL = (
+    "UserNotFoundException",
+    "Username/client id combination not found.",
+)
 # settings.recovery_rps throttles the RECOVERY_OPERATIONS of an account with a fixed
 # one-second window on the sandbox clock (real Cognito's bucket is unknown).
 ERR_RECOVERY_THROTTLED = ("TooManyRequestsException", "Rate exceeded")
@@ -140,6 +156,9 @@ MSG_EMPTY_FILE = "The CSV file is empty."
 MSG_ROLE = ("Amazon Cognito could not assume the CloudWatch Logs role {arn} or it lacks the "
             "logs permissions; the role must trust cognito-idp.amazonaws.com.")  # fmt: skip
 MSG_POOL_GONE = "The user pool no longer exists."
+# CloudWatch Logs' words for a missing group and a missing stream (ResourceNotFoundException).
+ERR_LOG_GROUP_MISSING = "The specified log group does not exist."
+ERR_LOG_STREAM_MISSING = "The specified log stream does not exist."
 MSG_HASH_COLUMN_WITHOUT_ALGORITHM = ("The CSV file has a password_hash column but the job has "
                                      "no PasswordHashingAlgorithm.")  # fmt: skip
 # Per-row log messages. The first is AWS's documented wording; the rest are the sandbox's.
