@@ -29,8 +29,10 @@ from urllib.parse import urlsplit
 import botocore.exceptions
 import requests
 
+from csvimport.aws import cannot_connect
 from csvimport.errors import (
     THROTTLING_CODES,
+    ConfigError,
     CsvImportError,
     RefusedError,
     ServiceError,
@@ -158,7 +160,9 @@ class PacedClient:
     reads per second per account); callers under other quotas pass their own intervals.
     Throttling, 5xx answers and connection failures are retried on top of botocore's own
     retries, with full-jitter backoff; when the retries run out the error becomes a
-    ServiceError naming the operation.
+    ServiceError naming the operation. An endpoint that has never answered this client
+    and cannot be connected to is not retried here: it is misconfigured or down, and
+    botocore already tried (see ``csvimport.aws.UNREACHED_TRIES``).
     """
 
     def __init__(
@@ -175,6 +179,7 @@ class PacedClient:
         self.sleep = sleep
         self.min_interval, self.min_any_interval = min_interval, min_any_interval
         self._last: dict[tuple[str, str], float] = {}
+        self.answered = False  # the endpoint has answered a call (even with an error)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.client, name)
@@ -198,14 +203,19 @@ class PacedClient:
                 self.sleep(wait)
             self._last[key] = self._last[anything] = time.monotonic()
             try:
-                return dict(method(**kwargs))
+                answer = dict(method(**kwargs))
             except Exception as exc:
+                if isinstance(exc, botocore.exceptions.ClientError):
+                    self.answered = True
                 if not _transient(exc):
                     raise
                 delay = next(delays, None)
-                if delay is None:
+                if delay is None or (cannot_connect(exc) and not self.answered):
                     raise (describe_aws_error(exc) or exc) from exc
                 self.sleep(delay)
+            else:
+                self.answered = True
+                return answer
 
 
 class JobApi:
@@ -636,7 +646,7 @@ class Importer:
         try:
             paced: Any = self.api.paced  # read_pool wants a client; this is one, paced
             live = read_pool(paced, pool_id)
-        except CsvImportError:
+        except ConfigError:  # read_pool's "no such pool"; AWS failures stay what they are
             raise RefusedError(
                 f"the user pool {pool_id} this run was built for does not exist (region "
                 f"{self.client.meta.region_name})",

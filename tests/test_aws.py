@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+from typing import Any
+
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from csvimport.aws import AwsOptions
 from csvimport.errors import ConfigError
@@ -54,3 +59,57 @@ def test_client_uses_the_endpoint_region_retries_and_timeouts(
     assert client.meta.config.retries["total_max_attempts"] == 6  # the first try + 5 retries
     assert client.meta.config.connect_timeout == 10
     assert client.meta.config.read_timeout == 60
+
+
+def sends_until_it_gives_up(client: Any, exc: type[Exception]) -> int:
+    """How many times the client really sent the request before raising ``exc``."""
+    sent: list[str] = []
+    client.meta.events.register("before-send", lambda **kwargs: sent.append("sent"))
+    with pytest.raises(exc):
+        client.get_csv_header(UserPoolId="us-east-1_x")
+    return len(sent)
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any credentials (nothing here checks them), and no profile of the developer's."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.mark.usefixtures("credentials")
+def test_an_endpoint_that_never_answered_gets_two_tries_not_every_retry() -> None:
+    closed = AwsOptions("us-east-1", endpoint_url="http://127.0.0.1:9", retries=5)
+    client = closed.client("cognito-idp")
+    assert sends_until_it_gives_up(client, EndpointConnectionError) == 2  # not 1 + 5 retries
+
+
+class NotFound(http.server.BaseHTTPRequestHandler):
+    """Answers every request as Cognito answers for a pool that does not exist."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"__type": "ResourceNotFoundException", "message": "no such pool"}'
+        self.send_response(400)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.usefixtures("credentials")
+def test_an_endpoint_that_answered_once_gets_every_retry_when_the_connection_drops() -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    client = AwsOptions("us-east-1", endpoint_url=url, retries=3).client("cognito-idp")
+    with pytest.raises(ClientError):  # an answer, if not a happy one
+        client.get_csv_header(UserPoolId="us-east-1_x")
+    server.shutdown()
+    server.server_close()  # the connection drops after the endpoint answered: a blip
+    assert sends_until_it_gives_up(client, EndpointConnectionError) == 4  # 1 + 3 retries

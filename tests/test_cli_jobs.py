@@ -18,7 +18,7 @@ from csvimport.journal import JOURNAL
 from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import Importer, build_run
-from .test_cli import cli_env
+from .test_cli import CLOSED_ENDPOINT, cli_env
 from .test_jobs import sandbox_jobs
 
 CRASH_AT = Path(__file__).with_name("crash_at.py")
@@ -190,3 +190,19 @@ def test_stop_from_a_second_terminal_stops_the_job_start_is_waiting_for(
     assert [a["status"] for a in journal["attempts"]] == ["Stopped"]
     jobs = sandbox_jobs(sandbox, pool.user_pool_id)
     assert [j["Status"] for j in jobs] == ["Stopped"]
+
+
+@pytest.mark.parametrize("command", ["start", "resets"])
+def test_an_unreachable_endpoint_is_named_with_exit_3_within_seconds(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, command: str
+) -> None:
+    # AWS_MAX_ATTEMPTS unset: botocore's default retries, as an operator runs it.
+    env = env_for(sandbox, pool, AWS_ENDPOINT_URL=CLOSED_ENDPOINT, AWS_MAX_ATTEMPTS=None)
+    began = time.monotonic()
+    result = csvimport(env, command, str(run_dir))
+    took = time.monotonic() - began
+    assert result.returncode == 3, result.stderr
+    assert f"error: Cannot reach {CLOSED_ENDPOINT}/" in result.stderr
+    assert "hint: Check --endpoint-url" in result.stderr
+    assert "does not exist" not in result.stderr and "Traceback" not in result.stderr
+    assert took < 8, took
