@@ -640,6 +640,8 @@ class Importer:
             text = (f"{len(adopted)} import job(s) of run {self.run.run_id} were not in "
                     f"{JOURNAL} (an old copy put back?); took them in from Cognito's job "
                     f"list: {ids}")  # fmt: skip
+        if self.journal.read_only:
+            text += " (in memory only: this look changes nothing in the run directory)"
         self.emit(Event(EventKind.WARNING, text))
 
     def _adopt(self, attempt: Attempt, jobs: list[Any]) -> None:

@@ -201,7 +201,7 @@ def _check(data: Any, run: RunDir) -> None:
     missing = [k for k in ("version", "run_id", "user_pool_id", "attempts") if k not in data]
     if missing:
         raise _Damage(f"it lacks {', '.join(missing)}")
-    if data["version"] != JOURNAL_VERSION:
+    if not _is_int(data["version"]) or data["version"] != JOURNAL_VERSION:
         raise _Damage(f"version {data['version']!r}, not {JOURNAL_VERSION} (written by another "
                       "csvimport version?)")  # fmt: skip
     if not isinstance(data["run_id"], str):
@@ -432,7 +432,14 @@ class JournalLock:
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; False when another process holds it."""
-        f = self.path.open("a+", encoding="utf-8")
+        try:
+            f = self.path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open the run's lock file {self.path}: {exc.strerror or exc}",
+                hint=f"It holds no data, only who works on the run: remove it (rm -r "
+                f"{self.path}) and run the command again; csvimport makes a new one.",
+            ) from None
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

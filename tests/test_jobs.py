@@ -15,7 +15,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from csvimport.errors import CsvImportError, RefusedError
+from csvimport.errors import ConfigError, CsvImportError, RefusedError
 from csvimport.jobs import (
     Backoff,
     ChunkState,
@@ -470,6 +470,7 @@ DAMAGED_JOURNALS: dict[str, tuple[bytes | None, str]] = {
     "a-list": (b"[]", "it holds a JSON array, not the journal's object"),
     "an-empty-object": (b"{}", "it lacks version, run_id, user_pool_id, attempts"),
     "a-future-version": (None, "version 7, not 1"),
+    "a-version-that-is-true": (None, "version True, not 1"),
     "no-attempts": (None, "it lacks attempts"),
     "attempts-not-a-list": (None, "attempts must be a list"),
     "an-attempt-without-step": (None, "attempt 1 lacks step"),
@@ -493,6 +494,7 @@ def damaged_journal(run_dir: Path, case: str) -> Path:
     attempt = data["attempts"][0]
     changes = {
         "a-future-version": lambda: data.update(version=7),
+        "a-version-that-is-true": lambda: data.update(version=True),
         "no-attempts": lambda: data.pop("attempts"),
         "attempts-not-a-list": lambda: data.update(attempts={"0": attempt}),
         "an-attempt-without-step": lambda: attempt.pop("step"),
@@ -518,6 +520,17 @@ def test_a_damaged_journal_is_refused_naming_the_damage_and_how_to_rebuild(
     assert caught.value.hint is not None
     assert caught.value.hint.startswith(f"Move it aside (mv {path} {path}.damaged)")
     assert "rebuilds it from the import jobs Cognito lists for this run" in caught.value.hint
+
+
+def test_a_lock_file_that_cannot_be_opened_is_refused_naming_the_fix(run_dir: Path) -> None:
+    run = RunDir.open(run_dir)
+    (run_dir / "journal.lock").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        JournalLock(run, command="start").try_acquire()
+    assert caught.value.message == (
+        f"cannot open the run's lock file {run_dir / 'journal.lock'}: Is a directory"
+    )
+    assert caught.value.hint and f"rm -r {run_dir / 'journal.lock'}" in caught.value.hint
 
 
 def test_a_journal_of_another_build_is_refused_with_the_way_to_rebuild(run_dir: Path) -> None:
