@@ -8,6 +8,7 @@ nothing in this module logs or stores them.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from csvimport.errors import ConfigError
+from csvimport.errors import ConfigError, ServiceError
 
 # Retries after the first try (botocore Config's "max_attempts"). With standard mode's
 # exponential backoff, 5 retries wait up to about 30 s in all before giving up.
@@ -60,6 +61,31 @@ class _FailFastWhileUnreached:
         elif not self.answered and cannot_connect(caught_exception) and attempts >= UNREACHED_TRIES:
             return False  # botocore: do not retry (the first answer that is not None wins)
         return None
+
+
+def _refuse_a_non_aws_answer(*, http_response: Any, model: Any, **_: Any) -> None:
+    """A botocore ``after-call`` handler for JSON-protocol services: a 2xx answer whose body
+    is not JSON did not come from AWS (a captive portal, a proxy's page, a web server at
+    the --endpoint-url); botocore would hand on an empty result."""
+    if not 200 <= http_response.status_code < 300 or not http_response.content:
+        return
+    try:
+        json.loads(http_response.content)
+    except ValueError:
+        kind = http_response.headers.get("content-type") or "no content type"
+        raise ServiceError(
+            f"{model.name}: {http_response.url.split('?')[0]} answered HTTP "
+            f"{http_response.status_code} with {len(http_response.content):,} bytes of "
+            f"{kind}, not an AWS answer",
+            hint=NOT_AWS_HINT,
+        ) from None
+
+
+NOT_AWS_HINT = (
+    "Check --endpoint-url (or AWS_ENDPOINT_URL) and any proxy between this machine and AWS "
+    "(HTTPS_PROXY, a captive portal): the address must be the AWS endpoint or a csvimport "
+    "sandbox."
+)
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,8 @@ class AwsOptions:
         )
         service = client.meta.service_model.service_id.hyphenize()
         client.meta.events.register_first(f"needs-retry.{service}", _FailFastWhileUnreached())
+        if client.meta.service_model.protocol == "json":
+            client.meta.events.register(f"after-call.{service}", _refuse_a_non_aws_answer)
         return client
 
 

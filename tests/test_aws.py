@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from csvimport.aws import AwsOptions
-from csvimport.errors import ConfigError
+from csvimport.errors import ConfigError, ServiceError
+
+from .helpers import answering
 
 
 @pytest.mark.parametrize(
@@ -85,31 +85,30 @@ def test_an_endpoint_that_never_answered_gets_two_tries_not_every_retry() -> Non
     assert sends_until_it_gives_up(client, EndpointConnectionError) == 2  # not 1 + 5 retries
 
 
-class NotFound(http.server.BaseHTTPRequestHandler):
-    """Answers every request as Cognito answers for a pool that does not exist."""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b'{"__type": "ResourceNotFoundException", "message": "no such pool"}'
-        self.send_response(400)
-        self.send_header("Content-Type", "application/x-amz-json-1.1")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+NOT_FOUND = b'{"__type": "ResourceNotFoundException", "message": "no such pool"}'
+AWS_JSON = "application/x-amz-json-1.1"
 
 
 @pytest.mark.usefixtures("credentials")
 def test_an_endpoint_that_answered_once_gets_every_retry_when_the_connection_drops() -> None:
-    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
-    serving = threading.Thread(target=server.serve_forever, daemon=True)
-    serving.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    client = AwsOptions("us-east-1", endpoint_url=url, retries=3).client("cognito-idp")
-    with pytest.raises(ClientError):  # an answer, if not a happy one
-        client.get_csv_header(UserPoolId="us-east-1_x")
-    server.shutdown()
-    server.server_close()  # the connection drops after the endpoint answered: a blip
+    with answering(400, NOT_FOUND, AWS_JSON) as url:
+        client = AwsOptions("us-east-1", endpoint_url=url, retries=3).client("cognito-idp")
+        with pytest.raises(ClientError):  # an answer, if not a happy one
+            client.get_csv_header(UserPoolId="us-east-1_x")
+    # The connection drops after the endpoint answered: a blip, every retry applies.
     assert sends_until_it_gives_up(client, EndpointConnectionError) == 4  # 1 + 3 retries
+
+
+@pytest.mark.usefixtures("credentials")
+def test_a_web_page_at_the_endpoint_is_a_service_error_not_an_empty_answer() -> None:
+    page = b"<html><body>Sign in to the guest network</body></html>"
+    with answering(200, page, "text/html") as url:
+        client = AwsOptions("us-east-1", endpoint_url=url, retries=0).client("cognito-idp")
+        with pytest.raises(ServiceError) as caught:
+            client.describe_user_pool(UserPoolId="us-east-1_x")
+    assert caught.value.message == (
+        f"DescribeUserPool: {url}/ answered HTTP 200 with {len(page)} bytes of text/html, "
+        "not an AWS answer"
+    )
+    assert caught.value.exit_status == 3
+    assert caught.value.hint and "proxy" in caught.value.hint

@@ -17,7 +17,7 @@ import pytest
 from csvimport.journal import JOURNAL
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import Importer, build_run
+from .helpers import Importer, answering, build_run
 from .test_cli import CLOSED_ENDPOINT, cli_env
 from .test_jobs import DAMAGED_JOURNALS, damaged_journal, sandbox_jobs
 
@@ -332,3 +332,16 @@ def test_an_unreachable_endpoint_is_named_with_exit_3_within_seconds(
     assert "hint: Check --endpoint-url" in result.stderr
     assert "does not exist" not in result.stderr and "Traceback" not in result.stderr
     assert took < 8, took
+
+
+def test_a_web_page_at_the_endpoint_is_named_with_exit_3_not_an_internal_error(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    with answering(200, b"<html>proxy sign-in</html>", "text/html") as url:
+        result = csvimport(env_for(sandbox, pool, AWS_ENDPOINT_URL=url), "start", str(run_dir))
+    assert result.returncode == 3, result.stderr
+    assert (
+        f"error: DescribeUserPool: {url}/ answered HTTP 200 with 26 bytes of text/html, not an AWS answer"
+        in result.stderr
+    )
+    assert "hint: Check --endpoint-url" in result.stderr and "Traceback" not in result.stderr
