@@ -8,15 +8,17 @@ nothing in this module logs or stores them.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.exceptions
 from botocore.config import Config
 
-from csvimport.errors import ConfigError
+from csvimport.errors import ConfigError, ServiceError
 
 # Retries after the first try (botocore Config's "max_attempts"). With standard mode's
 # exponential backoff, 5 retries wait up to about 30 s in all before giving up.
@@ -25,6 +27,65 @@ CONNECT_TIMEOUT_SECONDS = 10
 # Long enough for a slow DescribeUserImportJob or a busy sandbox, short enough to notice
 # a hung endpoint.
 READ_TIMEOUT_SECONDS = 60
+# Tries of a call (the first included) while the endpoint has never answered the client
+# and cannot be connected to. A wrong --endpoint-url, a stopped sandbox or no route does
+# not heal in seconds: say "cannot reach" at once instead of after a minute of backoff.
+# Once it has answered, a lost connection is a blip and gets every retry.
+UNREACHED_TRIES = 2
+
+
+def cannot_connect(exc: BaseException) -> bool:
+    """The connection itself failed (refused, no route, DNS, connect timeout, proxy): the
+    request never reached the endpoint. A read timeout or a dropped answer did reach it."""
+    return isinstance(
+        exc,
+        botocore.exceptions.EndpointConnectionError
+        | botocore.exceptions.ConnectTimeoutError
+        | botocore.exceptions.ProxyConnectionError,
+    )
+
+
+class _FailFastWhileUnreached:
+    """A botocore ``needs-retry`` handler: no retries past ``UNREACHED_TRIES`` for a call
+    that cannot connect to an endpoint this client never heard from; no opinion otherwise
+    (botocore's standard retries decide)."""
+
+    def __init__(self) -> None:
+        self.answered = False
+
+    def __call__(
+        self, *, attempts: int, response: Any = None, caught_exception: Any = None, **_: Any
+    ) -> bool | None:
+        if response is not None:
+            self.answered = True
+        elif not self.answered and cannot_connect(caught_exception) and attempts >= UNREACHED_TRIES:
+            return False  # botocore: do not retry (the first answer that is not None wins)
+        return None
+
+
+def _refuse_a_non_aws_answer(*, http_response: Any, model: Any, **_: Any) -> None:
+    """A botocore ``after-call`` handler for JSON-protocol services: a 2xx answer whose body
+    is not JSON did not come from AWS (a captive portal, a proxy's page, a web server at
+    the --endpoint-url); botocore would hand on an empty result."""
+    if not 200 <= http_response.status_code < 300 or not http_response.content:
+        return
+    try:
+        json.loads(http_response.content)
+    except ValueError:
+        kind = http_response.headers.get("content-type") or "no content type"
+        raise ServiceError(
+            f"{model.name}: {http_response.url.split('?')[0]} answered HTTP "
+            f"{http_response.status_code} with {len(http_response.content):,} bytes of "
+            f"{kind}, not an AWS answer",
+            hint=NOT_AWS_HINT,
+        ) from None
+
+
+NOT_AWS_HINT = (
+    "Check --endpoint-url (or AWS_ENDPOINT_URL) and any proxy between this machine and AWS "
+    "(HTTPS_PROXY, a captive portal): the address must be the AWS endpoint or a csvimport "
+    "sandbox."
+)
 
 
 @dataclass(frozen=True)
@@ -79,11 +140,16 @@ class AwsOptions:
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             read_timeout=READ_TIMEOUT_SECONDS,
         )
-        return self.session().client(
+        client = self.session().client(
             service_name,  # type: ignore[call-overload]
             endpoint_url=self.endpoint_url,
             config=config,
         )
+        service = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register_first(f"needs-retry.{service}", _FailFastWhileUnreached())
+        if client.meta.service_model.protocol == "json":
+            client.meta.events.register(f"after-call.{service}", _refuse_a_non_aws_answer)
+        return client
 
 
 def _retries_from(env: Mapping[str, str]) -> int:

@@ -29,14 +29,16 @@ from urllib.parse import urlsplit
 import botocore.exceptions
 import requests
 
+from csvimport.aws import cannot_connect
 from csvimport.errors import (
     THROTTLING_CODES,
+    ConfigError,
     CsvImportError,
     RefusedError,
     ServiceError,
     describe_aws_error,
 )
-from csvimport.journal import ACTIVE, Attempt, Journal, Step
+from csvimport.journal import ACTIVE, JOB_NAME_PREFIX, JOURNAL, Attempt, Journal, Step, job_name
 from csvimport.pool import PoolSnapshot, read_pool
 from csvimport.rundir import RunChunk, RunDir
 
@@ -51,7 +53,6 @@ LIST_JOBS_PAGE = 60  # ListUserImportJobs' MaxResults maximum
 SSE_HEADER = "x-amz-server-side-encryption"
 SSE_VALUE = "aws:kms"
 ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+")
-JOB_NAME_PREFIX = "csvimport"
 
 # --- GUESSES: undocumented behaviour; correct here when real Cognito disagrees --------
 # GUESS: the error StartUserImportJob answers while another job of the account is active
@@ -158,7 +159,9 @@ class PacedClient:
     reads per second per account); callers under other quotas pass their own intervals.
     Throttling, 5xx answers and connection failures are retried on top of botocore's own
     retries, with full-jitter backoff; when the retries run out the error becomes a
-    ServiceError naming the operation.
+    ServiceError naming the operation. An endpoint that has never answered this client
+    and cannot be connected to is not retried here: it is misconfigured or down, and
+    botocore already tried (see ``csvimport.aws.UNREACHED_TRIES``).
     """
 
     def __init__(
@@ -175,6 +178,7 @@ class PacedClient:
         self.sleep = sleep
         self.min_interval, self.min_any_interval = min_interval, min_any_interval
         self._last: dict[tuple[str, str], float] = {}
+        self.answered = False  # the endpoint has answered a call (even with an error)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.client, name)
@@ -198,14 +202,19 @@ class PacedClient:
                 self.sleep(wait)
             self._last[key] = self._last[anything] = time.monotonic()
             try:
-                return dict(method(**kwargs))
+                answer = dict(method(**kwargs))
             except Exception as exc:
+                if isinstance(exc, botocore.exceptions.ClientError):
+                    self.answered = True
                 if not _transient(exc):
                     raise
                 delay = next(delays, None)
-                if delay is None:
+                if delay is None or (cannot_connect(exc) and not self.answered):
                     raise (describe_aws_error(exc) or exc) from exc
                 self.sleep(delay)
+            else:
+                self.answered = True
+                return answer
 
 
 class JobApi:
@@ -574,17 +583,30 @@ class Importer:
             for chunk in self.run.chunks
         ])  # fmt: skip
 
-    def refresh(self) -> None:
-        """Bring the journal in line with Cognito: adopt jobs created before a crash could
-        record them, and read the state of every job that has not ended."""
+    def refresh(self, *, look_up: bool = False) -> None:
+        """Bring the journal in line with Cognito, the source of truth.
+
+        Cognito's job list (every page, paced) is read when ``look_up`` asks for it
+        (``start``, before it may create a job), when the journal was missing, when a
+        chunk has no job in the journal (before anyone is told "no job yet"), or when a
+        create's answer never reached the journal. From it, jobs of this run the journal
+        does not know are taken in (``Journal.adopt``: a lost journal is rebuilt), a job
+        created before a crash could record it is adopted, and strays are stopped. Then
+        the state of every job that has not ended is read.
+        """
         ours = f"{JOB_NAME_PREFIX}-{self.run.run_id}-"
+        unanswered = [a for a in self.journal.attempts if a.job_id is None
+                      and a.step is not Step.ABANDONED and not a.ended]  # fmt: skip
         listed: list[Any] | None = None
+        if (look_up or self.journal.missing or unanswered
+                or any(self.journal.current(c) is None for c in self.run.chunks)):  # fmt: skip
+            listed = self.api.list_jobs()
+            self._take_in(listed)
         for attempt in self.journal.attempts:
             if attempt.step is Step.ABANDONED or attempt.ended:
                 continue
             if attempt.job_id is None:
-                if listed is None:
-                    listed = self.api.list_jobs()
+                assert listed is not None
                 self._adopt(attempt, [j for j in listed if j.get("JobName") == attempt.job_name])
                 continue
             try:
@@ -594,12 +616,33 @@ class Importer:
                     raise
                 gone = "Cognito no longer knows this job"
                 self.journal.record(attempt, gone, step=Step.ABANDONED, abandoned_because=gone)
-        if listed is not None:
+        # A read-only look (a dry run, or while another process holds the run) changes
+        # nothing in Cognito either: the holder sweeps its own strays.
+        if listed is not None and not self.journal.read_only:
             for job in listed:
                 if job.get("JobName", "").startswith(ours) and not self.journal.by_job_id(
                     job["JobId"]
                 ):
                     self._retire_stray(job)
+
+    def _take_in(self, listed: list[Any]) -> None:
+        """Adopt the run's jobs Cognito lists and the journal lacks; say so."""
+        missing = self.journal.missing
+        why = f"{JOURNAL} was missing" if missing else f"not in {JOURNAL}"
+        adopted = self.journal.adopt(self.run.chunks, listed, why=why)
+        if not adopted:
+            return
+        ids = ", ".join(str(a.job_id) for a in adopted)
+        if missing:
+            text = (f"{JOURNAL} was missing: rebuilt it from the {len(adopted)} import jobs "
+                    f"Cognito lists for run {self.run.run_id} ({ids})")  # fmt: skip
+        else:
+            text = (f"{len(adopted)} import job(s) of run {self.run.run_id} were not in "
+                    f"{JOURNAL} (an old copy put back?); took them in from Cognito's job "
+                    f"list: {ids}")  # fmt: skip
+        if self.journal.read_only:
+            text += " (in memory only: this look changes nothing in the run directory)"
+        self.emit(Event(EventKind.WARNING, text))
 
     def _adopt(self, attempt: Attempt, jobs: list[Any]) -> None:
         """A crash came between CreateUserImportJob and the journal: find that job."""
@@ -636,7 +679,7 @@ class Importer:
         try:
             paced: Any = self.api.paced  # read_pool wants a client; this is one, paced
             live = read_pool(paced, pool_id)
-        except CsvImportError:
+        except ConfigError:  # read_pool's "no such pool"; AWS failures stay what they are
             raise RefusedError(
                 f"the user pool {pool_id} this run was built for does not exist (region "
                 f"{self.client.meta.region_name})",
@@ -669,7 +712,7 @@ class Importer:
     def start(self, options: StartOptions) -> RunStatus:
         """Import every chunk not yet imported, one job at a time; see ``StartOptions``."""
         self.preflight()
-        self.refresh()
+        self.refresh(look_up=True)  # never a second job for a chunk Cognito shows one for
         role_arn: str | None = None
         for chunk in self.run.chunks:
             attempt = self.journal.current(chunk)
@@ -751,14 +794,11 @@ class Importer:
             "finish within the URL's 15 minutes), then run `csvimport start RUN_DIR` again.",
         )
 
-    def _job_name(self, chunk: RunChunk, number: int) -> str:
-        return f"{JOB_NAME_PREFIX}-{self.run.run_id}-{chunk.name}-{number}"
-
     def _create_and_upload(self, chunk: RunChunk, role_arn: str) -> Attempt | None:
         """A new job with the chunk uploaded; None when its URL expired first."""
         self.run.verify(chunk)
-        number = len(self.journal.for_chunk(chunk)) + 1
-        attempt = self.journal.add(chunk, self._job_name(chunk, number))
+        number = self.journal.next_number(chunk)
+        attempt = self.journal.add(chunk, job_name(self.run.run_id, chunk, number))
         try:
             job = self.api.create(attempt.job_name, role_arn, chunk.password_algorithm)
         except botocore.exceptions.ClientError as exc:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,3 +230,29 @@ def build_run(
     build(BuildOptions(SourceSpec(str(source)), mapping, run_dir, max_rows=max_rows),
           read_pool(cognito, info.user_pool_id))  # fmt: skip
     return run_dir
+
+
+@contextmanager
+def answering(status: int, body: bytes, content_type: str) -> Iterator[str]:
+    """A local HTTP server answering every POST with the same answer; yields its URL.
+    Stands for whatever may sit at an --endpoint-url that is not AWS."""
+
+    class Same(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Same)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

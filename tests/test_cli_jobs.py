@@ -17,9 +17,9 @@ import pytest
 from csvimport.journal import JOURNAL
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import Importer, build_run
-from .test_cli import cli_env
-from .test_jobs import sandbox_jobs
+from .helpers import Importer, answering, build_run
+from .test_cli import CLOSED_ENDPOINT, cli_env
+from .test_jobs import DAMAGED_JOURNALS, damaged_journal, sandbox_jobs
 
 CRASH_AT = Path(__file__).with_name("crash_at.py")
 
@@ -190,3 +190,158 @@ def test_stop_from_a_second_terminal_stops_the_job_start_is_waiting_for(
     assert [a["status"] for a in journal["attempts"]] == ["Stopped"]
     jobs = sandbox_jobs(sandbox, pool.user_pool_id)
     assert [j["Status"] for j in jobs] == ["Stopped"]
+
+
+def uploads(sandbox: Sandbox, pool: PoolInfo) -> list[tuple[str, str, int]]:
+    """Every job of the pool as (name, status, uploads), in creation order."""
+    return [
+        (j["JobName"], j["Status"], j["Uploads"]) for j in sandbox_jobs(sandbox, pool.user_pool_id)
+    ]
+
+
+def listed_job_names(cognito: Any, pool: PoolInfo) -> list[str]:
+    """What ListUserImportJobs shows, every page (there is no paginator for it)."""
+    names: list[str] = []
+    kwargs: dict[str, Any] = {"UserPoolId": pool.user_pool_id, "MaxResults": 60}
+    while True:
+        page = cognito.list_user_import_jobs(**kwargs)
+        names += [j["JobName"] for j in page["UserImportJobs"]]
+        if not page.get("PaginationToken"):
+            return names
+        kwargs["PaginationToken"] = page["PaginationToken"]
+
+
+def test_a_lost_journal_is_rebuilt_from_cognito_so_status_report_and_start_see_every_job(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, importer: Importer, run_dir: Path
+) -> None:
+    env = env_for(sandbox, pool)
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+    jobs = uploads(sandbox, pool)
+    journal = run_dir / JOURNAL
+
+    journal.unlink()
+    status = csvimport(env, "status", str(run_dir))
+    assert status.returncode == 0, status.stderr
+    assert "no job yet" not in status.stdout
+    assert "chunk-0001.csv  3 users  job import-" in status.stdout
+    assert f"run {run_dir}: 5 of 5 users imported" in status.stdout
+    assert "journal.json was missing: rebuilt it from the 2 import jobs" in status.stderr
+    rebuilt = json.loads(journal.read_text())
+    assert rebuilt["rebuilt"][0]["jobs"] == 2
+    assert [(a["chunk"], a["number"], a["status"], a["step"]) for a in rebuilt["attempts"]] == [
+        ("chunk-0001.csv", 1, "Succeeded", "started"), ("chunk-0002.csv", 1, "Succeeded", "started")
+    ]  # fmt: skip
+
+    journal.unlink()
+    report = csvimport(env, "report", str(run_dir))
+    assert report.returncode == 0, report.stderr
+    assert "5 of 5 users are in Cognito; 0 need attention" in report.stderr
+
+    journal.unlink()
+    again = csvimport(env, "start", str(run_dir))
+    assert again.returncode == 0, again.stderr
+    assert "rebuilt it from the 2 import jobs" in again.stderr
+    assert uploads(sandbox, pool) == jobs  # no job created, nothing uploaded again
+    assert sorted(listed_job_names(cognito, pool)) == sorted(name for name, _, _ in jobs)
+    assert len(importer.users()) == 5
+
+
+def test_a_journal_lost_while_its_job_runs_is_rebuilt_and_start_waits_for_that_job(
+    sandbox: Sandbox, pool: PoolInfo, importer: Importer, run_dir: Path
+) -> None:
+    env = env_for(sandbox, pool)
+    sandbox.settings.update(job_seconds=4)
+    assert csvimport(env, "start", str(run_dir), "--no-wait").returncode == 0
+    (run_dir / JOURNAL).unlink()
+
+    status = csvimport(env, "status", str(run_dir))
+    assert status.returncode == 1
+    assert "chunk-0001.csv  3 users  job import-" in status.stdout
+    assert "running" in status.stdout.splitlines()[0]
+
+    (run_dir / JOURNAL).unlink()
+    resumed = csvimport(env, "start", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "is already running" in resumed.stderr
+    assert [(name.rsplit("-", 2)[1], state, n) for name, state, n in uploads(sandbox, pool)] == [
+        ("0001", "Succeeded", 1), ("0002", "Succeeded", 1)
+    ]  # fmt: skip
+    assert sorted(importer.users()) == [f"user{n}" for n in range(1, 6)]
+
+
+@pytest.mark.parametrize(
+    ("case", "command"),
+    [("binary-garbage", "start"), ("a-list", "status"), ("an-empty-object", "report"),
+     ("an-attempt-without-step", "stop")],
+)  # fmt: skip
+def test_a_damaged_journal_is_refused_with_exit_2_and_the_way_to_rebuild_it(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, case: str, command: str
+) -> None:
+    journal = damaged_journal(run_dir, case)
+    damaged = journal.read_bytes()
+    result = csvimport(env_for(sandbox, pool), command, str(run_dir))
+    assert result.returncode == 2, result.stderr
+    assert f"error: {journal} is damaged: {DAMAGED_JOURNALS[case][1]}" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert f"hint: Move it aside (mv {journal} {journal}.damaged)" in result.stderr
+    assert f"`csvimport status {run_dir}`" in result.stderr
+    assert journal.read_bytes() == damaged  # left as it was
+    assert uploads(sandbox, pool) == []
+
+
+def test_following_the_hint_for_a_damaged_journal_rebuilds_it_and_start_goes_on(
+    sandbox: Sandbox, pool: PoolInfo, importer: Importer, run_dir: Path
+) -> None:
+    env = env_for(sandbox, pool)
+    assert csvimport(env, "start", str(run_dir), "--no-wait").returncode == 0
+    journal = run_dir / JOURNAL
+    journal.write_bytes(b"\x00\x01 not a journal")
+    journal.rename(run_dir / "journal.json.damaged")
+    status = csvimport(env, "status", str(run_dir))
+    assert "chunk-0001.csv  3 users  job import-" in status.stdout, status.stderr
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+    assert [n for _, _, n in uploads(sandbox, pool)] == [1, 1]
+    assert len(importer.users()) == 5
+
+
+def test_a_journal_of_another_build_is_refused_and_the_hint_says_how_to_rebuild(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    env = env_for(sandbox, pool)
+    journal = run_dir / JOURNAL
+    journal.write_text(json.dumps({"version": 1, "run_id": "0badc0de",
+                                   "user_pool_id": pool.user_pool_id, "attempts": []}))  # fmt: skip
+    result = csvimport(env, "start", str(run_dir))
+    assert result.returncode == 2
+    assert "belongs to another build (run 0badc0de, this build is " in result.stderr
+    assert f"Move it aside (mv {journal} {journal}.damaged)" in result.stderr
+    assert uploads(sandbox, pool) == []
+
+
+@pytest.mark.parametrize("command", ["start", "status", "stop", "report", "resets"])
+def test_an_unreachable_endpoint_is_named_with_exit_3_within_seconds(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, command: str
+) -> None:
+    # AWS_MAX_ATTEMPTS unset: botocore's default retries, as an operator runs it.
+    env = env_for(sandbox, pool, AWS_ENDPOINT_URL=CLOSED_ENDPOINT, AWS_MAX_ATTEMPTS=None)
+    began = time.monotonic()
+    result = csvimport(env, command, str(run_dir))
+    took = time.monotonic() - began
+    assert result.returncode == 3, result.stderr
+    assert f"error: Cannot reach {CLOSED_ENDPOINT}/" in result.stderr
+    assert "hint: Check --endpoint-url" in result.stderr
+    assert "does not exist" not in result.stderr and "Traceback" not in result.stderr
+    assert took < 8, took
+
+
+def test_a_web_page_at_the_endpoint_is_named_with_exit_3_not_an_internal_error(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    with answering(200, b"<html>proxy sign-in</html>", "text/html") as url:
+        result = csvimport(env_for(sandbox, pool, AWS_ENDPOINT_URL=url), "start", str(run_dir))
+    assert result.returncode == 3, result.stderr
+    assert (
+        f"error: DescribeUserPool: {url}/ answered HTTP 200 with 26 bytes of text/html, not an AWS answer"
+        in result.stderr
+    )
+    assert "hint: Check --endpoint-url" in result.stderr and "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from csvimport.errors import CsvImportError, RefusedError
+from csvimport.errors import ConfigError, CsvImportError, RefusedError
 from csvimport.jobs import (
     Backoff,
     ChunkState,
@@ -460,3 +460,176 @@ def test_status_while_another_process_holds_the_run_leaves_the_journal_alone(
         status = Importer(run, journal, cognito, pacing=FAST).wait_all()
     assert status.chunks[0].state is ChunkState.IMPORTED  # seen...
     assert (run_dir / JOURNAL).read_bytes() == before  # ...but not written
+
+
+# A damaged journal.json, and what the refusal names: (content, or None for a change to a
+# real journal; the words after "is damaged: ").
+DAMAGED_JOURNALS: dict[str, tuple[bytes | None, str]] = {
+    "binary-garbage": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage", "it is not JSON"),
+    "empty-file": (b"", "it is not JSON"),
+    "a-list": (b"[]", "it holds a JSON array, not the journal's object"),
+    "an-empty-object": (b"{}", "it lacks version, run_id, user_pool_id, attempts"),
+    "a-future-version": (None, "version 7, not 1"),
+    "a-version-that-is-true": (None, "version True, not 1"),
+    "no-attempts": (None, "it lacks attempts"),
+    "attempts-not-a-list": (None, "attempts must be a list"),
+    "an-attempt-without-step": (None, "attempt 1 lacks step"),
+    "a-counter-that-is-text": (None, "attempt 1: imported must be a whole number, not '3'"),
+    "an-unknown-step": (None, "attempt 1: step 'exploded' is not one of creating, created"),
+    "an-unknown-chunk": (None, "attempt 1: chunk-0099.csv is not a chunk of this run"),
+    "another-pool": (None, "it is for user pool us-east-1_other, this run's is "),
+}
+
+
+def damaged_journal(run_dir: Path, case: str) -> Path:
+    """Write a journal with one attempt, then damage it as ``case`` says."""
+    run = RunDir.open(run_dir)
+    journal = Journal.load(run)
+    journal.add(run.chunks[0], f"csvimport-{run.run_id}-chunk-0001-1")
+    content, _ = DAMAGED_JOURNALS[case]
+    if content is not None:
+        journal.path.write_bytes(content)
+        return journal.path
+    data = json.loads(journal.path.read_text())
+    attempt = data["attempts"][0]
+    changes = {
+        "a-future-version": lambda: data.update(version=7),
+        "a-version-that-is-true": lambda: data.update(version=True),
+        "no-attempts": lambda: data.pop("attempts"),
+        "attempts-not-a-list": lambda: data.update(attempts={"0": attempt}),
+        "an-attempt-without-step": lambda: attempt.pop("step"),
+        "a-counter-that-is-text": lambda: attempt.update(imported="3"),
+        "an-unknown-step": lambda: attempt.update(step="exploded"),
+        "an-unknown-chunk": lambda: attempt.update(chunk="chunk-0099.csv"),
+        "another-pool": lambda: data.update(user_pool_id="us-east-1_other"),
+    }
+    changes[case]()
+    journal.path.write_text(json.dumps(data))
+    return journal.path
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_JOURNALS))
+def test_a_damaged_journal_is_refused_naming_the_damage_and_how_to_rebuild(
+    run_dir: Path, case: str
+) -> None:
+    path = damaged_journal(run_dir, case)
+    with pytest.raises(CsvImportError) as caught:
+        Journal.load(RunDir.open(run_dir))
+    assert caught.value.exit_status == 2
+    assert caught.value.message.startswith(f"{path} is damaged: {DAMAGED_JOURNALS[case][1]}")
+    assert caught.value.hint is not None
+    assert caught.value.hint.startswith(f"Move it aside (mv {path} {path}.damaged)")
+    assert "rebuilds it from the import jobs Cognito lists for this run" in caught.value.hint
+
+
+def test_a_lock_file_that_cannot_be_opened_is_refused_naming_the_fix(run_dir: Path) -> None:
+    run = RunDir.open(run_dir)
+    (run_dir / "journal.lock").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        JournalLock(run, command="start").try_acquire()
+    assert caught.value.message == (
+        f"cannot open the run's lock file {run_dir / 'journal.lock'}: Is a directory"
+    )
+    assert caught.value.hint and f"rm -r {run_dir / 'journal.lock'}" in caught.value.hint
+
+
+def test_a_journal_of_another_build_is_refused_with_the_way_to_rebuild(run_dir: Path) -> None:
+    path = damaged_journal(run_dir, "empty-file")
+    run = RunDir.open(run_dir)
+    path.write_text(json.dumps({"version": 1, "run_id": "0badc0de",
+                                "user_pool_id": run.user_pool_id, "attempts": []}))  # fmt: skip
+    with pytest.raises(RefusedError) as caught:
+        Journal.load(run)
+    assert caught.value.message == (
+        f"{path} belongs to another build (run 0badc0de, this build is {run.run_id})"
+    )
+    assert caught.value.hint and f"mv {path} {path}.damaged" in caught.value.hint
+
+
+def test_a_lost_journal_is_rebuilt_with_every_attempt_of_every_chunk_and_start_adds_none(
+    sandbox: Sandbox, pool: PoolInfo, importer: SandboxImporter, run_dir: Path, cognito: Any
+) -> None:
+    # chunk 1: attempt 1 failed (bad logs role); --retry-failed: attempt 2 succeeded.
+    bad_role = "arn:aws:iam::123456789012:role/does-not-exist"
+    importer_for_run(run_dir, cognito).start(StartOptions(bad_role))
+    importer_for_run(run_dir, cognito).start(StartOptions(pool.logs_role_arn, retry_failed=True))
+    before = sandbox_jobs(sandbox, pool.user_pool_id)
+    kept = json.loads((run_dir / JOURNAL).read_text())["attempts"]
+    (run_dir / JOURNAL).unlink()
+
+    recorder = Recorder()
+    status = importer_for_run(run_dir, cognito, recorder).start(
+        StartOptions(pool.logs_role_arn, retry_failed=True)
+    )
+    assert status.all_imported
+    assert sandbox_jobs(sandbox, pool.user_pool_id) == before  # no job made, none uploaded
+    assert any("journal.json was missing: rebuilt it from the 4 import jobs" in t
+               for t in recorder.texts(EventKind.WARNING))  # fmt: skip
+    data = json.loads((run_dir / JOURNAL).read_text())
+    fields = ("chunk", "number", "job_name", "job_id", "status", "step", "imported", "failed")
+    assert [{k: a[k] for k in fields} for a in data["attempts"]] == [
+        {k: a[k] for k in fields} for a in kept
+    ]
+    assert all("rebuilt from Cognito's job list" in a["recovered"] for a in data["attempts"])
+    assert data["rebuilt"][0]["jobs"] == 4 and "was missing" in data["rebuilt"][0]["why"]
+    assert sorted(importer.users()) == sorted(f"user{n}" for n in range(1, 8))
+
+
+@pytest.mark.parametrize("uploaded", [False, True], ids=["never-uploaded", "uploaded"])
+def test_a_lost_journal_with_a_job_created_not_started_starts_it_or_makes_the_next_one(
+    sandbox: Sandbox, pool: PoolInfo, importer: SandboxImporter, run_dir: Path, cognito: Any,
+    uploaded: bool,
+) -> None:  # fmt: skip
+    # Chunk 1's attempt 1 never reached Cognito, attempt 2 was created, then the journal
+    # was lost: whether attempt 2's file was uploaded is unknown.
+    run = RunDir.open(run_dir)
+    created = importer.create(f"csvimport-{run.run_id}-chunk-0001-2")
+    if uploaded:
+        assert upload(created["PreSignedUrl"], (run_dir / "chunk-0001.csv").read_bytes()).ok
+    rebuilt = importer_for_run(run_dir, cognito)
+    rebuilt.refresh()
+    attempt = rebuilt.journal.current(run.chunks[0])
+    assert attempt is not None and (attempt.number, attempt.job_id) == (2, created["JobId"])
+    assert attempt.step is Step.UPLOADING and "upload unknown" in (attempt.recovered or "")
+
+    status = rebuilt.start(StartOptions(pool.logs_role_arn))
+    assert status.all_imported
+    jobs = sandbox_jobs(sandbox, pool.user_pool_id)
+    first = (
+        [(["0001", "2"], "Succeeded", 1)]  # started as it was
+        if uploaded
+        else [
+            (["0001", "2"], "Stopped", 0),  # its file never arrived: set aside
+            (["0001", "3"], "Succeeded", 1),  # the next name, not a second "-2"
+        ]
+    )
+    assert [(j["JobName"].rsplit("-", 2)[1:], j["Status"], j["Uploads"]) for j in jobs] == [
+        *first, (["0002", "1"], "Succeeded", 1), (["0003", "1"], "Succeeded", 1)
+    ]  # fmt: skip
+    assert sorted(importer.users()) == sorted(f"user{n}" for n in range(1, 8))
+
+    # Lost again: a job stopped before it started is known as set aside, and nothing runs.
+    (run_dir / JOURNAL).unlink()
+    again = importer_for_run(run_dir, cognito)
+    assert again.start(StartOptions(pool.logs_role_arn)).all_imported
+    assert sandbox_jobs(sandbox, pool.user_pool_id) == jobs
+    steps = [(a.number, a.step) for a in again.journal.for_chunk(run.chunks[0])]
+    assert steps == ([(2, Step.STARTED)] if uploaded else [(2, Step.ABANDONED), (3, Step.STARTED)])
+
+
+def test_a_job_the_journal_does_not_know_is_adopted_before_start_makes_one(
+    sandbox: Sandbox, pool: PoolInfo, importer: SandboxImporter, run_dir: Path, cognito: Any
+) -> None:
+    # An old copy of the journal put back: it knows chunk 1's job, not chunk 2's.
+    importer_for_run(run_dir, cognito).start(StartOptions(pool.logs_role_arn, wait=False))
+    old = (run_dir / JOURNAL).read_bytes()
+    importer_for_run(run_dir, cognito).start(StartOptions(pool.logs_role_arn))
+    before = sandbox_jobs(sandbox, pool.user_pool_id)
+    (run_dir / JOURNAL).write_bytes(old)
+
+    recorder = Recorder()
+    status = importer_for_run(run_dir, cognito, recorder).start(StartOptions(pool.logs_role_arn))
+    assert status.all_imported
+    assert sandbox_jobs(sandbox, pool.user_pool_id) == before
+    assert any("2 import job(s) of run " in t and "were not in journal.json" in t
+               for t in recorder.texts(EventKind.WARNING))  # fmt: skip
