@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from csvimport.cognito_csv import SIDE_FILE_LINE_END, constant_strings, large_strings, serialize
+from csvimport.cognito_csv import (
+    SIDE_FILE_LINE_END,
+    constant_strings,
+    escape_value,
+    large_strings,
+    serialize,
+)
 from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
 from csvimport.hashformats import HASHES_OFF, classify_hash
 from csvimport.mapping import Mapping, Problem
@@ -126,7 +132,7 @@ class ChunkBuilder:
             verdicts = []
             for value in valid[HASH_COLUMN].tolist():
                 verdict = classify_hash(value)
-                verdicts.append((verdict.algorithm or "", verdict.value.replace(",", "\\,"),
+                verdicts.append((verdict.algorithm or "", escape_value(verdict.value),
                                  verdict.status, verdict.reason))  # fmt: skip
         return [large_strings([v[i] for v in verdicts]) for i in range(4)]
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from csvimport.cognito_csv import backslash_before_comma, ends_in_backslash, written_lengths
 from csvimport.pool import Attribute, PoolSnapshot
 
 MAX_VALUE_CHARS = 2_048
@@ -33,8 +34,9 @@ WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u2
 EMAIL = rf"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\.[^@{WHITESPACE}]+$"
 _ASCII_USERNAME = re.compile(r"^[!-~]+$")
 
-# rule id -> (attribute it concerns, or "" for the row's own; plain-language reason with the fix)
-REASONS: dict[str, str] = {
+# rule id -> plain-language reason with the fix. "{attr}" stands for the attribute: a
+# rejected value's reason names it (``reason``), a summary of many says "this attribute".
+_REASONS: dict[str, str] = {
     "username_missing": "No username: every user needs cognito:username. Map a column to it.",
     "username_whitespace": "The username contains a space or tab, which Cognito refuses.",
     "username_too_long": "The username is longer than 128 characters.",
@@ -43,6 +45,12 @@ REASONS: dict[str, str] = {
     "uses as an alias; Cognito refuses such usernames. Map a different username column.",
     "value_too_long": "The value is longer than Cognito's 2,048-character limit.",
     "newline": "The value contains a line break, which Cognito's CSV format cannot carry.",
+    "backslash_end": "The value of {attr} ends with a backslash, which Cognito's CSV format "
+    "cannot carry without doubt (the backslash and the comma after it may read as a comma). "
+    "Edit the value in the legacy source, or map {attr} from another column.",
+    "backslash_comma": "The value of {attr} has a backslash right before a comma, which "
+    "Cognito's CSV format cannot carry without doubt (it may read as an escaped comma). "
+    "Edit the value in the legacy source, or map {attr} from another column.",
     "boolean": "Must be true or false (or empty).",
     "email": "Not a valid email address.",
     "phone": "Not an E.164 phone number (+, country code, digits), e.g. +14325551212.",
@@ -68,6 +76,16 @@ REASONS: dict[str, str] = {
     "duplicate": "Same username (or unique email/phone) as another user in the source; "
     "rejects.csv names the row it collided with.",
 }
+GENERIC_ATTRIBUTE = "this attribute"
+
+
+def reason(rule: str, attribute: str = "") -> str:
+    """The plain-language reason for ``rule``, naming ``attribute`` where it says which."""
+    return _REASONS.get(rule, rule).replace("{attr}", attribute or GENERIC_ATTRIBUTE)
+
+
+# rule id -> its reason, for summaries of many rows
+REASONS: dict[str, str] = {rule: reason(rule) for rule in _REASONS}
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,7 @@ class Failure:
 
     @property
     def reason(self) -> str:
-        return REASONS.get(self.rule, self.rule)
+        return reason(self.rule, self.attribute)
 
 
 def _element(rule: str, fn: object) -> pa.Check:
@@ -106,6 +124,9 @@ def _column_checks(
             "newline",
             lambda s: ~(s.str.contains("\n", regex=False) | s.str.contains("\r", regex=False)),
         ),  # fmt: skip
+        # what Cognito's dialect cannot carry without doubt (cognito_csv.BACKSLASH_IS_LITERAL)
+        _element("backslash_end", lambda s: ~ends_in_backslash(s)),
+        _element("backslash_comma", lambda s: ~backslash_before_comma(s)),
     ]
     if name == "cognito:username":
         checks += [
@@ -235,7 +256,7 @@ def _row_rules(snapshot: PoolSnapshot) -> dict[str, _RowRule]:
             return pd.Series(True, index=df.index)
         total = pd.Series(len(header) - 1, index=df.index)
         for column in header:
-            total += lengths[column] + df[column].str.count(",")
+            total += written_lengths(df[column])
         return total <= MAX_ROW_CHARS
 
     rules.append(("row_too_long", _RowRule("row_too_long", "", row_length_ok)))

@@ -36,14 +36,18 @@ COLUMNS = LEGACY_COLUMNS
 MAPPING = LEGACY_MAPPING
 
 
-@pytest.fixture
-def legacy_csv(tmp_path: Path) -> Path:
-    path = tmp_path / "legacy.csv"
+def write_legacy(path: Path, rows: list[tuple[Any, ...]]) -> Path:
+    """A legacy CSV of COLUMNS holding ``rows``, as the csv module writes it."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
-        writer.writerows(LEGACY)
+        writer.writerows(rows)
     return path
+
+
+@pytest.fixture
+def legacy_csv(tmp_path: Path) -> Path:
+    return write_legacy(tmp_path / "legacy.csv", LEGACY)
 
 
 @pytest.fixture
@@ -234,12 +238,10 @@ def test_check_existing_reports_the_users_cognito_would_skip(
 def test_rejects_csv_keeps_one_record_per_refused_value_whatever_it_holds(
     mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path, value: str
 ) -> None:
-    source = tmp_path / "odd.csv"
-    with source.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerow([1, "odd", "odd@example.com", "Y", "", "Odd", value, ""])
-        writer.writerow([2, "ok", "ok@example.com", "Y", "", "Ok", "Fine", ""])
+    source = write_legacy(tmp_path / "odd.csv", [
+        (1, "odd", "odd@example.com", "Y", "", "Odd", value, ""),
+        (2, "ok", "ok@example.com", "Y", "", "Ok", "Fine", ""),
+    ])  # fmt: skip
     result = build(BuildOptions(SourceSpec(str(source)), mapping_file, tmp_path / "run"), snapshot)
     refused = rejects(tmp_path / "run")
     assert [r["source_row"] for r in refused] == ["1"] * result.rejected
@@ -294,3 +296,34 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
         runs[workers] = (manifest, files)
     assert "_build_in_worker" in submitted  # the second build did use the workers
     assert runs[0] == runs[2]
+
+
+def test_a_backslash_inside_a_value_imports_exactly_and_one_cognito_may_misread_is_rejected(
+    mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path, importer: Importer
+) -> None:
+    from csvimport.reconcile import written_users
+    from csvimport.rundir import RunDir
+
+    source = write_legacy(tmp_path / "backslashes.csv", [
+        (1, "inner", "inner@example.com", "Y", "", "C:\\Users\\ann", "O\\Neil, Jr.", ""),
+        (2, "trailing", "trailing@example.com", "Y", "", "Ann", "Lee\\", ""),
+        (3, "comma", "comma@example.com", "Y", "", "Bo", "Lee\\, Jr.", ""),
+        (4, "after", "after@example.com", "Y", "", "Cy", "Doe", ""),
+    ])  # fmt: skip
+    out = tmp_path / "run"
+    result = build(BuildOptions(SourceSpec(str(source)), mapping_file, out), snapshot)
+    assert (result.written, result.rejected) == (2, 2)
+    refused = {r["source_row"]: r for r in rejects(out)}
+    assert refused["2"]["attribute"] == "name" and refused["2"]["rule"] == "backslash_end"
+    assert refused["2"]["value"] == "Ann Lee\\"
+    assert "The value of name ends with a backslash" in refused["2"]["reason"]
+    assert "Edit the value in the legacy source" in refused["2"]["reason"]
+    assert refused["3"]["rule"] == "backslash_comma" and "name" in refused["3"]["reason"]
+    run = importer.run((out / "chunk-0001.csv").read_bytes())
+    assert (run.job["ImportedUsers"], run.job["FailedUsers"]) == (2, 0)
+    users = importer.users()
+    assert users["inner"]["name"] == "C:\\Users\\ann O\\Neil, Jr."
+    assert users["after"]["name"] == "Cy Doe"
+    run_dir = RunDir.open(out)
+    read = [(u.username, u.email) for u in written_users(run_dir, run_dir.chunks[0])]
+    assert read == [("inner", "inner@example.com"), ("after", "after@example.com")]
