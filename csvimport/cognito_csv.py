@@ -5,8 +5,7 @@ value is written ``\\,``, the file is UTF-8 without BOM with ``\\n`` line ends a
 header column. pandas' ``to_csv`` would quote, so this module writes the bytes itself.
 It is also the one definition of how a line reads back (``split_line``), which the
 report's chunk reader and the sandbox share, and of the values the dialect cannot carry
-without doubt (``ends_in_backslash``, ``backslash_before_comma``), which the validator
-rejects.
+without doubt (``doubtful_backslashes``), which the validator rejects.
 Each chunk gets a line map (data line number -> source row, legacy id), so every line of
 Cognito's log can be traced back to a legacy user.
 """
@@ -16,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -126,26 +125,42 @@ def written_lengths(values: pd.Series) -> pd.Series:
     return lengths
 
 
-def ends_in_backslash(values: pd.Series) -> pd.Series:
-    """Tell which values end with a backslash once trimmed (see BACKSLASH_IS_LITERAL)."""
-    return _with_backslash(values, lambda some: some.str.rstrip().str.endswith(ESCAPE))
+def may_hold(values: pd.Series, chars: str) -> bool:
+    """Tell whether some value may hold one of ``chars`` (ASCII); False is certain.
+
+    Arrow strings are settled by scanning their UTF-8 bytes (memchr, many times faster
+    than a search value by value): an ASCII byte there is only ever that character. The
+    bytes may include some outside the values (a slice), so True means look closer.
+    """
+    if not isinstance(values.array, pd.arrays.ArrowStringArray):
+        return True
+    arrow = values.array.__arrow_array__()  # the Series' own buffers, not a copy
+    for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
+        data = chunk.buffers()[2]
+        if data is not None:
+            raw = data.to_pybytes()
+            if any(char.encode() in raw for char in chars):
+                return True
+    return False
 
 
-def backslash_before_comma(values: pd.Series) -> pd.Series:
-    """Tell which values hold a backslash right before a comma (see BACKSLASH_IS_LITERAL)."""
-    pair = ESCAPE + SEPARATOR
-    return _with_backslash(values, lambda some: some.str.contains(pair, regex=False))
+def doubtful_backslashes(values: pd.Series) -> pd.Series:
+    """Tell which values this dialect cannot carry without doubt: with literal backslashes
+    (BACKSLASH_IS_LITERAL), those ending with one once trimmed, or holding one right
+    before a comma.
 
-
-def _with_backslash(values: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.Series:
-    """Apply ``test`` to the values holding a backslash, False elsewhere: one plain search
-    settles nearly every value, so a column without backslashes costs almost nothing."""
+    A scan of the bytes (``may_hold``) settles a column without backslashes.
+    """
+    if not BACKSLASH_IS_LITERAL or not may_hold(values, ESCAPE):
+        return pd.Series(False, index=values.index)
+    has = values.str.contains(ESCAPE, regex=False)
+    if not has.any():
+        return has
+    some = values[has]
     found = pd.Series(False, index=values.index)
-    if not BACKSLASH_IS_LITERAL:
-        return found
-    some = values.str.contains(ESCAPE, regex=False).fillna(False).astype(bool)
-    if some.any():
-        found[some] = test(values[some]).fillna(False).astype(bool)
+    found[has] = some.str.rstrip().str.endswith(ESCAPE) | some.str.contains(
+        ESCAPE + SEPARATOR, regex=False
+    )
     return found
 
 
