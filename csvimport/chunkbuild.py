@@ -16,7 +16,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
@@ -68,6 +68,8 @@ class ChunkOutcome:
     reasons: Counter[str]  # reject lines by rule, in first-seen order
     keys: DuplicateKeys  # of the valid users
     spill: pa.RecordBatch  # the valid users, SPILL_SCHEMA
+    # values whose line breaks were folded, by attribute (those with fold_line_breaks)
+    folded: dict[str, int] = field(default_factory=dict)
 
 
 class ChunkBuilder:
@@ -119,6 +121,7 @@ class ChunkBuilder:
             reasons=reasons,
             keys=key_hashes(self.snapshot, self.policy, valid),
             spill=spill,
+            folded=mapped.folded,
         )
 
     def _passwords(self, valid: pd.DataFrame) -> list[pa.LargeStringArray]:

@@ -46,7 +46,9 @@ _REASONS: dict[str, str] = {
     "username_looks_like_alias": "The username looks like an email/phone, which this pool "
     "uses as an alias; Cognito refuses such usernames. Map a different username column.",
     "value_too_long": "The value is longer than Cognito's 2,048-character limit.",
-    "newline": "The value contains a line break, which Cognito's CSV format cannot carry.",
+    "newline": "The value of {attr} holds a line break, which Cognito's CSV format cannot "
+    'carry. To fold line breaks, add fold_line_breaks = ", " (or " ") to the mapping\'s '
+    "table for {attr}; or edit the value in the legacy source.",
     "backslash": "The value of {attr} ends with a backslash or has one right before a comma; "
     "how Cognito's CSV format reads that is not documented, so the value could reach Cognito "
     "changed. Edit the value in the legacy source, or map {attr} from another column.",

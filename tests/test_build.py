@@ -208,6 +208,25 @@ def test_cli_map_writes_a_starter_mapping_that_builds(
     assert "cognito:username" in text and '"email"' in text
 
 
+def test_cli_map_proposes_folding_line_breaks_for_a_column_whose_values_span_lines(
+    snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    source = tmp_path / "addresses.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("login", "email", "address"), ("ann", "a@example.com", "1 Rd"),
+                                 ("bob", "b@example.com", "2 Rd\r\nTown")])  # fmt: skip
+    snapshot.save(tmp_path / "pool.json")
+    result = cli("map", str(source), "--pool-spec", str(tmp_path / "pool.json"))
+    assert result.returncode == 0, result.stderr
+    assert (
+        '[attributes.address]\ncolumn = "address"\n'
+        "# Some sampled values of address span lines, which Cognito's CSV cannot carry:\n"
+        "# such users are rejected, unless their line breaks are folded (uncomment):\n"
+        '# fold_line_breaks = ", "\n\n'
+    ) in result.stdout
+    assert result.stdout.count("fold_line_breaks = ") == 1
+
+
 def test_cli_build_without_a_pool_is_a_usage_error(
     legacy_csv: Path, mapping_file: Path, tmp_path: Path
 ) -> None:
@@ -260,6 +279,54 @@ def test_cli_build_for_a_pool_that_does_not_exist_is_a_usage_error_naming_it(
     assert not (tmp_path / "run").exists()
 
 
+FOLDING_MAPPING = MAPPING.replace(
+    'join = ["first", "last"]', 'join = ["first", "last"]\nfold_line_breaks = ", "'
+)
+
+
+def test_a_value_with_line_breaks_is_rejected_naming_fold_line_breaks_as_the_fix(
+    mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    source = write_legacy(tmp_path / "breaks.csv", [
+        (1, "ann", "ann@example.com", "Y", "", "Ann", "Lee\r\nSmith", ""),
+        (2, "cy", "cy@example.com", "Y", "", "Cy", "Doe", ""),
+    ])  # fmt: skip
+    out = tmp_path / "run"
+    result = build(BuildOptions(SourceSpec(str(source)), mapping_file, out), snapshot)
+    assert (result.written, result.rejected, result.folded) == (1, 1, None)
+    [refused] = rejects(out)
+    assert refused["source_row"] == "1"
+    assert (refused["attribute"], refused["rule"]) == ("name", "newline")
+    fix = 'add fold_line_breaks = ", " (or " ") to the mapping\'s table for name'
+    assert fix in refused["reason"]
+    assert "folded_line_breaks" not in json.loads((out / "manifest.json").read_text())["counts"]
+
+
+def test_fold_line_breaks_folds_counts_and_imports_the_folded_value(
+    snapshot: PoolSnapshot, tmp_path: Path, importer: Importer
+) -> None:
+    source = write_legacy(tmp_path / "breaks.csv", [
+        (1, "ann", "ann@example.com", "Y", "", "Ann", "Lee\r\n\r\nSmith", ""),
+        (2, "bob", "bob@example.com", "Y", "", "Bob\nby", "Li", ""),
+        (3, "cy", "cy@example.com", "Y", "", "Cy", "Doe", ""),
+        (4, "di", "di@example.com", "Y", "\n", "Di", "Ray", ""),  # mobile: not folded
+    ])  # fmt: skip
+    mapping = tmp_path / "folding.toml"
+    mapping.write_text(FOLDING_MAPPING, encoding="utf-8")
+    snapshot.save(tmp_path / "pool.json")
+    result = cli("build", str(source), "--mapping", str(mapping), "--out", str(tmp_path / "run"),
+                 "--pool-spec", str(tmp_path / "pool.json"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["folded_line_breaks"] == {"name": 2}
+    assert "Values with line breaks folded (fold_line_breaks): 2 in name." in result.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["counts"]["folded_line_breaks"] == {"name": 2}
+    run = importer.run((tmp_path / "run" / "chunk-0001.csv").read_bytes())
+    assert run.job["ImportedUsers"] == 4
+    names = {u: v.get("name") for u, v in importer.users().items()}
+    assert names == {"ann": "Ann Lee, Smith", "bob": "Bob, by Li", "cy": "Cy Doe", "di": "Di Ray"}
+
+
 def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,7 +348,15 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
     monkeypatch.setattr(chunkbuild, "ProcessPoolExecutor", Spy)
     source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
     write_legacy_csv(source, 1_000)  # messy: bad values, case-variant duplicates
-    mapping.write_text(BUILD_MAPPING, encoding="utf-8")
+    with source.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    for row in rows[1::9]:  # and names that span lines, which the mapping folds
+        row[6] = row[6].replace(", ", "\r\n")
+    with source.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    mapping.write_text(BUILD_MAPPING.replace('join = ["first", "last"]',
+                                             'join = ["first", "last"]\nfold_line_breaks = " "'),
+                       encoding="utf-8")  # fmt: skip
     runs = {}
     for workers in (0, 2):
         out = tmp_path / f"run-{workers}"
@@ -290,6 +365,7 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
                                workers=workers, parallel_after_rows=0)  # fmt: skip
         result = build(options, bench_snapshot())
         assert result.conserved and result.rejected and result.duplicates
+        assert result.folded == {"name": 112}
         manifest = json.loads((out / "manifest.json").read_text())
         del manifest["created"]
         files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"}

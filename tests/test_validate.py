@@ -199,6 +199,9 @@ def test_every_rule_the_mapping_can_refuse_with_has_a_plain_language_reason() ->
 @pytest.mark.parametrize(
     ("values", "attribute", "words"),
     [
+        ({"address": "12 Main St\nSpringfield"}, "address",
+         ["The value of address holds a line break", 'add fold_line_breaks = ", "',
+          "table for address", "edit the value in the legacy source"]),
         ({"custom__legacy_id": "L1\\"}, "custom:legacy_id",
          ["The value of custom:legacy_id ends with a backslash or has one right before a comma",
           "Edit the value in the legacy source, or map custom:legacy_id from another column"]),
