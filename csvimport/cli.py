@@ -74,7 +74,7 @@ from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
 from csvimport.resources import schema_path
 from csvimport.rundir import REJECTS, RunDir
-from csvimport.sources import SourceSpec, open_source
+from csvimport.sources import SourceError, SourceSpec, open_source
 from csvimport.validate import REASONS
 
 PROG_NAME = "csvimport"
@@ -294,8 +294,13 @@ def map_command(
     snapshot = _snapshot(state, pool_id, pool_spec)
     spec = _source_spec(source, table, query, delimiter, encoding)
     opened = open_source(replace(spec, chunk_rows=MAP_SAMPLE_ROWS))
+    try:
+        multiline = columns_with_line_breaks(opened.chunks())
+    except SourceError as exc:  # still write the mapping: `build` refuses the source alike
+        typer.echo(f"note: no values sampled, so no fold_line_breaks proposed: {exc}", err=True)
+        multiline = []
     text = suggest_mapping(opened.columns(), list(snapshot.header), source_name=opened.describe(),
-                           multiline=columns_with_line_breaks(opened.chunks()))  # fmt: skip
+                           multiline=multiline)  # fmt: skip
     if out is None:
         typer.echo(text, nl=False)
         return

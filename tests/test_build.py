@@ -227,6 +227,20 @@ def test_cli_map_proposes_folding_line_breaks_for_a_column_whose_values_span_lin
     assert result.stdout.count("fold_line_breaks = ") == 1
 
 
+def test_cli_map_of_a_source_it_cannot_sample_still_writes_the_mapping_and_says_why(
+    snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    source = tmp_path / "latin1.csv"  # past the 64 KiB the header is read from
+    good = "".join(f"user{n},u{n}@example.com\n" for n in range(4_000))
+    source.write_bytes(f"login,email\n{good}bj\u00f6rn,b@example.com\n".encode("latin-1"))
+    snapshot.save(tmp_path / "pool.json")
+    result = cli("map", str(source), "--pool-spec", str(tmp_path / "pool.json"))
+    assert result.returncode == 0, result.stderr
+    assert '[attributes."cognito:username"]\ncolumn = "login"' in result.stdout
+    assert "note: no values sampled, so no fold_line_breaks proposed" in result.stderr
+    assert "byte f6 at offset" in result.stderr
+
+
 def test_cli_build_without_a_pool_is_a_usage_error(
     legacy_csv: Path, mapping_file: Path, tmp_path: Path
 ) -> None:
