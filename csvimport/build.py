@@ -95,6 +95,9 @@ class BuildResult:
     reasons: Counter[str] = field(default_factory=Counter)
     # written users by hashformats classification; None when no password_hash is mapped
     passwords: Counter[str] | None = None
+    # source values whose line breaks were folded, by attribute; None when the mapping
+    # folds none (fold_line_breaks)
+    folded: Counter[str] | None = None
 
     @property
     def conserved(self) -> bool:
@@ -102,6 +105,7 @@ class BuildResult:
 
     def to_json(self) -> dict[str, Any]:
         passwords = {} if self.passwords is None else {"passwords": dict(self.passwords)}
+        folded = {} if self.folded is None else {"folded_line_breaks": dict(self.folded)}
         return {
             "run_dir": str(self.run_dir),
             "source_rows": self.source_rows,
@@ -115,6 +119,7 @@ class BuildResult:
                 for rule, count in self.reasons.most_common(10)
             ],
             **passwords,
+            **folded,
         }
 
 
@@ -230,6 +235,8 @@ def _build_into(
     header = builder.header
     finder = DuplicateFinder(snapshot, options.duplicates)
     result = BuildResult(run_dir=work)
+    if mapping.folding():
+        result.folded = Counter(dict.fromkeys(mapping.folding(), 0))
     rejects = _SideCsv(work / REJECTS, REJECT_COLUMNS)
     passwords = _PasswordsCsv(work / PASSWORDS) if builder.with_hash else None
     spill_path = work / ".valid.spill"
@@ -242,6 +249,8 @@ def _build_into(
                 rejects.write_lines(outcome.rejects, outcome.reject_lines)
                 result.rejected += outcome.rejected
                 result.reasons.update(outcome.reasons)
+                if result.folded is not None:
+                    result.folded.update(outcome.folded)
                 finder.add_keys(outcome.keys)
                 spill.write_batch(outcome.spill)
                 result.source_rows += outcome.rows
@@ -348,6 +357,8 @@ def _write_manifest(
             "rejected": result.rejected,
             "duplicates": result.duplicates,
             "already_in_pool": result.existing,
+            # only when the mapping folds line breaks: other runs' manifests are unchanged
+            **({} if result.folded is None else {"folded_line_breaks": dict(result.folded)}),
         },
         "chunks": [c.__dict__ for c in result.chunks],
         "rejects": REJECTS,

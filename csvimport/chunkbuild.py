@@ -16,7 +16,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from csvimport.cognito_csv import SIDE_FILE_LINE_END, constant_strings, large_strings, serialize
+from csvimport.cognito_csv import (
+    SIDE_FILE_LINE_END,
+    constant_strings,
+    escape_value,
+    large_strings,
+    serialize,
+)
 from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
 from csvimport.hashformats import HASHES_OFF, classify_hash
 from csvimport.mapping import Mapping, Problem
@@ -62,6 +68,8 @@ class ChunkOutcome:
     reasons: Counter[str]  # reject lines by rule, in first-seen order
     keys: DuplicateKeys  # of the valid users
     spill: pa.RecordBatch  # the valid users, SPILL_SCHEMA
+    # values whose line breaks were folded, by attribute (those with fold_line_breaks)
+    folded: dict[str, int] = field(default_factory=dict)
 
 
 class ChunkBuilder:
@@ -113,6 +121,7 @@ class ChunkBuilder:
             reasons=reasons,
             keys=key_hashes(self.snapshot, self.policy, valid),
             spill=spill,
+            folded=mapped.folded,
         )
 
     def _passwords(self, valid: pd.DataFrame) -> list[pa.LargeStringArray]:
@@ -126,7 +135,7 @@ class ChunkBuilder:
             verdicts = []
             for value in valid[HASH_COLUMN].tolist():
                 verdict = classify_hash(value)
-                verdicts.append((verdict.algorithm or "", verdict.value.replace(",", "\\,"),
+                verdicts.append((verdict.algorithm or "", escape_value(verdict.value),
                                  verdict.status, verdict.reason))  # fmt: skip
         return [large_strings([v[i] for v in verdicts]) for i in range(4)]
 

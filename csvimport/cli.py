@@ -60,7 +60,7 @@ from csvimport.jobs import (
 )
 from csvimport.journal import Journal, JournalLock, Step
 from csvimport.logs import LogWait
-from csvimport.mapping import suggest_mapping
+from csvimport.mapping import MAP_SAMPLE_ROWS, columns_with_line_breaks, suggest_mapping
 from csvimport.notice import NoticeFields, write_notices
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
 from csvimport.reconcile import (
@@ -74,7 +74,7 @@ from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
 from csvimport.resources import schema_path
 from csvimport.rundir import REJECTS, RunDir
-from csvimport.sources import SourceSpec, open_source
+from csvimport.sources import SourceError, SourceSpec, open_source
 from csvimport.validate import REASONS
 
 PROG_NAME = "csvimport"
@@ -292,8 +292,15 @@ def map_command(
         ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
     )
     snapshot = _snapshot(state, pool_id, pool_spec)
-    opened = open_source(_source_spec(source, table, query, delimiter, encoding))
-    text = suggest_mapping(opened.columns(), list(snapshot.header), source_name=opened.describe())
+    spec = _source_spec(source, table, query, delimiter, encoding)
+    opened = open_source(replace(spec, chunk_rows=MAP_SAMPLE_ROWS))
+    try:
+        multiline = columns_with_line_breaks(opened.chunks())
+    except SourceError as exc:  # still write the mapping: `build` refuses the source alike
+        typer.echo(f"note: no values sampled, so no fold_line_breaks proposed: {exc}", err=True)
+        multiline = []
+    text = suggest_mapping(opened.columns(), list(snapshot.header), source_name=opened.describe(),
+                           multiline=multiline)  # fmt: skip
     if out is None:
         typer.echo(text, nl=False)
         return
@@ -417,6 +424,9 @@ def _build_summary(result: BuildResult) -> None:
         counts = ", ".join(f"{n:,} {status}" for status, n in sorted(result.passwords.items()))
         echo(f"  Password hashes of the written users: {counts} "
              f"(see {result.run_dir / PASSWORDS}).")  # fmt: skip
+    if result.folded is not None:
+        counts = ", ".join(f"{n:,} in {attribute}" for attribute, n in result.folded.items())
+        echo(f"  Values with line breaks folded (fold_line_breaks): {counts}.")
     if result.existing:
         echo(
             f"  Already in the pool, so Cognito will skip them: {result.existing:,} of the "

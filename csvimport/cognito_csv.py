@@ -3,6 +3,9 @@
 Cognito's dialect is not RFC 4180 (facts §2): values are never quoted, a comma inside a
 value is written ``\\,``, the file is UTF-8 without BOM with ``\\n`` line ends and every
 header column. pandas' ``to_csv`` would quote, so this module writes the bytes itself.
+It is also the one definition of how a line reads back (``split_line``), which the
+report's chunk reader and the sandbox share, and of the values the dialect cannot carry
+without doubt (``doubtful_backslashes``), which the validator rejects.
 Each chunk gets a line map (data line number -> source row, legacy id), so every line of
 Cognito's log can be traced back to a legacy user.
 """
@@ -11,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -52,9 +56,112 @@ def large_strings(values: Any) -> pa.LargeStringArray:
     return array
 
 
-_COMMA = pa.scalar(",", pa.large_string())
+SEPARATOR = ","
+ESCAPE = "\\"
+# UNVERIFIED guess: the facts file documents one escape, "\," for a comma inside a value.
+# Guessed: Cognito reads every other backslash literally. Under this guess a value cannot
+# be written without doubt when, trimmed as Cognito trims it, it ends with a backslash
+# (that backslash and the separator after it would read as a comma), or when it holds a
+# backslash right before a comma (is "\\," a backslash and a comma, or a backslash and a
+# separator?); the validator rejects such values. Were Cognito seen to read "\\" as one
+# backslash, set this False: the writer then doubles every backslash, the readers undo
+# it, and no value is refused for its backslashes.
+BACKSLASH_IS_LITERAL = True
+
+_COMMA = pa.scalar(SEPARATOR, pa.large_string())
 _NOTHING = pa.scalar("", pa.large_string())
 _QUOTE = pa.scalar('"', pa.large_string())
+# A separator no backslash escapes: with literal backslashes, one not right after a
+# backslash; else a field is a run of other characters and escape pairs.
+_UNESCAPED_SEPARATOR = re.compile(r"(?<!\\),")
+_ESCAPED_FIELD = re.compile(r"(?:[^,\\]|\\.|\\\Z)*", re.DOTALL)
+_ESCAPE_PAIR = re.compile(r"\\([\\,])")
+
+
+def escape_values(values: pa.LargeStringArray) -> pa.LargeStringArray:
+    """Return each value as Cognito's dialect writes it (``\\,`` for a comma)."""
+    if not BACKSLASH_IS_LITERAL and pc.any(pc.match_substring(values, ESCAPE)).as_py():
+        values = pc.replace_substring(values, ESCAPE, ESCAPE * 2)
+    if pc.any(pc.match_substring(values, SEPARATOR)).as_py():
+        values = pc.replace_substring(values, SEPARATOR, ESCAPE + SEPARATOR)
+    return values
+
+
+def escape_value(value: str) -> str:
+    """Return one value as Cognito's dialect writes it; see ``escape_values``."""
+    if not BACKSLASH_IS_LITERAL:
+        value = value.replace(ESCAPE, ESCAPE * 2)
+    return value.replace(SEPARATOR, ESCAPE + SEPARATOR)
+
+
+def split_line(line: str) -> list[str]:
+    """Return the values of one line of an import file (without its line end), unescaped
+    but not trimmed: how Cognito reads what ``escape_values`` wrote."""
+    if BACKSLASH_IS_LITERAL:
+        return [v.replace(ESCAPE + SEPARATOR, SEPARATOR) for v in _UNESCAPED_SEPARATOR.split(line)]
+    values, start = [], 0
+    while True:
+        field = _ESCAPED_FIELD.match(line, start)
+        assert field is not None  # the pattern matches the empty string
+        values.append(_ESCAPE_PAIR.sub(r"\1", field.group()))
+        start = field.end() + 1  # past the separator
+        if start > len(line):
+            return values
+
+
+def read_rows(path: Path) -> Iterator[list[str]]:
+    """Yield the values of each line of an import file, its header first, as ``split_line``
+    reads them. Lines end at "\\n" alone, as the sandbox splits them."""
+    with path.open(encoding="utf-8", newline="\n") as f:
+        for line in f:
+            yield split_line(line.removesuffix("\n"))
+
+
+def written_lengths(values: pd.Series) -> pd.Series:
+    """Return the length of each value as ``escape_values`` writes it."""
+    lengths = values.str.len() + values.str.count(SEPARATOR)
+    if not BACKSLASH_IS_LITERAL:
+        lengths += values.str.count(re.escape(ESCAPE))
+    return lengths
+
+
+def may_hold(values: pd.Series, chars: str) -> bool:
+    """Tell whether some value may hold one of ``chars`` (ASCII); False is certain.
+
+    Arrow strings are settled by scanning their UTF-8 bytes (memchr, many times faster
+    than a search value by value): an ASCII byte there is only ever that character. The
+    bytes may include some outside the values (a slice), so True means look closer.
+    """
+    if not isinstance(values.array, pd.arrays.ArrowStringArray):
+        return True
+    arrow = values.array.__arrow_array__()  # the Series' own buffers, not a copy
+    for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
+        data = chunk.buffers()[2]
+        if data is not None:
+            raw = data.to_pybytes()
+            if any(char.encode() in raw for char in chars):
+                return True
+    return False
+
+
+def doubtful_backslashes(values: pd.Series) -> pd.Series:
+    """Tell which values this dialect cannot carry without doubt: with literal backslashes
+    (BACKSLASH_IS_LITERAL), those ending with one once trimmed, or holding one right
+    before a comma.
+
+    A scan of the bytes (``may_hold``) settles a column without backslashes.
+    """
+    if not BACKSLASH_IS_LITERAL or not may_hold(values, ESCAPE):
+        return pd.Series(False, index=values.index)
+    has = values.str.contains(ESCAPE, regex=False)
+    if not has.any():
+        return has
+    some = values[has]
+    found = pd.Series(False, index=values.index)
+    found[has] = some.str.rstrip().str.endswith(ESCAPE) | some.str.contains(
+        ESCAPE + SEPARATOR, regex=False
+    )
+    return found
 
 
 def _ended(values: pa.LargeStringArray, end: str) -> pa.LargeStringArray:
@@ -86,18 +193,14 @@ def _csv_fields(values: pa.LargeStringArray) -> pa.LargeStringArray:
 def serialize(frame: pd.DataFrame, header: list[str]) -> pd.Series:
     """Return one Cognito CSV line (without newline) per row of ``frame``, in order.
 
-    Every value must be a ``str`` without line breaks (the validator refuses those).
+    Every value must be a ``str`` the validator accepted: no line breaks, and no
+    backslash the dialect cannot carry (BACKSLASH_IS_LITERAL).
     The lines are built in Arrow, column by column, not per row in Python: at a million
     users that is the difference between a fraction of a second and several.
     """
     if frame.empty:
         return pd.Series([], dtype=object)
-    columns = []
-    for column in header:
-        values = large_strings(frame[column])
-        if pc.any(pc.match_substring(values, ",")).as_py():
-            values = pc.replace_substring(values, ",", "\\,")
-        columns.append(values)
+    columns = [escape_values(large_strings(frame[column])) for column in header]
     lines = pc.binary_join_element_wise(*columns, _COMMA)
     return str_series(lines, frame.index)
 

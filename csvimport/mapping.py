@@ -5,6 +5,8 @@ the import file carries, where its value comes from: one source ``column``, a ``
 several, or a constant ``value``; and how to turn the legacy spelling into Cognito's
 (facts §2): ``boolean`` -> ``true``/``false``, ``phone`` -> E.164, ``email`` -> validated
 with the domain in lower case, ``date`` -> ``mm/dd/yyyy``, ``timestamp`` -> epoch seconds.
+Cognito's CSV cannot carry a line break: an attribute with ``fold_line_breaks`` folds
+each run of them into its text, before the transform.
 ``schemas/mappings/example-legacy.toml`` documents every key.
 
 :meth:`Mapping.apply` maps one chunk of source rows at a time and never raises for bad
@@ -27,7 +29,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cache, lru_cache
@@ -43,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport.errors import ConfigError
+from csvimport.validate import WHITESPACE
 
 # --- vocabulary of the mapping file -------------------------------------------------
 
@@ -54,7 +57,13 @@ TOP_KEYS: Final = ("legacy", "options", "attributes")
 LEGACY_KEYS: Final = ("id", "updated")
 OPTION_KEYS: Final = ("phone_region", "date_format")
 SOURCE_KEYS: Final = ("column", "join", "value")
-ATTRIBUTE_KEYS: Final = (*SOURCE_KEYS, "transform", "default", "region", "format", "separator")
+ATTRIBUTE_KEYS: Final = (
+    *SOURCE_KEYS, "transform", "default", "region", "format", "separator", "fold_line_breaks",
+)  # fmt: skip
+# What `fold_line_breaks` replaces: a run of line breaks ("\r\n", "\r", "\n") with the
+# whitespace around and between them, so "a \r\n\r\n b" folds to one "a, b". Spelt with
+# the validator's whitespace class, not \s, so that pandas hands it to pyarrow's RE2.
+LINE_BREAK_RUN: Final = f"[{WHITESPACE}]*[\r\n][{WHITESPACE}]*"
 
 # The columns of GetCSVHeader for a pool with standard attributes only (facts §1), plus the
 # password_hash column of pools eligible for hash import. Custom attributes are custom:*.
@@ -71,6 +80,10 @@ USERNAME: Final = "cognito:username"
 # name to TOML, so the file still parses; Mapping refuses it by this prefix.
 PLACEHOLDER_PREFIX: Final = "TODO:"
 USERNAME_PLACEHOLDER: Final = "TODO: the source column with each user's username"
+# What `suggest_mapping` proposes line breaks fold into (postal addresses read well so),
+# where some of the first MAP_SAMPLE_ROWS source rows span lines.
+FOLD_SUGGESTION: Final = ", "
+MAP_SAMPLE_ROWS: Final = 10_000
 
 BOOLEAN_WORDS: Final = {
     **dict.fromkeys(("1", "y", "yes", "true", "t", "on"), "true"),
@@ -199,10 +212,13 @@ class MappedChunk:
     value is empty or unreadable), then one ``str`` column per Cognito attribute, exactly
     :meth:`Mapping.attributes`. A value its transform refused is ``""`` there, and a
     :class:`Problem` in ``problems`` (all of them, ordered by row then attribute).
+    ``folded`` counts, for each attribute with ``fold_line_breaks``, the values whose line
+    breaks were folded.
     """
 
     frame: pd.DataFrame
     problems: list[Problem]
+    folded: dict[str, int] = field(default_factory=dict)
 
 
 # --- the parsed mapping -----------------------------------------------------------------
@@ -225,6 +241,7 @@ class AttributeRule:
     region: str | None = None  # phone: overrides options.phone_region
     format: str | None = None  # date, timestamp: overrides options.date_format for dates
     separator: str = " "  # join
+    fold_line_breaks: str | None = None  # what a run of line breaks in a value becomes
 
     def columns(self) -> list[str]:
         """Return the source columns this attribute reads (none for a constant)."""
@@ -242,7 +259,7 @@ class AttributeRule:
             data["separator"] = self.separator
         if self.value is not None:
             data["value"] = self.value
-        for key in ("default", "region", "format"):
+        for key in ("default", "region", "format", "fold_line_breaks"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
         return data
@@ -351,6 +368,10 @@ class Mapping:
     def attributes(self) -> list[str]:
         """Return the Cognito attributes the mapping produces, in the file's order."""
         return [rule.attribute for rule in self.rules]
+
+    def folding(self) -> list[str]:
+        """Return the attributes whose line breaks are folded (``fold_line_breaks``)."""
+        return [rule.attribute for rule in self.rules if rule.fold_line_breaks is not None]
 
     def fingerprint(self) -> str:
         """Return the sha256 (hex) of a canonical JSON of the parsed mapping.
@@ -648,6 +669,7 @@ class _Parser:
                     attribute=name,
                     key="separator",
                 )
+        fold = self.fold_line_breaks(where, spec, name)
         if "value" in spec and "default" in spec:
             raise self.fail(
                 where,
@@ -665,6 +687,7 @@ class _Parser:
             region=region,
             format=fmt,
             separator=separator,
+            fold_line_breaks=fold,
         )
         context = _Context(rule, phone_region=phone_region, date_format=date_format)
         return replace(
@@ -672,6 +695,22 @@ class _Parser:
             value=self.constant(where, spec, "value", context),
             default=self.constant(where, spec, "default", context),
         )
+
+    def fold_line_breaks(self, where: str, spec: dict[str, Any], name: str) -> str | None:
+        """Return what line breaks fold into, None when they are not folded."""
+        if "fold_line_breaks" not in spec:
+            return None
+        text = spec["fold_line_breaks"]
+        if not isinstance(text, str) or "\n" in text or "\r" in text:
+            raise self.fail(
+                where,
+                "fold_line_breaks must be the text that replaces a value's line breaks, "
+                f"without a line break itself, not {_describe(text)}.",
+                hint='Write e.g. fold_line_breaks = ", " or fold_line_breaks = " ".',
+                attribute=name,
+                key="fold_line_breaks",
+            )
+        return text
 
     def check_attribute_name(self, where: str, name: str) -> None:
         if _is_cognito_attribute(name):
@@ -759,6 +798,8 @@ class _Parser:
                 key=key,
             )
         self.no_placeholder(where, key, raw, context.rule.attribute, "a value")
+        if context.rule.fold_line_breaks is not None:
+            raw = _fold(pd.Series([raw.strip()], dtype="str"), context.rule.fold_line_breaks).iat[0]
         value, reason = _convert_one(raw, context)
         if reason:
             raise self.fail(
@@ -836,6 +877,31 @@ def _convert_one(value: str, context: _Context) -> tuple[str, str]:
     """Transform one value (a constant or a default of the mapping file)."""
     mapped, reasons = _convert(pd.Series([value.strip()], dtype="str"), context)
     return str(mapped.iat[0]), str(reasons.iat[0])
+
+
+def _line_breaks(values: Any) -> Any:
+    """Tell which values hold a line break ("\\r" or "\\n")."""
+    return values.str.contains("\n", regex=False) | values.str.contains("\r", regex=False)
+
+
+def _fold(values: Any, text: str) -> Any:
+    """Return ``values`` with each run of line breaks (LINE_BREAK_RUN) replaced by ``text``."""
+    # A backslash in a replacement starts a group reference, for re and RE2 alike.
+    return values.str.replace(LINE_BREAK_RUN, text.replace("\\", "\\\\"), regex=True)
+
+
+def _fold_line_breaks(values: Any, text: str) -> tuple[Any, int]:
+    """Fold the line breaks of the values that have any; return them and how many did.
+
+    Plain searches find them: a regex over every value would cost more, and most values
+    of a column have no line break.
+    """
+    breaks = _line_breaks(values)
+    count = int(breaks.sum())
+    if count:
+        values = values.copy()
+        values[breaks] = _fold(values[breaks], text)
+    return values, count
 
 
 def _text(values: Any, context: _Context) -> tuple[Any, Any]:
@@ -1181,8 +1247,10 @@ class _Applier:
         self.chunk = chunk.set_axis(self.index, axis=0)
         self.rows = chunk["__row__"].to_numpy()
         self.trimmed_columns: dict[str, Any] = {}
+        self.sources: dict[tuple[Any, ...], tuple[Any, int]] = {}
         self.converted: dict[tuple[Any, ...], _Converted] = {}
         self.problems: list[tuple[int, int, Problem]] = []
+        self.folded: dict[str, int] = {}
 
     def run(self) -> MappedChunk:
         mapped = {
@@ -1199,7 +1267,9 @@ class _Applier:
             index=self.index,
         ).set_axis(self.given_index, axis=0)
         self.problems.sort(key=lambda item: (item[0], item[1]))
-        return MappedChunk(frame=frame, problems=[problem for _, _, problem in self.problems])
+        return MappedChunk(
+            frame=frame, problems=[problem for _, _, problem in self.problems], folded=self.folded
+        )
 
     def column(self, name: str) -> Any:
         """Return a source column as "str" values, "" for missing ones."""
@@ -1230,6 +1300,8 @@ class _Applier:
         """Return the mapped values of one attribute, one per row, recording its problems."""
         if rule.value is not None:
             return self.constant(rule.value)
+        if rule.fold_line_breaks is not None:
+            self.folded[rule.attribute] = self.folded_source(rule)[1]
         if rule.transform in _TOTAL_TRANSFORMS:
             values = self.source(rule)
             if rule.transform != "text":
@@ -1245,10 +1317,23 @@ class _Applier:
         return self.spread(converted.codes, mapped)
 
     def source(self, rule: AttributeRule) -> Any:
-        """Return the trimmed values a column or join rule reads, one per row."""
-        if rule.column is not None:
-            return self.trimmed(rule.column)
-        return self.joined(rule.join or (), rule.separator)
+        """Return the trimmed values a column or join rule reads, one per row, with their
+        line breaks folded where the rule asks."""
+        return self.folded_source(rule)[0]
+
+    def folded_source(self, rule: AttributeRule) -> tuple[Any, int]:
+        """Return :meth:`source`'s values and how many of them had line breaks folded."""
+        key = (rule.column, rule.join, rule.separator, rule.fold_line_breaks)
+        if key not in self.sources:
+            if rule.column is not None:
+                values = self.trimmed(rule.column)
+            else:
+                values = self.joined(rule.join or (), rule.separator)
+            folded = 0
+            if rule.fold_line_breaks is not None:
+                values, folded = _fold_line_breaks(values, rule.fold_line_breaks)
+            self.sources[key] = (values, folded)
+        return self.sources[key]
 
     def convert(self, rule: AttributeRule) -> _Converted:
         """Transform the distinct values a rule reads; equal rules share the result."""
@@ -1257,7 +1342,7 @@ class _Applier:
         )
         region = context.region if rule.transform == "phone" else None
         where = (rule.column,) if rule.column is not None else (rule.join, rule.separator)
-        key = (*where, rule.transform, region, context.input_format())
+        key = (*where, rule.fold_line_breaks, rule.transform, region, context.input_format())
         if key not in self.converted:
             values = self.source(rule)
             given = self.column(rule.column) if rule.column is not None else values
@@ -1371,13 +1456,44 @@ def _normalise(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
-def suggest_mapping(columns: list[str], attributes: list[str], *, source_name: str = "") -> str:
+def columns_with_line_breaks(chunks: Iterator[pd.DataFrame]) -> list[str]:
+    """Return the source columns where some value of the first chunk spans lines.
+
+    Only that chunk is read (a sample: ``csvimport map`` reads MAP_SAMPLE_ROWS rows);
+    the iterator is closed after it.
+    """
+    try:
+        sample = next(chunks, None)
+    finally:
+        if isinstance(chunks, Generator):
+            chunks.close()
+    if sample is None:
+        return []
+    found = []
+    for column in sample.columns:
+        values = sample[column]
+        if values.dtype != "str":
+            values = values.astype("str")
+        if _line_breaks(values).any():
+            found.append(str(column))
+    return found
+
+
+def suggest_mapping(
+    columns: list[str],
+    attributes: list[str],
+    *,
+    source_name: str = "",
+    multiline: Sequence[str] = (),
+) -> str:
     """Return the text of a starter mapping TOML matching source columns to pool attributes.
 
     ``attributes`` is the pool's CSV header (GetCSVHeader). Columns are matched by their
     normalised names and a table of synonyms; each match gets the transform its attribute
     needs. Unmatched attributes are written as commented-out stanzas, unused columns listed
-    in a comment. The text loads with :meth:`Mapping.from_dict` - except when no username
+    in a comment. An attribute read from one of the ``multiline`` columns (sampled values
+    span lines: :func:`columns_with_line_breaks`) gets ``fold_line_breaks`` proposed in a
+    comment. The text loads with :meth:`Mapping.from_dict` - except when no username
     column was found: then its ``cognito:username`` keeps a ``TODO:`` placeholder, which
     :class:`Mapping` refuses until someone names the column.
     """
@@ -1433,7 +1549,7 @@ def suggest_mapping(columns: list[str], attributes: list[str], *, source_name: s
         '# Each [attributes.X] takes one of: column = "col", join = ["a", "b"], value = "const";',
         "# optional: transform (text, boolean, email, phone, date, timestamp, lower, upper),",
         "# default (when the value is empty), region (phone), format (date, timestamp),",
-        "# separator (join). See schemas/mappings/example-legacy.toml.",
+        "# separator (join), fold_line_breaks. See schemas/mappings/example-legacy.toml.",
         "",
     ]
     if legacy_id is not None:
@@ -1478,6 +1594,15 @@ def suggest_mapping(columns: list[str], attributes: list[str], *, source_name: s
                 lines.append(f"{key} = [{', '.join(_toml_string(v) for v in value)}]")
             else:
                 lines.append(f"{key} = {_toml_string(value)}")
+        spans = [c for c in multiline if c in (matched[attribute].get("join") or
+                                               [matched[attribute].get("column")])]  # fmt: skip
+        if spans:
+            names = ", ".join(_comment_text(c) for c in spans)
+            lines += [
+                f"# Some sampled values of {names} span lines, which Cognito's CSV cannot carry:",
+                "# such users are rejected, unless their line breaks are folded (uncomment):",
+                f"# fold_line_breaks = {_toml_string(FOLD_SUGGESTION)}",
+            ]
     unmatched = [a for a in attributes if a not in matched and a != USERNAME]
     if unmatched:
         lines += ["", "# Pool attributes no source column matched: map them or leave them out."]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from csvimport import __version__
+from csvimport.cognito_csv import read_rows
 from csvimport.errors import ConfigError
 from csvimport.jobs import PacedClient
 from csvimport.journal import Attempt, Journal, Step
@@ -128,11 +129,6 @@ def classify(message: str) -> KnownReason | None:
     return next((r for r in LOG_REASONS if r.pattern.search(message)), None)
 
 
-def split_cognito_line(line: str) -> list[str]:
-    """Split one line of a Cognito import file (no quoting, ``\\,`` for a comma)."""
-    return [v.replace("\\,", ",") for v in re.split(r"(?<!\\),", line)]
-
-
 @dataclass(frozen=True)
 class WrittenUser:
     """A user written to a chunk, as the chunk file and its line map tell."""
@@ -150,26 +146,24 @@ class WrittenUser:
 def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
     with (run.path / chunk.map_file).open(encoding="utf-8", newline="") as f:
         lines = {int(r["line"]): r for r in csv.DictReader(f)}
-    with run.chunk_path(chunk).open(encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split(",")
-        col = {name: i for i, name in enumerate(header)}
+    rows = read_rows(run.chunk_path(chunk))
+    col = {name: i for i, name in enumerate(next(rows, []))}
 
-        def get(values: list[str], name: str) -> str:
-            i = col.get(name)
-            return values[i].strip() if i is not None and i < len(values) else ""
+    def get(values: list[str], name: str) -> str:
+        i = col.get(name)
+        return values[i].strip() if i is not None and i < len(values) else ""
 
-        for number, text in enumerate(f, start=1):
-            values = split_cognito_line(text.rstrip("\n"))
-            row = lines.get(number, {})
-            channels = {name for attr, name in (("email_verified", "verified_email"),
-                                               ("phone_number_verified", "verified_phone_number"))
-                        if get(values, attr).lower() == "true"}  # fmt: skip
-            yield WrittenUser(
-                line=number, source_row=int(row.get("source_row") or 0),
-                legacy_id=row.get("legacy_id", ""), username=get(values, "cognito:username"),
-                email=get(values, "email"), phone=get(values, "phone_number"),
-                channels=frozenset(channels), has_hash=bool(get(values, "password_hash")),
-            )  # fmt: skip
+    for number, values in enumerate(rows, start=1):
+        row = lines.get(number, {})
+        channels = {name for attr, name in (("email_verified", "verified_email"),
+                                           ("phone_number_verified", "verified_phone_number"))
+                    if get(values, attr).lower() == "true"}  # fmt: skip
+        yield WrittenUser(
+            line=number, source_row=int(row.get("source_row") or 0),
+            legacy_id=row.get("legacy_id", ""), username=get(values, "cognito:username"),
+            email=get(values, "email"), phone=get(values, "phone_number"),
+            channels=frozenset(channels), has_hash=bool(get(values, "password_hash")),
+        )  # fmt: skip
 
 
 def read_rejects(run: RunDir) -> list[UserResult]:

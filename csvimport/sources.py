@@ -518,6 +518,8 @@ class JsonlSource(_FileSource):
                             source=self.location,
                             line=lineno,
                         )
+                    if "\\u" in line:  # only an escape can make a lone surrogate
+                        _refuse_lone_surrogates(value, self.location, f"line {lineno}", lineno)
                     yield lineno, _strip_keys(value, self.location, f"line {lineno}")
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
@@ -581,6 +583,7 @@ class JsonSource(_FileSource):
                 source=self.location,
             )
         records: list[dict[str, Any]] = []
+        escapes = "\\u" in text  # only an escape can make a lone surrogate
         for position, item in enumerate(value, 1):
             if not isinstance(item, dict):
                 raise SourceError(
@@ -589,6 +592,8 @@ class JsonSource(_FileSource):
                     hint="Every item of the array must be a JSON object.",
                     source=self.location,
                 )
+            if escapes:
+                _refuse_lone_surrogates(item, self.location, f"item {position}")
             records.append(_strip_keys(item, self.location, f"item {position}"))
         return records
 
@@ -948,6 +953,24 @@ def _check_delimiter(delimiter: str) -> str:
             hint="Pass one character, e.g. --delimiter ';' or --delimiter '\\t' for tabs.",
         )
     return value
+
+
+def _refuse_lone_surrogates(
+    record: dict[str, Any], location: str, where: str, line: int | None = None
+) -> None:
+    """Refuse a JSON record holding half a character (a \\uD800-\\uDFFF escape without
+    its pair): no UTF-8 file can hold it, so no output could."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SourceError(
+            f"{location}, {where}: a \\u escape that is half a character (a lone surrogate, "
+            "e.g. \\ud800), which no UTF-8 file can hold.",
+            hint="Fix the export: write the whole character (both halves of the surrogate "
+            "pair) or remove it.",
+            source=location,
+            line=line,
+        ) from None
 
 
 def _strip_keys(record: dict[str, Any], location: str, where: str) -> dict[str, Any]:

@@ -17,12 +17,15 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from csvimport.cognito_csv import doubtful_backslashes, may_hold, written_lengths
 from csvimport.pool import Attribute, PoolSnapshot
 
 MAX_VALUE_CHARS = 2_048
 MAX_ROW_CHARS = 16_000
 MAX_USERNAME_CHARS = 128
 BOOLEAN_COLUMNS = ("email_verified", "phone_number_verified", "cognito:mfa_enabled")
+# Columns whose own rule admits no backslash: searching them for one would be wasted.
+FORMATTED_COLUMNS = (*BOOLEAN_COLUMNS, "phone_number", "birthdate", "updated_at")
 E164 = r"^\+[1-9][0-9]{1,14}$"
 # What Python's \s matches in a str, spelt out: the rules mean re's \s (as the sandbox's
 # do), but given \s pandas runs the regex in Python per value, since RE2 (its vectorised
@@ -33,8 +36,9 @@ WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u2
 EMAIL = rf"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\.[^@{WHITESPACE}]+$"
 _ASCII_USERNAME = re.compile(r"^[!-~]+$")
 
-# rule id -> (attribute it concerns, or "" for the row's own; plain-language reason with the fix)
-REASONS: dict[str, str] = {
+# rule id -> plain-language reason with the fix. "{attr}" stands for the attribute: a
+# rejected value's reason names it (``reason``), a summary of many says "this attribute".
+_REASONS: dict[str, str] = {
     "username_missing": "No username: every user needs cognito:username. Map a column to it.",
     "username_whitespace": "The username contains a space or tab, which Cognito refuses.",
     "username_too_long": "The username is longer than 128 characters.",
@@ -42,7 +46,12 @@ REASONS: dict[str, str] = {
     "username_looks_like_alias": "The username looks like an email/phone, which this pool "
     "uses as an alias; Cognito refuses such usernames. Map a different username column.",
     "value_too_long": "The value is longer than Cognito's 2,048-character limit.",
-    "newline": "The value contains a line break, which Cognito's CSV format cannot carry.",
+    "newline": "The value of {attr} holds a line break, which Cognito's CSV format cannot "
+    'carry. To fold line breaks, add fold_line_breaks = ", " (or " ") to the mapping\'s '
+    "table for {attr}; or edit the value in the legacy source.",
+    "backslash": "The value of {attr} ends with a backslash or has one right before a comma; "
+    "how Cognito's CSV format reads that is not documented, so the value could reach Cognito "
+    "changed. Edit the value in the legacy source, or map {attr} from another column.",
     "boolean": "Must be true or false (or empty).",
     "email": "Not a valid email address.",
     "phone": "Not an E.164 phone number (+, country code, digits), e.g. +14325551212.",
@@ -68,6 +77,16 @@ REASONS: dict[str, str] = {
     "duplicate": "Same username (or unique email/phone) as another user in the source; "
     "rejects.csv names the row it collided with.",
 }
+GENERIC_ATTRIBUTE = "this attribute"
+
+
+def reason(rule: str, attribute: str = "") -> str:
+    """The plain-language reason for ``rule``, naming ``attribute`` where it says which."""
+    return _REASONS.get(rule, rule).replace("{attr}", attribute or GENERIC_ATTRIBUTE)
+
+
+# rule id -> its reason, for summaries of many rows
+REASONS: dict[str, str] = {rule: reason(rule) for rule in _REASONS}
 
 
 @dataclass(frozen=True)
@@ -81,7 +100,7 @@ class Failure:
 
     @property
     def reason(self) -> str:
-        return REASONS.get(self.rule, self.rule)
+        return reason(self.rule, self.attribute)
 
 
 def _element(rule: str, fn: object) -> pa.Check:
@@ -101,12 +120,12 @@ def _column_checks(
 ) -> list[pa.Check]:
     checks = [
         _element("value_too_long", lambda s: s.str.len() <= MAX_VALUE_CHARS),
-        # two plain searches cost less than one regex with a class
-        _element(
-            "newline",
-            lambda s: ~(s.str.contains("\n", regex=False) | s.str.contains("\r", regex=False)),
-        ),  # fmt: skip
+        _element("newline", _no_line_breaks),
     ]
+    if name not in FORMATTED_COLUMNS and not (attribute and attribute.custom
+                                              and attribute.data_type != "String"):  # fmt: skip
+        # what Cognito's dialect cannot carry without doubt (cognito_csv.BACKSLASH_IS_LITERAL)
+        checks.append(_element("backslash", lambda s: ~doubtful_backslashes(s)))
     if name == "cognito:username":
         checks += [
             _element("username_missing", lambda s: s != ""),
@@ -135,6 +154,13 @@ def _column_checks(
     if attribute is not None and attribute.custom:
         checks += _custom_checks(attribute)
     return checks
+
+
+def _no_line_breaks(s: pd.Series) -> pd.Series:
+    if not may_hold(s, "\r\n"):  # a scan of the bytes settles most columns
+        return pd.Series(True, index=s.index)
+    # two plain searches cost less than one regex with a class
+    return ~(s.str.contains("\n", regex=False) | s.str.contains("\r", regex=False))
 
 
 def _usernames_ok(s: pd.Series) -> pd.Series:
@@ -235,7 +261,7 @@ def _row_rules(snapshot: PoolSnapshot) -> dict[str, _RowRule]:
             return pd.Series(True, index=df.index)
         total = pd.Series(len(header) - 1, index=df.index)
         for column in header:
-            total += lengths[column] + df[column].str.count(",")
+            total += written_lengths(df[column])
         return total <= MAX_ROW_CHARS
 
     rules.append(("row_too_long", _RowRule("row_too_long", "", row_length_ok)))

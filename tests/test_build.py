@@ -36,14 +36,18 @@ COLUMNS = LEGACY_COLUMNS
 MAPPING = LEGACY_MAPPING
 
 
-@pytest.fixture
-def legacy_csv(tmp_path: Path) -> Path:
-    path = tmp_path / "legacy.csv"
+def write_legacy(path: Path, rows: list[tuple[Any, ...]]) -> Path:
+    """A legacy CSV of COLUMNS holding ``rows``, as the csv module writes it."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
-        writer.writerows(LEGACY)
+        writer.writerows(rows)
     return path
+
+
+@pytest.fixture
+def legacy_csv(tmp_path: Path) -> Path:
+    return write_legacy(tmp_path / "legacy.csv", LEGACY)
 
 
 @pytest.fixture
@@ -204,6 +208,39 @@ def test_cli_map_writes_a_starter_mapping_that_builds(
     assert "cognito:username" in text and '"email"' in text
 
 
+def test_cli_map_proposes_folding_line_breaks_for_a_column_whose_values_span_lines(
+    snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    source = tmp_path / "addresses.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("login", "email", "address"), ("ann", "a@example.com", "1 Rd"),
+                                 ("bob", "b@example.com", "2 Rd\r\nTown")])  # fmt: skip
+    snapshot.save(tmp_path / "pool.json")
+    result = cli("map", str(source), "--pool-spec", str(tmp_path / "pool.json"))
+    assert result.returncode == 0, result.stderr
+    assert (
+        '[attributes.address]\ncolumn = "address"\n'
+        "# Some sampled values of address span lines, which Cognito's CSV cannot carry:\n"
+        "# such users are rejected, unless their line breaks are folded (uncomment):\n"
+        '# fold_line_breaks = ", "\n\n'
+    ) in result.stdout
+    assert result.stdout.count("fold_line_breaks = ") == 1
+
+
+def test_cli_map_of_a_source_it_cannot_sample_still_writes_the_mapping_and_says_why(
+    snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    source = tmp_path / "latin1.csv"  # past the 64 KiB the header is read from
+    good = "".join(f"user{n},u{n}@example.com\n" for n in range(4_000))
+    source.write_bytes(f"login,email\n{good}bj\u00f6rn,b@example.com\n".encode("latin-1"))
+    snapshot.save(tmp_path / "pool.json")
+    result = cli("map", str(source), "--pool-spec", str(tmp_path / "pool.json"))
+    assert result.returncode == 0, result.stderr
+    assert '[attributes."cognito:username"]\ncolumn = "login"' in result.stdout
+    assert "note: no values sampled, so no fold_line_breaks proposed" in result.stderr
+    assert "byte f6 at offset" in result.stderr
+
+
 def test_cli_build_without_a_pool_is_a_usage_error(
     legacy_csv: Path, mapping_file: Path, tmp_path: Path
 ) -> None:
@@ -234,12 +271,10 @@ def test_check_existing_reports_the_users_cognito_would_skip(
 def test_rejects_csv_keeps_one_record_per_refused_value_whatever_it_holds(
     mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path, value: str
 ) -> None:
-    source = tmp_path / "odd.csv"
-    with source.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerow([1, "odd", "odd@example.com", "Y", "", "Odd", value, ""])
-        writer.writerow([2, "ok", "ok@example.com", "Y", "", "Ok", "Fine", ""])
+    source = write_legacy(tmp_path / "odd.csv", [
+        (1, "odd", "odd@example.com", "Y", "", "Odd", value, ""),
+        (2, "ok", "ok@example.com", "Y", "", "Ok", "Fine", ""),
+    ])  # fmt: skip
     result = build(BuildOptions(SourceSpec(str(source)), mapping_file, tmp_path / "run"), snapshot)
     refused = rejects(tmp_path / "run")
     assert [r["source_row"] for r in refused] == ["1"] * result.rejected
@@ -256,6 +291,54 @@ def test_cli_build_for_a_pool_that_does_not_exist_is_a_usage_error_naming_it(
     assert result.returncode == 2, result.stderr
     assert "us-east-1_nope does not exist" in result.stderr and "hint:" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+FOLDING_MAPPING = MAPPING.replace(
+    'join = ["first", "last"]', 'join = ["first", "last"]\nfold_line_breaks = ", "'
+)
+
+
+def test_a_value_with_line_breaks_is_rejected_naming_fold_line_breaks_as_the_fix(
+    mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    source = write_legacy(tmp_path / "breaks.csv", [
+        (1, "ann", "ann@example.com", "Y", "", "Ann", "Lee\r\nSmith", ""),
+        (2, "cy", "cy@example.com", "Y", "", "Cy", "Doe", ""),
+    ])  # fmt: skip
+    out = tmp_path / "run"
+    result = build(BuildOptions(SourceSpec(str(source)), mapping_file, out), snapshot)
+    assert (result.written, result.rejected, result.folded) == (1, 1, None)
+    [refused] = rejects(out)
+    assert refused["source_row"] == "1"
+    assert (refused["attribute"], refused["rule"]) == ("name", "newline")
+    fix = 'add fold_line_breaks = ", " (or " ") to the mapping\'s table for name'
+    assert fix in refused["reason"]
+    assert "folded_line_breaks" not in json.loads((out / "manifest.json").read_text())["counts"]
+
+
+def test_fold_line_breaks_folds_counts_and_imports_the_folded_value(
+    snapshot: PoolSnapshot, tmp_path: Path, importer: Importer
+) -> None:
+    source = write_legacy(tmp_path / "breaks.csv", [
+        (1, "ann", "ann@example.com", "Y", "", "Ann", "Lee\r\n\r\nSmith", ""),
+        (2, "bob", "bob@example.com", "Y", "", "Bob\nby", "Li", ""),
+        (3, "cy", "cy@example.com", "Y", "", "Cy", "Doe", ""),
+        (4, "di", "di@example.com", "Y", "\n", "Di", "Ray", ""),  # mobile: not folded
+    ])  # fmt: skip
+    mapping = tmp_path / "folding.toml"
+    mapping.write_text(FOLDING_MAPPING, encoding="utf-8")
+    snapshot.save(tmp_path / "pool.json")
+    result = cli("build", str(source), "--mapping", str(mapping), "--out", str(tmp_path / "run"),
+                 "--pool-spec", str(tmp_path / "pool.json"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["folded_line_breaks"] == {"name": 2}
+    assert "Values with line breaks folded (fold_line_breaks): 2 in name." in result.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["counts"]["folded_line_breaks"] == {"name": 2}
+    run = importer.run((tmp_path / "run" / "chunk-0001.csv").read_bytes())
+    assert run.job["ImportedUsers"] == 4
+    names = {u: v.get("name") for u, v in importer.users().items()}
+    assert names == {"ann": "Ann Lee, Smith", "bob": "Bob, by Li", "cy": "Cy Doe", "di": "Di Ray"}
 
 
 def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
@@ -279,7 +362,15 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
     monkeypatch.setattr(chunkbuild, "ProcessPoolExecutor", Spy)
     source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
     write_legacy_csv(source, 1_000)  # messy: bad values, case-variant duplicates
-    mapping.write_text(BUILD_MAPPING, encoding="utf-8")
+    with source.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    for row in rows[1::9]:  # and names that span lines, which the mapping folds
+        row[6] = row[6].replace(", ", "\r\n")
+    with source.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    mapping.write_text(BUILD_MAPPING.replace('join = ["first", "last"]',
+                                             'join = ["first", "last"]\nfold_line_breaks = " "'),
+                       encoding="utf-8")  # fmt: skip
     runs = {}
     for workers in (0, 2):
         out = tmp_path / f"run-{workers}"
@@ -288,9 +379,41 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
                                workers=workers, parallel_after_rows=0)  # fmt: skip
         result = build(options, bench_snapshot())
         assert result.conserved and result.rejected and result.duplicates
+        assert result.folded == {"name": 112}
         manifest = json.loads((out / "manifest.json").read_text())
         del manifest["created"]
         files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"}
         runs[workers] = (manifest, files)
     assert "_build_in_worker" in submitted  # the second build did use the workers
     assert runs[0] == runs[2]
+
+
+def test_a_backslash_inside_a_value_imports_exactly_and_one_cognito_may_misread_is_rejected(
+    mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path, importer: Importer
+) -> None:
+    from csvimport.reconcile import written_users
+    from csvimport.rundir import RunDir
+
+    source = write_legacy(tmp_path / "backslashes.csv", [
+        (1, "inner", "inner@example.com", "Y", "", "C:\\Users\\ann", "O\\Neil, Jr.", ""),
+        (2, "trailing", "trailing@example.com", "Y", "", "Ann", "Lee\\", ""),
+        (3, "comma", "comma@example.com", "Y", "", "Bo", "Lee\\, Jr.", ""),
+        (4, "after", "after@example.com", "Y", "", "Cy", "Doe", ""),
+    ])  # fmt: skip
+    out = tmp_path / "run"
+    result = build(BuildOptions(SourceSpec(str(source)), mapping_file, out), snapshot)
+    assert (result.written, result.rejected) == (2, 2)
+    refused = {r["source_row"]: r for r in rejects(out)}
+    assert refused["2"]["attribute"] == "name" and refused["2"]["rule"] == "backslash"
+    assert refused["2"]["value"] == "Ann Lee\\"
+    assert "The value of name ends with a backslash or has one" in refused["2"]["reason"]
+    assert "Edit the value in the legacy source" in refused["2"]["reason"]
+    assert (refused["3"]["attribute"], refused["3"]["rule"]) == ("name", "backslash")
+    run = importer.run((out / "chunk-0001.csv").read_bytes())
+    assert (run.job["ImportedUsers"], run.job["FailedUsers"]) == (2, 0)
+    users = importer.users()
+    assert users["inner"]["name"] == "C:\\Users\\ann O\\Neil, Jr."
+    assert users["after"]["name"] == "Cy Doe"
+    run_dir = RunDir.open(out)
+    read = [(u.username, u.email) for u in written_users(run_dir, run_dir.chunks[0])]
+    assert read == [("inner", "inner@example.com"), ("after", "after@example.com")]

@@ -36,6 +36,7 @@ from csvimport.mapping import (
     _email,
     _phone,
     _phone_slow,
+    columns_with_line_breaks,
     suggest_mapping,
 )
 
@@ -112,7 +113,7 @@ def test_example_mapping_maps_a_messy_legacy_row() -> None:
                 "id": " 42 ", "username": "Bob", "email": "  Bob@Example.COM ",
                 "email_confirmed": "Y", "first_name": "Bob", "last_name": "Smith",
                 "mobile": "(415) 555-2671", "dob": "1985-02-01", "modified_at": "1600000000123",
-                "locale": "", "country": " gb ",
+                "locale": "", "country": " gb ", "postal_address": "1 Main St \r\n Springfield",
             }
         ]
     )  # fmt: skip
@@ -124,9 +125,10 @@ def test_example_mapping_maps_a_messy_legacy_row() -> None:
         "cognito:username": "bob", "email": "Bob@example.com", "email_verified": "true",
         "name": "Bob Smith", "given_name": "Bob", "family_name": "Smith",
         "phone_number": "+14155552671", "birthdate": "02/01/1985", "updated_at": "1600000000",
-        "locale": "en-us", "custom:country": "GB", "custom:legacy_id": "42",
-        "cognito:mfa_enabled": "false",
+        "locale": "en-us", "address": "1 Main St, Springfield", "custom:country": "GB",
+        "custom:legacy_id": "42", "cognito:mfa_enabled": "false",
     }  # fmt: skip
+    assert result.folded == {"address": 1}
 
 
 def test_load_names_the_file_in_every_error(tmp_path: Path) -> None:
@@ -183,7 +185,7 @@ def test_load_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
         pytest.param(
             {"attributes": {**USERNAME, "email": {"colum": "email"}}},
             "<mapping>: [attributes.email] has an unknown key 'colum'.",
-            "Did you mean 'column'? [attributes.email] takes the keys: column, join, value, transform, default, region, format, separator.",
+            "Did you mean 'column'? [attributes.email] takes the keys: column, join, value, transform, default, region, format, separator, fold_line_breaks.",
             "email", "colum",
             id="unknown-key",
         ),
@@ -361,6 +363,20 @@ def test_load_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
             "Replace it with the name of a source column",
             "cognito:username", "column",
             id="placeholder-left",
+        ),
+        pytest.param(
+            {"attributes": {**USERNAME, "address": {"column": "a", "fold_line_breaks": True}}},
+            "<mapping>: [attributes.address] fold_line_breaks must be the text that replaces a value's line breaks, without a line break itself, not a boolean True.",
+            'Write e.g. fold_line_breaks = ", " or fold_line_breaks = " ".',
+            "address", "fold_line_breaks",
+            id="fold-not-a-string",
+        ),
+        pytest.param(
+            {"attributes": {**USERNAME, "address": {"column": "a", "fold_line_breaks": ",\n"}}},
+            "<mapping>: [attributes.address] fold_line_breaks must be the text that replaces a value's line breaks, without a line break itself, not a string ',\\n'.",
+            'Write e.g. fold_line_breaks = ", "',
+            "address", "fold_line_breaks",
+            id="fold-into-a-line-break",
         ),
         pytest.param(
             {"attributes": "nope"},
@@ -697,6 +713,55 @@ def test_a_constant_fills_every_row() -> None:
     assert frame["custom:src"].tolist() == ["", ""]
 
 
+@pytest.mark.parametrize(
+    ("value", "folded"),
+    [
+        ("12 Main St\r\nSpringfield", "12 Main St, Springfield"),
+        ("a\rb\nc", "a, b, c"),
+        ("a \r\n\r\n\t b", "a, b"),  # a run of breaks, and the spaces around them, fold once
+        ("\n a \n", "a"),  # trimmed first: only inner breaks are folded
+        ("a\u2028b", "a\u2028b"),  # not a line break for Cognito's CSV
+        ("no break", "no break"),
+    ],
+)  # fmt: skip
+def test_fold_line_breaks_folds_each_run_of_line_breaks(value: str, folded: str) -> None:
+    assert map_one({"fold_line_breaks": ", "}, value) == (folded, None)
+
+
+def test_without_fold_line_breaks_a_value_keeps_its_line_breaks() -> None:
+    assert map_one({}, "a\r\nb") == ("a\r\nb", None)  # and the validator rejects it
+
+
+def test_folded_values_are_counted_per_attribute_and_reach_the_transform_folded() -> None:
+    mapping = mapping_of({
+        "address": {"column": "a", "fold_line_breaks": ", "},
+        "name": {"join": ["f", "l"], "fold_line_breaks": " "},
+        "custom:tag": {"column": "a", "transform": "upper", "fold_line_breaks": "\\"},
+        "locale": {"value": "en\nus", "fold_line_breaks": "-"},
+        "custom:plain": {"column": "a"},
+    })  # fmt: skip
+    rows = [
+        {"username": "u1", "a": "1 Road\nTown", "f": "Ann\nMarie", "l": "Lee"},
+        {"username": "u2", "a": "2 Road", "f": "Bob", "l": "Li\r\nWu"},
+        {"username": "u3", "a": "x\ry", "f": "", "l": ""},
+    ]
+    result = mapping.apply(chunk(rows))
+    frame = result.frame
+    assert frame["address"].tolist() == ["1 Road, Town", "2 Road", "x, y"]
+    assert frame["name"].tolist() == ["Ann Marie Lee", "Bob Li Wu", ""]
+    assert frame["custom:tag"].tolist() == ["1 ROAD\\TOWN", "2 ROAD", "X\\Y"]
+    assert frame["locale"].tolist() == ["en-us"] * 3  # a constant is folded once, uncounted
+    assert frame["custom:plain"].tolist() == ["1 Road\nTown", "2 Road", "x\ry"]
+    assert result.folded == {"address": 2, "name": 2, "custom:tag": 2}
+    assert mapping.folding() == ["address", "name", "custom:tag", "locale"]
+
+
+def test_a_transform_sees_the_folded_value() -> None:
+    mapped, problems = map_values({"attribute": "email", "transform": "email",
+                                   "fold_line_breaks": ""}, ["ann@exam\nple.com"])  # fmt: skip
+    assert (mapped, problems) == (["ann@example.com"], [])
+
+
 def test_row_legacy_id_and_updated_pass_through_with_the_chunks_index() -> None:
     mapping = mapping_of({}, legacy={"id": "user_id", "updated": "changed"})
     source = chunk(
@@ -778,6 +843,7 @@ def test_a_chunk_maps_the_same_whole_or_in_pieces() -> None:
             "email_confirmed": "yes" if i % 3 else "maybe", "first_name": "Ann", "last_name": "",
             "mobile": f"(415) 555-{i:04d}" if i % 5 else str(i % 100), "dob": f"1985-02-{i % 31 + 1:02d}",
             "modified_at": str(1_600_000_000 + i), "locale": "", "country": "gb",
+            "postal_address": f"{i} Road\nTown" if i % 4 else f"{i} Road",
         }
         for i in range(2_500)
     ]  # fmt: skip
@@ -788,6 +854,9 @@ def test_a_chunk_maps_the_same_whole_or_in_pieces() -> None:
     together = pd.concat([p.frame for p in pieces], ignore_index=True)
     pd.testing.assert_frame_equal(whole.frame, together)
     assert whole.problems == [problem for p in pieces for problem in p.problems]
+    assert (
+        whole.folded == {"address": 1875} == {"address": sum(p.folded["address"] for p in pieces)}
+    )
     failed = {p.attribute for p in whole.problems}
     assert failed == {"email", "email_verified", "phone_number", "birthdate"}
 
@@ -839,7 +908,7 @@ def test_source_columns_lists_every_column_read_once_legacy_first() -> None:
     mapping = Mapping.load(EXAMPLE)
     assert mapping.source_columns() == [
         "id", "modified_at", "username", "email", "email_confirmed", "first_name",
-        "last_name", "mobile", "dob", "locale", "country",
+        "last_name", "mobile", "dob", "locale", "postal_address", "country",
     ]  # fmt: skip
 
 
@@ -895,6 +964,8 @@ def test_fingerprint_changes_with_anything_that_changes_the_output() -> None:
         mapping_of({"email": {"column": "e", "default": "x@example.com"}}),
         mapping_of({"email": {"column": "e"}}, legacy={"id": "id"}),
         mapping_of({"email": {"column": "e"}}, options={"phone_region": "GB"}),
+        mapping_of({"email": {"column": "e", "fold_line_breaks": " "}}),
+        mapping_of({"email": {"column": "e", "fold_line_breaks": ", "}}),
     ]
     assert len({base.fingerprint(), *(m.fingerprint() for m in others)}) == 1 + len(others)
 
@@ -1091,6 +1162,32 @@ def test_a_starter_mapping_explains_itself() -> None:
     assert '# Source columns not used: "favourite_colour"\n' in text
 
 
+def test_a_starter_mapping_proposes_folding_for_columns_whose_values_span_lines() -> None:
+    columns = ["username", "address", "first_name", "last_name", "email"]
+    sample = chunk([
+        {"username": "a", "address": "1 Road\r\nTown", "first_name": "Ann", "last_name": "Lee",
+         "email": "a@example.com"},
+        {"username": "b", "address": "2 Road", "first_name": "Bo", "last_name": "Li\nWu",
+         "email": "b@example.com"},
+    ], columns=columns)  # fmt: skip
+    multiline = columns_with_line_breaks(iter([sample, chunk([{"username": "never\nread"}])]))
+    assert multiline == ["address", "last_name"]
+    text = suggest_mapping(columns, POOL_HEADER, multiline=multiline)
+    assert (
+        '[attributes.address]\ncolumn = "address"\n'
+        "# Some sampled values of address span lines, which Cognito's CSV cannot carry:\n"
+        "# such users are rejected, unless their line breaks are folded (uncomment):\n"
+        '# fold_line_breaks = ", "\n'
+    ) in text
+    assert "# Some sampled values of last_name span lines" in text.split("[attributes.name]")[1]
+    proposed = Mapping.from_dict(
+        tomllib.loads(text.replace("# fold_line_breaks", "fold_line_breaks"))
+    )
+    folding = {r.attribute: r.fold_line_breaks for r in proposed.rules if r.fold_line_breaks}
+    assert folding == {"address": ", ", "name": ", ", "family_name": ", "}
+    assert Mapping.from_dict(tomllib.loads(text)).folding() == []  # proposed, not applied
+
+
 def test_a_starter_mapping_maps_custom_attributes_by_name() -> None:
     text = suggest_mapping(
         ["login", "Tier", "legacy_id"], ["custom:tier", "custom:legacy_id", "cognito:username"]
@@ -1170,12 +1267,17 @@ COLUMN_NAMES = st.text(
     columns=st.lists(COLUMN_NAMES, max_size=10, unique=True),
     custom=st.lists(st.text(string.ascii_letters + "_", min_size=1, max_size=8), max_size=3),
     source_name=st.text(max_size=20),
+    spans=st.booleans(),
 )
 def test_any_starter_mapping_is_valid_toml_and_loads_once_it_has_a_username(
-    columns: list[str], custom: list[str], source_name: str
+    columns: list[str], custom: list[str], source_name: str, spans: bool
 ) -> None:
     header = POOL_HEADER + [f"custom:{name}" for name in custom]
-    text = suggest_mapping(columns, header, source_name=source_name)
+    text = suggest_mapping(
+        columns, header, source_name=source_name, multiline=columns if spans else ()
+    )
+    if spans:  # the proposal, taken up, is valid too
+        text = text.replace("# fold_line_breaks", "fold_line_breaks")
     data = tomllib.loads(text)
     if data["attributes"]["cognito:username"]["column"].startswith("TODO:"):
         with pytest.raises(MappingError, match="placeholder"):

@@ -340,6 +340,36 @@ def test_jsonl_line_that_is_not_an_object_is_refused_naming_the_line(
     assert info.value.line == 3
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "where", "line"),
+    [
+        ("users.jsonl", '{"name": "ok \\ud83d\\ude00"}\n\n{"name": "cut \\ud83d"}\n', "line 3", 3),
+        ("users.jsonl", '{"name": {"nested": ["\\udc00"]}}\n', "line 1", 1),
+        ("users.json", '[{"name": "ok \\ud83d\\ude00"}, {"name": "\\uDFFF x"}]', "item 2", None),
+    ],
+    ids=["jsonl", "jsonl-nested", "json"],
+)  # fmt: skip
+def test_half_a_character_in_json_is_refused_naming_where_it_is(
+    tmp_path: Path, name: str, content: str, where: str, line: int | None
+) -> None:
+    path = write(tmp_path, name, content)
+    with pytest.raises(SourceError) as info:
+        records(source(path))
+    assert str(info.value) == (
+        f"{path}, {where}: a \\u escape that is half a character (a lone surrogate, e.g. "
+        "\\ud800), which no UTF-8 file can hold."
+    )
+    assert info.value.line == line
+    assert "both halves of the surrogate pair" in (info.value.hint or "")
+
+
+def test_a_whole_character_written_as_a_surrogate_pair_reads_as_that_character(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "users.jsonl", '{"name": "\\ud83d\\ude00 \\u00e9"}\n')
+    assert values(source(path)) == [{"name": "😀 é"}]
+
+
 def test_jsonl_columns_come_from_the_first_thousand_lines(tmp_path: Path) -> None:
     lines = [json.dumps({"email": f"u{i}@x.com"}) for i in range(1000)]
     lines.append(json.dumps({"email": "late@x.com", "late_key": "ignored"}))

@@ -70,6 +70,11 @@ def test_a_good_row_passes() -> None:
         ({"custom__legacy_id": "x" * 17}, ("custom:legacy_id", "length")),
         ({"address": "x" * 2049}, ("address", "value_too_long")),
         ({"address": "line\nbreak"}, ("address", "newline")),
+        ({"address": "line\rbreak"}, ("address", "newline")),
+        ({"address": "ends\\"}, ("address", "backslash")),
+        ({"name": "ends\\ \t"}, ("name", "backslash")),
+        ({"address": "a\\,b"}, ("address", "backslash")),
+        ({"cognito__username": "ann\\"}, ("cognito:username", "backslash")),
         ({"email_verified": "false"}, ("email_verified", "auto_verified")),
         ({"cognito__mfa_enabled": "true"}, ("cognito:mfa_enabled", "mfa")),
     ],
@@ -189,3 +194,28 @@ def test_every_rule_the_mapping_can_refuse_with_has_a_plain_language_reason() ->
 
     refusing = [t for t in TRANSFORMS if t not in ("text", "lower", "upper")]
     assert [t for t in refusing if t not in REASONS] == []
+
+
+@pytest.mark.parametrize(
+    ("values", "attribute", "words"),
+    [
+        ({"address": "12 Main St\nSpringfield"}, "address",
+         ["The value of address holds a line break", 'add fold_line_breaks = ", "',
+          "table for address", "edit the value in the legacy source"]),
+        ({"custom__legacy_id": "L1\\"}, "custom:legacy_id",
+         ["The value of custom:legacy_id ends with a backslash or has one right before a comma",
+          "Edit the value in the legacy source, or map custom:legacy_id from another column"]),
+    ],
+)  # fmt: skip
+def test_a_value_the_csv_format_cannot_carry_is_refused_naming_the_attribute_and_the_fix(
+    values: dict[str, str], attribute: str, words: list[str]
+) -> None:
+    found = PoolValidator(snapshot()).validate(pd.DataFrame([row(**values)], columns=HEADER))
+    [failure] = [f for f in found if f.attribute == attribute]
+    assert all(word in failure.reason for word in words), failure.reason
+    assert "this attribute" in REASONS[failure.rule]  # summaries of many rows name none
+
+
+@pytest.mark.parametrize("value", ["C:\\Users\\ann", "a\\ ,b", "\\n", "x\\y, z", "\\start"])
+def test_other_backslashes_pass(value: str) -> None:
+    assert failures(snapshot(), [row(address=value)]) == []

@@ -1,16 +1,18 @@
 """Read an uploaded import file in Cognito's CSV dialect (facts §2).
 
 Values are not quoted; a comma inside a value is written ``\\,``; values are trimmed.
+How a backslash reads is undocumented: the sandbox splits a line as csvimport's own
+writer and report do (``csvimport.cognito_csv.split_line``, whose guess is
+``BACKSLASH_IS_LITERAL``), so that guess lives in one place.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from . import settings as S
+from csvimport.cognito_csv import split_line
 
-_UNESCAPED_COMMA = re.compile(r"(?<!\\),")
+from . import settings as S
 
 
 class FileRejected(Exception):
@@ -18,8 +20,8 @@ class FileRejected(Exception):
 
 
 def split_values(line: str) -> list[str]:
-    """Split one line on commas not preceded by a backslash; unescape and trim."""
-    return [part.replace("\\,", ",").strip() for part in _UNESCAPED_COMMA.split(line)]
+    """Split one line into its values, unescaped and trimmed as Cognito trims them."""
+    return [part.strip() for part in split_line(line)]
 
 
 @dataclass
