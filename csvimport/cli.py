@@ -12,6 +12,7 @@ import json
 import shlex
 import signal
 import sys
+import threading
 import time
 import traceback as tb
 from collections import Counter
@@ -151,7 +152,10 @@ EndpointUrlOption = Annotated[
 ]
 TracebackOption = Annotated[
     bool,
-    typer.Option("--traceback", help="On error, show the Python traceback, not a message."),
+    typer.Option(
+        "--traceback",
+        help="On error, show the Python traceback before the message (same exit status).",
+    ),
 ]
 
 
@@ -1046,28 +1050,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line and exit with its status; the one error boundary.
 
     CsvImportError and botocore errors become an "error: ..." line and a "hint: ..." line
-    on stderr, and their exit status; usage errors exit 2; Ctrl-C exits 130. With
-    --traceback, CsvImportError and botocore errors are re-raised instead. Anything else is
-    a bug: its traceback is printed and the exit status is INTERNAL (70).
+    on stderr, and their exit status; usage errors exit 2; Ctrl-C and SIGTERM exit 130.
+    --traceback adds the Python traceback before the message; the exit status stays the
+    error's. Anything else is a bug: its traceback is printed and the exit status is
+    INTERNAL (70).
     """
     state = CliState()
     command = typer.main.get_command(app)
+    terminated = _TerminateAsInterrupt()
     try:
-        # Not standalone: Typer returns exit codes and raises errors instead of exiting,
-        # so this function is the only place that prints them.
-        result = command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name=PROG_NAME,
-            standalone_mode=False,
-            obj=state,
-        )
+        with terminated:
+            # Not standalone: Typer returns exit codes and raises errors instead of
+            # exiting, so this function is the only place that prints them.
+            result = command.main(
+                args=list(argv) if argv is not None else None,
+                prog_name=PROG_NAME,
+                standalone_mode=False,
+                obj=state,
+            )
         # Typer returns the code of typer.Exit, and turns Ctrl-C into Exit(130).
         status = result if isinstance(result, int) else ExitStatus.OK
         if status == ExitStatus.INTERRUPTED:
-            typer.echo("interrupted", err=True)
+            typer.echo(terminated.message, err=True)
     except (KeyboardInterrupt, typer.Abort):
         # Typer raises Abort for end of input at a prompt.
-        typer.echo("interrupted", err=True)
+        typer.echo(terminated.message, err=True)
         status = ExitStatus.INTERRUPTED
     except typer.TyperException as exc:
         # Since Typer 0.26 every usage error (unknown option, missing --pool-id, bad value)
@@ -1076,23 +1083,49 @@ def main(argv: Sequence[str] | None = None) -> None:
         message = exc.format_message()
         if message.strip():  # empty when Typer already printed the help (no arguments)
             _error(message, _usage_hint(exc))
-    except CsvImportError as exc:
-        if state.traceback:
-            raise
-        _error(exc.message, exc.hint)
-        status = exc.exit_status
     except Exception as exc:
-        translated = describe_aws_error(exc)
-        if state.traceback:
-            raise
-        if translated is None:
+        error = exc if isinstance(exc, CsvImportError) else describe_aws_error(exc)
+        if error is None:
             tb.print_exc()
             _error(f"internal error: {exc!r}", INTERNAL_ERROR_HINT)
             status = ExitStatus.INTERNAL
         else:
-            _error(translated.message, translated.hint)
-            status = translated.exit_status
+            if state.traceback:
+                tb.print_exc()
+            _error(error.message, error.hint)
+            status = error.exit_status
     sys.exit(int(status))
+
+
+class _TerminateAsInterrupt:
+    """While active, SIGTERM stops the command as Ctrl-C does (KeyboardInterrupt): the same
+    clean-up, the same message with what state the run is left in, exit 130. A second
+    SIGTERM during that clean-up is ignored, so the clean-up itself is not cut short."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: Any = None
+
+    @property
+    def message(self) -> str:
+        return "interrupted" if self.signal is None else "interrupted (SIGTERM)"
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None:
+            return
+        self.signal = signum
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> None:
+        # Signal handlers can only be set from the main thread (main() may be called from
+        # another one in a library use): there, SIGTERM keeps its default.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 INTERNAL_ERROR_HINT = (

@@ -140,8 +140,9 @@ def test_start_killed_at_any_step_resumes_with_one_job_per_chunk_and_every_user_
     assert sorted(users) == [f"user{n}" for n in range(1, 6)]
 
 
-def test_ctrl_c_during_status_wait_exits_130_and_leaves_the_journal_whole(
-    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_status_wait_exits_130_says_the_job_runs_on_journal_whole(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, signum: int
 ) -> None:
     env = env_for(sandbox, pool)
     sandbox.settings.update(job_seconds=30)
@@ -153,10 +154,12 @@ def test_ctrl_c_during_status_wait_exits_130_and_leaves_the_journal_whole(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     ) as watching:  # fmt: skip
         time.sleep(3)
-        watching.send_signal(signal.SIGINT)
+        watching.send_signal(signum)
         _, stderr = watching.communicate(timeout=30)
     assert watching.returncode == 130, stderr
     assert "A started job keeps running in Cognito" in stderr
+    assert f"`csvimport stop {run_dir}` stops the job" in stderr
+    assert f"`csvimport start {run_dir}` goes on where this stopped" in stderr
     assert "Traceback" not in stderr
     journal = json.loads((run_dir / JOURNAL).read_text())
     assert journal["attempts"][0]["step"] == "started"
