@@ -44,16 +44,20 @@ from csvimport.errors import ConfigError, RefusedError
 from csvimport.hashformats import ALGORITHMS
 from csvimport.mapping import Mapping
 from csvimport.pool import PoolSnapshot
-from csvimport.rundir import MANIFEST, REJECTS
+from csvimport.rundir import (
+    EXISTING,
+    MANIFEST,
+    MAPPING_COPY,
+    PASSWORDS,
+    POOL_SNAPSHOT,
+    REJECTS,
+    file_sha256,
+)
 from csvimport.sources import SourceSpec, open_source
 from csvimport.validate import REASONS
 
-EXISTING = "existing.csv"
 EXISTING_COLUMNS = ["source_row", "legacy_id", "username"]
-POOL_SNAPSHOT = "pool.json"
-MAPPING_COPY = "mapping.toml"
 _COMMA = pa.scalar(",", pa.large_string())
-PASSWORDS = "passwords.csv"
 PASSWORD_COLUMNS = ["source_row", "legacy_id", "password", "algorithm", "reason"]
 REJECT_COLUMNS = ["source_row", "legacy_id", "attribute", "rule", "reason", "value",
                   "collided_with_row"]  # fmt: skip
@@ -351,6 +355,12 @@ def _write_manifest(
         },
         "chunks": [c.__dict__ for c in result.chunks],
         "rejects": REJECTS,
+    }
+    # The sha256 of every other file the run relies on (the chunks' and line maps' are in
+    # "chunks"), so each command can refuse a file edited or lost since the build.
+    side_files = [REJECTS, PASSWORDS, EXISTING, POOL_SNAPSHOT, MAPPING_COPY]
+    manifest["files"] = {
+        name: file_sha256(work / name) for name in side_files if (work / name).exists()
     }
     if result.passwords is not None:  # only with a password_hash mapped: older runs unchanged
         manifest["passwords"] = {

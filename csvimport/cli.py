@@ -40,7 +40,7 @@ from rich.text import Text
 
 from csvimport import __version__
 from csvimport.aws import AwsOptions
-from csvimport.build import EXISTING, PASSWORDS, BuildOptions, BuildResult
+from csvimport.build import BuildOptions, BuildResult
 from csvimport.build import build as run_build
 from csvimport.duplicates import DuplicatePolicy
 from csvimport.errors import (
@@ -74,7 +74,7 @@ from csvimport.reconcile import (
 from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
 from csvimport.resources import schema_path
-from csvimport.rundir import REJECTS, RunDir
+from csvimport.rundir import EXISTING, PASSWORDS, REJECTS, RunDir
 from csvimport.sources import SourceSpec, open_source
 from csvimport.validate import REASONS
 
@@ -502,6 +502,14 @@ class JobDisplay:
         self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _open_run(run_dir: Path) -> RunDir:
+    """Open a finished run and say on stderr what its opening found worth a warning."""
+    run = RunDir.open(run_dir)
+    for warning in run.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    return run
+
+
 @contextmanager
 def _importer(
     state: CliState, run_dir: Path, *, command: str, read_only: bool = False
@@ -511,7 +519,7 @@ def _importer(
     The journal is read-only when asked, or when another process holds the run (then
     ``importer.journal.read_only`` tells). Ctrl-C prints what state the run is left in.
     """
-    run = RunDir.open(run_dir)
+    run = _open_run(run_dir)
     lock = JournalLock(run, command=command)
     journal = Journal.load(run)
     if read_only or not lock.try_acquire():
@@ -847,7 +855,7 @@ def resets(
     state = _command_state(
         ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
     )
-    run = RunDir.open(run_dir)
+    run = _open_run(run_dir)
     client = state.aws.client("cognito-idp")
     with JournalLock(run, command="resets"):
         pool = client.describe_user_pool(UserPoolId=run.user_pool_id)["UserPool"]
@@ -939,7 +947,7 @@ def notice(
         product=product, support=support, sign_in_url=sign_in_url, migrated_on=migrated_on,
         reset_by=reset_by, code_sent=code_sent,
     )  # fmt: skip
-    for path in write_notices(RunDir.open(run_dir), fields, out):
+    for path in write_notices(_open_run(run_dir), fields, out):
         typer.echo(str(path))
 
 

@@ -49,14 +49,13 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
-from csvimport.rundir import REJECTS, RunChunk, RunDir
+from csvimport.rundir import PASSWORDS, REJECTS, RunChunk, RunDir
 from csvimport.validate import REASONS
 
 RESULTS = "results.jsonl"
 RESETS_JOURNAL = "resets.jsonl"  # written by csvimport.resets
 REPORT = "report.html"
 FAILED_USERS = "failed-users.csv"
-PASSWORDS = "passwords.csv"  # build.PASSWORDS
 EXAMPLES_PER_REASON = 5
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -145,9 +144,11 @@ class WrittenUser:
 
 
 def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
-    with (run.path / chunk.map_file).open(encoding="utf-8", newline="") as f:
+    """The chunk's users in file order; RefusedError when its file or line map is missing
+    or changed since the build."""
+    with run.verify_file(chunk.map_file).open(encoding="utf-8", newline="") as f:
         lines = {int(r["line"]): r for r in csv.DictReader(f)}
-    with run.chunk_path(chunk).open(encoding="utf-8") as f:
+    with run.verify_file(chunk.file).open(encoding="utf-8") as f:
         header = f.readline().rstrip("\n").split(",")
         col = {name: i for i, name in enumerate(header)}
 
@@ -172,11 +173,9 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
 def read_rejects(run: RunDir) -> list[UserResult]:
     """One result per refused source row (a row may break several rules: all are named)."""
     by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
-    path = run.path / REJECTS
-    if path.exists():
-        with path.open(encoding="utf-8", newline="") as f:
-            for record in csv.DictReader(f):
-                by_row[int(record["source_row"])].append(record)
+    with run.verify_file(REJECTS).open(encoding="utf-8", newline="") as f:
+        for record in csv.DictReader(f):
+            by_row[int(record["source_row"])].append(record)
     results = []
     for row, records in sorted(by_row.items()):
         first = records[0]
@@ -200,10 +199,9 @@ def read_rejects(run: RunDir) -> list[UserResult]:
 def read_password_classes(run: RunDir) -> dict[int, str]:
     """Each written user's hash classification by source row ("status: reason"); empty
     when the build mapped no password_hash."""
-    path = run.path / PASSWORDS
-    if not path.exists():
+    if PASSWORDS not in run.files:
         return {}
-    with path.open(encoding="utf-8", newline="") as f:
+    with run.verify_file(PASSWORDS).open(encoding="utf-8", newline="") as f:
         return {int(r["source_row"]): ": ".join(filter(None, (r["password"], r["reason"])))
                 for r in csv.DictReader(f)}  # fmt: skip
 

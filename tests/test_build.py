@@ -4,6 +4,7 @@ for, and what is written is what the sandbox imports."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import sqlite3
@@ -88,6 +89,32 @@ def test_every_source_row_is_written_rejected_or_a_duplicate(
     assert [c["rows"] for c in manifest["chunks"]] == [2]
     for name in ("chunk-0001.csv", "chunk-0001.map.csv", "rejects.csv"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
+
+
+def assert_manifest_holds_every_files_sha256(out: Path) -> None:
+    """Every file the build wrote but the manifest has its sha256 there, and it matches."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    recorded = dict(manifest["files"])
+    for chunk in manifest["chunks"]:
+        recorded[chunk["file"]] = chunk["sha256"]
+        recorded[chunk["map_file"]] = chunk["map_sha256"]
+    written = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()
+               if p.name != "manifest.json"}  # fmt: skip
+    assert written == recorded
+
+
+def test_the_manifest_holds_the_sha256_of_every_file_the_build_wrote(
+    legacy_csv: Path, mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    options = BuildOptions(SourceSpec(str(legacy_csv)), mapping_file, out, max_rows=1,
+                           existing=frozenset({"ann"}))  # fmt: skip
+    build(options, snapshot)
+    assert {p.name for p in out.iterdir()} == {
+        "chunk-0001.csv", "chunk-0001.map.csv", "chunk-0002.csv", "chunk-0002.map.csv",
+        "rejects.csv", "existing.csv", "pool.json", "mapping.toml", "manifest.json",
+    }  # fmt: skip
+    assert_manifest_holds_every_files_sha256(out)
 
 
 def test_the_written_file_imports_cleanly_and_the_line_map_finds_each_user(

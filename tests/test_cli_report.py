@@ -7,6 +7,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import build_run
@@ -56,3 +58,23 @@ def test_report_of_a_fully_imported_run_exits_0(
     assert result.returncode == 0, result.stderr
     assert "3 of 3 users are in Cognito; 0 need attention" in result.stderr
     assert not (run_dir / "retry-source.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [("chunk-0001.map.csv", "changed since the build"),
+     ("chunk-0001.csv", "changed since the build"),
+     ("rejects.csv", "changed since the build")],
+)  # fmt: skip
+def test_report_refuses_a_file_edited_after_the_import_naming_it(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path, name: str, said: str
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3, extra=MESSY)
+    env = env_for(sandbox, pool)
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+    path = run_dir / name
+    path.write_bytes(path.read_bytes().replace(b"1", b"7"))
+    result = csvimport(env, "report", str(run_dir))
+    assert result.returncode == 2, result.stderr
+    assert f"error: {path} {said}" in result.stderr
+    assert not (run_dir / "results.jsonl").exists()
