@@ -66,6 +66,7 @@ from csvimport.notice import NoticeFields, write_notices
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
 from csvimport.reconcile import (
     REPORT,
+    RETRY_SOURCE,
     Reconciler,
     write_failed_users,
     write_results,
@@ -779,12 +780,19 @@ def _write_report(
         )  # fmt: skip
         result, users = reconciler.build()
     written = [write_results(run_dir, users), write_failed_users(run_dir, users)]
+    earlier = run_dir / RETRY_SOURCE
+    had_one = earlier.exists()  # a retry source not rewritten now is removed: it is stale
     try:
         retry = write_retry_source(importer.run, users, source=source, encoding=encoding)
     except CsvImportError as exc:
-        typer.echo(f"warning: retry-source.csv not written: {exc.message} {exc.hint or ''}",
-                   err=True)  # fmt: skip
+        gone = f" ({earlier} of an earlier report was removed)" if had_one else ""
+        typer.echo(f"warning: retry-source.csv not written: {exc.message} {exc.hint or ''}"
+                   f"{gone}", err=True)  # fmt: skip
         retry = None
+    else:
+        if retry is None and had_one:
+            typer.echo(f"  removed {earlier} of an earlier report: no user needs a retry now",
+                       err=True)  # fmt: skip
     if retry is not None:
         written.append(retry)
     html = write_report(result, out or run_dir / REPORT, show_pii=show_pii)

@@ -22,10 +22,11 @@ import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from csvimport import __version__
 from csvimport.jobs import PacedClient
@@ -475,9 +476,20 @@ def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 # --- files ------------------------------------------------------------------------------
-def _private(path: Path) -> Any:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8", newline="")
+@contextmanager
+def _replacing(path: Path) -> Iterator[IO[str]]:
+    """Write ``path`` anew (mode 0600: personal data) through a temporary file that
+    replaces it whole at the end; on any error, Ctrl-C included, the temporary file goes
+    and ``path`` is left as it was."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def neutralise(value: str) -> str:
@@ -488,11 +500,9 @@ def neutralise(value: str) -> str:
 def write_results(run_dir: Path, results: list[UserResult]) -> Path:
     """``results.jsonl``: one JSON object per source user, in source order."""
     path = run_dir / RESULTS
-    tmp = path.with_name(path.name + ".tmp")
-    with _private(tmp) as f:
+    with _replacing(path) as f:
         for result in results:
             f.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
     return path
 
 
@@ -503,8 +513,7 @@ FAILED_COLUMNS = ["source_row", "legacy_id", "username", "email", "phone", "outc
 def write_failed_users(run_dir: Path, results: list[UserResult]) -> Path:
     """``failed-users.csv``: every user not imported, for people and spreadsheets."""
     path = run_dir / FAILED_USERS
-    tmp = path.with_name(path.name + ".tmp")
-    with _private(tmp) as f:
+    with _replacing(path) as f:
         writer = csv.writer(f)
         writer.writerow(FAILED_COLUMNS)
         for r in results:
@@ -512,7 +521,6 @@ def write_failed_users(run_dir: Path, results: list[UserResult]) -> Path:
                 data = r.to_json()
                 writer.writerow([neutralise("" if data[c] is None else str(data[c]))
                                  for c in FAILED_COLUMNS])  # fmt: skip
-    os.replace(tmp, path)
     return path
 
 
@@ -529,7 +537,23 @@ def write_retry_source(
     A file source is read again from its recorded path when its bytes still match the
     manifest; a database needs ``source`` (its URL: passwords are never stored). Returns
     None when no user needs a retry; raises RefusedError when the source cannot be read.
+    An earlier report's retry-source.csv never outlives this call: it is replaced, or
+    removed when none is written (an error included), since it no longer matches.
     """
+    path = run.path / RETRY_SOURCE
+    try:
+        written = _write_retry_source(run, results, source=source, encoding=encoding)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if written is None:
+        path.unlink(missing_ok=True)
+    return written
+
+
+def _write_retry_source(
+    run: RunDir, results: list[UserResult], *, source: str | None, encoding: str
+) -> Path | None:
     from csvimport.errors import RefusedError
     from csvimport.sources import ROW, SourceSpec, open_source
 
@@ -557,13 +581,11 @@ def write_retry_source(
             hint="Pass --source with the file exactly as it was built from.",
         )
     path = run.path / RETRY_SOURCE
-    tmp = path.with_name(path.name + ".tmp")
-    with _private(tmp) as f:
+    with _replacing(path) as f:
         writer = csv.writer(f)
         columns = opened.columns()
         writer.writerow(columns)
         for chunk in opened.chunks():
             picked = chunk[chunk[ROW].isin(wanted)]
             writer.writerows(picked[columns].itertuples(index=False, name=None))
-    os.replace(tmp, path)
     return path

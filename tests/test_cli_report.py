@@ -78,3 +78,39 @@ def test_report_refuses_a_file_edited_after_the_import_naming_it(
     assert result.returncode == 2, result.stderr
     assert f"error: {path} {said}" in result.stderr
     assert not (run_dir / "results.jsonl").exists()
+
+
+def test_a_later_report_removes_the_retry_source_once_nobody_needs_a_retry(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    env = env_for(sandbox, pool)
+    before = csvimport(env, "report", str(run_dir))  # no job yet: nobody is imported
+    assert before.returncode == 1, before.stderr
+    retry = run_dir / "retry-source.csv"
+    assert len(retry.read_text().splitlines()) == 4  # the header and the 3 users
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+
+    after = csvimport(env, "report", str(run_dir))
+    assert after.returncode == 0, after.stderr
+    assert not retry.exists()
+    assert f"removed {retry} of an earlier report: no user needs a retry now" in after.stderr
+    assert [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")] == []
+    with (run_dir / "failed-users.csv").open() as f:
+        assert len(f.read().splitlines()) == 1  # the header only
+
+
+def test_a_retry_source_that_cannot_be_rewritten_is_removed_not_left_stale(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=2, extra=MESSY)
+    env = env_for(sandbox, pool)
+    assert csvimport(env, "report", str(run_dir)).returncode == 1
+    retry = run_dir / "retry-source.csv"
+    assert retry.exists()
+    (tmp_path / "legacy.csv").write_text("changed\n")  # the source no longer matches
+    result = csvimport(env, "report", str(run_dir))
+    assert result.returncode == 1, result.stderr
+    assert "warning: retry-source.csv not written" in result.stderr
+    assert f"{retry} of an earlier report was removed" in result.stderr
+    assert not retry.exists()
