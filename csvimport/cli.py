@@ -410,6 +410,9 @@ def _build_summary(result: BuildResult) -> None:
     def echo(text: str = "") -> None:
         typer.echo(text, err=True)
 
+    for folder in result.removed_unfinished:
+        echo(f"Removed {folder}: left by a build of {result.run_dir} that did not finish "
+             "(killed)")  # fmt: skip
     echo(f"Built {result.run_dir}")
     echo(
         f"  {result.source_rows:,} source rows = {result.written:,} written "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ EXISTING = "existing.csv"
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
 RUN_ID_CHARS = 8
+# ``build`` writes a run into a hidden work folder next to it, named for it, and renames
+# it into place when done; ``BUILD_LOCK`` in there is flock-ed by the building process.
+BUILDING_PREFIX = ".{name}.building-"
+BUILD_LOCK = ".build.lock"
 # What each file is, for the message when it is missing or changed.
 ROLES = {
     REJECTS: "the build's list of refused and duplicate users",
@@ -108,6 +113,14 @@ class RunDir:
         """Read a finished run; ConfigError when ``path`` is not one, RefusedError when
         its pool snapshot is missing or changed."""
         if not path.is_dir():
+            unfinished = unfinished_builds(path)
+            if unfinished:
+                raise ConfigError(
+                    f"run directory {path} does not exist: its build did not finish (it "
+                    f"left {unfinished[0]})",
+                    hint="Build it again (`csvimport build ... --out DIR`); the next build "
+                    "of it removes what the unfinished one left, once no build runs there.",
+                )
             raise ConfigError(
                 f"run directory {path} does not exist",
                 hint="Pass the --out directory of a `csvimport build`.",
@@ -182,6 +195,19 @@ class RunDir:
     def verify(self, chunk: RunChunk) -> None:
         """Refuse a chunk file that is missing or differs from what the build wrote."""
         self.verify_file(chunk.file)
+
+
+def unfinished_builds(out: Path) -> list[Path]:
+    """The work folders builds of ``out`` left next to it (running or killed), by name."""
+    # mkdtemp's suffix: 8 of [a-z0-9_]; nothing else matches, not even the work folder of
+    # another run whose name starts like this one's.
+    pattern = re.compile(re.escape(BUILDING_PREFIX.format(name=out.name)) + r"[a-z0-9_]{8}")
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if pattern.fullmatch(p.name) and p.is_dir()
+                  and not p.is_symlink())  # fmt: skip
 
 
 def _recorded_files(manifest: dict[str, Any], chunks: list[RunChunk]) -> dict[str, str | None]:
