@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from csvimport import __version__
+from csvimport.files import replaced_private
 from csvimport.jobs import PacedClient
 from csvimport.journal import Attempt, Journal, Step
 from csvimport.logs import (
@@ -476,22 +475,6 @@ def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 # --- files ------------------------------------------------------------------------------
-@contextmanager
-def _replacing(path: Path) -> Iterator[IO[str]]:
-    """Write ``path`` anew (mode 0600: personal data) through a temporary file that
-    replaces it whole at the end; on any error, Ctrl-C included, the temporary file goes
-    and ``path`` is left as it was."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def neutralise(value: str) -> str:
     """Make a value safe to open in a spreadsheet: no cell starts a formula."""
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
@@ -500,7 +483,7 @@ def neutralise(value: str) -> str:
 def write_results(run_dir: Path, results: list[UserResult]) -> Path:
     """``results.jsonl``: one JSON object per source user, in source order."""
     path = run_dir / RESULTS
-    with _replacing(path) as f:
+    with replaced_private(path) as f:
         for result in results:
             f.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
     return path
@@ -513,7 +496,7 @@ FAILED_COLUMNS = ["source_row", "legacy_id", "username", "email", "phone", "outc
 def write_failed_users(run_dir: Path, results: list[UserResult]) -> Path:
     """``failed-users.csv``: every user not imported, for people and spreadsheets."""
     path = run_dir / FAILED_USERS
-    with _replacing(path) as f:
+    with replaced_private(path) as f:
         writer = csv.writer(f)
         writer.writerow(FAILED_COLUMNS)
         for r in results:
@@ -581,7 +564,7 @@ def _write_retry_source(
             hint="Pass --source with the file exactly as it was built from.",
         )
     path = run.path / RETRY_SOURCE
-    with _replacing(path) as f:
+    with replaced_private(path) as f:
         writer = csv.writer(f)
         columns = opened.columns()
         writer.writerow(columns)

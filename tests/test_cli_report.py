@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,22 @@ def test_report_accounts_for_every_user_and_writes_the_files(
     assert "user2@example.com" in (tmp_path / "r.html").read_text()
 
 
-def test_report_of_a_fully_imported_run_exits_0(
+def test_report_of_a_fully_imported_run_exits_0_and_clears_what_killed_reports_left(
     sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
 ) -> None:
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     env = env_for(sandbox, pool)
     assert csvimport(env, "start", str(run_dir)).returncode == 0
+    dead = 2**22 + 1  # above Linux's highest pid: no process has it
+    left = [run_dir / f".{name}.{dead}.tmp"
+            for name in ("results.jsonl", "failed-users.csv", "report.html")]  # fmt: skip
+    left.append(run_dir / "results.jsonl.tmp")  # the name an older csvimport used
+    live = run_dir / f".results.jsonl.{os.getpid()}.tmp"  # a report writing right now
+    for path in [*left, live]:
+        path.write_text("half of a report with user data\n")
     result = csvimport(env, "report", str(run_dir))
     assert result.returncode == 0, result.stderr
+    assert [p for p in left if p.exists()] == [] and live.exists()
     assert "3 of 3 users are in Cognito; 0 need attention" in result.stderr
     assert not (run_dir / "retry-source.csv").exists()
 
