@@ -237,6 +237,7 @@ def _recorded_files(manifest: dict[str, Any], chunks: list[RunChunk]) -> dict[st
 def _check(directory: Path, name: str, expected: str | None, chunks: list[RunChunk]) -> Path:
     """The path of a run's file, checked: present, and its sha256 ``expected`` if known."""
     path = directory / name
+    fix = MAPPING_HINT if name == MAPPING_COPY else REBUILD_HINT
     try:
         if expected is None:
             if not path.is_file():
@@ -245,13 +246,14 @@ def _check(directory: Path, name: str, expected: str | None, chunks: list[RunChu
         digest = file_sha256(path)
     except FileNotFoundError:
         raise RefusedError(
-            f"{path} is missing from the run directory; it is {_role(name, chunks)}",
-            hint=MAPPING_HINT if name == MAPPING_COPY else REBUILD_HINT,
+            f"{path} is missing from the run directory; it is {_role(name, chunks)}", hint=fix
         ) from None
-    except OSError as exc:
+    except OSError as exc:  # not a file any more (a folder), or not ours to read
+        if isinstance(exc, PermissionError):
+            fix = "Check the permissions of the run directory and its files."
         raise RefusedError(
             f"{path} cannot be read ({exc.strerror or exc}); it is {_role(name, chunks)}",
-            hint="Check the permissions of the run directory and its files.",
+            hint=fix,
         ) from None
     if digest != expected:
         raise _changed(directory, name, chunks)
