@@ -14,10 +14,12 @@ failed build never leaves a directory later commands would take for a finished o
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,17 +46,28 @@ from csvimport.errors import ConfigError, RefusedError
 from csvimport.hashformats import ALGORITHMS
 from csvimport.mapping import Mapping
 from csvimport.pool import PoolSnapshot
-from csvimport.rundir import MANIFEST, REJECTS
+from csvimport.rundir import (
+    BUILD_LOCK,
+    BUILDING_PREFIX,
+    EXISTING,
+    MANIFEST,
+    MAPPING_COPY,
+    PASSWORDS,
+    POOL_SNAPSHOT,
+    REJECTS,
+    file_sha256,
+    unfinished_builds,
+)
 from csvimport.sources import SourceSpec, open_source
 from csvimport.validate import REASONS
 
-EXISTING = "existing.csv"
 EXISTING_COLUMNS = ["source_row", "legacy_id", "username"]
-POOL_SNAPSHOT = "pool.json"
-MAPPING_COPY = "mapping.toml"
 _COMMA = pa.scalar(",", pa.large_string())
-PASSWORDS = "passwords.csv"
 PASSWORD_COLUMNS = ["source_row", "legacy_id", "password", "algorithm", "reason"]
+# A build's work folder without a lock file (left by an older csvimport, or by a build
+# killed right after creating it) counts as abandoned once this old: a build takes its
+# lock within microseconds of creating the folder.
+ABANDONED_AFTER_SECONDS = 60.0
 REJECT_COLUMNS = ["source_row", "legacy_id", "attribute", "rule", "reason", "value",
                   "collided_with_row"]  # fmt: skip
 
@@ -98,6 +111,9 @@ class BuildResult:
     # source values whose line breaks were folded, by attribute; None when the mapping
     # folds none (fold_line_breaks)
     folded: Counter[str] | None = None
+    # work folders of earlier builds of the same run directory that did not finish
+    # (killed), removed before this one began
+    removed_unfinished: list[Path] = field(default_factory=list)
 
     @property
     def conserved(self) -> bool:
@@ -113,6 +129,7 @@ class BuildResult:
             "rejected": self.rejected,
             "duplicates": self.duplicates,
             "already_in_pool": self.existing,
+            "removed_unfinished": [str(p) for p in self.removed_unfinished],
             "chunks": [c.__dict__ for c in self.chunks],
             "top_reasons": [
                 {"rule": rule, "rows": count, "reason": REASONS.get(rule, rule)}
@@ -201,8 +218,15 @@ def _kept(
 def build(
     options: BuildOptions, snapshot: PoolSnapshot, *, progress: Progress | None = None
 ) -> BuildResult:
-    """Build a run directory at ``options.out``; raise a CsvImportError on bad input."""
+    """Build a run directory at ``options.out``; raise a CsvImportError on bad input.
+
+    The run is written into a hidden work folder next to ``out``, locked (flock) by this
+    process and renamed into place when complete. Work folders that earlier builds of
+    ``out`` left when killed are removed first; a RefusedError when a build of ``out``
+    is running.
+    """
     _check_out(options.out)
+    removed = _remove_unfinished(options.out)
     source = open_source(options.source)
     mapping = Mapping.load(options.mapping)
     columns = source.columns()
@@ -213,18 +237,83 @@ def build(
             f"the mapping sets attributes the pool does not have: {', '.join(unknown)}",
             hint=f"The pool's columns are: {', '.join(snapshot.header)}. Fix {options.mapping}.",
         )
-    work = Path(tempfile.mkdtemp(prefix=f".{options.out.name}.building-", dir=options.out.parent))
+    work, lock = _work_folder(options.out)
     try:
         result = _build_into(work, options, snapshot, mapping, source, progress)
         _write_manifest(work, options, snapshot, mapping, source.fingerprint(), result)
         if options.out.exists():
             options.out.rmdir()  # empty, checked above
         os.replace(work, options.out)
+        # Killed right here, the run keeps a stray lock file; harmless, nothing reads it.
+        (options.out / BUILD_LOCK).unlink()
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        os.close(lock)  # releases the flock
     result.run_dir = options.out
+    result.removed_unfinished = removed
     return result
+
+
+def _work_folder(out: Path) -> tuple[Path, int]:
+    """Create the hidden folder the build of ``out`` writes into, and lock it for as long
+    as this process lives (the lock dies with it, kill -9 included); return the folder
+    and the lock's file descriptor, which the caller closes."""
+    work = Path(tempfile.mkdtemp(prefix=BUILDING_PREFIX.format(name=out.name), dir=out.parent))
+    lock = os.open(work / BUILD_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # never waits: nobody else knows the folder yet
+    os.write(lock, f"{os.getpid()}\n".encode())
+    return work, lock
+
+
+def _remove_unfinished(out: Path) -> list[Path]:
+    """Remove the work folders of builds of ``out`` that were killed; return them.
+
+    A folder whose lock a live process holds is a build running now: RefusedError. A
+    folder without a lock file is removed once ABANDONED_AFTER_SECONDS old. Folders of
+    other users are left alone.
+    """
+    removed = []
+    for folder in unfinished_builds(out):
+        try:
+            if folder.stat().st_uid != os.getuid():
+                continue
+            lock: int | None = os.open(folder / BUILD_LOCK, os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                if time.time() - folder.stat().st_mtime < ABANDONED_AFTER_SECONDS:
+                    continue
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            lock = None
+        try:
+            if lock is not None:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pid = os.read(lock, 32).decode("ascii", "replace").strip() or "unknown"
+                    raise RefusedError(
+                        f"another csvimport build of {out} is running (pid {pid}, "
+                        f"writing into {folder})",
+                        hint="Wait for it to finish, or give --out another directory. If "
+                        "that process is gone, its lock went with it: run the build again.",
+                    ) from None
+            try:
+                shutil.rmtree(folder)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise RefusedError(
+                    f"cannot remove {folder}, left by a build of {out} that did not finish "
+                    f"({exc.strerror or exc})",
+                    hint=f"Remove it yourself (rm -r '{folder}'), then build again.",
+                ) from None
+            removed.append(folder)
+        finally:
+            if lock is not None:
+                os.close(lock)
+    return removed
 
 
 def _build_into(
@@ -362,6 +451,12 @@ def _write_manifest(
         },
         "chunks": [c.__dict__ for c in result.chunks],
         "rejects": REJECTS,
+    }
+    # The sha256 of every other file the run relies on (the chunks' and line maps' are in
+    # "chunks"), so each command can refuse a file edited or lost since the build.
+    side_files = [REJECTS, PASSWORDS, EXISTING, POOL_SNAPSHOT, MAPPING_COPY]
+    manifest["files"] = {
+        name: file_sha256(work / name) for name in side_files if (work / name).exists()
     }
     if result.passwords is not None:  # only with a password_hash mapped: older runs unchanged
         manifest["passwords"] = {

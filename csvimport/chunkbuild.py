@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import os
+import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -55,6 +57,8 @@ MFA_DEFAULT = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}
 # Chunks queued per worker: enough to keep each busy while the parent reads and builds,
 # few enough to keep memory flat.
 IN_FLIGHT_PER_WORKER = 2
+# How often a worker checks that the build it works for still runs.
+PARENT_CHECK_SECONDS = 0.5
 
 
 @dataclass
@@ -199,6 +203,7 @@ def build_chunks(
                         builder.mapping,
                         builder.policy,
                         builder.password_hashes,
+                        os.getpid(),
                     ),  # fmt: skip
                 )
                 # one task per worker: the pool spawns a process per task it cannot place
@@ -245,10 +250,23 @@ _builder: ChunkBuilder | None = None
 
 
 def _start_worker(
-    snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy, password_hashes: bool
-) -> None:
+    snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy, password_hashes: bool,
+    parent: int,
+) -> None:  # fmt: skip
     global _builder
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     _builder = ChunkBuilder(snapshot, mapping, policy, password_hashes)
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once the build that started it is gone (killed, kill -9 included).
+
+    A pool's worker holds both ends of its task queue, so it never sees the queue close
+    and would otherwise wait for tasks forever, holding its memory.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def _ready() -> None:

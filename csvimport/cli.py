@@ -12,6 +12,7 @@ import json
 import shlex
 import signal
 import sys
+import threading
 import time
 import traceback as tb
 from collections import Counter
@@ -39,7 +40,7 @@ from rich.text import Text
 
 from csvimport import __version__
 from csvimport.aws import AwsOptions
-from csvimport.build import EXISTING, PASSWORDS, BuildOptions, BuildResult
+from csvimport.build import BuildOptions, BuildResult
 from csvimport.build import build as run_build
 from csvimport.duplicates import DuplicatePolicy
 from csvimport.errors import (
@@ -65,6 +66,7 @@ from csvimport.notice import NoticeFields, write_notices
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
 from csvimport.reconcile import (
     REPORT,
+    RETRY_SOURCE,
     Reconciler,
     write_failed_users,
     write_results,
@@ -73,7 +75,7 @@ from csvimport.reconcile import (
 from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
 from csvimport.resources import schema_path
-from csvimport.rundir import REJECTS, RunDir
+from csvimport.rundir import EXISTING, PASSWORDS, REJECTS, RunDir
 from csvimport.sources import SourceError, SourceSpec, open_source
 from csvimport.validate import REASONS
 
@@ -151,7 +153,10 @@ EndpointUrlOption = Annotated[
 ]
 TracebackOption = Annotated[
     bool,
-    typer.Option("--traceback", help="On error, show the Python traceback, not a message."),
+    typer.Option(
+        "--traceback",
+        help="On error, show the Python traceback before the message (same exit status).",
+    ),
 ]
 
 
@@ -412,6 +417,9 @@ def _build_summary(result: BuildResult) -> None:
     def echo(text: str = "") -> None:
         typer.echo(text, err=True)
 
+    for folder in result.removed_unfinished:
+        echo(f"Removed {folder}: left by a build of {result.run_dir} that did not finish "
+             "(killed)")  # fmt: skip
     echo(f"Built {result.run_dir}")
     echo(
         f"  {result.source_rows:,} source rows = {result.written:,} written "
@@ -508,6 +516,14 @@ class JobDisplay:
         self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _open_run(run_dir: Path) -> RunDir:
+    """Open a finished run and say on stderr what its opening found worth a warning."""
+    run = RunDir.open(run_dir)
+    for warning in run.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    return run
+
+
 @contextmanager
 def _importer(
     state: CliState, run_dir: Path, *, command: str, read_only: bool = False
@@ -517,7 +533,7 @@ def _importer(
     The journal is read-only when asked, or when another process holds the run (then
     ``importer.journal.read_only`` tells). Ctrl-C prints what state the run is left in.
     """
-    run = RunDir.open(run_dir)
+    run = _open_run(run_dir)
     lock = JournalLock(run, command=command)
     journal = Journal.load(run)
     if read_only or not lock.try_acquire():
@@ -777,12 +793,19 @@ def _write_report(
         )  # fmt: skip
         result, users = reconciler.build()
     written = [write_results(run_dir, users), write_failed_users(run_dir, users)]
+    earlier = run_dir / RETRY_SOURCE
+    had_one = earlier.exists()  # a retry source not rewritten now is removed: it is stale
     try:
         retry = write_retry_source(importer.run, users, source=source, encoding=encoding)
     except CsvImportError as exc:
-        typer.echo(f"warning: retry-source.csv not written: {exc.message} {exc.hint or ''}",
-                   err=True)  # fmt: skip
+        gone = f" ({earlier} of an earlier report was removed)" if had_one else ""
+        typer.echo(f"warning: retry-source.csv not written: {exc.message} {exc.hint or ''}"
+                   f"{gone}", err=True)  # fmt: skip
         retry = None
+    else:
+        if retry is None and had_one:
+            typer.echo(f"  removed {earlier} of an earlier report: no user needs a retry now",
+                       err=True)  # fmt: skip
     if retry is not None:
         written.append(retry)
     html = write_report(result, out or run_dir / REPORT, show_pii=show_pii)
@@ -866,7 +889,7 @@ def resets(
     state = _command_state(
         ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
     )
-    run = RunDir.open(run_dir)
+    run = _open_run(run_dir)
     client = state.aws.client("cognito-idp")
     with JournalLock(run, command="resets"):
         pool = client.describe_user_pool(UserPoolId=run.user_pool_id)["UserPool"]
@@ -976,7 +999,7 @@ def notice(
         product=product, support=support, sign_in_url=sign_in_url, migrated_on=migrated_on,
         reset_by=reset_by, code_sent=code_sent,
     )  # fmt: skip
-    for path in write_notices(RunDir.open(run_dir), fields, out):
+    for path in write_notices(_open_run(run_dir), fields, out):
         typer.echo(str(path))
 
 
@@ -1087,28 +1110,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line and exit with its status; the one error boundary.
 
     CsvImportError and botocore errors become an "error: ..." line and a "hint: ..." line
-    on stderr, and their exit status; usage errors exit 2; Ctrl-C exits 130. With
-    --traceback, CsvImportError and botocore errors are re-raised instead. Anything else is
-    a bug: its traceback is printed and the exit status is INTERNAL (70).
+    on stderr, and their exit status; usage errors exit 2; Ctrl-C and SIGTERM exit 130.
+    --traceback adds the Python traceback before the message; the exit status stays the
+    error's. Anything else is a bug: its traceback is printed and the exit status is
+    INTERNAL (70).
     """
     state = CliState()
     command = typer.main.get_command(app)
+    terminated = _TerminateAsInterrupt()
     try:
-        # Not standalone: Typer returns exit codes and raises errors instead of exiting,
-        # so this function is the only place that prints them.
-        result = command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name=PROG_NAME,
-            standalone_mode=False,
-            obj=state,
-        )
+        with terminated:
+            # Not standalone: Typer returns exit codes and raises errors instead of
+            # exiting, so this function is the only place that prints them.
+            result = command.main(
+                args=list(argv) if argv is not None else None,
+                prog_name=PROG_NAME,
+                standalone_mode=False,
+                obj=state,
+            )
         # Typer returns the code of typer.Exit, and turns Ctrl-C into Exit(130).
         status = result if isinstance(result, int) else ExitStatus.OK
         if status == ExitStatus.INTERRUPTED:
-            typer.echo("interrupted", err=True)
+            typer.echo(terminated.message, err=True)
     except (KeyboardInterrupt, typer.Abort):
         # Typer raises Abort for end of input at a prompt.
-        typer.echo("interrupted", err=True)
+        typer.echo(terminated.message, err=True)
         status = ExitStatus.INTERRUPTED
     except typer.TyperException as exc:
         # Since Typer 0.26 every usage error (unknown option, missing --pool-id, bad value)
@@ -1117,23 +1143,49 @@ def main(argv: Sequence[str] | None = None) -> None:
         message = exc.format_message()
         if message.strip():  # empty when Typer already printed the help (no arguments)
             _error(message, _usage_hint(exc))
-    except CsvImportError as exc:
-        if state.traceback:
-            raise
-        _error(exc.message, exc.hint)
-        status = exc.exit_status
     except Exception as exc:
-        translated = describe_aws_error(exc)
-        if state.traceback:
-            raise
-        if translated is None:
+        error = exc if isinstance(exc, CsvImportError) else describe_aws_error(exc)
+        if error is None:
             tb.print_exc()
             _error(f"internal error: {exc!r}", INTERNAL_ERROR_HINT)
             status = ExitStatus.INTERNAL
         else:
-            _error(translated.message, translated.hint)
-            status = translated.exit_status
+            if state.traceback:
+                tb.print_exc()
+            _error(error.message, error.hint)
+            status = error.exit_status
     sys.exit(int(status))
+
+
+class _TerminateAsInterrupt:
+    """While active, SIGTERM stops the command as Ctrl-C does (KeyboardInterrupt): the same
+    clean-up, the same message with what state the run is left in, exit 130. A second
+    SIGTERM during that clean-up is ignored, so the clean-up itself is not cut short."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: Any = None
+
+    @property
+    def message(self) -> str:
+        return "interrupted" if self.signal is None else "interrupted (SIGTERM)"
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None:
+            return
+        self.signal = signum
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> None:
+        # Signal handlers can only be set from the main thread (main() may be called from
+        # another one in a library use): there, SIGTERM keeps its default.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 INTERNAL_ERROR_HINT = (

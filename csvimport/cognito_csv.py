@@ -230,6 +230,7 @@ class Chunk:
     bytes: int = 0
     sha256: str = ""
     password_algorithm: str | None = None
+    map_sha256: str = ""  # of the line map, so later commands notice an edited one
 
 
 @dataclass
@@ -248,6 +249,7 @@ class ChunkWriter:
     _file: IO[bytes] | None = None
     _map_file: IO[bytes] | None = None
     _digest: hashlib._Hash | None = None  # noqa: SLF001
+    _map_digest: hashlib._Hash | None = None  # noqa: SLF001
 
     def __post_init__(self) -> None:
         self._header_line = ",".join(self.header) + "\n"
@@ -269,8 +271,9 @@ class ChunkWriter:
         )
         self._file = open_private(self.directory / chunk.file, "wb")
         self._map_file = open_private(self.directory / chunk.map_file, "wb")
-        self._map_file.write(f"line,source_row,legacy_id{SIDE_FILE_LINE_END}".encode())
         self._digest = hashlib.sha256()
+        self._map_digest = hashlib.sha256()
+        self._write_map(f"line,source_row,legacy_id{SIDE_FILE_LINE_END}".encode())
         self._write(chunk, self._header_line.encode("utf-8"))
         self.chunks.append(chunk)
         return chunk
@@ -280,6 +283,11 @@ class ChunkWriter:
         self._file.write(data)
         self._digest.update(data)
         chunk.bytes += len(data)
+
+    def _write_map(self, data: bytes | memoryview) -> None:
+        assert self._map_file is not None and self._map_digest is not None
+        self._map_file.write(data)
+        self._map_digest.update(data)
 
     def write(self, lines: Iterable[str], rows: Iterable[int], legacy_ids: Iterable[str]) -> None:
         """Append users: their Cognito lines, source rows and legacy ids, in order.
@@ -323,8 +331,7 @@ class ChunkWriter:
                 pc.cast(pa.array(numbers), pa.large_string()), tails[start:stop], _COMMA
             )
             map_offsets, map_data = _encoded(_ended(entries, SIDE_FILE_LINE_END))
-            assert self._map_file is not None
-            self._map_file.write(map_data[map_offsets[0] : map_offsets[-1]])
+            self._write_map(map_data[map_offsets[0] : map_offsets[-1]])
             chunk.rows += stop - start
             start = stop
         if end < len(row_numbers):
@@ -333,11 +340,13 @@ class ChunkWriter:
             )
 
     def close(self) -> None:
-        """Finish the open chunk (its digest) and close its files."""
+        """Finish the open chunk (its digests) and close its files."""
         if self._file is not None:
             self._file.close()
             assert self._map_file is not None and self._digest is not None
+            assert self._map_digest is not None
             self._map_file.close()
             self.chunks[-1].sha256 = self._digest.hexdigest()
+            self.chunks[-1].map_sha256 = self._map_digest.hexdigest()
             self._file = self._map_file = None
-            self._digest = None
+            self._digest = self._map_digest = None

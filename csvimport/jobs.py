@@ -674,7 +674,9 @@ class Importer:
     # -- preflight ----------------------------------------------------------------------
     def preflight(self) -> PoolSnapshot:
         """Refuse to start when the pool is gone, changed since the build, or cannot
-        import at all; return the live pool."""
+        import at all, or when a file of the run is missing or changed since the build;
+        return the live pool."""
+        self.run.verify_files()
         pool_id = self.run.user_pool_id
         try:
             paced: Any = self.api.paced  # read_pool wants a client; this is one, paced

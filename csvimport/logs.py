@@ -22,7 +22,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from csvimport.errors import ServiceError
+from csvimport.errors import ConfigError, ServiceError
 
 LOG_LINE = re.compile(r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$", re.DOTALL)
 # UNVERIFIED (facts §5): whether "Line Number 1" is the first user (AWS's own mapping file
@@ -132,11 +132,23 @@ def save_raw(path: Path, events: list[dict[str, Any]]) -> None:
 
 
 def load_raw(path: Path) -> list[dict[str, Any]] | None:
+    """The raw events stored by ``save_raw``; None when there are none. ConfigError for a
+    damaged file: it may be the only copy left (CloudWatch keeps logs for a while only),
+    so it is never silently replaced."""
     try:
         with path.open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+            events = [json.loads(line) for line in f if line.strip()]
+        if not all(isinstance(e, dict) and isinstance(e.get("message"), str) for e in events):
+            raise ValueError("an event without a message")
     except FileNotFoundError:
         return None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigError(
+            f"{path} is damaged ({exc}); it is the stored copy of a job's CloudWatch log",
+            hint="Put it back from a backup; or remove it to read the log from CloudWatch "
+            "again, if CloudWatch still keeps it (its retention may have run out).",
+        ) from None
+    return events
 
 
 @dataclass(frozen=True)

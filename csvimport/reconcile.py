@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +29,7 @@ from typing import Any
 from csvimport import __version__
 from csvimport.cognito_csv import read_rows
 from csvimport.errors import ConfigError
+from csvimport.files import replaced_private
 from csvimport.jobs import PacedClient
 from csvimport.journal import Attempt, Journal, Step
 from csvimport.logs import (
@@ -52,7 +52,7 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
-from csvimport.rundir import REJECTS, RunChunk, RunDir
+from csvimport.rundir import PASSWORDS, REJECTS, RunChunk, RunDir
 from csvimport.validate import REASONS
 
 RESULTS = "results.jsonl"
@@ -60,7 +60,6 @@ RESETS_JOURNAL = "resets.jsonl"  # written by csvimport.resets
 RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
 REPORT = "report.html"
 FAILED_USERS = "failed-users.csv"
-PASSWORDS = "passwords.csv"  # build.PASSWORDS
 EXAMPLES_PER_REASON = 5
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -144,9 +143,11 @@ class WrittenUser:
 
 
 def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
-    with (run.path / chunk.map_file).open(encoding="utf-8", newline="") as f:
+    """The chunk's users in file order; RefusedError when its file or line map is missing
+    or changed since the build."""
+    with run.verify_file(chunk.map_file).open(encoding="utf-8", newline="") as f:
         lines = {int(r["line"]): r for r in csv.DictReader(f)}
-    rows = read_rows(run.chunk_path(chunk))
+    rows = read_rows(run.verify_file(chunk.file))
     col = {name: i for i, name in enumerate(next(rows, []))}
 
     def get(values: list[str], name: str) -> str:
@@ -169,11 +170,9 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
 def read_rejects(run: RunDir) -> list[UserResult]:
     """One result per refused source row (a row may break several rules: all are named)."""
     by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
-    path = run.path / REJECTS
-    if path.exists():
-        with path.open(encoding="utf-8", newline="") as f:
-            for record in csv.DictReader(f):
-                by_row[int(record["source_row"])].append(record)
+    with run.verify_file(REJECTS).open(encoding="utf-8", newline="") as f:
+        for record in csv.DictReader(f):
+            by_row[int(record["source_row"])].append(record)
     results = []
     for row, records in sorted(by_row.items()):
         first = records[0]
@@ -197,10 +196,9 @@ def read_rejects(run: RunDir) -> list[UserResult]:
 def read_password_classes(run: RunDir) -> dict[int, str]:
     """Each written user's hash classification by source row ("status: reason"); empty
     when the build mapped no password_hash."""
-    path = run.path / PASSWORDS
-    if not path.exists():
+    if PASSWORDS not in run.files:
         return {}
-    with path.open(encoding="utf-8", newline="") as f:
+    with run.verify_file(PASSWORDS).open(encoding="utf-8", newline="") as f:
         return {int(r["source_row"]): ": ".join(filter(None, (r["password"], r["reason"])))
                 for r in csv.DictReader(f)}  # fmt: skip
 
@@ -511,11 +509,6 @@ def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 # --- files ------------------------------------------------------------------------------
-def _private(path: Path) -> Any:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8", newline="")
-
-
 def neutralise(value: str) -> str:
     """Make a value safe to open in a spreadsheet: no cell starts a formula."""
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
@@ -524,11 +517,9 @@ def neutralise(value: str) -> str:
 def write_results(run_dir: Path, results: list[UserResult]) -> Path:
     """``results.jsonl``: one JSON object per source user, in source order."""
     path = run_dir / RESULTS
-    tmp = path.with_name(path.name + ".tmp")
-    with _private(tmp) as f:
+    with replaced_private(path) as f:
         for result in results:
             f.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
     return path
 
 
@@ -539,8 +530,7 @@ FAILED_COLUMNS = ["source_row", "legacy_id", "username", "email", "phone", "outc
 def write_failed_users(run_dir: Path, results: list[UserResult]) -> Path:
     """``failed-users.csv``: every user not imported, for people and spreadsheets."""
     path = run_dir / FAILED_USERS
-    tmp = path.with_name(path.name + ".tmp")
-    with _private(tmp) as f:
+    with replaced_private(path) as f:
         writer = csv.writer(f)
         writer.writerow(FAILED_COLUMNS)
         for r in results:
@@ -548,7 +538,6 @@ def write_failed_users(run_dir: Path, results: list[UserResult]) -> Path:
                 data = r.to_json()
                 writer.writerow([neutralise("" if data[c] is None else str(data[c]))
                                  for c in FAILED_COLUMNS])  # fmt: skip
-    os.replace(tmp, path)
     return path
 
 
@@ -565,7 +554,23 @@ def write_retry_source(
     A file source is read again from its recorded path when its bytes still match the
     manifest; a database needs ``source`` (its URL: passwords are never stored). Returns
     None when no user needs a retry; raises RefusedError when the source cannot be read.
+    An earlier report's retry-source.csv never outlives this call: it is replaced, or
+    removed when none is written (an error included), since it no longer matches.
     """
+    path = run.path / RETRY_SOURCE
+    try:
+        written = _write_retry_source(run, results, source=source, encoding=encoding)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if written is None:
+        path.unlink(missing_ok=True)
+    return written
+
+
+def _write_retry_source(
+    run: RunDir, results: list[UserResult], *, source: str | None, encoding: str
+) -> Path | None:
     from csvimport.errors import RefusedError
     from csvimport.sources import ROW, SourceSpec, open_source
 
@@ -593,13 +598,11 @@ def write_retry_source(
             hint="Pass --source with the file exactly as it was built from.",
         )
     path = run.path / RETRY_SOURCE
-    tmp = path.with_name(path.name + ".tmp")
-    with _private(tmp) as f:
+    with replaced_private(path) as f:
         writer = csv.writer(f)
         columns = opened.columns()
         writer.writerow(columns)
         for chunk in opened.chunks():
             picked = chunk[chunk[ROW].isin(wanted)]
             writer.writerows(picked[columns].itertuples(index=False, name=None))
-    os.replace(tmp, path)
     return path

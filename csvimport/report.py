@@ -14,9 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import os
 import re
-import secrets
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -30,6 +28,7 @@ from markupsafe import Markup
 from pygal.style import Style
 
 from csvimport.errors import ConfigError
+from csvimport.files import replaced_private
 from csvimport.outcomes import Outcome, Reconciliation, RunReport, UserResult
 from csvimport.resources import templates_dir
 
@@ -41,7 +40,6 @@ sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginIm
 
 TEMPLATE = "report.html.j2"
 SCRIPT = "_report_filter.js"
-REPORT_FILE_MODE = 0o600  # the report can hold personal data (show_pii)
 
 # A browser shows tens of thousands of rows, but slowly, and nobody reads them there: past
 # this the page lists the first ones and points at the run's files, which have them all.
@@ -106,19 +104,9 @@ def write_report(report: RunReport, path: Path, *, show_pii: bool = False) -> Pa
     which then replaces ``path``. Raises ConfigError when the folder cannot be written.
     """
     page = render_report(report, show_pii=show_pii).encode("utf-8")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        # Created 0600, not chmod-ed later: no moment where others could open it.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REPORT_FILE_MODE)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(page)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with replaced_private(path, "wb") as f:
+            f.write(page)
     except OSError as exc:
         raise ConfigError(
             f"Cannot write the report to {path}: {exc.strerror or exc}.",

@@ -1,15 +1,19 @@
-"""A finished run directory, as ``build`` left it: manifest, chunks, pool snapshot.
+"""A finished run directory, as ``build`` left it: manifest, chunks, line maps, pool snapshot.
 
-``start``, ``status``, ``stop`` and ``report`` open a run with :meth:`RunDir.open`, which
-refuses anything that is not a finished build (no manifest means the build failed or is
-still running) and checks a chunk's bytes against the manifest before they are uploaded.
+``start``, ``status``, ``stop``, ``report`` and ``resets`` open a run with
+:meth:`RunDir.open`, which refuses anything that is not a finished build (no manifest
+means the build failed or is still running, or the manifest was lost). The manifest holds
+the sha256 of every file the build wrote; a command checks each file it reads against it
+(:meth:`RunDir.verify_file`), so a missing or edited chunk, line map, rejects list, pool
+snapshot or mapping copy is refused with its name and the fix, never half used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,56 @@ from csvimport.pool import PoolSnapshot
 # The files of a run directory that several stages read (build writes them).
 MANIFEST = "manifest.json"
 REJECTS = "rejects.csv"
+PASSWORDS = "passwords.csv"
+EXISTING = "existing.csv"
+POOL_SNAPSHOT = "pool.json"
+MAPPING_COPY = "mapping.toml"
 RUN_ID_CHARS = 8
+# ``build`` writes a run into a hidden work folder next to it, named for it, and renames
+# it into place when done; ``BUILD_LOCK`` in there is flock-ed by the building process.
+BUILDING_PREFIX = ".{name}.building-"
+BUILD_LOCK = ".build.lock"
+# What each file is, for the message when it is missing or changed.
+ROLES = {
+    REJECTS: "the build's list of refused and duplicate users",
+    PASSWORDS: "the build's password-hash classification of each written user",
+    EXISTING: "the build's list of written users already in the pool",
+    POOL_SNAPSHOT: "the user pool as the build validated the users against it",
+    MAPPING_COPY: "the mapping this run was built with",
+}
+CHUNK_ROLE = "the import file Cognito reads these users from"
+MAP_ROLE = "the line map telling which legacy user each line of {chunk} is"
+REBUILD_HINT = (
+    "Put the file back exactly as the build wrote it (from a backup), or build again into "
+    "a new run directory (`csvimport build ... --out NEW_DIR`) and use that one. Never "
+    "edit or delete the files of a run directory."
+)
+MAPPING_HINT = (
+    "A run is imported exactly as it was built, so an edited mapping.toml changes nothing: "
+    "build again with the edited mapping into a new run directory (`csvimport build ... "
+    "--mapping FILE --out NEW_DIR`), or put the run's mapping.toml back as it was."
+)
+NO_MANIFEST_HINT = (
+    "Put manifest.json back exactly as it was (from a backup): the run's identity and its "
+    "import jobs' names come from its bytes, so a rewritten one is another run. Without "
+    "it, build again into a new run directory; users already imported are then skipped by "
+    "Cognito, and the new report says so."
+)
+OLDER_BUILD_WARNING = (
+    "{path} was built by an older csvimport that did not record the sha256 of its line "
+    "maps, rejects.csv and mapping copy: csvimport checks that they exist, but cannot tell "
+    "whether they were edited. Build again into a new run directory to have every file "
+    "checked."
+)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -32,6 +85,7 @@ class RunChunk:
     bytes: int
     sha256: str
     password_algorithm: str | None = None
+    map_sha256: str | None = None  # None: built by a csvimport that did not record it
 
     @property
     def name(self) -> str:
@@ -48,11 +102,25 @@ class RunDir:
     chunks: list[RunChunk]
     snapshot: PoolSnapshot
     run_id: str
+    # Every file the build wrote (but the manifest) -> its sha256, or None where an older
+    # build did not record one (then only its presence is checked).
+    files: dict[str, str | None] = field(default_factory=dict)
+    # Things a command should tell the user about this run (printed by the CLI).
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
-        """Read a finished run; ConfigError when ``path`` is not one."""
+        """Read a finished run; ConfigError when ``path`` is not one, RefusedError when
+        its pool snapshot is missing or changed."""
         if not path.is_dir():
+            unfinished = unfinished_builds(path)
+            if unfinished:
+                raise ConfigError(
+                    f"run directory {path} does not exist: its build did not finish (it "
+                    f"left {unfinished[0]})",
+                    hint="Build it again (`csvimport build ... --out DIR`); the next build "
+                    "of it removes what the unfinished one left, once no build runs there.",
+                )
             raise ConfigError(
                 f"run directory {path} does not exist",
                 hint="Pass the --out directory of a `csvimport build`.",
@@ -61,11 +129,7 @@ class RunDir:
         try:
             raw = manifest_path.read_bytes()
         except FileNotFoundError:
-            raise ConfigError(
-                f"{path} is not a finished csvimport build: it has no {MANIFEST}",
-                hint="Run `csvimport build ... --out DIR` and pass that DIR; a build that "
-                "failed leaves no run directory behind.",
-            ) from None
+            raise _no_manifest(path) from None
         try:
             manifest = json.loads(raw)
             chunks = [
@@ -76,19 +140,45 @@ class RunDir:
                     bytes=int(c["bytes"]),
                     sha256=c["sha256"],
                     password_algorithm=c.get("password_algorithm"),
+                    map_sha256=c.get("map_sha256"),
                 )
                 for c in manifest["chunks"]
             ]
-            snapshot = PoolSnapshot.load(path / manifest["pool"]["file"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            files = _recorded_files(manifest, chunks)
+            pool_file = manifest["pool"]["file"]
+            pool_sha256 = files[pool_file]
+            pool_fingerprint = manifest["pool"].get("sha256")
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(
                 f"{manifest_path} is damaged ({exc!r})",
-                hint="Build the run again; do not edit a run directory by hand.",
+                hint="Put it back from a backup, or build the run again into a new "
+                "directory; never edit a run directory by hand.",
             ) from None
         # The run's identity: stable for this build, different for any other build, short
         # enough for job names (1-128 characters).
         run_id = hashlib.sha256(raw).hexdigest()[:RUN_ID_CHARS]
-        return cls(path=path, manifest=manifest, chunks=chunks, snapshot=snapshot, run_id=run_id)
+        older = any(sha is None for sha in files.values())
+        warnings = (OLDER_BUILD_WARNING.format(path=path),) if older else ()
+        snapshot = PoolSnapshot.load(_check(path, pool_file, pool_sha256, chunks))
+        if pool_sha256 is None and snapshot.fingerprint() != pool_fingerprint:
+            # an older build recorded the snapshot's content hash only: check that, at least
+            raise _changed(path, pool_file, chunks)
+        return cls(path=path, manifest=manifest, chunks=chunks, snapshot=snapshot,
+                   run_id=run_id, files=files, warnings=warnings)  # fmt: skip
+
+    def verify_file(self, name: str) -> Path:
+        """Return the path of the run's file ``name`` after checking it is there and, where
+        the manifest holds its sha256, that its bytes are what the build wrote.
+
+        RefusedError names the file, what it is for, and the fix; KeyError when ``name``
+        is not a file of the run.
+        """
+        return _check(self.path, name, self.files[name], self.chunks)
+
+    def verify_files(self) -> None:
+        """Check every file the build wrote, as :meth:`verify_file` does."""
+        for name in self.files:
+            self.verify_file(name)
 
     @property
     def user_pool_id(self) -> str:
@@ -104,20 +194,103 @@ class RunDir:
 
     def verify(self, chunk: RunChunk) -> None:
         """Refuse a chunk file that is missing or differs from what the build wrote."""
-        path = self.chunk_path(chunk)
-        digest = hashlib.sha256()
-        try:
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-        except FileNotFoundError:
-            raise RefusedError(
-                f"{path} is missing from the run directory",
-                hint="Build the run again into a new directory; never delete or edit chunk files.",
-            ) from None
-        if digest.hexdigest() != chunk.sha256:
-            raise RefusedError(
-                f"{path} changed since the build (its sha256 no longer matches manifest.json)",
-                hint="Build again into a new directory instead of editing an import file: "
-                "the line maps and reports rely on the file being exactly what was built.",
-            )
+        self.verify_file(chunk.file)
+
+
+def unfinished_builds(out: Path) -> list[Path]:
+    """The work folders builds of ``out`` left next to it (running or killed), by name."""
+    # mkdtemp's suffix: 8 of [a-z0-9_]; nothing else matches, not even the work folder of
+    # another run whose name starts like this one's.
+    pattern = re.compile(re.escape(BUILDING_PREFIX.format(name=out.name)) + r"[a-z0-9_]{8}")
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if pattern.fullmatch(p.name) and p.is_dir()
+                  and not p.is_symlink())  # fmt: skip
+
+
+def _recorded_files(manifest: dict[str, Any], chunks: list[RunChunk]) -> dict[str, str | None]:
+    """Every file the manifest says the build wrote, with its sha256 where recorded."""
+    recorded = manifest.get("files")
+    if recorded is not None:
+        files: dict[str, str | None] = dict(recorded.items())
+    else:  # an older build: the files it always wrote, and those its manifest names
+        files = {REJECTS: None, manifest["pool"]["file"]: None, manifest["mapping"]["file"]: None}
+        if "passwords" in manifest:
+            files[manifest["passwords"]["file"]] = None
+        if (manifest.get("counts") or {}).get("already_in_pool") is not None:
+            files[EXISTING] = None
+    for chunk in chunks:
+        files[chunk.file] = chunk.sha256
+        files[chunk.map_file] = chunk.map_sha256
+    for name, sha in files.items():
+        # A manifest names files inside its run, by name: never a path that leads out
+        # (a chunk named /etc/passwd would be uploaded to Cognito).
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise ValueError(f"{name!r} is not the name of a file in the run directory")
+        if not (sha is None or isinstance(sha, str)):
+            raise ValueError(f"the sha256 of {name} is not a string")
+    return files
+
+
+def _check(directory: Path, name: str, expected: str | None, chunks: list[RunChunk]) -> Path:
+    """The path of a run's file, checked: present, and its sha256 ``expected`` if known."""
+    path = directory / name
+    fix = MAPPING_HINT if name == MAPPING_COPY else REBUILD_HINT
+    try:
+        if expected is None:
+            if not path.is_file():
+                raise FileNotFoundError(name)
+            return path
+        digest = file_sha256(path)
+    except FileNotFoundError:
+        raise RefusedError(
+            f"{path} is missing from the run directory; it is {_role(name, chunks)}", hint=fix
+        ) from None
+    except OSError as exc:  # not a file any more (a folder), or not ours to read
+        if isinstance(exc, PermissionError):
+            fix = "Check the permissions of the run directory and its files."
+        raise RefusedError(
+            f"{path} cannot be read ({exc.strerror or exc}); it is {_role(name, chunks)}",
+            hint=fix,
+        ) from None
+    if digest != expected:
+        raise _changed(directory, name, chunks)
+    return path
+
+
+def _changed(directory: Path, name: str, chunks: list[RunChunk]) -> RefusedError:
+    return RefusedError(
+        f"{directory / name} changed since the build (its sha256 no longer matches "
+        f"{MANIFEST}); it is {_role(name, chunks)}",
+        hint=MAPPING_HINT if name == MAPPING_COPY else REBUILD_HINT,
+    )
+
+
+def _role(name: str, chunks: list[RunChunk]) -> str:
+    """What a file of the run is for, in a few words."""
+    for chunk in chunks:
+        if name == chunk.file:
+            return CHUNK_ROLE
+        if name == chunk.map_file:
+            return MAP_ROLE.format(chunk=chunk.file)
+    return ROLES.get(name, "a file of the build")
+
+
+def _no_manifest(path: Path) -> ConfigError:
+    """The error for a directory without a manifest: a lost one, or no build at all."""
+    built = sorted(p.name for p in path.glob("chunk-*.csv"))
+    built += [name for name in (REJECTS, POOL_SNAPSHOT) if (path / name).exists()]
+    if built:
+        shown = ", ".join(built[:3]) + (", ..." if len(built) > 3 else "")
+        return ConfigError(
+            f"{path} has lost its {MANIFEST}: it holds the files of a csvimport build "
+            f"({shown}) but not the manifest that lists them",
+            hint=NO_MANIFEST_HINT,
+        )
+    return ConfigError(
+        f"{path} is not a finished csvimport build: it has no {MANIFEST}",
+        hint="Run `csvimport build ... --out DIR` and pass that DIR; a build that "
+        "failed leaves no run directory behind.",
+    )

@@ -1,9 +1,10 @@
 """Run the command line and kill -9 it around its Nth journal save.
 
-    python tests/crash_at.py before|after N csvimport-arguments...
-    python tests/crash_at.py --resets STATE before|after N csvimport-arguments...
+    python tests/crash_at.py [--resets STATE|--build] [--signal TERM] before|after N csvimport-arguments...
 
-A crash at a chosen step of `csvimport start`, for the kill-and-resume tests: "before 2"
+A crash at a chosen step of `csvimport start`, for the kill-and-resume tests (--build: around
+the build's writing of its manifest, the last step before the run directory is moved into
+place; --signal TERM: send SIGTERM instead of SIGKILL, as `kill` does): "before 2"
 dies after CreateUserImportJob answered but before the job id reached the journal,
 "after 4" right after the journal said the upload began, and so on. With --resets the
 step is the Nth line of the reset waves' journal (`resets.jsonl`) that records STATE for
@@ -20,7 +21,7 @@ import signal
 import sys
 from typing import Any
 
-from csvimport import cli
+from csvimport import build, cli
 from csvimport.journal import Journal
 from csvimport.resets import ResetJournal
 
@@ -32,6 +33,11 @@ def main() -> None:
     state: str | None = None
     if args[0] == "--resets":
         target, name, state, args = ResetJournal, "record", args[1], args[2:]
+    elif args[0] == "--build":
+        target, name, args = build, "_write_manifest", args[1:]
+    kill_with = signal.SIGKILL
+    if args[0] == "--signal":
+        kill_with, args = signal.Signals["SIG" + args[1]], args[2:]
     when, number, argv = args[0], int(args[1]), args[2:]
     original = getattr(target, name)
     saves = 0
@@ -41,10 +47,10 @@ def main() -> None:
         counts = state is None or (a[1] if len(a) > 1 else kw["state"]) == state
         saves += counts
         if counts and when == "before" and saves == number:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), kill_with)
         original(self, *a, **kw)
         if counts and when == "after" and saves == number:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), kill_with)
 
     setattr(target, name, save_then_maybe_die)
     cli.main(argv)

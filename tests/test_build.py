@@ -4,12 +4,16 @@ for, and what is written is what the sandbox imports."""
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import json
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from csvimport.pool import PoolSnapshot, read_pool
 from csvimport.sources import SourceSpec
 
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer
+from .test_cli_jobs import CRASH_AT
 
 LEGACY = [
     # id, login, email, verified, mobile, first, last, modified
@@ -92,6 +97,32 @@ def test_every_source_row_is_written_rejected_or_a_duplicate(
     assert [c["rows"] for c in manifest["chunks"]] == [2]
     for name in ("chunk-0001.csv", "chunk-0001.map.csv", "rejects.csv"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
+
+
+def assert_manifest_holds_every_files_sha256(out: Path) -> None:
+    """Every file the build wrote but the manifest has its sha256 there, and it matches."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    recorded = dict(manifest["files"])
+    for chunk in manifest["chunks"]:
+        recorded[chunk["file"]] = chunk["sha256"]
+        recorded[chunk["map_file"]] = chunk["map_sha256"]
+    written = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()
+               if p.name != "manifest.json"}  # fmt: skip
+    assert written == recorded
+
+
+def test_the_manifest_holds_the_sha256_of_every_file_the_build_wrote(
+    legacy_csv: Path, mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    options = BuildOptions(SourceSpec(str(legacy_csv)), mapping_file, out, max_rows=1,
+                           existing=frozenset({"ann"}))  # fmt: skip
+    build(options, snapshot)
+    assert {p.name for p in out.iterdir()} == {
+        "chunk-0001.csv", "chunk-0001.map.csv", "chunk-0002.csv", "chunk-0002.map.csv",
+        "rejects.csv", "existing.csv", "pool.json", "mapping.toml", "manifest.json",
+    }  # fmt: skip
+    assert_manifest_holds_every_files_sha256(out)
 
 
 def test_the_written_file_imports_cleanly_and_the_line_map_finds_each_user(
@@ -417,3 +448,149 @@ def test_a_backslash_inside_a_value_imports_exactly_and_one_cognito_may_misread_
     run_dir = RunDir.open(out)
     read = [(u.username, u.email) for u in written_users(run_dir, run_dir.chunks[0])]
     assert read == [("inner", "inner@example.com"), ("after", "after@example.com")]
+
+
+def offline_build_args(legacy_csv: Path, mapping_file: Path, snapshot: PoolSnapshot,
+                       out: Path) -> list[str]:  # fmt: skip
+    pool_json = out.parent / "pool.json"
+    snapshot.save(pool_json)
+    return ["build", str(legacy_csv), "--mapping", str(mapping_file), "--out", str(out),
+            "--pool-spec", str(pool_json)]  # fmt: skip
+
+
+def work_folders(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if ".building-" in p.name)
+
+
+def test_a_killed_build_leaves_a_work_folder_that_the_next_build_removes_and_names(
+    legacy_csv: Path, mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    args = offline_build_args(legacy_csv, mapping_file, snapshot, out)
+    killed = subprocess.run([sys.executable, str(CRASH_AT), "--build", "before", "1", *args],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [left] = work_folders(tmp_path)
+    assert left.name.startswith(".run.building-") and (left / "chunk-0001.csv").exists()
+    assert not out.exists()
+
+    status = cli("status", str(out))
+    assert status.returncode == 2, status.stderr
+    assert (f"error: run directory {out} does not exist: its build did not finish (it left "
+            f"{left})") in status.stderr  # fmt: skip
+
+    again = cli(*args)
+    assert again.returncode == 1, again.stderr  # rows refused, as always with this source
+    assert f"Removed {left}: left by a build of {out} that did not finish" in again.stderr
+    assert work_folders(tmp_path) == []
+    assert (out / "manifest.json").exists() and not (out / ".build.lock").exists()
+
+
+def test_a_build_stopped_by_sigterm_cleans_up_and_exits_130(
+    legacy_csv: Path, mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    args = offline_build_args(legacy_csv, mapping_file, snapshot, out)
+    stopped = subprocess.run(
+        [sys.executable, str(CRASH_AT), "--build", "--signal", "TERM", "before", "1", *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr.splitlines()[-1] == "interrupted (SIGTERM)"
+    assert work_folders(tmp_path) == [] and not out.exists()
+
+
+def test_a_build_of_a_run_another_build_is_writing_is_refused_naming_it(
+    legacy_csv: Path, mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    args = offline_build_args(legacy_csv, mapping_file, snapshot, out)
+    running = tmp_path / ".run.building-abcd1234"  # as a live build holds its folder
+    running.mkdir()
+    with (running / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        refused = cli(*args)
+    assert refused.returncode == 2, refused.stderr
+    assert (f"error: another csvimport build of {out} is running (pid {os.getpid()}, "
+            f"writing into {running})") in refused.stderr  # fmt: skip
+    assert running.exists() and not out.exists()
+
+    # Its process gone (here: its lock released), the folder is a leftover like any other.
+    built = cli(*args)
+    assert built.returncode == 1, built.stderr
+    assert f"Removed {running}" in built.stderr and not running.exists()
+
+
+def test_a_work_folder_without_a_lock_is_removed_only_once_old_and_only_for_this_run(
+    legacy_csv: Path, mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    old, fresh = tmp_path / ".run.building-old_0001", tmp_path / ".run.building-new_0001"
+    other = tmp_path / ".run2.building-old_0002"  # another run's
+    for folder in (old, fresh, other):
+        folder.mkdir()
+        (folder / "chunk-0001.csv").write_text("x\n")
+    long_ago = time.time() - 3600
+    for folder in (old, other):
+        os.utime(folder, (long_ago, long_ago))
+    options = BuildOptions(SourceSpec(str(legacy_csv)), mapping_file, tmp_path / "run")
+    result = build(options, snapshot)
+    assert result.removed_unfinished == [old]
+    assert work_folders(tmp_path) == [fresh, other]
+
+
+KILLED_WITH_WORKERS = """
+import multiprocessing, os, signal, sys
+from pathlib import Path
+
+from csvimport import build as build_module
+from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
+from csvimport.build import BuildOptions, build
+from csvimport.sources import SourceSpec
+
+if __name__ == "__main__":
+    work = Path(sys.argv[1])
+    source, mapping = work / "legacy.csv", work / "mapping.toml"
+    write_legacy_csv(source, 2_000)
+    mapping.write_text(BUILD_MAPPING, encoding="utf-8")
+    add_keys, calls = build_module.DuplicateFinder.add_keys, []
+
+    def add_keys_then_die(self, keys):
+        calls.append(keys)
+        if len(calls) == 5:  # mid-build: the worker process is there
+            print(*(p.pid for p in multiprocessing.active_children()), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        add_keys(self, keys)
+
+    build_module.DuplicateFinder.add_keys = add_keys_then_die
+    build(BuildOptions(SourceSpec(str(source), chunk_rows=97), mapping, work / "run",
+                       workers=2, parallel_after_rows=0), bench_snapshot())
+"""
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaped counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_the_worker_processes_of_a_killed_build_exit_too(tmp_path: Path) -> None:
+    script = tmp_path / "killed_with_workers.py"
+    script.write_text(KILLED_WITH_WORKERS, encoding="utf-8")
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:  # a file, not a pipe: the workers hold it open too
+        killed = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=stdout)
+        assert killed.wait(timeout=120) == -signal.SIGKILL
+    workers = [int(pid) for pid in out.read_text().split()]
+    assert workers
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(gone(pid) for pid in workers):
+        time.sleep(0.2)
+    left = [pid for pid in workers if not gone(pid)]
+    for pid in left:  # do not leave them behind either way
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "worker processes outlived the build they worked for"

@@ -24,6 +24,7 @@ from csvimport.sandbox import PoolInfo, Sandbox
 from csvimport.sources import SourceSpec
 
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
+from .test_build import assert_manifest_holds_every_files_sha256
 from .test_reconcile import reconcile, run_all
 from .test_sandbox_passwords import PASSWORD, make_hash, sign_in
 from .test_sandbox_resets import messages
@@ -97,6 +98,7 @@ def test_build_puts_each_algorithm_in_its_own_chunks_and_the_rest_in_a_reset_chu
         "converted": 2, "importable": 4, "no hash": 1, "out of bounds": 1,
         "unsupported algorithm": 1,
     }  # fmt: skip
+    assert_manifest_holds_every_files_sha256(run)  # passwords.csv and the hash chunks too
 
 
 def test_hashed_users_sign_in_with_their_password_and_the_others_must_reset(

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,11 +125,23 @@ def test_endpoint_and_pool_id_fall_back_to_the_environment() -> None:
     ],
     ids=["global", "per-command"],
 )
-def test_traceback_flag_shows_the_original_exception(args: list[str]) -> None:
+def test_traceback_flag_shows_the_original_exception_and_keeps_the_exit_status(
+    args: list[str],
+) -> None:
     result = run_cli(*args)
-    assert result.returncode not in (0, 3)
+    assert result.returncode == 3, result.stderr
     assert "Traceback (most recent call last)" in result.stderr
     assert "botocore.exceptions.EndpointConnectionError" in result.stderr
+    assert f"error: Cannot reach {CLOSED_ENDPOINT}/" in result.stderr
+    assert "hint: Check --endpoint-url" in result.stderr
+
+
+def test_traceback_flag_on_a_refusal_shows_the_traceback_and_exits_2(tmp_path: Path) -> None:
+    result = run_cli("--traceback", "status", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "csvimport.errors.ConfigError" in result.stderr
+    assert f"error: {tmp_path} is not a finished csvimport build" in result.stderr
 
 
 def test_no_region_exits_2_with_a_hint() -> None:
@@ -180,7 +193,8 @@ def test_header_of_a_missing_pool_exits_3_with_a_hint(sandbox: Any) -> None:
     assert "hint: Check --pool-id and --region" in result.stderr
 
 
-def test_ctrl_c_during_a_call_prints_interrupted_and_exits_130() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_a_call_prints_interrupted_and_exits_130(signum: int) -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
         server.settimeout(30)
         endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
@@ -202,11 +216,11 @@ def test_ctrl_c_during_a_call_prints_interrupted_and_exits_130() -> None:
         ) as child:
             connection, _ = server.accept()  # the call now waits for an answer that never comes
             with connection:
-                child.send_signal(signal.SIGINT)
+                child.send_signal(signum)
                 out, err = child.communicate(timeout=30)
     assert child.returncode == 130
     assert out == ""
-    assert err.splitlines()[-1] == "interrupted"
+    assert err.splitlines()[-1].startswith("interrupted")
     assert "Traceback" not in err
 
 

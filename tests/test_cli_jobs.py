@@ -140,8 +140,9 @@ def test_start_killed_at_any_step_resumes_with_one_job_per_chunk_and_every_user_
     assert sorted(users) == [f"user{n}" for n in range(1, 6)]
 
 
-def test_ctrl_c_during_status_wait_exits_130_and_leaves_the_journal_whole(
-    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_status_wait_exits_130_says_the_job_runs_on_journal_whole(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, signum: int
 ) -> None:
     env = env_for(sandbox, pool)
     sandbox.settings.update(job_seconds=30)
@@ -153,10 +154,12 @@ def test_ctrl_c_during_status_wait_exits_130_and_leaves_the_journal_whole(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     ) as watching:  # fmt: skip
         time.sleep(3)
-        watching.send_signal(signal.SIGINT)
+        watching.send_signal(signum)
         _, stderr = watching.communicate(timeout=30)
     assert watching.returncode == 130, stderr
     assert "A started job keeps running in Cognito" in stderr
+    assert f"`csvimport stop {run_dir}` stops the job" in stderr
+    assert f"`csvimport start {run_dir}` goes on where this stopped" in stderr
     assert "Traceback" not in stderr
     journal = json.loads((run_dir / JOURNAL).read_text())
     assert journal["attempts"][0]["step"] == "started"
@@ -345,3 +348,86 @@ def test_a_web_page_at_the_endpoint_is_named_with_exit_3_not_an_internal_error(
         in result.stderr
     )
     assert "hint: Check --endpoint-url" in result.stderr and "Traceback" not in result.stderr
+
+
+def _delete(path: Path) -> None:
+    path.unlink()
+
+
+def _edit(path: Path) -> None:
+    path.write_bytes(path.read_bytes().replace(b"2", b"9", 1))
+
+
+# Each file of a run damaged as people do: (file, how, what the error says of it).
+DAMAGES = {
+    "chunk-deleted": ("chunk-0002.csv", _delete, "is missing from the run directory; it is "
+                      "the import file Cognito reads these users from"),
+    "line-map-deleted": ("chunk-0001.map.csv", _delete, "is missing from the run directory; "
+                         "it is the line map telling which legacy user each line of "
+                         "chunk-0001.csv is"),
+    "line-map-edited": ("chunk-0002.map.csv", _edit, "changed since the build (its sha256 no "
+                        "longer matches manifest.json); it is the line map"),
+    "mapping-edited": ("mapping.toml", lambda p: p.write_text(p.read_text() + "# fixed\n"),
+                       "changed since the build"),
+    "rejects-deleted": ("rejects.csv", _delete, "is missing from the run directory; it is the "
+                        "build's list of refused and duplicate users"),
+    "pool-edited": ("pool.json", lambda p: p.write_text(p.read_text().replace("pool-", "loop-")),
+                    "changed since the build"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_start_refuses_a_run_with_a_file_lost_or_edited_naming_it_and_the_fix(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, damage: str
+) -> None:
+    name, spoil, said = DAMAGES[damage]
+    spoil(run_dir / name)
+    result = csvimport(env_for(sandbox, pool), "start", str(run_dir))
+    assert result.returncode == 2, result.stderr
+    assert f"error: {run_dir / name} {said}" in result.stderr
+    fix = "build again with the edited mapping" if name == "mapping.toml" else "build again"
+    assert "hint: " in result.stderr and fix in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sandbox_jobs(sandbox, pool.user_pool_id) == []
+
+
+def test_a_lost_manifest_is_named_as_lost_with_how_to_get_it_back(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    (run_dir / "manifest.json").unlink()
+    result = csvimport(env_for(sandbox, pool), "status", str(run_dir))
+    assert result.returncode == 2, result.stderr
+    assert (f"error: {run_dir} has lost its manifest.json: it holds the files of a "
+            "csvimport build (chunk-0001.csv, ") in result.stderr  # fmt: skip
+    assert "hint: Put manifest.json back exactly as it was" in result.stderr
+
+
+def test_a_manifest_naming_a_file_outside_the_run_is_refused_as_damaged(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    manifest = run_dir / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"chunk-0001.csv"', '"/etc/passwd"'))
+    result = csvimport(env_for(sandbox, pool), "start", str(run_dir), "--dry-run")
+    assert result.returncode == 2, result.stderr
+    assert "manifest.json is damaged" in result.stderr and "/etc/passwd" in result.stderr
+
+
+def test_a_run_built_before_files_had_hashes_is_used_with_a_warning_and_presence_checked(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path
+) -> None:
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["files"]
+    for chunk in manifest["chunks"]:
+        del chunk["map_sha256"]
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    env = env_for(sandbox, pool)
+    status = csvimport(env, "status", str(run_dir))
+    assert status.returncode == 1, status.stderr  # not started yet
+    assert "warning: " in status.stderr and "built by an older csvimport" in status.stderr
+
+    (run_dir / "chunk-0001.map.csv").unlink()
+    started = csvimport(env, "start", str(run_dir))
+    assert started.returncode == 2, started.stderr
+    assert f"error: {run_dir / 'chunk-0001.map.csv'} is missing" in started.stderr
+    assert sandbox_jobs(sandbox, pool.user_pool_id) == []

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from csvimport.sandbox import PoolInfo, Sandbox
 
@@ -46,13 +49,77 @@ def test_report_accounts_for_every_user_and_writes_the_files(
     assert "user2@example.com" in (tmp_path / "r.html").read_text()
 
 
-def test_report_of_a_fully_imported_run_exits_0(
+def test_report_of_a_fully_imported_run_exits_0_and_clears_what_killed_reports_left(
     sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
 ) -> None:
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     env = env_for(sandbox, pool)
     assert csvimport(env, "start", str(run_dir)).returncode == 0
+    dead = 2**22 + 1  # above Linux's highest pid: no process has it
+    left = [run_dir / f".{name}.{dead}.tmp"
+            for name in ("results.jsonl", "failed-users.csv", "report.html")]  # fmt: skip
+    left.append(run_dir / "results.jsonl.tmp")  # the name an older csvimport used
+    live = run_dir / f".results.jsonl.{os.getpid()}.tmp"  # a report writing right now
+    for path in [*left, live]:
+        path.write_text("half of a report with user data\n")
     result = csvimport(env, "report", str(run_dir))
     assert result.returncode == 0, result.stderr
+    assert [p for p in left if p.exists()] == [] and live.exists()
     assert "3 of 3 users are in Cognito; 0 need attention" in result.stderr
     assert not (run_dir / "retry-source.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [("chunk-0001.map.csv", "changed since the build"),
+     ("chunk-0001.csv", "changed since the build"),
+     ("rejects.csv", "changed since the build")],
+)  # fmt: skip
+def test_report_refuses_a_file_edited_after_the_import_naming_it(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path, name: str, said: str
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3, extra=MESSY)
+    env = env_for(sandbox, pool)
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+    path = run_dir / name
+    path.write_bytes(path.read_bytes().replace(b"1", b"7"))
+    result = csvimport(env, "report", str(run_dir))
+    assert result.returncode == 2, result.stderr
+    assert f"error: {path} {said}" in result.stderr
+    assert not (run_dir / "results.jsonl").exists()
+
+
+def test_a_later_report_removes_the_retry_source_once_nobody_needs_a_retry(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    env = env_for(sandbox, pool)
+    before = csvimport(env, "report", str(run_dir))  # no job yet: nobody is imported
+    assert before.returncode == 1, before.stderr
+    retry = run_dir / "retry-source.csv"
+    assert len(retry.read_text().splitlines()) == 4  # the header and the 3 users
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+
+    after = csvimport(env, "report", str(run_dir))
+    assert after.returncode == 0, after.stderr
+    assert not retry.exists()
+    assert f"removed {retry} of an earlier report: no user needs a retry now" in after.stderr
+    assert [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")] == []
+    with (run_dir / "failed-users.csv").open() as f:
+        assert len(f.read().splitlines()) == 1  # the header only
+
+
+def test_a_retry_source_that_cannot_be_rewritten_is_removed_not_left_stale(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=2, extra=MESSY)
+    env = env_for(sandbox, pool)
+    assert csvimport(env, "report", str(run_dir)).returncode == 1
+    retry = run_dir / "retry-source.csv"
+    assert retry.exists()
+    (tmp_path / "legacy.csv").write_text("changed\n")  # the source no longer matches
+    result = csvimport(env, "report", str(run_dir))
+    assert result.returncode == 1, result.stderr
+    assert "warning: retry-source.csv not written" in result.stderr
+    assert f"{retry} of an earlier report was removed" in result.stderr
+    assert not retry.exists()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from csvimport.errors import RefusedError
+from csvimport.errors import ConfigError, RefusedError
 from csvimport.jobs import Importer, StartOptions
 from csvimport.journal import Journal
 from csvimport.logs import LOGS_DIR, JobLog, LogWait, detect_line_base
@@ -87,7 +87,7 @@ def test_every_source_row_has_exactly_one_outcome_and_the_sums_hold(
     assert report.passwords.must_reset == 6
 
 
-def test_the_raw_log_is_kept_in_the_run_and_read_from_there_next_time(
+def test_the_raw_log_is_kept_in_the_run_read_from_there_and_refused_by_name_if_damaged(
     sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
 ) -> None:
     run_dir = build_run(cognito, pool, tmp_path, users=3)
@@ -100,6 +100,14 @@ def test_the_raw_log_is_kept_in_the_run_and_read_from_there_next_time(
     sandbox.faults.update(throttle_every=1, throttle_operations=["FilterLogEvents"])
     report, results, _ = reconcile(run_dir, logs)
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
+
+    # Damaged, it is refused by name and kept: it may be the only copy left.
+    stored[0].write_bytes(b"\x00\xff garbage\n")
+    with pytest.raises(ConfigError) as caught:
+        reconcile(run_dir, logs)
+    assert f"{stored[0]} is damaged" in caught.value.message
+    assert caught.value.hint and "remove it" in caught.value.hint
+    assert stored[0].read_bytes() == b"\x00\xff garbage\n"
 
 
 def test_lagging_log_lines_are_waited_for(

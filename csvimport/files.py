@@ -1,0 +1,82 @@
+"""Files csvimport writes that hold personal data: private (0600) and replaced whole.
+
+A reader (a person, a spreadsheet, the next command) sees the old file or the new one,
+never half of one; a writer that is killed leaves a temporary file named for its process,
+which the next writer of the same file removes; and two writers at once never write into
+each other's temporary file (the last one to finish wins).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+PRIVATE_FILE_MODE = 0o600
+
+
+@contextmanager
+def replaced_private(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Write ``path`` anew, mode 0600 from the start: the ``with`` block writes into a
+    temporary file beside it that replaces ``path`` at the end. On any error, Ctrl-C
+    included, the temporary file goes and ``path`` is left as it was.
+
+    ``mode`` is "w" (UTF-8 text, no newline translation) or "wb".
+    """
+    remove_abandoned(path)
+    tmp = _temporary(path, os.getpid())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # a leftover of an earlier process keeps its mode
+        if "b" in mode:
+            f: IO[Any] = os.fdopen(fd, mode)
+        else:
+            f = os.fdopen(fd, mode, encoding="utf-8", newline="")
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_abandoned(path: Path) -> list[Path]:
+    """Remove the temporary files that writers of ``path`` left when they were killed
+    (their process is gone); return them."""
+    removed = []
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir()
+                      if p.name.startswith(prefix) and p.name.endswith(".tmp")]  # fmt: skip
+    except OSError:
+        return []
+    for candidate in candidates:
+        pid = candidate.name[len(prefix) : -len(".tmp")]
+        if pid.isdigit() and not _alive(int(pid)):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    older = path.with_name(path.name + ".tmp")  # the name earlier versions used
+    if older.exists():
+        older.unlink(missing_ok=True)
+        removed.append(older)
+    return removed
+
+
+def _temporary(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except OverflowError:
+        return False
+    return True
