@@ -30,7 +30,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import __version__
-from csvimport.chunkbuild import HASH_COLUMN, SPILL_SCHEMA, ChunkBuilder, build_chunks
+from csvimport.chunkbuild import (
+    GARBLED_EXAMPLES,
+    HASH_COLUMN,
+    SPILL_SCHEMA,
+    ChunkBuilder,
+    build_chunks,
+)
 from csvimport.cognito_csv import (
     MAX_FILE_BYTES,
     MAX_USERS_PER_FILE,
@@ -95,6 +101,8 @@ class BuildResult:
     reasons: Counter[str] = field(default_factory=Counter)
     # written users by hashformats classification; None when no password_hash is mapped
     passwords: Counter[str] | None = None
+    # the first few rows the source garbles (a stray quote, a ragged row), with the lines
+    garbled: list[str] = field(default_factory=list)
 
     @property
     def conserved(self) -> bool:
@@ -114,6 +122,7 @@ class BuildResult:
                 {"rule": rule, "rows": count, "reason": REASONS.get(rule, rule)}
                 for rule, count in self.reasons.most_common(10)
             ],
+            "garbled_rows": self.garbled,
             **passwords,
         }
 
@@ -242,6 +251,7 @@ def _build_into(
                 rejects.write_lines(outcome.rejects, outcome.reject_lines)
                 result.rejected += outcome.rejected
                 result.reasons.update(outcome.reasons)
+                result.garbled += outcome.garbled[: GARBLED_EXAMPLES - len(result.garbled)]
                 finder.add_keys(outcome.keys)
                 spill.write_batch(outcome.spill)
                 result.source_rows += outcome.rows

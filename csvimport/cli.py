@@ -426,6 +426,10 @@ def _build_summary(result: BuildResult) -> None:
         echo(f"  Why rows were refused (see {result.run_dir / REJECTS}):")
         for rule, count in result.reasons.most_common(5):
             echo(f"    {count:>8,}  {REASONS.get(rule, rule)}")
+    if result.garbled:
+        echo("  Rows the source file itself garbles (fix them there; rejects.csv has all):")
+        for text in result.garbled:
+            echo(f"    {text}")
 
 
 RunDirArgument = Annotated[
@@ -738,7 +742,10 @@ def report(
             "for a database: its URL is not stored).",
         ),
     ] = None,
-    encoding: EncodingOption = "utf-8",
+    encoding: Annotated[
+        str | None,
+        typer.Option("--encoding", help="Encoding of the source file (default: the build's)."),
+    ] = None,
     region: RegionOption = None,
     profile: ProfileOption = None,
     endpoint_url: EndpointUrlOption = None,
@@ -754,7 +761,7 @@ def report(
 
 def _write_report(
     state: CliState, run_dir: Path, *, out: Path | None = None, show_pii: bool = False,
-    log_wait: float = LogWait.seconds, source: str | None = None, encoding: str = "utf-8",
+    log_wait: float = LogWait.seconds, source: str | None = None, encoding: str | None = None,
 ) -> None:  # fmt: skip
     """Bring the journal up to date, reconcile, write the result files and the report."""
     with _importer(state, run_dir, command="report") as (importer, _):

@@ -40,10 +40,22 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from csvimport.csvlayout import (
+    FIX_QUOTE,
+    ROW,
+    SOURCE_REASON,
+    SOURCE_RULE,
+    STRAY_QUOTE,
+    CsvLayout,
+    RawLines,
+    skipped_rows,
+)
 from csvimport.errors import ConfigError
 
 __all__ = [
     "ROW",
+    "SOURCE_REASON",
+    "SOURCE_RULE",
     "CsvSource",
     "DatabaseSource",
     "JsonSource",
@@ -53,9 +65,6 @@ __all__ = [
     "SourceSpec",
     "open_source",
 ]
-
-ROW = "__row__"
-"""The column every chunk carries: the record's 1-based position in the source."""
 
 SNIFF_BYTES = 64 * 1024
 JSONL_COLUMN_LINES = 1000
@@ -72,9 +81,12 @@ SUPPORTED_URLS = (
 UNKNOWN_KIND_HINT = f"Give a .csv, .tsv, .jsonl or .json file, or a database URL: {SUPPORTED_URLS}."
 URL_HINT = f"Use one of the supported URL forms: {SUPPORTED_URLS}."
 ENCODING_HINT = "pass --encoding (e.g. --encoding cp1252 or latin-1)"
+QUOTING = (
+    "a field that contains the delimiter, a quote or a line break must be in double "
+    'quotes, its own quotes doubled ("say ""hi""").'
+)
 DELIMITER_HINT = (
-    "Check --delimiter (this file was read with {delimiter!r}) and the quoting: a field "
-    "that contains the delimiter, a quote or a line break must be in double quotes."
+    "Check --delimiter (this file was read with {delimiter!r}) and the quoting: " + QUOTING
 )
 CONNECT_HINT = (
     "Check the host, port, database name and credentials in the URL (or PGHOST, PGPORT, "
@@ -142,16 +154,22 @@ class Source(ABC):
 
         Every chunk has the columns of :meth:`columns`, all holding ``str`` values, then
         ``__row__`` (int): the record's 1-based position, continuing across chunks. A
-        source without records yields no chunk. Raises SourceError mid-way if the source
-        turns out to be unreadable further on (e.g. undecodable bytes, a ragged row).
+        source without records yields no chunk. A chunk holding records the source garbles
+        (a CSV stray quote, a row with too few or too many fields) also has the columns
+        ``SOURCE_RULE`` and ``SOURCE_REASON``, "" for the other rows: each such row is a
+        reject, and a stray quote has one row per line it swallowed (see
+        :mod:`csvimport.csvlayout`). Raises SourceError mid-way if the source turns out to
+        be unreadable further on (e.g. undecodable bytes, a quote that never closes).
         """
 
     @abstractmethod
     def fingerprint(self) -> dict[str, Any]:
         """Return what identifies the source in a run manifest; never a password.
 
-        Files: ``kind``, ``path`` (absolute), ``bytes``, ``sha256``. Databases: ``kind``,
-        ``url`` (password shown as ***), ``table`` or ``query``, and ``rows``.
+        Files: ``kind``, ``path`` (absolute), ``bytes``, ``sha256``, ``encoding`` and, for
+        CSV, the ``delimiter`` it was read with (what reads it the same way again).
+        Databases: ``kind``, ``url`` (password shown as ***), ``table`` or ``query``, and
+        ``rows``.
         """
 
     @abstractmethod
@@ -262,7 +280,13 @@ class _FileSource(Source):
             "path": str(self.path.resolve()),
             "bytes": size,
             "sha256": digest.hexdigest(),
+            "encoding": self.encoding,
+            **self._reading(),
         }
+
+    def _reading(self) -> dict[str, str]:
+        """How the file is read, beyond its encoding: what reads it the same way again."""
+        return {}
 
     def _open_binary(self) -> io.BufferedReader:
         try:
@@ -308,6 +332,9 @@ class CsvSource(_FileSource):
         super().__init__(location, path, spec)
         self._delimiter = None if spec.delimiter is None else _check_delimiter(spec.delimiter)
 
+    def _reading(self) -> dict[str, str]:
+        return {"delimiter": self.delimiter}
+
     @property
     def delimiter(self) -> str:
         """The delimiter given, or else the one sniffed from the start of the file."""
@@ -316,46 +343,73 @@ class CsvSource(_FileSource):
         return self._delimiter
 
     def columns(self) -> list[str]:
-        return self._header()
+        return self._read_header()[0]
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        names = self._header()
+        names, header_records, header_lines = self._read_header()
         delimiter = self.delimiter
-        first = 1
+        raw = RawLines(self._open_text)
+        layout = CsvLayout(names, delimiter, first_line=header_lines + 1,
+                           first_index=header_records + 1, raw=raw)  # fmt: skip
         try:
-            # header=0 with names: pandas parses and drops the header record, and takes our
-            # cleaned names (its own would mangle duplicates into "a.1"). index_col=False
-            # stops it from turning an extra first field into an index; _header() has
-            # already refused a first record wider than the header.
+            # Records are counted from the header on, blank lines included (pandas counts
+            # them so in its warnings): the layout drops them. index_col=False stops
+            # pandas from turning an extra first field into an index; _read_header() has
+            # already refused a first record wider than the header. A later wider record
+            # is skipped with a warning, which the layout turns into a reject.
             reader = pd.read_csv(
                 self.path,
                 sep=delimiter,
-                header=0,
+                header=None,
+                skiprows=header_records,
                 names=names,
                 index_col=False,
                 dtype=str,
                 keep_default_na=False,
                 na_filter=False,
+                skip_blank_lines=False,
+                on_bad_lines="warn",
                 encoding=self.encoding,
                 encoding_errors="strict",
                 chunksize=self.chunk_rows,
                 engine="c",
             )
             with reader:
-                for chunk in reader:
-                    count = len(chunk)
-                    if not count:
-                        continue  # a header-only file: pandas yields one empty frame
-                    chunk.index = pd.RangeIndex(first - 1, first - 1 + count)
-                    chunk[ROW] = range(first, first + count)
-                    yield chunk
-                    first += count
+                while (chunk := self._next_chunk(reader, layout)) is not None:
+                    if len(chunk) and (placed := layout.place(chunk)) is not None:
+                        yield placed
+            if (rest := layout.finish()) is not None:
+                yield rest
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
         except pd.errors.ParserError as exc:
-            raise self._parser_error(exc, len(names), delimiter) from exc
+            raise self._parser_error(exc, delimiter, layout) from exc
         except OSError as exc:
             raise self._os_error(exc) from exc
+        finally:
+            raw.close()
+
+    def _next_chunk(self, reader: Any, layout: CsvLayout) -> pd.DataFrame | None:
+        """Read pandas' next chunk, handing the records it skipped to the layout."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            chunk = next(reader, None)
+        messages = []
+        for warning in caught:
+            if issubclass(warning.category, pd.errors.ParserWarning):
+                messages.append(str(warning.message))
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)  # fmt: skip
+        skipped = skipped_rows(messages)
+        if skipped is None:
+            raise SourceError(
+                f"Cannot parse {self.location}: {' '.join(messages).strip()}",
+                hint=DELIMITER_HINT.format(delimiter=layout.delimiter),
+                source=self.location,
+            )
+        layout.skipped.update(skipped)
+        return chunk
 
     def _sniff(self) -> str:
         try:
@@ -367,19 +421,31 @@ class CsvSource(_FileSource):
                     sample = sample[: sample.rfind("\n") + 1] or sample
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
+        # Blank lines are not records: they would make the delimiter look inconsistent.
+        sample = "".join(line for line in sample.splitlines(keepends=True) if line.strip())
         try:
             return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
         except csv.Error:
             return ","  # one column, or nothing to tell the candidates apart
 
-    def _header(self) -> list[str]:
-        """Read the header (and check the first record against it) with the csv module."""
+    def _read_header(self) -> tuple[list[str], int, int]:
+        """Read the header with the csv module, and check the first record against it.
+
+        Return the column names, the records up to and including the header (blank lines
+        before it included) and the physical lines they span.
+        """
         delimiter = self.delimiter
         try:
             with self._open_text() as f:
-                rows = (row for row in csv.reader(f, delimiter=delimiter) if row)
-                header = next(rows, None)
-                first_record = next(rows, None)
+                reader = csv.reader(f, delimiter=delimiter)
+                records = 0
+                for header in reader:
+                    records += 1
+                    if not _blank_row(header):
+                        break
+                else:
+                    header = None
+                lines = reader.line_num
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
         except csv.Error as exc:
@@ -397,59 +463,60 @@ class CsvSource(_FileSource):
         names = [name.strip() for name in header]
         names[0] = names[0].lstrip("\ufeff").strip()
         _check_column_names(names, self.location, "header")
-        if first_record is not None and len(first_record) > len(names):
-            found = self._find_ragged(delimiter, len(names))
-            raise self._ragged_error(found, len(names), delimiter)
-        return names
+        self._check_first_record(names, delimiter, lines + 1)
+        return names, records, lines
 
-    def _parser_error(self, exc: pd.errors.ParserError, width: int, delimiter: str) -> SourceError:
-        """Locate a ragged record with the csv module, which counts physical lines."""
+    def _check_first_record(self, names: list[str], delimiter: str, line: int) -> None:
+        """Refuse a first record wider than the header: pandas would take its width for
+        the file's, and drop the last values of every row."""
+        raw = RawLines(self._open_text)
+        try:
+            found = raw.next_record(line, delimiter)
+        except UnicodeDecodeError as exc:
+            raise self._decode_error(exc) from exc
+        finally:
+            raw.close()
+        if found is None or found[1].fields <= len(names):
+            return
+        start, record = found
+        layout = CsvLayout(names, delimiter, first_line=start, first_index=1, raw=raw)
+        verdict = layout.judge(record, start)
+        if verdict is not None and verdict.rule == STRAY_QUOTE:
+            message = f"{self.location}, {verdict.reason.removesuffix(' - ' + FIX_QUOTE)}."
+        else:
+            message = (f"{self.location}, line {start} (record 1): {record.fields} fields, "
+                       f"but the header has {len(names)}.")  # fmt: skip
+        raise SourceError(
+            message, hint=DELIMITER_HINT.format(delimiter=delimiter), source=self.location,
+            line=start,
+        )  # fmt: skip
+
+    def _parser_error(
+        self, exc: pd.errors.ParserError, delimiter: str, layout: CsvLayout
+    ) -> SourceError:
+        """Name the line and column of a quote that never closes."""
         message = str(exc).strip()
-        if "Expected" in message and "fields" in message:
-            found = self._find_ragged(delimiter, width)
+        if "EOF inside string" in message:
+            found = layout.unclosed_quote()
             if found is not None:
-                return self._ragged_error(found, width, delimiter)
+                line, column, after = found
+                swallowed = ""
+                if after:
+                    were = "was" if after == 1 else "were"
+                    swallowed = (f": the {after:,} line{'s' * (after != 1)} after it {were} "
+                                 "read as part of this value")  # fmt: skip
+                return SourceError(
+                    f"{self.location}, line {line}: a quote opened in column {column!r} "
+                    f"never closes{swallowed}.",
+                    hint=f"Fix the quote on line {line} and build again: {QUOTING}",
+                    source=self.location,
+                    line=line,
+                )
         message = message.removeprefix("Error tokenizing data. C error: ")
         return SourceError(
             f"Cannot parse {self.location}: {message}.",
             hint=DELIMITER_HINT.format(delimiter=delimiter),
             source=self.location,
-        )
-
-    def _find_ragged(self, delimiter: str, width: int) -> tuple[int, int, int] | None:
-        """Return (first line, record, fields) of the first record wider than the header."""
-        try:
-            with self._open_text() as f:
-                reader = csv.reader(f, delimiter=delimiter)
-                record = -1  # the header is record 0
-                previous_end = 0
-                for row in reader:
-                    start, previous_end = previous_end + 1, reader.line_num
-                    if not row:
-                        continue
-                    record += 1
-                    if len(row) > width:
-                        return start, record, len(row)
-        except (UnicodeDecodeError, csv.Error):
-            return None
-        return None
-
-    def _ragged_error(
-        self, found: tuple[int, int, int] | None, width: int, delimiter: str
-    ) -> SourceError:
-        if found is None:
-            return SourceError(
-                f"{self.location}: a record has more fields than the header's {width}.",
-                hint=DELIMITER_HINT.format(delimiter=delimiter),
-                source=self.location,
-            )
-        line, record, fields = found
-        return SourceError(
-            f"{self.location}, line {line} (record {record}): {fields} fields, but the header "
-            f"has {width}.",
-            hint=DELIMITER_HINT.format(delimiter=delimiter),
-            source=self.location,
-            line=line,
         )
 
 
@@ -937,6 +1004,11 @@ def _check_column_names(names: Sequence[str], source: str, what: str) -> None:
             hint=f"Rename the column {ROW!r} in the source (in a query, use AS).",
             source=source,
         )
+
+
+def _blank_row(row: list[str]) -> bool:
+    """Whether the csv module's row is a line pandas skips as blank: nothing, or spaces."""
+    return not row or (len(row) == 1 and not row[0].strip(" \t"))
 
 
 def _check_delimiter(delimiter: str) -> str:
