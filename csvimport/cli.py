@@ -70,6 +70,7 @@ from csvimport.reconcile import (
     write_results,
     write_retry_source,
 )
+from csvimport.redact import mask_credentials
 from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
 from csvimport.resources import schema_path
@@ -777,7 +778,8 @@ def _write_report(
     try:
         retry = write_retry_source(importer.run, users, source=source, encoding=encoding)
     except CsvImportError as exc:
-        typer.echo(f"warning: retry-source.csv not written: {exc.message} {exc.hint or ''}",
+        typer.echo(mask_credentials(f"warning: retry-source.csv not written: {exc.message} "
+                                    f"{exc.hint or ''}"),
                    err=True)  # fmt: skip
         retry = None
     if retry is not None:
@@ -1054,8 +1056,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     CsvImportError and botocore errors become an "error: ..." line and a "hint: ..." line
     on stderr, and their exit status; usage errors exit 2; Ctrl-C exits 130. With
-    --traceback, CsvImportError and botocore errors are re-raised instead. Anything else is
-    a bug: its traceback is printed and the exit status is INTERNAL (70).
+    --traceback, their traceback comes first. Anything else is a bug: its traceback is
+    printed and the exit status is INTERNAL (70). Every credential is masked.
     """
     state = CliState()
     command = typer.main.get_command(app)
@@ -1085,15 +1087,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             _error(message, _usage_hint(exc))
     except CsvImportError as exc:
         if state.traceback:
-            raise
+            _print_traceback()
         _error(exc.message, exc.hint)
         status = exc.exit_status
     except Exception as exc:
         translated = describe_aws_error(exc)
-        if state.traceback:
-            raise
+        if state.traceback or translated is None:
+            _print_traceback()
         if translated is None:
-            tb.print_exc()
             _error(f"internal error: {exc!r}", INTERNAL_ERROR_HINT)
             status = ExitStatus.INTERNAL
         else:
@@ -1115,6 +1116,12 @@ def _usage_hint(exc: typer.TyperException) -> str:
 
 
 def _error(message: str, hint: str | None = None) -> None:
-    typer.echo(f"error: {message}", err=True)
+    # Messages may quote a database URL or a driver's words: no credential gets through.
+    typer.echo(f"error: {mask_credentials(message)}", err=True)
     if hint:
-        typer.echo(f"hint: {hint}", err=True)
+        typer.echo(f"hint: {mask_credentials(hint)}", err=True)
+
+
+def _print_traceback() -> None:
+    """Print the exception being handled, with its causes, its credentials masked."""
+    typer.echo(mask_credentials(tb.format_exc()).rstrip("\n"), err=True)

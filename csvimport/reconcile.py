@@ -538,6 +538,7 @@ def write_retry_source(
     RefusedError when the source cannot be read.
     """
     from csvimport.errors import RefusedError
+    from csvimport.redact import is_masked
     from csvimport.sources import ROW, SOURCE_RULE, SourceSpec, open_source
 
     wanted = {r.source_row for r in results if r.outcome in RETRY_OUTCOMES}
@@ -545,11 +546,12 @@ def write_retry_source(
         return None
     recorded = run.manifest.get("source", {})
     url = str(recorded.get("url") or "")
-    # A database URL is stored with its password masked; one without a password works as is.
-    location = source or recorded.get("path") or (url if url and "***" not in url else None)
+    # A database URL is stored with its credentials masked; one without any works as is.
+    location = source or recorded.get("path") or (url if url and not is_masked(url) else None)
     if not location:
         raise RefusedError(
-            "the legacy source is a database and its URL is not stored (passwords never are)",
+            "the legacy source is a database and its URL is stored without its credentials "
+            "(they never are)",
             hint="Pass --source with the database URL to write retry-source.csv.",
         )
     as_built = source is None and "path" in recorded

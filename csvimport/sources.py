@@ -7,7 +7,8 @@ source, which is how every rejected or failed user is traced back to the legacy 
 
 Every problem the user can fix (a missing file, undecodable bytes, a ragged CSV row, an
 unknown table, an SQL error, an unreachable database) is a :class:`SourceError` whose hint
-names the fix. Database passwords never appear in messages or fingerprints, and the legacy
+names the fix. Database credentials (a password in the URL, or an option such as
+?password= or ?sslpassword=) never appear in messages or fingerprints, and the legacy
 database is only ever read: sessions are opened read-only.
 """
 
@@ -51,6 +52,7 @@ from csvimport.csvlayout import (
     skipped_rows,
 )
 from csvimport.errors import ConfigError
+from csvimport.redact import MASK, SECRET_NAME, mask_credentials
 
 __all__ = [
     "ROW",
@@ -99,8 +101,8 @@ TABLE_HINT = "Check --table (names are case-sensitive on some databases), or pas
 class SourceError(ConfigError):
     """The legacy source cannot be opened or read; ``hint`` names the fix.
 
-    ``source`` is the source as shown to the user (a path, or a URL with the password
-    hidden) and ``line`` the line of a file the problem is on, when known.
+    ``source`` is the source as shown to the user (a path, or a URL with its credentials
+    masked) and ``line`` the line of a file the problem is on, when known.
     """
 
     def __init__(
@@ -168,8 +170,8 @@ class Source(ABC):
 
         Files: ``kind``, ``path`` (absolute), ``bytes``, ``sha256``, ``encoding`` and, for
         CSV, the ``delimiter`` it was read with (what reads it the same way again).
-        Databases: ``kind``, ``url`` (password shown as ***), ``table`` or ``query``, and
-        ``rows``.
+        Databases: ``kind``, ``url`` (every credential shown as ***, see
+        :func:`csvimport.redact.mask_credentials`), ``table`` or ``query``, and ``rows``.
         """
 
     @abstractmethod
@@ -664,7 +666,6 @@ class JsonSource(_FileSource):
 
 
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
 def _looks_like_url(location: str) -> bool:
@@ -672,15 +673,19 @@ def _looks_like_url(location: str) -> bool:
 
 
 def _open_database(location: str, spec: SourceSpec) -> Source:
-    shown = _URL_PASSWORD.sub(r"\1***@", location)
+    shown = mask_credentials(location, url=True)
     try:
         url = sa.make_url(location)
-    except sa_exc.ArgumentError as exc:
+    except (sa_exc.ArgumentError, ValueError):
+        # Not "from": SQLAlchemy's message quotes the whole URL, credentials and all.
         raise SourceError(
-            f"Cannot parse the database URL {shown}.", hint=URL_HINT, source=shown
-        ) from exc
+            f"Cannot parse the database URL {shown}.",
+            hint=f"{URL_HINT} Percent-encode special characters in the password "
+            "(@ as %40, : as %3A, / as %2F).",
+            source=shown,
+        ) from None
     url, kind = _supported_url(url, shown)
-    shown = url.render_as_string(hide_password=True)
+    shown = mask_credentials(url.render_as_string(hide_password=True), url=True)
     table = spec.table.strip() if spec.table is not None else None
     query = spec.query.strip().rstrip(";").rstrip() if spec.query is not None else None
     if bool(table) == bool(query):
@@ -710,6 +715,13 @@ def _supported_url(url: URL, shown: str) -> tuple[URL, str]:
     """Return the URL with csvimport's driver filled in, and the source kind."""
     backend, _, driver = url.drivername.partition("+")
     if backend == "sqlite" and driver in ("", "pysqlite"):
+        if url.query:
+            raise SourceError(
+                f"{shown}: csvimport takes no options after '?' in an SQLite URL.",
+                hint="Drop them: csvimport opens the SQLite file itself, read-only (and a "
+                "SQLite file has no password).",
+                source=shown,
+            )
         return url, "sqlite"
     if backend in ("mysql", "mariadb") and driver in ("", "pymysql"):
         if url.password is None and os.environ.get("MYSQL_PWD"):
@@ -790,7 +802,7 @@ class DatabaseSource(Source):
         self.table = table
         self.query = query
         self.chunk_rows = spec.chunk_rows
-        self._password = engine.url.password
+        self._secrets = _url_secrets(engine.url)  # what no message may show
 
     def describe(self) -> str:
         if self.table is not None:
@@ -849,6 +861,14 @@ class DatabaseSource(Source):
             conn = self.engine.connect()
         except sa_exc.SQLAlchemyError as exc:
             raise self._connect_error(exc) from exc
+        except TypeError as exc:  # pymysql: an option after "?" it does not take
+            raise SourceError(
+                f"Cannot connect to {self.url}: the driver does not take an option the URL "
+                f"gives ({mask_credentials(str(exc))}).",
+                hint="Check the options after '?' in the URL against the driver's "
+                "connection arguments, or drop them.",
+                source=self.url,
+            ) from exc
         with conn:
             if self.kind == "sqlite":
                 # sqlite3 opens any file; reading the schema is where a non-database fails.
@@ -893,9 +913,9 @@ class DatabaseSource(Source):
             text = str(orig)
         lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
         reason = lines[0] if lines else type(orig).__name__
-        if self._password:
-            reason = reason.replace(self._password, "***")
-        return reason
+        for secret in self._secrets:
+            reason = reason.replace(secret, MASK)
+        return mask_credentials(reason)
 
     def _find_table(self, conn: Connection) -> tuple[str | None, str]:
         """Return (schema, table) for --table, accepting "schema.table"; else refuse it."""
@@ -987,6 +1007,16 @@ class DatabaseSource(Source):
 
 
 # --- shared helpers ----------------------------------------------------------------------
+
+
+def _url_secrets(url: URL) -> list[str]:
+    """The credentials a URL carries: its password and its secret-named options' values,
+    longest first (so that one holding another is masked whole)."""
+    found = {url.password or ""}
+    for name, values in url.query.items():
+        if SECRET_NAME.search(name):
+            found.update([values] if isinstance(values, str) else values)
+    return sorted(filter(None, found), key=len, reverse=True)
 
 
 def _check_column_names(names: Sequence[str], source: str, what: str) -> None:

@@ -126,9 +126,10 @@ def test_endpoint_and_pool_id_fall_back_to_the_environment() -> None:
 )
 def test_traceback_flag_shows_the_original_exception(args: list[str]) -> None:
     result = run_cli(*args)
-    assert result.returncode not in (0, 3)
+    assert result.returncode == 3  # still the error's own status
     assert "Traceback (most recent call last)" in result.stderr
     assert "botocore.exceptions.EndpointConnectionError" in result.stderr
+    assert f"error: Cannot reach {CLOSED_ENDPOINT}/" in result.stderr
 
 
 def test_no_region_exits_2_with_a_hint() -> None:
