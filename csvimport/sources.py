@@ -440,14 +440,15 @@ class CsvSource(_FileSource):
         try:
             with self._open_text() as f:
                 reader = csv.reader(f, delimiter=delimiter)
-                records = 0
+                records = first = 0
                 for header in reader:
                     records += 1
                     if not _blank_row(header):
                         break
+                    first = reader.line_num
                 else:
                     header = None
-                lines = reader.line_num
+                first, lines = first + 1, reader.line_num
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
         except csv.Error as exc:
@@ -464,6 +465,17 @@ class CsvSource(_FileSource):
             )
         names = [name.strip() for name in header]
         names[0] = names[0].lstrip("\ufeff").strip()
+        broken = [i for i, name in enumerate(names, 1) if "\n" in name or "\r" in name]
+        if broken:
+            raise SourceError(
+                f"{self.location}, lines {first}-{lines}: the header's column {broken[0]} "
+                "spans lines, so a quote in the header likely opens without closing.",
+                hint="Fix the header: a column name cannot hold a line break. "
+                + QUOTING[0].upper()
+                + QUOTING[1:],
+                source=self.location,
+                line=first,
+            )
         _check_column_names(names, self.location, "header")
         self._check_first_record(names, delimiter, lines + 1)
         return names, records, lines
@@ -570,6 +582,10 @@ class JsonlSource(_FileSource):
                         continue
                     try:
                         value = json.loads(line.rstrip())
+                        # A key given twice would be read as its last value, silently:
+                        # look closer wherever the line names more keys than were read.
+                        if isinstance(value, dict) and len(_KEY.findall(line)) > len(value):
+                            value = json.loads(line, object_pairs_hook=_JsonObject.of)
                     except json.JSONDecodeError as exc:
                         raise SourceError(
                             f"{self.location}, line {lineno}: not valid JSON: {exc.msg} "
@@ -624,7 +640,7 @@ class JsonSource(_FileSource):
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
         try:
-            value = json.loads(text.lstrip("\ufeff"))
+            value = json.loads(text.lstrip("\ufeff"), object_pairs_hook=_JsonObject.of)
         except json.JSONDecodeError as exc:
             hint = "The file must hold one JSON array of objects: [{...}, {...}]."
             if exc.msg == "Extra data":
@@ -1052,7 +1068,33 @@ def _check_delimiter(delimiter: str) -> str:
     return value
 
 
+# Where a JSON object names a key: a string followed by a colon.
+_KEY = re.compile(r'"\s*:')
+
+
+class _JsonObject(dict[str, Any]):
+    """A JSON object as read, naming a key it held more than once (json keeps the last)."""
+
+    twice: str | None = None
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, Any]]) -> _JsonObject:
+        found = cls(pairs)
+        if len(found) != len(pairs):
+            counts = Counter(key for key, _ in pairs)
+            found.twice = next(key for key, count in counts.items() if count > 1)
+        return found
+
+
 def _strip_keys(record: dict[str, Any], location: str, where: str) -> dict[str, Any]:
+    twice = getattr(record, "twice", None)
+    if twice is not None:
+        raise SourceError(
+            f"{location}, {where}: the key {twice!r} is given more than once, and JSON "
+            "would keep only its last value.",
+            hint="Give each key once in every object.",
+            source=location,
+        )
     stripped = {key.strip(): value for key, value in record.items()}
     if len(stripped) != len(record):
         raise SourceError(

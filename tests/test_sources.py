@@ -357,6 +357,19 @@ def test_stray_quote_lines_are_counted_in_the_encoding_given(tmp_path: Path, enc
     ]  # fmt: skip
 
 
+def test_a_header_a_stray_quote_spreads_over_lines_is_refused_naming_them(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "users.csv", '\nid,"name,email\n1,Ann,a@x.com\n2,Bob,b@x.com\n')
+    with pytest.raises(SourceError) as info:
+        source(path).columns()
+    assert str(info.value) == (
+        f"{path}, lines 2-4: the header's column 2 spans lines, so a quote in the header "
+        "likely opens without closing."
+    )
+    assert info.value.line == 2
+
+
 def test_a_first_record_wider_than_the_header_is_refused_naming_its_line(
     tmp_path: Path,
 ) -> None:
@@ -518,6 +531,29 @@ def test_jsonl_line_that_is_not_an_object_is_refused_naming_the_line(
         records(source(path))
     assert str(info.value) == f"{path}, {message}"
     assert info.value.line == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "where"),
+    [
+        ("jsonl", '{"email": "a@x.com"}\n{"email": "b@x.com", "name": "B", "email" : "c@x.com"}\n',
+         "line 2"),
+        ("jsonl", '{"email": "a@x.com"}\n{"\\u0065mail": "b@x.com", "email": "c@x.com"}\n',
+         "line 2"),
+        ("json", '[{"email": "a@x.com"}, {"email": "b@x.com", "email": "c@x.com"}]', "item 2"),
+    ],
+    ids=["jsonl", "jsonl-escaped", "json"],
+)  # fmt: skip
+def test_an_object_giving_a_key_twice_is_refused_naming_it(
+    tmp_path: Path, kind: str, content: str, where: str
+) -> None:
+    path = write(tmp_path, f"users.{kind}", content)
+    with pytest.raises(SourceError) as info:
+        records(source(path))
+    assert str(info.value) == (
+        f"{path}, {where}: the key 'email' is given more than once, and JSON would keep only "
+        "its last value."
+    )
 
 
 def test_jsonl_columns_come_from_the_first_thousand_lines(tmp_path: Path) -> None:
