@@ -32,7 +32,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import __version__
-from csvimport.chunkbuild import HASH_COLUMN, SPILL_SCHEMA, ChunkBuilder, build_chunks
+from csvimport.chunkbuild import (
+    GARBLED_EXAMPLES,
+    HASH_COLUMN,
+    SPILL_SCHEMA,
+    ChunkBuilder,
+    build_chunks,
+)
 from csvimport.cognito_csv import (
     MAX_FILE_BYTES,
     MAX_USERS_PER_FILE,
@@ -114,6 +120,8 @@ class BuildResult:
     # work folders of earlier builds of the same run directory that did not finish
     # (killed), removed before this one began
     removed_unfinished: list[Path] = field(default_factory=list)
+    # the first few rows the source garbles (a stray quote, a ragged row), with the lines
+    garbled: list[str] = field(default_factory=list)
 
     @property
     def conserved(self) -> bool:
@@ -135,6 +143,7 @@ class BuildResult:
                 {"rule": rule, "rows": count, "reason": REASONS.get(rule, rule)}
                 for rule, count in self.reasons.most_common(10)
             ],
+            "garbled_rows": self.garbled,
             **passwords,
             **folded,
         }
@@ -340,6 +349,7 @@ def _build_into(
                 result.reasons.update(outcome.reasons)
                 if result.folded is not None:
                     result.folded.update(outcome.folded)
+                result.garbled += outcome.garbled[: GARBLED_EXAMPLES - len(result.garbled)]
                 finder.add_keys(outcome.keys)
                 spill.write_batch(outcome.spill)
                 result.source_rows += outcome.rows

@@ -33,6 +33,7 @@ from csvimport.cognito_csv import (
     large_strings,
     serialize,
 )
+from csvimport.csvlayout import SOURCE_REASON, SOURCE_RULE, SWALLOWED_LINE
 from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
 from csvimport.hashformats import HASHES_OFF, classify_hash
 from csvimport.mapping import Mapping, Problem
@@ -59,6 +60,9 @@ MFA_DEFAULT = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}
 IN_FLIGHT_PER_WORKER = 2
 # How often a worker checks that the build it works for still runs.
 PARENT_CHECK_SECONDS = 0.5
+# How many of the rows a source garbles (stray quotes, ragged rows) the build's summary
+# quotes; rejects.csv has them all.
+GARBLED_EXAMPLES = 5
 
 
 @dataclass
@@ -74,6 +78,9 @@ class ChunkOutcome:
     spill: pa.RecordBatch  # the valid users, SPILL_SCHEMA
     # values whose line breaks were folded, by attribute (those with fold_line_breaks)
     folded: dict[str, int] = field(default_factory=dict)
+    # The first GARBLED_EXAMPLES rows the source garbled (not the lines a stray quote
+    # swallowed, which their stray quote's reason counts): "row N: reason".
+    garbled: list[str] = field(default_factory=list)
 
 
 class ChunkBuilder:
@@ -102,7 +109,8 @@ class ChunkBuilder:
         text = io.StringIO()
         rejects = csv.writer(text, lineterminator=SIDE_FILE_LINE_END)
         reasons: Counter[str] = Counter()
-        refused = self._reject(frame, mapped.problems, rejects, reasons)
+        garbled = _garbled(chunk)
+        refused = self._reject(frame, mapped.problems, rejects, reasons, garbled)
         valid = frame[~frame["__row__"].isin(refused)]
         usernames = valid["cognito:username"]
         if not self.snapshot.case_sensitive:
@@ -126,7 +134,10 @@ class ChunkBuilder:
             keys=key_hashes(self.snapshot, self.policy, valid),
             spill=spill,
             folded=mapped.folded,
-        )
+            garbled=[f"row {frame['__row__'].iat[position]}: {reason}"
+                     for position, rule, reason in garbled
+                     if rule != SWALLOWED_LINE][:GARBLED_EXAMPLES],
+        )  # fmt: skip
 
     def _passwords(self, valid: pd.DataFrame) -> list[pa.LargeStringArray]:
         """Classify each valid user's hash: SPILL_SCHEMA's algorithm .. password_reason."""
@@ -144,12 +155,24 @@ class ChunkBuilder:
         return [large_strings([v[i] for v in verdicts]) for i in range(4)]
 
     def _reject(
-        self, frame: pd.DataFrame, problems: list[Problem], rejects: Any, reasons: Counter[str]
-    ) -> set[int]:
-        """Write every problem and validation failure; return the refused source rows."""
-        refused: set[int] = set()
+        self, frame: pd.DataFrame, problems: list[Problem], rejects: Any, reasons: Counter[str],
+        garbled: list[tuple[int, str, str]],
+    ) -> set[int]:  # fmt: skip
+        """Write every problem and validation failure; return the refused source rows.
+
+        A row the source garbled (``garbled``: position, rule, reason) gets that reject
+        only: its values are not the user's, so what the mapping or the pool's rules say
+        of them would mislead.
+        """
         rows = frame["__row__"].to_numpy()
         legacy_ids = frame["__legacy_id__"].to_numpy(dtype=object)
+        for position, rule, reason in garbled:
+            rejects.writerow((rows[position], legacy_ids[position], "", rule, reason, "", ""))
+            reasons[rule] += 1
+        unread = {int(rows[position]) for position, _, _ in garbled}
+        refused = set(unread)
+        if unread:
+            problems = [p for p in problems if p.row not in unread]
         # problem rows -> legacy ids, looked up vectorised: a dict of every row costs more
         where = pd.Index(rows).get_indexer([p.row for p in problems])
         legacy = [legacy_ids[i] if i >= 0 else "" for i in where.tolist()]
@@ -161,13 +184,22 @@ class ChunkBuilder:
         already = {(p.row, p.attribute) for p in problems}
         for failure in self.validator.validate(frame[self.header]):
             row = int(rows[failure.position])
-            if (row, failure.attribute) in already:  # the mapping already said why it is empty
-                continue
+            if (row, failure.attribute) in already or row in unread:
+                continue  # the mapping or the source already said why
             rejects.writerow((row, legacy_ids[failure.position], failure.attribute,
                               failure.rule, failure.reason, failure.value, ""))  # fmt: skip
             refused.add(row)
             reasons[failure.rule] += 1
         return refused
+
+
+def _garbled(chunk: pd.DataFrame) -> list[tuple[int, str, str]]:
+    """The rows the source garbled: (position in the chunk, rule, reason)."""
+    if SOURCE_RULE not in chunk.columns:
+        return []
+    rules = chunk[SOURCE_RULE].to_numpy(dtype=object)
+    reasons = chunk[SOURCE_REASON].to_numpy(dtype=object)
+    return [(int(i), rules[i], reasons[i]) for i in np.flatnonzero(rules != "")]
 
 
 def build_chunks(

@@ -72,6 +72,7 @@ from csvimport.reconcile import (
     write_results,
     write_retry_source,
 )
+from csvimport.redact import mask_credentials
 from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
 from csvimport.resources import schema_path
@@ -444,6 +445,10 @@ def _build_summary(result: BuildResult) -> None:
         echo(f"  Why rows were refused (see {result.run_dir / REJECTS}):")
         for rule, count in result.reasons.most_common(5):
             echo(f"    {count:>8,}  {REASONS.get(rule, rule)}")
+    if result.garbled:
+        echo("  Rows the source file itself garbles (fix them there; rejects.csv has all):")
+        for text in result.garbled:
+            echo(f"    {text}")
 
 
 RunDirArgument = Annotated[
@@ -764,7 +769,10 @@ def report(
             "for a database: its URL is not stored).",
         ),
     ] = None,
-    encoding: EncodingOption = "utf-8",
+    encoding: Annotated[
+        str | None,
+        typer.Option("--encoding", help="Encoding of the source file (default: the build's)."),
+    ] = None,
     region: RegionOption = None,
     profile: ProfileOption = None,
     endpoint_url: EndpointUrlOption = None,
@@ -780,7 +788,7 @@ def report(
 
 def _write_report(
     state: CliState, run_dir: Path, *, out: Path | None = None, show_pii: bool = False,
-    log_wait: float = LogWait.seconds, source: str | None = None, encoding: str = "utf-8",
+    log_wait: float = LogWait.seconds, source: str | None = None, encoding: str | None = None,
 ) -> None:  # fmt: skip
     """Bring the journal up to date, reconcile, write the result files and the report."""
     with _importer(state, run_dir, command="report") as (importer, _):
@@ -799,8 +807,9 @@ def _write_report(
         retry = write_retry_source(importer.run, users, source=source, encoding=encoding)
     except CsvImportError as exc:
         gone = f" ({earlier} of an earlier report was removed)" if had_one else ""
-        typer.echo(f"warning: retry-source.csv not written: {exc.message} {exc.hint or ''}"
-                   f"{gone}", err=True)  # fmt: skip
+        typer.echo(mask_credentials(f"warning: retry-source.csv not written: {exc.message} "
+                                    f"{exc.hint or ''}{gone}"),
+                   err=True)  # fmt: skip
         retry = None
     else:
         if retry is None and had_one:
@@ -1113,7 +1122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     on stderr, and their exit status; usage errors exit 2; Ctrl-C and SIGTERM exit 130.
     --traceback adds the Python traceback before the message; the exit status stays the
     error's. Anything else is a bug: its traceback is printed and the exit status is
-    INTERNAL (70).
+    INTERNAL (70). Every credential is masked.
     """
     state = CliState()
     command = typer.main.get_command(app)
@@ -1146,12 +1155,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         error = exc if isinstance(exc, CsvImportError) else describe_aws_error(exc)
         if error is None:
-            tb.print_exc()
+            _print_traceback()
             _error(f"internal error: {exc!r}", INTERNAL_ERROR_HINT)
             status = ExitStatus.INTERNAL
         else:
             if state.traceback:
-                tb.print_exc()
+                _print_traceback()
             _error(error.message, error.hint)
             status = error.exit_status
     sys.exit(int(status))
@@ -1201,6 +1210,12 @@ def _usage_hint(exc: typer.TyperException) -> str:
 
 
 def _error(message: str, hint: str | None = None) -> None:
-    typer.echo(f"error: {message}", err=True)
+    # Messages may quote a database URL or a driver's words: no credential gets through.
+    typer.echo(f"error: {mask_credentials(message)}", err=True)
     if hint:
-        typer.echo(f"hint: {hint}", err=True)
+        typer.echo(f"hint: {mask_credentials(hint)}", err=True)
+
+
+def _print_traceback() -> None:
+    """Print the exception being handled, with its causes, its credentials masked."""
+    typer.echo(mask_credentials(tb.format_exc()).rstrip("\n"), err=True)

@@ -12,6 +12,8 @@ from typing import ClassVar
 
 import botocore.exceptions
 
+from csvimport.redact import mask_credentials
+
 
 class ExitStatus(IntEnum):
     """The exit codes of the ``csvimport`` command.
@@ -161,7 +163,7 @@ def describe_aws_error(exc: BaseException) -> CsvImportError | None:
     if isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError):
         # EndpointConnectionError, ConnectTimeoutError, SSLError, ProxyConnectionError,
         # ReadTimeoutError, ConnectionClosedError: all name the URL they were sending to.
-        endpoint = exc.kwargs.get("endpoint_url") or "the AWS endpoint"
+        endpoint = mask_credentials(str(exc.kwargs.get("endpoint_url") or "the AWS endpoint"))
         if isinstance(exc, botocore.exceptions.ReadTimeoutError):
             message = f"Timed out waiting for an answer from {endpoint}."
         elif isinstance(exc, botocore.exceptions.ConnectionClosedError):

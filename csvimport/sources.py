@@ -7,7 +7,8 @@ source, which is how every rejected or failed user is traced back to the legacy 
 
 Every problem the user can fix (a missing file, undecodable bytes, a ragged CSV row, an
 unknown table, an SQL error, an unreachable database) is a :class:`SourceError` whose hint
-names the fix. Database passwords never appear in messages or fingerprints, and the legacy
+names the fix. Database credentials (a password in the URL, or an option such as
+?password= or ?sslpassword=) never appear in messages or fingerprints, and the legacy
 database is only ever read: sessions are opened read-only.
 """
 
@@ -40,10 +41,23 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from csvimport.csvlayout import (
+    FIX_QUOTE,
+    ROW,
+    SOURCE_REASON,
+    SOURCE_RULE,
+    STRAY_QUOTE,
+    CsvLayout,
+    RawLines,
+    skipped_rows,
+)
 from csvimport.errors import ConfigError
+from csvimport.redact import MASK, SECRET_NAME, mask_credentials
 
 __all__ = [
     "ROW",
+    "SOURCE_REASON",
+    "SOURCE_RULE",
     "CsvSource",
     "DatabaseSource",
     "JsonSource",
@@ -53,9 +67,6 @@ __all__ = [
     "SourceSpec",
     "open_source",
 ]
-
-ROW = "__row__"
-"""The column every chunk carries: the record's 1-based position in the source."""
 
 SNIFF_BYTES = 64 * 1024
 JSONL_COLUMN_LINES = 1000
@@ -72,9 +83,12 @@ SUPPORTED_URLS = (
 UNKNOWN_KIND_HINT = f"Give a .csv, .tsv, .jsonl or .json file, or a database URL: {SUPPORTED_URLS}."
 URL_HINT = f"Use one of the supported URL forms: {SUPPORTED_URLS}."
 ENCODING_HINT = "pass --encoding (e.g. --encoding cp1252 or latin-1)"
+QUOTING = (
+    "a field that contains the delimiter, a quote or a line break must be in double "
+    'quotes, its own quotes doubled ("say ""hi""").'
+)
 DELIMITER_HINT = (
-    "Check --delimiter (this file was read with {delimiter!r}) and the quoting: a field "
-    "that contains the delimiter, a quote or a line break must be in double quotes."
+    "Check --delimiter (this file was read with {delimiter!r}) and the quoting: " + QUOTING
 )
 CONNECT_HINT = (
     "Check the host, port, database name and credentials in the URL (or PGHOST, PGPORT, "
@@ -87,8 +101,8 @@ TABLE_HINT = "Check --table (names are case-sensitive on some databases), or pas
 class SourceError(ConfigError):
     """The legacy source cannot be opened or read; ``hint`` names the fix.
 
-    ``source`` is the source as shown to the user (a path, or a URL with the password
-    hidden) and ``line`` the line of a file the problem is on, when known.
+    ``source`` is the source as shown to the user (a path, or a URL with its credentials
+    masked) and ``line`` the line of a file the problem is on, when known.
     """
 
     def __init__(
@@ -142,16 +156,22 @@ class Source(ABC):
 
         Every chunk has the columns of :meth:`columns`, all holding ``str`` values, then
         ``__row__`` (int): the record's 1-based position, continuing across chunks. A
-        source without records yields no chunk. Raises SourceError mid-way if the source
-        turns out to be unreadable further on (e.g. undecodable bytes, a ragged row).
+        source without records yields no chunk. A chunk holding records the source garbles
+        (a CSV stray quote, a row with too few or too many fields) also has the columns
+        ``SOURCE_RULE`` and ``SOURCE_REASON``, "" for the other rows: each such row is a
+        reject, and a stray quote has one row per line it swallowed (see
+        :mod:`csvimport.csvlayout`). Raises SourceError mid-way if the source turns out to
+        be unreadable further on (e.g. undecodable bytes, a quote that never closes).
         """
 
     @abstractmethod
     def fingerprint(self) -> dict[str, Any]:
         """Return what identifies the source in a run manifest; never a password.
 
-        Files: ``kind``, ``path`` (absolute), ``bytes``, ``sha256``. Databases: ``kind``,
-        ``url`` (password shown as ***), ``table`` or ``query``, and ``rows``.
+        Files: ``kind``, ``path`` (absolute), ``bytes``, ``sha256``, ``encoding`` and, for
+        CSV, the ``delimiter`` it was read with (what reads it the same way again).
+        Databases: ``kind``, ``url`` (every credential shown as ***, see
+        :func:`csvimport.redact.mask_credentials`), ``table`` or ``query``, and ``rows``.
         """
 
     @abstractmethod
@@ -262,7 +282,13 @@ class _FileSource(Source):
             "path": str(self.path.resolve()),
             "bytes": size,
             "sha256": digest.hexdigest(),
+            "encoding": self.encoding,
+            **self._reading(),
         }
+
+    def _reading(self) -> dict[str, str]:
+        """How the file is read, beyond its encoding: what reads it the same way again."""
+        return {}
 
     def _open_binary(self) -> io.BufferedReader:
         try:
@@ -308,6 +334,9 @@ class CsvSource(_FileSource):
         super().__init__(location, path, spec)
         self._delimiter = None if spec.delimiter is None else _check_delimiter(spec.delimiter)
 
+    def _reading(self) -> dict[str, str]:
+        return {"delimiter": self.delimiter}
+
     @property
     def delimiter(self) -> str:
         """The delimiter given, or else the one sniffed from the start of the file."""
@@ -316,46 +345,73 @@ class CsvSource(_FileSource):
         return self._delimiter
 
     def columns(self) -> list[str]:
-        return self._header()
+        return self._read_header()[0]
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        names = self._header()
+        names, header_records, header_lines = self._read_header()
         delimiter = self.delimiter
-        first = 1
+        raw = RawLines(self._open_text)
+        layout = CsvLayout(names, delimiter, first_line=header_lines + 1,
+                           first_index=header_records + 1, raw=raw)  # fmt: skip
         try:
-            # header=0 with names: pandas parses and drops the header record, and takes our
-            # cleaned names (its own would mangle duplicates into "a.1"). index_col=False
-            # stops it from turning an extra first field into an index; _header() has
-            # already refused a first record wider than the header.
+            # Records are counted from the header on, blank lines included (pandas counts
+            # them so in its warnings): the layout drops them. index_col=False stops
+            # pandas from turning an extra first field into an index; _read_header() has
+            # already refused a first record wider than the header. A later wider record
+            # is skipped with a warning, which the layout turns into a reject.
             reader = pd.read_csv(
                 self.path,
                 sep=delimiter,
-                header=0,
+                header=None,
+                skiprows=header_records,
                 names=names,
                 index_col=False,
                 dtype=str,
                 keep_default_na=False,
                 na_filter=False,
+                skip_blank_lines=False,
+                on_bad_lines="warn",
                 encoding=self.encoding,
                 encoding_errors="strict",
                 chunksize=self.chunk_rows,
                 engine="c",
             )
             with reader:
-                for chunk in reader:
-                    count = len(chunk)
-                    if not count:
-                        continue  # a header-only file: pandas yields one empty frame
-                    chunk.index = pd.RangeIndex(first - 1, first - 1 + count)
-                    chunk[ROW] = range(first, first + count)
-                    yield chunk
-                    first += count
+                while (chunk := self._next_chunk(reader, layout)) is not None:
+                    if len(chunk) and (placed := layout.place(chunk)) is not None:
+                        yield placed
+            if (rest := layout.finish()) is not None:
+                yield rest
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
         except pd.errors.ParserError as exc:
-            raise self._parser_error(exc, len(names), delimiter) from exc
+            raise self._parser_error(exc, delimiter, layout) from exc
         except OSError as exc:
             raise self._os_error(exc) from exc
+        finally:
+            raw.close()
+
+    def _next_chunk(self, reader: Any, layout: CsvLayout) -> pd.DataFrame | None:
+        """Read pandas' next chunk, handing the records it skipped to the layout."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            chunk = next(reader, None)
+        messages = []
+        for warning in caught:
+            if issubclass(warning.category, pd.errors.ParserWarning):
+                messages.append(str(warning.message))
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)  # fmt: skip
+        skipped = skipped_rows(messages)
+        if skipped is None:
+            raise SourceError(
+                f"Cannot parse {self.location}: {' '.join(messages).strip()}",
+                hint=DELIMITER_HINT.format(delimiter=layout.delimiter),
+                source=self.location,
+            )
+        layout.skipped.update(skipped)
+        return chunk
 
     def _sniff(self) -> str:
         try:
@@ -367,19 +423,32 @@ class CsvSource(_FileSource):
                     sample = sample[: sample.rfind("\n") + 1] or sample
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
+        # Blank lines are not records: they would make the delimiter look inconsistent.
+        sample = "".join(line for line in sample.splitlines(keepends=True) if line.strip())
         try:
             return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
         except csv.Error:
             return ","  # one column, or nothing to tell the candidates apart
 
-    def _header(self) -> list[str]:
-        """Read the header (and check the first record against it) with the csv module."""
+    def _read_header(self) -> tuple[list[str], int, int]:
+        """Read the header with the csv module, and check the first record against it.
+
+        Return the column names, the records up to and including the header (blank lines
+        before it included) and the physical lines they span.
+        """
         delimiter = self.delimiter
         try:
             with self._open_text() as f:
-                rows = (row for row in csv.reader(f, delimiter=delimiter) if row)
-                header = next(rows, None)
-                first_record = next(rows, None)
+                reader = csv.reader(f, delimiter=delimiter)
+                records = first = 0
+                for header in reader:
+                    records += 1
+                    if not _blank_row(header):
+                        break
+                    first = reader.line_num
+                else:
+                    header = None
+                first, lines = first + 1, reader.line_num
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
         except csv.Error as exc:
@@ -396,60 +465,72 @@ class CsvSource(_FileSource):
             )
         names = [name.strip() for name in header]
         names[0] = names[0].lstrip("\ufeff").strip()
+        broken = [i for i, name in enumerate(names, 1) if "\n" in name or "\r" in name]
+        if broken:
+            raise SourceError(
+                f"{self.location}, lines {first}-{lines}: the header's column {broken[0]} "
+                "spans lines, so a quote in the header likely opens without closing.",
+                hint="Fix the header: a column name cannot hold a line break. "
+                + QUOTING[0].upper()
+                + QUOTING[1:],
+                source=self.location,
+                line=first,
+            )
         _check_column_names(names, self.location, "header")
-        if first_record is not None and len(first_record) > len(names):
-            found = self._find_ragged(delimiter, len(names))
-            raise self._ragged_error(found, len(names), delimiter)
-        return names
+        self._check_first_record(names, delimiter, lines + 1)
+        return names, records, lines
 
-    def _parser_error(self, exc: pd.errors.ParserError, width: int, delimiter: str) -> SourceError:
-        """Locate a ragged record with the csv module, which counts physical lines."""
+    def _check_first_record(self, names: list[str], delimiter: str, line: int) -> None:
+        """Refuse a first record wider than the header: pandas would take its width for
+        the file's, and drop the last values of every row."""
+        raw = RawLines(self._open_text)
+        try:
+            found = raw.next_record(line, delimiter)
+        except UnicodeDecodeError as exc:
+            raise self._decode_error(exc) from exc
+        finally:
+            raw.close()
+        if found is None or found[1].fields <= len(names):
+            return
+        start, record = found
+        layout = CsvLayout(names, delimiter, first_line=start, first_index=1, raw=raw)
+        verdict = layout.judge(record, start)
+        if verdict is not None and verdict.rule == STRAY_QUOTE:
+            message = f"{self.location}, {verdict.reason.removesuffix(' - ' + FIX_QUOTE)}."
+        else:
+            message = (f"{self.location}, line {start} (record 1): {record.fields} fields, "
+                       f"but the header has {len(names)}.")  # fmt: skip
+        raise SourceError(
+            message, hint=DELIMITER_HINT.format(delimiter=delimiter), source=self.location,
+            line=start,
+        )  # fmt: skip
+
+    def _parser_error(
+        self, exc: pd.errors.ParserError, delimiter: str, layout: CsvLayout
+    ) -> SourceError:
+        """Name the line and column of a quote that never closes."""
         message = str(exc).strip()
-        if "Expected" in message and "fields" in message:
-            found = self._find_ragged(delimiter, width)
+        if "EOF inside string" in message:
+            found = layout.unclosed_quote()
             if found is not None:
-                return self._ragged_error(found, width, delimiter)
+                line, column, after = found
+                swallowed = ""
+                if after:
+                    were = "was" if after == 1 else "were"
+                    swallowed = (f": the {after:,} line{'s' * (after != 1)} after it {were} "
+                                 "read as part of this value")  # fmt: skip
+                return SourceError(
+                    f"{self.location}, line {line}: a quote opened in column {column!r} "
+                    f"never closes{swallowed}.",
+                    hint=f"Fix the quote on line {line} and build again: {QUOTING}",
+                    source=self.location,
+                    line=line,
+                )
         message = message.removeprefix("Error tokenizing data. C error: ")
         return SourceError(
             f"Cannot parse {self.location}: {message}.",
             hint=DELIMITER_HINT.format(delimiter=delimiter),
             source=self.location,
-        )
-
-    def _find_ragged(self, delimiter: str, width: int) -> tuple[int, int, int] | None:
-        """Return (first line, record, fields) of the first record wider than the header."""
-        try:
-            with self._open_text() as f:
-                reader = csv.reader(f, delimiter=delimiter)
-                record = -1  # the header is record 0
-                previous_end = 0
-                for row in reader:
-                    start, previous_end = previous_end + 1, reader.line_num
-                    if not row:
-                        continue
-                    record += 1
-                    if len(row) > width:
-                        return start, record, len(row)
-        except (UnicodeDecodeError, csv.Error):
-            return None
-        return None
-
-    def _ragged_error(
-        self, found: tuple[int, int, int] | None, width: int, delimiter: str
-    ) -> SourceError:
-        if found is None:
-            return SourceError(
-                f"{self.location}: a record has more fields than the header's {width}.",
-                hint=DELIMITER_HINT.format(delimiter=delimiter),
-                source=self.location,
-            )
-        line, record, fields = found
-        return SourceError(
-            f"{self.location}, line {line} (record {record}): {fields} fields, but the header "
-            f"has {width}.",
-            hint=DELIMITER_HINT.format(delimiter=delimiter),
-            source=self.location,
-            line=line,
         )
 
 
@@ -501,6 +582,10 @@ class JsonlSource(_FileSource):
                         continue
                     try:
                         value = json.loads(line.rstrip())
+                        # A key given twice would be read as its last value, silently:
+                        # look closer wherever the line names more keys than were read.
+                        if isinstance(value, dict) and len(_KEY.findall(line)) > len(value):
+                            value = json.loads(line, object_pairs_hook=_JsonObject.of)
                     except json.JSONDecodeError as exc:
                         raise SourceError(
                             f"{self.location}, line {lineno}: not valid JSON: {exc.msg} "
@@ -557,7 +642,7 @@ class JsonSource(_FileSource):
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc) from exc
         try:
-            value = json.loads(text.lstrip("\ufeff"))
+            value = json.loads(text.lstrip("\ufeff"), object_pairs_hook=_JsonObject.of)
         except json.JSONDecodeError as exc:
             hint = "The file must hold one JSON array of objects: [{...}, {...}]."
             if exc.msg == "Extra data":
@@ -602,7 +687,6 @@ class JsonSource(_FileSource):
 
 
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
 def _looks_like_url(location: str) -> bool:
@@ -610,15 +694,19 @@ def _looks_like_url(location: str) -> bool:
 
 
 def _open_database(location: str, spec: SourceSpec) -> Source:
-    shown = _URL_PASSWORD.sub(r"\1***@", location)
+    shown = mask_credentials(location, url=True)
     try:
         url = sa.make_url(location)
-    except sa_exc.ArgumentError as exc:
+    except (sa_exc.ArgumentError, ValueError):
+        # Not "from": SQLAlchemy's message quotes the whole URL, credentials and all.
         raise SourceError(
-            f"Cannot parse the database URL {shown}.", hint=URL_HINT, source=shown
-        ) from exc
+            f"Cannot parse the database URL {shown}.",
+            hint=f"{URL_HINT} Percent-encode special characters in the password "
+            "(@ as %40, : as %3A, / as %2F).",
+            source=shown,
+        ) from None
     url, kind = _supported_url(url, shown)
-    shown = url.render_as_string(hide_password=True)
+    shown = mask_credentials(url.render_as_string(hide_password=True), url=True)
     table = spec.table.strip() if spec.table is not None else None
     query = spec.query.strip().rstrip(";").rstrip() if spec.query is not None else None
     if bool(table) == bool(query):
@@ -648,6 +736,13 @@ def _supported_url(url: URL, shown: str) -> tuple[URL, str]:
     """Return the URL with csvimport's driver filled in, and the source kind."""
     backend, _, driver = url.drivername.partition("+")
     if backend == "sqlite" and driver in ("", "pysqlite"):
+        if url.query:
+            raise SourceError(
+                f"{shown}: csvimport takes no options after '?' in an SQLite URL.",
+                hint="Drop them: csvimport opens the SQLite file itself, read-only (and a "
+                "SQLite file has no password).",
+                source=shown,
+            )
         return url, "sqlite"
     if backend in ("mysql", "mariadb") and driver in ("", "pymysql"):
         if url.password is None and os.environ.get("MYSQL_PWD"):
@@ -728,7 +823,7 @@ class DatabaseSource(Source):
         self.table = table
         self.query = query
         self.chunk_rows = spec.chunk_rows
-        self._password = engine.url.password
+        self._secrets = _url_secrets(engine.url)  # what no message may show
 
     def describe(self) -> str:
         if self.table is not None:
@@ -787,6 +882,14 @@ class DatabaseSource(Source):
             conn = self.engine.connect()
         except sa_exc.SQLAlchemyError as exc:
             raise self._connect_error(exc) from exc
+        except TypeError as exc:  # pymysql: an option after "?" it does not take
+            raise SourceError(
+                f"Cannot connect to {self.url}: the driver does not take an option the URL "
+                f"gives ({mask_credentials(str(exc))}).",
+                hint="Check the options after '?' in the URL against the driver's "
+                "connection arguments, or drop them.",
+                source=self.url,
+            ) from exc
         with conn:
             if self.kind == "sqlite":
                 # sqlite3 opens any file; reading the schema is where a non-database fails.
@@ -831,9 +934,9 @@ class DatabaseSource(Source):
             text = str(orig)
         lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
         reason = lines[0] if lines else type(orig).__name__
-        if self._password:
-            reason = reason.replace(self._password, "***")
-        return reason
+        for secret in self._secrets:
+            reason = reason.replace(secret, MASK)
+        return mask_credentials(reason)
 
     def _find_table(self, conn: Connection) -> tuple[str | None, str]:
         """Return (schema, table) for --table, accepting "schema.table"; else refuse it."""
@@ -927,6 +1030,16 @@ class DatabaseSource(Source):
 # --- shared helpers ----------------------------------------------------------------------
 
 
+def _url_secrets(url: URL) -> list[str]:
+    """The credentials a URL carries: its password and its secret-named options' values,
+    longest first (so that one holding another is masked whole)."""
+    found = {url.password or ""}
+    for name, values in url.query.items():
+        if SECRET_NAME.search(name):
+            found.update([values] if isinstance(values, str) else values)
+    return sorted(filter(None, found), key=len, reverse=True)
+
+
 def _check_column_names(names: Sequence[str], source: str, what: str) -> None:
     duplicates = [name for name, count in Counter(names).items() if count > 1]
     if duplicates:
@@ -942,6 +1055,11 @@ def _check_column_names(names: Sequence[str], source: str, what: str) -> None:
             hint=f"Rename the column {ROW!r} in the source (in a query, use AS).",
             source=source,
         )
+
+
+def _blank_row(row: list[str]) -> bool:
+    """Whether the csv module's row is a line pandas skips as blank: nothing, or spaces."""
+    return not row or (len(row) == 1 and not row[0].strip(" \t"))
 
 
 def _check_delimiter(delimiter: str) -> str:
@@ -973,7 +1091,33 @@ def _refuse_lone_surrogates(
         ) from None
 
 
+# Where a JSON object names a key: a string followed by a colon.
+_KEY = re.compile(r'"\s*:')
+
+
+class _JsonObject(dict[str, Any]):
+    """A JSON object as read, naming a key it held more than once (json keeps the last)."""
+
+    twice: str | None = None
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, Any]]) -> _JsonObject:
+        found = cls(pairs)
+        if len(found) != len(pairs):
+            counts = Counter(key for key, _ in pairs)
+            found.twice = next(key for key, count in counts.items() if count > 1)
+        return found
+
+
 def _strip_keys(record: dict[str, Any], location: str, where: str) -> dict[str, Any]:
+    twice = getattr(record, "twice", None)
+    if twice is not None:
+        raise SourceError(
+            f"{location}, {where}: the key {twice!r} is given more than once, and JSON "
+            "would keep only its last value.",
+            hint="Give each key once in every object.",
+            source=location,
+        )
     stripped = {key.strip(): value for key, value in record.items()}
     if len(stripped) != len(record):
         raise SourceError(

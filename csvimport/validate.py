@@ -76,6 +76,16 @@ _REASONS: dict[str, str] = {
     "ISO 8601 date-time); set `format` in the mapping or fix the legacy value.",
     "duplicate": "Same username (or unique email/phone) as another user in the source; "
     "rejects.csv names the row it collided with.",
+    # Not schema rules: records the CSV file itself garbles (csvimport.csvlayout).
+    "stray_quote": "A quote opened in this user's value closes lines later: the lines between "
+    "were read into the value. rejects.csv names the lines; fix the quote in the source and "
+    "build again.",
+    "swallowed_line": "A line a stray quote read into another user's value, likely a user of "
+    "its own; rejects.csv names the line and the quote. Fix the quote and build again.",
+    "too_few_fields": "The row has fewer fields than the header (rejects.csv names its line); "
+    "fix the row in the source and build again.",
+    "too_many_fields": "The row has more fields than the header (rejects.csv names its line); "
+    "fix the row in the source and build again.",
 }
 GENERIC_ATTRIBUTE = "this attribute"
 

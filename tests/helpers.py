@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from csvimport.sandbox import PoolInfo
-from csvimport.sources import ROW, Source
+from csvimport.sources import ROW, SOURCE_REASON, SOURCE_RULE, Source
 
 TERMINAL = {"Succeeded", "Failed", "Stopped", "Expired"}
 
@@ -166,7 +166,8 @@ def records(src: Source) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     columns = src.columns()
     for chunk in src.chunks():
-        assert list(chunk.columns) == [*columns, ROW]
+        # Rows the source garbles (csvimport.csvlayout) come with their rule and reason.
+        assert list(chunk.columns) in ([*columns, ROW], [*columns, ROW, SOURCE_RULE, SOURCE_REASON])
         for name in columns:
             assert all(isinstance(value, str) for value in chunk[name]), name
         out.extend(chunk.to_dict("records"))

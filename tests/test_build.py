@@ -372,13 +372,12 @@ def test_fold_line_breaks_folds_counts_and_imports_the_folded_value(
     assert names == {"ann": "Ann Lee, Smith", "bob": "Bob, by Li", "cy": "Cy Doe", "di": "Di Ray"}
 
 
-def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def worker_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The functions the build submits to worker processes; each worker is waited for."""
     from concurrent.futures import ProcessPoolExecutor
 
     from csvimport import chunkbuild
-    from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
 
     submitted: list[str] = []
 
@@ -391,6 +390,22 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
             return future
 
     monkeypatch.setattr(chunkbuild, "ProcessPoolExecutor", Spy)
+    return submitted
+
+
+def run_files(out: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A run directory's manifest (without its time) and its other files' bytes."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["created"]
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"}
+    return manifest, files
+
+
+def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
+    tmp_path: Path, worker_builds: list[str]
+) -> None:
+    from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
+
     source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
     write_legacy_csv(source, 1_000)  # messy: bad values, case-variant duplicates
     with source.open(newline="", encoding="utf-8") as f:
@@ -411,11 +426,8 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
         result = build(options, bench_snapshot())
         assert result.conserved and result.rejected and result.duplicates
         assert result.folded == {"name": 112}
-        manifest = json.loads((out / "manifest.json").read_text())
-        del manifest["created"]
-        files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"}
-        runs[workers] = (manifest, files)
-    assert "_build_in_worker" in submitted  # the second build did use the workers
+        runs[workers] = run_files(out)
+    assert "_build_in_worker" in worker_builds  # the second build did use the workers
     assert runs[0] == runs[2]
 
 
@@ -594,3 +606,72 @@ def test_the_worker_processes_of_a_killed_build_exit_too(tmp_path: Path) -> None
     for pid in left:  # do not leave them behind either way
         os.kill(pid, signal.SIGKILL)
     assert left == [], "worker processes outlived the build they worked for"
+
+
+GARBLED = [  # LEGACY_COLUMNS; the file's line is the row's number + 1
+    "1,ann,ann@example.com,y,,Ann,Lee,2020-01-01",
+    '2,bob,bob@example.com,y,,"Bob,Roe,2020-01-01',  # line 3: a quote opens...
+    "3,cy,cy@example.com,y,,Cy,Poe,2020-01-01",
+    "4,di,di@example.com,y,,Di,Fox,2020-01-01",
+    '5,ed,ed@example.com,y,,"Ed, Jr.",Hay,2020-01-01',  # line 6: ...the quote before Ed ends it
+    "6,fay,fay@example.com,y,,Fay,Kim,2020-01-01",
+    "7,gus,gus@example.com,y",  # too few fields
+    "8,hal,hal@example.com,y,,Hal,Orr,2020-01-01,extra",  # too many
+    "9,ivy,ivy@example.com,y,,Ivy,Ng,2020-01-01",
+]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_users_the_source_file_garbles_are_each_counted_and_rejected_naming_their_lines(
+    mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path, workers: int,
+    worker_builds: list[str],
+) -> None:  # fmt: skip
+    source = tmp_path / "legacy.csv"
+    source.write_text("\n".join([",".join(COLUMNS), *GARBLED]) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    options = BuildOptions(SourceSpec(str(source), chunk_rows=2), mapping_file, out,
+                           workers=workers, parallel_after_rows=0)  # fmt: skip
+    result = build(options, snapshot)
+    assert ("_build_in_worker" in worker_builds) == bool(workers)
+    # Nine users in the file: nine source rows, each written or rejected.
+    assert (result.source_rows, result.written, result.rejected, result.duplicates) == (9, 3, 6, 0)
+    assert [(r["source_row"], r["legacy_id"], r["attribute"], r["rule"], r["value"])
+            for r in rejects(out)] == [
+        ("2", "", "", "stray_quote", ""), ("3", "", "", "swallowed_line", ""),
+        ("4", "", "", "swallowed_line", ""), ("5", "", "", "swallowed_line", ""),
+        ("7", "7", "", "too_few_fields", ""), ("8", "", "", "too_many_fields", ""),
+    ]  # fmt: skip
+    reasons = [r["reason"] for r in rejects(out)]
+    assert reasons[0].startswith(
+        "lines 3-6: a quote opened in column 'first' on line 3 closes on line 6, leaving the "
+        "row with 9 fields (the header has 8); the 3 lines after it (likely 3 users) were read"
+    )
+    assert [reason[:7] for reason in reasons[1:]] == [
+        "line 4:", "line 5:", "line 6:", "line 8:", "line 9:"
+    ]  # fmt: skip
+    assert result.garbled == [f"row 2: {reasons[0]}", f"row 7: {reasons[4]}",
+                              f"row 8: {reasons[5]}"]  # fmt: skip
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["source_rows"] == 9
+    assert manifest["source"]["delimiter"] == ","
+    with (out / "chunk-0001.csv").open(encoding="utf-8", newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [user["cognito:username"] for user in written] == ["ann", "fay", "ivy"]
+
+
+def test_cli_build_summary_names_the_lines_of_the_rows_the_source_garbles(
+    mapping_file: Path, importer: Importer, tmp_path: Path
+) -> None:
+    source = tmp_path / "legacy.csv"
+    source.write_text("\n".join([",".join(COLUMNS), *GARBLED]) + "\n", encoding="utf-8")
+    info = importer.info
+    result = cli("build", str(source), "--mapping", str(mapping_file), "--out",
+                 str(tmp_path / "run"), "--pool-id", info.user_pool_id, "--endpoint-url",
+                 info.endpoint_url, "--region", info.region, "--json")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "9 source rows = 3 written + 6 rejected + 0 duplicates" in result.stderr
+    assert "Rows the source file itself garbles" in result.stderr
+    assert "    row 2: lines 3-6: a quote opened in column 'first' on line 3" in result.stderr
+    assert "    row 8: line 9: 9 fields, but the header has 8" in result.stderr
+    garbled = json.loads(result.stdout)["garbled_rows"]
+    assert [text[:13] for text in garbled] == ["row 2: lines ", "row 7: line 8", "row 8: line 9"]

@@ -225,6 +225,42 @@ def test_result_files_hold_every_user_and_defuse_formulas(
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_the_retry_source_reads_the_file_as_the_build_did_and_leaves_garbled_rows_out(
+    cognito: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    from csvimport.build import BuildOptions, build
+    from csvimport.pool import read_pool
+    from csvimport.reconcile import read_rejects
+    from csvimport.sources import SourceSpec
+
+    from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
+
+    # cp1252, ";"-separated, and a comma on every line: sniffing would pick ",".
+    columns = [c if c != "last" else "last, name" for c in LEGACY_COLUMNS]
+    lines = [
+        ";".join(columns),
+        "1;ann;ann@example.com;y;;Zoë;Lee, Jr;2024-01-01",  # written
+        "2;bob;not an email;y;;Bób;Roe, Sr;2024-01-01",  # rejected: its email
+        "3;cy;cy@example.com;y;;Cy;Poe, II",  # too few fields: to fix in the source
+    ]
+    source = tmp_path / "legacy.csv"
+    source.write_bytes(("\n".join(lines) + "\n").encode("cp1252"))
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(LEGACY_MAPPING.replace('"last"]', '"last, name"]'), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    spec = SourceSpec(str(source), delimiter=";", encoding="cp1252")
+    build(BuildOptions(spec, mapping, run_dir), read_pool(cognito, pool.user_pool_id))
+    run = RunDir.open(run_dir)
+    rejected = read_rejects(run)
+    assert [(r.source_row, r.rule) for r in rejected] == [(2, "email"), (3, "too_few_fields")]
+    path = write_retry_source(run, rejected)
+    assert path is not None
+    with path.open(newline="", encoding="utf-8") as f:
+        assert list(csv.reader(f)) == [
+            columns, ["2", "bob", "not an email", "y", "", "Bób", "Roe, Sr", "2024-01-01"]
+        ]  # fmt: skip
+
+
 def test_the_retry_source_holds_the_users_to_fix_in_the_legacy_shape(
     sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
 ) -> None:

@@ -16,7 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csvimport.errors import ConfigError, ExitStatus
-from csvimport.sources import ROW, Source, SourceError, SourceSpec, open_source
+from csvimport.sources import (
+    ROW,
+    SOURCE_REASON,
+    SOURCE_RULE,
+    Source,
+    SourceError,
+    SourceSpec,
+    open_source,
+)
 
 from .helpers import records
 
@@ -58,6 +66,11 @@ def test_csv_sniffing_keeps_commas_inside_semicolon_separated_fields(tmp_path: P
         {"name": "Doe, John", "city": "Paris"},
         {"name": "Roe, Jane", "city": "Lyon, FR"},
     ]
+
+
+def test_blank_lines_do_not_mislead_delimiter_sniffing(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", "email;name;id\n\na@x.com;Ann;1\n  \nb@x.com;Bob;2\n")
+    assert source(path).columns() == ["email", "name", "id"]
 
 
 def test_csv_with_one_column_falls_back_to_comma(tmp_path: Path) -> None:
@@ -128,17 +141,104 @@ def test_values_keep_their_text_exactly_including_leading_zeros_and_spaces(
     assert values(source(path)) == [{"zip": "01234", "phone": "+4412", "name": " Ann "}]
 
 
-def test_short_rows_read_their_missing_fields_as_empty(tmp_path: Path) -> None:
-    path = write(tmp_path, "users.csv", "email,name,id\na@x.com\nb@x.com,Bob\n")
-    assert values(source(path)) == [
-        {"email": "a@x.com", "name": "", "id": ""},
-        {"email": "b@x.com", "name": "Bob", "id": ""},
+def garbled(src: Source) -> list[tuple[int, str, str]]:
+    """(__row__, rule, reason) of every row the source garbled."""
+    return [(r[ROW], r[SOURCE_RULE], r[SOURCE_REASON]) for r in records(src)
+            if r.get(SOURCE_RULE)]  # fmt: skip
+
+
+def test_rows_with_fewer_fields_than_the_header_are_rejects_naming_their_line(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path, "users.csv", "email,name,id\na@x.com\nb@x.com,Bob\nc@x.com,Cy,3\nd@x.com,Di,\n"
+    )
+    rows = records(source(path))
+    assert [(r[ROW], r["email"], r["name"], r["id"]) for r in rows] == [
+        (1, "a@x.com", "", ""), (2, "b@x.com", "Bob", ""), (3, "c@x.com", "Cy", "3"),
+        (4, "d@x.com", "Di", ""),
+    ]  # fmt: skip
+    why = "(a missing ',', or a line break outside double quotes?) - fix the row and build again"
+    assert garbled(source(path)) == [
+        (1, "too_few_fields", f"line 2: 1 field, but the header has 3 {why}"),
+        (2, "too_few_fields", f"line 3: 2 fields, but the header has 3 {why}"),
     ]
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 2, 50_000])
+def test_a_stray_quote_is_a_reject_naming_its_lines_and_each_line_it_swallowed_is_a_row(
+    tmp_path: Path, chunk_rows: int
+) -> None:
+    content = (
+        "id,name,email\n"  # line 1
+        "1,Ann,a@x.com\n"
+        '2,"Bob,b@x.com\n'  # line 3: the quote opens, and swallows...
+        "3,Cy,c@x.com\n"
+        "\n"  # (a blank line: not a user)
+        "4,Di,d@x.com\n"
+        '5,"Eve",e@x.com\n'  # line 7: ...up to the quote before Eve
+        "6,Fay,f@x.com\n"
+    )
+    src = source(write(tmp_path, "users.csv", content), chunk_rows=chunk_rows)
+    rows = records(src)
+    assert [(r[ROW], r["id"]) for r in rows] == [(1, "1"), (2, "2"), (3, ""), (4, ""), (5, ""),
+                                                 (6, "6")]  # fmt: skip
+    swallowed = "likely a user, read as part of the value a quote opened in column 'name' on "
+    assert garbled(src) == [
+        (2, "stray_quote", "lines 3-7: a quote opened in column 'name' on line 3 closes on line "
+         "7; the 4 lines after it (likely 3 users) were read as part of this value - fix the "
+         "quote and build again"),
+        (3, "swallowed_line", f"line 4: {swallowed}line 3 - fix the quote and build again"),
+        (4, "swallowed_line", f"line 6: {swallowed}line 3 - fix the quote and build again"),
+        (5, "swallowed_line", f"line 7: {swallowed}line 3 - fix the quote and build again"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (  # the quote closes in a later column: too few fields
+            'id,name,email\n1,Ann,a@x.com\n2,"Bob,b@x.com\n3,Cy,c@x.com 5\'11"\n4,Di,d@x.com\n',
+            "lines 3-4: a quote opened in column 'name' on line 3 closes on line 4, leaving the "
+            "row with 2 fields (the header has 3); the 1 line after it (likely 1 user) was read",
+        ),
+        (  # in an earlier column: too many fields, which pandas skips
+            'id,name,email\n1,Ann,a@x.com\n2,Bob,"b@x.com\n3 5\'11",Cy,c@x.com\n4,Di,d@x.com\n',
+            "lines 3-4: a quote opened in column 'email' on line 3 closes on line 4, leaving the "
+            "row with 5 fields (the header has 3); the 1 line after it (likely 1 user) was read",
+        ),
+    ],
+    ids=["too-few", "too-many"],
+)
+def test_a_quote_that_closes_lines_later_and_leaves_the_row_ragged_is_a_stray_quote(
+    tmp_path: Path, content: str, reason: str
+) -> None:
+    src = source(write(tmp_path, "users.csv", content))
+    assert [(r[ROW], r["id"]) for r in records(src)][-1] == (4, "4")
+    found = garbled(src)
+    assert [(row, rule) for row, rule, _ in found] == [(2, "stray_quote"), (3, "swallowed_line")]
+    assert found[0][2].startswith(reason)
+
+
 def test_blank_lines_are_skipped_and_not_counted_as_records(tmp_path: Path) -> None:
-    path = write(tmp_path, "users.csv", "\nemail,id\n\na@x.com,1\n\n\nb@x.com,2\n")
+    path = write(tmp_path, "users.csv", "\nemail,id\n\na@x.com,1\n\n  \n\t\nb@x.com,2\n\n\n")
     assert [(r["email"], r[ROW]) for r in records(source(path))] == [("a@x.com", 1), ("b@x.com", 2)]
+    assert garbled(source(path)) == []
+
+
+def test_blank_lines_in_a_one_column_file_are_not_records(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", 'email\na@x.com\n  \n\n"  "\nb@x.com\n')
+    assert [(r[ROW], r["email"]) for r in records(source(path))] == [
+        (1, "a@x.com"), (2, "  "), (3, "b@x.com")
+    ]  # fmt: skip
+
+
+def test_a_line_of_tab_delimiters_in_a_tab_separated_file_is_a_short_row(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "users.tsv", "email\tname\tid\na@x.com\tAnn\t1\n\t\n \nb@x.com\tBob\t2\n"
+    )
+    assert [(row, rule) for row, rule, _ in garbled(source(path))] == [(2, "too_few_fields")]
+    assert garbled(source(path))[0][2].startswith("line 3: 2 fields, but the header has 3")
 
 
 CP1252_TEXT = "email;name;city\njose@x.com;José Müller;Zürich\nzoe@x.com;Zoë;Liège – €\n"
@@ -193,34 +293,125 @@ def test_undecodable_byte_far_into_a_file_fails_mid_stream_at_its_exact_offset(
     assert info.value.line == bytes(data[:bad]).count(b"\n") + 1
 
 
-@pytest.mark.parametrize(
-    ("content", "line", "record"),
-    [
-        ("email,name\na@x.com,Ann,extra\nb@x.com,Bob\n", 2, 1),
-        ("email,name\na@x.com,Ann\nb@x.com,Bob\nc@x.com,Cy,extra\n", 4, 3),
-        ('email,name\na@x.com,"Ann\nLee"\n\nc@x.com,Cy,extra\n', 5, 2),
-    ],
-    ids=["first-record", "later-record", "after-quoted-newline-and-blank-line"],
+# Values without quotes, delimiters or line breaks: the stray quotes are the test's own.
+TOKEN = st.text(alphabet="abxyz019 .@", max_size=6)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-def test_row_wider_than_header_is_refused_naming_its_line(
-    tmp_path: Path, content: str, line: int, record: int
+@given(
+    rows=st.lists(st.tuples(TOKEN, TOKEN, TOKEN), min_size=3, max_size=12),
+    data=st.data(),
+    chunk_rows=st.integers(1, 4),
+)
+def test_a_stray_quote_anywhere_leaves_every_user_counted_and_every_other_row_intact(
+    tmp_path: Path, rows: list[tuple[str, str, str]], data: st.DataObject, chunk_rows: int
 ) -> None:
+    # A quote opens at the start of a field of user i (not the first: see the next test)
+    # and the next quote in the file, at the start of a field of user k, closes it.
+    i = data.draw(st.integers(1, len(rows) - 2))
+    k = data.draw(st.integers(i + 1, len(rows) - 1))
+    opened, closed = data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))
+    lines = [list(row) for row in rows]
+    lines[i][opened] = '"' + lines[i][opened]
+    lines[k][closed] = '"q' + lines[k][closed]
+    text = "a,b,c\n" + "".join(",".join(line) + "\n" for line in lines)
+    got = records(source(write(tmp_path, "users.csv", text), delimiter=",", chunk_rows=chunk_rows))
+    assert [r[ROW] for r in got] == list(range(1, len(rows) + 1))  # one row per user
+    for n, (row, user) in enumerate(zip(got, rows, strict=True)):
+        if i <= n <= k:
+            assert row[SOURCE_RULE] == ("stray_quote" if n == i else "swallowed_line")
+        else:
+            assert (row["a"], row["b"], row["c"]) == user and not row.get(SOURCE_RULE)
+    assert got[i][SOURCE_REASON].startswith(
+        f"lines {i + 2}-{k + 2}: a quote opened in column {'abc'[opened]!r} on line {i + 2} "
+        f"closes on line {k + 2}"
+    )
+    for n in range(i + 1, k + 1):
+        assert got[n][SOURCE_REASON].startswith(f"line {n + 2}: likely a user, read as part")
+
+
+def test_a_stray_quote_in_the_first_record_that_widens_it_is_refused_naming_its_lines(
+    tmp_path: Path,
+) -> None:
+    content = 'id,name,email\n1,"Ann,a@x.com\n2,Bob,b@x.com\n"q3,Cy,c@x.com\n4,Di,d@x.com\n'
     path = write(tmp_path, "users.csv", content)
     with pytest.raises(SourceError) as info:
-        records(source(path, delimiter=","))
-    assert (
-        str(info.value) == f"{path}, line {line} (record {record}): 3 fields, but the header has 2."
+        source(path).columns()
+    assert str(info.value) == (
+        f"{path}, lines 2-4: a quote opened in column 'name' on line 2 closes on line 4, "
+        "leaving the row with 4 fields (the header has 3); the 2 lines after it (likely 2 "
+        "users) were read as part of this value."
     )
-    assert info.value.line == line
+    assert info.value.line == 2
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
+def test_stray_quote_lines_are_counted_in_the_encoding_given(tmp_path: Path, encoding: str) -> None:
+    content = 'id;name;city\n1;Zoë;Liège\n2;"José;Zürich\n3;Léa;Genève\n4;"Noé";Köln\n5;Åsa;Malmö\n'
+    src = source(write(tmp_path, "users.csv", content, encoding=encoding), encoding=encoding)
+    assert [(r[ROW], r["name"]) for r in records(src)][-1] == (5, "Åsa")
+    assert [(row, reason[:8]) for row, _, reason in garbled(src)] == [
+        (2, "lines 3-"), (3, "line 4: "), (4, "line 5: ")
+    ]  # fmt: skip
+
+
+def test_a_header_a_stray_quote_spreads_over_lines_is_refused_naming_them(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "users.csv", '\nid,"name,email\n1,Ann,a@x.com\n2,Bob,b@x.com\n')
+    with pytest.raises(SourceError) as info:
+        source(path).columns()
+    assert str(info.value) == (
+        f"{path}, lines 2-4: the header's column 2 spans lines, so a quote in the header "
+        "likely opens without closing."
+    )
+    assert info.value.line == 2
+
+
+def test_a_first_record_wider_than_the_header_is_refused_naming_its_line(
+    tmp_path: Path,
+) -> None:
+    # Every row may have one field too many (e.g. a trailing delimiter): refuse the file.
+    path = write(tmp_path, "users.csv", "email,name\na@x.com,Ann,extra\nb@x.com,Bob\n")
+    with pytest.raises(SourceError) as info:
+        records(source(path, delimiter=","))
+    assert str(info.value) == f"{path}, line 2 (record 1): 3 fields, but the header has 2."
+    assert info.value.line == 2
     assert info.value.hint is not None
     assert info.value.hint.startswith("Check --delimiter (this file was read with ',')")
 
 
-def test_unterminated_quote_is_refused_with_a_quoting_hint(tmp_path: Path) -> None:
-    path = write(tmp_path, "users.csv", 'email,name\na@x.com,"Ann\nb@x.com,Bob\n')
-    with pytest.raises(SourceError, match="EOF inside string") as info:
+@pytest.mark.parametrize(
+    ("content", "row", "line"),
+    [
+        ("email,name\na@x.com,Ann\nb@x.com,Bob\nc@x.com,Cy,extra\nd@x.com,Di\n", 3, 4),
+        ('email,name\na@x.com,"Ann\nLee"\n\nc@x.com,Cy,extra\nd@x.com,Di\n', 2, 5),
+    ],
+    ids=["later-record", "after-quoted-newline-and-blank-line"],
+)
+def test_a_later_row_wider_than_the_header_is_a_reject_in_its_place_naming_its_line(
+    tmp_path: Path, content: str, row: int, line: int
+) -> None:
+    src = source(write(tmp_path, "users.csv", content), delimiter=",", chunk_rows=1)
+    rows = records(src)
+    assert [(r[ROW], r["email"]) for r in rows][row - 1 :] == [(row, ""), (row + 1, "d@x.com")]
+    assert garbled(src) == [(row, "too_many_fields", f"line {line}: 3 fields, but the header "
+                             "has 2 (a ',' in a value that is not in double quotes?) - fix the "
+                             "row and build again")]  # fmt: skip
+
+
+def test_a_quote_that_never_closes_is_refused_naming_its_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", 'email,name\na@x.com,"Ann\nb@x.com,Bob\n\nc@x.com,Cy\n')
+    with pytest.raises(SourceError) as info:
         records(source(path))
-    assert info.value.hint is not None and "quoting" in info.value.hint
+    assert str(info.value) == (
+        f"{path}, line 2: a quote opened in column 'name' never closes: the 3 lines after it "
+        "were read as part of this value."
+    )
+    assert info.value.line == 2
+    assert info.value.hint is not None and info.value.hint.startswith("Fix the quote on line 2")
 
 
 @pytest.mark.parametrize("content", ["", "\n\n", "\r\n"], ids=["zero-bytes", "blank-lines", "crlf"])
@@ -258,11 +449,13 @@ def test_column_named_like_the_row_number_is_refused(tmp_path: Path) -> None:
 
 
 def test_csv_chunks_are_streamed_before_the_rest_of_the_file_is_read(tmp_path: Path) -> None:
-    lines = ["email,name"] + [f"u{i}@x.com,U{i}" for i in range(20)] + ["late@x.com,L,extra"]
+    lines = ["email,name"] + [f"u{i}@x.com,U{i}" for i in range(20)] + ['late@x.com,"L']
     src = source(write(tmp_path, "users.csv", "\n".join(lines) + "\n"), chunk_rows=5)
     chunks = src.chunks()
     assert list(next(chunks)[ROW]) == [1, 2, 3, 4, 5]
-    with pytest.raises(SourceError, match="line 22 "):
+    with pytest.raises(
+        SourceError, match="line 22: a quote opened in column 'name' never closes[.]"
+    ):
         list(chunks)
 
 
@@ -370,6 +563,29 @@ def test_a_whole_character_written_as_a_surrogate_pair_reads_as_that_character(
     assert values(source(path)) == [{"name": "😀 é"}]
 
 
+@pytest.mark.parametrize(
+    ("kind", "content", "where"),
+    [
+        ("jsonl", '{"email": "a@x.com"}\n{"email": "b@x.com", "name": "B", "email" : "c@x.com"}\n',
+         "line 2"),
+        ("jsonl", '{"email": "a@x.com"}\n{"\\u0065mail": "b@x.com", "email": "c@x.com"}\n',
+         "line 2"),
+        ("json", '[{"email": "a@x.com"}, {"email": "b@x.com", "email": "c@x.com"}]', "item 2"),
+    ],
+    ids=["jsonl", "jsonl-escaped", "json"],
+)  # fmt: skip
+def test_an_object_giving_a_key_twice_is_refused_naming_it(
+    tmp_path: Path, kind: str, content: str, where: str
+) -> None:
+    path = write(tmp_path, f"users.{kind}", content)
+    with pytest.raises(SourceError) as info:
+        records(source(path))
+    assert str(info.value) == (
+        f"{path}, {where}: the key 'email' is given more than once, and JSON would keep only "
+        "its last value."
+    )
+
+
 def test_jsonl_columns_come_from_the_first_thousand_lines(tmp_path: Path) -> None:
     lines = [json.dumps({"email": f"u{i}@x.com"}) for i in range(1000)]
     lines.append(json.dumps({"email": "late@x.com", "late_key": "ignored"}))
@@ -465,6 +681,8 @@ def test_file_fingerprint_is_stable_and_hashes_the_bytes(tmp_path: Path, kind: s
         "path": str(path.resolve()),
         "bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
+        "encoding": "utf-8",
+        **({"delimiter": ","} if kind == "csv" else {}),
     }
     assert src.fingerprint() == expected
     assert src.fingerprint() == expected

@@ -7,6 +7,11 @@ server gets its own throw-away database, dropped at the end of the session.
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
+import traceback
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -18,9 +23,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from csvimport.errors import RefusedError
+from csvimport.redact import mask_credentials
 from csvimport.sources import ROW, SQL_HINT, URL_HINT, SourceError, SourceSpec, open_source
 
-from .helpers import records
+from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, records
 
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -386,6 +393,170 @@ def test_postgresql_credentials_come_from_the_environment(
     database = postgresql_db.url.rsplit("/", 1)[1]
     src = open_source(SourceSpec(f"postgresql+psycopg:///{database}", table="many"))
     assert src.fingerprint()["rows"] == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("postgresql+psycopg://u:S1@h:5432/db?sslpassword=S2&sslmode=require",
+         "postgresql+psycopg://u:***@h:5432/db?sslpassword=***&sslmode=require"),
+        ("mysql://u@h/db?Password=S1&charset=utf8mb4;token=S2&api_key=S3&x=",
+         "mysql://u@h/db?Password=***&charset=utf8mb4;token=***&api_key=***&x="),
+        ("mysql://u:p@ss/w?rd S1@h:3306/db", "mysql://u:***@h:3306/db"),  # not %-encoded
+        ("sqlite:///a@b.db?pass%77ord=S1", "sqlite:///a@b.db?pass%77ord=***"),
+        ("Cannot connect to mysql://u:S1@h/db: user 'u'@'h' denied",
+         "Cannot connect to mysql://u:***@h/db: user 'u'@'h' denied"),
+        ("dsn: host=h password='S 1' passwd=S2 user=u", "dsn: host=h password=*** passwd=*** user=u"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ],
+)  # fmt: skip
+def test_every_credential_a_url_or_message_carries_is_masked(text: str, masked: str) -> None:
+    assert mask_credentials(text, url="://" in text.split()[0]) == masked
+
+
+def test_a_password_holding_url_syntax_is_masked_whole(mariadb_db: Db) -> None:
+    url = f"mysql+pymysql://root:p@ss/w?rd {PASSWORD}@127.0.0.1:3306/x"  # not %-encoded
+    assert mask_credentials(url, url=True) == "mysql+pymysql://root:***@127.0.0.1:3306/x"
+    with pytest.raises(SourceError) as info:
+        open_source(SourceSpec(url, table="users")).columns()
+    assert PASSWORD not in f"{info.value} {info.value.source}" and "w?rd" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymysql://root:p@ss:{secret}@127.0.0.1:3306/x",  # SQLAlchemy: a port "ss:..."
+        "postgresql+psycopg://u:{secret}@127.0.0.1:notaport/db",
+        "postgresql+psycopg://u:{secret}@[::1/db",
+    ],
+)
+def test_an_unparseable_url_is_refused_without_its_password(url: str) -> None:
+    with pytest.raises(SourceError, match="^Cannot parse the database URL ") as info:
+        open_source(SourceSpec(url.format(secret=PASSWORD), table="users"))
+    assert PASSWORD not in f"{info.value} {info.value.hint} {info.value.source}"
+    assert PASSWORD not in "".join(traceback.format_exception(info.value))  # nor its cause
+
+
+def test_a_password_in_the_query_string_is_hidden_in_description_and_fingerprint(
+    postgresql_db: Db,
+) -> None:
+    src = open_source(SourceSpec(f"{postgresql_db.url}?password={PASSWORD}", table="many"))
+    fingerprint = src.fingerprint()
+    assert fingerprint["rows"] == 10
+    assert fingerprint["url"] == f"{postgresql_db.url}?password=***"
+    assert PASSWORD not in f"{fingerprint} {src.describe()}"
+
+
+def test_a_wrong_password_in_the_query_string_is_refused_without_echoing_it(
+    mariadb_db: Db,
+) -> None:
+    with pytest.raises(SourceError, match="Access denied") as info:
+        open_source(SourceSpec(f"{mariadb_db.url}?password={PASSWORD}", table="users")).columns()
+    assert PASSWORD not in f"{info.value} {info.value.hint} {info.value.source} {info.value!r}"
+
+
+def test_an_option_the_driver_does_not_take_is_refused_naming_it(mariadb_db: Db) -> None:
+    src = open_source(SourceSpec(f"{mariadb_db.url}?bogus=1&password={PASSWORD}", table="users"))
+    with pytest.raises(SourceError, match="does not take an option .*'bogus'") as info:
+        src.columns()
+    assert info.value.hint is not None and "'?'" in info.value.hint
+    assert PASSWORD not in f"{info.value} {info.value.source}"
+
+
+def cli_run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "csvimport", *args], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def leaks(secret: str, result: subprocess.CompletedProcess[str], *directories: Path) -> list[str]:
+    """Where ``secret`` shows: stdout, stderr, or a file under the directories."""
+    found = [name for name, text in (("stdout", result.stdout), ("stderr", result.stderr))
+             if secret in text]  # fmt: skip
+    for directory in directories:
+        found += [str(f) for f in directory.rglob("*")
+                  if f.is_file() and secret.encode() in f.read_bytes()]  # fmt: skip
+    return found
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> tuple[Path, Path]:
+    """A pool spec and a mapping of the legacy columns, to build without the sandbox."""
+    from csvimport.bench import bench_snapshot
+
+    spec, mapping = tmp_path / "pool.json", tmp_path / "mapping.toml"
+    bench_snapshot().save(spec)
+    mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
+    return spec, mapping
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///{tmp}/legacy.db?password={secret}",
+        "postgresql+psycopg://u:{secret}@127.0.0.1:5432/nonexistent_db?sslpassword={secret}2",
+        "mysql+pymysql://root:{secret}@127.0.0.1:3306/nonexistent_db?passwd={secret}3",
+    ],
+    ids=["sqlite", "postgresql", "mariadb"],
+)
+@pytest.mark.parametrize("with_traceback", [False, True], ids=["message", "traceback"])
+def test_a_refused_build_shows_no_credential_of_its_url(
+    url: str, with_traceback: bool, offline: tuple[Path, Path], tmp_path: Path
+) -> None:
+    sqlite3.connect(tmp_path / "legacy.db").close()
+    spec, mapping = offline
+    out = tmp_path / "run"
+    result = cli_run("build", url.format(tmp=tmp_path, secret=PASSWORD), "--table", "legacy",
+                     "--mapping", str(mapping), "--out", str(out), "--pool-spec", str(spec),
+                     *(["--traceback"] if with_traceback else []))  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "error: " in result.stderr and "***" in result.stderr
+    assert ("Traceback (most recent call last)" in result.stderr) == with_traceback
+    assert leaks(PASSWORD, result, tmp_path) == []
+    assert not out.exists()
+
+
+def test_a_build_from_a_url_with_credentials_stores_none_and_retry_asks_for_the_url(
+    postgresql_db: Db, offline: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from csvimport.reconcile import read_rejects, write_retry_source
+    from csvimport.rundir import RunDir
+
+    table = f"legacy_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(postgresql_db.url, poolclass=NullPool)
+    columns = ", ".join(f"{c} TEXT" for c in LEGACY_COLUMNS)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {table} ({columns})")
+        conn.exec_driver_sql(f"INSERT INTO {table} VALUES ('1', 'ann', 'ann@example.com', "
+                             "'y', '', 'Ann', 'Lee', '2024-01-01'), ('2', 'bob', 'not an "
+                             "email', 'y', '', 'Bob', 'Roe', '2024-01-01')")  # fmt: skip
+    try:
+        # PostgreSQL here trusts local connections: the password is sent, and ignored.
+        url = postgresql_db.url.replace("postgres@", f"postgres:{PASSWORD}@")
+        url += f"?password={PASSWORD}x&application_name=csvimport"
+        spec, mapping = offline
+        out = tmp_path / "run"
+        result = cli_run("build", url, "--table", table, "--mapping", str(mapping),
+                         "--out", str(out), "--pool-spec", str(spec))  # fmt: skip
+        assert result.returncode == 1, result.stderr  # bob is rejected
+        starter = tmp_path / "starter.toml"
+        mapped = cli_run("map", url, "--table", table, "--pool-spec", str(spec),
+                         "--out", str(starter))  # fmt: skip
+        assert mapped.returncode == 0, mapped.stderr
+        assert leaks(PASSWORD, result, out, tmp_path) == [] and leaks(PASSWORD, mapped) == []
+        stored = json.loads((out / "manifest.json").read_text())["source"]["url"]
+        assert stored == postgresql_db.url.replace("postgres@", "postgres:***@") + (
+            "?application_name=csvimport&password=***"
+        )
+        run = RunDir.open(out)
+        rejected = read_rejects(run)
+        with pytest.raises(RefusedError, match="stored without its credentials") as info:
+            write_retry_source(run, rejected)
+        assert info.value.hint is not None and "--source" in info.value.hint
+        retry = write_retry_source(run, rejected, source=url)
+        assert retry is not None and "not an email" in retry.read_text()
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE {table}")
 
 
 # --- SQLite files ------------------------------------------------------------------------
