@@ -253,7 +253,8 @@ def test_a_journal_lost_while_its_job_runs_is_rebuilt_and_start_waits_for_that_j
     sandbox: Sandbox, pool: PoolInfo, importer: Importer, run_dir: Path
 ) -> None:
     env = env_for(sandbox, pool)
-    sandbox.settings.update(job_seconds=4)
+    # The job runs until the resumed start has seen it running, however slow the machine.
+    sandbox.settings.update(job_seconds=600)
     assert csvimport(env, "start", str(run_dir), "--no-wait").returncode == 0
     (run_dir / JOURNAL).unlink()
 
@@ -263,9 +264,21 @@ def test_a_journal_lost_while_its_job_runs_is_rebuilt_and_start_waits_for_that_j
     assert "running" in status.stdout.splitlines()[0]
 
     (run_dir / JOURNAL).unlink()
-    resumed = csvimport(env, "start", str(run_dir))
-    assert resumed.returncode == 0, resumed.stderr
-    assert "is already running" in resumed.stderr
+    resuming = subprocess.Popen([sys.executable, "-m", "csvimport", "start", str(run_dir)],
+                                stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    assert resuming.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("is already running" in s for s in seen):
+        line = resuming.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+    sandbox.settings.update(job_seconds=0.3)  # now let it end
+    rest = resuming.communicate(timeout=120)[1]
+    stderr = "".join(seen) + rest
+    assert resuming.returncode == 0, stderr
+    assert "is already running" in stderr
     assert [(name.rsplit("-", 2)[1], state, n) for name, state, n in uploads(sandbox, pool)] == [
         ("0001", "Succeeded", 1), ("0002", "Succeeded", 1)
     ]  # fmt: skip
