@@ -29,7 +29,6 @@ from typing import Any
 
 from csvimport import __version__
 from csvimport.errors import ConfigError
-from csvimport.jobs import PacedClient
 from csvimport.journal import Attempt, Journal, Step
 from csvimport.logs import (
     FIRST_LINE_NUMBER,
@@ -51,6 +50,7 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
+from csvimport.retry import PacedClient
 from csvimport.rundir import REJECTS, RunChunk, RunDir
 from csvimport.validate import REASONS
 
