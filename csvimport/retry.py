@@ -5,11 +5,13 @@ botocore's standard retry mode (:func:`botocore_config`): throttling, 5xx answer
 connections are retried with exponential backoff and jitter, up to ``AWS_MAX_ATTEMPTS``
 HTTP attempts per call in all, the first one included (:data:`DEFAULT_MAX_ATTEMPTS`, 6,
 when unset). csvimport wraps no retry loop of its own around botocore's, so that number is
-the bound on the attempts of one call. Two refinements, never more attempts:
+the bound on the attempts of one call. Three refinements, never more attempts:
 
 - an endpoint the client never heard from that cannot be connected to gets
   :data:`UNREACHED_TRIES` (2) attempts (:func:`install`), so a wrong ``--endpoint-url``
   is named at once instead of after a minute of backoff;
+- a Cognito answer that a limit on resources was reached (:data:`NOT_RETRIED_CODES`,
+  e.g. the daily email limit) is not retried: waiting does not lift it;
 - the upload to a presigned URL is not a botocore call: it gets as many attempts as a
   call of the Cognito client that made the job (:func:`max_attempts`), with botocore's
   schedule of waits (:class:`Backoff`).
@@ -52,6 +54,12 @@ RETRY_MODE: Final = "standard"
 # does not heal in seconds: say "cannot reach" at once instead of after a minute of
 # backoff. Once it has answered, a lost connection is a blip and gets every attempt.
 UNREACHED_TRIES = 2
+# Codes botocore's standard mode retries as throttling that, from Cognito (and CloudWatch
+# Logs), mean a limit on
+# resources, not on the request rate: the default sender's daily emails (facts §6), a
+# user's password resets per hour, a pool's 1,000 import jobs (facts §3). Waiting seconds
+# does not lift them: one attempt, and the caller decides.
+NOT_RETRIED_CODES = frozenset({"LimitExceededException"})
 # botocore's own default attempts per retry mode, for clients built without csvimport's
 # configuration and without AWS_MAX_ATTEMPTS (botocore.retries.standard, _retry.json).
 BOTOCORE_DEFAULT_ATTEMPTS = {"standard": 3, "adaptive": 3, "legacy": 5}
@@ -82,10 +90,11 @@ def botocore_config(max_attempts: int) -> Config:
 
 
 def install(client: Any) -> None:
-    """Give ``client`` the fail-fast rule for an endpoint it never reached (at most
-    :data:`UNREACHED_TRIES` attempts then); botocore's retry mode decides the rest."""
+    """Give ``client`` csvimport's two rules: at most :data:`UNREACHED_TRIES` attempts for
+    an endpoint it never reached, and no retry of :data:`NOT_RETRIED_CODES`; botocore's
+    retry mode decides the rest."""
     service = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.register_first(f"needs-retry.{service}", _FailFastWhileUnreached())
+    client.meta.events.register_first(f"needs-retry.{service}", _RetryRules())
 
 
 def max_attempts(client: Any) -> int:
@@ -109,10 +118,10 @@ def cannot_connect(exc: BaseException | None) -> bool:
     )
 
 
-class _FailFastWhileUnreached:
+class _RetryRules:
     """A botocore ``needs-retry`` handler: no retries past ``UNREACHED_TRIES`` for a call
-    that cannot connect to an endpoint this client never heard from; no opinion otherwise
-    (botocore's retry mode decides)."""
+    that cannot connect to an endpoint this client never heard from, none for an answer in
+    ``NOT_RETRIED_CODES``; no opinion otherwise (botocore's retry mode decides)."""
 
     def __init__(self) -> None:
         self.answered = False
@@ -120,8 +129,10 @@ class _FailFastWhileUnreached:
     def __call__(
         self, *, attempts: int, response: Any = None, caught_exception: Any = None, **_: Any
     ) -> bool | None:
-        if response is not None:
+        if response is not None:  # (http response, parsed answer)
             self.answered = True
+            if response[1].get("Error", {}).get("Code") in NOT_RETRIED_CODES:
+                return False
         elif not self.answered and cannot_connect(caught_exception) and attempts >= UNREACHED_TRIES:
             return False  # botocore: do not retry (the first answer that is not None wins)
         return None

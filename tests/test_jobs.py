@@ -16,7 +16,6 @@ import pytest
 import requests
 from botocore.config import Config
 
-from csvimport.aws import AwsOptions
 from csvimport.errors import ConfigError, CsvImportError, RefusedError
 from csvimport.jobs import (
     ChunkState,
@@ -157,22 +156,6 @@ def test_no_wait_starts_one_job_and_a_later_start_goes_on(
     status = importer_for_run(run_dir, cognito).start(StartOptions(pool.logs_role_arn))
     assert status.all_imported
     assert_imported_once(sandbox, pool, importer, run_dir, users=7)
-
-
-@pytest.fixture
-def cli_client(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    """Cognito clients as the command line builds them (``AwsOptions``): botocore's
-    standard retries, ``attempts`` per call (6 unless told)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-    def make(attempts: int = 6) -> Any:
-        options = AwsOptions(sandbox.region, endpoint_url=sandbox.endpoint_url,
-                             retries=attempts - 1)  # fmt: skip
-        return options.client("cognito-idp")
-
-    return make
 
 
 def test_throttling_and_server_errors_are_retried_by_botocore_without_crashing(

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -363,6 +364,25 @@ def test_a_code_cognito_refused_is_not_counted_as_may_have_been_sent(
         run_wave(run, bare_client(sandbox), again, ResetJournal(run), rate=50)
     assert plan_resets(run, describe(cognito, pool), ResetJournal(run), max_per_day=10
                        ).maybe_sent == []  # fmt: skip
+
+
+def test_the_daily_email_limit_is_asked_once_not_retried_as_throttling(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path,
+    cli_client: Callable[..., Any],
+) -> None:  # fmt: skip
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    sandbox.settings.update(daily_email_limit=1)  # Cognito's sender refuses the 2nd email
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run), max_per_day=10)
+    client = cli_client()  # 6 attempts per call, as `csvimport resets` runs
+    sends: list[str] = []
+    client.meta.events.register("before-send.cognito-idp.AdminResetUserPassword",
+                                lambda **_: sends.append("sent"))  # fmt: skip
+    result = run_wave(run, client, plan, ResetJournal(run), rate=50)
+    assert (result.sent, result.not_sent) == (1, 2)
+    assert result.stopped_because and "daily email limit" in result.stopped_because
+    # One request for the code that went out, one for the refusal: waiting seconds does
+    # not lift a daily limit, so botocore's backoff is not spent on it.
+    assert len(sends) == 2
 
 
 def test_a_server_error_leaves_the_user_may_have_been_sent(
