@@ -11,14 +11,13 @@ reset code with ``AdminResetUserPassword``:
   account, so a wave larger than what is left of that is refused unless
   ``max_per_day`` says otherwise; SMS needs the pool's SMS configuration;
 - paced (``rate``, well under the 30 requests/second the account shares with its users'
-  own ForgotPassword calls), retried on throttling by botocore (``csvimport.retry``),
-  and resumable: ``resets.jsonl`` in the
-  run directory records, for each user, the intent to send (on disk before the call) and
-  then the outcome (sent, failed with the reason, not sent for now, or skipped because
-  they cannot reset; one appended line each), so a re-run never sends a user a second
-  code unless ``resend`` is asked for. A user whose intent has no outcome (the wave was
-  killed between the call and its record) may have been sent a code: they are listed as
-  such and not sent another unless ``resend``.
+  own ForgotPassword calls), retried on throttling by botocore (``csvimport.retry``), and
+  resumable: ``resets.jsonl`` in the run directory records, for each user, the intent to
+  send (on disk before the call) and then the outcome (sent, failed with the reason, not
+  sent for now, or skipped because they cannot reset; one appended line each), so a
+  re-run never sends a user a second code unless ``resend`` is asked for. A user whose
+  intent has no outcome (the wave was killed between the call and its record) may have
+  been sent a code: they are listed as such and not sent another unless ``resend``.
 """
 
 from __future__ import annotations

@@ -55,10 +55,9 @@ RETRY_MODE: Final = "standard"
 # backoff. Once it has answered, a lost connection is a blip and gets every attempt.
 UNREACHED_TRIES = 2
 # Codes botocore's standard mode retries as throttling that, from Cognito (and CloudWatch
-# Logs), mean a limit on
-# resources, not on the request rate: the default sender's daily emails (facts §6), a
-# user's password resets per hour, a pool's 1,000 import jobs (facts §3). Waiting seconds
-# does not lift them: one attempt, and the caller decides.
+# Logs), mean a limit on resources, not on the request rate: the default sender's daily
+# emails (facts §6), a user's password resets per hour, a pool's 1,000 import jobs
+# (facts §3). Waiting seconds does not lift them: one attempt, and the caller decides.
 NOT_RETRIED_CODES = frozenset({"LimitExceededException"})
 # botocore's own default attempts per retry mode, for clients built without csvimport's
 # configuration and without AWS_MAX_ATTEMPTS (botocore.retries.standard, _retry.json).
@@ -104,7 +103,8 @@ def max_attempts(client: Any) -> int:
         return int(retries["total_max_attempts"])
     if retries.get("max_attempts") is not None:  # botocore's old key: retries only
         return int(retries["max_attempts"]) + 1
-    return BOTOCORE_DEFAULT_ATTEMPTS.get(str(retries.get("mode") or RETRY_MODE), 3)
+    mode = str(retries.get("mode") or RETRY_MODE)
+    return BOTOCORE_DEFAULT_ATTEMPTS.get(mode, BOTOCORE_DEFAULT_ATTEMPTS[RETRY_MODE])
 
 
 def cannot_connect(exc: BaseException | None) -> bool:
