@@ -15,52 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import botocore.exceptions
 from botocore.config import Config
 
-from csvimport.errors import ConfigError, ServiceError
+from csvimport import retry
+from csvimport.errors import ServiceError
 
-# Retries after the first try (botocore Config's "max_attempts"). With standard mode's
-# exponential backoff, 5 retries wait up to about 30 s in all before giving up.
-DEFAULT_RETRIES = 5
 CONNECT_TIMEOUT_SECONDS = 10
 # Long enough for a slow DescribeUserImportJob or a busy sandbox, short enough to notice
 # a hung endpoint.
 READ_TIMEOUT_SECONDS = 60
-# Tries of a call (the first included) while the endpoint has never answered the client
-# and cannot be connected to. A wrong --endpoint-url, a stopped sandbox or no route does
-# not heal in seconds: say "cannot reach" at once instead of after a minute of backoff.
-# Once it has answered, a lost connection is a blip and gets every retry.
-UNREACHED_TRIES = 2
-
-
-def cannot_connect(exc: BaseException) -> bool:
-    """The connection itself failed (refused, no route, DNS, connect timeout, proxy): the
-    request never reached the endpoint. A read timeout or a dropped answer did reach it."""
-    return isinstance(
-        exc,
-        botocore.exceptions.EndpointConnectionError
-        | botocore.exceptions.ConnectTimeoutError
-        | botocore.exceptions.ProxyConnectionError,
-    )
-
-
-class _FailFastWhileUnreached:
-    """A botocore ``needs-retry`` handler: no retries past ``UNREACHED_TRIES`` for a call
-    that cannot connect to an endpoint this client never heard from; no opinion otherwise
-    (botocore's standard retries decide)."""
-
-    def __init__(self) -> None:
-        self.answered = False
-
-    def __call__(
-        self, *, attempts: int, response: Any = None, caught_exception: Any = None, **_: Any
-    ) -> bool | None:
-        if response is not None:
-            self.answered = True
-        elif not self.answered and cannot_connect(caught_exception) and attempts >= UNREACHED_TRIES:
-            return False  # botocore: do not retry (the first answer that is not None wins)
-        return None
 
 
 def _refuse_a_non_aws_answer(*, http_response: Any, model: Any, **_: Any) -> None:
@@ -92,15 +55,15 @@ NOT_AWS_HINT = (
 class AwsOptions:
     """Where and as whom to call AWS; None leaves the choice to boto3's own configuration.
 
-    ``retries`` is how many times a failed call is retried after the first try: botocore's
-    standard retry mode retries throttling, 5xx answers and connection errors with
-    exponential backoff.
+    ``retries`` is how many times a failed call is retried after the first try, by
+    botocore's standard retry mode (throttling, 5xx answers and connection errors, with
+    exponential backoff); csvimport retries nothing on top (``csvimport.retry``).
     """
 
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
-    retries: int = DEFAULT_RETRIES
+    retries: int = retry.DEFAULT_MAX_ATTEMPTS - 1
 
     @classmethod
     def resolve(
@@ -116,12 +79,13 @@ class AwsOptions:
 
         Region falls back to AWS_REGION, then AWS_DEFAULT_REGION; profile to AWS_PROFILE;
         endpoint_url to AWS_ENDPOINT_URL; retries to AWS_MAX_ATTEMPTS minus one (that
-        variable counts the first try, as everywhere in AWS's SDKs), then 5.
+        variable counts the first try, as everywhere in AWS's SDKs), then 5
+        (``csvimport.retry.DEFAULT_MAX_ATTEMPTS`` attempts in all).
         Empty values count as unset.
         """
         env = os.environ if environ is None else environ
         if retries is None:
-            retries = _retries_from(env)
+            retries = retry.max_attempts_from(env) - 1
         return cls(
             region=region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             profile=profile or env.get("AWS_PROFILE") or None,
@@ -136,34 +100,15 @@ class AwsOptions:
     def client(self, service_name: str) -> Any:
         """Return a boto3 client for ``service_name`` with csvimport's retries and timeouts."""
         config = Config(
-            retries={"mode": "standard", "max_attempts": self.retries},
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
-        )
+            connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS
+        ).merge(retry.botocore_config(self.retries + 1))
         client = self.session().client(
             service_name,  # type: ignore[call-overload]
             endpoint_url=self.endpoint_url,
             config=config,
         )
+        retry.install(client)
         service = client.meta.service_model.service_id.hyphenize()
-        client.meta.events.register_first(f"needs-retry.{service}", _FailFastWhileUnreached())
         if client.meta.service_model.protocol == "json":
             client.meta.events.register(f"after-call.{service}", _refuse_a_non_aws_answer)
         return client
-
-
-def _retries_from(env: Mapping[str, str]) -> int:
-    """Read AWS_MAX_ATTEMPTS (the SDKs' variable: total tries, first one included)."""
-    raw = env.get("AWS_MAX_ATTEMPTS") or ""
-    if not raw:
-        return DEFAULT_RETRIES
-    try:
-        attempts = int(raw)
-    except ValueError:
-        attempts = 0
-    if attempts < 1:
-        raise ConfigError(
-            f"AWS_MAX_ATTEMPTS must be a whole number of at least 1, not {raw!r}.",
-            hint="Unset AWS_MAX_ATTEMPTS or set it to e.g. 6.",
-        )
-    return attempts - 1

@@ -124,7 +124,8 @@ THROTTLING_CODES = frozenset(
 )
 THROTTLING_HINT = (
     "AWS throttled the requests and the retries ran out; retry later, or run fewer "
-    "csvimport commands against this account at once."
+    "csvimport commands against this account at once (AWS_MAX_ATTEMPTS sets the attempts "
+    "per call)."
 )
 UNREACHABLE_HINT = (
     "Check --endpoint-url (or AWS_ENDPOINT_URL), --region and the network; "
@@ -177,7 +178,8 @@ def describe_aws_error(exc: BaseException) -> CsvImportError | None:
 
 
 def _describe_client_error(exc: botocore.exceptions.ClientError) -> ServiceError:
-    """Name the operation, AWS's error code and message, and a hint where one is known."""
+    """Name the operation, AWS's error code and message, how many attempts were made when
+    botocore retried, and a hint where one is known."""
     error = exc.response.get("Error", {})
     code = error.get("Code") or "UnknownError"
     detail = error.get("Message") or "no message"
@@ -189,6 +191,8 @@ def _describe_client_error(exc: botocore.exceptions.ClientError) -> ServiceError
         hint = AUTH_HINT.format(operation=operation)
     elif code in THROTTLING_CODES:
         hint = THROTTLING_HINT
+    retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts") or 0
+    tried = f" ({retries + 1} attempts)" if retries else ""
     return ServiceError(
-        f"{operation} failed: {code}: {detail}", hint=hint, code=code, operation=operation
+        f"{operation} failed: {code}: {detail}{tried}", hint=hint, code=code, operation=operation
     )

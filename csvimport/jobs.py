@@ -7,19 +7,17 @@ the run's journal (``csvimport.journal``) before or right after it happens, so a
 re-run after any crash resumes without a second job for a chunk that has a live or
 successful one, and without uploading a file twice.
 
-The AWS calls go through :class:`JobApi`, which paces them under Cognito's per-pool
-quotas and retries throttling, 5xx answers and connection failures with backoff and
-jitter. The library never prints: it reports through an ``on_event`` callback.
+The AWS calls go through :class:`JobApi`, paced under Cognito's quotas and retried by
+botocore (``csvimport.retry``: one layer, ``AWS_MAX_ATTEMPTS`` attempts per call at most).
+The library never prints: it reports through an ``on_event`` callback.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -29,9 +27,7 @@ from urllib.parse import urlsplit
 import botocore.exceptions
 import requests
 
-from csvimport.aws import cannot_connect
 from csvimport.errors import (
-    THROTTLING_CODES,
     ConfigError,
     CsvImportError,
     RefusedError,
@@ -40,14 +36,10 @@ from csvimport.errors import (
 )
 from csvimport.journal import ACTIVE, JOB_NAME_PREFIX, JOURNAL, Attempt, Journal, Step, job_name
 from csvimport.pool import PoolSnapshot, read_pool
+from csvimport.retry import Backoff, PacedClient, error_code, error_message, max_attempts
 from csvimport.rundir import RunChunk, RunDir
 
-# --- Cognito's documented limits (facts §3, §4) -------------------------------------
-# At most 5 requests per second per pool per operation: csvimport stays at 4.
-MIN_SECONDS_BETWEEN_CALLS = 0.25
-# At most 20 reads per second per account (UserPoolResourceRead): csvimport stays at 15,
-# over all pools and operations.
-MIN_SECONDS_BETWEEN_ANY_CALLS = 1 / 15
+# --- Cognito's documented limits (facts §3, §4; the rate quotas are csvimport.retry's) --
 POOLS_PAGE = 60  # ListUserPools' MaxResults maximum
 LIST_JOBS_PAGE = 60  # ListUserImportJobs' MaxResults maximum
 SSE_HEADER = "x-amz-server-side-encryption"
@@ -103,132 +95,25 @@ LOGS_ROLE_HINT = (
 )
 
 
-# --- pacing and retries ---------------------------------------------------------------
-@dataclass
-class Backoff:
-    """Retry schedule: full jitter, exponential up to a cap, a fixed number of retries."""
-
-    retries: int = 8
-    base: float = 0.5
-    cap: float = 20.0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delays(self) -> Iterator[float]:
-        for n in range(self.retries):
-            yield self.rng.uniform(0, min(self.cap, self.base * 2**n))
-
-
+# --- pacing ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Pacing:
-    """How often csvimport looks at a running job, and how long it waits between tries."""
+    """How often csvimport looks at a running job, and how long it waits between uploads."""
 
     poll_first: float = 1.0  # first DescribeUserImportJob after a start
     poll_max: float = 15.0  # longest wait between two looks at a job making no progress
     poll_growth: float = 1.5
     other_job_poll: float = 30.0  # between looks at another team's active job
     stop_timeout: float = 300.0  # how long `stop` waits for Stopping to become Stopped
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = field(default_factory=Backoff)  # between attempts of an upload
     max_url_attempts: int = 3  # new jobs made in a row because the upload URL expired
-
-
-def _transient(exc: BaseException) -> bool:
-    """Throttling, a 5xx answer or a lost connection: worth trying again."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in THROTTLING_CODES or code == "InternalErrorException" or status >= 500
-    return isinstance(
-        exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError
-    )
-
-
-def error_code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def error_message(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", ""))
-
-
-class PacedClient:
-    """A boto3 client whose calls are paced and retried (attributes pass through).
-
-    By default (the import-job and read quotas) each operation is called at most once per
-    ``MIN_SECONDS_BETWEEN_CALLS`` per pool (Cognito allows 5 per second per pool and
-    operation), and no two calls come closer than ``MIN_SECONDS_BETWEEN_ANY_CALLS`` (20
-    reads per second per account); callers under other quotas pass their own intervals.
-    Throttling, 5xx answers and connection failures are retried on top of botocore's own
-    retries, with full-jitter backoff; when the retries run out the error becomes a
-    ServiceError naming the operation. An endpoint that has never answered this client
-    and cannot be connected to is not retried here: it is misconfigured or down, and
-    botocore already tried (see ``csvimport.aws.UNREACHED_TRIES``).
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        *,
-        backoff: Backoff | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        min_interval: float = MIN_SECONDS_BETWEEN_CALLS,
-        min_any_interval: float = MIN_SECONDS_BETWEEN_ANY_CALLS,
-    ) -> None:
-        self.client = client
-        self.backoff = backoff or Backoff()
-        self.sleep = sleep
-        self.min_interval, self.min_any_interval = min_interval, min_any_interval
-        self._last: dict[tuple[str, str], float] = {}
-        self.answered = False  # the endpoint has answered a call (even with an error)
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.client, name)
-        if name in ("exceptions", "meta") or not callable(attribute):
-            return attribute
-        return functools.partial(self.call, name)
-
-    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self.client, operation)
-        delays = self.backoff.delays()
-        key, anything = (operation, str(kwargs.get("UserPoolId", ""))), ("", "")
-        while True:
-            wait = (
-                max(
-                    self._last.get(key, -1e9) + self.min_interval,
-                    self._last.get(anything, -1e9) + self.min_any_interval,
-                )
-                - time.monotonic()
-            )
-            if wait > 0:
-                self.sleep(wait)
-            self._last[key] = self._last[anything] = time.monotonic()
-            try:
-                answer = dict(method(**kwargs))
-            except Exception as exc:
-                if isinstance(exc, botocore.exceptions.ClientError):
-                    self.answered = True
-                if not _transient(exc):
-                    raise
-                delay = next(delays, None)
-                if delay is None or (cannot_connect(exc) and not self.answered):
-                    raise (describe_aws_error(exc) or exc) from exc
-                self.sleep(delay)
-            else:
-                self.answered = True
-                return answer
 
 
 class JobApi:
     """Cognito's import-job calls for one pool, through a :class:`PacedClient`."""
 
-    def __init__(
-        self,
-        client: Any,
-        pool_id: str,
-        *,
-        backoff: Backoff | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.paced = PacedClient(client, backoff=backoff, sleep=sleep)
+    def __init__(self, client: Any, pool_id: str) -> None:
+        self.paced = PacedClient(client)
         self.pool_id = pool_id
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
@@ -311,16 +196,18 @@ def upload_file(
     path: Path,
     *,
     backoff: Backoff,
+    attempts: int,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """PUT ``path`` to a presigned URL, streamed; retry what may pass.
+    """PUT ``path`` to a presigned URL, streamed; retry what may pass, ``attempts`` tries
+    in all (the bound of every AWS call: ``csvimport.retry.max_attempts``).
 
     The URL is a secret: it appears in no message or exception raised here (requests'
     own exceptions name it, so they are never passed on).
     """
     host = urlsplit(url).netloc
     size = path.stat().st_size
-    delays = backoff.delays()
+    delays = backoff.delays(attempts)
     while True:
         try:
             with path.open("rb") as body:
@@ -350,7 +237,7 @@ def upload_file(
         delay = next(delays, None)
         if delay is None:
             raise ServiceError(
-                f"uploading {path.name} failed after {backoff.retries + 1} tries: {problem}",
+                f"uploading {path.name} failed after {attempts} tries: {problem}",
                 hint="Check the network (and any proxy), then run `csvimport start RUN_DIR` "
                 "again: it goes on where it stopped.",
             )
@@ -571,7 +458,7 @@ class Importer:
         self.journal = journal
         self.client = client
         self.pacing = pacing or Pacing()
-        self.api = JobApi(client, run.user_pool_id, backoff=self.pacing.backoff, sleep=sleep)
+        self.api = JobApi(client, run.user_pool_id)
         self.http = http or requests.Session()
         self.emit = on_event
         self.sleep = sleep
@@ -816,8 +703,8 @@ class Importer:
                    f"{chunk.bytes:,} bytes", chunk, attempt)  # fmt: skip
         self.journal.record(attempt, "upload started", step=Step.UPLOADING)
         try:
-            upload_file(self.http, url, self.run.chunk_path(chunk),
-                        backoff=self.pacing.backoff, sleep=self.sleep)  # fmt: skip
+            upload_file(self.http, url, self.run.chunk_path(chunk), backoff=self.pacing.backoff,
+                        attempts=max_attempts(self.client), sleep=self.sleep)  # fmt: skip
         except UploadUrlExpired:
             self._abandon(attempt, "its upload URL expired before the upload finished")
             return None

@@ -175,7 +175,7 @@ def read_job_log(
     """The job's parsed log, from the run directory if it was read completely before,
     else from CloudWatch, waiting up to ``wait.seconds`` until it has ``expected`` lines.
 
-    ``logs`` should be paced (a ``csvimport.jobs.PacedClient``) so that reading many jobs
+    ``logs`` should be paced (a ``csvimport.retry.PacedClient``) so that reading many jobs
     stays under CloudWatch's quota. ``on_wait(found, expected)`` is called before each
     pause. The raw events are saved
     in ``logs/<job id>.jsonl`` each time they are read.

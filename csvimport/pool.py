@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from csvimport.errors import ConfigError
+from csvimport.retry import paced
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -23,7 +24,7 @@ SNAPSHOT_VERSION = 1
 
 def get_csv_header(client: CognitoIdentityProviderClient, pool_id: str) -> list[str]:
     """Return the columns, in order, that Cognito wants in an import file (GetCSVHeader)."""
-    return list(client.get_csv_header(UserPoolId=pool_id)["CSVHeader"])
+    return list(paced(client).get_csv_header(UserPoolId=pool_id)["CSVHeader"])
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def read_pool(client: CognitoIdentityProviderClient, pool_id: str) -> PoolSnapsh
     A pool that does not exist is a ConfigError (a wrong --pool-id or region), not an
     AWS failure.
     """
+    client = paced(client)
     try:
         pool: Any = client.describe_user_pool(UserPoolId=pool_id)["UserPool"]
     except client.exceptions.ResourceNotFoundException:
@@ -169,39 +171,26 @@ def read_pool(client: CognitoIdentityProviderClient, pool_id: str) -> PoolSnapsh
     )
 
 
-# ListUsers shares the account's UserList quota (30 requests/second, not adjustable, facts
-# §6) with the applications using the pool: stay well under it.
-LIST_USERS_RATE = 10.0
 LIST_USERS_PAGE = 60  # the API's maximum
 
 
 def existing_usernames(
-    client: CognitoIdentityProviderClient,
-    pool_id: str,
-    *,
-    case_sensitive: bool,
-    rate: float = LIST_USERS_RATE,
+    client: CognitoIdentityProviderClient, pool_id: str, *, case_sensitive: bool
 ) -> set[str]:
     """Return the usernames already in the pool (folded as the pool compares them).
 
-    Pages through ListUsers at most ``rate`` requests per second; throttling answers are
-    retried by botocore's retry mode (see ``AwsOptions``).
+    Pages through ListUsers paced under the account's UserList quota, which the
+    applications using the pool share (``csvimport.retry.USER_LIST``).
     """
-    import time
-
     names: set[str] = set()
     kwargs: dict[str, Any] = {
         "UserPoolId": pool_id,
         "Limit": LIST_USERS_PAGE,
         "AttributesToGet": [],
     }
-    last = 0.0
+    users = paced(client)
     while True:
-        wait = last + 1.0 / rate - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        last = time.monotonic()
-        page: Any = client.list_users(**kwargs)
+        page: Any = users.list_users(**kwargs)
         for user in page.get("Users", []):
             name = user["Username"]
             names.add(name if case_sensitive else name.lower())

@@ -30,7 +30,6 @@ from csvimport import __version__
 from csvimport.cognito_csv import read_rows
 from csvimport.errors import ConfigError
 from csvimport.files import replaced_private
-from csvimport.jobs import PacedClient
 from csvimport.journal import Attempt, Journal, Step
 from csvimport.logs import (
     FIRST_LINE_NUMBER,
@@ -52,6 +51,7 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
+from csvimport.retry import PacedClient
 from csvimport.rundir import PASSWORDS, REJECTS, RunChunk, RunDir
 from csvimport.validate import REASONS
 

@@ -11,20 +11,19 @@ reset code with ``AdminResetUserPassword``:
   account, so a wave larger than what is left of that is refused unless
   ``max_per_day`` says otherwise; SMS needs the pool's SMS configuration;
 - paced (``rate``, well under the 30 requests/second the account shares with its users'
-  own ForgotPassword calls), retried on throttling, and resumable: ``resets.jsonl`` in the
-  run directory records, for each user, the intent to send (on disk before the call) and
-  then the outcome (sent, failed with the reason, not sent for now, or skipped because
-  they cannot reset; one appended line each), so a re-run never sends a user a second
-  code unless ``resend`` is asked for. A user whose intent has no outcome (the wave was
-  killed between the call and its record) may have been sent a code: they are listed as
-  such and not sent another unless ``resend``.
+  own ForgotPassword calls), retried on throttling by botocore (``csvimport.retry``), and
+  resumable: ``resets.jsonl`` in the run directory records, for each user, the intent to
+  send (on disk before the call) and then the outcome (sent, failed with the reason, not
+  sent for now, or skipped because they cannot reset; one appended line each), so a
+  re-run never sends a user a second code unless ``resend`` is asked for. A user whose
+  intent has no outcome (the wave was killed between the call and its record) may have
+  been sent a code: they are listed as such and not sent another unless ``resend``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,16 +33,16 @@ from typing import Any
 import botocore.exceptions
 
 from csvimport.errors import THROTTLING_CODES, ConfigError, RefusedError, ServiceError
-from csvimport.jobs import Backoff, PacedClient, error_code, error_message
 from csvimport.outcomes import Password, ResetState
 from csvimport.reconcile import RESETS_JOURNAL, RESULTS, read_reset_entries, written_users
+from csvimport.retry import USER_ACCOUNT_RECOVERY, PacedClient, error_code, error_message
 from csvimport.rundir import RunDir
 
 # facts §6: Cognito's default email sender sends at most 50 emails a day per account.
 DEFAULT_SENDER_EMAILS_PER_DAY = 50
 # facts §6: the UserAccountRecovery quota is 30 requests/second per account, shared with
 # the users' own ForgotPassword calls: a wave takes a small part of it by default.
-DEFAULT_RATE = 5.0
+DEFAULT_RATE = USER_ACCOUNT_RECOVERY.rate
 # When the pool sets no AccountRecoverySetting, Cognito's legacy order: a verified phone
 # first, then a verified email. GUESS (the sandbox makes the same choice).
 DEFAULT_RECOVERY = ["verified_phone_number", "verified_email"]
@@ -269,7 +268,6 @@ def plan_resets(
 def run_wave(
     run: RunDir, client: Any, plan: ResetPlan, journal: ResetJournal, *, rate: float = DEFAULT_RATE,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
-    sleep: Callable[[float], None] = time.sleep, backoff: Backoff | None = None,
 ) -> WaveResult:  # fmt: skip
     """Send the plan's codes at most ``rate`` per second, recording each intent before its
     call and each outcome after it.
@@ -278,8 +276,8 @@ def run_wave(
     the retries) is recorded as such. A 5xx answer, a lost connection or a kill leaves
     the intent alone: Cognito may have sent the code, so the user is not sent another
     unless ``resend``."""
-    # The recovery quota is per account, not per pool: ``rate`` alone paces the wave.
-    paced = PacedClient(client, backoff=backoff, sleep=sleep, min_interval=0, min_any_interval=0)
+    # The recovery quota is per account, not per pool: ``rate`` is the wave's share of it.
+    paced = PacedClient(client, rates={USER_ACCOUNT_RECOVERY: rate})
     result = WaveResult()
     last = journal.last()
     for candidate in plan.cannot_reset:  # recorded once, with why, not at every run
@@ -289,21 +287,18 @@ def run_wave(
             journal.record(candidate.username, ResetState.SKIPPED, channel=None,
                            reason=candidate.why_not)  # fmt: skip
     emails_left = plan.email_allowance
-    interval = 1.0 / rate
-    sent_at = 0.0
     total = len(plan.to_send)
     for done, candidate in enumerate(plan.to_send):
         if candidate.channel == "email" and emails_left is not None and emails_left <= 0:
             result.not_sent = total - done
             result.stopped_because = "today's email allowance is used up"
             break
-        wait = sent_at + interval - time.monotonic()
-        if wait > 0:
-            sleep(wait)
-        sent_at = time.monotonic()
+        # The turn first, then the intent, then the call: a wave killed while it waits
+        # leaves no intent behind.
+        paced.wait_turn("admin_reset_user_password", run.user_pool_id)
         journal.record(candidate.username, ResetState.SENDING, channel=candidate.channel)
         try:
-            paced.call("admin_reset_user_password", UserPoolId=run.user_pool_id,
+            paced.send("admin_reset_user_password", UserPoolId=run.user_pool_id,
                        Username=candidate.username)  # fmt: skip
         except botocore.exceptions.ClientError as exc:
             code, said = error_code(exc), error_message(exc)
@@ -318,10 +313,11 @@ def run_wave(
                            reason=reason)  # fmt: skip
             result.failed[reason] += 1
         except ServiceError as exc:
-            # Retries ran out. Throttling is a refusal: nothing was sent. (A 5xx or a lost
-            # connection is not: the intent stays, the user may have been sent a code.
-            # botocore's own retries are hidden here: a 5xx before the last throttled try
-            # of the same call is not seen, a second code the price of that rare case.)
+            # botocore's attempts ran out. Throttling is a refusal: nothing was sent. (A 5xx
+            # or a lost connection is not: the intent stays, the user may have been sent a
+            # code. Only the last attempt's answer is seen here: a 5xx before the last,
+            # throttled attempt of the same call is not, a second code the price of that
+            # rare case.)
             if exc.code in THROTTLING_CODES:
                 journal.record(candidate.username, ResetState.NOT_SENT,
                                channel=candidate.channel, reason=exc.message)  # fmt: skip

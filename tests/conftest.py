@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from csvimport.aws import AwsOptions
 from csvimport.sandbox import PoolInfo, Sandbox, SandboxSettings
 from csvimport.sandbox.responses import recovery_ledger
 
@@ -47,6 +48,22 @@ def cognito(sandbox: Sandbox) -> Any:
 @pytest.fixture
 def logs(sandbox: Sandbox) -> Any:
     return sandbox.client("logs")
+
+
+@pytest.fixture
+def cli_client(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Cognito clients as the command line builds them (``AwsOptions``): botocore's
+    standard retries, ``attempts`` per call (6 unless told)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+    def make(attempts: int = 6) -> Any:
+        options = AwsOptions(sandbox.region, endpoint_url=sandbox.endpoint_url,
+                             retries=attempts - 1)  # fmt: skip
+        return options.client("cognito-idp")
+
+    return make
 
 
 @pytest.fixture

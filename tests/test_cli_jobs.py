@@ -334,6 +334,27 @@ def test_a_journal_of_another_build_is_refused_and_the_hint_says_how_to_rebuild(
     assert uploads(sandbox, pool) == []
 
 
+@pytest.mark.parametrize(
+    ("command", "operation", "attempts"),
+    [("start", "CreateUserImportJob", 2), ("status", "ListUserImportJobs", 3)],
+)
+def test_a_call_throttled_for_good_exits_3_after_aws_max_attempts_attempts_no_more(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, command: str, operation: str, attempts: int
+) -> None:
+    sandbox.faults.update(throttle_every=1, throttle_operations=[operation])
+    env = env_for(sandbox, pool, AWS_MAX_ATTEMPTS=str(attempts))
+    result = csvimport(env, command, str(run_dir))
+    assert result.returncode == 3, result.stderr
+    # Every attempt botocore made reached the sandbox: AWS_MAX_ATTEMPTS in all, one layer.
+    assert sandbox.faults.throttled() == {operation: attempts}
+    assert (
+        f"error: {operation} failed: TooManyRequestsException: Rate exceeded "
+        f"({attempts} attempts)" in result.stderr
+    )
+    assert "hint: AWS throttled the requests and the retries ran out" in result.stderr
+    assert "AWS_MAX_ATTEMPTS" in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("command", ["start", "status", "stop", "report", "resets"])
 def test_an_unreachable_endpoint_is_named_with_exit_3_within_seconds(
     sandbox: Sandbox, pool: PoolInfo, run_dir: Path, command: str

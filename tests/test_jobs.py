@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ from botocore.config import Config
 
 from csvimport.errors import ConfigError, CsvImportError, RefusedError
 from csvimport.jobs import (
-    Backoff,
     ChunkState,
     Event,
     EventKind,
@@ -27,6 +27,7 @@ from csvimport.jobs import (
     explain_end,
 )
 from csvimport.journal import JOURNAL, Journal, JournalLock, Step
+from csvimport.retry import Backoff
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
@@ -34,12 +35,12 @@ from .helpers import Importer as SandboxImporter
 from .helpers import build_run, cognito_csv, upload, user
 
 FAST = Pacing(poll_first=0.05, poll_max=0.2, other_job_poll=0.1, stop_timeout=10,
-              backoff=Backoff(retries=8, base=0.01, cap=0.05, rng=random.Random(7)))  # fmt: skip
+              backoff=Backoff(base=0.01, cap=0.05, rng=random.Random(7)))  # fmt: skip
 
 
 def bare_client(sandbox: Sandbox) -> Any:
-    """A Cognito client without botocore's retries: only csvimport's own retry layer is
-    left between a fault and a crash."""
+    """A Cognito client that never retries: the first throttled or failed answer of a call
+    reaches csvimport."""
     return boto3.client(
         "cognito-idp", endpoint_url=sandbox.endpoint_url, region_name=sandbox.region,
         aws_access_key_id="testing", aws_secret_access_key="testing",
@@ -157,11 +158,12 @@ def test_no_wait_starts_one_job_and_a_later_start_goes_on(
     assert_imported_once(sandbox, pool, importer, run_dir, users=7)
 
 
-def test_throttling_and_server_errors_are_retried_without_crashing(
-    sandbox: Sandbox, pool: PoolInfo, importer: SandboxImporter, run_dir: Path
-) -> None:
-    sandbox.faults.update(throttle_every=2, server_error_every=5)
-    status = importer_for_run(run_dir, bare_client(sandbox)).start(
+def test_throttling_and_server_errors_are_retried_by_botocore_without_crashing(
+    sandbox: Sandbox, pool: PoolInfo, importer: SandboxImporter, run_dir: Path,
+    cli_client: Callable[..., Any],
+) -> None:  # fmt: skip
+    sandbox.faults.update(throttle_every=3, server_error_every=5)
+    status = importer_for_run(run_dir, cli_client()).start(
         StartOptions(logs_role_arn=pool.logs_role_arn)
     )
     sandbox.faults.clear()
@@ -183,12 +185,27 @@ def test_throttling_that_outlasts_the_retries_is_a_service_error_naming_the_call
 
 
 def test_upload_failures_are_retried_and_the_file_arrives_once(
-    sandbox: Sandbox, pool: PoolInfo, importer: SandboxImporter, run_dir: Path, cognito: Any
-) -> None:
+    sandbox: Sandbox, pool: PoolInfo, importer: SandboxImporter, run_dir: Path,
+    cli_client: Callable[..., Any],
+) -> None:  # fmt: skip
+    # Three failures, then the file arrives: within the command line's 6 attempts.
     sandbox.faults.update(upload_failures=3)
-    status = importer_for_run(run_dir, cognito).start(StartOptions(pool.logs_role_arn))
+    status = importer_for_run(run_dir, cli_client()).start(StartOptions(pool.logs_role_arn))
     assert status.all_imported
     assert_imported_once(sandbox, pool, importer, run_dir, users=7)
+
+
+def test_an_upload_that_keeps_failing_gives_up_after_the_attempts_of_every_aws_call(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, cli_client: Callable[..., Any]
+) -> None:
+    sandbox.faults.update(upload_failures=100)
+    with pytest.raises(CsvImportError) as caught:
+        importer_for_run(run_dir, cli_client(attempts=2)).start(StartOptions(pool.logs_role_arn))
+    assert "uploading chunk-0001.csv failed after 2 tries" in caught.value.message
+    assert caught.value.exit_status == 3
+    assert sandbox.faults.upload_failures == 98  # the sandbox saw two uploads, no more
+    jobs = sandbox_jobs(sandbox, pool.user_pool_id)
+    assert [(j["Status"], j["Uploads"]) for j in jobs] == [("Created", 0)]
 
 
 def test_an_expired_upload_url_is_replaced_by_a_new_job(

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from csvimport.errors import ConfigError, RefusedError, ServiceError
-from csvimport.jobs import Backoff, Importer, StartOptions
+from csvimport.jobs import Importer, StartOptions
 from csvimport.journal import Journal
 from csvimport.logs import LogWait
 from csvimport.reconcile import Reconciler, write_results
@@ -151,8 +152,7 @@ def test_throttling_is_retried_and_every_code_is_sent_once(
     run = imported_run(cognito, logs, pool, tmp_path, users=6)
     plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
     sandbox.faults.update(throttle_every=2, throttle_operations=["AdminResetUserPassword"])
-    result = run_wave(run, bare_client(sandbox), plan, ResetJournal(run), rate=50,
-                      backoff=FAST.backoff)  # fmt: skip
+    result = run_wave(run, cognito, plan, ResetJournal(run), rate=50)
     assert result.sent == 6 and not result.failed
     assert sorted(sent(run)) == [f"user{n}" for n in range(1, 7)]
 
@@ -227,13 +227,11 @@ def test_a_wave_paced_under_the_recovery_quota_is_never_throttled(
     sandbox.settings.update(recovery_rps=4)
     plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
     # No retries at all: a single throttled call would end the wave with an error.
-    result = run_wave(run, bare_client(sandbox), plan, ResetJournal(run), rate=3.5,
-                      backoff=Backoff(retries=0))  # fmt: skip
+    result = run_wave(run, bare_client(sandbox), plan, ResetJournal(run), rate=3.5)
     assert result.sent == 8 and not result.failed
     # The same wave unpaced is throttled: the pacing above is what kept it clear.
     with pytest.raises(ServiceError):
-        run_wave(run, bare_client(sandbox), replace(plan), ResetJournal(run), rate=25,
-                 backoff=Backoff(retries=0))  # fmt: skip
+        run_wave(run, bare_client(sandbox), replace(plan), ResetJournal(run), rate=25)
 
 
 def test_a_dry_run_shows_the_plan_before_saying_the_wave_would_be_refused(
@@ -363,10 +361,28 @@ def test_a_code_cognito_refused_is_not_counted_as_may_have_been_sent(
     # Throttling that outlasts the retries is a refusal too: nobody was sent a code.
     sandbox.faults.update(throttle_every=1, throttle_operations=["AdminResetUserPassword"])
     with pytest.raises(ServiceError):
-        run_wave(run, bare_client(sandbox), again, ResetJournal(run), rate=50,
-                 backoff=Backoff(retries=0))  # fmt: skip
+        run_wave(run, bare_client(sandbox), again, ResetJournal(run), rate=50)
     assert plan_resets(run, describe(cognito, pool), ResetJournal(run), max_per_day=10
                        ).maybe_sent == []  # fmt: skip
+
+
+def test_the_daily_email_limit_is_asked_once_not_retried_as_throttling(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path,
+    cli_client: Callable[..., Any],
+) -> None:  # fmt: skip
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    sandbox.settings.update(daily_email_limit=1)  # Cognito's sender refuses the 2nd email
+    plan = plan_resets(run, describe(cognito, pool), ResetJournal(run), max_per_day=10)
+    client = cli_client()  # 6 attempts per call, as `csvimport resets` runs
+    sends: list[str] = []
+    client.meta.events.register("before-send.cognito-idp.AdminResetUserPassword",
+                                lambda **_: sends.append("sent"))  # fmt: skip
+    result = run_wave(run, client, plan, ResetJournal(run), rate=50)
+    assert (result.sent, result.not_sent) == (1, 2)
+    assert result.stopped_because and "daily email limit" in result.stopped_because
+    # One request for the code that went out, one for the refusal: waiting seconds does
+    # not lift a daily limit, so botocore's backoff is not spent on it.
+    assert len(sends) == 2
 
 
 def test_a_server_error_leaves_the_user_may_have_been_sent(
@@ -377,8 +393,7 @@ def test_a_server_error_leaves_the_user_may_have_been_sent(
     plan = plan_resets(run, describe(cognito, pool), ResetJournal(run))
     sandbox.faults.update(server_error_every=1, throttle_operations=["AdminResetUserPassword"])
     with pytest.raises(ServiceError):
-        run_wave(run, bare_client(sandbox), plan, ResetJournal(run), rate=50,
-                 backoff=Backoff(retries=0))  # fmt: skip
+        run_wave(run, bare_client(sandbox), plan, ResetJournal(run), rate=50)
     again = plan_resets(run, describe(cognito, pool), ResetJournal(run))
     assert [c.username for c in again.maybe_sent] == ["user1"]
     assert [c.username for c in again.to_send] == ["user2"]

@@ -37,6 +37,9 @@ def test_every_nth_call_is_throttled_with_too_many_requests(
     # other operations are untouched
     for _ in range(4):
         client.describe_user_pool(UserPoolId=pool.user_pool_id)
+    assert sandbox.faults.throttled() == {"GetCSVHeader": 2}
+    sandbox.faults.update(throttle_every=1)  # a change of faults starts the count again
+    assert sandbox.faults.throttled() == {}
 
 
 def test_botocore_retries_ride_out_occasional_throttling(sandbox: Sandbox, pool: PoolInfo) -> None:
@@ -102,6 +105,7 @@ def test_the_control_api_sets_faults_settings_and_the_clock_over_http(
     assert state["settings"]["job_seconds"] == 2.5
     with pytest.raises(ClientError):
         no_retry_client(sandbox, "cognito-idp").get_csv_header(UserPoolId=pool.user_pool_id)
+    assert requests.get(f"{base}/state", timeout=5).json()["throttled"] == {"GetCSVHeader": 1}
     bad = requests.post(f"{base}/faults", json={"no_such_fault": 1}, timeout=5)
     assert bad.status_code == 400 and "no_such_fault" in bad.json()["error"]
 

@@ -239,6 +239,7 @@ class SandboxApp:
                 return self._json("200 OK", {
                     "settings": store.settings.to_json(),
                     "faults": store.faults.to_json(),
+                    "throttled": store.faults.throttled(),
                     "clock_offset": store.clock.offset,
                 })  # fmt: skip
             if path == "/_sandbox/jobs" and method == "GET":

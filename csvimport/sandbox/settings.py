@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -238,6 +239,9 @@ class Faults:
     upload_failures: the next N uploads to a presigned URL answer HTTP 503.
     empty_log_pages_every: every Nth FilterLogEvents page (and first GetLogEvents page)
         is empty but carries a token to continue from the same place.
+
+    ``throttled()`` counts the calls answered with throttling, per operation, since the
+    faults were last changed: the attempts a client really made against a throttled call.
     """
 
     throttle_every: int = 0
@@ -248,6 +252,7 @@ class Faults:
     empty_log_pages_every: int = 0
     seed: int = 1234
     _counters: dict[str, int] = field(default_factory=dict, repr=False)
+    _throttled: Counter[str] = field(default_factory=Counter, repr=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -261,6 +266,7 @@ class Faults:
             for key, value in changes.items():
                 setattr(self, key, value)
             self._counters.clear()
+            self._throttled.clear()
             self._rng.seed(self.seed)
 
     def clear(self) -> None:
@@ -286,7 +292,13 @@ class Faults:
             hit = self._every("throttle", self.throttle_every)
             if not hit and self.throttle_fraction > 0:
                 hit = self._rng.random() < self.throttle_fraction
+            self._throttled[operation] += hit
             return hit
+
+    def throttled(self) -> dict[str, int]:
+        """Calls answered with throttling since the faults last changed, by operation."""
+        with self._lock:
+            return {operation: n for operation, n in self._throttled.items() if n}
 
     def should_fail_server(self, operation: str) -> bool:
         with self._lock:
