@@ -44,7 +44,7 @@ from csvimport.errors import ConfigError, RefusedError
 from csvimport.hashformats import ALGORITHMS
 from csvimport.mapping import Mapping
 from csvimport.pool import PoolSnapshot
-from csvimport.rundir import MANIFEST, REJECTS
+from csvimport.rundir import MANIFEST, PASSWORDS, REJECTS
 from csvimport.sources import SourceSpec, open_source
 from csvimport.validate import REASONS
 
@@ -53,7 +53,6 @@ EXISTING_COLUMNS = ["source_row", "legacy_id", "username"]
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
 _COMMA = pa.scalar(",", pa.large_string())
-PASSWORDS = "passwords.csv"
 PASSWORD_COLUMNS = ["source_row", "legacy_id", "password", "algorithm", "reason"]
 REJECT_COLUMNS = ["source_row", "legacy_id", "attribute", "rule", "reason", "value",
                   "collided_with_row"]  # fmt: skip

@@ -39,7 +39,7 @@ from rich.text import Text
 
 from csvimport import __version__
 from csvimport.aws import AwsOptions
-from csvimport.build import EXISTING, PASSWORDS, BuildOptions, BuildResult
+from csvimport.build import EXISTING, BuildOptions, BuildResult
 from csvimport.build import build as run_build
 from csvimport.duplicates import DuplicatePolicy
 from csvimport.errors import (
@@ -70,10 +70,11 @@ from csvimport.reconcile import (
     write_results,
     write_retry_source,
 )
+from csvimport.recovery import RecoveryPolicy
 from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
 from csvimport.resources import schema_path
-from csvimport.rundir import REJECTS, RunDir
+from csvimport.rundir import PASSWORDS, REJECTS, RunDir
 from csvimport.sources import SourceSpec, open_source
 from csvimport.validate import REASONS
 
@@ -762,6 +763,8 @@ def _write_report(
         display = importer.emit
         reconciler = Reconciler(
             importer.run, importer.journal, state.aws.client("logs"),
+            recovery=RecoveryPolicy.read(state.aws.client("cognito-idp"),
+                                         importer.run.user_pool_id),
             wait=LogWait(seconds=log_wait),
             on_note=lambda text: display(Event(EventKind.NOTE, text)),
         )  # fmt: skip

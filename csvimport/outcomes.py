@@ -32,7 +32,8 @@ class Password(StrEnum):
 
     HASH = "imported hash"  # came with a password hash Cognito imported
     RESET = "must reset"  # imported without a password: RESET_REQUIRED
-    NO_CHANNEL = "cannot reset"  # must reset but has no verified email or phone
+    # must reset but Cognito cannot send them a code (csvimport.recovery.Blocked says why)
+    NO_CHANNEL = "cannot reset"
     NONE = "not in Cognito"  # not imported
 
 
@@ -149,7 +150,7 @@ class Reconciliation:
 class PasswordState:
     imported_hash: int
     must_reset: int
-    cannot_reset: int  # must reset, but no verified email or phone to send a code to
+    cannot_reset: int  # must reset, but Cognito cannot send them a code (recovery.py)
     # `csvimport resets` waves so far (resets.jsonl): users sent a code, users whose
     # last attempt failed (by reason), users who must reset and got no code yet, and
     # users whose code may have been sent (a wave stopped between the call and its record).
@@ -159,6 +160,8 @@ class PasswordState:
     codes_maybe_sent: int = 0
     # why users imported without a usable hash must reset (passwords.csv), by reason
     reset_reasons: dict[str, int] = field(default_factory=dict)
+    # why those who cannot reset cannot (csvimport.recovery.Blocked, in words), by reason
+    cannot_reset_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

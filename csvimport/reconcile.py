@@ -51,7 +51,8 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
-from csvimport.rundir import REJECTS, RunChunk, RunDir
+from csvimport.recovery import RecoveryPolicy, reset_verdict
+from csvimport.rundir import PASSWORDS, REJECTS, RunChunk, RunDir
 from csvimport.validate import REASONS
 
 RESULTS = "results.jsonl"
@@ -59,7 +60,6 @@ RESETS_JOURNAL = "resets.jsonl"  # written by csvimport.resets
 RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
 REPORT = "report.html"
 FAILED_USERS = "failed-users.csv"
-PASSWORDS = "passwords.csv"  # build.PASSWORDS
 EXAMPLES_PER_REASON = 5
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -161,9 +161,11 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
         for number, text in enumerate(f, start=1):
             values = split_cognito_line(text.rstrip("\n"))
             row = lines.get(number, {})
-            channels = {name for attr, name in (("email_verified", "verified_email"),
-                                               ("phone_number_verified", "verified_phone_number"))
-                        if get(values, attr).lower() == "true"}  # fmt: skip
+            # A channel Cognito can send a code to: a value, marked verified.
+            channels = {name for attr, name in (("email", "verified_email"),
+                                               ("phone_number", "verified_phone_number"))
+                        if get(values, attr)
+                        and get(values, f"{attr}_verified").lower() == "true"}  # fmt: skip
             yield WrittenUser(
                 line=number, source_row=int(row.get("source_row") or 0),
                 legacy_id=row.get("legacy_id", ""), username=get(values, "cognito:username"),
@@ -228,11 +230,15 @@ class Reconciler:
         journal: Journal,
         logs: Any,
         *,
+        recovery: RecoveryPolicy,
         wait: LogWait | None = None,
         on_note: Callable[[str], None] = lambda text: None,
     ) -> None:
         # One paced client for every job's log: the pacing spans the whole report.
         self.run, self.journal, self.logs = run, journal, PacedClient(logs)
+        # The live pool's recovery settings decide who can reset, as in `csvimport resets`.
+        self.recovery = recovery
+        self.blocked: Counter[str] = Counter()  # why users cannot reset, in words
         self.wait = wait or LogWait()
         self.note = on_note
         self.warnings: list[str] = []
@@ -272,8 +278,6 @@ class Reconciler:
 
     def build(self) -> tuple[RunReport, list[UserResult]]:
         """Join everything; return the report and every user's result in source order."""
-        snapshot = self.run.snapshot
-        recovery = snapshot.recovery_mechanisms or ["verified_phone_number", "verified_email"]
         results = read_rejects(self.run)
         password_why = read_password_classes(self.run)
         jobs: list[JobSummary] = []
@@ -299,8 +303,7 @@ class Reconciler:
             last = attempts[-1] if attempts else None
             for user in users:
                 why = password_why.get(user.source_row, "")
-                results.append(self._user_result(chunk, user, best.get(user.line), last,
-                                                 recovery, why))  # fmt: skip
+                results.append(self._user_result(chunk, user, best.get(user.line), last, why))
             extra = sorted(set(best) - {u.line for u in users})
             if extra:
                 self.problems.append(
@@ -312,7 +315,7 @@ class Reconciler:
 
     def _user_result(
         self, chunk: RunChunk, user: WrittenUser, logged: tuple[Outcome, str, Attempt] | None,
-        last: Attempt | None, recovery: list[str], password_why: str = "",
+        last: Attempt | None, password_why: str = "",
     ) -> UserResult:  # fmt: skip
         if logged is None:
             if last is None:
@@ -336,10 +339,11 @@ class Reconciler:
         if outcome is Outcome.IMPORTED:
             if user.has_hash:
                 password = Password.HASH
-            elif "admin_only" in recovery or not (user.channels & set(recovery)):
-                password = Password.NO_CHANNEL
             else:
-                password = Password.RESET
+                verdict = reset_verdict(self.recovery, user.channels)
+                password = Password.RESET if verdict.can_reset else Password.NO_CHANNEL
+                if verdict.blocked is not None:
+                    self.blocked[verdict.blocked.explanation] += 1
         return UserResult(
             source_row=user.source_row, legacy_id=user.legacy_id, username=user.username,
             outcome=outcome, reason=message, rule=rule, email=user.email, phone=user.phone,
@@ -409,6 +413,7 @@ class Reconciler:
             imported_hash=sum(1 for r in results if r.password is Password.HASH),
             must_reset=len(must_reset),
             cannot_reset=sum(1 for r in results if r.password is Password.NO_CHANNEL),
+            cannot_reset_reasons=dict(self.blocked.most_common()),
             codes_sent=len(sent & must_reset),
             codes_failed=dict(Counter(e.get("reason", "") for u, e in resets.items()
                                       if e["state"] == ResetState.FAILED and u in must_reset)),

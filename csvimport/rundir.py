@@ -19,6 +19,7 @@ from csvimport.pool import PoolSnapshot
 # The files of a run directory that several stages read (build writes them).
 MANIFEST = "manifest.json"
 REJECTS = "rejects.csv"
+PASSWORDS = "passwords.csv"  # each written user's password-hash verdict (report reads it)
 RUN_ID_CHARS = 8
 
 

@@ -209,23 +209,25 @@ LEGACY_COLUMNS = ["id", "login", "email", "verified", "mobile", "first", "last",
 
 def build_run(
     cognito: Any, info: PoolInfo, directory: Path, *, users: int = 5, max_rows: int = 500_000,
-    extra: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (), columns: list[str] = LEGACY_COLUMNS,
+    mapping_text: str = LEGACY_MAPPING,
 ) -> Path:  # fmt: skip
     """A run directory for the pool with ``users`` valid legacy users (user1, user2, ...)
-    and then the ``extra`` legacy CSV lines, built by csvimport's own build."""
+    and then the ``extra`` legacy CSV lines, built by csvimport's own build. With other
+    ``columns`` and ``mapping_text``, give ``users=0`` and the rows as ``extra``."""
     from csvimport.build import BuildOptions, build
     from csvimport.pool import read_pool
     from csvimport.sources import SourceSpec
 
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / "legacy.csv"
-    lines = [",".join(LEGACY_COLUMNS)]
+    lines = [",".join(columns)]
     lines += [f"{n},user{n},user{n}@example.com,y,,First,Last {n},2024-01-01"
               for n in range(1, users + 1)]  # fmt: skip
     lines += extra
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     mapping = directory / "mapping.toml"
-    mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
+    mapping.write_text(mapping_text, encoding="utf-8")
     run_dir = directory / "run"
     build(BuildOptions(SourceSpec(str(source)), mapping, run_dir, max_rows=max_rows),
           read_pool(cognito, info.user_pool_id))  # fmt: skip

@@ -111,7 +111,7 @@ def test_hashed_users_sign_in_with_their_password_and_the_others_must_reset(
             assert exc.value.response["Error"]["Code"] == "PasswordResetRequiredException"
         else:
             assert sign_in(cognito, pool, login, PASSWORD)["AuthenticationResult"], login
-    report, results, _ = reconcile(run, logs)
+    report, results, _ = reconcile(run, cognito, logs)
     assert all(r.outcome is Outcome.IMPORTED for r in results)
     by_login = {r.username: r for r in results}
     for login, (_, algorithm, status) in USERS.items():

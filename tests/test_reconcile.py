@@ -26,6 +26,7 @@ from csvimport.reconcile import (
     write_results,
     write_retry_source,
 )
+from csvimport.recovery import RecoveryPolicy
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
@@ -47,10 +48,14 @@ def run_all(run_dir: Path, cognito: Any, pool: PoolInfo, **options: Any) -> None
     )
 
 
-def reconcile(run_dir: Path, logs: Any, **wait: Any) -> tuple[Any, list[Any], list[str]]:
+def reconcile(
+    run_dir: Path, cognito: Any, logs: Any, **wait: Any
+) -> tuple[Any, list[Any], list[str]]:
+    """The run's report as `csvimport report` makes it, against the live pool."""
     run = RunDir.open(run_dir)
     notes: list[str] = []
-    reconciler = Reconciler(run, Journal.load(run), logs, on_note=notes.append,
+    recovery = RecoveryPolicy.read(cognito, run.user_pool_id)
+    reconciler = Reconciler(run, Journal.load(run), logs, recovery=recovery, on_note=notes.append,
                             wait=LogWait(**{"seconds": 10, "first_pause": 0.1, **wait}))  # fmt: skip
     report, results = reconciler.build()
     return report, results, notes
@@ -62,7 +67,7 @@ def test_every_source_row_has_exactly_one_outcome_and_the_sums_hold(
     cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="user4")  # will be skipped
     run_dir = build_run(cognito, pool, tmp_path, users=6, max_rows=4, extra=MESSY)
     run_all(run_dir, cognito, pool)
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
 
     assert [r.source_row for r in results] == list(range(1, 10))
     by_id = {r.legacy_id: r for r in results}
@@ -92,13 +97,13 @@ def test_the_raw_log_is_kept_in_the_run_and_read_from_there_next_time(
 ) -> None:
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     run_all(run_dir, cognito, pool)
-    reconcile(run_dir, logs)
+    reconcile(run_dir, cognito, logs)
     stored = list((run_dir / LOGS_DIR).glob("import-*.jsonl"))
     assert len(stored) == 1 and stat.S_IMODE(stored[0].stat().st_mode) == 0o600
     assert len(stored[0].read_text().splitlines()) == 3
     # CloudWatch's retention ran out: the stored copy still tells every outcome.
     sandbox.faults.update(throttle_every=1, throttle_operations=["FilterLogEvents"])
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
 
 
@@ -108,7 +113,7 @@ def test_lagging_log_lines_are_waited_for(
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     sandbox.settings.update(log_lag_seconds=1.5)
     run_all(run_dir, cognito, pool)
-    report, results, notes = reconcile(run_dir, logs)
+    report, results, notes = reconcile(run_dir, cognito, logs)
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
     assert report.reconciliation.problems == []
     assert notes and "log lines so far; waiting for CloudWatch Logs" in notes[0]
@@ -120,7 +125,7 @@ def test_a_log_still_missing_lines_after_the_wait_is_a_reported_problem(
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     sandbox.settings.update(log_lag_seconds=60)
     run_all(run_dir, cognito, pool)
-    report, results, _ = reconcile(run_dir, logs, seconds=0.3)
+    report, results, _ = reconcile(run_dir, cognito, logs, seconds=0.3)
     assert [r.outcome for r in results] == [Outcome.NOT_PROCESSED] * 3
     assert "counted the file's users but its log has no line" in results[0].reason
     problems = report.reconciliation.problems
@@ -137,7 +142,7 @@ def test_a_stopped_job_leaves_its_unreached_users_not_processed_until_resumed(
     run = RunDir.open(run_dir)
     stopped = Importer(run, Journal.load(run), cognito, pacing=FAST).stop()
     assert stopped is not None and stopped.processed < 40
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
     outcomes = [r.outcome for r in results]
     assert outcomes.count(Outcome.NOT_PROCESSED) == 40 - stopped.processed
     assert report.reconciliation.problems == []
@@ -146,7 +151,7 @@ def test_a_stopped_job_leaves_its_unreached_users_not_processed_until_resumed(
 
     sandbox.settings.update(job_seconds=0.3)
     run_all(run_dir, cognito, pool, resume_stopped=True)
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
     # Imported by either job: nobody counts as skipped for having been imported before.
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * 40
     assert len(report.jobs) == 2 and report.reconciliation.problems == []
@@ -159,7 +164,7 @@ def test_a_log_that_numbers_lines_from_2_is_detected_and_warned_about(
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     sandbox.settings.update(first_line_number=2)
     run_all(run_dir, cognito, pool)
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
     assert [r.outcome for r in results] == [Outcome.IMPORTED, Outcome.SKIPPED, Outcome.IMPORTED]
     assert len(report.warnings) == 1 and "numbers the first user 2, not 1" in report.warnings[0]
 
@@ -202,7 +207,7 @@ def test_result_files_hold_every_user_and_defuse_formulas(
     cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="=cmd|'/C_calc'!A0")
     run_dir = build_run(cognito, pool, tmp_path, users=2, extra=MESSY)
     run_all(run_dir, cognito, pool)
-    _, results, _ = reconcile(run_dir, logs)
+    _, results, _ = reconcile(run_dir, cognito, logs)
     write_results(run_dir, results)
     write_failed_users(run_dir, results)
     lines = [json.loads(x) for x in (run_dir / RESULTS).read_text().splitlines()]
@@ -222,7 +227,7 @@ def test_the_retry_source_holds_the_users_to_fix_in_the_legacy_shape(
 ) -> None:
     run_dir = build_run(cognito, pool, tmp_path, users=2, extra=MESSY)
     run_all(run_dir, cognito, pool)
-    _, results, _ = reconcile(run_dir, logs)
+    _, results, _ = reconcile(run_dir, cognito, logs)
     path = write_retry_source(RunDir.open(run_dir), results)
     assert path is not None and stat.S_IMODE(path.stat().st_mode) == 0o600
     with path.open(newline="") as f:

@@ -7,28 +7,50 @@ import json
 import signal
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import escape
 
 from csvimport.errors import ConfigError, RefusedError, ServiceError
 from csvimport.jobs import Backoff, Importer, StartOptions
 from csvimport.journal import Journal
 from csvimport.logs import LogWait
+from csvimport.outcomes import RunReport, UserResult
 from csvimport.reconcile import Reconciler, write_results
+from csvimport.recovery import Blocked, Channel, RecoveryPolicy
 from csvimport.report import render_report
 from csvimport.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import build_run
+from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, build_run
 from .test_cli_jobs import csvimport, env_for
 from .test_jobs import FAST, bare_client
 from .test_sandbox_resets import messages, sign_in
 
 CRASH_AT = Path(__file__).with_name("crash_at.py")
+
+# Users of every kind for the pools below: a verified email, a verified phone, both.
+CHANNEL_COLUMNS = [*LEGACY_COLUMNS, "mobile_verified"]
+CHANNEL_USERS = (
+    "1,mail,mail@example.com,y,,Mail,Only,2024-01-01,",
+    "2,text,,n,+14155550102,Text,Only,2024-01-01,y",
+    "3,both,both@example.com,y,+14155550103,Mail,Text,2024-01-01,y",
+)
+CHANNEL_MAPPING = (
+    LEGACY_MAPPING
+    + """
+[attributes.phone_number_verified]
+column = "mobile_verified"
+transform = "boolean"
+default = "false"
+"""
+)
+SMS_CONFIG = {"SnsCallerArn": "arn:aws:iam::123456789012:role/cognito-sms", "ExternalId": "x"}
 
 
 def imported_run(cognito: Any, logs: Any, pool: PoolInfo, directory: Path, users: int) -> RunDir:
@@ -36,9 +58,16 @@ def imported_run(cognito: Any, logs: Any, pool: PoolInfo, directory: Path, users
     run_dir = build_run(cognito, pool, directory, users=users)
     run = RunDir.open(run_dir)
     Importer(run, Journal.load(run), cognito, pacing=FAST).start(StartOptions(pool.logs_role_arn))
-    _, results = Reconciler(run, Journal.load(run), logs, wait=LogWait(seconds=10)).build()
+    _, results = report_of(run, cognito, logs)
     write_results(run_dir, results)
     return run
+
+
+def report_of(run: RunDir, cognito: Any, logs: Any) -> tuple[RunReport, list[UserResult]]:
+    """The run's report as `csvimport report` makes it, against the live pool."""
+    recovery = RecoveryPolicy.read(cognito, run.user_pool_id)
+    return Reconciler(run, Journal.load(run), logs, recovery=recovery,
+                      wait=LogWait(seconds=10)).build()  # fmt: skip
 
 
 def describe(cognito: Any, pool: PoolInfo) -> dict[str, Any]:
@@ -196,7 +225,7 @@ def test_the_report_shows_the_codes_sent_failed_and_still_to_send(
     cognito.admin_delete_user(UserPoolId=pool.user_pool_id, Username="user2")
     result = run_wave(run, cognito, plan, ResetJournal(run), rate=50)
     assert result.sent == 2 and sum(result.failed.values()) == 1
-    report, _ = Reconciler(run, Journal.load(run), logs, wait=LogWait(seconds=10)).build()
+    report, _ = report_of(run, cognito, logs)
     passwords = report.passwords
     assert (passwords.must_reset, passwords.codes_sent, passwords.codes_not_sent) == (4, 2, 2)
     assert list(passwords.codes_failed.values()) == [1]
@@ -277,7 +306,7 @@ def test_a_wave_killed_after_a_code_went_out_but_before_its_record_sends_that_us
     assert len(messages(sandbox, UserPoolId=pool.user_pool_id, Username="user2")) == 1
     assert len(messages(sandbox, UserPoolId=pool.user_pool_id)) == 3  # user3 got theirs
 
-    report, _ = Reconciler(run, Journal.load(run), logs, wait=LogWait(seconds=10)).build()
+    report, _ = report_of(run, cognito, logs)
     passwords = report.passwords
     assert (passwords.codes_sent, passwords.codes_maybe_sent, passwords.codes_not_sent) == (2, 1, 0)
     assert "may have been sent" in render_report(report)
@@ -382,3 +411,54 @@ def test_a_server_error_leaves_the_user_may_have_been_sent(
     again = plan_resets(run, describe(cognito, pool), ResetJournal(run))
     assert [c.username for c in again.maybe_sent] == ["user1"]
     assert [c.username for c in again.to_send] == ["user2"]
+
+
+def recovery(*names: str) -> dict[str, Any]:
+    return {"RecoveryMechanisms": [{"Name": n, "Priority": i} for i, n in enumerate(names, 1)]}
+
+
+EMAIL, PHONE = Channel.EMAIL, Channel.PHONE
+
+
+@pytest.mark.parametrize(
+    ("settings", "verdicts"),
+    [
+        ({}, {"mail": EMAIL, "text": Blocked.NO_SMS, "both": Blocked.NO_SMS}),
+        ({"SmsConfiguration": SMS_CONFIG}, {"mail": EMAIL, "text": PHONE, "both": PHONE}),
+        ({"AccountRecoverySetting": recovery("verified_email", "verified_phone_number")},
+         {"mail": EMAIL, "text": Blocked.NO_SMS, "both": EMAIL}),
+        ({"AccountRecoverySetting": recovery("verified_email")},
+         {"mail": EMAIL, "text": Blocked.NO_CHANNEL, "both": EMAIL}),
+        ({"AccountRecoverySetting": recovery("admin_only")},
+         {"mail": Blocked.ADMIN_ONLY, "text": Blocked.ADMIN_ONLY, "both": Blocked.ADMIN_ONLY}),
+    ],
+    ids=["phone-first-without-sms", "phone-first-with-sms", "email-first-without-sms",
+         "email-only", "admin-only"],
+)  # fmt: skip
+def test_the_report_and_a_dry_run_agree_on_who_can_reset_and_why(
+    sandbox: Sandbox, cognito: Any, make_pool: Any, tmp_path: Path, settings: dict[str, Any],
+    verdicts: dict[str, Channel | Blocked],
+) -> None:  # fmt: skip
+    pool = make_pool(AutoVerifiedAttributes=["email", "phone_number"], **settings)
+    run_dir = build_run(cognito, pool, tmp_path, users=0, extra=CHANNEL_USERS,
+                        columns=CHANNEL_COLUMNS, mapping_text=CHANNEL_MAPPING)  # fmt: skip
+    env = env_for(sandbox, pool)
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+    reported = csvimport(env, "report", str(run_dir))
+    assert reported.returncode == 0, reported.stderr
+    results = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert {r["username"]: r["password"] for r in results} == {
+        user: "must reset" if isinstance(v, Channel) else "cannot reset"
+        for user, v in verdicts.items()}  # fmt: skip
+    blocked = Counter(v.explanation for v in verdicts.values() if isinstance(v, Blocked))
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    for reason, count in blocked.items():
+        assert f'cannot reset: {escape(reason)}</td><td class="n">{count}<' in html
+
+    planned = csvimport(env, "resets", str(run_dir), "--dry-run", "--json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)["plan"]
+    channels = Counter(v for v in verdicts.values() if isinstance(v, Channel))
+    assert (plan["to_send"], plan["emails"], plan["sms"]) == (
+        channels.total(), channels[EMAIL], channels[PHONE])  # fmt: skip
+    assert plan["cannot_reset"] == dict(blocked)
