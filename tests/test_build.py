@@ -21,7 +21,7 @@ from csvimport.errors import ConfigError, RefusedError
 from csvimport.pool import PoolSnapshot, read_pool
 from csvimport.sources import SourceSpec
 
-from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer
+from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer, messy_legacy_csv
 
 LEGACY = [
     # id, login, email, verified, mobile, first, last, modified
@@ -259,12 +259,11 @@ def test_cli_build_for_a_pool_that_does_not_exist_is_a_usage_error_naming_it(
 
 
 def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    snapshot: PoolSnapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
     from csvimport import chunkbuild
-    from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
 
     submitted: list[str] = []
 
@@ -278,15 +277,15 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
 
     monkeypatch.setattr(chunkbuild, "ProcessPoolExecutor", Spy)
     source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
-    write_legacy_csv(source, 1_000)  # messy: bad values, case-variant duplicates
-    mapping.write_text(BUILD_MAPPING, encoding="utf-8")
+    messy_legacy_csv(source, 1_000)  # bad values, case-variant duplicates
+    mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
     runs = {}
     for workers in (0, 2):
         out = tmp_path / f"run-{workers}"
         options = BuildOptions(SourceSpec(str(source), chunk_rows=97), mapping, out,
                                duplicates=DuplicatePolicy.KEEP_LATEST, max_rows=300,
                                workers=workers, parallel_after_rows=0)  # fmt: skip
-        result = build(options, bench_snapshot())
+        result = build(options, snapshot)
         assert result.conserved and result.rejected and result.duplicates
         manifest = json.loads((out / "manifest.json").read_text())
         del manifest["created"]

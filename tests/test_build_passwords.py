@@ -23,10 +23,18 @@ from csvimport.report import render_report
 from csvimport.sandbox import PoolInfo, Sandbox
 from csvimport.sources import SourceSpec
 
-from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
-from .test_reconcile import reconcile, run_all
-from .test_sandbox_passwords import PASSWORD, make_hash, sign_in
-from .test_sandbox_resets import messages
+from .helpers import (
+    LEGACY_COLUMNS,
+    LEGACY_MAPPING,
+    PASSWORD,
+    cli_env,
+    csvimport,
+    make_hash,
+    messages,
+    reconcile,
+    run_all,
+    sign_in,
+)
 
 HASH_MAPPING = LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n'
 
@@ -175,10 +183,8 @@ def test_a_hash_build_in_worker_processes_writes_the_same_bytes(
 def test_cli_build_password_hashes_flag_summarises_the_classification(
     cognito: Any, pool: PoolInfo, tmp_path: Path, flag: str
 ) -> None:
-    from .test_build import cli
-
     source, mapping = write_source(tmp_path)
-    result = cli("build", str(source), "--mapping", str(mapping), "--out", str(tmp_path / "run"),
+    result = csvimport(cli_env(), "build", str(source), "--mapping", str(mapping), "--out", str(tmp_path / "run"),
                  "--pool-id", pool.user_pool_id, "--endpoint-url", pool.endpoint_url,
                  "--region", pool.region, "--password-hashes", flag, "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr

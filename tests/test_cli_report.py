@@ -9,9 +9,7 @@ from typing import Any
 
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import build_run
-from .test_cli_jobs import csvimport, env_for
-from .test_reconcile import MESSY
+from .helpers import MESSY, build_run, csvimport, env_for
 
 
 def test_report_accounts_for_every_user_and_writes_the_files(

@@ -12,9 +12,7 @@ from csvimport.notice import NoticeFields, render_notices
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import build_run
-from .test_cli_jobs import csvimport, env_for
-from .test_resets import imported_run
+from .helpers import build_run, csvimport, env_for, imported_run
 
 
 def test_notices_carry_the_fields_counts_and_sign_in_advice(

@@ -13,52 +13,22 @@ from typing import Any
 import pytest
 
 from csvimport.errors import RefusedError
-from csvimport.jobs import Importer, StartOptions
+from csvimport.jobs import Importer
 from csvimport.journal import Journal
-from csvimport.logs import LOGS_DIR, JobLog, LogWait, detect_line_base
+from csvimport.logs import LOGS_DIR, JobLog, detect_line_base
 from csvimport.outcomes import Outcome, Password
 from csvimport.reconcile import (
     FAILED_USERS,
     RESULTS,
-    Reconciler,
     neutralise,
     write_failed_users,
     write_results,
     write_retry_source,
 )
-from csvimport.recovery import RecoveryPolicy
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import build_run
-from .test_jobs import FAST
-
-# id, login, email, verified, mobile, first, last, modified
-MESSY = (
-    "101,norm,norm@example.com,n,,Norm,Unverified,2024-01-01",  # rejected: auto-verified
-    "102,USER1,user1-again@example.com,y,,Dup,Case,2024-01-01",  # duplicate of user1
-    "103,=cmd|'/C_calc'!A0,evil@example.com,y,,Eve,Il,2024-01-01",  # a formula for a name
-)
-
-
-def run_all(run_dir: Path, cognito: Any, pool: PoolInfo, **options: Any) -> None:
-    run = RunDir.open(run_dir)
-    Importer(run, Journal.load(run), cognito, pacing=FAST).start(
-        StartOptions(pool.logs_role_arn, **options)
-    )
-
-
-def reconcile(
-    run_dir: Path, cognito: Any, logs: Any, **wait: Any
-) -> tuple[Any, list[Any], list[str]]:
-    """The run's report as `csvimport report` makes it, against the live pool."""
-    run = RunDir.open(run_dir)
-    notes: list[str] = []
-    recovery = RecoveryPolicy.read(cognito, run.user_pool_id)
-    reconciler = Reconciler(run, Journal.load(run), logs, recovery=recovery, on_note=notes.append,
-                            wait=LogWait(**{"seconds": 10, "first_pause": 0.1, **wait}))  # fmt: skip
-    report, results = reconciler.build()
-    return report, results, notes
+from .helpers import FAST, MESSY, build_run, reconcile, run_all
 
 
 def test_every_source_row_has_exactly_one_outcome_and_the_sums_hold(

@@ -16,21 +16,26 @@ import pytest
 from markupsafe import escape
 
 from csvimport.errors import ConfigError, RefusedError, ServiceError
-from csvimport.jobs import Backoff, Importer, StartOptions
-from csvimport.journal import Journal
-from csvimport.logs import LogWait
-from csvimport.outcomes import RunReport, UserResult
-from csvimport.reconcile import Reconciler, write_results
-from csvimport.recovery import Blocked, Channel, RecoveryPolicy
+from csvimport.jobs import Backoff
+from csvimport.recovery import Blocked, Channel
 from csvimport.report import render_report
 from csvimport.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, build_run
-from .test_cli_jobs import csvimport, env_for
-from .test_jobs import FAST, bare_client
-from .test_sandbox_resets import messages, sign_in
+from .helpers import (
+    FAST,
+    LEGACY_COLUMNS,
+    LEGACY_MAPPING,
+    bare_client,
+    build_run,
+    csvimport,
+    env_for,
+    imported_run,
+    messages,
+    reconcile,
+    sign_in,
+)
 
 CRASH_AT = Path(__file__).with_name("crash_at.py")
 
@@ -51,23 +56,6 @@ default = "false"
 """
 )
 SMS_CONFIG = {"SnsCallerArn": "arn:aws:iam::123456789012:role/cognito-sms", "ExternalId": "x"}
-
-
-def imported_run(cognito: Any, logs: Any, pool: PoolInfo, directory: Path, users: int) -> RunDir:
-    """A run whose users were imported (RESET_REQUIRED) and reported on."""
-    run_dir = build_run(cognito, pool, directory, users=users)
-    run = RunDir.open(run_dir)
-    Importer(run, Journal.load(run), cognito, pacing=FAST).start(StartOptions(pool.logs_role_arn))
-    _, results = report_of(run, cognito, logs)
-    write_results(run_dir, results)
-    return run
-
-
-def report_of(run: RunDir, cognito: Any, logs: Any) -> tuple[RunReport, list[UserResult]]:
-    """The run's report as `csvimport report` makes it, against the live pool."""
-    recovery = RecoveryPolicy.read(cognito, run.user_pool_id)
-    return Reconciler(run, Journal.load(run), logs, recovery=recovery,
-                      wait=LogWait(seconds=10)).build()  # fmt: skip
 
 
 def describe(cognito: Any, pool: PoolInfo) -> dict[str, Any]:
@@ -225,7 +213,7 @@ def test_the_report_shows_the_codes_sent_failed_and_still_to_send(
     cognito.admin_delete_user(UserPoolId=pool.user_pool_id, Username="user2")
     result = run_wave(run, cognito, plan, ResetJournal(run), rate=50)
     assert result.sent == 2 and sum(result.failed.values()) == 1
-    report, _ = report_of(run, cognito, logs)
+    report, _, _ = reconcile(run.path, cognito, logs)
     passwords = report.passwords
     assert (passwords.must_reset, passwords.codes_sent, passwords.codes_not_sent) == (4, 2, 2)
     assert list(passwords.codes_failed.values()) == [1]
@@ -306,7 +294,7 @@ def test_a_wave_killed_after_a_code_went_out_but_before_its_record_sends_that_us
     assert len(messages(sandbox, UserPoolId=pool.user_pool_id, Username="user2")) == 1
     assert len(messages(sandbox, UserPoolId=pool.user_pool_id)) == 3  # user3 got theirs
 
-    report, _ = report_of(run, cognito, logs)
+    report, _, _ = reconcile(run.path, cognito, logs)
     passwords = report.passwords
     assert (passwords.codes_sent, passwords.codes_maybe_sent, passwords.codes_not_sent) == (2, 1, 0)
     assert "may have been sent" in render_report(report)

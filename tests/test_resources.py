@@ -45,8 +45,9 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _imported_distributions(path: Path) -> set[str]:
-    """The distributions whose modules ``path`` imports at run time (not only for typing)."""
+def _imports(path: Path) -> set[str]:
+    """The modules ``path`` imports at run time (not only for typing); relative ones with
+    their leading dots."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     typing_only = {id(node) for guard in ast.walk(tree) if isinstance(guard, ast.If)
                    and ast.unparse(guard.test) == "TYPE_CHECKING"
@@ -56,9 +57,15 @@ def _imported_distributions(path: Path) -> set[str]:
         if id(node) in typing_only:
             continue
         if isinstance(node, ast.Import):
-            modules |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules.add(node.module.split(".")[0])
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            modules.add("." * node.level + (node.module or ""))
+    return modules
+
+
+def _imported_distributions(path: Path) -> set[str]:
+    """The distributions whose modules ``path`` imports at run time."""
+    modules = {m.split(".")[0] for m in _imports(path) if not m.startswith(".")}
     owners = importlib.metadata.packages_distributions()
     return {_normal(d) for m in modules - sys.stdlib_module_names - {"csvimport"}
             for d in owners.get(m, [m])}  # fmt: skip
@@ -73,3 +80,11 @@ def test_every_package_the_library_imports_is_declared(path: Path) -> None:
     if path.parent.name == "sandbox" or path.stem in ("bench", "demo"):
         declared |= _requirement_names(PROJECT["optional-dependencies"]["sandbox"])
     assert _imported_distributions(path) <= declared
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests").glob("*.py")), ids=lambda p: p.name)
+def test_no_test_module_imports_another_or_the_shipped_benchmarks(path: Path) -> None:
+    # Shared test code lives in tests/helpers.py (and conftest.py fixtures).
+    imported = _imports(path)
+    assert not {m for m in imported if m.lstrip(".").startswith("test_")}
+    assert not {m for m in imported if m.startswith("csvimport.bench")}
