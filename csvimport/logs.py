@@ -22,7 +22,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from csvimport.errors import ServiceError
+from csvimport.errors import ConfigError, ServiceError
 
 LOG_LINE = re.compile(r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$", re.DOTALL)
 # UNVERIFIED (facts §5): whether "Line Number 1" is the first user (AWS's own mapping file
@@ -132,11 +132,28 @@ def save_raw(path: Path, events: list[dict[str, Any]]) -> None:
 
 
 def load_raw(path: Path) -> list[dict[str, Any]] | None:
+    """The events ``save_raw`` kept, or None when there are none; damage is a ConfigError
+    naming the line (deleting the file makes the report read the log again)."""
     try:
-        with path.open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
+    events = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw)
+        except ValueError:  # not JSON, or not UTF-8
+            event = None
+        if not (isinstance(event, dict) and isinstance(event.get("message"), str)):
+            raise ConfigError(
+                f"{path} line {number} is damaged: it is not a CloudWatch log event",
+                hint=f"Delete {path} and run `csvimport report` again: the job's log is read "
+                "again from CloudWatch Logs (as long as the log group's retention keeps it).",
+            )
+        events.append(event)
+    return events
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from csvimport.outcomes import (
     UserResult,
 )
 from csvimport.recovery import RecoveryPolicy, reset_verdict
-from csvimport.rundir import PASSWORDS, REJECTS, RunChunk, RunDir
+from csvimport.rundir import MANIFEST, PASSWORDS, REJECTS, RunChunk, RunDir
 from csvimport.validate import REASONS
 
 RESULTS = "results.jsonl"
@@ -147,9 +147,85 @@ class WrittenUser:
     has_hash: bool
 
 
+# --- the build's files, read back: damage is refused naming the file and line ----------
+BUILD_AGAIN = ("Build the run again into a new directory (csvimport build ... --out NEW_DIR); "
+               "never edit or delete the files of a run directory.")  # fmt: skip
+
+
+def _damaged(path: Path, line: int, problem: str) -> ConfigError:
+    return ConfigError(f"{path} line {line} is damaged: {problem}", hint=BUILD_AGAIN)
+
+
+def _first_bad_line(path: Path) -> int:
+    """The number of the first line of ``path`` that is not UTF-8."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1  # a character cut at the very end: the reader saw it first
+
+
+def build_records(
+    path: Path, columns: Iterable[str], *, missing_ok: bool = False
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each record of a CSV file the build wrote, with the line it ends on.
+
+    ConfigError names the file and line of any damage: a file missing (unless
+    ``missing_ok``), not UTF-8, not CSV, lacking ``columns``, or a row of the wrong length.
+    """
+    try:
+        f = path.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise ConfigError(f"{path} is missing from the run directory", hint=BUILD_AGAIN) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=BUILD_AGAIN) from None
+    with f:
+        reader = csv.DictReader(f)
+        try:
+            lacking = [c for c in columns if c not in (reader.fieldnames or [])]
+            if lacking:
+                raise _damaged(path, 1, f"its header lacks {', '.join(lacking)}")
+            for record in reader:
+                if None in record or None in record.values():  # more or fewer fields
+                    raise _damaged(path, reader.line_num, "it has the wrong number of fields")
+                yield reader.line_num, record
+        except UnicodeDecodeError:
+            raise _damaged(path, _first_bad_line(path), "it is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise _damaged(path, reader.line_num, f"it is not CSV ({exc})") from None
+
+
+def _whole(path: Path, line: int, record: dict[str, str], name: str) -> int:
+    value = record[name]
+    if not value.isascii() or not value.isdigit():
+        raise _damaged(path, line, f"{name} must be a whole number, not {value!r:.40}")
+    return int(value)
+
+
+def read_line_map(run: RunDir, chunk: RunChunk) -> dict[int, tuple[int, str]]:
+    """The chunk's line map: each data line's (source row, legacy id)."""
+    path = run.path / chunk.map_file
+    lines: dict[int, tuple[int, str]] = {}
+    for count, (n, r) in enumerate(build_records(path, ("line", "source_row", "legacy_id")), 1):
+        lines[_whole(path, n, r, "line")] = (_whole(path, n, r, "source_row"), r["legacy_id"])
+        if len(lines) != count:
+            raise _damaged(path, n, f"it maps line {r['line']} a second time")
+    if set(lines) != set(range(1, chunk.rows + 1)):
+        raise ConfigError(
+            f"{path} is damaged: it maps {len(lines):,} lines, but {chunk.file} has "
+            f"{chunk.rows:,} users (lines 1 to {chunk.rows:,})",
+            hint=BUILD_AGAIN,
+        )
+    return lines
+
+
 def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
-    with (run.path / chunk.map_file).open(encoding="utf-8", newline="") as f:
-        lines = {int(r["line"]): r for r in csv.DictReader(f)}
+    run.verify(chunk)  # a chunk file missing or changed since the build is refused
+    lines = read_line_map(run, chunk)
     with run.chunk_path(chunk).open(encoding="utf-8") as f:
         header = f.readline().rstrip("\n").split(",")
         col = {name: i for i, name in enumerate(header)}
@@ -160,15 +236,15 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
 
         for number, text in enumerate(f, start=1):
             values = split_cognito_line(text.rstrip("\n"))
-            row = lines.get(number, {})
+            source_row, legacy_id = lines.get(number, (0, ""))
             # A channel Cognito can send a code to: a value, marked verified.
             channels = {name for attr, name in (("email", "verified_email"),
                                                ("phone_number", "verified_phone_number"))
                         if get(values, attr)
                         and get(values, f"{attr}_verified").lower() == "true"}  # fmt: skip
             yield WrittenUser(
-                line=number, source_row=int(row.get("source_row") or 0),
-                legacy_id=row.get("legacy_id", ""), username=get(values, "cognito:username"),
+                line=number, source_row=source_row,
+                legacy_id=legacy_id, username=get(values, "cognito:username"),
                 email=get(values, "email"), phone=get(values, "phone_number"),
                 channels=frozenset(channels), has_hash=bool(get(values, "password_hash")),
             )  # fmt: skip
@@ -178,10 +254,12 @@ def read_rejects(run: RunDir) -> list[UserResult]:
     """One result per refused source row (a row may break several rules: all are named)."""
     by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
     path = run.path / REJECTS
-    if path.exists():
-        with path.open(encoding="utf-8", newline="") as f:
-            for record in csv.DictReader(f):
-                by_row[int(record["source_row"])].append(record)
+    columns = ("source_row", "legacy_id", "attribute", "rule", "reason", "value")
+    listed = "rejects" in run.manifest  # every build since rejects.csv has one lists it
+    for line, record in build_records(path, columns, missing_ok=not listed):
+        if record.get("collided_with_row"):
+            _whole(path, line, record, "collided_with_row")
+        by_row[_whole(path, line, record, "source_row")].append(record)
     results = []
     for row, records in sorted(by_row.items()):
         first = records[0]
@@ -206,11 +284,10 @@ def read_password_classes(run: RunDir) -> dict[int, str]:
     """Each written user's hash classification by source row ("status: reason"); empty
     when the build mapped no password_hash."""
     path = run.path / PASSWORDS
-    if not path.exists():
-        return {}
-    with path.open(encoding="utf-8", newline="") as f:
-        return {int(r["source_row"]): ": ".join(filter(None, (r["password"], r["reason"])))
-                for r in csv.DictReader(f)}  # fmt: skip
+    listed = "passwords" in run.manifest  # written when the build mapped a password_hash
+    records = build_records(path, ("source_row", "password", "reason"), missing_ok=not listed)
+    return {_whole(path, n, r, "source_row"): ": ".join(filter(None, (r["password"], r["reason"])))
+            for n, r in records}  # fmt: skip
 
 
 def _duration(attempt: Attempt) -> float | None:
@@ -382,10 +459,15 @@ class Reconciler:
 
     def _report(self, results: list[UserResult], jobs: list[JobSummary]) -> RunReport:
         counts = Counter(r.outcome for r in results)
-        manifest = self.run.manifest["counts"]
+        source_rows = (self.run.manifest.get("counts") or {}).get("source_rows")
+        if type(source_rows) is not int:
+            raise ConfigError(
+                f"{self.run.path / MANIFEST} is damaged: counts.source_rows is "
+                f"{source_rows!r:.40}, not a whole number", hint=BUILD_AGAIN,
+            )  # fmt: skip
         written = sum(c.rows for c in self.run.chunks)
         recon = Reconciliation(
-            source_rows=int(manifest["source_rows"]), rejected=counts[Outcome.REJECTED],
+            source_rows=source_rows, rejected=counts[Outcome.REJECTED],
             duplicates=counts[Outcome.DUPLICATE], written=written,
             imported=counts[Outcome.IMPORTED], skipped=counts[Outcome.SKIPPED],
             failed=counts[Outcome.FAILED], not_processed=counts[Outcome.NOT_PROCESSED],
@@ -543,6 +625,55 @@ def write_results(run_dir: Path, results: list[UserResult]) -> Path:
     return path
 
 
+RESULTS_DAMAGED_HINT = ("Run `csvimport report {run_dir}` again to rewrite it (the report "
+                        "writes it whole); do not edit it by hand.")  # fmt: skip
+
+
+def read_results(run: RunDir, *, needed_for: str) -> list[UserResult]:
+    """Every user's result from ``results.jsonl``, in the order the report wrote them.
+
+    ConfigError when the report has not written it yet (``needed_for`` says what needs
+    it), when a line is not a result (naming the line), or when it does not hold one
+    result per source user; the hint says how to rewrite it.
+    """
+    run_dir = run.path
+    path = run_dir / RESULTS
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{run_dir} has no {RESULTS}: {needed_for}",
+            hint=f"Run `csvimport report {run_dir}` first.",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}",
+                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir)) from None  # fmt: skip
+    results = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            results.append(UserResult.from_json(json.loads(raw)))
+        except UnicodeDecodeError:
+            problem = "it is not UTF-8 text"
+        except json.JSONDecodeError:
+            problem = "it is not JSON"
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            continue
+        raise ConfigError(f"{path} line {number} is damaged: {problem}",
+                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir))  # fmt: skip
+    source_rows = (run.manifest.get("counts") or {}).get("source_rows")
+    if isinstance(source_rows, int) and len(results) != source_rows:
+        raise ConfigError(
+            f"{path} is damaged: it holds {len(results):,} users' results, but the run has "
+            f"{source_rows:,} source users",
+            hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir),
+        )
+    return results
+
+
 FAILED_COLUMNS = ["source_row", "legacy_id", "username", "email", "phone", "outcome",
                   "reason", "job_id", "chunk", "line"]  # fmt: skip
 
@@ -584,6 +715,9 @@ def write_retry_source(
     if not wanted:
         return None
     recorded = run.manifest.get("source", {})
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{run.path / MANIFEST} is damaged: its source is not an object",
+                          hint=BUILD_AGAIN)  # fmt: skip
     url = str(recorded.get("url") or "")
     # A database URL is stored with its password masked; one without a password works as is.
     location = source or recorded.get("path") or (url if url and "***" not in url else None)

@@ -29,14 +29,22 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 
 from csvimport.errors import THROTTLING_CODES, ConfigError, RefusedError, ServiceError
 from csvimport.jobs import Backoff, PacedClient, error_code, error_message
-from csvimport.outcomes import Password, ResetState
-from csvimport.reconcile import RESETS_JOURNAL, RESULTS, read_reset_entries, written_users
+from csvimport.outcomes import Outcome, Password, ResetState
+from csvimport.reconcile import (
+    RESETS_JOURNAL,
+    RESULTS,
+    RESULTS_DAMAGED_HINT,
+    read_reset_entries,
+    read_results,
+    written_users,
+)
 from csvimport.recovery import Blocked, Channel, RecoveryPolicy, reset_verdict
 from csvimport.rundir import RunDir
 
@@ -183,28 +191,41 @@ def _today() -> str:
 
 def candidates(run: RunDir, pool: dict[str, Any]) -> list[Candidate]:
     """Imported users who must reset, each with the channel their code will go through."""
-    path = run.path / RESULTS
-    if not path.exists():
-        raise ConfigError(
-            f"{run.path} has no {RESULTS}: resets are planned from the report's results",
-            hint=f"Run `csvimport report {run.path}` first.",
-        )
+    results = read_results(run, needed_for="resets are planned from the report's results")
     channels: dict[tuple[str, int], frozenset[str]] = {}
     for chunk in run.chunks:
         for user in written_users(run, chunk):
             channels[(chunk.file, user.line)] = user.channels
     policy = RecoveryPolicy.of_pool(pool)
     found: list[Candidate] = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            result = json.loads(line)
-            if result["outcome"] != "imported" or result["password"] == Password.HASH.value:
-                continue
-            verified = channels.get((result["chunk"], result["line"]), frozenset())
-            verdict = reset_verdict(policy, verified)
-            found.append(Candidate(result["username"], result["legacy_id"], verdict.channel,
-                                   verdict.blocked))  # fmt: skip
+    for result in results:
+        if result.outcome is not Outcome.IMPORTED or result.password is Password.HASH:
+            continue
+        verified = channels.get((result.chunk or "", result.line or 0))
+        if verified is None:
+            raise ConfigError(
+                f"{run.path / RESULTS} is damaged: {result.username!r} is imported from "
+                f"{result.chunk} line {result.line}, which is no user of this run",
+                hint=RESULTS_DAMAGED_HINT.format(run_dir=run.path),
+            )
+        verdict = reset_verdict(policy, verified)
+        found.append(Candidate(result.username, result.legacy_id, verdict.channel,
+                               verdict.blocked))  # fmt: skip
     return found
+
+
+ONLY_HINT = "Give --only a text file (UTF-8) with one username a line."
+
+
+def read_usernames(path: Path) -> list[str]:
+    """The usernames of an ``--only`` file: one a line, blank lines ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text", hint=ONLY_HINT) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=ONLY_HINT) from None
+    return [name.strip() for name in text.splitlines() if name.strip()]
 
 
 def plan_resets(

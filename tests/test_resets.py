@@ -450,3 +450,71 @@ def test_the_report_and_a_dry_run_agree_on_who_can_reset_and_why(
     assert (plan["to_send"], plan["emails"], plan["sms"]) == (
         channels.total(), channels[EMAIL], channels[PHONE])  # fmt: skip
     assert plan["cannot_reset"] == dict(blocked)
+
+
+# results.jsonl damaged, and what the refusal says after "results.jsonl " (3 users).
+DAMAGED_RESULTS = {
+    "binary-garbage": (lambda lines: [b"\x89PNG\r\x1a\x00\xff garbage", *lines[1:]],
+                       "line 1 is damaged: it is not UTF-8 text"),
+    "not-json": (lambda lines: [b"garbage", *lines[1:]], "line 1 is damaged: it is not JSON"),
+    "a-list": (lambda lines: [*lines[:2], b"[]"],
+               "line 3 is damaged: it holds a JSON array, not a user's result"),
+    "an-empty-object": (lambda lines: [b"{}", *lines[1:]],
+                        "line 1 is damaged: it lacks source_row, legacy_id, username, outcome"),
+    "a-missing-key": (lambda lines: [lines[0], _edit(lines[1], pop="password"), lines[2]],
+                      "line 2 is damaged: it lacks password"),
+    "a-line-that-is-text": (lambda lines: [_edit(lines[0], line="1"), *lines[1:]],
+                            "line 1 is damaged: line must be a whole number, not '1'"),
+    "an-unknown-outcome": (lambda lines: [_edit(lines[0], outcome="teleported"), *lines[1:]],
+                           "line 1 is damaged: outcome 'teleported' is not one of 'rejected'"),
+    "a-user-missing": (lambda lines: lines[:2],
+                       "is damaged: it holds 2 users' results, but the run has 3 source users"),
+}  # fmt: skip
+
+
+def _edit(raw: bytes, *, pop: str | None = None, **values: Any) -> bytes:
+    data = json.loads(raw)
+    data.pop(pop, None)
+    return json.dumps({**data, **values}).encode()
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_RESULTS))
+def test_damaged_results_are_refused_by_resets_and_notice_naming_the_line_and_the_fix(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path, case: str
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    path = run.path / "results.jsonl"
+    damage, said = DAMAGED_RESULTS[case]
+    path.write_bytes(b"\n".join(damage(path.read_bytes().splitlines())) + b"\n")
+    env = env_for(sandbox, pool)
+    for command in (["resets", str(run.path), "--dry-run"],
+                    ["notice", str(run.path), "--product", "Acme", "--support", "help@acme"]):  # fmt: skip
+        refused = csvimport(env, *command)
+        assert refused.returncode == 2, (command[0], refused.stderr)
+        assert f"error: {path} {said}" in refused.stderr, command[0]
+        assert f"hint: Run `csvimport report {run.path}` again to rewrite it" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+
+def test_results_naming_a_line_the_run_does_not_have_are_refused_by_resets(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    path = run.path / "results.jsonl"
+    lines = path.read_bytes().splitlines()
+    path.write_bytes(b"\n".join([_edit(lines[0], line=99), lines[1]]) + b"\n")
+    refused = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run")
+    assert refused.returncode == 2, refused.stderr
+    assert (f"error: {path} is damaged: 'user1' is imported from chunk-0001.csv line 99, "
+            "which is no user of this run") in refused.stderr  # fmt: skip
+
+
+def test_an_only_file_that_is_not_text_is_refused(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=1)
+    (tmp_path / "only.txt").write_bytes(b"\xff\xfeu\x00s\x00e\x00r\x001\x00")  # UTF-16
+    refused = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run",
+                        "--only", str(tmp_path / "only.txt"))  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert f"error: {tmp_path / 'only.txt'} is not UTF-8 text" in refused.stderr
