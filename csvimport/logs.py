@@ -138,6 +138,9 @@ def load_raw(path: Path) -> list[dict[str, Any]] | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        hint = f"Delete {path} and run `csvimport report` again."
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=hint) from None
     events = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():

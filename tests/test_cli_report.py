@@ -7,8 +7,6 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import MESSY, build_run, csvimport, env_for
@@ -65,56 +63,60 @@ def _rows(text: bytes, row: int, new: bytes | None) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
-# A file of the run damaged, and what `report` says after "error: PATH ".
+# A file of the run damaged, and what `report` says after "error: ".
 DAMAGED_RUN_FILES = {
     "chunk-0001.map.csv": [
-        (None, "is missing from the run directory"),
-        (lambda t: _rows(t, 3, b"2,2,\xff\xfe"), "line 3 is damaged: it is not UTF-8 text"),
+        (None, "{path} is missing from the run directory"),
+        (lambda t: _rows(t, 3, b"2,2,\xff\xfe"), "{path} line 3 is damaged: it is not UTF-8 text"),
         (lambda t: _rows(t, 2, b"1,one,1"),
-         "line 2 is damaged: source_row must be a whole number, not 'one'"),
-        (lambda t: _rows(t, 1, b"line,row,legacy_id"), "line 1 is damaged: its header lacks source_row"),
-        (lambda t: _rows(t, 2, b"1,1"), "line 2 is damaged: it has the wrong number of fields"),
-        (lambda t: _rows(t, 3, b"1,2,2"), "line 3 is damaged: it maps line 1 a second time"),
-        (lambda t: _rows(t, 4, None), "is damaged: it maps 3 lines, but chunk-0001.csv has 4 users"),
+         "{path} line 2 is damaged: source_row must be a whole number, not 'one'"),
+        (lambda t: _rows(t, 1, b"line,row,legacy_id"), "{path} line 1 is damaged: its header lacks source_row"),
+        (lambda t: _rows(t, 2, b"1,1"), "{path} line 2 is damaged: it has the wrong number of fields"),
+        (lambda t: _rows(t, 3, b"1,2,2"), "{path} line 3 is damaged: it maps line 1 a second time"),
+        (lambda t: _rows(t, 4, None), "{path} is damaged: it maps 3 lines, but chunk-0001.csv has 4 users"),
     ],
     "rejects.csv": [
-        (None, "is missing from the run directory"),
-        (lambda t: _rows(t, 2, b"\x00\xff\xfe"), "line 2 is damaged: it is not UTF-8 text"),
+        (None, "{path} is missing from the run directory"),
+        (lambda t: _rows(t, 2, b"\x00\xff\xfe"), "{path} line 2 is damaged: it is not UTF-8 text"),
         (lambda t: t.replace(b"\n4,", b"\nfour,", 1),
-         "line 2 is damaged: source_row must be a whole number, not 'four'"),
+         "{path} line 2 is damaged: source_row must be a whole number, not 'four'"),
     ],
     "chunk-0001.csv": [
-        (None, "is missing from the run directory"),
-        (lambda t: t.replace(b"user1", b"userX"), "changed since the build"),
+        (None, "{path} is missing from the run directory"),
+        (lambda t: t.replace(b"user1", b"userX"), "{path} changed since the build"),
+    ],
+    "pool.json": [
+        (lambda t: b"\xff\xfe" + t, "pool snapshot {path} is not a csvimport pool snapshot"),
+        (lambda t: b"[]", "pool snapshot {path} is not a csvimport pool snapshot"),
     ],
     "logs/*.jsonl": [
         (lambda t: _rows(t, 1, b"\x89PNG garbage"),
-         "line 1 is damaged: it is not a CloudWatch log event"),
-        (lambda t: _rows(t, 2, b"{}"), "line 2 is damaged: it is not a CloudWatch log event"),
-        (lambda t: _rows(t, 1, b"[]"), "line 1 is damaged: it is not a CloudWatch log event"),
+         "{path} line 1 is damaged: it is not a CloudWatch log event"),
+        (lambda t: _rows(t, 2, b"{}"), "{path} line 2 is damaged: it is not a CloudWatch log event"),
+        (lambda t: _rows(t, 1, b"[]"), "{path} line 1 is damaged: it is not a CloudWatch log event"),
     ],
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", list(DAMAGED_RUN_FILES))
 def test_report_refuses_a_damaged_run_file_naming_it_its_line_and_the_fix(
-    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path, name: str
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
 ) -> None:
     run_dir = build_run(cognito, pool, tmp_path, users=3, extra=MESSY)
     env = env_for(sandbox, pool)
     assert csvimport(env, "start", str(run_dir)).returncode == 0
     assert csvimport(env, "report", str(run_dir)).returncode == 1  # keeps the job's log
-    [path] = run_dir.glob(name)
-    intact = path.read_bytes()
-    for damage, said in DAMAGED_RUN_FILES[name]:
-        if damage is None:
-            path.unlink()
-        else:
-            path.write_bytes(damage(intact))
-        refused = csvimport(env, "report", str(run_dir))
-        assert refused.returncode == 2, (said, refused.stderr)
-        assert f"error: {path} {said}" in refused.stderr, refused.stderr
-        hint = "Delete" if name.startswith("logs/") else "Build"
-        assert f"hint: {hint}" in refused.stderr and "Traceback" not in refused.stderr
-        path.write_bytes(intact)
+    for name, cases in DAMAGED_RUN_FILES.items():
+        [path] = run_dir.glob(name)
+        intact = path.read_bytes()
+        for damage, said in cases:
+            if damage is None:
+                path.unlink()
+            else:
+                path.write_bytes(damage(intact))
+            refused = csvimport(env, "report", str(run_dir))
+            assert refused.returncode == 2, (said, refused.stderr)
+            assert "error: " + said.format(path=path) in refused.stderr, refused.stderr
+            hint = {"logs/*.jsonl": "Delete", "pool.json": "Use the pool.json"}.get(name, "Build")
+            assert f"hint: {hint}" in refused.stderr and "Traceback" not in refused.stderr
+            path.write_bytes(intact)
     assert csvimport(env, "report", str(run_dir)).returncode == 1  # intact again: reported

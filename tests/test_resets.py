@@ -478,22 +478,24 @@ def _edit(raw: bytes, *, pop: str | None = None, **values: Any) -> bytes:
     return json.dumps({**data, **values}).encode()
 
 
-@pytest.mark.parametrize("case", list(DAMAGED_RESULTS))
 def test_damaged_results_are_refused_by_resets_and_notice_naming_the_line_and_the_fix(
-    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path, case: str
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
 ) -> None:
     run = imported_run(cognito, logs, pool, tmp_path, users=3)
     path = run.path / "results.jsonl"
-    damage, said = DAMAGED_RESULTS[case]
-    path.write_bytes(b"\n".join(damage(path.read_bytes().splitlines())) + b"\n")
+    intact = path.read_bytes()
     env = env_for(sandbox, pool)
-    for command in (["resets", str(run.path), "--dry-run"],
-                    ["notice", str(run.path), "--product", "Acme", "--support", "help@acme"]):  # fmt: skip
-        refused = csvimport(env, *command)
-        assert refused.returncode == 2, (command[0], refused.stderr)
-        assert f"error: {path} {said}" in refused.stderr, command[0]
-        assert f"hint: Run `csvimport report {run.path}` again to rewrite it" in refused.stderr
-        assert "Traceback" not in refused.stderr
+    for case, (damage, said) in DAMAGED_RESULTS.items():
+        path.write_bytes(b"\n".join(damage(intact.splitlines())) + b"\n")
+        for command in (["resets", str(run.path), "--dry-run"],
+                        ["notice", str(run.path), "--product", "A", "--support", "B"]):  # fmt: skip
+            refused = csvimport(env, *command)
+            assert refused.returncode == 2, (case, command[0], refused.stderr)
+            assert f"error: {path} {said}" in refused.stderr, (case, command[0])
+            assert f"hint: Run `csvimport report {run.path}` again to rewrite it" in refused.stderr
+            assert "Traceback" not in refused.stderr
+    path.write_bytes(intact)
+    assert csvimport(env, "resets", str(run.path), "--dry-run").returncode == 0
 
 
 def test_results_naming_a_line_the_run_does_not_have_are_refused_by_resets(
