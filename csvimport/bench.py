@@ -380,13 +380,15 @@ def child_report(run_dir: Path, work: Path) -> dict[str, Any]:
     from csvimport.journal import Journal
     from csvimport.logs import LOGS_DIR
     from csvimport.reconcile import Reconciler, write_failed_users, write_results
+    from csvimport.recovery import RecoveryPolicy
     from csvimport.report import write_report
     from csvimport.rundir import RunDir
 
     shutil.rmtree(run_dir / LOGS_DIR, ignore_errors=True)  # fetch, don't reuse a stored log
     run = RunDir.open(run_dir)
     start = time.perf_counter()
-    report, results = Reconciler(run, Journal.load(run), _client("logs")).build()
+    recovery = RecoveryPolicy.read(_client("cognito-idp"), run.user_pool_id)
+    report, results = Reconciler(run, Journal.load(run), _client("logs"), recovery=recovery).build()
     write_results(run_dir, results)
     write_failed_users(run_dir, results)
     write_report(report, run_dir / "report.html")

@@ -72,9 +72,10 @@ from csvimport.reconcile import (
     write_results,
     write_retry_source,
 )
+from csvimport.recovery import RecoveryPolicy
 from csvimport.redact import mask_credentials
 from csvimport.report import write_report
-from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, run_wave
+from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, read_usernames, run_wave
 from csvimport.resources import schema_path
 from csvimport.rundir import EXISTING, PASSWORDS, REJECTS, RunDir
 from csvimport.sources import SourceError, SourceSpec, open_source
@@ -796,6 +797,8 @@ def _write_report(
         display = importer.emit
         reconciler = Reconciler(
             importer.run, importer.journal, state.aws.client("logs"),
+            recovery=RecoveryPolicy.read(state.aws.client("cognito-idp"),
+                                         importer.run.user_pool_id),
             wait=LogWait(seconds=log_wait),
             on_note=lambda text: display(Event(EventKind.NOTE, text)),
         )  # fmt: skip
@@ -903,10 +906,7 @@ def resets(
     with JournalLock(run, command="resets"):
         pool = client.describe_user_pool(UserPoolId=run.user_pool_id)["UserPool"]
         journal = ResetJournal(run)
-        usernames = None
-        if only is not None:
-            usernames = [u.strip() for u in only.read_text(encoding="utf-8").splitlines()
-                         if u.strip()]  # fmt: skip
+        usernames = read_usernames(only) if only is not None else None
         plan = plan_resets(run, pool, journal, limit=limit, only=usernames, resend=resend,
                            max_per_day=max_per_day, enforce=not dry_run)  # fmt: skip
         echo = functools.partial(typer.echo, err=True)

@@ -132,22 +132,30 @@ def save_raw(path: Path, events: list[dict[str, Any]]) -> None:
 
 
 def load_raw(path: Path) -> list[dict[str, Any]] | None:
-    """The raw events stored by ``save_raw``; None when there are none. ConfigError for a
-    damaged file: it may be the only copy left (CloudWatch keeps logs for a while only),
-    so it is never silently replaced."""
+    """The events ``save_raw`` kept, or None when there are none; damage is a ConfigError
+    naming the line (deleting the file makes the report read the log again)."""
     try:
-        with path.open(encoding="utf-8") as f:
-            events = [json.loads(line) for line in f if line.strip()]
-        if not all(isinstance(e, dict) and isinstance(e.get("message"), str) for e in events):
-            raise ValueError("an event without a message")
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ConfigError(
-            f"{path} is damaged ({exc}); it is the stored copy of a job's CloudWatch log",
-            hint="Put it back from a backup; or remove it to read the log from CloudWatch "
-            "again, if CloudWatch still keeps it (its retention may have run out).",
-        ) from None
+    except OSError as exc:
+        hint = f"Delete {path} and run `csvimport report` again."
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=hint) from None
+    events = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw)
+        except ValueError:  # not JSON, or not UTF-8
+            event = None
+        if not (isinstance(event, dict) and isinstance(event.get("message"), str)):
+            raise ConfigError(
+                f"{path} line {number} is damaged: it is not a CloudWatch log event",
+                hint=f"Delete {path} and run `csvimport report` again: the job's log is read "
+                "again from CloudWatch Logs (as long as the log group's retention keeps it).",
+            )
+        events.append(event)
     return events
 
 

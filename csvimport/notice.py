@@ -9,7 +9,6 @@ before). Fields come from options or a small TOML file; counts from the report's
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from collections import Counter
@@ -20,8 +19,8 @@ from typing import Any
 import jinja2
 
 from csvimport.errors import ConfigError
-from csvimport.outcomes import Password
-from csvimport.reconcile import RESULTS
+from csvimport.outcomes import Outcome, Password
+from csvimport.reconcile import read_results
 from csvimport.resources import templates_dir
 from csvimport.rundir import RunDir
 
@@ -51,12 +50,21 @@ class NoticeFields:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path} does not exist", hint=FIELDS_HINT) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not UTF-8 text", hint=FIELDS_HINT) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}", hint=FIELDS_HINT) from None
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=FIELDS_HINT) from None
+        known = {f.name: type(f.default) for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"{path}: unknown notice fields {unknown}", hint=FIELDS_HINT)
+        for name, value in data.items():
+            if type(value) is not known[name]:
+                what = "true or false" if known[name] is bool else "text in quotes"
+                raise ConfigError(f"{path}: {name} must be {what}, not {value!r:.40}",
+                                  hint=FIELDS_HINT)  # fmt: skip
         return cls(**data)
 
     def merged(self, **overrides: Any) -> NoticeFields:
@@ -71,23 +79,11 @@ FIELDS_HINT = (
 
 
 def _counts(run: RunDir) -> dict[str, int]:
-    path = run.path / RESULTS
-    if not path.exists():
-        raise ConfigError(
-            f"{run.path} has no {RESULTS}: the checklist counts come from the report",
-            hint=f"Run `csvimport report {run.path}` first.",
-        )
-    passwords: Counter[str] = Counter()
-    imported = 0
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            result = json.loads(line)
-            if result["outcome"] == "imported":
-                imported += 1
-                passwords[result["password"]] += 1
-    return {"imported": imported, "hash": passwords[Password.HASH.value],
-            "reset": passwords[Password.RESET.value] + passwords[Password.NO_CHANNEL.value],
-            "no_channel": passwords[Password.NO_CHANNEL.value]}  # fmt: skip
+    results = read_results(run, needed_for="the checklist counts come from the report")
+    passwords = Counter(r.password for r in results if r.outcome is Outcome.IMPORTED)
+    return {"imported": passwords.total(), "hash": passwords[Password.HASH],
+            "reset": passwords[Password.RESET] + passwords[Password.NO_CHANNEL],
+            "no_channel": passwords[Password.NO_CHANNEL]}  # fmt: skip
 
 
 def render_notices(run: RunDir, notice: NoticeFields) -> dict[str, str]:

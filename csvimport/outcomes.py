@@ -7,7 +7,7 @@ classes hold real values, personal data included: masking is the renderer's job.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -32,7 +32,8 @@ class Password(StrEnum):
 
     HASH = "imported hash"  # came with a password hash Cognito imported
     RESET = "must reset"  # imported without a password: RESET_REQUIRED
-    NO_CHANNEL = "cannot reset"  # must reset but has no verified email or phone
+    # must reset but Cognito cannot send them a code (csvimport.recovery.Blocked says why)
+    NO_CHANNEL = "cannot reset"
     NONE = "not in Cognito"  # not imported
 
 
@@ -75,6 +76,41 @@ class UserResult:
         data["outcome"] = self.outcome.value
         data["password"] = self.password.value
         return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> UserResult:
+        """Read back what :meth:`to_json` wrote; ValueError says, for people, what is wrong."""
+        if not isinstance(data, dict):
+            shape = JSON_KINDS.get(type(data).__name__, type(data).__name__)
+            raise ValueError(f"it holds a JSON {shape}, not a user's result")
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+        values = {f.name: data[f.name] for f in fields(cls)}  # keys of a later version: ignored
+        for name, (kind, nullable) in _RESULT_FIELDS.items():
+            value = values[name]
+            # type(), not isinstance(): JSON's true is no whole number here
+            if type(value) is not kind and not (value is None and nullable):
+                what = "a whole number" if kind is int else "text"
+                raise ValueError(f"{name} must be {what}, not {value!r:.40}")
+        for name, enum in (("outcome", Outcome), ("password", Password)):
+            if values[name] not in set(enum):
+                choices = ", ".join(repr(e.value) for e in enum)
+                raise ValueError(f"{name} {values[name]!r:.40} is not one of {choices}")
+            values[name] = enum(values[name])
+        return cls(**values)
+
+
+JSON_KINDS = {"list": "array", "str": "string", "int": "number", "float": "number",
+              "bool": "boolean", "NoneType": "null"}  # fmt: skip
+# How each field of a result is stored: its JSON type, and whether it may be null.
+_RESULT_FIELDS: dict[str, tuple[type, bool]] = {
+    "source_row": (int, False), "legacy_id": (str, False), "username": (str, False),
+    "outcome": (str, False), "reason": (str, False), "rule": (str, False),
+    "email": (str, False), "phone": (str, False), "job_id": (str, True), "chunk": (str, True),
+    "line": (int, True), "collided_with_row": (int, True), "password": (str, False),
+    "password_why": (str, False),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -149,7 +185,7 @@ class Reconciliation:
 class PasswordState:
     imported_hash: int
     must_reset: int
-    cannot_reset: int  # must reset, but no verified email or phone to send a code to
+    cannot_reset: int  # must reset, but Cognito cannot send them a code (recovery.py)
     # `csvimport resets` waves so far (resets.jsonl): users sent a code, users whose
     # last attempt failed (by reason), users who must reset and got no code yet, and
     # users whose code may have been sent (a wave stopped between the call and its record).
@@ -159,6 +195,8 @@ class PasswordState:
     codes_maybe_sent: int = 0
     # why users imported without a usable hash must reset (passwords.csv), by reason
     reset_reasons: dict[str, int] = field(default_factory=dict)
+    # why those who cannot reset cannot (csvimport.recovery.Blocked, in words), by reason
+    cannot_reset_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

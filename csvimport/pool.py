@@ -103,7 +103,7 @@ class PoolSnapshot:
                 hint="Pass a pool.json written by an earlier `csvimport build` (in its run "
                 "directory), or read the live pool with --pool-id.",
             ) from None
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError) as exc:  # not UTF-8 or JSON, wrong shape
             raise ConfigError(
                 f"pool snapshot {path} is not a csvimport pool snapshot ({exc})",
                 hint="Use the pool.json from a run directory; do not edit it by hand.",

@@ -51,8 +51,9 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
+from csvimport.recovery import RecoveryPolicy, reset_verdict
 from csvimport.retry import PacedClient
-from csvimport.rundir import PASSWORDS, REJECTS, RunChunk, RunDir
+from csvimport.rundir import MANIFEST, PASSWORDS, REJECTS, RunChunk, RunDir
 from csvimport.validate import REASONS
 
 RESULTS = "results.jsonl"
@@ -142,11 +143,87 @@ class WrittenUser:
     has_hash: bool
 
 
+# --- the build's files, read back: damage is refused naming the file and line ----------
+BUILD_AGAIN = ("Build the run again into a new directory (csvimport build ... --out NEW_DIR); "
+               "never edit or delete the files of a run directory.")  # fmt: skip
+
+
+def _damaged(path: Path, line: int, problem: str) -> ConfigError:
+    return ConfigError(f"{path} line {line} is damaged: {problem}", hint=BUILD_AGAIN)
+
+
+def _first_bad_line(path: Path) -> int:
+    """The number of the first line of ``path`` that is not UTF-8."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1  # a character cut at the very end: the reader saw it first
+
+
+def build_records(
+    path: Path, columns: Iterable[str], *, missing_ok: bool = False
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each record of a CSV file the build wrote, with the line it ends on.
+
+    ConfigError names the file and line of any damage: a file missing (unless
+    ``missing_ok``), not UTF-8, not CSV, lacking ``columns``, or a row of the wrong length.
+    """
+    try:
+        f = path.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise ConfigError(f"{path} is missing from the run directory", hint=BUILD_AGAIN) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=BUILD_AGAIN) from None
+    with f:
+        reader = csv.DictReader(f)
+        try:
+            lacking = [c for c in columns if c not in (reader.fieldnames or [])]
+            if lacking:
+                raise _damaged(path, 1, f"its header lacks {', '.join(lacking)}")
+            for record in reader:
+                if None in record or None in record.values():  # more or fewer fields
+                    raise _damaged(path, reader.line_num, "it has the wrong number of fields")
+                yield reader.line_num, record
+        except UnicodeDecodeError:
+            raise _damaged(path, _first_bad_line(path), "it is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise _damaged(path, reader.line_num, f"it is not CSV ({exc})") from None
+
+
+def _whole(path: Path, line: int, record: dict[str, str], name: str) -> int:
+    value = record[name]
+    if not value.isascii() or not value.isdigit():
+        raise _damaged(path, line, f"{name} must be a whole number, not {value!r:.40}")
+    return int(value)
+
+
+def read_line_map(run: RunDir, chunk: RunChunk) -> dict[int, tuple[int, str]]:
+    """The chunk's line map: each data line's (source row, legacy id)."""
+    path = run.path / chunk.map_file
+    lines: dict[int, tuple[int, str]] = {}
+    for count, (n, r) in enumerate(build_records(path, ("line", "source_row", "legacy_id")), 1):
+        lines[_whole(path, n, r, "line")] = (_whole(path, n, r, "source_row"), r["legacy_id"])
+        if len(lines) != count:
+            raise _damaged(path, n, f"it maps line {r['line']} a second time")
+    if set(lines) != set(range(1, chunk.rows + 1)):
+        raise ConfigError(
+            f"{path} is damaged: it maps {len(lines):,} lines, but {chunk.file} has "
+            f"{chunk.rows:,} users (lines 1 to {chunk.rows:,})",
+            hint=BUILD_AGAIN,
+        )
+    return lines
+
+
 def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
     """The chunk's users in file order; RefusedError when its file or line map is missing
-    or changed since the build."""
-    with run.verify_file(chunk.map_file).open(encoding="utf-8", newline="") as f:
-        lines = {int(r["line"]): r for r in csv.DictReader(f)}
+    or changed since the build, ConfigError when the line map is damaged."""
+    run.verify_file(chunk.map_file)
+    lines = read_line_map(run, chunk)
     rows = read_rows(run.verify_file(chunk.file))
     col = {name: i for i, name in enumerate(next(rows, []))}
 
@@ -155,13 +232,15 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
         return values[i].strip() if i is not None and i < len(values) else ""
 
     for number, values in enumerate(rows, start=1):
-        row = lines.get(number, {})
-        channels = {name for attr, name in (("email_verified", "verified_email"),
-                                           ("phone_number_verified", "verified_phone_number"))
-                    if get(values, attr).lower() == "true"}  # fmt: skip
+        source_row, legacy_id = lines.get(number, (0, ""))
+        # A channel Cognito can send a code to: a value, marked verified.
+        channels = {name for attr, name in (("email", "verified_email"),
+                                           ("phone_number", "verified_phone_number"))
+                    if get(values, attr)
+                    and get(values, f"{attr}_verified").lower() == "true"}  # fmt: skip
         yield WrittenUser(
-            line=number, source_row=int(row.get("source_row") or 0),
-            legacy_id=row.get("legacy_id", ""), username=get(values, "cognito:username"),
+            line=number, source_row=source_row,
+            legacy_id=legacy_id, username=get(values, "cognito:username"),
             email=get(values, "email"), phone=get(values, "phone_number"),
             channels=frozenset(channels), has_hash=bool(get(values, "password_hash")),
         )  # fmt: skip
@@ -170,9 +249,12 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
 def read_rejects(run: RunDir) -> list[UserResult]:
     """One result per refused source row (a row may break several rules: all are named)."""
     by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
-    with run.verify_file(REJECTS).open(encoding="utf-8", newline="") as f:
-        for record in csv.DictReader(f):
-            by_row[int(record["source_row"])].append(record)
+    path = run.verify_file(REJECTS)
+    columns = ("source_row", "legacy_id", "attribute", "rule", "reason", "value")
+    for line, record in build_records(path, columns):
+        if record.get("collided_with_row"):
+            _whole(path, line, record, "collided_with_row")
+        by_row[_whole(path, line, record, "source_row")].append(record)
     results = []
     for row, records in sorted(by_row.items()):
         first = records[0]
@@ -198,9 +280,10 @@ def read_password_classes(run: RunDir) -> dict[int, str]:
     when the build mapped no password_hash."""
     if PASSWORDS not in run.files:
         return {}
-    with run.verify_file(PASSWORDS).open(encoding="utf-8", newline="") as f:
-        return {int(r["source_row"]): ": ".join(filter(None, (r["password"], r["reason"])))
-                for r in csv.DictReader(f)}  # fmt: skip
+    path = run.verify_file(PASSWORDS)
+    records = build_records(path, ("source_row", "password", "reason"))
+    return {_whole(path, n, r, "source_row"): ": ".join(filter(None, (r["password"], r["reason"])))
+            for n, r in records}  # fmt: skip
 
 
 def _duration(attempt: Attempt) -> float | None:
@@ -220,11 +303,15 @@ class Reconciler:
         journal: Journal,
         logs: Any,
         *,
+        recovery: RecoveryPolicy,
         wait: LogWait | None = None,
         on_note: Callable[[str], None] = lambda text: None,
     ) -> None:
         # One paced client for every job's log: the pacing spans the whole report.
         self.run, self.journal, self.logs = run, journal, PacedClient(logs)
+        # The live pool's recovery settings decide who can reset, as in `csvimport resets`.
+        self.recovery = recovery
+        self.blocked: Counter[str] = Counter()  # why users cannot reset, in words
         self.wait = wait or LogWait()
         self.note = on_note
         self.warnings: list[str] = []
@@ -264,8 +351,6 @@ class Reconciler:
 
     def build(self) -> tuple[RunReport, list[UserResult]]:
         """Join everything; return the report and every user's result in source order."""
-        snapshot = self.run.snapshot
-        recovery = snapshot.recovery_mechanisms or ["verified_phone_number", "verified_email"]
         results = read_rejects(self.run)
         password_why = read_password_classes(self.run)
         jobs: list[JobSummary] = []
@@ -291,8 +376,7 @@ class Reconciler:
             last = attempts[-1] if attempts else None
             for user in users:
                 why = password_why.get(user.source_row, "")
-                results.append(self._user_result(chunk, user, best.get(user.line), last,
-                                                 recovery, why))  # fmt: skip
+                results.append(self._user_result(chunk, user, best.get(user.line), last, why))
             extra = sorted(set(best) - {u.line for u in users})
             if extra:
                 self.problems.append(
@@ -304,7 +388,7 @@ class Reconciler:
 
     def _user_result(
         self, chunk: RunChunk, user: WrittenUser, logged: tuple[Outcome, str, Attempt] | None,
-        last: Attempt | None, recovery: list[str], password_why: str = "",
+        last: Attempt | None, password_why: str = "",
     ) -> UserResult:  # fmt: skip
         if logged is None:
             if last is None:
@@ -328,10 +412,11 @@ class Reconciler:
         if outcome is Outcome.IMPORTED:
             if user.has_hash:
                 password = Password.HASH
-            elif "admin_only" in recovery or not (user.channels & set(recovery)):
-                password = Password.NO_CHANNEL
             else:
-                password = Password.RESET
+                verdict = reset_verdict(self.recovery, user.channels)
+                password = Password.RESET if verdict.can_reset else Password.NO_CHANNEL
+                if verdict.blocked is not None:
+                    self.blocked[verdict.blocked.explanation] += 1
         return UserResult(
             source_row=user.source_row, legacy_id=user.legacy_id, username=user.username,
             outcome=outcome, reason=message, rule=rule, email=user.email, phone=user.phone,
@@ -370,10 +455,15 @@ class Reconciler:
 
     def _report(self, results: list[UserResult], jobs: list[JobSummary]) -> RunReport:
         counts = Counter(r.outcome for r in results)
-        manifest = self.run.manifest["counts"]
+        source_rows = (self.run.manifest.get("counts") or {}).get("source_rows")
+        if type(source_rows) is not int:
+            raise ConfigError(
+                f"{self.run.path / MANIFEST} is damaged: counts.source_rows is "
+                f"{source_rows!r:.40}, not a whole number", hint=BUILD_AGAIN,
+            )  # fmt: skip
         written = sum(c.rows for c in self.run.chunks)
         recon = Reconciliation(
-            source_rows=int(manifest["source_rows"]), rejected=counts[Outcome.REJECTED],
+            source_rows=source_rows, rejected=counts[Outcome.REJECTED],
             duplicates=counts[Outcome.DUPLICATE], written=written,
             imported=counts[Outcome.IMPORTED], skipped=counts[Outcome.SKIPPED],
             failed=counts[Outcome.FAILED], not_processed=counts[Outcome.NOT_PROCESSED],
@@ -401,6 +491,7 @@ class Reconciler:
             imported_hash=sum(1 for r in results if r.password is Password.HASH),
             must_reset=len(must_reset),
             cannot_reset=sum(1 for r in results if r.password is Password.NO_CHANNEL),
+            cannot_reset_reasons=dict(self.blocked.most_common()),
             codes_sent=len(sent & must_reset),
             codes_failed=dict(Counter(e.get("reason", "") for u, e in resets.items()
                                       if e["state"] == ResetState.FAILED and u in must_reset)),
@@ -523,6 +614,55 @@ def write_results(run_dir: Path, results: list[UserResult]) -> Path:
     return path
 
 
+RESULTS_DAMAGED_HINT = ("Run `csvimport report {run_dir}` again to rewrite it (the report "
+                        "writes it whole); do not edit it by hand.")  # fmt: skip
+
+
+def read_results(run: RunDir, *, needed_for: str) -> list[UserResult]:
+    """Every user's result from ``results.jsonl``, in the order the report wrote them.
+
+    ConfigError when the report has not written it yet (``needed_for`` says what needs
+    it), when a line is not a result (naming the line), or when it does not hold one
+    result per source user; the hint says how to rewrite it.
+    """
+    run_dir = run.path
+    path = run_dir / RESULTS
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{run_dir} has no {RESULTS}: {needed_for}",
+            hint=f"Run `csvimport report {run_dir}` first.",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}",
+                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir)) from None  # fmt: skip
+    results = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            results.append(UserResult.from_json(json.loads(raw)))
+        except UnicodeDecodeError:
+            problem = "it is not UTF-8 text"
+        except json.JSONDecodeError:
+            problem = "it is not JSON"
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            continue
+        raise ConfigError(f"{path} line {number} is damaged: {problem}",
+                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir))  # fmt: skip
+    source_rows = (run.manifest.get("counts") or {}).get("source_rows")
+    if isinstance(source_rows, int) and len(results) != source_rows:
+        raise ConfigError(
+            f"{path} is damaged: it holds {len(results):,} users' results, but the run has "
+            f"{source_rows:,} source users",
+            hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir),
+        )
+    return results
+
+
 FAILED_COLUMNS = ["source_row", "legacy_id", "username", "email", "phone", "outcome",
                   "reason", "job_id", "chunk", "line"]  # fmt: skip
 
@@ -584,6 +724,9 @@ def _write_retry_source(
     if not wanted:
         return None
     recorded = run.manifest.get("source", {})
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{run.path / MANIFEST} is damaged: its source is not an object",
+                          hint=BUILD_AGAIN)  # fmt: skip
     url = str(recorded.get("url") or "")
     # A database URL is stored with its credentials masked; one without any works as is.
     location = source or recorded.get("path") or (url if url and not is_masked(url) else None)

@@ -28,13 +28,22 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 
 from csvimport.errors import THROTTLING_CODES, ConfigError, RefusedError, ServiceError
-from csvimport.outcomes import Password, ResetState
-from csvimport.reconcile import RESETS_JOURNAL, RESULTS, read_reset_entries, written_users
+from csvimport.outcomes import Outcome, Password, ResetState
+from csvimport.reconcile import (
+    RESETS_JOURNAL,
+    RESULTS,
+    RESULTS_DAMAGED_HINT,
+    read_reset_entries,
+    read_results,
+    written_users,
+)
+from csvimport.recovery import Blocked, Channel, RecoveryPolicy, reset_verdict
 from csvimport.retry import USER_ACCOUNT_RECOVERY, PacedClient, error_code, error_message
 from csvimport.rundir import RunDir
 
@@ -43,13 +52,9 @@ DEFAULT_SENDER_EMAILS_PER_DAY = 50
 # facts §6: the UserAccountRecovery quota is 30 requests/second per account, shared with
 # the users' own ForgotPassword calls: a wave takes a small part of it by default.
 DEFAULT_RATE = USER_ACCOUNT_RECOVERY.rate
-# When the pool sets no AccountRecoverySetting, Cognito's legacy order: a verified phone
-# first, then a verified email. GUESS (the sandbox makes the same choice).
-DEFAULT_RECOVERY = ["verified_phone_number", "verified_email"]
 # GUESS: the daily email limit's error is a LimitExceededException whose message says
 # "daily email limit" (facts §6 quotes "Exceeded daily email limit ...").
 DAILY_LIMIT_CODES = frozenset({"LimitExceededException"})
-CHANNEL_OF = {"verified_email": "email", "verified_phone_number": "phone"}
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,13 @@ class Candidate:
 
     username: str
     legacy_id: str
-    channel: str | None  # "email" | "phone"; None: cannot reset
-    why_not: str = ""  # when channel is None
+    channel: Channel | None  # None: cannot reset, ``blocked`` says why
+    blocked: Blocked | None = None
+
+    @property
+    def why_not(self) -> str:
+        """Why the user cannot reset, in words for people ("" when they can)."""
+        return self.blocked.explanation if self.blocked is not None else ""
 
 
 @dataclass
@@ -78,11 +88,11 @@ class ResetPlan:
 
     @property
     def emails(self) -> int:
-        return sum(1 for c in self.to_send if c.channel == "email")
+        return sum(1 for c in self.to_send if c.channel is Channel.EMAIL)
 
     @property
     def sms(self) -> int:
-        return sum(1 for c in self.to_send if c.channel == "phone")
+        return sum(1 for c in self.to_send if c.channel is Channel.PHONE)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -171,7 +181,7 @@ class ResetJournal:
 
 
 def _email_on(entry: dict[str, Any], day: str) -> bool:
-    return entry.get("channel") == "email" and str(entry["at"]).startswith(day)
+    return entry.get("channel") == Channel.EMAIL and str(entry["at"]).startswith(day)
 
 
 def _today() -> str:
@@ -180,39 +190,41 @@ def _today() -> str:
 
 def candidates(run: RunDir, pool: dict[str, Any]) -> list[Candidate]:
     """Imported users who must reset, each with the channel their code will go through."""
-    path = run.path / RESULTS
-    if not path.exists():
-        raise ConfigError(
-            f"{run.path} has no {RESULTS}: resets are planned from the report's results",
-            hint=f"Run `csvimport report {run.path}` first.",
-        )
+    results = read_results(run, needed_for="resets are planned from the report's results")
     channels: dict[tuple[str, int], frozenset[str]] = {}
     for chunk in run.chunks:
         for user in written_users(run, chunk):
             channels[(chunk.file, user.line)] = user.channels
-    mechanisms = [m["Name"] for m in sorted(
-        (pool.get("AccountRecoverySetting") or {}).get("RecoveryMechanisms") or [],
-        key=lambda m: m["Priority"])] or DEFAULT_RECOVERY  # fmt: skip
-    sms_ready = bool((pool.get("SmsConfiguration") or {}).get("SnsCallerArn"))
+    policy = RecoveryPolicy.of_pool(pool)
     found: list[Candidate] = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            result = json.loads(line)
-            if result["outcome"] != "imported" or result["password"] == Password.HASH.value:
-                continue
-            verified = channels.get((result["chunk"], result["line"]), frozenset())
-            usable = [m for m in mechanisms if m in verified]
-            channel, why = None, ""
-            if "admin_only" in mechanisms:
-                why = "the pool's account recovery is admin-only: users cannot reset themselves"
-            elif not usable:
-                why = "no verified email or phone number in the pool's recovery settings"
-            elif CHANNEL_OF[usable[0]] == "phone" and not sms_ready:
-                why = "their code would go by SMS, and the pool has no SMS configuration"
-            else:
-                channel = CHANNEL_OF[usable[0]]
-            found.append(Candidate(result["username"], result["legacy_id"], channel, why))
+    for result in results:
+        if result.outcome is not Outcome.IMPORTED or result.password is Password.HASH:
+            continue
+        verified = channels.get((result.chunk or "", result.line or 0))
+        if verified is None:
+            raise ConfigError(
+                f"{run.path / RESULTS} is damaged: {result.username!r} is imported from "
+                f"{result.chunk} line {result.line}, which is no user of this run",
+                hint=RESULTS_DAMAGED_HINT.format(run_dir=run.path),
+            )
+        verdict = reset_verdict(policy, verified)
+        found.append(Candidate(result.username, result.legacy_id, verdict.channel,
+                               verdict.blocked))  # fmt: skip
     return found
+
+
+ONLY_HINT = "Give --only a text file (UTF-8) with one username a line."
+
+
+def read_usernames(path: Path) -> list[str]:
+    """The usernames of an ``--only`` file: one a line, blank lines ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text", hint=ONLY_HINT) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=ONLY_HINT) from None
+    return [name.strip() for name in text.splitlines() if name.strip()]
 
 
 def plan_resets(
@@ -289,7 +301,7 @@ def run_wave(
     emails_left = plan.email_allowance
     total = len(plan.to_send)
     for done, candidate in enumerate(plan.to_send):
-        if candidate.channel == "email" and emails_left is not None and emails_left <= 0:
+        if candidate.channel is Channel.EMAIL and emails_left is not None and emails_left <= 0:
             result.not_sent = total - done
             result.stopped_because = "today's email allowance is used up"
             break
@@ -325,7 +337,7 @@ def run_wave(
         else:
             journal.record(candidate.username, ResetState.SENT, channel=candidate.channel)
             result.sent += 1
-            if candidate.channel == "email" and emails_left is not None:
+            if candidate.channel is Channel.EMAIL and emails_left is not None:
                 emails_left -= 1
         on_progress(done + 1, total)
     return result

@@ -23,7 +23,7 @@ from csvimport.pool import PoolSnapshot
 # The files of a run directory that several stages read (build writes them).
 MANIFEST = "manifest.json"
 REJECTS = "rejects.csv"
-PASSWORDS = "passwords.csv"
+PASSWORDS = "passwords.csv"  # each written user's password-hash verdict (report reads it)
 EXISTING = "existing.csv"
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"

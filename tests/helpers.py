@@ -1,19 +1,54 @@
-"""Helpers for tests that drive the sandbox as a Cognito client would."""
+"""Helpers the tests share: driving the sandbox as a Cognito client would, building and
+importing runs, running the command line, and sample data. Test modules import from here,
+never from one another."""
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
 import http.server
+import json
+import os
+import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import argon2
+import bcrypt
+import boto3
 import requests
+from botocore.config import Config
 
-from csvimport.sandbox import PoolInfo
+from csvimport.jobs import Importer as RunImporter
+from csvimport.jobs import Pacing, StartOptions
+from csvimport.journal import Journal
+from csvimport.logs import LogWait
+from csvimport.outcomes import (
+    JobSummary,
+    Outcome,
+    Password,
+    PasswordState,
+    ReasonGroup,
+    Reconciliation,
+    RunReport,
+    UserResult,
+)
+from csvimport.pool import Attribute, PoolSnapshot
+from csvimport.reconcile import Reconciler, write_results
+from csvimport.recovery import RecoveryPolicy
+from csvimport.report import CLIP_CHARS
+from csvimport.retry import Backoff
+from csvimport.rundir import RunDir
+from csvimport.sandbox import PoolInfo, Sandbox
+from csvimport.sandbox.settings import STANDARD_HEADER, TRAILING_HEADER
 from csvimport.sources import ROW, SOURCE_REASON, SOURCE_RULE, Source
 
 TERMINAL = {"Succeeded", "Failed", "Stopped", "Expired"}
@@ -206,27 +241,45 @@ join = ["first", "last"]
 column = "id"
 """
 LEGACY_COLUMNS = ["id", "login", "email", "verified", "mobile", "first", "last", "modified"]
+ODD_PHONES = ["(415) 555-{:04d}", "+1 415-555-{:04d}", "+44 20 7946 {:04d}", "12"]
+
+
+def messy_legacy_csv(path: Path, users: int) -> None:
+    """Deterministic legacy users (LEGACY_COLUMNS) with the mess real data has: odd phone
+    formats, unverified or invalid emails, usernames that differ only in case."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(LEGACY_COLUMNS)
+        for n in range(users):
+            login = f"User{n - 1}" if n % 97 == 96 else f"user{n}"  # a case-variant duplicate
+            out.writerow([
+                n + 1, login, f"{login.lower()}@example.com" if n % 101 else f"{login} at home",
+                "n" if n % 33 == 0 else "y", ODD_PHONES[n % 4].format(n) if n % 3 else "",
+                f"First{n}", f"Last, {n}", f"2024-01-{1 + n % 28:02d}",
+            ])  # fmt: skip
 
 
 def build_run(
     cognito: Any, info: PoolInfo, directory: Path, *, users: int = 5, max_rows: int = 500_000,
-    extra: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (), columns: list[str] = LEGACY_COLUMNS,
+    mapping_text: str = LEGACY_MAPPING,
 ) -> Path:  # fmt: skip
     """A run directory for the pool with ``users`` valid legacy users (user1, user2, ...)
-    and then the ``extra`` legacy CSV lines, built by csvimport's own build."""
+    and then the ``extra`` legacy CSV lines, built by csvimport's own build. With other
+    ``columns`` and ``mapping_text``, give ``users=0`` and the rows as ``extra``."""
     from csvimport.build import BuildOptions, build
     from csvimport.pool import read_pool
     from csvimport.sources import SourceSpec
 
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / "legacy.csv"
-    lines = [",".join(LEGACY_COLUMNS)]
+    lines = [",".join(columns)]
     lines += [f"{n},user{n},user{n}@example.com,y,,First,Last {n},2024-01-01"
               for n in range(1, users + 1)]  # fmt: skip
     lines += extra
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     mapping = directory / "mapping.toml"
-    mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
+    mapping.write_text(mapping_text, encoding="utf-8")
     run_dir = directory / "run"
     build(BuildOptions(SourceSpec(str(source)), mapping, run_dir, max_rows=max_rows),
           read_pool(cognito, info.user_pool_id))  # fmt: skip
@@ -257,3 +310,376 @@ def answering(status: int, body: bytes, content_type: str) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- runs: imported and reported, with the library --------------------------------------
+
+
+FAST = Pacing(poll_first=0.05, poll_max=0.2, other_job_poll=0.1, stop_timeout=10,
+              backoff=Backoff(base=0.01, cap=0.05, rng=random.Random(7)))  # fmt: skip
+
+
+# id, login, email, verified, mobile, first, last, modified
+MESSY = (
+    "101,norm,norm@example.com,n,,Norm,Unverified,2024-01-01",  # rejected: auto-verified
+    "102,USER1,user1-again@example.com,y,,Dup,Case,2024-01-01",  # duplicate of user1
+    "103,=cmd|'/C_calc'!A0,evil@example.com,y,,Eve,Il,2024-01-01",  # a formula for a name
+)
+
+
+def run_all(run_dir: Path, cognito: Any, pool: PoolInfo, **options: Any) -> None:
+    run = RunDir.open(run_dir)
+    RunImporter(run, Journal.load(run), cognito, pacing=FAST).start(
+        StartOptions(pool.logs_role_arn, **options)
+    )
+
+
+def reconcile(
+    run_dir: Path, cognito: Any, logs: Any, **wait: Any
+) -> tuple[RunReport, list[UserResult], list[str]]:
+    """The run's report, results and notes as `csvimport report` makes them (against the
+    live pool's recovery settings)."""
+    run = RunDir.open(run_dir)
+    notes: list[str] = []
+    reconciler = Reconciler(run, Journal.load(run), logs,
+                            recovery=RecoveryPolicy.read(cognito, run.user_pool_id),
+                            on_note=notes.append,
+                            wait=LogWait(**{"seconds": 10, "first_pause": 0.1, **wait}))  # fmt: skip
+    report, results = reconciler.build()
+    return report, results, notes
+
+
+def imported_run(cognito: Any, logs: Any, pool: PoolInfo, directory: Path, users: int) -> RunDir:
+    """A run whose users were imported (RESET_REQUIRED) and reported on."""
+    run_dir = build_run(cognito, pool, directory, users=users)
+    run_all(run_dir, cognito, pool)
+    _, results, _ = reconcile(run_dir, cognito, logs)
+    write_results(run_dir, results)
+    return RunDir.open(run_dir)
+
+
+# --- the command line, as a user runs it ---------------------------------------------------
+
+
+# Nothing listens on the discard port, so a connection there is refused at once.
+CLOSED_ENDPOINT = "http://127.0.0.1:9"
+
+
+def cli_env(**overrides: str | None) -> dict[str, str]:
+    """An environment with sandbox credentials and none of the developer's AWS settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CSVIMPORT_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        # Never ask an instance metadata service for credentials or a region.
+        AWS_EC2_METADATA_DISABLED="true",
+        # No retries with backoff against the closed port: fail in well under a second.
+        AWS_MAX_ATTEMPTS="1",
+    )
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def env_for(sandbox: Sandbox, pool: PoolInfo, **overrides: str | None) -> dict[str, str]:
+    settings: dict[str, str | None] = {"AWS_ENDPOINT_URL": sandbox.endpoint_url,
+                                       "AWS_MAX_ATTEMPTS": "3",
+                                       "CSVIMPORT_LOGS_ROLE_ARN": pool.logs_role_arn}  # fmt: skip
+    return cli_env(**{**settings, **overrides})
+
+
+def csvimport(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "csvimport", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)  # fmt: skip
+
+
+# --- the sandbox's insides and faults -----------------------------------------------------
+
+
+def bare_client(sandbox: Sandbox) -> Any:
+    """A Cognito client without botocore's retries: only csvimport's own retry layer is
+    left between a fault and a crash."""
+    return boto3.client(
+        "cognito-idp", endpoint_url=sandbox.endpoint_url, region_name=sandbox.region,
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )  # fmt: skip
+
+
+def sandbox_jobs(sandbox: Sandbox, pool_id: str) -> list[dict[str, Any]]:
+    jobs = requests.get(f"{sandbox.endpoint_url}/_sandbox/jobs", timeout=5).json()["jobs"]
+    return [j for j in jobs if j["UserPoolId"] == pool_id]
+
+
+def messages(sandbox: Sandbox, **query: str) -> list[dict[str, Any]]:
+    response = requests.get(f"{sandbox.endpoint_url}/_sandbox/messages", params=query, timeout=5)
+    assert response.status_code == 200
+    body = response.json()
+    assert isinstance(body, list)
+    return body
+
+
+# A damaged journal.json, and what the refusal names: (content, or None for a change to a
+# real journal; the words after "is damaged: ").
+DAMAGED_JOURNALS: dict[str, tuple[bytes | None, str]] = {
+    "binary-garbage": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage", "it is not JSON"),
+    "empty-file": (b"", "it is not JSON"),
+    "a-list": (b"[]", "it holds a JSON array, not the journal's object"),
+    "an-empty-object": (b"{}", "it lacks version, run_id, user_pool_id, attempts"),
+    "a-future-version": (None, "version 7, not 1"),
+    "a-version-that-is-true": (None, "version True, not 1"),
+    "no-attempts": (None, "it lacks attempts"),
+    "attempts-not-a-list": (None, "attempts must be a list"),
+    "an-attempt-without-step": (None, "attempt 1 lacks step"),
+    "a-counter-that-is-text": (None, "attempt 1: imported must be a whole number, not '3'"),
+    "an-unknown-step": (None, "attempt 1: step 'exploded' is not one of creating, created"),
+    "an-unknown-chunk": (None, "attempt 1: chunk-0099.csv is not a chunk of this run"),
+    "another-pool": (None, "it is for user pool us-east-1_other, this run's is "),
+}
+
+
+def damaged_journal(run_dir: Path, case: str) -> Path:
+    """Write a journal with one attempt, then damage it as ``case`` says."""
+    run = RunDir.open(run_dir)
+    journal = Journal.load(run)
+    journal.add(run.chunks[0], f"csvimport-{run.run_id}-chunk-0001-1")
+    content, _ = DAMAGED_JOURNALS[case]
+    if content is not None:
+        journal.path.write_bytes(content)
+        return journal.path
+    data = json.loads(journal.path.read_text())
+    attempt = data["attempts"][0]
+    changes = {
+        "a-future-version": lambda: data.update(version=7),
+        "a-version-that-is-true": lambda: data.update(version=True),
+        "no-attempts": lambda: data.pop("attempts"),
+        "attempts-not-a-list": lambda: data.update(attempts={"0": attempt}),
+        "an-attempt-without-step": lambda: attempt.pop("step"),
+        "a-counter-that-is-text": lambda: attempt.update(imported="3"),
+        "an-unknown-step": lambda: attempt.update(step="exploded"),
+        "an-unknown-chunk": lambda: attempt.update(chunk="chunk-0099.csv"),
+        "another-pool": lambda: data.update(user_pool_id="us-east-1_other"),
+    }
+    changes[case]()
+    journal.path.write_text(json.dumps(data))
+    return journal.path
+
+
+# --- passwords -----------------------------------------------------------------------------
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def ab64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=").replace("+", ".")
+
+
+def make_hash(algorithm: str, password: str = PASSWORD) -> str:
+    secret = password.encode()
+    if algorithm == "BCRYPT":
+        return bcrypt.hashpw(secret, bcrypt.gensalt(rounds=10)).decode()
+    if algorithm == "SCRYPT":
+        salt = b"0123456789abcdef"
+        digest = hashlib.scrypt(secret, salt=salt, n=16384, r=8, p=1, dklen=32)
+        return f"16384$8$1${salt.hex()}${digest.hex()}"
+    if algorithm == "ARGON2ID":
+        return argon2.PasswordHasher(memory_cost=19456, time_cost=2, parallelism=1).hash(password)
+    salt = b"saltsaltsaltsalt"
+    digest = hashlib.pbkdf2_hmac("sha256", secret, salt, 310_000)
+    return f"$pbkdf2-sha256$310000${ab64(salt)}${ab64(digest)}"
+
+
+def sign_in(cognito: Any, pool: PoolInfo, username: str, password: str) -> dict[str, Any]:
+    return dict(cognito.initiate_auth(
+        ClientId=pool.user_pool_client_id, AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": username, "PASSWORD": password},
+    ))  # fmt: skip
+
+
+# --- a report full of hostile values --------------------------------------------------------
+
+
+LONG = "long-" + "ü" * 9_995  # 10,000 characters, no space to break at
+HOSTILE = {
+    "script": "<script>alert(1)</script>",
+    "attribute": '"><img src=x onerror=alert(1)>',
+    "url": "javascript:alert(1)",
+    "long": LONG,
+    "rtl-override": "\u202eevil",
+    "arabic": "مستخدم عربي",
+    "hebrew": "משתמש עברי",
+}
+# Values as the page shows them: long ones cut, and saying so.
+SHOWN = {
+    name: value
+    if len(value) <= CLIP_CHARS
+    else f"{value[:CLIP_CHARS]}… ({len(value) - CLIP_CHARS:,} more characters)"
+    for name, value in HOSTILE.items()
+}
+PLAIN = "alice.smith"  # a plain personal value: masked unless show_pii
+PLAIN_EMAIL = "alice.smith@example.com"
+PLAIN_PHONE = "+14155551212"
+
+
+def _user(
+    row: int,
+    outcome: Outcome,
+    *,
+    hostile: str = "",
+    line: int | None = None,
+    chunk: str | None = None,
+    collided_with_row: int | None = None,
+) -> UserResult:
+    """A source user; a hostile value, when given, goes into every text field."""
+    value = hostile or f"user{row:04d}"
+    in_job = outcome in {Outcome.SKIPPED, Outcome.FAILED, Outcome.NOT_PROCESSED}
+    return UserResult(
+        source_row=row,
+        legacy_id=hostile or f"L-{row:05d}",
+        username=value,
+        outcome=outcome,
+        reason=hostile or f"{outcome.value} for a reason",
+        rule=hostile or f"rule-{outcome.name.lower()}",
+        email=hostile or f"{value}@example.org",
+        phone=hostile or f"+4420794{row:05d}",
+        job_id=(hostile or "import-job2") if in_job else None,
+        chunk=(hostile or "chunk-0002.csv") if in_job else chunk,
+        line=line,
+        collided_with_row=collided_with_row,
+    )
+
+
+def _job(
+    chunk: str,
+    job_id: str,
+    counters: tuple[int, int, int],
+    logged: tuple[int, int, int],
+    not_processed: int,
+    seconds: float,
+) -> JobSummary:
+    """A finished job; ``counters`` and ``logged`` are (imported, skipped, failed)."""
+    return JobSummary(
+        chunk,
+        sum(counters) + not_processed,
+        job_id,
+        f"csvimport-run-{chunk}-1",
+        "Succeeded",
+        *counters,
+        *logged,
+        not_processed=not_processed,
+        started="2026-11-28T10:00:00Z",
+        completed="2026-11-28T10:02:05Z",
+        duration_seconds=seconds,
+        message="Import Job Completed Successfully.",
+    )
+
+
+def hostile_report(*, attention_extra: int = 0) -> RunReport:
+    """A small realistic run: 1,000 source users, 2 jobs (the second's log incomplete),
+    reasons, rejects, duplicates, and a hostile value in every text field."""
+    values = list(HOSTILE.values())
+    hostile = iter(values * 10)
+    rejected = [_user(10 + i, Outcome.REJECTED, hostile=next(hostile)) for i in range(12)]
+    duplicates = [
+        _user(40 + i, Outcome.DUPLICATE, hostile=next(hostile), collided_with_row=7 + i)
+        for i in range(3)
+    ]
+    in_jobs = [Outcome.SKIPPED] * 10 + [Outcome.FAILED] * 13 + [Outcome.NOT_PROCESSED] * 2
+    job_users = [
+        _user(100 + i, outcome, hostile=next(hostile) if i % 3 == 0 else "", line=i + 1)
+        for i, outcome in enumerate(in_jobs)
+    ]
+    plain = UserResult(
+        source_row=99,
+        legacy_id="L-00099",
+        username=PLAIN,
+        outcome=Outcome.FAILED,
+        reason=f"Cognito refused {PLAIN_EMAIL}",
+        rule="InvalidParameter",
+        email=PLAIN_EMAIL,
+        phone=PLAIN_PHONE,
+        job_id="import-job1",
+        chunk="chunk-0001.csv",
+        line=42,
+        password=Password.NONE,
+    )
+    job_users[10] = plain  # the first failed user has plain personal values
+    attention = rejected + duplicates + job_users
+    attention += [_user(2_000 + i, Outcome.FAILED, line=i) for i in range(attention_extra)]
+    jobs = [
+        _job("chunk-0001.csv", "import-job1", (490, 5, 5), (490, 5, 5), 0, 125.0),
+        _job(values[0], values[1], (470, 5, 8), (470, 5, 7), 2, 3_725.0),
+    ]
+    jobs[1] = replace(
+        jobs[1],
+        job_name=values[2],
+        status=values[4],
+        started=values[5],
+        completed=values[6],
+        message=LONG,
+        log_complete=False,
+        missing_log_lines=1,
+    )
+
+    def group(outcome: Outcome, count: int, value: str, examples: list[UserResult]) -> ReasonGroup:
+        return ReasonGroup(outcome, value, count, value, value, value, examples)
+
+    return RunReport(
+        run_dir=values[0],
+        run_id=values[1],
+        user_pool_id=values[4],
+        user_pool_name=values[5],
+        generated=values[6],
+        tool_version=values[2],
+        # source rows, rejected, duplicates, written; imported, skipped, failed, not processed
+        reconciliation=Reconciliation(1_000, 12, 3, 985, 960, 10, 13, 2, problems=list(values)),
+        jobs=jobs,
+        job_reasons=[
+            group(Outcome.FAILED, 13, values[0], job_users[10:13]),
+            group(Outcome.SKIPPED, 10, values[3], job_users[:2]),
+            ReasonGroup(
+                Outcome.NOT_PROCESSED, "job-stopped", 2, "stopped", "The job stopped.", "", []
+            ),
+        ],
+        reject_reasons=[group(Outcome.REJECTED, 12, v, rejected[:2]) for v in values],
+        duplicates=duplicates,
+        passwords=PasswordState(imported_hash=900, must_reset=55, cannot_reset=5),
+        attention=attention,
+        warnings=list(values),
+    )
+
+
+def assert_manifest_holds_every_files_sha256(out: Path) -> None:
+    """Every file the build wrote but the manifest has its sha256 there, and it matches."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    recorded = dict(manifest["files"])
+    for chunk in manifest["chunks"]:
+        recorded[chunk["file"]] = chunk["sha256"]
+        recorded[chunk["map_file"]] = chunk["map_sha256"]
+    written = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()
+               if p.name != "manifest.json"}  # fmt: skip
+    assert written == recorded
+
+
+# Runs the command line and kills it at a chosen step (see its docstring).
+CRASH_AT = Path(__file__).with_name("crash_at.py")
+
+
+def offline_snapshot() -> PoolSnapshot:
+    """A pool snapshot with the legacy mapping's attributes, to build without the sandbox."""
+    return PoolSnapshot(
+        user_pool_id="us-east-1_offline", name="offline",
+        header=[*STANDARD_HEADER, "custom:legacy_id", *TRAILING_HEADER],
+        attributes=[Attribute("email", required=True),
+                    Attribute("custom:legacy_id", min_length=1, max_length=64)],
+        auto_verified=["email"], case_sensitive=False, mfa="OFF",
+    )  # fmt: skip

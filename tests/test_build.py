@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import hashlib
 import json
 import os
 import signal
@@ -25,8 +24,14 @@ from csvimport.errors import ConfigError, RefusedError
 from csvimport.pool import PoolSnapshot, read_pool
 from csvimport.sources import SourceSpec
 
-from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer
-from .test_cli_jobs import CRASH_AT
+from .helpers import (
+    CRASH_AT,
+    LEGACY_COLUMNS,
+    LEGACY_MAPPING,
+    Importer,
+    assert_manifest_holds_every_files_sha256,
+    messy_legacy_csv,
+)
 
 LEGACY = [
     # id, login, email, verified, mobile, first, last, modified
@@ -97,18 +102,6 @@ def test_every_source_row_is_written_rejected_or_a_duplicate(
     assert [c["rows"] for c in manifest["chunks"]] == [2]
     for name in ("chunk-0001.csv", "chunk-0001.map.csv", "rejects.csv"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
-
-
-def assert_manifest_holds_every_files_sha256(out: Path) -> None:
-    """Every file the build wrote but the manifest has its sha256 there, and it matches."""
-    manifest = json.loads((out / "manifest.json").read_text())
-    recorded = dict(manifest["files"])
-    for chunk in manifest["chunks"]:
-        recorded[chunk["file"]] = chunk["sha256"]
-        recorded[chunk["map_file"]] = chunk["map_sha256"]
-    written = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()
-               if p.name != "manifest.json"}  # fmt: skip
-    assert written == recorded
 
 
 def test_the_manifest_holds_the_sha256_of_every_file_the_build_wrote(
@@ -402,20 +395,18 @@ def run_files(out: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
 
 
 def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
-    tmp_path: Path, worker_builds: list[str]
+    snapshot: PoolSnapshot, tmp_path: Path, worker_builds: list[str]
 ) -> None:
-    from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
-
     source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
-    write_legacy_csv(source, 1_000)  # messy: bad values, case-variant duplicates
+    messy_legacy_csv(source, 1_000)  # bad values, case-variant duplicates
     with source.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     for row in rows[1::9]:  # and names that span lines, which the mapping folds
         row[6] = row[6].replace(", ", "\r\n")
     with source.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
-    mapping.write_text(BUILD_MAPPING.replace('join = ["first", "last"]',
-                                             'join = ["first", "last"]\nfold_line_breaks = " "'),
+    mapping.write_text(LEGACY_MAPPING.replace('join = ["first", "last"]',
+                                              'join = ["first", "last"]\nfold_line_breaks = " "'),
                        encoding="utf-8")  # fmt: skip
     runs = {}
     for workers in (0, 2):
@@ -423,7 +414,7 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
         options = BuildOptions(SourceSpec(str(source), chunk_rows=97), mapping, out,
                                duplicates=DuplicatePolicy.KEEP_LATEST, max_rows=300,
                                workers=workers, parallel_after_rows=0)  # fmt: skip
-        result = build(options, bench_snapshot())
+        result = build(options, snapshot)
         assert result.conserved and result.rejected and result.duplicates
         assert result.folded == {"name": 112}
         runs[workers] = run_files(out)

@@ -23,11 +23,19 @@ from csvimport.report import render_report
 from csvimport.sandbox import PoolInfo, Sandbox
 from csvimport.sources import SourceSpec
 
-from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
-from .test_build import assert_manifest_holds_every_files_sha256
-from .test_reconcile import reconcile, run_all
-from .test_sandbox_passwords import PASSWORD, make_hash, sign_in
-from .test_sandbox_resets import messages
+from .helpers import (
+    LEGACY_COLUMNS,
+    LEGACY_MAPPING,
+    PASSWORD,
+    assert_manifest_holds_every_files_sha256,
+    cli_env,
+    csvimport,
+    make_hash,
+    messages,
+    reconcile,
+    run_all,
+    sign_in,
+)
 
 HASH_MAPPING = LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n'
 
@@ -113,7 +121,7 @@ def test_hashed_users_sign_in_with_their_password_and_the_others_must_reset(
             assert exc.value.response["Error"]["Code"] == "PasswordResetRequiredException"
         else:
             assert sign_in(cognito, pool, login, PASSWORD)["AuthenticationResult"], login
-    report, results, _ = reconcile(run, logs)
+    report, results, _ = reconcile(run, cognito, logs)
     assert all(r.outcome is Outcome.IMPORTED for r in results)
     by_login = {r.username: r for r in results}
     for login, (_, algorithm, status) in USERS.items():
@@ -177,10 +185,8 @@ def test_a_hash_build_in_worker_processes_writes_the_same_bytes(
 def test_cli_build_password_hashes_flag_summarises_the_classification(
     cognito: Any, pool: PoolInfo, tmp_path: Path, flag: str
 ) -> None:
-    from .test_build import cli
-
     source, mapping = write_source(tmp_path)
-    result = cli("build", str(source), "--mapping", str(mapping), "--out", str(tmp_path / "run"),
+    result = csvimport(cli_env(), "build", str(source), "--mapping", str(mapping), "--out", str(tmp_path / "run"),
                  "--pool-id", pool.user_pool_id, "--endpoint-url", pool.endpoint_url,
                  "--region", pool.region, "--password-hashes", flag, "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr

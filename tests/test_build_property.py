@@ -16,8 +16,7 @@ from csvimport.pool import read_pool
 from csvimport.sandbox import Sandbox
 from csvimport.sources import SourceSpec
 
-from .helpers import Importer, pool_spec
-from .test_build import COLUMNS, MAPPING
+from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer, pool_spec
 
 messy_text = st.text(
     alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12
@@ -49,11 +48,11 @@ def test_messy_rows_are_all_accounted_for_and_written_rows_import(
         source = work / "legacy.csv"
         with source.open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(COLUMNS)
+            writer.writerow(LEGACY_COLUMNS)
             for n, (login, email, flag, phone, first, last, modified) in enumerate(legacy, 1):
                 writer.writerow([n, login, email, flag, phone, first, last, modified])
         mapping = work / "mapping.toml"
-        mapping.write_text(MAPPING, encoding="utf-8")
+        mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
         result = build(
             BuildOptions(SourceSpec(str(source)), mapping, work / "run"),
             read_pool(cognito, info.user_pool_id),

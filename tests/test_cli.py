@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -18,32 +17,10 @@ from csvimport import __version__
 from csvimport.cli import app, main
 from csvimport.sandbox import PoolInfo
 
-# Nothing listens on the discard port, so a connection there is refused at once.
-CLOSED_ENDPOINT = "http://127.0.0.1:9"
+from .helpers import CLOSED_ENDPOINT, cli_env
+
 GROUP: Any = typer.main.get_command(app)
 COMMANDS = sorted(GROUP.commands)
-
-
-def cli_env(**overrides: str | None) -> dict[str, str]:
-    """An environment with sandbox credentials and none of the developer's AWS settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CSVIMPORT_"))}
-    env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        # Never ask an instance metadata service for credentials or a region.
-        AWS_EC2_METADATA_DISABLED="true",
-        # No retries with backoff against the closed port: fail in well under a second.
-        AWS_MAX_ATTEMPTS="1",
-    )
-    for name, value in overrides.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
 
 
 def run_cli(*args: str, **env: str | None) -> subprocess.CompletedProcess[str]:

@@ -17,25 +17,18 @@ import pytest
 from csvimport.journal import JOURNAL
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import Importer, answering, build_run
-from .test_cli import CLOSED_ENDPOINT, cli_env
-from .test_jobs import DAMAGED_JOURNALS, damaged_journal, sandbox_jobs
-
-CRASH_AT = Path(__file__).with_name("crash_at.py")
-
-
-def env_for(sandbox: Sandbox, pool: PoolInfo, **overrides: str | None) -> dict[str, str]:
-    settings: dict[str, str | None] = {"AWS_ENDPOINT_URL": sandbox.endpoint_url,
-                                       "AWS_MAX_ATTEMPTS": "3",
-                                       "CSVIMPORT_LOGS_ROLE_ARN": pool.logs_role_arn}  # fmt: skip
-    return cli_env(**{**settings, **overrides})
-
-
-def csvimport(
-    env: dict[str, str], *args: str, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "csvimport", *args], capture_output=True,
-                          text=True, env=env, timeout=timeout)  # fmt: skip
+from .helpers import (
+    CLOSED_ENDPOINT,
+    CRASH_AT,
+    DAMAGED_JOURNALS,
+    Importer,
+    answering,
+    build_run,
+    csvimport,
+    damaged_journal,
+    env_for,
+    sandbox_jobs,
+)
 
 
 @pytest.fixture

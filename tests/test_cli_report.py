@@ -12,9 +12,7 @@ import pytest
 
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import build_run
-from .test_cli_jobs import csvimport, env_for
-from .test_reconcile import MESSY
+from .helpers import MESSY, build_run, csvimport, env_for
 
 
 def test_report_accounts_for_every_user_and_writes_the_files(
@@ -67,6 +65,72 @@ def test_report_of_a_fully_imported_run_exits_0_and_clears_what_killed_reports_l
     assert [p for p in left if p.exists()] == [] and live.exists()
     assert "3 of 3 users are in Cognito; 0 need attention" in result.stderr
     assert not (run_dir / "retry-source.csv").exists()
+
+
+def _rows(text: bytes, row: int, new: bytes | None) -> bytes:
+    """``text`` with its line ``row`` (1 = first) replaced, or removed when ``new`` is None."""
+    lines = text.splitlines()
+    lines[row - 1 : row] = [] if new is None else [new]
+    return b"\n".join(lines) + b"\n"
+
+
+# A file of the run damaged, and what `report` says after "error: ".
+DAMAGED_RUN_FILES = {
+    "chunk-0001.map.csv": [
+        (None, "{path} is missing from the run directory"),
+        (lambda t: _rows(t, 3, b"2,2,\xff\xfe"), "{path} line 3 is damaged: it is not UTF-8 text"),
+        (lambda t: _rows(t, 2, b"1,one,1"),
+         "{path} line 2 is damaged: source_row must be a whole number, not 'one'"),
+        (lambda t: _rows(t, 1, b"line,row,legacy_id"), "{path} line 1 is damaged: its header lacks source_row"),
+        (lambda t: _rows(t, 2, b"1,1"), "{path} line 2 is damaged: it has the wrong number of fields"),
+        (lambda t: _rows(t, 3, b"1,2,2"), "{path} line 3 is damaged: it maps line 1 a second time"),
+        (lambda t: _rows(t, 4, None), "{path} is damaged: it maps 3 lines, but chunk-0001.csv has 4 users"),
+    ],
+    "rejects.csv": [
+        (None, "{path} is missing from the run directory"),
+        (lambda t: _rows(t, 2, b"\x00\xff\xfe"), "{path} line 2 is damaged: it is not UTF-8 text"),
+        (lambda t: t.replace(b"\n4,", b"\nfour,", 1),
+         "{path} line 2 is damaged: source_row must be a whole number, not 'four'"),
+    ],
+    "chunk-0001.csv": [
+        (None, "{path} is missing from the run directory"),
+        (lambda t: t.replace(b"user1", b"userX"), "{path} changed since the build"),
+    ],
+    "pool.json": [
+        (lambda t: b"\xff\xfe" + t, "pool snapshot {path} is not a csvimport pool snapshot"),
+        (lambda t: b"[]", "pool snapshot {path} is not a csvimport pool snapshot"),
+    ],
+    "logs/*.jsonl": [
+        (lambda t: _rows(t, 1, b"\x89PNG garbage"),
+         "{path} line 1 is damaged: it is not a CloudWatch log event"),
+        (lambda t: _rows(t, 2, b"{}"), "{path} line 2 is damaged: it is not a CloudWatch log event"),
+        (lambda t: _rows(t, 1, b"[]"), "{path} line 1 is damaged: it is not a CloudWatch log event"),
+    ],
+}  # fmt: skip
+
+
+def test_report_refuses_a_damaged_run_file_naming_it_its_line_and_the_fix(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3, extra=MESSY)
+    env = env_for(sandbox, pool)
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+    assert csvimport(env, "report", str(run_dir)).returncode == 1  # keeps the job's log
+    for name, cases in DAMAGED_RUN_FILES.items():
+        [path] = run_dir.glob(name)
+        intact = path.read_bytes()
+        for damage, said in cases:
+            if damage is None:
+                path.unlink()
+            else:
+                path.write_bytes(damage(intact))
+            refused = csvimport(env, "report", str(run_dir))
+            assert refused.returncode == 2, (said, refused.stderr)
+            assert "error: " + said.format(path=path) in refused.stderr, refused.stderr
+            hint = {"logs/*.jsonl": "Delete", "pool.json": "Use the pool.json"}.get(name, "Build")
+            assert f"hint: {hint}" in refused.stderr and "Traceback" not in refused.stderr
+            path.write_bytes(intact)
+    assert csvimport(env, "report", str(run_dir)).returncode == 1  # intact again: reported
 
 
 @pytest.mark.parametrize(

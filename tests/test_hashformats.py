@@ -29,7 +29,7 @@ from csvimport.hashformats import (
 )
 from csvimport.sandbox.passwords import verify_password
 
-from .test_sandbox_passwords import PASSWORD, make_hash
+from .helpers import PASSWORD, make_hash
 
 # Django's own test vector (tests/auth_tests/test_hashers.py, test_pbkdf2, Django 5.x).
 DJANGO_VECTOR = (

@@ -5,16 +5,12 @@ under throttling, server errors, upload faults, expired URLs and other teams' jo
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-import requests
-from botocore.config import Config
 
 from csvimport.errors import ConfigError, CsvImportError, RefusedError
 from csvimport.jobs import (
@@ -27,30 +23,21 @@ from csvimport.jobs import (
     explain_end,
 )
 from csvimport.journal import JOURNAL, Journal, JournalLock, Step
-from csvimport.retry import Backoff
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
+from .helpers import (
+    DAMAGED_JOURNALS,
+    FAST,
+    bare_client,
+    build_run,
+    cognito_csv,
+    damaged_journal,
+    sandbox_jobs,
+    upload,
+    user,
+)
 from .helpers import Importer as SandboxImporter
-from .helpers import build_run, cognito_csv, upload, user
-
-FAST = Pacing(poll_first=0.05, poll_max=0.2, other_job_poll=0.1, stop_timeout=10,
-              backoff=Backoff(base=0.01, cap=0.05, rng=random.Random(7)))  # fmt: skip
-
-
-def bare_client(sandbox: Sandbox) -> Any:
-    """A Cognito client that never retries: the first throttled or failed answer of a call
-    reaches csvimport."""
-    return boto3.client(
-        "cognito-idp", endpoint_url=sandbox.endpoint_url, region_name=sandbox.region,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1}),
-    )  # fmt: skip
-
-
-def sandbox_jobs(sandbox: Sandbox, pool_id: str) -> list[dict[str, Any]]:
-    jobs = requests.get(f"{sandbox.endpoint_url}/_sandbox/jobs", timeout=5).json()["jobs"]
-    return [j for j in jobs if j["UserPoolId"] == pool_id]
 
 
 class Recorder:
@@ -477,52 +464,6 @@ def test_status_while_another_process_holds_the_run_leaves_the_journal_alone(
         status = Importer(run, journal, cognito, pacing=FAST).wait_all()
     assert status.chunks[0].state is ChunkState.IMPORTED  # seen...
     assert (run_dir / JOURNAL).read_bytes() == before  # ...but not written
-
-
-# A damaged journal.json, and what the refusal names: (content, or None for a change to a
-# real journal; the words after "is damaged: ").
-DAMAGED_JOURNALS: dict[str, tuple[bytes | None, str]] = {
-    "binary-garbage": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage", "it is not JSON"),
-    "empty-file": (b"", "it is not JSON"),
-    "a-list": (b"[]", "it holds a JSON array, not the journal's object"),
-    "an-empty-object": (b"{}", "it lacks version, run_id, user_pool_id, attempts"),
-    "a-future-version": (None, "version 7, not 1"),
-    "a-version-that-is-true": (None, "version True, not 1"),
-    "no-attempts": (None, "it lacks attempts"),
-    "attempts-not-a-list": (None, "attempts must be a list"),
-    "an-attempt-without-step": (None, "attempt 1 lacks step"),
-    "a-counter-that-is-text": (None, "attempt 1: imported must be a whole number, not '3'"),
-    "an-unknown-step": (None, "attempt 1: step 'exploded' is not one of creating, created"),
-    "an-unknown-chunk": (None, "attempt 1: chunk-0099.csv is not a chunk of this run"),
-    "another-pool": (None, "it is for user pool us-east-1_other, this run's is "),
-}
-
-
-def damaged_journal(run_dir: Path, case: str) -> Path:
-    """Write a journal with one attempt, then damage it as ``case`` says."""
-    run = RunDir.open(run_dir)
-    journal = Journal.load(run)
-    journal.add(run.chunks[0], f"csvimport-{run.run_id}-chunk-0001-1")
-    content, _ = DAMAGED_JOURNALS[case]
-    if content is not None:
-        journal.path.write_bytes(content)
-        return journal.path
-    data = json.loads(journal.path.read_text())
-    attempt = data["attempts"][0]
-    changes = {
-        "a-future-version": lambda: data.update(version=7),
-        "a-version-that-is-true": lambda: data.update(version=True),
-        "no-attempts": lambda: data.pop("attempts"),
-        "attempts-not-a-list": lambda: data.update(attempts={"0": attempt}),
-        "an-attempt-without-step": lambda: attempt.pop("step"),
-        "a-counter-that-is-text": lambda: attempt.update(imported="3"),
-        "an-unknown-step": lambda: attempt.update(step="exploded"),
-        "an-unknown-chunk": lambda: attempt.update(chunk="chunk-0099.csv"),
-        "another-pool": lambda: data.update(user_pool_id="us-east-1_other"),
-    }
-    changes[case]()
-    journal.path.write_text(json.dumps(data))
-    return journal.path
 
 
 @pytest.mark.parametrize("case", list(DAMAGED_JOURNALS))

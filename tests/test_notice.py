@@ -12,9 +12,7 @@ from csvimport.notice import NoticeFields, render_notices
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import build_run
-from .test_cli_jobs import csvimport, env_for
-from .test_resets import imported_run
+from .helpers import build_run, cli_env, csvimport, env_for, imported_run
 
 
 def test_notices_carry_the_fields_counts_and_sign_in_advice(
@@ -77,3 +75,21 @@ def test_notices_before_the_report_say_to_run_it(
     with pytest.raises(ConfigError) as caught:
         render_notices(run, NoticeFields(product="A", support="B"))
     assert caught.value.hint and "csvimport report" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [(b'product = 5\nsupport = "help@acme.example"\n', "product must be text in quotes, not 5"),
+     (b'product = "Acme"\ncode_sent = "yes"\n', "code_sent must be true or false, not 'yes'"),
+     (b"\xff\xfep\x00r\x00o\x00", "is not UTF-8 text")],
+    ids=["a-number-for-text", "text-for-a-flag", "utf-16"],
+)  # fmt: skip
+def test_a_config_with_values_of_the_wrong_kind_is_refused(
+    tmp_path: Path, content: bytes, said: str
+) -> None:
+    config = tmp_path / "notice.toml"
+    config.write_bytes(content)
+    refused = csvimport(cli_env(), "notice", str(tmp_path), "--config", str(config))
+    assert refused.returncode == 2, refused.stderr
+    assert f"error: {config}" in refused.stderr and said in refused.stderr
+    assert "hint: Give --product and --support" in refused.stderr

@@ -13,14 +13,13 @@ from typing import Any
 import pytest
 
 from csvimport.errors import ConfigError, RefusedError
-from csvimport.jobs import Importer, StartOptions
+from csvimport.jobs import Importer
 from csvimport.journal import Journal
-from csvimport.logs import LOGS_DIR, JobLog, LogWait, detect_line_base
+from csvimport.logs import LOGS_DIR, JobLog, detect_line_base
 from csvimport.outcomes import Outcome, Password
 from csvimport.reconcile import (
     FAILED_USERS,
     RESULTS,
-    Reconciler,
     neutralise,
     write_failed_users,
     write_results,
@@ -29,31 +28,7 @@ from csvimport.reconcile import (
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import build_run
-from .test_jobs import FAST
-
-# id, login, email, verified, mobile, first, last, modified
-MESSY = (
-    "101,norm,norm@example.com,n,,Norm,Unverified,2024-01-01",  # rejected: auto-verified
-    "102,USER1,user1-again@example.com,y,,Dup,Case,2024-01-01",  # duplicate of user1
-    "103,=cmd|'/C_calc'!A0,evil@example.com,y,,Eve,Il,2024-01-01",  # a formula for a name
-)
-
-
-def run_all(run_dir: Path, cognito: Any, pool: PoolInfo, **options: Any) -> None:
-    run = RunDir.open(run_dir)
-    Importer(run, Journal.load(run), cognito, pacing=FAST).start(
-        StartOptions(pool.logs_role_arn, **options)
-    )
-
-
-def reconcile(run_dir: Path, logs: Any, **wait: Any) -> tuple[Any, list[Any], list[str]]:
-    run = RunDir.open(run_dir)
-    notes: list[str] = []
-    reconciler = Reconciler(run, Journal.load(run), logs, on_note=notes.append,
-                            wait=LogWait(**{"seconds": 10, "first_pause": 0.1, **wait}))  # fmt: skip
-    report, results = reconciler.build()
-    return report, results, notes
+from .helpers import FAST, MESSY, build_run, reconcile, run_all
 
 
 def test_every_source_row_has_exactly_one_outcome_and_the_sums_hold(
@@ -62,7 +37,7 @@ def test_every_source_row_has_exactly_one_outcome_and_the_sums_hold(
     cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="user4")  # will be skipped
     run_dir = build_run(cognito, pool, tmp_path, users=6, max_rows=4, extra=MESSY)
     run_all(run_dir, cognito, pool)
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
 
     assert [r.source_row for r in results] == list(range(1, 10))
     by_id = {r.legacy_id: r for r in results}
@@ -92,13 +67,13 @@ def test_the_raw_log_is_kept_in_the_run_read_from_there_and_refused_by_name_if_d
 ) -> None:
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     run_all(run_dir, cognito, pool)
-    reconcile(run_dir, logs)
+    reconcile(run_dir, cognito, logs)
     stored = list((run_dir / LOGS_DIR).glob("import-*.jsonl"))
     assert len(stored) == 1 and stat.S_IMODE(stored[0].stat().st_mode) == 0o600
     assert len(stored[0].read_text().splitlines()) == 3
     # CloudWatch's retention ran out: the stored copy still tells every outcome.
     sandbox.faults.update(throttle_every=1, throttle_operations=["FilterLogEvents"])
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
 
     # Damaged, it is refused by name and kept: it may be the only copy left.
@@ -116,7 +91,7 @@ def test_lagging_log_lines_are_waited_for(
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     sandbox.settings.update(log_lag_seconds=1.5)
     run_all(run_dir, cognito, pool)
-    report, results, notes = reconcile(run_dir, logs)
+    report, results, notes = reconcile(run_dir, cognito, logs)
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
     assert report.reconciliation.problems == []
     assert notes and "log lines so far; waiting for CloudWatch Logs" in notes[0]
@@ -128,7 +103,7 @@ def test_a_log_still_missing_lines_after_the_wait_is_a_reported_problem(
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     sandbox.settings.update(log_lag_seconds=60)
     run_all(run_dir, cognito, pool)
-    report, results, _ = reconcile(run_dir, logs, seconds=0.3)
+    report, results, _ = reconcile(run_dir, cognito, logs, seconds=0.3)
     assert [r.outcome for r in results] == [Outcome.NOT_PROCESSED] * 3
     assert "counted the file's users but its log has no line" in results[0].reason
     problems = report.reconciliation.problems
@@ -145,7 +120,7 @@ def test_a_stopped_job_leaves_its_unreached_users_not_processed_until_resumed(
     run = RunDir.open(run_dir)
     stopped = Importer(run, Journal.load(run), cognito, pacing=FAST).stop()
     assert stopped is not None and stopped.processed < 40
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
     outcomes = [r.outcome for r in results]
     assert outcomes.count(Outcome.NOT_PROCESSED) == 40 - stopped.processed
     assert report.reconciliation.problems == []
@@ -154,7 +129,7 @@ def test_a_stopped_job_leaves_its_unreached_users_not_processed_until_resumed(
 
     sandbox.settings.update(job_seconds=0.3)
     run_all(run_dir, cognito, pool, resume_stopped=True)
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
     # Imported by either job: nobody counts as skipped for having been imported before.
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * 40
     assert len(report.jobs) == 2 and report.reconciliation.problems == []
@@ -167,7 +142,7 @@ def test_a_log_that_numbers_lines_from_2_is_detected_and_warned_about(
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     sandbox.settings.update(first_line_number=2)
     run_all(run_dir, cognito, pool)
-    report, results, _ = reconcile(run_dir, logs)
+    report, results, _ = reconcile(run_dir, cognito, logs)
     assert [r.outcome for r in results] == [Outcome.IMPORTED, Outcome.SKIPPED, Outcome.IMPORTED]
     assert len(report.warnings) == 1 and "numbers the first user 2, not 1" in report.warnings[0]
 
@@ -210,7 +185,7 @@ def test_result_files_hold_every_user_and_defuse_formulas(
     cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="=cmd|'/C_calc'!A0")
     run_dir = build_run(cognito, pool, tmp_path, users=2, extra=MESSY)
     run_all(run_dir, cognito, pool)
-    _, results, _ = reconcile(run_dir, logs)
+    _, results, _ = reconcile(run_dir, cognito, logs)
     write_results(run_dir, results)
     write_failed_users(run_dir, results)
     lines = [json.loads(x) for x in (run_dir / RESULTS).read_text().splitlines()]
@@ -266,7 +241,7 @@ def test_the_retry_source_holds_the_users_to_fix_in_the_legacy_shape(
 ) -> None:
     run_dir = build_run(cognito, pool, tmp_path, users=2, extra=MESSY)
     run_all(run_dir, cognito, pool)
-    _, results, _ = reconcile(run_dir, logs)
+    _, results, _ = reconcile(run_dir, cognito, logs)
     path = write_retry_source(RunDir.open(run_dir), results)
     assert path is not None and stat.S_IMODE(path.stat().st_mode) == 0o600
     with path.open(newline="") as f:

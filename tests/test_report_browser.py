@@ -27,7 +27,7 @@ from playwright.sync_api import (
 
 from csvimport.report import write_report
 
-from .test_report_html import HOSTILE, SHOWN, hostile_report
+from .helpers import HOSTILE, SHOWN, hostile_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path(os.environ.get("CSVIMPORT_TEST_OUTPUT", "/tmp/csvimport-test-output"))

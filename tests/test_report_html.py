@@ -7,7 +7,6 @@ import hashlib
 import re
 import stat
 import sys
-from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,17 +15,10 @@ from markupsafe import escape
 
 from csvimport.errors import ConfigError
 from csvimport.outcomes import (
-    JobSummary,
-    Outcome,
-    Password,
-    PasswordState,
-    ReasonGroup,
     Reconciliation,
     RunReport,
-    UserResult,
 )
 from csvimport.report import (
-    CLIP_CHARS,
     TABLE_ROWS,
     headline,
     mask_email,
@@ -37,154 +29,7 @@ from csvimport.report import (
 )
 from csvimport.resources import templates_dir
 
-LONG = "long-" + "ü" * 9_995  # 10,000 characters, no space to break at
-HOSTILE = {
-    "script": "<script>alert(1)</script>",
-    "attribute": '"><img src=x onerror=alert(1)>',
-    "url": "javascript:alert(1)",
-    "long": LONG,
-    "rtl-override": "\u202eevil",
-    "arabic": "مستخدم عربي",
-    "hebrew": "משתמש עברי",
-}
-# Values as the page shows them: long ones cut, and saying so.
-SHOWN = {
-    name: value
-    if len(value) <= CLIP_CHARS
-    else f"{value[:CLIP_CHARS]}… ({len(value) - CLIP_CHARS:,} more characters)"
-    for name, value in HOSTILE.items()
-}
-PLAIN = "alice.smith"  # a plain personal value: masked unless show_pii
-PLAIN_EMAIL = "alice.smith@example.com"
-PLAIN_PHONE = "+14155551212"
-
-
-def _user(
-    row: int,
-    outcome: Outcome,
-    *,
-    hostile: str = "",
-    line: int | None = None,
-    chunk: str | None = None,
-    collided_with_row: int | None = None,
-) -> UserResult:
-    """A source user; a hostile value, when given, goes into every text field."""
-    value = hostile or f"user{row:04d}"
-    in_job = outcome in {Outcome.SKIPPED, Outcome.FAILED, Outcome.NOT_PROCESSED}
-    return UserResult(
-        source_row=row,
-        legacy_id=hostile or f"L-{row:05d}",
-        username=value,
-        outcome=outcome,
-        reason=hostile or f"{outcome.value} for a reason",
-        rule=hostile or f"rule-{outcome.name.lower()}",
-        email=hostile or f"{value}@example.org",
-        phone=hostile or f"+4420794{row:05d}",
-        job_id=(hostile or "import-job2") if in_job else None,
-        chunk=(hostile or "chunk-0002.csv") if in_job else chunk,
-        line=line,
-        collided_with_row=collided_with_row,
-    )
-
-
-def _job(
-    chunk: str,
-    job_id: str,
-    counters: tuple[int, int, int],
-    logged: tuple[int, int, int],
-    not_processed: int,
-    seconds: float,
-) -> JobSummary:
-    """A finished job; ``counters`` and ``logged`` are (imported, skipped, failed)."""
-    return JobSummary(
-        chunk,
-        sum(counters) + not_processed,
-        job_id,
-        f"csvimport-run-{chunk}-1",
-        "Succeeded",
-        *counters,
-        *logged,
-        not_processed=not_processed,
-        started="2026-11-28T10:00:00Z",
-        completed="2026-11-28T10:02:05Z",
-        duration_seconds=seconds,
-        message="Import Job Completed Successfully.",
-    )
-
-
-def hostile_report(*, attention_extra: int = 0) -> RunReport:
-    """A small realistic run: 1,000 source users, 2 jobs (the second's log incomplete),
-    reasons, rejects, duplicates, and a hostile value in every text field."""
-    values = list(HOSTILE.values())
-    hostile = iter(values * 10)
-    rejected = [_user(10 + i, Outcome.REJECTED, hostile=next(hostile)) for i in range(12)]
-    duplicates = [
-        _user(40 + i, Outcome.DUPLICATE, hostile=next(hostile), collided_with_row=7 + i)
-        for i in range(3)
-    ]
-    in_jobs = [Outcome.SKIPPED] * 10 + [Outcome.FAILED] * 13 + [Outcome.NOT_PROCESSED] * 2
-    job_users = [
-        _user(100 + i, outcome, hostile=next(hostile) if i % 3 == 0 else "", line=i + 1)
-        for i, outcome in enumerate(in_jobs)
-    ]
-    plain = UserResult(
-        source_row=99,
-        legacy_id="L-00099",
-        username=PLAIN,
-        outcome=Outcome.FAILED,
-        reason=f"Cognito refused {PLAIN_EMAIL}",
-        rule="InvalidParameter",
-        email=PLAIN_EMAIL,
-        phone=PLAIN_PHONE,
-        job_id="import-job1",
-        chunk="chunk-0001.csv",
-        line=42,
-        password=Password.NONE,
-    )
-    job_users[10] = plain  # the first failed user has plain personal values
-    attention = rejected + duplicates + job_users
-    attention += [_user(2_000 + i, Outcome.FAILED, line=i) for i in range(attention_extra)]
-    jobs = [
-        _job("chunk-0001.csv", "import-job1", (490, 5, 5), (490, 5, 5), 0, 125.0),
-        _job(values[0], values[1], (470, 5, 8), (470, 5, 7), 2, 3_725.0),
-    ]
-    jobs[1] = replace(
-        jobs[1],
-        job_name=values[2],
-        status=values[4],
-        started=values[5],
-        completed=values[6],
-        message=LONG,
-        log_complete=False,
-        missing_log_lines=1,
-    )
-
-    def group(outcome: Outcome, count: int, value: str, examples: list[UserResult]) -> ReasonGroup:
-        return ReasonGroup(outcome, value, count, value, value, value, examples)
-
-    return RunReport(
-        run_dir=values[0],
-        run_id=values[1],
-        user_pool_id=values[4],
-        user_pool_name=values[5],
-        generated=values[6],
-        tool_version=values[2],
-        # source rows, rejected, duplicates, written; imported, skipped, failed, not processed
-        reconciliation=Reconciliation(1_000, 12, 3, 985, 960, 10, 13, 2, problems=list(values)),
-        jobs=jobs,
-        job_reasons=[
-            group(Outcome.FAILED, 13, values[0], job_users[10:13]),
-            group(Outcome.SKIPPED, 10, values[3], job_users[:2]),
-            ReasonGroup(
-                Outcome.NOT_PROCESSED, "job-stopped", 2, "stopped", "The job stopped.", "", []
-            ),
-        ],
-        reject_reasons=[group(Outcome.REJECTED, 12, v, rejected[:2]) for v in values],
-        duplicates=duplicates,
-        passwords=PasswordState(imported_hash=900, must_reset=55, cannot_reset=5),
-        attention=attention,
-        warnings=list(values),
-    )
+from .helpers import HOSTILE, LONG, PLAIN, PLAIN_EMAIL, PLAIN_PHONE, SHOWN, hostile_report
 
 
 class _Page(HTMLParser):

@@ -7,39 +7,53 @@ import json
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import escape
 
 from csvimport.errors import ConfigError, RefusedError, ServiceError
-from csvimport.jobs import Importer, StartOptions
-from csvimport.journal import Journal
-from csvimport.logs import LogWait
-from csvimport.reconcile import Reconciler, write_results
+from csvimport.recovery import Blocked, Channel
 from csvimport.report import render_report
 from csvimport.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import build_run
-from .test_cli_jobs import csvimport, env_for
-from .test_jobs import FAST, bare_client
-from .test_sandbox_resets import messages, sign_in
+from .helpers import (
+    CRASH_AT,
+    LEGACY_COLUMNS,
+    LEGACY_MAPPING,
+    bare_client,
+    build_run,
+    csvimport,
+    env_for,
+    imported_run,
+    messages,
+    reconcile,
+    sign_in,
+)
 
-CRASH_AT = Path(__file__).with_name("crash_at.py")
-
-
-def imported_run(cognito: Any, logs: Any, pool: PoolInfo, directory: Path, users: int) -> RunDir:
-    """A run whose users were imported (RESET_REQUIRED) and reported on."""
-    run_dir = build_run(cognito, pool, directory, users=users)
-    run = RunDir.open(run_dir)
-    Importer(run, Journal.load(run), cognito, pacing=FAST).start(StartOptions(pool.logs_role_arn))
-    _, results = Reconciler(run, Journal.load(run), logs, wait=LogWait(seconds=10)).build()
-    write_results(run_dir, results)
-    return run
+# Users of every kind for the pools below: a verified email, a verified phone, both.
+CHANNEL_COLUMNS = [*LEGACY_COLUMNS, "mobile_verified"]
+CHANNEL_USERS = (
+    "1,mail,mail@example.com,y,,Mail,Only,2024-01-01,",
+    "2,text,,n,+14155550102,Text,Only,2024-01-01,y",
+    "3,both,both@example.com,y,+14155550103,Mail,Text,2024-01-01,y",
+)
+CHANNEL_MAPPING = (
+    LEGACY_MAPPING
+    + """
+[attributes.phone_number_verified]
+column = "mobile_verified"
+transform = "boolean"
+default = "false"
+"""
+)
+SMS_CONFIG = {"SnsCallerArn": "arn:aws:iam::123456789012:role/cognito-sms", "ExternalId": "x"}
 
 
 def describe(cognito: Any, pool: PoolInfo) -> dict[str, Any]:
@@ -196,7 +210,7 @@ def test_the_report_shows_the_codes_sent_failed_and_still_to_send(
     cognito.admin_delete_user(UserPoolId=pool.user_pool_id, Username="user2")
     result = run_wave(run, cognito, plan, ResetJournal(run), rate=50)
     assert result.sent == 2 and sum(result.failed.values()) == 1
-    report, _ = Reconciler(run, Journal.load(run), logs, wait=LogWait(seconds=10)).build()
+    report, _, _ = reconcile(run.path, cognito, logs)
     passwords = report.passwords
     assert (passwords.must_reset, passwords.codes_sent, passwords.codes_not_sent) == (4, 2, 2)
     assert list(passwords.codes_failed.values()) == [1]
@@ -275,7 +289,7 @@ def test_a_wave_killed_after_a_code_went_out_but_before_its_record_sends_that_us
     assert len(messages(sandbox, UserPoolId=pool.user_pool_id, Username="user2")) == 1
     assert len(messages(sandbox, UserPoolId=pool.user_pool_id)) == 3  # user3 got theirs
 
-    report, _ = Reconciler(run, Journal.load(run), logs, wait=LogWait(seconds=10)).build()
+    report, _, _ = reconcile(run.path, cognito, logs)
     passwords = report.passwords
     assert (passwords.codes_sent, passwords.codes_maybe_sent, passwords.codes_not_sent) == (2, 1, 0)
     assert "may have been sent" in render_report(report)
@@ -397,3 +411,124 @@ def test_a_server_error_leaves_the_user_may_have_been_sent(
     again = plan_resets(run, describe(cognito, pool), ResetJournal(run))
     assert [c.username for c in again.maybe_sent] == ["user1"]
     assert [c.username for c in again.to_send] == ["user2"]
+
+
+def recovery(*names: str) -> dict[str, Any]:
+    return {"RecoveryMechanisms": [{"Name": n, "Priority": i} for i, n in enumerate(names, 1)]}
+
+
+EMAIL, PHONE = Channel.EMAIL, Channel.PHONE
+
+
+@pytest.mark.parametrize(
+    ("settings", "verdicts"),
+    [
+        ({}, {"mail": EMAIL, "text": Blocked.NO_SMS, "both": Blocked.NO_SMS}),
+        ({"SmsConfiguration": SMS_CONFIG}, {"mail": EMAIL, "text": PHONE, "both": PHONE}),
+        ({"AccountRecoverySetting": recovery("verified_email", "verified_phone_number")},
+         {"mail": EMAIL, "text": Blocked.NO_SMS, "both": EMAIL}),
+        ({"AccountRecoverySetting": recovery("verified_email")},
+         {"mail": EMAIL, "text": Blocked.NO_CHANNEL, "both": EMAIL}),
+        ({"AccountRecoverySetting": recovery("admin_only")},
+         {"mail": Blocked.ADMIN_ONLY, "text": Blocked.ADMIN_ONLY, "both": Blocked.ADMIN_ONLY}),
+    ],
+    ids=["phone-first-without-sms", "phone-first-with-sms", "email-first-without-sms",
+         "email-only", "admin-only"],
+)  # fmt: skip
+def test_the_report_and_a_dry_run_agree_on_who_can_reset_and_why(
+    sandbox: Sandbox, cognito: Any, make_pool: Any, tmp_path: Path, settings: dict[str, Any],
+    verdicts: dict[str, Channel | Blocked],
+) -> None:  # fmt: skip
+    pool = make_pool(AutoVerifiedAttributes=["email", "phone_number"], **settings)
+    run_dir = build_run(cognito, pool, tmp_path, users=0, extra=CHANNEL_USERS,
+                        columns=CHANNEL_COLUMNS, mapping_text=CHANNEL_MAPPING)  # fmt: skip
+    env = env_for(sandbox, pool)
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+    reported = csvimport(env, "report", str(run_dir))
+    assert reported.returncode == 0, reported.stderr
+    results = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert {r["username"]: r["password"] for r in results} == {
+        user: "must reset" if isinstance(v, Channel) else "cannot reset"
+        for user, v in verdicts.items()}  # fmt: skip
+    blocked = Counter(v.explanation for v in verdicts.values() if isinstance(v, Blocked))
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    for reason, count in blocked.items():
+        assert f'cannot reset: {escape(reason)}</td><td class="n">{count}<' in html
+
+    planned = csvimport(env, "resets", str(run_dir), "--dry-run", "--json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)["plan"]
+    channels = Counter(v for v in verdicts.values() if isinstance(v, Channel))
+    assert (plan["to_send"], plan["emails"], plan["sms"]) == (
+        channels.total(), channels[EMAIL], channels[PHONE])  # fmt: skip
+    assert plan["cannot_reset"] == dict(blocked)
+
+
+# results.jsonl damaged, and what the refusal says after "results.jsonl " (3 users).
+DAMAGED_RESULTS = {
+    "binary-garbage": (lambda lines: [b"\x89PNG\r\x1a\x00\xff garbage", *lines[1:]],
+                       "line 1 is damaged: it is not UTF-8 text"),
+    "not-json": (lambda lines: [b"garbage", *lines[1:]], "line 1 is damaged: it is not JSON"),
+    "a-list": (lambda lines: [*lines[:2], b"[]"],
+               "line 3 is damaged: it holds a JSON array, not a user's result"),
+    "an-empty-object": (lambda lines: [b"{}", *lines[1:]],
+                        "line 1 is damaged: it lacks source_row, legacy_id, username, outcome"),
+    "a-missing-key": (lambda lines: [lines[0], _edit(lines[1], pop="password"), lines[2]],
+                      "line 2 is damaged: it lacks password"),
+    "a-line-that-is-text": (lambda lines: [_edit(lines[0], line="1"), *lines[1:]],
+                            "line 1 is damaged: line must be a whole number, not '1'"),
+    "an-unknown-outcome": (lambda lines: [_edit(lines[0], outcome="teleported"), *lines[1:]],
+                           "line 1 is damaged: outcome 'teleported' is not one of 'rejected'"),
+    "a-user-missing": (lambda lines: lines[:2],
+                       "is damaged: it holds 2 users' results, but the run has 3 source users"),
+}  # fmt: skip
+
+
+def _edit(raw: bytes, *, pop: str | None = None, **values: Any) -> bytes:
+    data = json.loads(raw)
+    data.pop(pop, None)
+    return json.dumps({**data, **values}).encode()
+
+
+def test_damaged_results_are_refused_by_resets_and_notice_naming_the_line_and_the_fix(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    path = run.path / "results.jsonl"
+    intact = path.read_bytes()
+    env = env_for(sandbox, pool)
+    for case, (damage, said) in DAMAGED_RESULTS.items():
+        path.write_bytes(b"\n".join(damage(intact.splitlines())) + b"\n")
+        for command in (["resets", str(run.path), "--dry-run"],
+                        ["notice", str(run.path), "--product", "A", "--support", "B"]):  # fmt: skip
+            refused = csvimport(env, *command)
+            assert refused.returncode == 2, (case, command[0], refused.stderr)
+            assert f"error: {path} {said}" in refused.stderr, (case, command[0])
+            assert f"hint: Run `csvimport report {run.path}` again to rewrite it" in refused.stderr
+            assert "Traceback" not in refused.stderr
+    path.write_bytes(intact)
+    assert csvimport(env, "resets", str(run.path), "--dry-run").returncode == 0
+
+
+def test_results_naming_a_line_the_run_does_not_have_are_refused_by_resets(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    path = run.path / "results.jsonl"
+    lines = path.read_bytes().splitlines()
+    path.write_bytes(b"\n".join([_edit(lines[0], line=99), lines[1]]) + b"\n")
+    refused = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run")
+    assert refused.returncode == 2, refused.stderr
+    assert (f"error: {path} is damaged: 'user1' is imported from chunk-0001.csv line 99, "
+            "which is no user of this run") in refused.stderr  # fmt: skip
+
+
+def test_an_only_file_that_is_not_text_is_refused(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=1)
+    (tmp_path / "only.txt").write_bytes(b"\xff\xfeu\x00s\x00e\x00r\x001\x00")  # UTF-16
+    refused = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run",
+                        "--only", str(tmp_path / "only.txt"))  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert f"error: {tmp_path / 'only.txt'} is not UTF-8 text" in refused.stderr

@@ -2,46 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any
 
-import argon2
-import bcrypt
 import pytest
 from botocore.exceptions import ClientError
 
 from csvimport.sandbox import PoolInfo
 
-from .helpers import Importer, user
-
-PASSWORD = "correct horse battery staple"
-
-
-def ab64(data: bytes) -> str:
-    return base64.b64encode(data).decode().rstrip("=").replace("+", ".")
-
-
-def make_hash(algorithm: str, password: str = PASSWORD) -> str:
-    secret = password.encode()
-    if algorithm == "BCRYPT":
-        return bcrypt.hashpw(secret, bcrypt.gensalt(rounds=10)).decode()
-    if algorithm == "SCRYPT":
-        salt = b"0123456789abcdef"
-        digest = hashlib.scrypt(secret, salt=salt, n=16384, r=8, p=1, dklen=32)
-        return f"16384$8$1${salt.hex()}${digest.hex()}"
-    if algorithm == "ARGON2ID":
-        return argon2.PasswordHasher(memory_cost=19456, time_cost=2, parallelism=1).hash(password)
-    salt = b"saltsaltsaltsalt"
-    digest = hashlib.pbkdf2_hmac("sha256", secret, salt, 310_000)
-    return f"$pbkdf2-sha256$310000${ab64(salt)}${ab64(digest)}"
-
-
-def sign_in(cognito: Any, pool: PoolInfo, username: str, password: str) -> dict[str, Any]:
-    return dict(cognito.initiate_auth(
-        ClientId=pool.user_pool_client_id, AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": username, "PASSWORD": password},
-    ))  # fmt: skip
+from .helpers import PASSWORD, Importer, make_hash, sign_in, user
 
 
 @pytest.mark.parametrize("algorithm", ["BCRYPT", "SCRYPT", "ARGON2ID", "PBKDF2_SHA256"])

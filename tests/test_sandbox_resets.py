@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from csvimport.sandbox import PoolInfo, Sandbox
 from csvimport.sandbox import settings as S
 
-from .helpers import Importer, user
+from .helpers import Importer, messages, sign_in, user
 
 NEW_PASSWORD = "N3w-Passw0rd!"
 SMS_CONFIG = {"SnsCallerArn": "arn:aws:iam::123456789012:role/cognito-sms", "ExternalId": "x"}
@@ -33,23 +33,8 @@ def idp(sandbox: Sandbox) -> Any:
     )  # fmt: skip
 
 
-def messages(sandbox: Sandbox, **query: str) -> list[dict[str, Any]]:
-    response = requests.get(f"{sandbox.endpoint_url}/_sandbox/messages", params=query, timeout=5)
-    assert response.status_code == 200
-    body = response.json()
-    assert isinstance(body, list)
-    return body
-
-
 def status(idp: Any, pool: PoolInfo, username: str) -> str:
     return str(idp.admin_get_user(UserPoolId=pool.user_pool_id, Username=username)["UserStatus"])
-
-
-def sign_in(idp: Any, pool: PoolInfo, username: str, password: str) -> dict[str, Any]:
-    return dict(idp.initiate_auth(
-        ClientId=pool.user_pool_client_id, AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": username, "PASSWORD": password},
-    ))  # fmt: skip
 
 
 def reset(idp: Any, pool: PoolInfo, username: str) -> None:

@@ -27,7 +27,7 @@ from csvimport.errors import RefusedError
 from csvimport.redact import mask_credentials
 from csvimport.sources import ROW, SQL_HINT, URL_HINT, SourceError, SourceSpec, open_source
 
-from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, records
+from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, offline_snapshot, records
 
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -481,10 +481,8 @@ def leaks(secret: str, result: subprocess.CompletedProcess[str], *directories: P
 @pytest.fixture
 def offline(tmp_path: Path) -> tuple[Path, Path]:
     """A pool spec and a mapping of the legacy columns, to build without the sandbox."""
-    from csvimport.bench import bench_snapshot
-
     spec, mapping = tmp_path / "pool.json", tmp_path / "mapping.toml"
-    bench_snapshot().save(spec)
+    offline_snapshot().save(spec)
     mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
     return spec, mapping
 
