@@ -79,9 +79,10 @@ def test_the_raw_log_is_kept_in_the_run_read_from_there_and_refused_by_name_if_d
     # Damaged, it is refused by name and kept: it may be the only copy left.
     stored[0].write_bytes(b"\x00\xff garbage\n")
     with pytest.raises(ConfigError) as caught:
-        reconcile(run_dir, logs)
-    assert f"{stored[0]} is damaged" in caught.value.message
-    assert caught.value.hint and "remove it" in caught.value.hint
+        reconcile(run_dir, cognito, logs)
+    assert f"{stored[0]} line 1 is damaged" in caught.value.message
+    assert caught.value.hint and f"Delete {stored[0]}" in caught.value.hint
+    assert "retention" in caught.value.hint  # it may be the only copy left
     assert stored[0].read_bytes() == b"\x00\xff garbage\n"
 
 
