@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from csvimport.sandbox import PoolInfo
-from csvimport.sources import ROW, SOURCE_REASON, SOURCE_RULE, Source
+from csvimport.sources.base import ROW, SOURCE_REASON, SOURCE_RULE, Source
 
 TERMINAL = {"Succeeded", "Failed", "Stopped", "Expired"}
 
@@ -166,7 +166,7 @@ def records(src: Source) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     columns = src.columns()
     for chunk in src.chunks():
-        # Rows the source garbles (csvimport.csvlayout) come with their rule and reason.
+        # Rows the source garbles (csvimport.sources.csvlayout) come with their rule and reason.
         assert list(chunk.columns) in ([*columns, ROW], [*columns, ROW, SOURCE_RULE, SOURCE_REASON])
         for name in columns:
             assert all(isinstance(value, str) for value in chunk[name]), name
@@ -216,7 +216,7 @@ def build_run(
     and then the ``extra`` legacy CSV lines, built by csvimport's own build."""
     from csvimport.build import BuildOptions, build
     from csvimport.pool import read_pool
-    from csvimport.sources import SourceSpec
+    from csvimport.sources.base import SourceSpec
 
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / "legacy.csv"

@@ -23,7 +23,7 @@ from csvimport.build import BuildOptions, build
 from csvimport.duplicates import DuplicatePolicy
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.pool import PoolSnapshot, read_pool
-from csvimport.sources import SourceSpec
+from csvimport.sources.base import SourceSpec
 
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer
 from .test_cli_jobs import CRASH_AT
@@ -559,7 +559,7 @@ from pathlib import Path
 from csvimport import build as build_module
 from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
 from csvimport.build import BuildOptions, build
-from csvimport.sources import SourceSpec
+from csvimport.sources.base import SourceSpec
 
 if __name__ == "__main__":
     work = Path(sys.argv[1])

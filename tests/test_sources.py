@@ -16,15 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csvimport.errors import ConfigError, ExitStatus
-from csvimport.sources import (
+from csvimport.sources.base import (
     ROW,
     SOURCE_REASON,
     SOURCE_RULE,
     Source,
     SourceError,
     SourceSpec,
-    open_source,
 )
+from csvimport.sources.opener import open_source
 
 from .helpers import records
 

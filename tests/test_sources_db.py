@@ -25,7 +25,9 @@ from sqlalchemy.pool import NullPool
 
 from csvimport.errors import RefusedError
 from csvimport.redact import mask_credentials
-from csvimport.sources import ROW, SQL_HINT, URL_HINT, SourceError, SourceSpec, open_source
+from csvimport.sources.base import ROW, SourceError, SourceSpec
+from csvimport.sources.database import SQL_HINT, URL_HINT
+from csvimport.sources.opener import open_source
 
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, records
 
