@@ -257,3 +257,26 @@ def answering(status: int, body: bytes, content_type: str) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# Values a sign-in may bring: quotes, LIKE wildcards, SQL and parameter syntax, non-ASCII,
+# a line break; each beside a near miss that a LIKE, a case- or accent-insensitive or a
+# space-padding comparison would also find.
+HOSTILE = [
+    "o'brien\"q@x.com",
+    "100%@x.com",
+    "a_b@x.com",
+    "zoë@exämple.com",
+    "line\nbreak@x.com",
+    "' OR '1'='1",
+    ":value %(value)s ? $1",
+    "back\\slash@x.com",
+    "😀@x.com",
+]
+NEAR_MISSES = ["100x@x.com", "aXb@x.com", "zoe@example.com", "ZOË@exämple.com", "a_b@x.com "]
+
+
+def lookup_people() -> list[dict[str, str]]:
+    """Users for lookup tests: each hostile value once, the near misses, one email twice."""
+    emails = [*HOSTILE, *NEAR_MISSES, "twice@x.com", "twice@x.com"]
+    return [{"email": email, "name": f"User {n}"} for n, email in enumerate(emails, 1)]

@@ -6,6 +6,10 @@ The first stage of the pipeline reads the legacy users. ``open_source(SourceSpec
 never NaN), and the extra column :data:`ROW` holds the record's 1-based position in the
 source, which is how every rejected or failed user is traced back to the legacy data.
 
+``Source.lookup(column, value)`` returns the records with a given key, as ``chunks()``
+renders them: a scan of a file, a WHERE in a database (the user-migration function asks
+it at each sign-in).
+
 Every problem the user can fix (a missing file, undecodable bytes, a ragged CSV row, an
 unknown table, an SQL error, an unreachable database) is a :class:`SourceError` whose hint
 names the fix.
@@ -31,6 +35,7 @@ SOURCE_REASON = "__source_reason__"
 the rule (one of :data:`csvimport.sources.csvlayout.RULES`) and the reason, naming the
 physical lines; "" for the other rows. Such a row's values are what could be read ("" for
 a line a stray quote swallowed)."""
+_NOT_RECORD = frozenset({ROW, SOURCE_RULE, SOURCE_REASON})
 
 
 class SourceError(ConfigError):
@@ -113,6 +118,40 @@ class Source(ABC):
     def describe(self) -> str:
         """Return the source as shown in messages, e.g. ``users.csv``."""
 
+    def lookup(self, column: str, value: str, *, casefold: bool = False) -> list[dict[str, str]]:
+        """Return the records whose ``column`` reads ``value``, in source order.
+
+        Each record maps the source's columns (those of :meth:`columns`; no ``__row__``) to
+        their text exactly as :meth:`chunks` gives it, so a missing or NULL value reads ""
+        and looking up "" finds it. The comparison is exact (no wildcards, no trimming);
+        ``casefold`` compares both sides lowered (``str.lower``) instead. A record the source
+        garbles (``SOURCE_RULE`` set) is a reject, not a user: it is never returned.
+
+        This reads the whole source, O(n) in its records: fine for a lookup file, while a
+        database asks the database (:meth:`DatabaseSource.lookup
+        <csvimport.sources.database.DatabaseSource.lookup>`). Raises SourceError for a
+        column the source does not have, or a source that cannot be read.
+        """
+        check_lookup(column, value)
+        if not holdable(value):
+            check_lookup_column(column, self.columns(), self.describe())
+            return []
+        wanted = value.lower() if casefold else value
+        names: list[str] | None = None
+        found: list[dict[str, str]] = []
+        for chunk in self.chunks():
+            if names is None:
+                names = [name for name in chunk.columns if name not in _NOT_RECORD]
+                check_lookup_column(column, names, self.describe())
+            texts = chunk[column]
+            match = (texts.str.lower() if casefold else texts) == wanted
+            if SOURCE_RULE in chunk.columns:
+                match &= chunk[SOURCE_RULE] == ""
+            found.extend(chunk.loc[match, names].to_dict("records"))
+        if names is None:  # no records: the column must still be one of the source's
+            check_lookup_column(column, self.columns(), self.describe())
+        return found
+
 
 def check_column_names(names: Sequence[str], source: str, what: str) -> None:
     duplicates = [name for name, count in Counter(names).items() if count > 1]
@@ -129,3 +168,34 @@ def check_column_names(names: Sequence[str], source: str, what: str) -> None:
             hint=f"Rename the column {ROW!r} in the source (in a query, use AS).",
             source=source,
         )
+
+
+def check_lookup(column: str, value: str) -> None:
+    """Refuse a lookup whose column or value is not text (a caller's mistake, not the user's)."""
+    for name, given in (("column", column), ("value", value)):
+        if not isinstance(given, str):
+            raise TypeError(f"The lookup {name} must be str, not {type(given).__name__}.")
+
+
+def holdable(value: str) -> bool:
+    """Whether a source's text can hold ``value``: not when it holds half a character (a lone
+    surrogate), which files are refused for and no driver returns. Such a value matches
+    nothing, and cannot even be sent to a database."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_lookup_column(column: str, names: Sequence[str], source: str) -> None:
+    """Refuse a lookup by a column the source does not have, listing those it has."""
+    if column in names:
+        return
+    listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    raise SourceError(
+        f"{source} has no column {column!r} to look up by (its columns: {listed}).",
+        hint="Look up by one of the source's columns, spelled as its header, keys or "
+        "result name it (names are case-sensitive).",
+        source=source,
+    )
