@@ -5,7 +5,8 @@
 hold no pooled connections; :class:`DatabaseSource` streams the rows through a server-side
 cursor. Database credentials (a password in the URL, or an option such as ?password= or
 ?sslpassword=) never appear in messages or fingerprints: every URL and driver message goes
-through :func:`csvimport.redact.mask_credentials`.
+through :func:`csvimport.redact.mask_credentials`. :meth:`DatabaseSource.lookup` finds
+the records with a given key through a WHERE whose value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -27,8 +28,16 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from csvimport.redact import MASK, SECRET_NAME, mask_credentials
-from csvimport.sources.base import Source, SourceError, SourceSpec, check_column_names
-from csvimport.sources.frames import columns_frame, texts
+from csvimport.sources.base import (
+    Source,
+    SourceError,
+    SourceSpec,
+    check_column_names,
+    check_lookup,
+    check_lookup_column,
+    holdable,
+)
+from csvimport.sources.frames import as_text, columns_frame, texts
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -44,6 +53,9 @@ CONNECT_HINT = (
     "PGUSER, PGPASSWORD for PostgreSQL), and that the database server is running."
 )
 SQL_HINT = "Check --query or --table against the database; the message above is the database's."
+# SQLite's own lower() folds ASCII letters only: lookups fold with Python's, by this name,
+# as every file source does (the value rendered as chunks() renders it, then lowered).
+SQLITE_LOWER = "csvimport_lower"
 TABLE_HINT = "Check --table (names are case-sensitive on some databases), or pass --query instead."
 
 
@@ -144,11 +156,7 @@ def _engine(url: URL, kind: str, shown: str) -> Engine:
             )
         uri = f"file:{pathname2url(str(path.resolve()))}?mode=ro"
         # mode=ro: never write to, or create, the legacy database.
-        return sa.create_engine(
-            url,
-            poolclass=NullPool,
-            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
-        )
+        return sa.create_engine(url, poolclass=NullPool, creator=lambda: _sqlite_connect(uri))
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     if kind == "mysql":
@@ -157,6 +165,17 @@ def _engine(url: URL, kind: str, shown: str) -> Engine:
         options = str(url.query.get("options", ""))
         connect_args["options"] = f"{options} -c default_transaction_read_only=on".strip()
     return sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
+def _sqlite_connect(uri: str) -> sqlite3.Connection:
+    """Open an SQLite file by its URI, with :data:`SQLITE_LOWER` for case-folded lookups."""
+    connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    connection.create_function(SQLITE_LOWER, 1, _sqlite_lower, deterministic=True)
+    return connection
+
+
+def _sqlite_lower(value: Any) -> str | None:
+    return None if value is None else as_text(value).lower()
 
 
 class DatabaseSource(Source):
@@ -226,6 +245,93 @@ class DatabaseSource(Source):
                     # Before the connection closes: pymysql must read a streamed result to
                     # its end (MySQL cannot stop sending it) or it fails in its finaliser.
                     result.close()
+
+    def lookup(self, column: str, value: str, *, casefold: bool = False) -> list[dict[str, str]]:
+        """Return the records whose ``column`` reads ``value``, asking the database for them.
+
+        The value is always a bound parameter, never part of the SQL: a table is read with
+        ``WHERE column = :value`` (in primary-key order), a query is wrapped as ``SELECT *
+        FROM (query) AS csvimport_source WHERE column = :value``, so an index on the column
+        serves the lookup. ``casefold`` compares ``lower(column) = lower(:value)``:
+        MySQL/MariaDB and PostgreSQL fold as their collation and locale do, SQLite as Python
+        does. A column that is not text is compared cast to VARCHAR on PostgreSQL; MySQL and
+        SQLite convert the value to its type.
+
+        The rows the database returns are rendered as :meth:`chunks` renders them, and only
+        those whose text equals the value (both lowered, with ``casefold``) are kept: a case-
+        or accent-insensitive collation, MySQL's trailing-space padding or a number
+        conversion never widens the result. A column the database writes as text otherwise
+        than csvimport does (fractional seconds, binary) may miss. Raises SourceError for a
+        column the table or query does not have, or an SQL error.
+        """
+        check_lookup(column, value)
+        if not holdable(value) or (self.kind == "postgresql" and "\x00" in value):
+            # Nothing can match it (PostgreSQL text never holds NUL), nor can it be sent.
+            check_lookup_column(column, self.columns(), self.describe())
+            return []
+        try:
+            with self._connect() as conn, self._sql_errors():
+                names, rows = self._lookup_rows(conn, column, value, casefold)
+        except SourceError:
+            if self.query is not None:  # a column the query lacks fails in the database
+                check_lookup_column(column, self.columns(), self.describe())
+            raise
+        check_column_names(names, self.describe(), "result")
+        # SQLite and MySQL find a column by any case of its name; the result names it.
+        check_lookup_column(column, names, self.describe())
+        data = [texts(values) for values in zip(*rows, strict=True)]
+        found = [dict(zip(names, record, strict=True)) for record in zip(*data, strict=True)]
+        if casefold:
+            return [record for record in found if record[column].lower() == value.lower()]
+        return [record for record in found if record[column] == value]
+
+    def _lookup_rows(
+        self, conn: Connection, column: str, value: str, casefold: bool
+    ) -> tuple[list[str], list[Any]]:
+        """Run the lookup's one SELECT: (column names, rows the database matched)."""
+        if self.table is not None:
+            schema, name = self._find_table(conn)
+            statement = self._table_select(conn, schema, name)
+            names = list(statement.selected_columns.keys())
+            check_lookup_column(column, names, self.describe())
+            target = statement.selected_columns[column]
+            cast = self._cast_to_compare(conn, schema, name, column)
+        else:
+            # Colons escaped: text() would take ":name" for a parameter; it doubles "%" itself.
+            query = sa.text(self._query_text().replace(":", "\\:")).columns(sa.column(column))
+            wrapped = query.subquery("csvimport_source")
+            statement = sa.select(sa.literal_column("*")).select_from(wrapped)
+            target = wrapped.c[column]
+            # PostgreSQL compares text with text only; a cast of a text column to VARCHAR
+            # is a relabel that still lets an index on it serve the lookup.
+            cast = self.kind == "postgresql"
+        compared: sa.ColumnElement[Any] = sa.cast(target, sa.String()) if cast else target
+        bound = sa.bindparam("value", value, type_=sa.String())
+        if casefold:
+            lower = getattr(sa.func, SQLITE_LOWER) if self.kind == "sqlite" else sa.func.lower
+            condition = lower(compared) == lower(bound)
+        else:
+            condition = compared == bound
+        if value == "":
+            condition = sa.or_(condition, target.is_(None))
+        result = conn.execute(statement.where(condition))
+        return self._result_keys(result), list(result.all())
+
+    def _cast_to_compare(
+        self, conn: Connection, schema: str | None, name: str, column: str
+    ) -> bool:
+        """Whether a table's column is compared with the text value only cast to text."""
+        if self.kind == "mysql":
+            return False  # MySQL converts the text to a number or date column's type
+        with warnings.catch_warnings():
+            # Reflection may not know some vendor column types: those are cast.
+            warnings.simplefilter("ignore", sa_exc.SAWarning)
+            found = sa.inspect(conn).get_columns(name, schema=schema)
+        type_ = next((c["type"] for c in found if c["name"] == column), sa.types.NULLTYPE)
+        if self.kind == "sqlite":
+            # SQLite converts the text to the column's affinity, which these lack.
+            return isinstance(type_, sa.types.NullType | sa.LargeBinary)
+        return not isinstance(type_, sa.String) or isinstance(type_, sa.Enum)
 
     def fingerprint(self) -> dict[str, Any]:
         with self._connect() as conn, self._sql_errors():

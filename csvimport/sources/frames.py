@@ -19,7 +19,7 @@ import pandas as pd
 from csvimport.sources.base import ROW
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     """Render one database or JSON value as the text a mapping works on."""
     if value is None:
         return ""
@@ -65,7 +65,7 @@ def texts(column: Sequence[Any]) -> list[str]:
             return ["" if value is None else value.isoformat(" ") for value in column]
         if kind is bool:
             return ["" if value is None else "true" if value else "false" for value in column]
-    return [_text(value) for value in column]
+    return [as_text(value) for value in column]
 
 
 def records_frame(names: list[str], records: list[dict[str, Any]], first: int) -> pd.DataFrame:
