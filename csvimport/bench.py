@@ -184,7 +184,7 @@ def child_floor(source: Path, work: Path) -> dict[str, Any]:
 def child_build(source: Path, work: Path) -> dict[str, Any]:
     from csvimport.build import BuildOptions, build
     from csvimport.chunkbuild import usable_cpus
-    from csvimport.sources import SourceSpec
+    from csvimport.sources.base import SourceSpec
 
     mapping = work / "mapping.toml"
     mapping.write_text(BUILD_MAPPING, encoding="utf-8")
@@ -303,7 +303,7 @@ def report_bench(users: int, work: Path) -> dict[str, Any]:
     from csvimport.journal import Journal
     from csvimport.pool import read_pool
     from csvimport.rundir import RunDir
-    from csvimport.sources import SourceSpec
+    from csvimport.sources.base import SourceSpec
 
     settings = SandboxSettings(job_seconds=0, pending_seconds=0, tick_seconds=0.01)
     with Sandbox(settings=settings) as sandbox:

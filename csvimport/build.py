@@ -64,7 +64,8 @@ from csvimport.rundir import (
     file_sha256,
     unfinished_builds,
 )
-from csvimport.sources import SourceSpec, open_source
+from csvimport.sources.base import SourceSpec
+from csvimport.sources.opener import open_source
 from csvimport.validate import REASONS
 
 EXISTING_COLUMNS = ["source_row", "legacy_id", "username"]

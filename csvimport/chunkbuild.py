@@ -33,11 +33,12 @@ from csvimport.cognito_csv import (
     large_strings,
     serialize,
 )
-from csvimport.csvlayout import SOURCE_REASON, SOURCE_RULE, SWALLOWED_LINE
 from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
 from csvimport.hashformats import HASHES_OFF, classify_hash
 from csvimport.mapping import Mapping, Problem
 from csvimport.pool import PoolSnapshot
+from csvimport.sources.base import SOURCE_REASON, SOURCE_RULE
+from csvimport.sources.csvlayout import SWALLOWED_LINE
 from csvimport.validate import PoolValidator
 
 # The first pass's valid users, in source order, as Arrow record batches (one per chunk):

@@ -78,7 +78,8 @@ from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, read_usernames, run_wave
 from csvimport.resources import schema_path
 from csvimport.rundir import EXISTING, PASSWORDS, REJECTS, RunDir
-from csvimport.sources import SourceError, SourceSpec, open_source
+from csvimport.sources.base import SourceError, SourceSpec
+from csvimport.sources.opener import open_source
 from csvimport.validate import REASONS
 
 PROG_NAME = "csvimport"

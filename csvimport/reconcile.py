@@ -718,7 +718,8 @@ def _write_retry_source(
 ) -> Path | None:
     from csvimport.errors import RefusedError
     from csvimport.redact import is_masked
-    from csvimport.sources import ROW, SOURCE_RULE, SourceSpec, open_source
+    from csvimport.sources.base import ROW, SOURCE_RULE, SourceSpec
+    from csvimport.sources.opener import open_source
 
     wanted = {r.source_row for r in results if r.outcome in RETRY_OUTCOMES}
     if not wanted:

@@ -76,7 +76,7 @@ _REASONS: dict[str, str] = {
     "ISO 8601 date-time); set `format` in the mapping or fix the legacy value.",
     "duplicate": "Same username (or unique email/phone) as another user in the source; "
     "rejects.csv names the row it collided with.",
-    # Not schema rules: records the CSV file itself garbles (csvimport.csvlayout).
+    # Not schema rules: records the CSV file itself garbles (csvimport.sources.csvlayout).
     "stray_quote": "A quote opened in this user's value closes lines later: the lines between "
     "were read into the value. rejects.csv names the lines; fix the quote in the source and "
     "build again.",

@@ -49,7 +49,7 @@ from csvimport.retry import Backoff
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 from csvimport.sandbox.settings import STANDARD_HEADER, TRAILING_HEADER
-from csvimport.sources import ROW, SOURCE_REASON, SOURCE_RULE, Source
+from csvimport.sources.base import ROW, SOURCE_REASON, SOURCE_RULE, Source
 
 TERMINAL = {"Succeeded", "Failed", "Stopped", "Expired"}
 
@@ -201,7 +201,7 @@ def records(src: Source) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     columns = src.columns()
     for chunk in src.chunks():
-        # Rows the source garbles (csvimport.csvlayout) come with their rule and reason.
+        # Rows the source garbles (csvimport.sources.csvlayout) come with their rule and reason.
         assert list(chunk.columns) in ([*columns, ROW], [*columns, ROW, SOURCE_RULE, SOURCE_REASON])
         for name in columns:
             assert all(isinstance(value, str) for value in chunk[name]), name
@@ -269,7 +269,7 @@ def build_run(
     ``columns`` and ``mapping_text``, give ``users=0`` and the rows as ``extra``."""
     from csvimport.build import BuildOptions, build
     from csvimport.pool import read_pool
-    from csvimport.sources import SourceSpec
+    from csvimport.sources.base import SourceSpec
 
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / "legacy.csv"
@@ -683,3 +683,26 @@ def offline_snapshot() -> PoolSnapshot:
                     Attribute("custom:legacy_id", min_length=1, max_length=64)],
         auto_verified=["email"], case_sensitive=False, mfa="OFF",
     )  # fmt: skip
+
+
+# Values a sign-in may bring: quotes, LIKE wildcards, SQL and parameter syntax, non-ASCII,
+# a line break; each beside a near miss that a LIKE, a case- or accent-insensitive or a
+# space-padding comparison would also find.
+LOOKUP_HOSTILE = [
+    "o'brien\"q@x.com",
+    "100%@x.com",
+    "a_b@x.com",
+    "zoë@exämple.com",
+    "line\nbreak@x.com",
+    "' OR '1'='1",
+    ":value %(value)s ? $1",
+    "back\\slash@x.com",
+    "😀@x.com",
+]
+NEAR_MISSES = ["100x@x.com", "aXb@x.com", "zoe@example.com", "ZOË@exämple.com", "a_b@x.com "]
+
+
+def lookup_people() -> list[dict[str, str]]:
+    """Users for lookup tests: each hostile value once, the near misses, one email twice."""
+    emails = [*LOOKUP_HOSTILE, *NEAR_MISSES, "twice@x.com", "twice@x.com"]
+    return [{"email": email, "name": f"User {n}"} for n, email in enumerate(emails, 1)]

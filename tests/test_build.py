@@ -22,7 +22,7 @@ from csvimport.build import BuildOptions, build
 from csvimport.duplicates import DuplicatePolicy
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.pool import PoolSnapshot, read_pool
-from csvimport.sources import SourceSpec
+from csvimport.sources.base import SourceSpec
 
 from .helpers import (
     CRASH_AT,
@@ -550,7 +550,7 @@ from pathlib import Path
 from csvimport import build as build_module
 from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
 from csvimport.build import BuildOptions, build
-from csvimport.sources import SourceSpec
+from csvimport.sources.base import SourceSpec
 
 if __name__ == "__main__":
     work = Path(sys.argv[1])

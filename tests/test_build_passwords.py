@@ -21,7 +21,7 @@ from csvimport.outcomes import Outcome, Password
 from csvimport.pool import read_pool
 from csvimport.report import render_report
 from csvimport.sandbox import PoolInfo, Sandbox
-from csvimport.sources import SourceSpec
+from csvimport.sources.base import SourceSpec
 
 from .helpers import (
     LEGACY_COLUMNS,

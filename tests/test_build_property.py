@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from csvimport.build import BuildOptions, build
 from csvimport.pool import read_pool
 from csvimport.sandbox import Sandbox
-from csvimport.sources import SourceSpec
+from csvimport.sources.base import SourceSpec
 
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer, pool_spec
 

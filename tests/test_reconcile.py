@@ -207,7 +207,7 @@ def test_the_retry_source_reads_the_file_as_the_build_did_and_leaves_garbled_row
     from csvimport.build import BuildOptions, build
     from csvimport.pool import read_pool
     from csvimport.reconcile import read_rejects
-    from csvimport.sources import SourceSpec
+    from csvimport.sources.base import SourceSpec
 
     from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
 

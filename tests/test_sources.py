@@ -16,17 +16,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csvimport.errors import ConfigError, ExitStatus
-from csvimport.sources import (
+from csvimport.sources.base import (
     ROW,
     SOURCE_REASON,
     SOURCE_RULE,
     Source,
     SourceError,
     SourceSpec,
-    open_source,
 )
+from csvimport.sources.opener import open_source
 
-from .helpers import records
+from .helpers import LOOKUP_HOSTILE, lookup_people, records
 
 
 def write(tmp_path: Path, name: str, content: str | bytes, encoding: str = "utf-8") -> Path:
@@ -693,6 +693,105 @@ def test_file_fingerprint_is_stable_and_hashes_the_bytes(tmp_path: Path, kind: s
 def test_file_source_describes_itself_by_the_path_given(tmp_path: Path) -> None:
     path = ten_users(tmp_path, "csv")
     assert source(path).describe() == str(path)
+
+
+# --- looking up by key ------------------------------------------------------------------
+
+
+def lookup_file(tmp_path: Path, kind: str) -> Path:
+    people = lookup_people()
+    if kind == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, ["email", "name"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(people)
+        text = out.getvalue()
+    elif kind == "jsonl":
+        text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in people)
+    else:
+        text = json.dumps(people, ensure_ascii=False)
+    return write(tmp_path, f"people.{kind}", text)
+
+
+def without_row(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in record.items() if k != ROW} for record in found]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "json"])
+def test_lookup_finds_exactly_the_records_whose_column_equals_the_value_as_chunks_gives_them(
+    tmp_path: Path, kind: str
+) -> None:
+    src = source(lookup_file(tmp_path, kind), chunk_rows=4)
+    every = records(src)
+    for value in [*LOOKUP_HOSTILE, "twice@x.com"]:
+        expected = without_row([r for r in every if r["email"] == value])
+        assert expected, value
+        assert src.lookup("email", value) == expected, value
+    assert len(src.lookup("email", "twice@x.com")) == 2
+    assert src.lookup("name", "User 3") == [{"email": "a_b@x.com", "name": "User 3"}]
+    for missing in ["nobody@x.com", "%", "_", "a%@x.com", "", "\ud800", "a\x00b"]:
+        assert src.lookup("email", missing) == [], missing
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "json"])
+def test_lookup_with_casefold_compares_both_sides_lowered(tmp_path: Path, kind: str) -> None:
+    src = source(lookup_file(tmp_path, kind))
+    assert src.lookup("email", "ZOË@EXÄMPLE.COM") == []
+    found = src.lookup("email", "ZOË@EXÄMPLE.COM", casefold=True)
+    assert [r["email"] for r in found] == ["zoë@exämple.com", "ZOË@exämple.com"]
+    assert [r["email"] for r in src.lookup("email", "A_B@X.COM", casefold=True)] == ["a_b@x.com"]
+
+
+def test_lookup_of_an_empty_value_finds_the_records_missing_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "people.jsonl", '{"email": "a@x.com", "name": "Ann"}\n{"name": "Bob"}\n')
+    assert source(path).lookup("email", "") == [{"email": "", "name": "Bob"}]
+
+
+def test_lookup_never_returns_a_record_the_csv_file_garbles(tmp_path: Path) -> None:
+    content = (
+        "id,name,email\n"
+        "1,Ann,a@x.com\n"
+        '2,"Bob,b@x.com\n'  # a stray quote, read up to the quote before Eve
+        "3,Cy,c@x.com\n"
+        "\n"
+        "4,Di,d@x.com\n"
+        '5,"Eve",e@x.com\n'
+        "6,Fay,f@x.com\n"
+    )
+    src = source(write(tmp_path, "users.csv", content))
+    rejects = [(r["id"], r["name"][:3]) for r in records(src) if r[SOURCE_RULE]]
+    assert rejects == [("2", "Bob"), ("", ""), ("", ""), ("", "")]
+    assert src.lookup("id", "2") == []
+    assert src.lookup("id", "") == []
+    assert src.lookup("id", "6") == [{"id": "6", "name": "Fay", "email": "f@x.com"}]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "json"])
+def test_lookup_by_a_column_the_source_lacks_is_refused_naming_its_columns(
+    tmp_path: Path, kind: str
+) -> None:
+    src = source(lookup_file(tmp_path, kind))
+    with pytest.raises(SourceError) as info:
+        src.lookup("Email", "a@x.com")
+    assert str(info.value).endswith(
+        "has no column 'Email' to look up by (its columns: email, name)."
+    )
+    assert info.value.hint is not None and "column" in info.value.hint
+
+
+def test_lookup_by_a_column_of_a_header_only_csv_is_checked_and_finds_nothing(
+    tmp_path: Path,
+) -> None:
+    src = source(write(tmp_path, "users.csv", "email,name\n"))
+    assert src.lookup("email", "a@x.com") == []
+    with pytest.raises(SourceError, match="no column 'id'"):
+        src.lookup("id", "1")
+
+
+def test_lookup_value_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    src = source(lookup_file(tmp_path, "csv"))
+    with pytest.raises(TypeError, match="must be str"):
+        src.lookup("email", 42)  # type: ignore[arg-type]
 
 
 # --- refusing a spec ---------------------------------------------------------------------

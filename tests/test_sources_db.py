@@ -25,9 +25,18 @@ from sqlalchemy.pool import NullPool
 
 from csvimport.errors import RefusedError
 from csvimport.redact import mask_credentials
-from csvimport.sources import ROW, SQL_HINT, URL_HINT, SourceError, SourceSpec, open_source
+from csvimport.sources.base import ROW, SourceError, SourceSpec
+from csvimport.sources.database import SQL_HINT, URL_HINT, DatabaseSource
+from csvimport.sources.opener import open_source
 
-from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, offline_snapshot, records
+from .helpers import (
+    LEGACY_COLUMNS,
+    LEGACY_MAPPING,
+    LOOKUP_HOSTILE,
+    lookup_people,
+    offline_snapshot,
+    records,
+)
 
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -216,6 +225,129 @@ def test_description_names_the_url_and_the_table_or_query(db: Db) -> None:
     assert open_source(db.spec(query=long)).describe() == (
         f"{db.url} query SELECT email, nickname FROM users WHERE email LIKE '%@x.com'..."
     )
+
+
+# --- looking up by key ------------------------------------------------------------------
+
+
+@pytest.fixture
+def people(db: Db) -> Iterator[tuple[Db, str]]:
+    """A table of its own (dropped after) holding the hostile lookup values, a NULL and an
+    empty email, and a timestamp; rows inserted out of key order."""
+    table = f"lookup_{uuid.uuid4().hex[:12]}"
+    rows = [{"id": n, **person} for n, person in enumerate(lookup_people(), 1)]
+    rows += [{"id": len(rows) + 1, "email": None, "name": "No email"},
+             {"id": len(rows) + 2, "email": "", "name": "Empty email"}]  # fmt: skip
+    engine = sa.create_engine(db.url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, email VARCHAR(200), "
+            "name VARCHAR(200), joined TIMESTAMP NULL)"
+        )
+        insert = sa.text(f"INSERT INTO {table} (id, email, name) VALUES (:id, :email, :name)")
+        conn.execute(insert, rows[::-1])
+        conn.exec_driver_sql(f"UPDATE {table} SET joined = '2020-01-31 09:30:00' WHERE id = 2")
+    try:
+        yield db, table
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+
+
+def lookup_spec(people: tuple[Db, str], mode: str) -> SourceSpec:
+    db, table = people
+    if mode == "table":
+        return db.spec(table=table)
+    # Colons, percent signs and a trailing semicolon: the query is wrapped, not rewritten.
+    return db.spec(query=f"SELECT id, email, name, joined, 'a:b %s 100%' AS literal FROM {table} "
+                         "WHERE email IS NULL OR email NOT LIKE '%none%' ORDER BY id;")  # fmt: skip
+
+
+def without_row(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in record.items() if k != ROW} for record in found]
+
+
+@pytest.mark.parametrize("mode", ["table", "query"])
+def test_lookup_finds_exactly_the_records_whose_column_equals_the_value_as_chunks_gives_them(
+    people: tuple[Db, str], mode: str
+) -> None:
+    src = open_source(lookup_spec(people, mode))
+    every = records(src)
+    for value in [*LOOKUP_HOSTILE, "twice@x.com"]:
+        expected = without_row([r for r in every if r["email"] == value])
+        assert expected, value
+        assert src.lookup("email", value) == expected, value
+    assert [r["id"] for r in src.lookup("email", "twice@x.com")] == ["15", "16"]
+    for missing in ["nobody@x.com", "%", "_", "a%@x.com", "A_B@X.COM", "\ud800", "a\x00b"]:
+        assert src.lookup("email", missing) == [], missing
+
+
+@pytest.mark.parametrize("mode", ["table", "query"])
+@pytest.mark.parametrize("casefold", [False, True])
+def test_lookup_asks_the_database_for_the_matching_rows_with_the_value_bound(
+    people: tuple[Db, str], mode: str, casefold: bool
+) -> None:
+    src = open_source(lookup_spec(people, mode))
+    sent: list[tuple[str, list[Any]]] = []
+
+    def observe(*args: Any) -> None:  # conn, cursor, statement, parameters, context, many
+        statement, parameters = args[2], args[3]
+        sent.append((statement, list(parameters.values() if isinstance(parameters, dict)
+                                     else parameters or ())))  # fmt: skip
+
+    assert isinstance(src, DatabaseSource)
+    sa.event.listen(src.engine, "before_cursor_execute", observe)
+    value = "o'brien\"q@x.com"
+    assert [r["name"] for r in src.lookup("email", value, casefold=casefold)] == ["User 1"]
+    asked = [statement for statement, parameters in sent if value in parameters]
+    assert len(asked) == 1 and "WHERE" in asked[0].split(), sent
+    assert not any(value in statement for statement, _ in sent)
+    assert ("lower(" in asked[0].lower()) is casefold
+
+
+@pytest.mark.parametrize("mode", ["table", "query"])
+def test_lookup_with_casefold_compares_both_sides_lowered(
+    people: tuple[Db, str], mode: str
+) -> None:
+    src = open_source(lookup_spec(people, mode))
+    found = src.lookup("email", "ZOË@EXÄMPLE.COM", casefold=True)
+    assert [r["email"] for r in found] == ["zoë@exämple.com", "ZOË@exämple.com"]
+    assert [r["email"] for r in src.lookup("email", "A_B@X.COM", casefold=True)] == ["a_b@x.com"]
+    assert src.lookup("email", "100%@X.COM", casefold=True)[0]["email"] == "100%@x.com"
+
+
+@pytest.mark.parametrize("mode", ["table", "query"])
+def test_lookup_of_an_empty_value_finds_null_and_empty_text(
+    people: tuple[Db, str], mode: str
+) -> None:
+    src = open_source(lookup_spec(people, mode))
+    found = src.lookup("email", "")
+    assert [(r["email"], r["name"]) for r in found] == [("", "No email"), ("", "Empty email")]
+    assert found == without_row([r for r in records(src) if r["email"] == ""])
+
+
+@pytest.mark.parametrize("mode", ["table", "query"])
+def test_lookup_by_a_number_or_a_timestamp_column_compares_their_text(
+    people: tuple[Db, str], mode: str
+) -> None:
+    src = open_source(lookup_spec(people, mode))
+    assert [r["email"] for r in src.lookup("id", "3")] == ["a_b@x.com"]
+    assert src.lookup("id", "3") == without_row([r for r in records(src) if r["id"] == "3"])
+    assert [r["id"] for r in src.lookup("joined", "2020-01-31 09:30:00")] == ["2"]
+    for missing in ["abc", "3.0", "03", " 3", ""]:
+        assert src.lookup("id", missing) == [], missing
+
+
+@pytest.mark.parametrize("mode", ["table", "query"])
+def test_lookup_by_a_column_the_source_lacks_is_refused_naming_its_columns(
+    people: tuple[Db, str], mode: str
+) -> None:
+    src = open_source(lookup_spec(people, mode))
+    for value in ["a@x.com", "a\x00b"]:
+        with pytest.raises(SourceError) as info:
+            src.lookup("Email", value)
+        assert str(info.value).startswith(f"{src.describe()} has no column 'Email' to look up by")
+        assert "(its columns: id, email, name, joined" in str(info.value)
 
 
 # --- refusing ----------------------------------------------------------------------------

@@ -34,13 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ROW = "__row__"
-"""The column every chunk carries: the record's 1-based position in the source."""
-SOURCE_RULE = "__source_rule__"
-SOURCE_REASON = "__source_reason__"
-"""Columns a chunk has only when some of its rows are not users as the file spells them:
-the rule (one of RULES) and the reason, naming the physical lines; "" for the other rows.
-Such a row's values are what could be read ("" for a line a stray quote swallowed)."""
+from csvimport.sources.base import ROW, SOURCE_REASON, SOURCE_RULE
 
 STRAY_QUOTE = "stray_quote"  # the record whose value a quote opened
 SWALLOWED_LINE = "swallowed_line"  # a line read into that value: likely another user
