@@ -36,7 +36,7 @@ from csvimport.cognito_csv import (
 from csvimport.csvlayout import SOURCE_REASON, SOURCE_RULE, SWALLOWED_LINE
 from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
 from csvimport.hashformats import HASHES_OFF, classify_hash
-from csvimport.mapping import Mapping, Problem
+from csvimport.mapping import Mapping, Problem, apply_mapping
 from csvimport.pool import PoolSnapshot
 from csvimport.validate import PoolValidator
 
@@ -101,7 +101,7 @@ class ChunkBuilder:
         self.defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
 
     def __call__(self, chunk: pd.DataFrame) -> ChunkOutcome:
-        mapped = self.mapping.apply(chunk)
+        mapped = apply_mapping(self.mapping, chunk)
         frame = mapped.frame.reset_index(drop=True)
         for column in self.header:
             if column not in frame.columns:

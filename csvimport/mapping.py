@@ -9,7 +9,7 @@ Cognito's CSV cannot carry a line break: an attribute with ``fold_line_breaks`` 
 each run of them into its text, before the transform.
 ``schemas/mappings/example-legacy.toml`` documents every key.
 
-:meth:`Mapping.apply` maps one chunk of source rows at a time and never raises for bad
+:func:`apply_mapping` maps one chunk of source rows at a time and never raises for bad
 data: a value its transform refuses becomes ``""`` in the mapped frame and a
 :class:`Problem`, which the build turns into a reject. A bad mapping file raises
 :class:`MappingError` (exit 2) naming the file, the attribute and the key.
@@ -49,7 +49,7 @@ from csvimport.validate import WHITESPACE
 
 # --- vocabulary of the mapping file -------------------------------------------------
 
-MAPPING_VERSION: Final = 1  # part of the fingerprint: bump when apply()'s output changes
+MAPPING_VERSION: Final = 1  # part of the fingerprint: bump when apply_mapping's output changes
 
 TRANSFORMS: Final = ("text", "boolean", "email", "phone", "date", "timestamp", "lower", "upper")
 TRANSFORM_ALIASES: Final = {"none": "text"}
@@ -243,6 +243,19 @@ class AttributeRule:
     separator: str = " "  # join
     fold_line_breaks: str | None = None  # what a run of line breaks in a value becomes
 
+    def context(
+        self, *, phone_region: str | None = None, date_format: str | None = None
+    ) -> Context:
+        """Return what the rule's transform needs, the mapping's [options] filling in.
+
+        ``region`` is set for phone only, and a date's format falls back to ``date_format``.
+        """
+        return Context(
+            self.transform,
+            region=(self.region or phone_region) if self.transform == "phone" else None,
+            format=(self.format or date_format) if self.transform == "date" else self.format,
+        )
+
     def columns(self) -> list[str]:
         """Return the source columns this attribute reads (none for a constant)."""
         if self.column is not None:
@@ -387,18 +400,6 @@ class Mapping:
         }
         text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-    def apply(self, chunk: pd.DataFrame) -> MappedChunk:
-        """Map one chunk of source rows; never raises for bad values.
-
-        ``chunk`` holds ``str`` values (``""`` for missing) and an int ``__row__`` column
-        (1-based source position). Raises MappingError if a mapped column is missing
-        (see :meth:`check_columns`), ValueError if ``__row__`` is.
-        """
-        if "__row__" not in chunk.columns:
-            raise ValueError("the chunk has no __row__ column (1-based source positions)")
-        self.check_columns([str(c) for c in chunk.columns])
-        return _Applier(self, chunk).run()
 
     def _readers(self, column: str) -> list[str]:
         """Return the names (attributes, [legacy] keys) that read ``column``."""
@@ -689,11 +690,10 @@ class _Parser:
             separator=separator,
             fold_line_breaks=fold,
         )
-        context = _Context(rule, phone_region=phone_region, date_format=date_format)
         return replace(
             rule,
-            value=self.constant(where, spec, "value", context),
-            default=self.constant(where, spec, "default", context),
+            value=self.constant(where, spec, "value", rule, phone_region, date_format),
+            default=self.constant(where, spec, "default", rule, phone_region, date_format),
         )
 
     def fold_line_breaks(self, where: str, spec: dict[str, Any], name: str) -> str | None:
@@ -779,7 +779,15 @@ class _Parser:
             self.no_placeholder(where, "join", part, name, "source column names")
         return tuple(parts)
 
-    def constant(self, where: str, spec: dict[str, Any], key: str, context: _Context) -> str | None:
+    def constant(
+        self,
+        where: str,
+        spec: dict[str, Any],
+        key: str,
+        rule: AttributeRule,
+        phone_region: str | None,
+        date_format: str | None,
+    ) -> str | None:
         """Return a constant or default, transformed like the attribute's source values."""
         if key not in spec:
             return None
@@ -794,19 +802,20 @@ class _Parser:
                 where,
                 f"{key} must be a string, not {_describe(raw)}.",
                 hint=f'Write {key} = "..." with double quotes.',
-                attribute=context.rule.attribute,
+                attribute=rule.attribute,
                 key=key,
             )
-        self.no_placeholder(where, key, raw, context.rule.attribute, "a value")
-        if context.rule.fold_line_breaks is not None:
-            raw = _fold(pd.Series([raw.strip()], dtype="str"), context.rule.fold_line_breaks).iat[0]
-        value, reason = _convert_one(raw, context)
+        self.no_placeholder(where, key, raw, rule.attribute, "a value")
+        if rule.fold_line_breaks is not None:
+            raw = fold(pd.Series([raw.strip()], dtype="str"), rule.fold_line_breaks).iat[0]
+        context = rule.context(phone_region=phone_region, date_format=date_format)
+        value, reason = convert_one(raw, context)
         if reason:
             raise self.fail(
                 where,
-                f"{key} {raw!r} is refused by transform {context.rule.transform!r}: {reason}.",
-                hint=f"Write {key} the way the {context.rule.transform} transform accepts it.",
-                attribute=context.rule.attribute,
+                f"{key} {raw!r} is refused by transform {rule.transform!r}: {reason}.",
+                hint=f"Write {key} the way the {rule.transform} transform accepts it.",
+                attribute=rule.attribute,
                 key=key,
             )
         return value
@@ -838,22 +847,15 @@ def _describe(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class _Context:
-    """What a transform needs besides the values: the rule and the mapping's options."""
+class Context:
+    """What a transform needs besides the values: its name and its parameters.
 
-    rule: AttributeRule
-    phone_region: str | None = None
-    date_format: str | None = None
+    Equal contexts transform alike, so a context can key a cache of transformed values.
+    """
 
-    @property
-    def region(self) -> str | None:
-        return self.rule.region or self.phone_region
-
-    def input_format(self) -> str | None:
-        """Return the input format: a date's falls back to options.date_format."""
-        if self.rule.transform == "date":
-            return self.rule.format or self.date_format
-        return self.rule.format
+    transform: str
+    region: str | None = None  # phone: the region of numbers without +country code
+    format: str | None = None  # date, timestamp: the input format (None: the usual forms)
 
 
 def _blank(like: Any) -> Any:
@@ -861,68 +863,68 @@ def _blank(like: Any) -> Any:
     return pd.Series("", index=like.index, dtype="str")
 
 
-def _convert(values: Any, context: _Context) -> tuple[Any, Any]:
+def convert(values: Any, context: Context) -> tuple[Any, Any]:
     """Transform a Series of trimmed values; return (mapped, reasons) with its index.
 
     A value with a reason failed, and its mapped value is "". An empty value maps to "".
     """
     nonempty = values != ""
     if nonempty.all():
-        return _TRANSFORMS[context.rule.transform](values, context)
-    mapped, reasons = _TRANSFORMS[context.rule.transform](values[nonempty], context)
+        return transform(values, context)
+    mapped, reasons = transform(values[nonempty], context)
     return mapped.reindex(values.index, fill_value=""), reasons.reindex(values.index, fill_value="")
 
 
-def _convert_one(value: str, context: _Context) -> tuple[str, str]:
+def convert_one(value: str, context: Context) -> tuple[str, str]:
     """Transform one value (a constant or a default of the mapping file)."""
-    mapped, reasons = _convert(pd.Series([value.strip()], dtype="str"), context)
+    mapped, reasons = convert(pd.Series([value.strip()], dtype="str"), context)
     return str(mapped.iat[0]), str(reasons.iat[0])
 
 
-def _line_breaks(values: Any) -> Any:
+def line_breaks(values: Any) -> Any:
     """Tell which values hold a line break ("\\r" or "\\n")."""
     return values.str.contains("\n", regex=False) | values.str.contains("\r", regex=False)
 
 
-def _fold(values: Any, text: str) -> Any:
+def fold(values: Any, text: str) -> Any:
     """Return ``values`` with each run of line breaks (LINE_BREAK_RUN) replaced by ``text``."""
     # A backslash in a replacement starts a group reference, for re and RE2 alike.
     return values.str.replace(LINE_BREAK_RUN, text.replace("\\", "\\\\"), regex=True)
 
 
-def _fold_line_breaks(values: Any, text: str) -> tuple[Any, int]:
+def fold_line_breaks(values: Any, text: str) -> tuple[Any, int]:
     """Fold the line breaks of the values that have any; return them and how many did.
 
     Plain searches find them: a regex over every value would cost more, and most values
     of a column have no line break.
     """
-    breaks = _line_breaks(values)
+    breaks = line_breaks(values)
     count = int(breaks.sum())
     if count:
         values = values.copy()
-        values[breaks] = _fold(values[breaks], text)
+        values[breaks] = fold(values[breaks], text)
     return values, count
 
 
-def _text(values: Any, context: _Context) -> tuple[Any, Any]:
+def _text(values: Any, context: Context) -> tuple[Any, Any]:
     return values, _blank(values)
 
 
-def _lower(values: Any, context: _Context) -> tuple[Any, Any]:
+def _lower(values: Any, context: Context) -> tuple[Any, Any]:
     return values.str.lower(), _blank(values)
 
 
-def _upper(values: Any, context: _Context) -> tuple[Any, Any]:
+def _upper(values: Any, context: Context) -> tuple[Any, Any]:
     return values.str.upper(), _blank(values)
 
 
-def _boolean(values: Any, context: _Context) -> tuple[Any, Any]:
+def _boolean(values: Any, context: Context) -> tuple[Any, Any]:
     mapped = values.str.lower().map(BOOLEAN_WORDS)
     known = mapped.notna()
     return mapped.where(known, ""), _blank(values).where(known, BOOLEAN_REASON)
 
 
-def _email(values: Any, context: _Context) -> tuple[Any, Any]:
+def _email(values: Any, context: Context) -> tuple[Any, Any]:
     fast = (values.str.len() <= EMAIL_FAST_MAX_LENGTH) & _re2_match(values, EMAIL_SHAPE, full=True)
     if fast.any():
         shaped = values[fast]
@@ -969,7 +971,7 @@ def _email_reason(message: str) -> str:
     return f"not a valid email address: {detail}" if detail else "not a valid email address"
 
 
-def _phone(values: Any, context: _Context) -> tuple[Any, Any]:
+def _phone(values: Any, context: Context) -> tuple[Any, Any]:
     region = context.region
     compact = values.str.replace(PHONE_PUNCTUATION, "", regex=True)
     shape, forbidden = _international_patterns()
@@ -1122,8 +1124,8 @@ def _phone_slow(value: str, region: str | None) -> tuple[str, str]:
     return e164, ""
 
 
-def _date(values: Any, context: _Context) -> tuple[Any, Any]:
-    fmt = context.input_format()
+def _date(values: Any, context: Context) -> tuple[Any, Any]:
+    fmt = context.format
     if fmt is not None:
         parsed = pd.to_datetime(values, format=fmt, errors="coerce")
         reason = f"not a date in the format {fmt} (e.g. {date(1985, 2, 1).strftime(fmt)})"
@@ -1154,7 +1156,7 @@ def _date(values: Any, context: _Context) -> tuple[Any, Any]:
     return mapped, reasons
 
 
-def _timestamp(values: Any, context: _Context) -> tuple[Any, Any]:
+def _timestamp(values: Any, context: Context) -> tuple[Any, Any]:
     mapped = _blank(values)
     reasons = _blank(values)
     epoch = values.str.fullmatch(EPOCH)
@@ -1181,7 +1183,7 @@ def _timestamp(values: Any, context: _Context) -> tuple[Any, Any]:
         ]
     rest = ~epoch
     if rest.any():
-        fmt = context.input_format()
+        fmt = context.format
         parsed = pd.to_datetime(values[rest], format=fmt or "ISO8601", utc=True, errors="coerce")
         ok = parsed.notna()
         since = (parsed[ok] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
@@ -1195,7 +1197,7 @@ def _timestamp(values: Any, context: _Context) -> tuple[Any, Any]:
     return mapped, reasons
 
 
-_TRANSFORMS: Final[dict[str, Callable[[Any, _Context], tuple[Any, Any]]]] = {
+_BY_NAME: Final[dict[str, Callable[[Any, Context], tuple[Any, Any]]]] = {
     "text": _text,
     "lower": _lower,
     "upper": _upper,
@@ -1205,6 +1207,11 @@ _TRANSFORMS: Final[dict[str, Callable[[Any, _Context], tuple[Any, Any]]]] = {
     "date": _date,
     "timestamp": _timestamp,
 }
+
+
+def transform(values: Any, context: Context) -> tuple[Any, Any]:
+    """Transform a Series of trimmed, non-empty values; return (mapped, reasons)."""
+    return _BY_NAME[context.transform](values, context)
 
 
 # --- applying a mapping to a chunk --------------------------------------------------
@@ -1217,6 +1224,19 @@ _TOTAL_TRANSFORMS: Final = ("text", "lower", "upper")
 _DISTINCT_SAMPLE: Final = 2_000
 # Except dates: a century holds fewer than 40,000 days, so a chunk of users always shares
 # them, though its first rows may all differ (birthdates often do).
+
+
+def apply_mapping(mapping: Mapping, chunk: pd.DataFrame) -> MappedChunk:
+    """Map one chunk of source rows; never raises for bad values.
+
+    ``chunk`` holds ``str`` values (``""`` for missing) and an int ``__row__`` column
+    (1-based source position). Raises MappingError if a mapped column is missing
+    (see :meth:`Mapping.check_columns`), ValueError if ``__row__`` is.
+    """
+    if "__row__" not in chunk.columns:
+        raise ValueError("the chunk has no __row__ column (1-based source positions)")
+    mapping.check_columns([str(c) for c in chunk.columns])
+    return _Applier(mapping, chunk).run()
 
 
 @dataclass
@@ -1305,7 +1325,7 @@ class _Applier:
         if rule.transform in _TOTAL_TRANSFORMS:
             values = self.source(rule)
             if rule.transform != "text":
-                values, _ = _TRANSFORMS[rule.transform](values, _Context(rule))
+                values, _ = transform(values, rule.context())
             return values if rule.default is None else values.where(values != "", rule.default)
         converted = self.convert(rule)
         failed = (converted.reasons != "").to_numpy()
@@ -1331,18 +1351,17 @@ class _Applier:
                 values = self.joined(rule.join or (), rule.separator)
             folded = 0
             if rule.fold_line_breaks is not None:
-                values, folded = _fold_line_breaks(values, rule.fold_line_breaks)
+                values, folded = fold_line_breaks(values, rule.fold_line_breaks)
             self.sources[key] = (values, folded)
         return self.sources[key]
 
     def convert(self, rule: AttributeRule) -> _Converted:
         """Transform the distinct values a rule reads; equal rules share the result."""
-        context = _Context(
-            rule, phone_region=self.mapping.phone_region, date_format=self.mapping.date_format
+        context = rule.context(
+            phone_region=self.mapping.phone_region, date_format=self.mapping.date_format
         )
-        region = context.region if rule.transform == "phone" else None
         where = (rule.column,) if rule.column is not None else (rule.join, rule.separator)
-        key = (*where, rule.fold_line_breaks, rule.transform, region, context.input_format())
+        key = (*where, rule.fold_line_breaks, context)
         if key not in self.converted:
             values = self.source(rule)
             given = self.column(rule.column) if rule.column is not None else values
@@ -1355,7 +1374,7 @@ class _Applier:
             ):
                 codes, uniques = pd.factorize(values)
                 values = pd.Series(uniques)
-            mapped, reasons = _convert(values, context)
+            mapped, reasons = convert(values, context)
             self.converted[key] = _Converted(given, codes, mapped, reasons)
         return self.converted[key]
 
@@ -1474,7 +1493,7 @@ def columns_with_line_breaks(chunks: Iterator[pd.DataFrame]) -> list[str]:
         values = sample[column]
         if values.dtype != "str":
             values = values.astype("str")
-        if _line_breaks(values).any():
+        if line_breaks(values).any():
             found.append(str(column))
     return found
 
