@@ -50,7 +50,7 @@ from csvimport.cognito_csv import (
 from csvimport.duplicates import DuplicateFinder, DuplicatePolicy
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.hashformats import ALGORITHMS
-from csvimport.mapping import Mapping
+from csvimport.mapping.spec import Mapping
 from csvimport.pool import PoolSnapshot
 from csvimport.rundir import (
     BUILD_LOCK,

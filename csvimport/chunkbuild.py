@@ -36,7 +36,8 @@ from csvimport.cognito_csv import (
 from csvimport.csvlayout import SOURCE_REASON, SOURCE_RULE, SWALLOWED_LINE
 from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
 from csvimport.hashformats import HASHES_OFF, classify_hash
-from csvimport.mapping import Mapping, Problem, apply_mapping
+from csvimport.mapping.apply import Problem, apply_mapping
+from csvimport.mapping.spec import Mapping
 from csvimport.pool import PoolSnapshot
 from csvimport.validate import PoolValidator
 

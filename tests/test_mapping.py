@@ -21,23 +21,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csvimport.errors import ConfigError, ExitStatus
-from csvimport.mapping import (
+from csvimport.mapping.apply import Problem, apply_mapping
+from csvimport.mapping.spec import STANDARD_ATTRIBUTES, Mapping, MappingError
+from csvimport.mapping.suggest import columns_with_line_breaks, suggest_mapping
+from csvimport.mapping.transforms import (
     EMAIL_FAST_MAX_LENGTH,
     EMAIL_SHAPE,
     EMAIL_SPECIAL_DOMAIN,
     EMAIL_SPECIAL_LOCAL,
-    STANDARD_ATTRIBUTES,
     TRANSFORMS,
     Context,
-    Mapping,
-    MappingError,
-    Problem,
     _email,
     _phone,
     _phone_slow,
-    apply_mapping,
-    columns_with_line_breaks,
-    suggest_mapping,
 )
 
 
