@@ -35,6 +35,9 @@ from csvimport.mapping.transforms import (
     _phone,
     _phone_slow,
 )
+from csvimport.mapping.user import UserMapper
+from csvimport.pool import Attribute, PoolSnapshot
+from csvimport.validate import REASONS
 
 
 @pytest.fixture(scope="module", autouse=True, params=["pyarrow", "python"])
@@ -1290,3 +1293,87 @@ def test_any_starter_mapping_is_valid_toml_and_loads_once_it_has_a_username(
 def test_the_pool_header_constant_matches_the_facts() -> None:
     # The standard attributes of a pool without custom ones (facts §1), plus password_hash.
     assert [a for a in POOL_HEADER if not a.startswith("custom:")] == list(STANDARD_ATTRIBUTES[:-1])
+
+
+# --- one user at a time (the migration function's entry point) --------------------------
+
+USER_POOL = PoolSnapshot(
+    user_pool_id="us-east-1_user", name="user",
+    header=[*POOL_HEADER[:-2], "custom:credits", *POOL_HEADER[-2:]],
+    attributes=[Attribute("email"),
+                Attribute("custom:credits", data_type="Number", min_value=0, max_value=10)],
+    auto_verified=["email"], mfa="OPTIONAL",
+)  # fmt: skip
+USER_MAPPING = {
+    "name": {"join": ["first", "last"]},
+    "email": {"column": "mail", "transform": "email"},
+    "email_verified": {"value": "true", "transform": "boolean"},
+    "phone_number": {"column": "phone", "transform": "phone", "default": "+14155552671"},
+    "custom:credits": {"column": "credits"},
+}
+
+
+def user_mapper(**attributes: Any) -> UserMapper:
+    return UserMapper(mapping_of({**USER_MAPPING, **attributes}), USER_POOL)
+
+
+@pytest.fixture
+def arrow_strings(string_storage: str) -> None:
+    """Skip a test that runs the pool's rules with Python strings.
+
+    The build runs them on Arrow strings (pyarrow is a dependency), and pandera settles
+    the string type a schema expects once per process, so a switch of pandas' string
+    storage within one process cannot be validated.
+    """
+    if string_storage != "pyarrow":
+        pytest.skip("the pool's rules run on Arrow strings, as in the build")
+
+
+@pytest.mark.usefixtures("arrow_strings")
+def test_one_user_maps_to_every_import_column_with_transforms_and_defaults() -> None:
+    record = {"username": "ann", "first": " Ann ", "last": None, "mail": "Ann@Example.COM",
+              "phone": "", "credits": "3", "not_mapped": "ignored"}  # fmt: skip
+    user = user_mapper().map(record)
+    assert user.ok and user.problems == []
+    assert user.legacy_id == "ann"  # no [legacy] table: the username
+    assert list(user.attributes) == USER_POOL.header
+    assert {name: value for name, value in user.attributes.items() if value} == {
+        "name": "Ann", "email": "Ann@example.com", "email_verified": "true",
+        "phone_number": "+14155552671", "custom:credits": "3",
+        "cognito:mfa_enabled": "false",  # not mapped: the pool's MFA setting decides
+        "cognito:username": "ann",
+    }  # fmt: skip
+
+
+@pytest.mark.usefixtures("arrow_strings")
+def test_one_user_gets_every_problem_the_build_would_reject_it_for() -> None:
+    record = {"username": "b b", "first": "B", "last": "", "mail": "nope", "phone": "",
+              "credits": "11"}  # fmt: skip
+    user = user_mapper().map(record)
+    assert not user.ok
+    assert user.attributes["email"] == ""  # refused by its transform
+    assert [(p.row, p.attribute, p.rule, p.value) for p in user.problems] == [
+        (1, "email", "email", "nope"),  # the mapping's first, then the pool's rules
+        (1, "cognito:username", "username_characters", "b b"),
+        (1, "cognito:username", "username_whitespace", "b b"),
+        (1, "custom:credits", "number_range", "11"),
+    ]
+    assert user.problems[2].reason == REASONS["username_whitespace"]
+
+
+def test_a_record_without_a_mapped_column_raises_mapping_error_naming_it() -> None:
+    with pytest.raises(MappingError, match=r"reads 1 column\(s\) the source does not have: 'mail'"):
+        user_mapper().map({"username": "u", "first": "", "last": "", "phone": "", "credits": ""})
+
+
+def test_a_record_value_that_is_not_text_raises_type_error_naming_the_column() -> None:
+    record = {"username": "u", "first": "", "last": "", "mail": "", "phone": "", "credits": 3}
+    with pytest.raises(TypeError, match="'credits' is int, not text"):
+        user_mapper().map(record)
+
+
+def test_a_user_mapper_refuses_a_mapping_setting_attributes_the_pool_lacks() -> None:
+    with pytest.raises(ConfigError) as caught:
+        user_mapper(**{"custom:tier": {"column": "first"}})
+    assert str(caught.value) == "the mapping sets attributes the pool does not have: custom:tier"
+    assert caught.value.exit_status == ExitStatus.USAGE
