@@ -1377,3 +1377,10 @@ def test_a_user_mapper_refuses_a_mapping_setting_attributes_the_pool_lacks() -> 
         user_mapper(**{"custom:tier": {"column": "first"}})
     assert str(caught.value) == "the mapping sets attributes the pool does not have: custom:tier"
     assert caught.value.exit_status == ExitStatus.USAGE
+
+
+def test_a_record_value_with_half_a_character_raises_value_error_naming_the_column() -> None:
+    record = {"username": "u", "first": "a\ud800", "last": "", "mail": "", "phone": "",
+              "credits": ""}  # fmt: skip
+    with pytest.raises(ValueError, match=r"'first' holds half a character \(U\+D800, a lone"):
+        user_mapper().map(record)

@@ -74,7 +74,7 @@ class UserMapper:
         ``record`` maps source column names to the values a source reader gives (text;
         None counts as ``""``); columns the mapping does not read are ignored. Raises
         MappingError naming the mapped columns ``record`` lacks, TypeError for a value
-        that is not text.
+        that is not text, ValueError for one holding a lone surrogate.
         """
         self.mapping.check_columns(list(record))
         values = {column: _text(column, record[column]) for column in self._reads}
@@ -104,7 +104,10 @@ class UserMapper:
 
 
 def _text(column: str, value: object) -> str:
-    """Return a record's value as the text the mapping reads; refuse anything but text."""
+    """Return a record's value as the text the mapping reads; refuse anything but text.
+
+    A lone surrogate is refused as the source readers refuse it: no import file can hold it.
+    """
     if value is None:
         return ""
     if not isinstance(value, str):
@@ -112,4 +115,13 @@ def _text(column: str, value: object) -> str:
             f"the record's {column!r} is {type(value).__name__}, not text: pass the values "
             "as the source readers give them (str, or None for no value)"
         )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"the record's {column!r} holds half a character "
+                f"(U+{ord(value[exc.start]):04X}, a lone surrogate) at position {exc.start}, "
+                "which no UTF-8 file can hold: write the whole character, or remove it"
+            ) from None
     return value
