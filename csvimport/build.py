@@ -32,13 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import __version__
-from csvimport.chunkbuild import (
-    GARBLED_EXAMPLES,
-    HASH_COLUMN,
-    SPILL_SCHEMA,
-    ChunkBuilder,
-    build_chunks,
-)
+from csvimport.chunkbuild import GARBLED_EXAMPLES, SPILL_SCHEMA, ChunkBuilder, build_chunks
 from csvimport.cognito_csv import (
     MAX_FILE_BYTES,
     MAX_USERS_PER_FILE,
@@ -50,7 +44,8 @@ from csvimport.cognito_csv import (
 from csvimport.duplicates import DuplicateFinder, DuplicatePolicy
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.hashformats import ALGORITHMS
-from csvimport.mapping import Mapping
+from csvimport.mapping.columns import HASH_COLUMN, check_attributes
+from csvimport.mapping.spec import Mapping
 from csvimport.pool import PoolSnapshot
 from csvimport.rundir import (
     BUILD_LOCK,
@@ -241,12 +236,7 @@ def build(
     mapping = Mapping.load(options.mapping)
     columns = source.columns()
     mapping.check_columns(columns)
-    unknown = [a for a in mapping.attributes() if a not in (*snapshot.header, HASH_COLUMN)]
-    if unknown:
-        raise ConfigError(
-            f"the mapping sets attributes the pool does not have: {', '.join(unknown)}",
-            hint=f"The pool's columns are: {', '.join(snapshot.header)}. Fix {options.mapping}.",
-        )
+    check_attributes(mapping, snapshot)
     work, lock = _work_folder(options.out)
     try:
         result = _build_into(work, options, snapshot, mapping, source, progress)

@@ -35,7 +35,9 @@ from csvimport.cognito_csv import (
 )
 from csvimport.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
 from csvimport.hashformats import HASHES_OFF, classify_hash
-from csvimport.mapping import Mapping, Problem
+from csvimport.mapping.apply import Problem, apply_mapping
+from csvimport.mapping.columns import HASH_COLUMN, ImportColumns
+from csvimport.mapping.spec import Mapping
 from csvimport.pool import PoolSnapshot
 from csvimport.sources.base import SOURCE_REASON, SOURCE_RULE
 from csvimport.sources.csvlayout import SWALLOWED_LINE
@@ -52,10 +54,6 @@ SPILL_SCHEMA = pa.schema(
      ("password_hash", pa.large_string()), ("password", pa.large_string()),
      ("password_reason", pa.large_string())]
 )  # fmt: skip
-HASH_COLUMN = "password_hash"
-# What an unmapped cognito:mfa_enabled is written as: explicit and consistent with the
-# pool's MFA setting, which the facts file calls the safest choice (§2).
-MFA_DEFAULT = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}
 # Chunks queued per worker: enough to keep each busy while the parent reads and builds,
 # few enough to keep memory flat.
 IN_FLIGHT_PER_WORKER = 2
@@ -96,17 +94,14 @@ class ChunkBuilder:
         self.policy = policy
         self.password_hashes = password_hashes
         # The hash is not a pool attribute: it goes only to the chunks of a hash job.
-        self.header = [c for c in snapshot.header if c != HASH_COLUMN]
+        self.columns = ImportColumns.of(snapshot)
+        self.header = self.columns.names
         self.with_hash = HASH_COLUMN in mapping.attributes()
         self.validator = PoolValidator(snapshot)
-        self.defaults = {"cognito:mfa_enabled": MFA_DEFAULT.get(snapshot.mfa, "false")}
 
     def __call__(self, chunk: pd.DataFrame) -> ChunkOutcome:
-        mapped = self.mapping.apply(chunk)
-        frame = mapped.frame.reset_index(drop=True)
-        for column in self.header:
-            if column not in frame.columns:
-                frame[column] = constant_strings(self.defaults.get(column, ""), frame.index)
+        mapped = apply_mapping(self.mapping, chunk)
+        frame = self.columns.complete(mapped.frame.reset_index(drop=True))
         text = io.StringIO()
         rejects = csv.writer(text, lineterminator=SIDE_FILE_LINE_END)
         reasons: Counter[str] = Counter()

@@ -61,7 +61,7 @@ from csvimport.jobs import (
 )
 from csvimport.journal import Journal, JournalLock, Step
 from csvimport.logs import LogWait
-from csvimport.mapping import MAP_SAMPLE_ROWS, columns_with_line_breaks, suggest_mapping
+from csvimport.mapping.suggest import MAP_SAMPLE_ROWS, columns_with_line_breaks, suggest_mapping
 from csvimport.notice import NoticeFields, write_notices
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
 from csvimport.reconcile import (

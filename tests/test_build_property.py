@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import csv
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from csvimport import cognito_csv
 from csvimport.build import BuildOptions, build
-from csvimport.pool import read_pool
+from csvimport.mapping.spec import Mapping
+from csvimport.mapping.user import UserMapper
+from csvimport.pool import Attribute, PoolSnapshot, read_pool
 from csvimport.sandbox import Sandbox
 from csvimport.sources.base import SourceSpec
+from csvimport.sources.opener import open_source
 
+from . import helpers
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer, pool_spec
 
 messy_text = st.text(
@@ -68,3 +74,174 @@ def test_messy_rows_are_all_accounted_for_and_written_rows_import(
             assert run.job["FailedUsers"] == 0, importer.log_lines(run.job_id)
             assert run.job["SkippedUsers"] == 0
             assert run.job["ImportedUsers"] == chunk.rows
+
+
+# --- the single-user mapper agrees with build -------------------------------------------
+
+# A pool whose every rule a messy source can break: an alias attribute, a required one,
+# MFA on, two auto-verified channels, custom attributes with bounds.
+AGREEMENT_POOL = PoolSnapshot(
+    user_pool_id="us-east-1_agree", name="agree",
+    header=["name", "given_name", "family_name", "middle_name", "nickname",
+            "preferred_username", "profile", "picture", "website", "email", "email_verified",
+            "gender", "birthdate", "zoneinfo", "locale", "phone_number", "phone_number_verified",
+            "address", "updated_at", "custom:legacy_id", "custom:credits",
+            "cognito:mfa_enabled", "cognito:username"],
+    attributes=[Attribute("email"), Attribute("phone_number"),
+                Attribute("family_name", required=True),
+                Attribute("custom:legacy_id", min_length=1, max_length=16),
+                Attribute("custom:credits", data_type="Number", min_value=0, max_value=1000)],
+    auto_verified=["email", "phone_number"], alias_attributes=["email"], case_sensitive=False,
+    mfa="ON",
+)  # fmt: skip
+AGREEMENT_COLUMNS = [*helpers.LEGACY_COLUMNS, "address", "born", "credits", "mfa"]
+AGREEMENT_MAPPING = (
+    helpers.LEGACY_MAPPING
+    + """
+[attributes.phone_number_verified]
+value = false
+transform = "boolean"
+
+[attributes.nickname]
+column = "first"
+transform = "lower"
+
+[attributes.family_name]
+column = "last"
+transform = "upper"
+
+[attributes.address]
+column = "address"
+fold_line_breaks = "; "
+
+[attributes.birthdate]
+column = "born"
+transform = "date"
+
+[attributes.updated_at]
+column = "modified"
+transform = "timestamp"
+
+[attributes.locale]
+value = "en"
+
+[attributes."custom:credits"]
+column = "credits"
+default = "0"
+
+[attributes."cognito:mfa_enabled"]
+column = "mfa"
+transform = "boolean"
+default = "true"
+"""
+)
+# One row for each rule the mapping or the pool can refuse a user for, and a duplicate.
+AGREEMENT_ROWS = [
+    # id, login, email, verified, mobile, first, last, modified, address, born, credits, mfa
+    ("1", "ann", "Ann@Example.COM", "Y", "(415) 555-2671", "Ann", "Lee", "2020-01-01",
+     "1 Main St\r\nApt 2", "1985-02-01", "5", ""),  # written
+    ("2", "ANN", "ann2@example.com", "y", "", "Ann", "Two", "", "", "", "", ""),  # duplicate
+    ("3", "cy", "not an email", "y", "12", "Cy", "Ng", "soon", "", "30/02/1985", "", "perhaps"),
+    ("4", "", "di@example.com", "y", "", "Di", "Ho", "", "", "", "", ""),  # username_missing
+    ("5", "e d", "ed@example.com", "y", "", "Ed", "Oh", "", "", "", "", ""),
+    ("6", "x" * 129, "fx@example.com", "y", "", "F", "X", "", "", "", "", ""),
+    ("7", "g\u200b", "g@example.com", "y", "", "G", "Ma", "", "", "", "", ""),
+    ("8", "hal@example.com", "hal@example.com", "y", "", "Hal", "Ba", "", "", "", "", ""),
+    ("9", "ivy", "ivy@example.com", "n", "", "Ivy", "Do", "", "", "", "", ""),  # auto_verified
+    ("10", "jo", "jo@example.com", "y", "", "Jo", "", "", "", "", "", ""),  # required
+    ("11", "kim", "kim@example.com", "y", "", "Kim", "Ko", "", "", "", "", "no"),  # mfa
+    ("12", "lu", "lu@example.com", "y", "", "Lu\nLa", "Li", "", "", "", "", ""),  # newline
+    ("13", "mo", "mo@example.com", "y", "", "Mo", "Mu\\", "", "", "", "", ""),  # backslash
+    ("14", "ned", "ned@example.com", "y", "", "Ned", "Ny", "", "x" * 2049, "", "", ""),
+    ("15", "ola", "ola@example.com", "y", "", "Ola", "Oz", "", "", "", "x", ""),  # number
+    ("16", "pia", "pia@example.com", "y", "", "Pia", "Po", "", "", "", "1001", ""),
+    ("17" * 9, "quin", "q@example.com", "y", "", "Q", "Qu", "", "", "", "", ""),  # length
+    ("18", "rio", "rio@example.com", "", "+44 20 7946 0958", "Rio", "Ra", "1e3", "a,\n b", "85",
+     "7", "1"),
+]  # fmt: skip
+
+agreement_rows = st.lists(
+    st.tuples(
+        st.one_of(st.sampled_from(["1", "17" * 9, ""]), messy_text),
+        logins,
+        emails,
+        flags,
+        phones,
+        names,
+        names,
+        dates,
+        st.one_of(st.sampled_from(["", "a\r\n\r\n b", "x" * 2049]), messy_text),
+        st.one_of(st.sampled_from(["", "1985-02-01", "02/30/1985", "85"]), messy_text),
+        st.sampled_from(["", "0", "1000", "1001", "-1", "x", "2.5"]),
+        flags,
+    ),
+    max_size=20,
+)
+
+
+def assert_single_users_map_as_build_writes(rows: list[tuple[str, ...]]) -> set[str]:
+    """Build ``rows`` (AGREEMENT_COLUMNS) and check that UserMapper gives every source row
+    the values its chunk line holds, or the reject lines rejects.csv holds; a row the
+    duplicate policy dropped (the mapper cannot know) it must find valid. Return what
+    became of the rows: "written", and the rules of the rejects."""
+    mapper = UserMapper(Mapping.from_dict(tomllib.loads(AGREEMENT_MAPPING)), AGREEMENT_POOL)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        source = work / "legacy.csv"
+        with source.open("w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([AGREEMENT_COLUMNS, *rows])
+        mapping = work / "mapping.toml"
+        mapping.write_text(AGREEMENT_MAPPING, encoding="utf-8")
+        run = work / "run"
+        result = build(BuildOptions(SourceSpec(str(source)), mapping, run), AGREEMENT_POOL)
+        written: dict[int, tuple[str, dict[str, str]]] = {}
+        for chunk in result.chunks:
+            lines = cognito_csv.read_rows(run / chunk.file)
+            header = next(lines)
+            with (run / chunk.map_file).open(encoding="utf-8", newline="") as f:
+                for line_map, values in zip(csv.DictReader(f), lines, strict=True):
+                    written[int(line_map["source_row"])] = (
+                        line_map["legacy_id"],
+                        dict(zip(header, values, strict=True)),
+                    )
+        rejected: dict[int, list[dict[str, str]]] = {}
+        with (run / "rejects.csv").open(encoding="utf-8", newline="") as f:
+            for reject in csv.DictReader(f):
+                rejected.setdefault(int(reject["source_row"]), []).append(reject)
+        records = helpers.records(open_source(SourceSpec(str(source))))
+    assert len(records) == len(rows)
+    for record in records:
+        row = record.pop("__row__")
+        user = mapper.map(record)
+        if row in written:
+            assert (user.legacy_id, user.attributes) == written[row], row
+            assert user.ok, (row, user.problems)
+            continue
+        rejects = rejected[row]
+        if [r["rule"] for r in rejects] == ["duplicate"]:
+            assert user.ok, (row, user.problems)
+            continue
+        assert [(p.attribute, p.rule, p.reason, p.value) for p in user.problems] == [
+            (r["attribute"], r["rule"], r["reason"], r["value"]) for r in rejects
+        ], row
+        assert {r["legacy_id"] for r in rejects} == {user.legacy_id}, row
+    outcomes = {r["rule"] for lines in rejected.values() for r in lines}
+    return outcomes | {"written"} if written else outcomes
+
+
+def test_the_single_user_mapper_gives_each_row_what_build_writes_or_rejects_it_alike() -> None:
+    outcomes = assert_single_users_map_as_build_writes(AGREEMENT_ROWS)
+    assert outcomes >= {
+        "written", "duplicate", "email", "phone", "date", "timestamp", "boolean", "username_missing",
+        "username_whitespace", "username_too_long", "username_characters",
+        "username_looks_like_alias", "auto_verified", "required", "mfa", "newline",
+        "backslash", "value_too_long", "number", "number_range", "length",
+    }  # fmt: skip
+
+
+@settings(max_examples=20, deadline=None)
+@given(legacy=agreement_rows)
+def test_for_messy_rows_the_single_user_mapper_agrees_with_build(
+    legacy: list[tuple[str, ...]],
+) -> None:
+    assert_single_users_map_as_build_writes(legacy)

@@ -21,24 +21,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csvimport.errors import ConfigError, ExitStatus
-from csvimport.mapping import (
+from csvimport.mapping.apply import Problem, apply_mapping
+from csvimport.mapping.spec import STANDARD_ATTRIBUTES, Mapping, MappingError
+from csvimport.mapping.suggest import columns_with_line_breaks, suggest_mapping
+from csvimport.mapping.transforms import (
     EMAIL_FAST_MAX_LENGTH,
     EMAIL_SHAPE,
     EMAIL_SPECIAL_DOMAIN,
     EMAIL_SPECIAL_LOCAL,
-    STANDARD_ATTRIBUTES,
     TRANSFORMS,
-    AttributeRule,
-    Mapping,
-    MappingError,
-    Problem,
-    _Context,
+    Context,
     _email,
     _phone,
     _phone_slow,
-    columns_with_line_breaks,
-    suggest_mapping,
 )
+from csvimport.mapping.user import UserMapper
+from csvimport.pool import Attribute, PoolSnapshot
+from csvimport.validate import REASONS
 
 
 @pytest.fixture(scope="module", autouse=True, params=["pyarrow", "python"])
@@ -84,7 +83,9 @@ def map_values(
     """Map ``values`` through one attribute (custom:x unless spec names it); return both."""
     attribute = spec.pop("attribute", "custom:x")
     mapping = mapping_of({attribute: {"column": "v", **spec}}, **tables)
-    result = mapping.apply(chunk([{"username": f"u{i}", "v": v} for i, v in enumerate(values)]))
+    result = apply_mapping(
+        mapping, chunk([{"username": f"u{i}", "v": v} for i, v in enumerate(values)])
+    )
     return result.frame[attribute].tolist(), result.problems
 
 
@@ -117,7 +118,7 @@ def test_example_mapping_maps_a_messy_legacy_row() -> None:
             }
         ]
     )  # fmt: skip
-    result = mapping.apply(source)
+    result = apply_mapping(mapping, source)
     assert result.problems == []
     row = result.frame.iloc[0].to_dict()
     assert row == {
@@ -685,7 +686,7 @@ def test_join_skips_empty_parts_and_trims_each() -> None:
         {"username": "d", "first": "", "middle": "", "last": ""},
         {"username": "e", "first": "John", "middle": "Q", "last": "Public"},
     ]
-    assert mapping.apply(chunk(rows)).frame["name"].tolist() == [
+    assert apply_mapping(mapping, chunk(rows)).frame["name"].tolist() == [
         "Ann Lee", "Solo", "Cher", "", "John Q Public"
     ]  # fmt: skip
 
@@ -695,20 +696,20 @@ def test_join_uses_its_separator_and_then_the_transform() -> None:
         {"custom:key": {"join": ["a", "b"], "separator": "-", "transform": "upper", "default": "?"}}
     )
     rows = [{"username": "u", "a": "x", "b": "y"}, {"username": "v", "a": "", "b": ""}]
-    assert mapping.apply(chunk(rows)).frame["custom:key"].tolist() == ["X-Y", "?"]
+    assert apply_mapping(mapping, chunk(rows)).frame["custom:key"].tolist() == ["X-Y", "?"]
 
 
 def test_a_failed_join_reports_the_joined_value() -> None:
     mapping = mapping_of(
         {"birthdate": {"join": ["y", "m", "d"], "separator": "-", "transform": "date"}}
     )
-    result = mapping.apply(chunk([{"username": "u", "y": "1985", "m": "02", "d": "30"}]))
+    result = apply_mapping(mapping, chunk([{"username": "u", "y": "1985", "m": "02", "d": "30"}]))
     assert [p.value for p in result.problems] == ["1985-02-30"]
 
 
 def test_a_constant_fills_every_row() -> None:
     mapping = mapping_of({"cognito:mfa_enabled": {"value": "false"}, "custom:src": {"value": ""}})
-    frame = mapping.apply(chunk([{"username": "a"}, {"username": "b"}])).frame
+    frame = apply_mapping(mapping, chunk([{"username": "a"}, {"username": "b"}])).frame
     assert frame["cognito:mfa_enabled"].tolist() == ["false", "false"]
     assert frame["custom:src"].tolist() == ["", ""]
 
@@ -745,7 +746,7 @@ def test_folded_values_are_counted_per_attribute_and_reach_the_transform_folded(
         {"username": "u2", "a": "2 Road", "f": "Bob", "l": "Li\r\nWu"},
         {"username": "u3", "a": "x\ry", "f": "", "l": ""},
     ]
-    result = mapping.apply(chunk(rows))
+    result = apply_mapping(mapping, chunk(rows))
     frame = result.frame
     assert frame["address"].tolist() == ["1 Road, Town", "2 Road", "x, y"]
     assert frame["name"].tolist() == ["Ann Marie Lee", "Bob Li Wu", ""]
@@ -773,7 +774,7 @@ def test_row_legacy_id_and_updated_pass_through_with_the_chunks_index() -> None:
         first_row=1001,
     )
     source.index = pd.RangeIndex(1000, 1003)
-    result = mapping.apply(source)
+    result = apply_mapping(mapping, source)
     assert result.frame.index.tolist() == [1000, 1001, 1002]
     assert result.frame["__row__"].tolist() == [1001, 1002, 1003]
     assert result.frame["__legacy_id__"].tolist() == ["7", "8", "9"]
@@ -786,7 +787,7 @@ def test_without_legacy_a_user_is_identified_by_its_username() -> None:
     mapping = Mapping.from_dict(
         {"attributes": {"cognito:username": {"column": "login", "transform": "lower"}}}
     )
-    frame = mapping.apply(chunk([{"login": " Bob "}])).frame
+    frame = apply_mapping(mapping, chunk([{"login": " Bob "}])).frame
     assert frame["__legacy_id__"].tolist() == ["bob"]
     assert frame["__updated__"].tolist() == [""]
 
@@ -794,7 +795,7 @@ def test_without_legacy_a_user_is_identified_by_its_username() -> None:
 def test_the_frame_has_bookkeeping_columns_then_exactly_the_attributes() -> None:
     mapping = Mapping.load(EXAMPLE)
     columns = {c: "" for c in mapping.source_columns()}
-    frame = mapping.apply(chunk([columns])).frame
+    frame = apply_mapping(mapping, chunk([columns])).frame
     assert list(frame.columns) == ["__row__", "__legacy_id__", "__updated__", *mapping.attributes()]
     assert frame["__row__"].dtype == "int64"
     assert all(frame[c].dtype == "str" for c in frame.columns[1:])
@@ -814,7 +815,7 @@ def test_every_failed_value_of_every_row_is_a_problem_ordered_by_row() -> None:
         {"username": "b", "e": "ok@example.com", "p": "4155552671", "v": "y"},
         {"username": "c", "e": " bad ", "p": "12", "v": "maybe"},
     ]
-    result = mapping.apply(chunk(rows))
+    result = apply_mapping(mapping, chunk(rows))
     assert [(p.row, p.attribute, p.value) for p in result.problems] == [
         (1, "email", "bad"),
         (1, "phone_number", "12"),
@@ -847,9 +848,10 @@ def test_a_chunk_maps_the_same_whole_or_in_pieces() -> None:
         }
         for i in range(2_500)
     ]  # fmt: skip
-    whole = mapping.apply(chunk(rows))
+    whole = apply_mapping(mapping, chunk(rows))
     pieces = [
-        mapping.apply(chunk(rows[i : i + 300], first_row=i + 1)) for i in range(0, 2_500, 300)
+        apply_mapping(mapping, chunk(rows[i : i + 300], first_row=i + 1))
+        for i in range(0, 2_500, 300)
     ]
     together = pd.concat([p.frame for p in pieces], ignore_index=True)
     pd.testing.assert_frame_equal(whole.frame, together)
@@ -866,7 +868,7 @@ def test_a_chunk_whose_index_repeats_labels_maps_row_by_row() -> None:
     rows = [{"username": f"u{i}", "e": f"U{i}@Example.com"} for i in range(2_500)]
     source = chunk(rows)
     source.index = [i % 10 for i in range(2_500)]
-    frame = mapping.apply(source).frame
+    frame = apply_mapping(mapping, source).frame
     assert frame.index.tolist() == source.index.tolist()
     assert frame["email"].tolist() == [f"U{i}@example.com" for i in range(2_500)]
 
@@ -875,7 +877,7 @@ def test_an_empty_chunk_maps_to_an_empty_frame() -> None:
     mapping = Mapping.load(EXAMPLE)
     empty = pd.DataFrame({c: pd.Series([], dtype="str") for c in mapping.source_columns()})
     empty["__row__"] = pd.Series([], dtype="int64")
-    result = mapping.apply(empty)
+    result = apply_mapping(mapping, empty)
     assert len(result.frame) == 0
     assert list(result.frame.columns)[3:] == mapping.attributes()
     assert result.problems == []
@@ -884,7 +886,7 @@ def test_an_empty_chunk_maps_to_an_empty_frame() -> None:
 def test_apply_forgives_a_reader_that_left_numbers_or_missing_values() -> None:
     mapping = mapping_of({"updated_at": {"column": "t", "transform": "timestamp"}})
     source = pd.DataFrame({"username": ["a", None], "t": [1_600_000_000, None], "__row__": [1, 2]})
-    result = mapping.apply(source)
+    result = apply_mapping(mapping, source)
     assert result.frame["cognito:username"].tolist() == ["a", ""]
     assert result.frame["updated_at"].tolist() == ["1600000000", ""]
     assert result.problems == []
@@ -893,12 +895,12 @@ def test_apply_forgives_a_reader_that_left_numbers_or_missing_values() -> None:
 def test_apply_refuses_a_chunk_missing_a_mapped_column() -> None:
     mapping = mapping_of({"email": {"column": "email"}})
     with pytest.raises(MappingError, match="reads 1 column"):
-        mapping.apply(chunk([{"username": "a"}]))
+        apply_mapping(mapping, chunk([{"username": "a"}]))
 
 
 def test_apply_refuses_a_chunk_without_row_positions() -> None:
     with pytest.raises(ValueError, match="__row__"):
-        mapping_of({}).apply(pd.DataFrame({"username": ["a"]}, dtype="str"))
+        apply_mapping(mapping_of({}), pd.DataFrame({"username": ["a"]}, dtype="str"))
 
 
 # --- columns, attributes, fingerprint -----------------------------------------------
@@ -976,8 +978,8 @@ COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
 
 
-def phone_context(region: str | None) -> _Context:
-    return _Context(AttributeRule("phone_number", column="p", transform="phone"), region)
+def phone_context(region: str | None) -> Context:
+    return Context("phone", region)
 
 
 @settings(max_examples=100, deadline=None)
@@ -1050,7 +1052,7 @@ def test_the_email_fast_path_agrees_with_email_validator(values: list[str]) -> N
         ):
             local, _, domain = value.rpartition("@")
             assert email_validator_says(value) == f"{local}@{domain.lower()}"
-    context = _Context(AttributeRule("email", column="e", transform="email"))
+    context = Context("email")
     mapped, reasons = _email(pd.Series(values, dtype="str"), context)
     assert mapped.tolist() == [email_validator_says(v) for v in values]
     assert [bool(r) for r in reasons.tolist()] == [not email_validator_says(v) for v in values]
@@ -1092,7 +1094,7 @@ def test_apply_never_crashes_keeps_every_row_and_reports_every_failure(
         first_row=11,
         columns=["username", *"abcde"],
     )
-    result = PROPERTY_MAPPING.apply(source)
+    result = apply_mapping(PROPERTY_MAPPING, source)
     frame = result.frame
     assert len(frame) == len(rows)
     assert frame["__row__"].tolist() == list(range(11, 11 + len(rows)))
@@ -1291,3 +1293,94 @@ def test_any_starter_mapping_is_valid_toml_and_loads_once_it_has_a_username(
 def test_the_pool_header_constant_matches_the_facts() -> None:
     # The standard attributes of a pool without custom ones (facts §1), plus password_hash.
     assert [a for a in POOL_HEADER if not a.startswith("custom:")] == list(STANDARD_ATTRIBUTES[:-1])
+
+
+# --- one user at a time (the migration function's entry point) --------------------------
+
+USER_POOL = PoolSnapshot(
+    user_pool_id="us-east-1_user", name="user",
+    header=[*POOL_HEADER[:-2], "custom:credits", *POOL_HEADER[-2:]],
+    attributes=[Attribute("email"),
+                Attribute("custom:credits", data_type="Number", min_value=0, max_value=10)],
+    auto_verified=["email"], mfa="OPTIONAL",
+)  # fmt: skip
+USER_MAPPING = {
+    "name": {"join": ["first", "last"]},
+    "email": {"column": "mail", "transform": "email"},
+    "email_verified": {"value": "true", "transform": "boolean"},
+    "phone_number": {"column": "phone", "transform": "phone", "default": "+14155552671"},
+    "custom:credits": {"column": "credits"},
+}
+
+
+def user_mapper(**attributes: Any) -> UserMapper:
+    return UserMapper(mapping_of({**USER_MAPPING, **attributes}), USER_POOL)
+
+
+@pytest.fixture
+def arrow_strings(string_storage: str) -> None:
+    """Skip a test that runs the pool's rules with Python strings.
+
+    The build runs them on Arrow strings (pyarrow is a dependency), and pandera settles
+    the string type a schema expects once per process, so a switch of pandas' string
+    storage within one process cannot be validated.
+    """
+    if string_storage != "pyarrow":
+        pytest.skip("the pool's rules run on Arrow strings, as in the build")
+
+
+@pytest.mark.usefixtures("arrow_strings")
+def test_one_user_maps_to_every_import_column_with_transforms_and_defaults() -> None:
+    record = {"username": "ann", "first": " Ann ", "last": None, "mail": "Ann@Example.COM",
+              "phone": "", "credits": "3", "not_mapped": "ignored"}  # fmt: skip
+    user = user_mapper().map(record)
+    assert user.ok and user.problems == []
+    assert user.legacy_id == "ann"  # no [legacy] table: the username
+    assert list(user.attributes) == USER_POOL.header
+    assert {name: value for name, value in user.attributes.items() if value} == {
+        "name": "Ann", "email": "Ann@example.com", "email_verified": "true",
+        "phone_number": "+14155552671", "custom:credits": "3",
+        "cognito:mfa_enabled": "false",  # not mapped: the pool's MFA setting decides
+        "cognito:username": "ann",
+    }  # fmt: skip
+
+
+@pytest.mark.usefixtures("arrow_strings")
+def test_one_user_gets_every_problem_the_build_would_reject_it_for() -> None:
+    record = {"username": "b b", "first": "B", "last": "", "mail": "nope", "phone": "",
+              "credits": "11"}  # fmt: skip
+    user = user_mapper().map(record)
+    assert not user.ok
+    assert user.attributes["email"] == ""  # refused by its transform
+    assert [(p.row, p.attribute, p.rule, p.value) for p in user.problems] == [
+        (1, "email", "email", "nope"),  # the mapping's first, then the pool's rules
+        (1, "cognito:username", "username_characters", "b b"),
+        (1, "cognito:username", "username_whitespace", "b b"),
+        (1, "custom:credits", "number_range", "11"),
+    ]
+    assert user.problems[2].reason == REASONS["username_whitespace"]
+
+
+def test_a_record_without_a_mapped_column_raises_mapping_error_naming_it() -> None:
+    with pytest.raises(MappingError, match=r"reads 1 column\(s\) the source does not have: 'mail'"):
+        user_mapper().map({"username": "u", "first": "", "last": "", "phone": "", "credits": ""})
+
+
+def test_a_record_value_that_is_not_text_raises_type_error_naming_the_column() -> None:
+    record = {"username": "u", "first": "", "last": "", "mail": "", "phone": "", "credits": 3}
+    with pytest.raises(TypeError, match="'credits' is int, not text"):
+        user_mapper().map(record)
+
+
+def test_a_user_mapper_refuses_a_mapping_setting_attributes_the_pool_lacks() -> None:
+    with pytest.raises(ConfigError) as caught:
+        user_mapper(**{"custom:tier": {"column": "first"}})
+    assert str(caught.value) == "the mapping sets attributes the pool does not have: custom:tier"
+    assert caught.value.exit_status == ExitStatus.USAGE
+
+
+def test_a_record_value_with_half_a_character_raises_value_error_naming_the_column() -> None:
+    record = {"username": "u", "first": "a\ud800", "last": "", "mail": "", "phone": "",
+              "credits": ""}  # fmt: skip
+    with pytest.raises(ValueError, match=r"'first' holds half a character \(U\+D800, a lone"):
+        user_mapper().map(record)
