@@ -50,15 +50,8 @@ from csvimport.errors import (
     RefusedError,
     describe_aws_error,
 )
-from csvimport.jobs import (
-    ChunkState,
-    Event,
-    EventKind,
-    Importer,
-    RunStatus,
-    StartOptions,
-    explain_end,
-)
+from csvimport.jobs import Event, EventKind, Importer, StartOptions
+from csvimport.jobstatus import ChunkState, RunStatus, explain_end
 from csvimport.journal import Journal, JournalLock, Step
 from csvimport.logs import LogWait
 from csvimport.mapping import MAP_SAMPLE_ROWS, columns_with_line_breaks, suggest_mapping

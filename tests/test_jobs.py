@@ -17,15 +17,8 @@ import requests
 from botocore.config import Config
 
 from csvimport.errors import ConfigError, CsvImportError, RefusedError
-from csvimport.jobs import (
-    ChunkState,
-    Event,
-    EventKind,
-    Importer,
-    Pacing,
-    StartOptions,
-    explain_end,
-)
+from csvimport.jobs import Event, EventKind, Importer, Pacing, StartOptions
+from csvimport.jobstatus import ChunkState, explain_end
 from csvimport.journal import JOURNAL, Journal, JournalLock, Step
 from csvimport.retry import Backoff
 from csvimport.rundir import RunDir
