@@ -21,7 +21,6 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import botocore.exceptions
@@ -29,8 +28,24 @@ import requests
 
 from csvimport.errors import CsvImportError, RefusedError, describe_aws_error
 from csvimport.jobapi import NOT_UPLOADED, OTHER_JOB_ACTIVE_CODES, JobApi
-from csvimport.jobstatus import ChunkStatus, RunStatus, chunk_state, explain_end
-from csvimport.journal import JOB_NAME_PREFIX, JOURNAL, Attempt, Journal, Step, job_name
+from csvimport.jobevents import (
+    AlreadyRunning,
+    Event,
+    EventSink,
+    JobCreated,
+    JobEnded,
+    JobProgress,
+    JobsTakenIn,
+    JobStarted,
+    LeftAlone,
+    Planned,
+    SetAside,
+    StartBlocked,
+    StrayStopped,
+    WaitingForOtherJob,
+)
+from csvimport.jobstatus import ChunkStatus, PlanStep, RunStatus, chunk_state, plan_step
+from csvimport.journal import JOB_NAME_PREFIX, JOURNAL, Attempt, JobStatus, Journal, Step, job_name
 from csvimport.preflight import check_before_start, check_role_arn
 from csvimport.retry import Backoff, error_code, error_message, max_attempts
 from csvimport.rundir import RunChunk, RunDir
@@ -49,25 +64,6 @@ class Pacing:
     stop_timeout: float = 300.0  # how long `stop` waits for Stopping to become Stopped
     backoff: Backoff = field(default_factory=Backoff)  # between attempts of an upload
     max_url_attempts: int = 3  # new jobs made in a row because the upload URL expired
-
-
-# --- events for the caller ------------------------------------------------------------
-class EventKind(StrEnum):
-    NOTE = "note"  # something done or decided, worth a line
-    WARNING = "warning"
-    PROGRESS = "progress"  # a running job's counters
-    ENDED = "ended"  # a job reached a terminal status
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: EventKind
-    text: str
-    chunk: RunChunk | None = None
-    attempt: Attempt | None = None
-
-
-EventSink = Callable[[Event], None]
 
 
 def _ignore(event: Event) -> None:
@@ -166,17 +162,9 @@ class Importer:
         adopted = self.journal.adopt(self.run.chunks, listed, why=why)
         if not adopted:
             return
-        ids = ", ".join(str(a.job_id) for a in adopted)
-        if missing:
-            text = (f"{JOURNAL} was missing: rebuilt it from the {len(adopted)} import jobs "
-                    f"Cognito lists for run {self.run.run_id} ({ids})")  # fmt: skip
-        else:
-            text = (f"{len(adopted)} import job(s) of run {self.run.run_id} were not in "
-                    f"{JOURNAL} (an old copy put back?); took them in from Cognito's job "
-                    f"list: {ids}")  # fmt: skip
-        if self.journal.read_only:
-            text += " (in memory only: this look changes nothing in the run directory)"
-        self.emit(Event(EventKind.WARNING, text))
+        ids = tuple(str(a.job_id) for a in adopted)
+        self.emit(JobsTakenIn(self.run.run_id, ids, journal_missing=missing,
+                              in_memory=self.journal.read_only))  # fmt: skip
 
     def _adopt(self, attempt: Attempt, jobs: list[Any]) -> None:
         """A crash came between CreateUserImportJob and the journal: find that job."""
@@ -194,11 +182,9 @@ class Importer:
     def _retire_stray(self, job: dict[str, Any]) -> None:
         """A job of this run the journal does not own (a retried create): stop it if it can
         still be started, so nothing imports the chunk twice."""
-        if job.get("Status") == "Created":
+        if job.get("Status") == JobStatus.CREATED:
             self._stop_quietly(job["JobId"])
-            self.emit(Event(EventKind.WARNING,
-                            f"stopped stray job {job['JobId']} ({job['JobName']}): a retried "
-                            "create made it and nothing uploaded to it"))  # fmt: skip
+            self.emit(StrayStopped(str(job["JobId"]), str(job["JobName"])))
 
     def _stop_quietly(self, job_id: str) -> None:
         # Already ended or gone: either way nobody can start it any more.
@@ -213,69 +199,53 @@ class Importer:
         role_arn: str | None = None
         for chunk in self.run.chunks:
             attempt = self.journal.current(chunk)
-            action = self._plan(chunk, attempt, options)
-            if action == "done":
+            step = plan_step(attempt, retry_failed=options.retry_failed,
+                             resume_stopped=options.resume_stopped)  # fmt: skip
+            if step is PlanStep.SKIP_SUCCEEDED:
                 continue
-            if action in ("failed", "stopped"):
+            if step.halts:
                 assert attempt is not None
-                what, _ = explain_end(attempt)
-                flag = "--retry-failed" if action == "failed" else "--resume-stopped"
-                self._note(f"{chunk.file}: job {attempt.job_id} {what}; not run again "
-                           f"without {flag}", chunk, attempt)  # fmt: skip
+                self.emit(LeftAlone(chunk, attempt, step))
                 continue
             if options.dry_run:
-                self._note(f"{chunk.file} ({chunk.rows:,} users): would {action}", chunk, attempt)
-                if action == "wait for the running job":
+                self.emit(Planned(chunk, step))
+                if step is PlanStep.WAIT_RUNNING:
                     return self.status()
                 continue
-            if action != "wait for the running job" and role_arn is None:
+            if step is not PlanStep.WAIT_RUNNING and role_arn is None:
                 role_arn = check_role_arn(options.logs_role_arn)
-            assert action == "wait for the running job" or role_arn is not None
-            attempt = self._drive(chunk, attempt, action, role_arn or "", options)
+            assert step is PlanStep.WAIT_RUNNING or role_arn is not None
+            attempt = self._drive(chunk, attempt, step, role_arn or "", options)
             if not options.wait:
                 return self.status()
             attempt = self.watch(chunk, attempt)
-            if attempt.status != "Succeeded":
+            if attempt.status != JobStatus.SUCCEEDED:
                 break  # a failed or stopped job halts the run: the operator decides
         return self.status()
 
-    def _plan(self, chunk: RunChunk, attempt: Attempt | None, options: StartOptions) -> str:
-        if attempt is None:
-            return "create a job, upload and start it"
-        if attempt.status == "Succeeded":
-            return "done"
-        if attempt.live:
-            return "wait for the running job"
-        if attempt.status == "Failed":
-            return "retry in a new job" if options.retry_failed else "failed"
-        if attempt.status == "Stopped":
-            return "resume in a new job" if options.resume_stopped else "stopped"
-        if attempt.status == "Expired":
-            return "replace the expired job"
-        if attempt.step in (Step.UPLOADING, Step.UPLOADED, Step.STARTED):
-            return "start the uploaded job"
-        return "replace the job that was never uploaded"
-
     def _drive(
-        self, chunk: RunChunk, attempt: Attempt | None, action: str, role_arn: str,
+        self, chunk: RunChunk, attempt: Attempt | None, step: PlanStep, role_arn: str,
         options: StartOptions,
     ) -> Attempt:  # fmt: skip
-        """Get a job of the chunk running; return its attempt."""
-        if action == "wait for the running job":
+        """Get a job of the chunk running as ``step`` says; return its attempt."""
+        if step is PlanStep.WAIT_RUNNING:
             assert attempt is not None
-            self._note(f"{chunk.file}: job {attempt.job_id} is already running", chunk, attempt)
+            self.emit(AlreadyRunning(chunk, attempt))
             return attempt
-        if attempt is not None and action == "start the uploaded job":
+        if step is PlanStep.START_UPLOADED:
+            assert attempt is not None
             if self._start_job(chunk, attempt, options):
                 return attempt
             self._abandon(attempt, "its file never arrived (the upload was cut off)")
-        elif attempt is not None and not (attempt.ended and attempt.status != "Expired"):
-            why = (
-                "it expired before it was started"
-                if attempt.status == "Expired"
-                else "it was created but never uploaded, and its upload URL is not kept"
+        elif step is PlanStep.REPLACE_EXPIRED:
+            assert attempt is not None
+            self._abandon(attempt, "it expired before it was started")
+        elif step is PlanStep.REPLACE_NOT_UPLOADED:
+            assert attempt is not None
+            self._abandon(
+                attempt, "it was created but never uploaded, and its upload URL is not kept"
             )
-            self._abandon(attempt, why)
+        # CREATE, RETRY_FAILED, RESUME_STOPPED: no job, or one that ended; a new one.
         for _ in range(self.pacing.max_url_attempts):
             attempt = self._create_and_upload(chunk, role_arn)
             if attempt is None:
@@ -307,8 +277,7 @@ class Importer:
         self.journal.observe(attempt, job)
         url = str(job.pop("PreSignedUrl", ""))
         self._sweep(attempt)
-        self._note(f"{chunk.file}: created job {attempt.job_id}, uploading "
-                   f"{chunk.bytes:,} bytes", chunk, attempt)  # fmt: skip
+        self.emit(JobCreated(chunk, attempt))
         self.journal.record(attempt, "upload started", step=Step.UPLOADING)
         try:
             upload_file(self.http, url, self.run.chunk_path(chunk), backoff=self.pacing.backoff,
@@ -343,11 +312,11 @@ class Importer:
                 self._retire_stray(job)
 
     def _abandon(self, attempt: Attempt, why: str) -> None:
-        if attempt.job_id and attempt.status in (None, "Created"):
+        if attempt.job_id and attempt.status in (None, JobStatus.CREATED):
             self._stop_quietly(attempt.job_id)
         self.journal.record(attempt, f"abandoned: {why}", step=Step.ABANDONED,
                             abandoned_because=why)  # fmt: skip
-        self._note(f"{attempt.chunk}: job {attempt.job_id} set aside: {why}", None, attempt)
+        self.emit(SetAside(attempt, why))
 
     def _start_job(self, chunk: RunChunk, attempt: Attempt, options: StartOptions) -> bool:
         """Start an uploaded job, waiting for other teams' jobs if asked to; False when
@@ -363,7 +332,7 @@ class Importer:
                 if code == "InvalidParameterException":
                     # Started already (by a run killed before it could record it)?
                     job = self.api.describe(attempt.job_id)
-                    if job.get("Status") != "Created":
+                    if job.get("Status") != JobStatus.CREATED:
                         self.journal.observe(attempt, job)
                         return True
                     raise
@@ -373,27 +342,22 @@ class Importer:
                 continue
             self.journal.record(attempt, "started", step=Step.STARTED)
             self.journal.observe(attempt, job)
-            self._note(f"{chunk.file}: started job {attempt.job_id} "
-                       f"({chunk.rows:,} users)", chunk, attempt)  # fmt: skip
+            self.emit(JobStarted(chunk, attempt))
             return True
 
     def _blocked(self, said: str, options: StartOptions) -> None:
         """Another import job is active in the account: wait for it, or refuse."""
         other = self.api.active_job_in_account()
-        if other is not None and not self.journal.by_job_id(other["JobId"]):
-            what = (f"another import job is active in this AWS account: {other['JobId']} "
-                    f"({other.get('JobName', '')}) in pool {other['UserPoolId']}, "
-                    f"{other['Status']}")  # fmt: skip
-        else:
-            what = f"Cognito will not start the job yet: {said}"
+        if other is not None and self.journal.by_job_id(other["JobId"]):
+            other = None  # this run's own job: Cognito's answer says more
+        blocked = StartBlocked(other, said)
         if not options.wait_for_others:
             raise RefusedError(
-                what,
+                blocked.describe(),
                 hint="Cognito runs one import job per account at a time. Wait for it and run "
                 "`csvimport start RUN_DIR` again, or pass --wait-for-others to wait here.",
             )
-        self.emit(Event(EventKind.NOTE, f"{what}; waiting "
-                        f"{self.pacing.other_job_poll:.0f} s (--wait-for-others)"))  # fmt: skip
+        self.emit(WaitingForOtherJob(blocked, self.pacing.other_job_poll))
         self.sleep(self.pacing.other_job_poll)
 
     # -- watching -----------------------------------------------------------------------
@@ -404,16 +368,14 @@ class Importer:
         last = -1
         while not attempt.ended:
             self.journal.observe(attempt, self.api.describe(attempt.job_id))
-            self.emit(Event(EventKind.PROGRESS, attempt.status or "", chunk, attempt))
+            self.emit(JobProgress(chunk, attempt, attempt.status, attempt.processed))
             if attempt.ended:
                 break
             if attempt.processed == last:
                 interval = min(interval * self.pacing.poll_growth, self.pacing.poll_max)
             last = attempt.processed
             self.sleep(interval)
-        what, _ = explain_end(attempt)
-        self.emit(Event(EventKind.ENDED, f"{chunk.file}: job {attempt.job_id} {what}",
-                        chunk, attempt))  # fmt: skip
+        self.emit(JobEnded(chunk, attempt))
         return attempt
 
     def wait_all(self) -> RunStatus:
@@ -448,6 +410,3 @@ class Importer:
             interval = min(interval * self.pacing.poll_growth, self.pacing.poll_max)
             self.journal.observe(attempt, self.api.describe(attempt.job_id))
         return attempt
-
-    def _note(self, text: str, chunk: RunChunk | None, attempt: Attempt | None) -> None:
-        self.emit(Event(EventKind.NOTE, text, chunk, attempt))

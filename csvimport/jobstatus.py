@@ -1,8 +1,9 @@
-"""Where a run's chunks stand: each import job's state, and a job's end in words.
+"""Where a run's chunks stand, and what ``start`` does about each: values, then words.
 
 What ``csvimport status`` shows, read from the journal (``csvimport.journal``): a
-:class:`ChunkState` per chunk, the :class:`RunStatus` of the run, and
-:func:`explain_end`, which says how a job ended and what to do next, explaining a job
+:class:`ChunkState` per chunk and the :class:`RunStatus` of the run. What ``start`` does
+with a chunk is a :class:`PlanStep` (:func:`plan_step`), decided from the same attempt.
+:func:`explain_end` says in words how a job ended and what to do next, explaining a job
 that failed as a whole from Cognito's (undocumented) completion message.
 """
 
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum, auto
 from typing import Any
 
-from csvimport.journal import ACTIVE, Attempt, Step
+from csvimport.journal import ACTIVE, Attempt, JobStatus, Step
 from csvimport.rundir import RunChunk
 
 # GUESS: what a whole-job failure's CompletionMessage says, matched loosely because
@@ -91,17 +92,17 @@ class ChunkStatus:
 def chunk_state(attempt: Attempt | None) -> ChunkState:
     if attempt is None or attempt.step in (Step.CREATING, Step.CREATED):
         return ChunkState.NOT_STARTED
-    if attempt.status == "Succeeded":
+    if attempt.status == JobStatus.SUCCEEDED:
         if attempt.skipped or attempt.failed:
             return ChunkState.IMPORTED_WITH_PROBLEMS
         return ChunkState.IMPORTED
-    if attempt.status == "Failed":
+    if attempt.status == JobStatus.FAILED:
         return ChunkState.FAILED
-    if attempt.status == "Stopped":
+    if attempt.status == JobStatus.STOPPED:
         return ChunkState.STOPPED
     if attempt.status in ACTIVE:
         return ChunkState.RUNNING
-    if attempt.status == "Expired":
+    if attempt.status == JobStatus.EXPIRED:
         return ChunkState.NOT_STARTED
     return ChunkState.WAITING_TO_START
 
@@ -134,14 +135,14 @@ def explain_end(attempt: Attempt) -> tuple[str, str | None]:
     """A job's end in words, and what to do next (None when nothing is to be done)."""
     counts = (f"{attempt.imported:,} imported, {attempt.skipped:,} skipped, "
               f"{attempt.failed:,} failed")  # fmt: skip
-    if attempt.status == "Succeeded":
+    if attempt.status == JobStatus.SUCCEEDED:
         if not (attempt.skipped or attempt.failed):
             return f"succeeded: {counts}", None
         return (
             f"succeeded with problems: {counts}",
             "`csvimport report RUN_DIR` says which users were skipped or failed and why.",
         )
-    if attempt.status == "Stopped":
+    if attempt.status == JobStatus.STOPPED:
         return (
             f"stopped: {counts}; a stopped job cannot be restarted",
             "Cognito keeps no per-user state for the users it did not reach: `csvimport "
@@ -149,12 +150,52 @@ def explain_end(attempt: Attempt) -> tuple[str, str | None]:
             "on with the next chunks; add --resume-stopped to import this chunk again in a new "
             "job (users already imported are then skipped).",
         )
-    if attempt.status == "Expired":
+    if attempt.status == JobStatus.EXPIRED:
         return "expired before it was started", "`csvimport start RUN_DIR` makes a new job."
-    if attempt.status == "Failed":
+    if attempt.status == JobStatus.FAILED:
         said = attempt.message or "no message"
         for pattern, why, fix in FAILURE_EXPLANATIONS:
             if pattern.search(said):
                 return f"failed: {counts}. {why} (Cognito: {said!r})", fix
         return f"failed: {counts} (Cognito: {said!r})", UNKNOWN_FAILURE_HINT
     return f"{attempt.status}: {counts}", None
+
+
+class PlanStep(Enum):
+    """What ``start`` does with a chunk, decided from its current attempt."""
+
+    SKIP_SUCCEEDED = auto()  # its job succeeded: nothing to do
+    HALT_FAILED = auto()  # its job failed: left alone without --retry-failed
+    HALT_STOPPED = auto()  # its job was stopped: left alone without --resume-stopped
+    WAIT_RUNNING = auto()  # its job is running: follow it
+    CREATE = auto()  # no job yet: create one, upload and start it
+    RETRY_FAILED = auto()  # its job failed: a new job (--retry-failed)
+    RESUME_STOPPED = auto()  # its job was stopped: a new job (--resume-stopped)
+    REPLACE_EXPIRED = auto()  # its job expired before it was started: set aside, a new job
+    START_UPLOADED = auto()  # its job has (or may have) the file: start it
+    REPLACE_NOT_UPLOADED = auto()  # its job never got the file: set aside, a new job
+
+    @property
+    def halts(self) -> bool:
+        """The chunk's job ended badly and is not to be run again unasked."""
+        return self in (PlanStep.HALT_FAILED, PlanStep.HALT_STOPPED)
+
+
+def plan_step(attempt: Attempt | None, *, retry_failed: bool, resume_stopped: bool) -> PlanStep:
+    """What ``start`` does with a chunk whose current attempt is ``attempt`` (None: no
+    job yet), given whether it was asked to run failed or stopped chunks again."""
+    if attempt is None:
+        return PlanStep.CREATE
+    if attempt.status == JobStatus.SUCCEEDED:
+        return PlanStep.SKIP_SUCCEEDED
+    if attempt.live:
+        return PlanStep.WAIT_RUNNING
+    if attempt.status == JobStatus.FAILED:
+        return PlanStep.RETRY_FAILED if retry_failed else PlanStep.HALT_FAILED
+    if attempt.status == JobStatus.STOPPED:
+        return PlanStep.RESUME_STOPPED if resume_stopped else PlanStep.HALT_STOPPED
+    if attempt.status == JobStatus.EXPIRED:
+        return PlanStep.REPLACE_EXPIRED
+    if attempt.step in (Step.UPLOADING, Step.UPLOADED, Step.STARTED):
+        return PlanStep.START_UPLOADED
+    return PlanStep.REPLACE_NOT_UPLOADED
