@@ -8,11 +8,13 @@ import job per account). Every step is written to the run's journal
 (``csvimport.journal``) before or right after it happens, so a re-run after any crash
 resumes without a second job for a chunk that has a live or successful one, and without
 uploading a file twice. Before any job, ``csvimport.preflight`` checks the pool and the
-run; ``csvimport.jobstatus`` says where each chunk stands.
+run; ``csvimport.jobstatus`` says where each chunk stands and decides what ``start`` does
+with it (a :class:`~csvimport.jobstatus.PlanStep`).
 
 The AWS calls go through :class:`~csvimport.jobapi.JobApi`, paced under Cognito's quotas
 and retried by botocore (``csvimport.retry``: one layer, ``AWS_MAX_ATTEMPTS`` attempts per
-call at most). The library never prints: it reports through an ``on_event`` callback.
+call at most). The library never prints: it reports through an ``on_event`` callback, one
+value per event (``csvimport.jobevents``).
 """
 
 from __future__ import annotations
