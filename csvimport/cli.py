@@ -50,15 +50,9 @@ from csvimport.errors import (
     RefusedError,
     describe_aws_error,
 )
-from csvimport.jobs import (
-    ChunkState,
-    Event,
-    EventKind,
-    Importer,
-    RunStatus,
-    StartOptions,
-    explain_end,
-)
+from csvimport.jobevents import Event, EventKind, JobEnded, JobProgress, Note
+from csvimport.jobs import Importer, StartOptions
+from csvimport.jobstatus import ChunkState, RunStatus, explain_end
 from csvimport.journal import Journal, JournalLock, Step
 from csvimport.logs import LogWait
 from csvimport.mapping.suggest import MAP_SAMPLE_ROWS, columns_with_line_breaks, suggest_mapping
@@ -501,18 +495,17 @@ class JobDisplay:
         self.bar.stop()
 
     def __call__(self, event: Event) -> None:
-        if event.kind is EventKind.PROGRESS:
-            assert event.chunk is not None and event.attempt is not None
+        if isinstance(event, JobProgress):
             key = event.attempt.job_id or event.chunk.file
             if key not in self.tasks:
                 self.tasks[key] = self.bar.add_task(
                     event.chunk.file, total=event.chunk.rows, status=""
                 )
-            self.bar.update(self.tasks[key], completed=event.attempt.processed, status=event.text)
+            self.bar.update(self.tasks[key], completed=event.processed, status=event.describe())
             return
         prefix = "warning: " if event.kind is EventKind.WARNING else ""
-        self.line(prefix + event.text)
-        if event.kind is EventKind.ENDED and event.attempt is not None:
+        self.line(prefix + event.describe())
+        if isinstance(event, JobEnded):
             _, hint = explain_end(event.attempt)
             if hint:
                 self.line("  " + hint)
@@ -801,7 +794,7 @@ def _write_report(
             recovery=RecoveryPolicy.read(state.aws.client("cognito-idp"),
                                          importer.run.user_pool_id),
             wait=LogWait(seconds=log_wait),
-            on_note=lambda text: display(Event(EventKind.NOTE, text)),
+            on_note=lambda text: display(Note(text)),
         )  # fmt: skip
         result, users = reconciler.build()
     written = [write_results(run_dir, users), write_failed_users(run_dir, users)]

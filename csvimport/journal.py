@@ -43,9 +43,24 @@ JOURNAL_LOCK = "journal.lock"
 JOURNAL_VERSION = 1
 JOB_NAME_PREFIX = "csvimport"
 
-# Cognito's job statuses (facts §3).
-ACTIVE = frozenset({"Pending", "InProgress", "Stopping"})
-TERMINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
+
+class JobStatus(StrEnum):
+    """An import job's ``Status`` as Cognito gives it (facts §3); equal to Cognito's text,
+    so an attempt's ``status`` (Cognito's text, as last seen) compares with it."""
+
+    CREATED = "Created"  # not started
+    PENDING = "Pending"  # started, not yet importing
+    IN_PROGRESS = "InProgress"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+    SUCCEEDED = "Succeeded"
+    EXPIRED = "Expired"  # not started in time; its data deleted
+
+
+ACTIVE = frozenset({JobStatus.PENDING, JobStatus.IN_PROGRESS, JobStatus.STOPPING})
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED,
+                      JobStatus.EXPIRED})  # fmt: skip
 
 
 class Step(StrEnum):
@@ -355,7 +370,7 @@ class Journal:
         for name, group in groups.items():
             parsed = parse_job_name(self.run_id, chunks, name)
             assert parsed is not None
-            ran = [j for j in group if j.get("Status") not in (None, "Created")]
+            ran = [j for j in group if j.get("Status") not in (None, JobStatus.CREATED)]
             waiting = [j for j in group if j not in ran]
             keep = ran or waiting[-1:]
             adopted += [_rebuilt_attempt(j, *parsed, why=why, at=now) for j in keep]
@@ -386,7 +401,7 @@ class Journal:
         if status == attempt.status:
             return False
         changes: dict[str, Any] = {"status": status}
-        if status not in (None, "Created") and attempt.step is not Step.ABANDONED:
+        if status not in (None, JobStatus.CREATED) and attempt.step is not Step.ABANDONED:
             changes["step"] = Step.STARTED  # Cognito says it started, whatever we last wrote
         self.record(attempt, f"status {status}", **changes)
         return True
@@ -401,14 +416,14 @@ def _rebuilt_attempt(
                       step=Step.STARTED, job_id=str(job["JobId"]), status=status)  # fmt: skip
     attempt.apply(job)
     known = f"rebuilt from Cognito's job list ({why})"
-    if status in (None, "Created"):
+    if status in (None, JobStatus.CREATED):
         attempt.step = Step.UPLOADING  # the step that means "upload unknown"
         attempt.recovered = (f"{known}; not started, upload unknown: start tries to start it "
                              "and replaces it if Cognito says no file arrived")  # fmt: skip
-    elif status == "Expired":
+    elif status == JobStatus.EXPIRED:
         attempt.step = Step.CREATED  # never started, and never will be: start replaces it
         attempt.recovered = f"{known}; expired before it was started"
-    elif status == "Stopped" and attempt.started is None and attempt.processed == 0:
+    elif status == JobStatus.STOPPED and attempt.started is None and attempt.processed == 0:
         # Stopped without ever starting: csvimport sets such jobs aside (never uploaded,
         # or a retried create's duplicate); users only ever come from started jobs.
         attempt.step = Step.ABANDONED

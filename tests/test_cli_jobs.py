@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from csvimport.journal import JOURNAL
+from csvimport.journal import JOURNAL, Journal, Step
+from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import (
@@ -28,6 +29,7 @@ from .helpers import (
     damaged_journal,
     env_for,
     sandbox_jobs,
+    upload,
 )
 
 
@@ -92,6 +94,177 @@ def test_dry_run_shows_the_plan_and_creates_nothing(
     assert "chunk-0001.csv (3 users): would create a job, upload and start it" in result.stderr
     assert "chunk-0002.csv (2 users): would create a job, upload and start it" in result.stderr
     assert sandbox_jobs(sandbox, pool.user_pool_id) == []
+
+
+BAD_ROLE = "arn:aws:iam::123456789012:role/does-not-exist"
+
+
+def every_state(sandbox: Sandbox, pool: PoolInfo, cognito: Any, importer: Importer,
+                run_dir: Path) -> None:  # fmt: skip
+    """Put chunks 1-8 of the run in every state `start` tells apart: succeeded, failed as
+    a whole, stopped, expired, uploaded not started, created not uploaded (known to the
+    journal), no job, running. Only chunk 6's job is in the journal."""
+    run = RunDir.open(run_dir)
+    names = [f"csvimport-{run.run_id}-{chunk.name}-1" for chunk in run.chunks]
+
+    def create(n: int, role: str = pool.logs_role_arn) -> dict[str, Any]:
+        return dict(cognito.create_user_import_job(
+            JobName=names[n], UserPoolId=pool.user_pool_id, CloudWatchLogsRoleArn=role,
+        )["UserImportJob"])  # fmt: skip
+
+    def uploaded(n: int, role: str = pool.logs_role_arn) -> str:
+        job = create(n, role)
+        assert upload(job["PreSignedUrl"], (run_dir / run.chunks[n].file).read_bytes()).ok
+        return str(job["JobId"])
+
+    create(3)
+    sandbox.clock.advance(25 * 3600)  # a job left in Created expires within a day or two
+    importer.wait(importer.start(uploaded(0))["JobId"])
+    importer.wait(importer.start(uploaded(1, role=BAD_ROLE))["JobId"])
+    sandbox.settings.update(job_seconds=600)
+    stopped = importer.start(uploaded(2))["JobId"]
+    cognito.stop_user_import_job(UserPoolId=pool.user_pool_id, JobId=stopped)
+    importer.wait(stopped)
+    uploaded(4)
+    journal = Journal.load(run)
+    attempt = journal.add(run.chunks[5], names[5])
+    journal.record(attempt, "created", step=Step.CREATED, job_id=create(5)["JobId"])
+    importer.start(uploaded(7))
+
+
+def word_for_word(text: str, sandbox: Sandbox, pool: PoolInfo, run_dir: Path) -> list[str]:
+    """The lines of ``text``, each job id put as its name's end (<chunk-0001-1>), the run's
+    id as RUN_ID and its directory as RUN."""
+    run_id = RunDir.open(run_dir).run_id
+    for job in sandbox_jobs(sandbox, pool.user_pool_id):
+        text = text.replace(job["JobId"], "<" + job["JobName"].split(f"-{run_id}-")[1] + ">")
+    return text.replace(str(run_dir), "RUN").replace(run_id, "RUN_ID").splitlines()
+
+
+ROLE_FAILED = (
+    "failed: 0 imported, 0 skipped, 0 failed. Cognito could not use the CloudWatch Logs "
+    "role, so the job could not run. (Cognito: 'Amazon Cognito could not assume the "
+    f"CloudWatch Logs role {BAD_ROLE} or it lacks the logs permissions; the role must "
+    "trust cognito-idp.amazonaws.com.')"
+)
+ADOPTED = (
+    "warning: 6 import job(s) of run RUN_ID were not in journal.json (an old copy put "
+    "back?); took them in from Cognito's job list: <chunk-0004-1>, <chunk-0001-1>, "
+    "<chunk-0002-1>, <chunk-0003-1>, <chunk-0005-1>, <chunk-0008-1>"
+)
+COUNTS = "imported {}, skipped 0, failed 0"
+
+
+def test_start_status_and_stop_say_word_for_word_what_they_do_with_a_chunk_in_every_state(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, importer: Importer, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=8, max_rows=1)
+    every_state(sandbox, pool, cognito, importer, run_dir)
+    env = env_for(sandbox, pool)
+
+    def said(*args: str) -> tuple[int, list[str], list[str]]:
+        result = csvimport(env, *args)
+        return (result.returncode, word_for_word(result.stdout, sandbox, pool, run_dir),
+                word_for_word(result.stderr, sandbox, pool, run_dir))  # fmt: skip
+
+    plan = [
+        "chunk-0004.csv (1 users): would replace the expired job",
+        "chunk-0005.csv (1 users): would start the uploaded job",
+        "chunk-0006.csv (1 users): would replace the job that was never uploaded",
+        "chunk-0007.csv (1 users): would create a job, upload and start it",
+        "chunk-0008.csv (1 users): would wait for the running job",
+    ]
+    assert said("start", str(run_dir), "--dry-run") == (0, [
+        f"chunk-0001.csv  1 users  job <chunk-0001-1>  imported  {COUNTS.format(1)}",
+        f"chunk-0002.csv  1 users  job <chunk-0002-1>  failed  {COUNTS.format(0)}",
+        f"chunk-0003.csv  1 users  job <chunk-0003-1>  stopped  {COUNTS.format(0)}",
+        f"chunk-0004.csv  1 users  job <chunk-0004-1>  not started  {COUNTS.format(0)}",
+        f"chunk-0005.csv  1 users  job <chunk-0005-1>  uploaded, not started  {COUNTS.format(0)}",
+        f"chunk-0006.csv  1 users  job <chunk-0006-1>  not started  {COUNTS.format(0)}",
+        "chunk-0007.csv  1 users  no job yet  not started",
+        f"chunk-0008.csv  1 users  job <chunk-0008-1>  running  {COUNTS.format(1)}",
+        "run RUN: 2 of 8 users imported, 0 skipped, 0 failed",
+    ], [
+        ADOPTED + " (in memory only: this look changes nothing in the run directory)",
+        f"chunk-0002.csv: job <chunk-0002-1> {ROLE_FAILED}; not run again without "
+        "--retry-failed",
+        "chunk-0003.csv: job <chunk-0003-1> stopped: 0 imported, 0 skipped, 0 failed; a "
+        "stopped job cannot be restarted; not run again without --resume-stopped",
+        *plan,
+    ])  # fmt: skip
+    _, _, stderr = said("start", str(run_dir), "--dry-run", "--retry-failed", "--resume-stopped")
+    assert stderr[1:] == [
+        "chunk-0002.csv (1 users): would retry in a new job",
+        "chunk-0003.csv (1 users): would resume in a new job",
+        *plan,
+    ]
+
+    sandbox.settings.update(job_seconds=0.3)  # chunk 8's job ends
+    importer.wait(next(j["JobId"] for j in sandbox_jobs(sandbox, pool.user_pool_id)
+                       if j["JobName"].endswith("-chunk-0008-1")))  # fmt: skip
+    rc, stdout, stderr = said("start", str(run_dir))
+    assert (rc, stderr) == (1, [
+        ADOPTED,
+        f"chunk-0002.csv: job <chunk-0002-1> {ROLE_FAILED}; not run again without "
+        "--retry-failed",
+        "chunk-0003.csv: job <chunk-0003-1> stopped: 0 imported, 0 skipped, 0 failed; a "
+        "stopped job cannot be restarted; not run again without --resume-stopped",
+        "chunk-0004.csv: job <chunk-0004-1> set aside: it expired before it was started",
+        "chunk-0004.csv: created job <chunk-0004-2>, uploading 336 bytes",
+        "chunk-0004.csv: started job <chunk-0004-2> (1 users)",
+        "chunk-0004.csv: job <chunk-0004-2> succeeded: 1 imported, 0 skipped, 0 failed",
+        "chunk-0005.csv: started job <chunk-0005-1> (1 users)",
+        "chunk-0005.csv: job <chunk-0005-1> succeeded: 1 imported, 0 skipped, 0 failed",
+        "chunk-0006.csv: job <chunk-0006-1> set aside: it was created but never uploaded, "
+        "and its upload URL is not kept",
+        "chunk-0006.csv: created job <chunk-0006-2>, uploading 336 bytes",
+        "chunk-0006.csv: started job <chunk-0006-2> (1 users)",
+        "chunk-0006.csv: job <chunk-0006-2> succeeded: 1 imported, 0 skipped, 0 failed",
+        "chunk-0007.csv: created job <chunk-0007-1>, uploading 336 bytes",
+        "chunk-0007.csv: started job <chunk-0007-1> (1 users)",
+        "chunk-0007.csv: job <chunk-0007-1> succeeded: 1 imported, 0 skipped, 0 failed",
+        "some users were not imported: `csvimport report RUN` says which and why",
+    ])  # fmt: skip
+    assert stdout[-1] == "run RUN: 6 of 8 users imported, 0 skipped, 0 failed"
+
+    assert said("start", str(run_dir), "--retry-failed", "--logs-role-arn", BAD_ROLE)[2] == [
+        "chunk-0002.csv: created job <chunk-0002-2>, uploading 336 bytes",
+        "chunk-0002.csv: started job <chunk-0002-2> (1 users)",
+        f"chunk-0002.csv: job <chunk-0002-2> {ROLE_FAILED}",
+        "  The role must trust cognito-idp.amazonaws.com (sts:AssumeRole) and allow "
+        "logs:CreateLogGroup, logs:CreateLogStream, logs:DescribeLogStreams and "
+        "logs:PutLogEvents on arn:aws:logs:REGION:ACCOUNT:log-group:/aws/cognito/*; fix it, "
+        "then `csvimport start RUN --retry-failed`.",
+        "some users were not imported: `csvimport report RUN` says which and why",
+    ]
+    sandbox.settings.update(job_seconds=600)
+    assert said("start", str(run_dir), "--resume-stopped", "--no-wait")[2] == [
+        f"chunk-0002.csv: job <chunk-0002-2> {ROLE_FAILED}; not run again without --retry-failed",
+        "chunk-0003.csv: created job <chunk-0003-2>, uploading 336 bytes",
+        "chunk-0003.csv: started job <chunk-0003-2> (1 users)",
+        "job started; follow it with `csvimport status RUN --wait`",
+    ]
+    assert said("stop", str(run_dir)) == (0, [], [
+        "chunk-0003.csv: job <chunk-0003-2> stopped: 1 imported, 0 skipped, 0 failed; a "
+        "stopped job cannot be restarted",
+        "Cognito keeps no per-user state for the users it did not reach: `csvimport report "
+        "RUN` reads the log to tell them apart. `csvimport start RUN` goes on with the next "
+        "chunks; add --resume-stopped to import this chunk again in a new job (users "
+        "already imported are then skipped).",
+    ])  # fmt: skip
+    assert said("status", str(run_dir)) == (1, [
+        f"chunk-0001.csv  1 users  job <chunk-0001-1>  imported  {COUNTS.format(1)}",
+        f"chunk-0002.csv  1 users  job <chunk-0002-2>  failed  {COUNTS.format(0)}",
+        f"chunk-0003.csv  1 users  job <chunk-0003-2>  stopped  {COUNTS.format(1)}",
+        *[f"chunk-000{n}.csv  1 users  job <chunk-000{n}-{a}>  imported  {COUNTS.format(1)}"
+          for n, a in ((4, 2), (5, 1), (6, 2), (7, 1), (8, 1))],
+        "run RUN: 7 of 8 users imported, 0 skipped, 0 failed",
+    ], ["some users were not imported: `csvimport report RUN` says which and why"])  # fmt: skip
+    assert said("stop", str(run_dir)) == (
+        0,
+        [],
+        ["no import job of RUN is running: nothing to stop"],
+    )
 
 
 # Journal saves of `start` for the first chunk: 1 create requested, 2 created (job id),

@@ -47,6 +47,21 @@ def test_report_accounts_for_every_user_and_writes_the_files(
     assert "user2@example.com" in (tmp_path / "r.html").read_text()
 
 
+def test_report_says_on_stderr_while_it_waits_for_log_lines_that_lag_behind(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    env = env_for(sandbox, pool)
+    sandbox.settings.update(log_lag_seconds=4)
+    assert csvimport(env, "start", str(run_dir)).returncode == 0
+    result = csvimport(env, "report", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "so far" in line][0].endswith(
+        " of 3 log lines so far; waiting for CloudWatch Logs to catch up"
+    )
+    assert "3 of 3 users are in Cognito; 0 need attention" in result.stderr
+
+
 def test_report_of_a_fully_imported_run_exits_0_and_clears_what_killed_reports_left(
     sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
 ) -> None:

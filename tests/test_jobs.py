@@ -13,16 +13,18 @@ from typing import Any
 import pytest
 
 from csvimport.errors import ConfigError, CsvImportError, RefusedError
-from csvimport.jobs import (
-    ChunkState,
+from csvimport.jobevents import (
+    RUN_AGAIN_WITH,
+    WOULD,
     Event,
     EventKind,
-    Importer,
-    Pacing,
-    StartOptions,
-    explain_end,
+    JobProgress,
+    Planned,
+    WaitingForOtherJob,
 )
-from csvimport.journal import JOURNAL, Journal, JournalLock, Step
+from csvimport.jobs import Importer, Pacing, StartOptions
+from csvimport.jobstatus import ChunkState, PlanStep, explain_end, plan_step
+from csvimport.journal import JOURNAL, Attempt, Journal, JournalLock, Step
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
@@ -48,7 +50,7 @@ class Recorder:
         self.events.append(event)
 
     def texts(self, kind: EventKind | None = None) -> list[str]:
-        return [e.text for e in self.events if kind is None or e.kind is kind]
+        return [e.describe() for e in self.events if kind is None or e.kind is kind]
 
 
 def importer_for_run(
@@ -258,11 +260,11 @@ def test_wait_for_others_waits_for_the_other_job_then_imports(
     other = make_pool()
     sandbox.settings.update(job_seconds=30)
     foreign = start_foreign_job(sandbox, other, importer_for(other))
-    waited: list[str] = []
+    waited: list[WaitingForOtherJob] = []
 
     def other_team_finishes(event: Event) -> None:
-        if event.kind is EventKind.NOTE and "another import job is active" in event.text:
-            waited.append(event.text)
+        if isinstance(event, WaitingForOtherJob):
+            waited.append(event)
             if len(waited) == 2:  # waited twice: now the other team's job ends
                 sandbox.settings.update(job_seconds=0.3)
 
@@ -272,7 +274,10 @@ def test_wait_for_others_waits_for_the_other_job_then_imports(
         StartOptions(pool.logs_role_arn, wait_for_others=True)
     )  # fmt: skip
     assert status.all_imported
-    assert len(waited) >= 2 and foreign in waited[0]
+    assert len(waited) >= 2 and waited[0].blocked.other is not None
+    assert waited[0].blocked.other["JobId"] == foreign
+    assert waited[0].describe().startswith(f"another import job is active in this AWS account: "
+                                           f"{foreign} (other-team) in pool {other.user_pool_id}")  # fmt: skip
     assert_imported_once(sandbox, pool, importer, run_dir, users=7)
 
 
@@ -394,6 +399,45 @@ def test_dry_run_changes_nothing(
         f"chunk-000{n}.csv ({rows} users): would create a job, upload and start it"
         for n, rows in ((1, 3), (2, 3), (3, 1))
     ]
+    assert [e.step for e in recorder.events if isinstance(e, Planned)] == [PlanStep.CREATE] * 3
+
+
+# A chunk's current attempt as (Cognito's status, csvimport's step), the options, and what
+# start does with it.
+PLANS = [
+    (None, None, {}, PlanStep.CREATE),
+    ("Succeeded", Step.STARTED, {"retry_failed": True, "resume_stopped": True},
+     PlanStep.SKIP_SUCCEEDED),
+    ("Pending", Step.STARTED, {}, PlanStep.WAIT_RUNNING),
+    ("InProgress", Step.STARTED, {"retry_failed": True}, PlanStep.WAIT_RUNNING),
+    ("Stopping", Step.STARTED, {"resume_stopped": True}, PlanStep.WAIT_RUNNING),
+    ("Failed", Step.STARTED, {"resume_stopped": True}, PlanStep.HALT_FAILED),
+    ("Failed", Step.STARTED, {"retry_failed": True}, PlanStep.RETRY_FAILED),
+    ("Stopped", Step.STARTED, {"retry_failed": True}, PlanStep.HALT_STOPPED),
+    ("Stopped", Step.STARTED, {"resume_stopped": True}, PlanStep.RESUME_STOPPED),
+    ("Expired", Step.CREATED, {}, PlanStep.REPLACE_EXPIRED),
+    ("Created", Step.UPLOADING, {}, PlanStep.START_UPLOADED),
+    ("Created", Step.UPLOADED, {}, PlanStep.START_UPLOADED),
+    ("Created", Step.CREATED, {}, PlanStep.REPLACE_NOT_UPLOADED),
+    (None, Step.CREATING, {}, PlanStep.REPLACE_NOT_UPLOADED),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "step", "options", "expected"), PLANS,
+                         ids=[f"{p[0]}-{p[1]}-{'-'.join(p[2])}" for p in PLANS])  # fmt: skip
+def test_what_start_does_with_a_chunk_is_decided_as_a_value_from_its_attempt(
+    status: str | None, step: Step | None, options: dict[str, bool], expected: PlanStep
+) -> None:
+    attempt = None if step is None else Attempt("chunk-0001.csv", 1, "job", step, status=status)
+    flags = {"retry_failed": False, "resume_stopped": False, **options}
+    assert plan_step(attempt, **flags) is expected
+    assert expected.halts is (expected in (PlanStep.HALT_FAILED, PlanStep.HALT_STOPPED))
+
+
+def test_every_step_start_may_take_has_its_words_and_every_halt_its_option() -> None:
+    acts = {s for s in PlanStep if not s.halts and s is not PlanStep.SKIP_SUCCEEDED}
+    assert set(WOULD) == acts
+    assert set(RUN_AGAIN_WITH) == {s for s in PlanStep if s.halts}
 
 
 def test_a_chunk_edited_after_the_build_is_refused(
@@ -427,9 +471,9 @@ def test_status_wait_follows_a_job_started_elsewhere(
     watcher.refresh()
     status = watcher.wait_all()
     assert status.chunks[0].state is ChunkState.IMPORTED
-    progress = [e.attempt.processed for e in recorder.events
-                if e.kind is EventKind.PROGRESS and e.attempt]  # fmt: skip
-    assert progress == sorted(progress) and progress[-1] == 3
+    # Each progress event holds the counters as they were read, not the attempt's latest.
+    progress = [e.processed for e in recorder.events if isinstance(e, JobProgress)]
+    assert progress == sorted(progress) and progress[0] < progress[-1] == 3
     assert len(recorder.texts(EventKind.ENDED)) == 1
 
 
