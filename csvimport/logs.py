@@ -6,7 +6,8 @@ name>``, no user data. This module pages through the stream (``FilterLogEvents``
 empty page may still carry a token; the stream ends when no token comes back), waits a
 bounded time for lines that lag behind the job, keeps the raw events in the run directory
 (the log group's retention may be short), and parses each message with a prefix pattern,
-treating the rest of the message as free text.
+treating the rest of the message as free text. ``classify`` names what a message's
+reason means and what to do (``LOG_REASONS``).
 """
 
 from __future__ import annotations
@@ -207,3 +208,63 @@ def read_job_log(
             on_wait(len(log.lines), expected)
         sleep(pause)
         pause = min(pause * 2, wait.max_pause)
+
+
+# --- what the reasons in a job's log mean ---------------------------------------------
+@dataclass(frozen=True)
+class KnownReason:
+    """A reason Cognito gives in the log, recognised by a loose pattern (its wording is
+    not documented, facts §5), with what it means and what to do."""
+
+    pattern: re.Pattern[str]
+    rule: str
+    explanation: str
+    fix: str
+
+
+LOG_REASONS = [
+    KnownReason(
+        re.compile(r"already exists", re.I), "exists",
+        "A user with this username is already in the pool, so Cognito left the existing "
+        "user untouched.",
+        "Nothing to do if it is the same person (check existing.csv from `build "
+        "--check-existing`); otherwise give one of them another username and import again.",
+    ),
+    KnownReason(
+        re.compile(r"auto.?verified", re.I), "auto_verified",
+        "The user has no verified email or phone among the pool's auto-verified "
+        "attributes; Cognito imports only users it can reach.",
+        "Mark the email (email_verified) or phone (phone_number_verified) as verified "
+        "where the legacy system confirmed it, then build and import these users again.",
+    ),
+    KnownReason(
+        re.compile(r"account with the given|alias", re.I), "alias_exists",
+        "Another user in the pool already uses this email or phone number, which must be "
+        "unique in this pool.",
+        "Merge or correct the two accounts, then import this user again.",
+    ),
+    KnownReason(
+        re.compile(r"password.?hash|hash", re.I), "bad_hash",
+        "The password hash is not one Cognito can import (format or cost out of bounds).",
+        "Import the user without a hash (`build --password-hashes off`); they will reset "
+        "their password.",
+    ),
+    KnownReason(
+        re.compile(r"internal", re.I), "internal",
+        "Cognito had an internal error with this user.",
+        "Import the user again: build from the retry source, or `csvimport start RUN_DIR "
+        "--retry-failed`.",
+    ),
+    KnownReason(
+        re.compile(r"schema|format|invalid|not valid|does not match|is not|missing|too long|"
+                   r"longer than|constraint|required", re.I), "schema",
+        "A value does not fit the pool's attribute rules (format, type, length or a "
+        "required attribute).",
+        "Fix the value in the legacy data or the mapping and build again; report this to "
+        "csvimport's maintainers too, since the build should have caught it.",
+    ),
+]  # fmt: skip
+
+
+def classify(message: str) -> KnownReason | None:
+    return next((r for r in LOG_REASONS if r.pattern.search(message)), None)

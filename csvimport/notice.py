@@ -20,9 +20,8 @@ import jinja2
 
 from csvimport.errors import ConfigError
 from csvimport.outcomes import Outcome, Password
-from csvimport.reconcile import read_results
 from csvimport.resources import templates_dir
-from csvimport.rundir import RunDir
+from csvimport.rundir import RunDir, read_results
 
 NOTICE_DIR = "notice"
 TEMPLATES = {  # output file -> template

@@ -425,8 +425,7 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
 def test_a_backslash_inside_a_value_imports_exactly_and_one_cognito_may_misread_is_rejected(
     mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path, importer: Importer
 ) -> None:
-    from csvimport.reconcile import written_users
-    from csvimport.rundir import RunDir
+    from csvimport.rundir import RunDir, written_users
 
     source = write_legacy(tmp_path / "backslashes.csv", [
         (1, "inner", "inner@example.com", "Y", "", "C:\\Users\\ann", "O\\Neil, Jr.", ""),
