@@ -50,6 +50,7 @@ from csvimport.errors import (
     RefusedError,
     describe_aws_error,
 )
+from csvimport.files import replaced_private
 from csvimport.jobs import (
     ChunkState,
     Event,
@@ -311,7 +312,8 @@ def map_command(
         raise RefusedError(
             f"{out} exists", hint="Pick another --out: csvimport never overwrites a mapping."
         )
-    out.write_text(text, encoding="utf-8")
+    with replaced_private(out) as f:
+        f.write(text)
     typer.echo(f"wrote {out}: review every line before `csvimport build`", err=True)
 
 

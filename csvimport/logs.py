@@ -13,7 +13,6 @@ reason means and what to do (``LOG_REASONS``).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +23,7 @@ from typing import Any
 import botocore.exceptions
 
 from csvimport.errors import ConfigError, ServiceError
+from csvimport.files import replaced_private
 
 LOG_LINE = re.compile(r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$", re.DOTALL)
 # UNVERIFIED (facts §5): whether "Line Number 1" is the first user (AWS's own mapping file
@@ -124,12 +124,9 @@ def raw_path(run_dir: Path, job_id: str) -> Path:
 def save_raw(path: Path, events: list[dict[str, Any]]) -> None:
     """Keep the raw events (they hold line numbers, no user data), atomically."""
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with replaced_private(path) as f:
         for event in events:
             f.write(json.dumps(event) + "\n")
-    os.replace(tmp, path)
 
 
 def load_raw(path: Path) -> list[dict[str, Any]] | None:

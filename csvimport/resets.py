@@ -34,6 +34,7 @@ from typing import Any
 import botocore.exceptions
 
 from csvimport.errors import THROTTLING_CODES, ConfigError, RefusedError, ServiceError
+from csvimport.files import PRIVATE_FILE_MODE, fsync_folder
 from csvimport.outcomes import Outcome, Password, ResetState
 from csvimport.recovery import Blocked, Channel, RecoveryPolicy, reset_verdict
 from csvimport.retry import USER_ACCOUNT_RECOVERY, PacedClient, error_code, error_message
@@ -148,17 +149,14 @@ class ResetJournal:
         entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "username": username,
                  "state": state.value, "channel": channel, "reason": reason}  # fmt: skip
         new = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its mode otherwise
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
             f.flush()
             os.fsync(f.fileno())
         if new:
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            fsync_folder(self.path.parent)
         self.entries.append(entry)
 
     def _cut_torn_tail(self) -> None:
