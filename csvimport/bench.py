@@ -379,9 +379,10 @@ def child_report(run_dir: Path, work: Path) -> dict[str, Any]:
 
     from csvimport.journal import Journal
     from csvimport.logs import LOGS_DIR
-    from csvimport.reconcile import Reconciler, write_failed_users, write_results
+    from csvimport.reconcile import Reconciler
     from csvimport.recovery import RecoveryPolicy
     from csvimport.report import write_report
+    from csvimport.results import write_failed_users, write_results
     from csvimport.rundir import RunDir
 
     shutil.rmtree(run_dir / LOGS_DIR, ignore_errors=True)  # fetch, don't reuse a stored log

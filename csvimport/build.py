@@ -39,10 +39,10 @@ from csvimport.cognito_csv import (
     SIDE_FILE_LINE_END,
     Chunk,
     ChunkWriter,
-    open_private,
 )
 from csvimport.duplicates import DuplicateFinder, DuplicatePolicy
 from csvimport.errors import ConfigError, RefusedError
+from csvimport.files import open_private, replaced_private
 from csvimport.hashformats import ALGORITHMS
 from csvimport.mapping.columns import HASH_COLUMN, check_attributes
 from csvimport.mapping.spec import Mapping
@@ -426,7 +426,8 @@ def _write_manifest(
     source_fingerprint: dict[str, Any], result: BuildResult,
 ) -> None:  # fmt: skip
     snapshot.save(work / POOL_SNAPSHOT)
-    shutil.copyfile(options.mapping, work / MAPPING_COPY)
+    with replaced_private(work / MAPPING_COPY, "wb") as f:
+        f.write(options.mapping.read_bytes())
     manifest = {
         "tool": "csvimport",
         "version": __version__,
@@ -465,6 +466,5 @@ def _write_manifest(
             "hashes": "on" if options.password_hashes else "off",
             "counts": dict(sorted(result.passwords.items())),
         }
-    tmp = work / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, work / MANIFEST)  # the manifest marks a finished build: written last
+    with replaced_private(work / MANIFEST) as f:  # it marks a finished build: written last
+        f.write(json.dumps(manifest, indent=2) + "\n")

@@ -50,6 +50,7 @@ from csvimport.errors import (
     RefusedError,
     describe_aws_error,
 )
+from csvimport.files import replaced_private
 from csvimport.jobevents import Event, EventKind, JobEnded, JobProgress, Note
 from csvimport.jobs import Importer, StartOptions
 from csvimport.jobstatus import ChunkState, RunStatus, explain_end
@@ -58,20 +59,15 @@ from csvimport.logs import LogWait
 from csvimport.mapping.suggest import MAP_SAMPLE_ROWS, columns_with_line_breaks, suggest_mapping
 from csvimport.notice import NoticeFields, write_notices
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
-from csvimport.reconcile import (
-    REPORT,
-    RETRY_SOURCE,
-    Reconciler,
-    write_failed_users,
-    write_results,
-    write_retry_source,
-)
+from csvimport.reconcile import Reconciler
 from csvimport.recovery import RecoveryPolicy
 from csvimport.redact import mask_credentials
 from csvimport.report import write_report
 from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, read_usernames, run_wave
 from csvimport.resources import schema_path
-from csvimport.rundir import EXISTING, PASSWORDS, REJECTS, RunDir
+from csvimport.results import write_failed_users, write_results
+from csvimport.retrysource import RETRY_SOURCE, write_retry_source
+from csvimport.rundir import EXISTING, PASSWORDS, REJECTS, REPORT, RunDir
 from csvimport.sources.base import SourceError, SourceSpec
 from csvimport.sources.opener import open_source
 from csvimport.validate import REASONS
@@ -310,7 +306,8 @@ def map_command(
         raise RefusedError(
             f"{out} exists", hint="Pick another --out: csvimport never overwrites a mapping."
         )
-    out.write_text(text, encoding="utf-8")
+    with replaced_private(out) as f:
+        f.write(text)
     typer.echo(f"wrote {out}: review every line before `csvimport build`", err=True)
 
 

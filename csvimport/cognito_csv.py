@@ -13,7 +13,6 @@ Cognito's log can be traced back to a legacy user.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,26 +24,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from csvimport.files import open_private
+
 MAX_USERS_PER_FILE = 500_000  # facts §2, not adjustable
 MAX_FILE_BYTES = 100 * 1024 * 1024  # facts §2, not adjustable
-PRIVATE_FILE_MODE = 0o600  # import files and maps hold personal data
 # Line end of csvimport's own CSV files (line maps, rejects, ...), not of Cognito's. The
 # csv module quotes a field only if it holds a character of the line terminator: with
 # "\n" alone, a legacy value holding a bare "\r" went unquoted and split the row on
 # reading. With "\r\n" every field holding either is quoted.
 SIDE_FILE_LINE_END = "\r\n"
-
-
-def open_private(path: Path, mode: str = "w") -> IO[Any]:
-    """Open a file for writing that only the owner may read (it holds personal data).
-
-    Text modes write UTF-8 without newline translation; "wb" writes bytes.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-    os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its mode otherwise
-    if "b" in mode:
-        return open(fd, mode)
-    return open(fd, mode, encoding="utf-8", newline="")
 
 
 def large_strings(values: Any) -> pa.LargeStringArray:

@@ -1,9 +1,16 @@
 """Files csvimport writes that hold personal data: private (0600) and replaced whole.
 
-A reader (a person, a spreadsheet, the next command) sees the old file or the new one,
-never half of one; a writer that is killed leaves a temporary file named for its process,
-which the next writer of the same file removes; and two writers at once never write into
-each other's temporary file (the last one to finish wins).
+One writer for every such file (results, failed users, the report, the journal, the raw
+job logs, notices, the build's manifest and pool snapshot, a suggested mapping):
+:func:`replaced_private`. A reader (a person, a spreadsheet, the next command) sees the old
+file or the new one, never half of one; the new one is on disk (fsynced, and its folder
+too) before the call returns; a writer that is killed leaves a temporary file named for
+its process, which the next writer of the same file removes; and two writers at once never
+write into each other's temporary file (the last one to finish wins).
+
+:func:`open_private` opens a file inside a folder that is itself put in place whole (the
+build's work folder, renamed to the run directory at the end), where a file-by-file
+replace would add nothing.
 """
 
 from __future__ import annotations
@@ -17,24 +24,31 @@ from typing import IO, Any
 PRIVATE_FILE_MODE = 0o600
 
 
+def open_private(path: Path, mode: str = "w") -> IO[Any]:
+    """Open ``path`` for writing, mode 0600 from the start (it holds personal data).
+
+    ``mode`` is "w" (UTF-8 text, no newline translation) or "wb".
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its mode otherwise
+    if "b" in mode:
+        return os.fdopen(fd, mode)
+    return os.fdopen(fd, mode, encoding="utf-8", newline="")
+
+
 @contextmanager
 def replaced_private(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Write ``path`` anew, mode 0600 from the start: the ``with`` block writes into a
-    temporary file beside it that replaces ``path`` at the end. On any error, Ctrl-C
-    included, the temporary file goes and ``path`` is left as it was.
+    temporary file beside it, which is fsynced and then replaces ``path``, and the folder
+    is fsynced, at the end. On any error, Ctrl-C included, the temporary file goes and
+    ``path`` is left as it was.
 
     ``mode`` is "w" (UTF-8 text, no newline translation) or "wb".
     """
     remove_abandoned(path)
     tmp = _temporary(path, os.getpid())
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-        os.fchmod(fd, PRIVATE_FILE_MODE)  # a leftover of an earlier process keeps its mode
-        if "b" in mode:
-            f: IO[Any] = os.fdopen(fd, mode)
-        else:
-            f = os.fdopen(fd, mode, encoding="utf-8", newline="")
-        with f:
+        with open_private(tmp, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -42,6 +56,16 @@ def replaced_private(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a file's creation, rename or removal in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_abandoned(path: Path) -> list[Path]:

@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from csvimport.errors import ConfigError, RefusedError
+from csvimport.files import replaced_private
 from csvimport.rundir import RunChunk, RunDir
 
 JOURNAL = "journal.json"
@@ -297,18 +298,9 @@ class Journal:
         }
         if self.rebuilt:
             data["rebuilt"] = self.rebuilt
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
+        with replaced_private(self.path) as f:
             json.dump(data, f, indent=2)
             f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
         self.missing = False
 
     def for_chunk(self, chunk: RunChunk) -> list[Attempt]:

@@ -6,13 +6,13 @@ name>``, no user data. This module pages through the stream (``FilterLogEvents``
 empty page may still carry a token; the stream ends when no token comes back), waits a
 bounded time for lines that lag behind the job, keeps the raw events in the run directory
 (the log group's retention may be short), and parses each message with a prefix pattern,
-treating the rest of the message as free text.
+treating the rest of the message as free text. ``classify`` names what a message's
+reason means and what to do (``LOG_REASONS``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +23,7 @@ from typing import Any
 import botocore.exceptions
 
 from csvimport.errors import ConfigError, ServiceError
+from csvimport.files import replaced_private
 
 LOG_LINE = re.compile(r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$", re.DOTALL)
 # UNVERIFIED (facts §5): whether "Line Number 1" is the first user (AWS's own mapping file
@@ -123,12 +124,9 @@ def raw_path(run_dir: Path, job_id: str) -> Path:
 def save_raw(path: Path, events: list[dict[str, Any]]) -> None:
     """Keep the raw events (they hold line numbers, no user data), atomically."""
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with replaced_private(path) as f:
         for event in events:
             f.write(json.dumps(event) + "\n")
-    os.replace(tmp, path)
 
 
 def load_raw(path: Path) -> list[dict[str, Any]] | None:
@@ -207,3 +205,63 @@ def read_job_log(
             on_wait(len(log.lines), expected)
         sleep(pause)
         pause = min(pause * 2, wait.max_pause)
+
+
+# --- what the reasons in a job's log mean ---------------------------------------------
+@dataclass(frozen=True)
+class KnownReason:
+    """A reason Cognito gives in the log, recognised by a loose pattern (its wording is
+    not documented, facts §5), with what it means and what to do."""
+
+    pattern: re.Pattern[str]
+    rule: str
+    explanation: str
+    fix: str
+
+
+LOG_REASONS = [
+    KnownReason(
+        re.compile(r"already exists", re.I), "exists",
+        "A user with this username is already in the pool, so Cognito left the existing "
+        "user untouched.",
+        "Nothing to do if it is the same person (check existing.csv from `build "
+        "--check-existing`); otherwise give one of them another username and import again.",
+    ),
+    KnownReason(
+        re.compile(r"auto.?verified", re.I), "auto_verified",
+        "The user has no verified email or phone among the pool's auto-verified "
+        "attributes; Cognito imports only users it can reach.",
+        "Mark the email (email_verified) or phone (phone_number_verified) as verified "
+        "where the legacy system confirmed it, then build and import these users again.",
+    ),
+    KnownReason(
+        re.compile(r"account with the given|alias", re.I), "alias_exists",
+        "Another user in the pool already uses this email or phone number, which must be "
+        "unique in this pool.",
+        "Merge or correct the two accounts, then import this user again.",
+    ),
+    KnownReason(
+        re.compile(r"password.?hash|hash", re.I), "bad_hash",
+        "The password hash is not one Cognito can import (format or cost out of bounds).",
+        "Import the user without a hash (`build --password-hashes off`); they will reset "
+        "their password.",
+    ),
+    KnownReason(
+        re.compile(r"internal", re.I), "internal",
+        "Cognito had an internal error with this user.",
+        "Import the user again: build from the retry source, or `csvimport start RUN_DIR "
+        "--retry-failed`.",
+    ),
+    KnownReason(
+        re.compile(r"schema|format|invalid|not valid|does not match|is not|missing|too long|"
+                   r"longer than|constraint|required", re.I), "schema",
+        "A value does not fit the pool's attribute rules (format, type, length or a "
+        "required attribute).",
+        "Fix the value in the legacy data or the mapping and build again; report this to "
+        "csvimport's maintainers too, since the build should have caught it.",
+    ),
+]  # fmt: skip
+
+
+def classify(message: str) -> KnownReason | None:
+    return next((r for r in LOG_REASONS if r.pattern.search(message)), None)

@@ -9,7 +9,6 @@ before). Fields come from options or a small TOML file; counts from the report's
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, fields, replace
@@ -19,10 +18,10 @@ from typing import Any
 import jinja2
 
 from csvimport.errors import ConfigError
+from csvimport.files import replaced_private
 from csvimport.outcomes import Outcome, Password
-from csvimport.reconcile import read_results
 from csvimport.resources import templates_dir
-from csvimport.rundir import RunDir
+from csvimport.rundir import RunDir, read_results
 
 NOTICE_DIR = "notice"
 TEMPLATES = {  # output file -> template
@@ -117,8 +116,7 @@ def write_notices(run: RunDir, notice: NoticeFields, out_dir: Path | None = None
     paths = []
     for name, text in rendered.items():
         path = directory / name
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        with replaced_private(path) as f:
+            f.write(text)
         paths.append(path)
     return paths

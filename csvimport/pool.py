@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from csvimport.errors import ConfigError
+from csvimport.files import replaced_private
 from csvimport.retry import paced
 
 if TYPE_CHECKING:
@@ -90,7 +91,8 @@ class PoolSnapshot:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        with replaced_private(path) as f:
+            f.write(json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> PoolSnapshot:

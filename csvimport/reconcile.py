@@ -16,25 +16,19 @@ counts as imported if any job imported them, else by the latest job that reached
 
 from __future__ import annotations
 
-import csv
-import json
-import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from csvimport import __version__
-from csvimport.cognito_csv import read_rows
 from csvimport.errors import ConfigError
-from csvimport.files import replaced_private
 from csvimport.journal import Attempt, Journal, Step
 from csvimport.logs import (
     FIRST_LINE_NUMBER,
     JobLog,
     LogWait,
+    classify,
     detect_line_base,
     log_group,
     log_stream,
@@ -52,238 +46,26 @@ from csvimport.outcomes import (
     UserResult,
 )
 from csvimport.recovery import RecoveryPolicy, reset_verdict
+from csvimport.resets import read_resets
 from csvimport.retry import PacedClient
-from csvimport.rundir import MANIFEST, PASSWORDS, REJECTS, RunChunk, RunDir
+from csvimport.rundir import (
+    BUILD_AGAIN,
+    FAILED_USERS,
+    MANIFEST,
+    RunChunk,
+    RunDir,
+    WrittenUser,
+    read_password_classes,
+    read_rejects,
+    written_users,
+)
 from csvimport.validate import REASONS
 
-RESULTS = "results.jsonl"
-RESETS_JOURNAL = "resets.jsonl"  # written by csvimport.resets
-RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
-REPORT = "report.html"
-FAILED_USERS = "failed-users.csv"
 EXAMPLES_PER_REASON = 5
-# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 OUTCOME_OF = {"SUCCEEDED": Outcome.IMPORTED, "SKIPPED": Outcome.SKIPPED,
               "FAILED": Outcome.FAILED}  # fmt: skip
 REJECT_FIX = ("Fix the value in the legacy data (or the mapping) and build again; "
               f"{FAILED_USERS} lists these users.")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class KnownReason:
-    """A reason Cognito gives in the log, recognised by a loose pattern (its wording is
-    not documented, facts §5), with what it means and what to do."""
-
-    pattern: re.Pattern[str]
-    rule: str
-    explanation: str
-    fix: str
-
-
-LOG_REASONS = [
-    KnownReason(
-        re.compile(r"already exists", re.I), "exists",
-        "A user with this username is already in the pool, so Cognito left the existing "
-        "user untouched.",
-        "Nothing to do if it is the same person (check existing.csv from `build "
-        "--check-existing`); otherwise give one of them another username and import again.",
-    ),
-    KnownReason(
-        re.compile(r"auto.?verified", re.I), "auto_verified",
-        "The user has no verified email or phone among the pool's auto-verified "
-        "attributes; Cognito imports only users it can reach.",
-        "Mark the email (email_verified) or phone (phone_number_verified) as verified "
-        "where the legacy system confirmed it, then build and import these users again.",
-    ),
-    KnownReason(
-        re.compile(r"account with the given|alias", re.I), "alias_exists",
-        "Another user in the pool already uses this email or phone number, which must be "
-        "unique in this pool.",
-        "Merge or correct the two accounts, then import this user again.",
-    ),
-    KnownReason(
-        re.compile(r"password.?hash|hash", re.I), "bad_hash",
-        "The password hash is not one Cognito can import (format or cost out of bounds).",
-        "Import the user without a hash (`build --password-hashes off`); they will reset "
-        "their password.",
-    ),
-    KnownReason(
-        re.compile(r"internal", re.I), "internal",
-        "Cognito had an internal error with this user.",
-        "Import the user again: build from the retry source, or `csvimport start RUN_DIR "
-        "--retry-failed`.",
-    ),
-    KnownReason(
-        re.compile(r"schema|format|invalid|not valid|does not match|is not|missing|too long|"
-                   r"longer than|constraint|required", re.I), "schema",
-        "A value does not fit the pool's attribute rules (format, type, length or a "
-        "required attribute).",
-        "Fix the value in the legacy data or the mapping and build again; report this to "
-        "csvimport's maintainers too, since the build should have caught it.",
-    ),
-]  # fmt: skip
-
-
-def classify(message: str) -> KnownReason | None:
-    return next((r for r in LOG_REASONS if r.pattern.search(message)), None)
-
-
-@dataclass(frozen=True)
-class WrittenUser:
-    """A user written to a chunk, as the chunk file and its line map tell."""
-
-    line: int  # data line in the chunk, 1 = first user
-    source_row: int
-    legacy_id: str
-    username: str
-    email: str
-    phone: str
-    channels: frozenset[str]  # verified_email / verified_phone_number
-    has_hash: bool
-
-
-# --- the build's files, read back: damage is refused naming the file and line ----------
-BUILD_AGAIN = ("Build the run again into a new directory (csvimport build ... --out NEW_DIR); "
-               "never edit or delete the files of a run directory.")  # fmt: skip
-
-
-def _damaged(path: Path, line: int, problem: str) -> ConfigError:
-    return ConfigError(f"{path} line {line} is damaged: {problem}", hint=BUILD_AGAIN)
-
-
-def _first_bad_line(path: Path) -> int:
-    """The number of the first line of ``path`` that is not UTF-8."""
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 1  # a character cut at the very end: the reader saw it first
-
-
-def build_records(
-    path: Path, columns: Iterable[str], *, missing_ok: bool = False
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """Each record of a CSV file the build wrote, with the line it ends on.
-
-    ConfigError names the file and line of any damage: a file missing (unless
-    ``missing_ok``), not UTF-8, not CSV, lacking ``columns``, or a row of the wrong length.
-    """
-    try:
-        f = path.open(encoding="utf-8", newline="")
-    except FileNotFoundError:
-        if missing_ok:
-            return
-        raise ConfigError(f"{path} is missing from the run directory", hint=BUILD_AGAIN) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=BUILD_AGAIN) from None
-    with f:
-        reader = csv.DictReader(f)
-        try:
-            lacking = [c for c in columns if c not in (reader.fieldnames or [])]
-            if lacking:
-                raise _damaged(path, 1, f"its header lacks {', '.join(lacking)}")
-            for record in reader:
-                if None in record or None in record.values():  # more or fewer fields
-                    raise _damaged(path, reader.line_num, "it has the wrong number of fields")
-                yield reader.line_num, record
-        except UnicodeDecodeError:
-            raise _damaged(path, _first_bad_line(path), "it is not UTF-8 text") from None
-        except csv.Error as exc:
-            raise _damaged(path, reader.line_num, f"it is not CSV ({exc})") from None
-
-
-def _whole(path: Path, line: int, record: dict[str, str], name: str) -> int:
-    value = record[name]
-    if not value.isascii() or not value.isdigit():
-        raise _damaged(path, line, f"{name} must be a whole number, not {value!r:.40}")
-    return int(value)
-
-
-def read_line_map(run: RunDir, chunk: RunChunk) -> dict[int, tuple[int, str]]:
-    """The chunk's line map: each data line's (source row, legacy id)."""
-    path = run.path / chunk.map_file
-    lines: dict[int, tuple[int, str]] = {}
-    for count, (n, r) in enumerate(build_records(path, ("line", "source_row", "legacy_id")), 1):
-        lines[_whole(path, n, r, "line")] = (_whole(path, n, r, "source_row"), r["legacy_id"])
-        if len(lines) != count:
-            raise _damaged(path, n, f"it maps line {r['line']} a second time")
-    if set(lines) != set(range(1, chunk.rows + 1)):
-        raise ConfigError(
-            f"{path} is damaged: it maps {len(lines):,} lines, but {chunk.file} has "
-            f"{chunk.rows:,} users (lines 1 to {chunk.rows:,})",
-            hint=BUILD_AGAIN,
-        )
-    return lines
-
-
-def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
-    """The chunk's users in file order; RefusedError when its file or line map is missing
-    or changed since the build, ConfigError when the line map is damaged."""
-    run.verify_file(chunk.map_file)
-    lines = read_line_map(run, chunk)
-    rows = read_rows(run.verify_file(chunk.file))
-    col = {name: i for i, name in enumerate(next(rows, []))}
-
-    def get(values: list[str], name: str) -> str:
-        i = col.get(name)
-        return values[i].strip() if i is not None and i < len(values) else ""
-
-    for number, values in enumerate(rows, start=1):
-        source_row, legacy_id = lines.get(number, (0, ""))
-        # A channel Cognito can send a code to: a value, marked verified.
-        channels = {name for attr, name in (("email", "verified_email"),
-                                           ("phone_number", "verified_phone_number"))
-                    if get(values, attr)
-                    and get(values, f"{attr}_verified").lower() == "true"}  # fmt: skip
-        yield WrittenUser(
-            line=number, source_row=source_row,
-            legacy_id=legacy_id, username=get(values, "cognito:username"),
-            email=get(values, "email"), phone=get(values, "phone_number"),
-            channels=frozenset(channels), has_hash=bool(get(values, "password_hash")),
-        )  # fmt: skip
-
-
-def read_rejects(run: RunDir) -> list[UserResult]:
-    """One result per refused source row (a row may break several rules: all are named)."""
-    by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
-    path = run.verify_file(REJECTS)
-    columns = ("source_row", "legacy_id", "attribute", "rule", "reason", "value")
-    for line, record in build_records(path, columns):
-        if record.get("collided_with_row"):
-            _whole(path, line, record, "collided_with_row")
-        by_row[_whole(path, line, record, "source_row")].append(record)
-    results = []
-    for row, records in sorted(by_row.items()):
-        first = records[0]
-        duplicate = first["rule"] == "duplicate"
-        values = {r["attribute"]: r["value"] for r in records}
-        results.append(UserResult(
-            source_row=row, legacy_id=first["legacy_id"],
-            username=values.get("cognito:username", ""),
-            outcome=Outcome.DUPLICATE if duplicate else Outcome.REJECTED,
-            reason="; ".join(dict.fromkeys(
-                f"{r['attribute']}: {r['reason']}" if r["attribute"] else r["reason"]
-                for r in records)),
-            rule=first["rule"], email=values.get("email", ""),
-            phone=values.get("phone_number", ""),
-            collided_with_row=int(first["collided_with_row"]) if duplicate
-            and first.get("collided_with_row") else None,
-        ))  # fmt: skip
-    return results
-
-
-def read_password_classes(run: RunDir) -> dict[int, str]:
-    """Each written user's hash classification by source row ("status: reason"); empty
-    when the build mapped no password_hash."""
-    if PASSWORDS not in run.files:
-        return {}
-    path = run.verify_file(PASSWORDS)
-    records = build_records(path, ("source_row", "password", "reason"))
-    return {_whole(path, n, r, "source_row"): ": ".join(filter(None, (r["password"], r["reason"])))
-            for n, r in records}  # fmt: skip
 
 
 def _duration(attempt: Attempt) -> float | None:
@@ -542,220 +324,3 @@ def _groups(results: Iterable[UserResult]) -> list[ReasonGroup]:
             explanation=explanation, fix=fix, examples=members[:EXAMPLES_PER_REASON],
         ))  # fmt: skip
     return sorted(groups, key=lambda g: (-g.count, g.outcome.value, g.rule))
-
-
-def read_reset_entries(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete line of ``resets.jsonl`` in order.
-
-    A last line without its newline that starts like an entry is torn (the wave was
-    killed while writing it) and is left out: it was either an intent whose call was never
-    made, or an outcome whose intent line stands before it. Anything else that is not an
-    entry is damage no crash explains: ConfigError names its line, rather than a user
-    silently losing their record.
-    """
-    path = run_dir / RESETS_JOURNAL
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {path}: {exc.strerror}",
-            hint=f"{RESETS_JOURNAL} must be a file csvimport can read.",
-        ) from None
-    *lines, tail = data.split(b"\n")
-    if tail and not (RESET_ENTRY_START.startswith(tail) or tail.startswith(RESET_ENTRY_START)):
-        lines.append(tail)  # not the start of an entry: damage, reported below
-    entries = []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        entry = _reset_entry(raw)
-        if entry is None:
-            raise ConfigError(
-                f"{path} line {number} is damaged: it is not a reset-wave record",
-                hint="A crash can only tear the last line. Restore the file from a backup, "
-                "or delete the damaged line: a user whose only record it was then counts as "
-                "never sent a code, and the next `csvimport resets` sends them one.",
-            )
-        entries.append(entry)
-    return entries
-
-
-def _reset_entry(raw: bytes) -> dict[str, Any] | None:
-    try:
-        entry = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not (isinstance(entry, dict) and isinstance(entry.get("username"), str)
-            and isinstance(entry.get("at"), str) and entry.get("state") in set(ResetState)
-            and isinstance(entry.get("reason", ""), str)):  # fmt: skip
-        return None
-    return entry
-
-
-def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """The last reset-wave outcome per username."""
-    return {entry["username"]: entry for entry in read_reset_entries(run_dir)}
-
-
-# --- files ------------------------------------------------------------------------------
-def neutralise(value: str) -> str:
-    """Make a value safe to open in a spreadsheet: no cell starts a formula."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
-
-def write_results(run_dir: Path, results: list[UserResult]) -> Path:
-    """``results.jsonl``: one JSON object per source user, in source order."""
-    path = run_dir / RESULTS
-    with replaced_private(path) as f:
-        for result in results:
-            f.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
-    return path
-
-
-RESULTS_DAMAGED_HINT = ("Run `csvimport report {run_dir}` again to rewrite it (the report "
-                        "writes it whole); do not edit it by hand.")  # fmt: skip
-
-
-def read_results(run: RunDir, *, needed_for: str) -> list[UserResult]:
-    """Every user's result from ``results.jsonl``, in the order the report wrote them.
-
-    ConfigError when the report has not written it yet (``needed_for`` says what needs
-    it), when a line is not a result (naming the line), or when it does not hold one
-    result per source user; the hint says how to rewrite it.
-    """
-    run_dir = run.path
-    path = run_dir / RESULTS
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{run_dir} has no {RESULTS}: {needed_for}",
-            hint=f"Run `csvimport report {run_dir}` first.",
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}",
-                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir)) from None  # fmt: skip
-    results = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            results.append(UserResult.from_json(json.loads(raw)))
-        except UnicodeDecodeError:
-            problem = "it is not UTF-8 text"
-        except json.JSONDecodeError:
-            problem = "it is not JSON"
-        except ValueError as exc:
-            problem = str(exc)
-        else:
-            continue
-        raise ConfigError(f"{path} line {number} is damaged: {problem}",
-                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir))  # fmt: skip
-    source_rows = (run.manifest.get("counts") or {}).get("source_rows")
-    if isinstance(source_rows, int) and len(results) != source_rows:
-        raise ConfigError(
-            f"{path} is damaged: it holds {len(results):,} users' results, but the run has "
-            f"{source_rows:,} source users",
-            hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir),
-        )
-    return results
-
-
-FAILED_COLUMNS = ["source_row", "legacy_id", "username", "email", "phone", "outcome",
-                  "reason", "job_id", "chunk", "line"]  # fmt: skip
-
-
-def write_failed_users(run_dir: Path, results: list[UserResult]) -> Path:
-    """``failed-users.csv``: every user not imported, for people and spreadsheets."""
-    path = run_dir / FAILED_USERS
-    with replaced_private(path) as f:
-        writer = csv.writer(f)
-        writer.writerow(FAILED_COLUMNS)
-        for r in results:
-            if r.outcome.needs_attention:
-                data = r.to_json()
-                writer.writerow([neutralise("" if data[c] is None else str(data[c]))
-                                 for c in FAILED_COLUMNS])  # fmt: skip
-    return path
-
-
-RETRY_SOURCE = "retry-source.csv"
-RETRY_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.FAILED, Outcome.NOT_PROCESSED})
-
-
-def write_retry_source(
-    run: RunDir, results: list[UserResult], *, source: str | None = None,
-    encoding: str | None = None,
-) -> Path | None:  # fmt: skip
-    """``retry-source.csv``: the users who can still be imported once fixed (rejected,
-    failed, not processed), as the legacy source had them, ready to fix and build again.
-
-    A file source is read again from its recorded path when its bytes still match the
-    manifest, with the encoding and delimiter the build used (``encoding`` overrides the
-    former); a database needs ``source`` (its URL: passwords are never stored). Rows the
-    source garbled (a stray quote, a row with too few or too many fields) are left out:
-    their values are not the user's, so they must be fixed in the source itself, where
-    rejects.csv names their lines. Returns None when no user needs a retry; raises
-    RefusedError when the source cannot be read. An earlier report's retry-source.csv
-    never outlives this call: it is replaced, or removed when none is written (an error
-    included), since it no longer matches.
-    """
-    path = run.path / RETRY_SOURCE
-    try:
-        written = _write_retry_source(run, results, source=source, encoding=encoding)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    if written is None:
-        path.unlink(missing_ok=True)
-    return written
-
-
-def _write_retry_source(
-    run: RunDir, results: list[UserResult], *, source: str | None, encoding: str | None
-) -> Path | None:
-    from csvimport.errors import RefusedError
-    from csvimport.redact import is_masked
-    from csvimport.sources.base import ROW, SOURCE_RULE, SourceSpec
-    from csvimport.sources.opener import open_source
-
-    wanted = {r.source_row for r in results if r.outcome in RETRY_OUTCOMES}
-    if not wanted:
-        return None
-    recorded = run.manifest.get("source", {})
-    if not isinstance(recorded, dict):
-        raise ConfigError(f"{run.path / MANIFEST} is damaged: its source is not an object",
-                          hint=BUILD_AGAIN)  # fmt: skip
-    url = str(recorded.get("url") or "")
-    # A database URL is stored with its credentials masked; one without any works as is.
-    location = source or recorded.get("path") or (url if url and not is_masked(url) else None)
-    if not location:
-        raise RefusedError(
-            "the legacy source is a database and its URL is stored without its credentials "
-            "(they never are)",
-            hint="Pass --source with the database URL to write retry-source.csv.",
-        )
-    as_built = source is None and "path" in recorded
-    opened = open_source(SourceSpec(
-        location, table=recorded.get("table"), query=recorded.get("query"),
-        encoding=encoding or recorded.get("encoding") or "utf-8",
-        delimiter=recorded.get("delimiter") if as_built else None,
-    ))  # fmt: skip
-    if as_built and opened.fingerprint().get("sha256") != recorded.get("sha256"):
-        raise RefusedError(
-            f"{location} changed since the build, so its rows no longer match the run",
-            hint="Pass --source with the file exactly as it was built from.",
-        )
-    path = run.path / RETRY_SOURCE
-    with replaced_private(path) as f:
-        writer = csv.writer(f)
-        columns = opened.columns()
-        writer.writerow(columns)
-        for chunk in opened.chunks():
-            picked = chunk[chunk[ROW].isin(wanted)]
-            if SOURCE_RULE in picked.columns:
-                picked = picked[picked[SOURCE_RULE] == ""]
-            writer.writerows(picked[columns].itertuples(index=False, name=None))
-    return path

@@ -34,18 +34,11 @@ from typing import Any
 import botocore.exceptions
 
 from csvimport.errors import THROTTLING_CODES, ConfigError, RefusedError, ServiceError
+from csvimport.files import PRIVATE_FILE_MODE, fsync_folder
 from csvimport.outcomes import Outcome, Password, ResetState
-from csvimport.reconcile import (
-    RESETS_JOURNAL,
-    RESULTS,
-    RESULTS_DAMAGED_HINT,
-    read_reset_entries,
-    read_results,
-    written_users,
-)
 from csvimport.recovery import Blocked, Channel, RecoveryPolicy, reset_verdict
 from csvimport.retry import USER_ACCOUNT_RECOVERY, PacedClient, error_code, error_message
-from csvimport.rundir import RunDir
+from csvimport.rundir import RESULTS, RESULTS_DAMAGED_HINT, RunDir, read_results, written_users
 
 # facts §6: Cognito's default email sender sends at most 50 emails a day per account.
 DEFAULT_SENDER_EMAILS_PER_DAY = 50
@@ -55,6 +48,9 @@ DEFAULT_RATE = USER_ACCOUNT_RECOVERY.rate
 # GUESS: the daily email limit's error is a LimitExceededException whose message says
 # "daily email limit" (facts §6 quotes "Exceeded daily email limit ...").
 DAILY_LIMIT_CODES = frozenset({"LimitExceededException"})
+
+RESETS_JOURNAL = "resets.jsonl"  # the wave's journal, in the run directory
+RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
 
 
 @dataclass(frozen=True)
@@ -153,17 +149,14 @@ class ResetJournal:
         entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "username": username,
                  "state": state.value, "channel": channel, "reason": reason}  # fmt: skip
         new = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its mode otherwise
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
             f.flush()
             os.fsync(f.fileno())
         if new:
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            fsync_folder(self.path.parent)
         self.entries.append(entry)
 
     def _cut_torn_tail(self) -> None:
@@ -341,3 +334,59 @@ def run_wave(
                 emails_left -= 1
         on_progress(done + 1, total)
     return result
+
+
+# --- the journal read back (by the next wave and by `csvimport report`) ------------------
+def read_reset_entries(run_dir: Path) -> list[dict[str, Any]]:
+    """Every complete line of ``resets.jsonl`` in order.
+
+    A last line without its newline that starts like an entry is torn (the wave was
+    killed while writing it) and is left out: it was either an intent whose call was never
+    made, or an outcome whose intent line stands before it. Anything else that is not an
+    entry is damage no crash explains: ConfigError names its line, rather than a user
+    silently losing their record.
+    """
+    path = run_dir / RESETS_JOURNAL
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}",
+            hint=f"{RESETS_JOURNAL} must be a file csvimport can read.",
+        ) from None
+    *lines, tail = data.split(b"\n")
+    if tail and not (RESET_ENTRY_START.startswith(tail) or tail.startswith(RESET_ENTRY_START)):
+        lines.append(tail)  # not the start of an entry: damage, reported below
+    entries = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        entry = _reset_entry(raw)
+        if entry is None:
+            raise ConfigError(
+                f"{path} line {number} is damaged: it is not a reset-wave record",
+                hint="A crash can only tear the last line. Restore the file from a backup, "
+                "or delete the damaged line: a user whose only record it was then counts as "
+                "never sent a code, and the next `csvimport resets` sends them one.",
+            )
+        entries.append(entry)
+    return entries
+
+
+def _reset_entry(raw: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not (isinstance(entry, dict) and isinstance(entry.get("username"), str)
+            and isinstance(entry.get("at"), str) and entry.get("state") in set(ResetState)
+            and isinstance(entry.get("reason", ""), str)):  # fmt: skip
+        return None
+    return entry
+
+
+def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The last reset-wave outcome per username."""
+    return {entry["username"]: entry for entry in read_reset_entries(run_dir)}

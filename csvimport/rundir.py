@@ -6,18 +6,28 @@ means the build failed or is still running, or the manifest was lost). The manif
 the sha256 of every file the build wrote; a command checks each file it reads against it
 (:meth:`RunDir.verify_file`), so a missing or edited chunk, line map, rejects list, pool
 snapshot or mapping copy is refused with its name and the fix, never half used.
+
+It also holds the readers of run files that more than one command uses: the build's CSV
+files (``build_records``: line maps, ``rejects.csv``, ``passwords.csv``), a chunk's users
+(``written_users``) and the report's ``results.jsonl`` (``read_results``); damage is
+refused naming the file and line.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from csvimport.cognito_csv import read_rows
 from csvimport.errors import ConfigError, RefusedError
+from csvimport.outcomes import Outcome, UserResult
 from csvimport.pool import PoolSnapshot
 
 # The files of a run directory that several stages read (build writes them).
@@ -27,6 +37,10 @@ PASSWORDS = "passwords.csv"  # each written user's password-hash verdict (report
 EXISTING = "existing.csv"
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
+# The files `report` writes (other commands read results.jsonl).
+RESULTS = "results.jsonl"
+REPORT = "report.html"
+FAILED_USERS = "failed-users.csv"
 RUN_ID_CHARS = 8
 # ``build`` writes a run into a hidden work folder next to it, named for it, and renames
 # it into place when done; ``BUILD_LOCK`` in there is flock-ed by the building process.
@@ -294,3 +308,210 @@ def _no_manifest(path: Path) -> ConfigError:
         hint="Run `csvimport build ... --out DIR` and pass that DIR; a build that "
         "failed leaves no run directory behind.",
     )
+
+
+@dataclass(frozen=True)
+class WrittenUser:
+    """A user written to a chunk, as the chunk file and its line map tell."""
+
+    line: int  # data line in the chunk, 1 = first user
+    source_row: int
+    legacy_id: str
+    username: str
+    email: str
+    phone: str
+    channels: frozenset[str]  # verified_email / verified_phone_number
+    has_hash: bool
+
+
+# --- the build's files, read back: damage is refused naming the file and line ----------
+BUILD_AGAIN = ("Build the run again into a new directory (csvimport build ... --out NEW_DIR); "
+               "never edit or delete the files of a run directory.")  # fmt: skip
+
+
+def _damaged(path: Path, line: int, problem: str) -> ConfigError:
+    return ConfigError(f"{path} line {line} is damaged: {problem}", hint=BUILD_AGAIN)
+
+
+def _first_bad_line(path: Path) -> int:
+    """The number of the first line of ``path`` that is not UTF-8."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1  # a character cut at the very end: the reader saw it first
+
+
+def build_records(
+    path: Path, columns: Iterable[str], *, missing_ok: bool = False
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each record of a CSV file the build wrote, with the line it ends on.
+
+    ConfigError names the file and line of any damage: a file missing (unless
+    ``missing_ok``), not UTF-8, not CSV, lacking ``columns``, or a row of the wrong length.
+    """
+    try:
+        f = path.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise ConfigError(f"{path} is missing from the run directory", hint=BUILD_AGAIN) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=BUILD_AGAIN) from None
+    with f:
+        reader = csv.DictReader(f)
+        try:
+            lacking = [c for c in columns if c not in (reader.fieldnames or [])]
+            if lacking:
+                raise _damaged(path, 1, f"its header lacks {', '.join(lacking)}")
+            for record in reader:
+                if None in record or None in record.values():  # more or fewer fields
+                    raise _damaged(path, reader.line_num, "it has the wrong number of fields")
+                yield reader.line_num, record
+        except UnicodeDecodeError:
+            raise _damaged(path, _first_bad_line(path), "it is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise _damaged(path, reader.line_num, f"it is not CSV ({exc})") from None
+
+
+def _whole(path: Path, line: int, record: dict[str, str], name: str) -> int:
+    value = record[name]
+    if not value.isascii() or not value.isdigit():
+        raise _damaged(path, line, f"{name} must be a whole number, not {value!r:.40}")
+    return int(value)
+
+
+def read_line_map(run: RunDir, chunk: RunChunk) -> dict[int, tuple[int, str]]:
+    """The chunk's line map: each data line's (source row, legacy id)."""
+    path = run.path / chunk.map_file
+    lines: dict[int, tuple[int, str]] = {}
+    for count, (n, r) in enumerate(build_records(path, ("line", "source_row", "legacy_id")), 1):
+        lines[_whole(path, n, r, "line")] = (_whole(path, n, r, "source_row"), r["legacy_id"])
+        if len(lines) != count:
+            raise _damaged(path, n, f"it maps line {r['line']} a second time")
+    if set(lines) != set(range(1, chunk.rows + 1)):
+        raise ConfigError(
+            f"{path} is damaged: it maps {len(lines):,} lines, but {chunk.file} has "
+            f"{chunk.rows:,} users (lines 1 to {chunk.rows:,})",
+            hint=BUILD_AGAIN,
+        )
+    return lines
+
+
+def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
+    """The chunk's users in file order; RefusedError when its file or line map is missing
+    or changed since the build, ConfigError when the line map is damaged."""
+    run.verify_file(chunk.map_file)
+    lines = read_line_map(run, chunk)
+    rows = read_rows(run.verify_file(chunk.file))
+    col = {name: i for i, name in enumerate(next(rows, []))}
+
+    def get(values: list[str], name: str) -> str:
+        i = col.get(name)
+        return values[i].strip() if i is not None and i < len(values) else ""
+
+    for number, values in enumerate(rows, start=1):
+        source_row, legacy_id = lines.get(number, (0, ""))
+        # A channel Cognito can send a code to: a value, marked verified.
+        channels = {name for attr, name in (("email", "verified_email"),
+                                           ("phone_number", "verified_phone_number"))
+                    if get(values, attr)
+                    and get(values, f"{attr}_verified").lower() == "true"}  # fmt: skip
+        yield WrittenUser(
+            line=number, source_row=source_row,
+            legacy_id=legacy_id, username=get(values, "cognito:username"),
+            email=get(values, "email"), phone=get(values, "phone_number"),
+            channels=frozenset(channels), has_hash=bool(get(values, "password_hash")),
+        )  # fmt: skip
+
+
+def read_rejects(run: RunDir) -> list[UserResult]:
+    """One result per refused source row (a row may break several rules: all are named)."""
+    by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
+    path = run.verify_file(REJECTS)
+    columns = ("source_row", "legacy_id", "attribute", "rule", "reason", "value")
+    for line, record in build_records(path, columns):
+        if record.get("collided_with_row"):
+            _whole(path, line, record, "collided_with_row")
+        by_row[_whole(path, line, record, "source_row")].append(record)
+    results = []
+    for row, records in sorted(by_row.items()):
+        first = records[0]
+        duplicate = first["rule"] == "duplicate"
+        values = {r["attribute"]: r["value"] for r in records}
+        results.append(UserResult(
+            source_row=row, legacy_id=first["legacy_id"],
+            username=values.get("cognito:username", ""),
+            outcome=Outcome.DUPLICATE if duplicate else Outcome.REJECTED,
+            reason="; ".join(dict.fromkeys(
+                f"{r['attribute']}: {r['reason']}" if r["attribute"] else r["reason"]
+                for r in records)),
+            rule=first["rule"], email=values.get("email", ""),
+            phone=values.get("phone_number", ""),
+            collided_with_row=int(first["collided_with_row"]) if duplicate
+            and first.get("collided_with_row") else None,
+        ))  # fmt: skip
+    return results
+
+
+def read_password_classes(run: RunDir) -> dict[int, str]:
+    """Each written user's hash classification by source row ("status: reason"); empty
+    when the build mapped no password_hash."""
+    if PASSWORDS not in run.files:
+        return {}
+    path = run.verify_file(PASSWORDS)
+    records = build_records(path, ("source_row", "password", "reason"))
+    return {_whole(path, n, r, "source_row"): ": ".join(filter(None, (r["password"], r["reason"])))
+            for n, r in records}  # fmt: skip
+
+
+# --- the report's results, read back by the commands that follow it --------------------
+RESULTS_DAMAGED_HINT = ("Run `csvimport report {run_dir}` again to rewrite it (the report "
+                        "writes it whole); do not edit it by hand.")  # fmt: skip
+
+
+def read_results(run: RunDir, *, needed_for: str) -> list[UserResult]:
+    """Every user's result from ``results.jsonl``, in the order the report wrote them.
+
+    ConfigError when the report has not written it yet (``needed_for`` says what needs
+    it), when a line is not a result (naming the line), or when it does not hold one
+    result per source user; the hint says how to rewrite it.
+    """
+    run_dir = run.path
+    path = run_dir / RESULTS
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{run_dir} has no {RESULTS}: {needed_for}",
+            hint=f"Run `csvimport report {run_dir}` first.",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}",
+                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir)) from None  # fmt: skip
+    results = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            results.append(UserResult.from_json(json.loads(raw)))
+        except UnicodeDecodeError:
+            problem = "it is not UTF-8 text"
+        except json.JSONDecodeError:
+            problem = "it is not JSON"
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            continue
+        raise ConfigError(f"{path} line {number} is damaged: {problem}",
+                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir))  # fmt: skip
+    source_rows = (run.manifest.get("counts") or {}).get("source_rows")
+    if isinstance(source_rows, int) and len(results) != source_rows:
+        raise ConfigError(
+            f"{path} is damaged: it holds {len(results):,} users' results, but the run has "
+            f"{source_rows:,} source users",
+            hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir),
+        )
+    return results

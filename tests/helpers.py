@@ -42,9 +42,10 @@ from csvimport.outcomes import (
     UserResult,
 )
 from csvimport.pool import Attribute, PoolSnapshot
-from csvimport.reconcile import Reconciler, write_results
+from csvimport.reconcile import Reconciler
 from csvimport.recovery import RecoveryPolicy
 from csvimport.report import CLIP_CHARS
+from csvimport.results import write_results
 from csvimport.retry import Backoff
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox

@@ -251,6 +251,25 @@ def test_cli_map_proposes_folding_line_breaks_for_a_column_whose_values_span_lin
     assert result.stdout.count("fold_line_breaks = ") == 1
 
 
+def test_cli_map_out_writes_the_mapping_private_and_never_overwrites_one(
+    snapshot: PoolSnapshot, tmp_path: Path
+) -> None:
+    source = tmp_path / "people.csv"
+    source.write_text("login,email\nann,a@example.com\n", encoding="utf-8")
+    snapshot.save(tmp_path / "pool.json")
+    out = tmp_path / "mapping.toml"
+    args = ("map", str(source), "--pool-spec", str(tmp_path / "pool.json"))
+    printed = cli(*args)
+    result = cli(*args, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_text(encoding="utf-8") == printed.stdout
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    again = cli(*args, "--out", str(out))
+    assert again.returncode == 2 and "never overwrites a mapping" in again.stderr
+    assert out.read_text(encoding="utf-8") == printed.stdout
+
+
 def test_cli_map_of_a_source_it_cannot_sample_still_writes_the_mapping_and_says_why(
     snapshot: PoolSnapshot, tmp_path: Path
 ) -> None:
@@ -425,8 +444,7 @@ def test_a_build_in_worker_processes_writes_the_same_bytes_as_one_in_process(
 def test_a_backslash_inside_a_value_imports_exactly_and_one_cognito_may_misread_is_rejected(
     mapping_file: Path, snapshot: PoolSnapshot, tmp_path: Path, importer: Importer
 ) -> None:
-    from csvimport.reconcile import written_users
-    from csvimport.rundir import RunDir
+    from csvimport.rundir import RunDir, written_users
 
     source = write_legacy(tmp_path / "backslashes.csv", [
         (1, "inner", "inner@example.com", "Y", "", "C:\\Users\\ann", "O\\Neil, Jr.", ""),

@@ -35,6 +35,13 @@ def test_report_accounts_for_every_user_and_writes_the_files(
     assert "MISMATCH" not in result.stderr
     for name in ("results.jsonl", "failed-users.csv", "retry-source.csv", "report.html"):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o600, name
+    # Every file of the run, by whichever command wrote it, is private and whole (the
+    # journal's lock file holds no data, only who works on the run).
+    files = [p for p in run_dir.rglob("*") if p.is_file() and p.name != "journal.lock"]
+    assert {"journal.json", "manifest.json", "pool.json", "mapping.toml"} <= {p.name for p in files}
+    assert [p.name for p in files if p.name.endswith(".tmp")] == []
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.relative_to(run_dir)
     lines = (run_dir / "results.jsonl").read_text().splitlines()
     outcomes = [json.loads(x)["outcome"] for x in lines]
     assert sorted(outcomes) == ["duplicate", "imported", "imported", "imported", "rejected",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ def test_notice_command_reads_a_config_file_and_options_override_it(
     assert [p.name for p in written] == ["user-message.txt", "user-message.html",
                                          "app-team-checklist.md"]  # fmt: skip
     assert "set a new password for Acme Books" in written[0].read_text()
+    assert [stat.S_IMODE(p.stat().st_mode) for p in written] == [0o600] * 3
+    assert [p.name for p in written[0].parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_a_config_with_an_unknown_field_is_refused(tmp_path: Path) -> None:

@@ -17,15 +17,9 @@ from csvimport.jobs import Importer
 from csvimport.journal import Journal
 from csvimport.logs import LOGS_DIR, JobLog, detect_line_base
 from csvimport.outcomes import Outcome, Password
-from csvimport.reconcile import (
-    FAILED_USERS,
-    RESULTS,
-    neutralise,
-    write_failed_users,
-    write_results,
-    write_retry_source,
-)
-from csvimport.rundir import RunDir
+from csvimport.results import neutralise, write_failed_users, write_results
+from csvimport.retrysource import write_retry_source
+from csvimport.rundir import FAILED_USERS, RESULTS, RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import FAST, MESSY, build_run, reconcile, run_all
@@ -206,7 +200,7 @@ def test_the_retry_source_reads_the_file_as_the_build_did_and_leaves_garbled_row
 ) -> None:
     from csvimport.build import BuildOptions, build
     from csvimport.pool import read_pool
-    from csvimport.reconcile import read_rejects
+    from csvimport.rundir import read_rejects
     from csvimport.sources.base import SourceSpec
 
     from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING

@@ -648,8 +648,8 @@ def test_a_refused_build_shows_no_credential_of_its_url(
 def test_a_build_from_a_url_with_credentials_stores_none_and_retry_asks_for_the_url(
     postgresql_db: Db, offline: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from csvimport.reconcile import read_rejects, write_retry_source
-    from csvimport.rundir import RunDir
+    from csvimport.retrysource import write_retry_source
+    from csvimport.rundir import RunDir, read_rejects
 
     table = f"legacy_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(postgresql_db.url, poolclass=NullPool)
