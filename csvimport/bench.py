@@ -182,9 +182,9 @@ def child_floor(source: Path, work: Path) -> dict[str, Any]:
 
 
 def child_build(source: Path, work: Path) -> dict[str, Any]:
-    from csvimport.build import BuildOptions, build
-    from csvimport.chunkbuild import usable_cpus
-    from csvimport.sources.base import SourceSpec
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.chunkbuild import usable_cpus
+    from csvimport.build.sources.base import SourceSpec
 
     mapping = work / "mapping.toml"
     mapping.write_text(BUILD_MAPPING, encoding="utf-8")
@@ -254,7 +254,7 @@ def build_bench(users: int, work: Path) -> dict[str, Any]:
         "ratio_to_floor": round(build_result["seconds"] / floor_result["seconds"], 2),
         "floor_peak_rss_mib": floor_result["peak_rss_mib"],
         "build_peak_rss_mib": build_result["peak_rss_mib"],
-        # the largest of the build's worker processes (csvimport.chunkbuild), 0 if none
+        # the largest of the build's worker processes (csvimport.build.chunkbuild), 0 if none
         "build_worker_peak_rss_mib": build_result["children_peak_rss_mib"],
         "build_workers": build_result["workers"],
         "build_peak_rss_bound_mib": build_result["peak_rss_mib"]
@@ -298,12 +298,12 @@ def report_bench(users: int, work: Path) -> dict[str, Any]:
     child process talking to the sandbox over HTTP."""
     import os
 
-    from csvimport.build import BuildOptions, build
-    from csvimport.jobs import Importer, Pacing, StartOptions
-    from csvimport.journal import Journal
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.sources.base import SourceSpec
     from csvimport.pool import read_pool
+    from csvimport.run.jobs import Importer, Pacing, StartOptions
+    from csvimport.run.journal import Journal
     from csvimport.rundir import RunDir
-    from csvimport.sources.base import SourceSpec
 
     settings = SandboxSettings(job_seconds=0, pending_seconds=0, tick_seconds=0.01)
     with Sandbox(settings=settings) as sandbox:
@@ -357,8 +357,8 @@ def _client(service: str) -> Any:
 
 def child_report_floor(run_dir: Path, work: Path) -> dict[str, Any]:
     """Fetch the job's log events and split each message, nothing more."""
-    from csvimport.journal import Journal
-    from csvimport.logs import fetch_messages, log_group, log_stream
+    from csvimport.report.logs import fetch_messages, log_group, log_stream
+    from csvimport.run.journal import Journal
     from csvimport.rundir import RunDir
 
     run = RunDir.open(run_dir)
@@ -377,12 +377,12 @@ def child_report(run_dir: Path, work: Path) -> dict[str, Any]:
     import shutil
     from collections import Counter
 
-    from csvimport.journal import Journal
-    from csvimport.logs import LOGS_DIR
-    from csvimport.reconcile import Reconciler
-    from csvimport.recovery import RecoveryPolicy
-    from csvimport.report import write_report
-    from csvimport.results import write_failed_users, write_results
+    from csvimport.passwords.recovery import RecoveryPolicy
+    from csvimport.report.logs import LOGS_DIR
+    from csvimport.report.reconcile import Reconciler
+    from csvimport.report.render import write_report
+    from csvimport.report.results import write_failed_users, write_results
+    from csvimport.run.journal import Journal
     from csvimport.rundir import RunDir
 
     shutil.rmtree(run_dir / LOGS_DIR, ignore_errors=True)  # fetch, don't reuse a stored log

@@ -40,9 +40,17 @@ from rich.text import Text
 
 from csvimport import __version__
 from csvimport.aws import AwsOptions
-from csvimport.build import BuildOptions, BuildResult
-from csvimport.build import build as run_build
-from csvimport.duplicates import DuplicatePolicy
+from csvimport.build.builder import BuildOptions, BuildResult
+from csvimport.build.builder import build as run_build
+from csvimport.build.duplicates import DuplicatePolicy
+from csvimport.build.mapping.suggest import (
+    MAP_SAMPLE_ROWS,
+    columns_with_line_breaks,
+    suggest_mapping,
+)
+from csvimport.build.sources.base import SourceError, SourceSpec
+from csvimport.build.sources.opener import open_source
+from csvimport.build.validate import REASONS
 from csvimport.errors import (
     ConfigError,
     CsvImportError,
@@ -51,26 +59,28 @@ from csvimport.errors import (
     describe_aws_error,
 )
 from csvimport.files import replaced_private
-from csvimport.jobevents import Event, EventKind, JobEnded, JobProgress, Note
-from csvimport.jobs import Importer, StartOptions
-from csvimport.jobstatus import ChunkState, RunStatus, explain_end
-from csvimport.journal import Journal, JournalLock, Step
-from csvimport.logs import LogWait
-from csvimport.mapping.suggest import MAP_SAMPLE_ROWS, columns_with_line_breaks, suggest_mapping
-from csvimport.notice import NoticeFields, write_notices
+from csvimport.passwords.notice import NoticeFields, write_notices
+from csvimport.passwords.recovery import RecoveryPolicy
+from csvimport.passwords.resets import (
+    DEFAULT_RATE,
+    ResetJournal,
+    plan_resets,
+    read_usernames,
+    run_wave,
+)
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
-from csvimport.reconcile import Reconciler
-from csvimport.recovery import RecoveryPolicy
 from csvimport.redact import mask_credentials
-from csvimport.report import write_report
-from csvimport.resets import DEFAULT_RATE, ResetJournal, plan_resets, read_usernames, run_wave
+from csvimport.report.logs import LogWait
+from csvimport.report.reconcile import Reconciler
+from csvimport.report.render import write_report
+from csvimport.report.results import write_failed_users, write_results
+from csvimport.report.retrysource import RETRY_SOURCE, write_retry_source
 from csvimport.resources import schema_path
-from csvimport.results import write_failed_users, write_results
-from csvimport.retrysource import RETRY_SOURCE, write_retry_source
+from csvimport.run.jobevents import Event, EventKind, JobEnded, JobProgress, Note
+from csvimport.run.jobs import Importer, StartOptions
+from csvimport.run.jobstatus import ChunkState, RunStatus, explain_end
+from csvimport.run.journal import Journal, JournalLock, Step
 from csvimport.rundir import EXISTING, PASSWORDS, REJECTS, REPORT, RunDir
-from csvimport.sources.base import SourceError, SourceSpec
-from csvimport.sources.opener import open_source
-from csvimport.validate import REASONS
 
 PROG_NAME = "csvimport"
 SANDBOX_EXTRA_HINT = "pip install 'csvimport[sandbox]' (or make install)"

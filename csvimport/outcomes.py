@@ -1,7 +1,7 @@
 """What happened to every user of a run: the data ``csvimport report`` writes and renders.
 
-``csvimport.reconcile`` builds a :class:`RunReport` from the run directory (rejects, line
-maps, journal, the jobs' CloudWatch logs); ``csvimport.report`` renders it as HTML. These
+``csvimport.report.reconcile`` builds a :class:`RunReport` from the run directory (rejects, line
+maps, journal, the jobs' CloudWatch logs); ``csvimport.report.render`` renders it as HTML. These
 classes hold real values, personal data included: masking is the renderer's job.
 """
 
@@ -32,7 +32,7 @@ class Password(StrEnum):
 
     HASH = "imported hash"  # came with a password hash Cognito imported
     RESET = "must reset"  # imported without a password: RESET_REQUIRED
-    # must reset but Cognito cannot send them a code (csvimport.recovery.Blocked says why)
+    # must reset but Cognito cannot send them a code (csvimport.passwords.recovery.Blocked says why)
     NO_CHANNEL = "cannot reset"
     NONE = "not in Cognito"  # not imported
 
@@ -195,7 +195,7 @@ class PasswordState:
     codes_maybe_sent: int = 0
     # why users imported without a usable hash must reset (passwords.csv), by reason
     reset_reasons: dict[str, int] = field(default_factory=dict)
-    # why those who cannot reset cannot (csvimport.recovery.Blocked, in words), by reason
+    # why those who cannot reset cannot (csvimport.passwords.recovery.Blocked, in words), by reason
     cannot_reset_reasons: dict[str, int] = field(default_factory=dict)
 
 

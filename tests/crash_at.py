@@ -21,9 +21,10 @@ import signal
 import sys
 from typing import Any
 
-from csvimport import build, cli
-from csvimport.journal import Journal
-from csvimport.resets import ResetJournal
+from csvimport import cli
+from csvimport.build import builder
+from csvimport.passwords.resets import ResetJournal
+from csvimport.run.journal import Journal
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
     if args[0] == "--resets":
         target, name, state, args = ResetJournal, "record", args[1], args[2:]
     elif args[0] == "--build":
-        target, name, args = build, "_write_manifest", args[1:]
+        target, name, args = builder, "_write_manifest", args[1:]
     kill_with = signal.SIGKILL
     if args[0] == "--signal":
         kill_with, args = signal.Signals["SIG" + args[1]], args[2:]

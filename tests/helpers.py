@@ -27,10 +27,7 @@ import boto3
 import requests
 from botocore.config import Config
 
-from csvimport.jobs import Importer as RunImporter
-from csvimport.jobs import Pacing, StartOptions
-from csvimport.journal import Journal
-from csvimport.logs import LogWait
+from csvimport.build.sources.base import ROW, SOURCE_REASON, SOURCE_RULE, Source
 from csvimport.outcomes import (
     JobSummary,
     Outcome,
@@ -41,16 +38,19 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
+from csvimport.passwords.recovery import RecoveryPolicy
 from csvimport.pool import Attribute, PoolSnapshot
-from csvimport.reconcile import Reconciler
-from csvimport.recovery import RecoveryPolicy
-from csvimport.report import CLIP_CHARS
-from csvimport.results import write_results
+from csvimport.report.logs import LogWait
+from csvimport.report.reconcile import Reconciler
+from csvimport.report.render import CLIP_CHARS
+from csvimport.report.results import write_results
 from csvimport.retry import Backoff
+from csvimport.run.jobs import Importer as RunImporter
+from csvimport.run.jobs import Pacing, StartOptions
+from csvimport.run.journal import Journal
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 from csvimport.sandbox.settings import STANDARD_HEADER, TRAILING_HEADER
-from csvimport.sources.base import ROW, SOURCE_REASON, SOURCE_RULE, Source
 
 TERMINAL = {"Succeeded", "Failed", "Stopped", "Expired"}
 
@@ -202,7 +202,7 @@ def records(src: Source) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     columns = src.columns()
     for chunk in src.chunks():
-        # Rows the source garbles (csvimport.sources.csvlayout) come with their rule and reason.
+        # Rows the source garbles (csvimport.build.sources.csvlayout) come with their rule and reason.
         assert list(chunk.columns) in ([*columns, ROW], [*columns, ROW, SOURCE_RULE, SOURCE_REASON])
         for name in columns:
             assert all(isinstance(value, str) for value in chunk[name]), name
@@ -268,9 +268,9 @@ def build_run(
     """A run directory for the pool with ``users`` valid legacy users (user1, user2, ...)
     and then the ``extra`` legacy CSV lines, built by csvimport's own build. With other
     ``columns`` and ``mapping_text``, give ``users=0`` and the rows as ``extra``."""
-    from csvimport.build import BuildOptions, build
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.sources.base import SourceSpec
     from csvimport.pool import read_pool
-    from csvimport.sources.base import SourceSpec
 
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / "legacy.csv"

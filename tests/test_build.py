@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from csvimport.build import BuildOptions, build
-from csvimport.duplicates import DuplicatePolicy
+from csvimport.build.builder import BuildOptions, build
+from csvimport.build.duplicates import DuplicatePolicy
+from csvimport.build.sources.base import SourceSpec
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.pool import PoolSnapshot, read_pool
-from csvimport.sources.base import SourceSpec
 
 from .helpers import (
     CRASH_AT,
@@ -389,7 +389,7 @@ def worker_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The functions the build submits to worker processes; each worker is waited for."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from csvimport import chunkbuild
+    from csvimport.build import chunkbuild
 
     submitted: list[str] = []
 
@@ -565,10 +565,10 @@ KILLED_WITH_WORKERS = """
 import multiprocessing, os, signal, sys
 from pathlib import Path
 
-from csvimport import build as build_module
+from csvimport.build import builder as build_module
 from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
-from csvimport.build import BuildOptions, build
-from csvimport.sources.base import SourceSpec
+from csvimport.build.builder import BuildOptions, build
+from csvimport.build.sources.base import SourceSpec
 
 if __name__ == "__main__":
     work = Path(sys.argv[1])

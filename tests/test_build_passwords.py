@@ -15,13 +15,13 @@ import pytest
 from botocore.exceptions import ClientError
 from werkzeug.security import generate_password_hash
 
-from csvimport.build import BuildOptions, build
+from csvimport.build.builder import BuildOptions, build
+from csvimport.build.sources.base import SourceSpec
 from csvimport.errors import RefusedError
 from csvimport.outcomes import Outcome, Password
 from csvimport.pool import read_pool
-from csvimport.report import render_report
+from csvimport.report.render import render_report
 from csvimport.sandbox import PoolInfo, Sandbox
-from csvimport.sources.base import SourceSpec
 
 from .helpers import (
     LEGACY_COLUMNS,

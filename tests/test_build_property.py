@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csvimport import cognito_csv
-from csvimport.build import BuildOptions, build
-from csvimport.mapping.spec import Mapping
-from csvimport.mapping.user import UserMapper
+from csvimport.build.builder import BuildOptions, build
+from csvimport.build.mapping.spec import Mapping
+from csvimport.build.mapping.user import UserMapper
+from csvimport.build.sources.base import SourceSpec
+from csvimport.build.sources.opener import open_source
 from csvimport.pool import Attribute, PoolSnapshot, read_pool
 from csvimport.sandbox import Sandbox
-from csvimport.sources.base import SourceSpec
-from csvimport.sources.opener import open_source
 
 from . import helpers
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, Importer, pool_spec

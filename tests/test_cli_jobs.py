@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from csvimport.journal import JOURNAL, Journal, Step
+from csvimport.run.journal import JOURNAL, Journal, Step
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from csvimport import cognito_csv
+from csvimport.build.validate import PoolValidator
 from csvimport.cognito_csv import ChunkWriter, read_rows, serialize, split_line
 from csvimport.pool import PoolSnapshot
 from csvimport.sandbox.csvfile import split_values
-from csvimport.validate import PoolValidator
 
 from .helpers import Importer
 

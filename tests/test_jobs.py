@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from csvimport.errors import ConfigError, CsvImportError, RefusedError
-from csvimport.jobevents import (
+from csvimport.run.jobevents import (
     RUN_AGAIN_WITH,
     WOULD,
     Event,
@@ -22,9 +22,9 @@ from csvimport.jobevents import (
     Planned,
     WaitingForOtherJob,
 )
-from csvimport.jobs import Importer, Pacing, StartOptions
-from csvimport.jobstatus import ChunkState, PlanStep, explain_end, plan_step
-from csvimport.journal import JOURNAL, Attempt, Journal, JournalLock, Step
+from csvimport.run.jobs import Importer, Pacing, StartOptions
+from csvimport.run.jobstatus import ChunkState, PlanStep, explain_end, plan_step
+from csvimport.run.journal import JOURNAL, Attempt, Journal, JournalLock, Step
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 

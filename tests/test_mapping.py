@@ -20,11 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csvimport.errors import ConfigError, ExitStatus
-from csvimport.mapping.apply import Problem, apply_mapping
-from csvimport.mapping.spec import STANDARD_ATTRIBUTES, Mapping, MappingError
-from csvimport.mapping.suggest import columns_with_line_breaks, suggest_mapping
-from csvimport.mapping.transforms import (
+from csvimport.build.mapping.apply import Problem, apply_mapping
+from csvimport.build.mapping.spec import STANDARD_ATTRIBUTES, Mapping, MappingError
+from csvimport.build.mapping.suggest import columns_with_line_breaks, suggest_mapping
+from csvimport.build.mapping.transforms import (
     EMAIL_FAST_MAX_LENGTH,
     EMAIL_SHAPE,
     EMAIL_SPECIAL_DOMAIN,
@@ -35,9 +34,10 @@ from csvimport.mapping.transforms import (
     _phone,
     _phone_slow,
 )
-from csvimport.mapping.user import UserMapper
+from csvimport.build.mapping.user import UserMapper
+from csvimport.build.validate import REASONS
+from csvimport.errors import ConfigError, ExitStatus
 from csvimport.pool import Attribute, PoolSnapshot
-from csvimport.validate import REASONS
 
 
 @pytest.fixture(scope="module", autouse=True, params=["pyarrow", "python"])

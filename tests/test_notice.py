@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from csvimport.errors import ConfigError
-from csvimport.notice import NoticeFields, render_notices
+from csvimport.passwords.notice import NoticeFields, render_notices
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 

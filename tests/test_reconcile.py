@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from csvimport.errors import ConfigError, RefusedError
-from csvimport.jobs import Importer
-from csvimport.journal import Journal
-from csvimport.logs import LOGS_DIR, JobLog, detect_line_base
 from csvimport.outcomes import Outcome, Password
-from csvimport.results import neutralise, write_failed_users, write_results
-from csvimport.retrysource import write_retry_source
+from csvimport.report.logs import LOGS_DIR, JobLog, detect_line_base
+from csvimport.report.results import neutralise, write_failed_users, write_results
+from csvimport.report.retrysource import write_retry_source
+from csvimport.run.jobs import Importer
+from csvimport.run.journal import Journal
 from csvimport.rundir import FAILED_USERS, RESULTS, RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
@@ -198,10 +198,10 @@ def test_result_files_hold_every_user_and_defuse_formulas(
 def test_the_retry_source_reads_the_file_as_the_build_did_and_leaves_garbled_rows_out(
     cognito: Any, pool: PoolInfo, tmp_path: Path
 ) -> None:
-    from csvimport.build import BuildOptions, build
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.sources.base import SourceSpec
     from csvimport.pool import read_pool
     from csvimport.rundir import read_rejects
-    from csvimport.sources.base import SourceSpec
 
     from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
 

@@ -25,7 +25,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from csvimport.report import write_report
+from csvimport.report.render import write_report
 
 from .helpers import HOSTILE, SHOWN, hostile_report
 

@@ -18,7 +18,7 @@ from csvimport.outcomes import (
     Reconciliation,
     RunReport,
 )
-from csvimport.report import (
+from csvimport.report.render import (
     TABLE_ROWS,
     headline,
     mask_email,

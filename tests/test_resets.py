@@ -17,9 +17,9 @@ import pytest
 from markupsafe import escape
 
 from csvimport.errors import ConfigError, RefusedError, ServiceError
-from csvimport.recovery import Blocked, Channel
-from csvimport.report import render_report
-from csvimport.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
+from csvimport.passwords.recovery import Blocked, Channel
+from csvimport.passwords.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
+from csvimport.report.render import render_report
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 

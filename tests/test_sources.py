@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csvimport.errors import ConfigError, ExitStatus
-from csvimport.sources.base import (
+from csvimport.build.sources.base import (
     ROW,
     SOURCE_REASON,
     SOURCE_RULE,
@@ -24,7 +23,8 @@ from csvimport.sources.base import (
     SourceError,
     SourceSpec,
 )
-from csvimport.sources.opener import open_source
+from csvimport.build.sources.opener import open_source
+from csvimport.errors import ConfigError, ExitStatus
 
 from .helpers import LOOKUP_HOSTILE, lookup_people, records
 

@@ -23,11 +23,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from csvimport.build.sources.base import ROW, SourceError, SourceSpec
+from csvimport.build.sources.database import SQL_HINT, URL_HINT, DatabaseSource
+from csvimport.build.sources.opener import open_source
 from csvimport.errors import RefusedError
 from csvimport.redact import mask_credentials
-from csvimport.sources.base import ROW, SourceError, SourceSpec
-from csvimport.sources.database import SQL_HINT, URL_HINT, DatabaseSource
-from csvimport.sources.opener import open_source
 
 from .helpers import (
     LEGACY_COLUMNS,
@@ -648,7 +648,7 @@ def test_a_refused_build_shows_no_credential_of_its_url(
 def test_a_build_from_a_url_with_credentials_stores_none_and_retry_asks_for_the_url(
     postgresql_db: Db, offline: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from csvimport.retrysource import write_retry_source
+    from csvimport.report.retrysource import write_retry_source
     from csvimport.rundir import RunDir, read_rejects
 
     table = f"legacy_{uuid.uuid4().hex[:8]}"

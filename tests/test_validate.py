@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from csvimport.build.validate import REASONS, WHITESPACE, PoolValidator
 from csvimport.pool import Attribute, PoolSnapshot, read_pool
 from csvimport.sandbox import Sandbox
-from csvimport.validate import REASONS, WHITESPACE, PoolValidator
 
 from .helpers import Importer, cognito_csv
 
@@ -190,7 +190,7 @@ def test_the_validator_and_the_sandbox_agree_row_by_row(
 
 
 def test_every_rule_the_mapping_can_refuse_with_has_a_plain_language_reason() -> None:
-    from csvimport.mapping.transforms import TRANSFORMS
+    from csvimport.build.mapping.transforms import TRANSFORMS
 
     refusing = [t for t in TRANSFORMS if t not in ("text", "lower", "upper")]
     assert [t for t in refusing if t not in REASONS] == []

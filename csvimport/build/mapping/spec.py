@@ -1,0 +1,712 @@
+"""The mapping file: a TOML file becomes a checked :class:`Mapping` value, or a MappingError.
+
+A mapping is a TOML file (read with :mod:`tomllib`) that says, for every Cognito attribute
+the import file carries, where its value comes from: one source ``column``, a ``join`` of
+several, or a constant ``value``; and which transform turns the legacy spelling into
+Cognito's (:mod:`csvimport.build.mapping.transforms`). Cognito's CSV cannot carry a line break:
+an attribute with ``fold_line_breaks`` folds each run of them into its text, before the
+transform. ``schemas/mappings/example-legacy.toml`` documents every key.
+
+A bad mapping file raises :class:`MappingError` (exit 2) naming the file, the attribute and
+the key. The mapping is the build's first input: this module reads neither the source nor
+the pool, bar :meth:`Mapping.check_columns` given the source's column names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+import phonenumbers
+
+from csvimport.build.mapping.transforms import TRANSFORMS, Context, convert_one, fold
+from csvimport.errors import ConfigError
+
+# --- vocabulary of the mapping file -------------------------------------------------
+
+MAPPING_VERSION: Final = 1  # part of the fingerprint: bump when apply_mapping's output changes
+
+TRANSFORM_ALIASES: Final = {"none": "text"}
+TOP_KEYS: Final = ("legacy", "options", "attributes")
+LEGACY_KEYS: Final = ("id", "updated")
+OPTION_KEYS: Final = ("phone_region", "date_format")
+SOURCE_KEYS: Final = ("column", "join", "value")
+ATTRIBUTE_KEYS: Final = (
+    *SOURCE_KEYS, "transform", "default", "region", "format", "separator", "fold_line_breaks",
+)  # fmt: skip
+
+# The columns of GetCSVHeader for a pool with standard attributes only (facts §1), plus the
+# password_hash column of pools eligible for hash import. Custom attributes are custom:*.
+STANDARD_ATTRIBUTES: Final = (
+    "name", "given_name", "family_name", "middle_name", "nickname", "preferred_username",
+    "profile", "picture", "website", "email", "email_verified", "gender", "birthdate",
+    "zoneinfo", "locale", "phone_number", "phone_number_verified", "address", "updated_at",
+    "cognito:mfa_enabled", "cognito:username", "password_hash",
+)  # fmt: skip
+CUSTOM_PREFIXES: Final = ("custom:", "dev:custom:")
+USERNAME: Final = "cognito:username"
+
+# What `suggest_mapping` writes where it found no username column. It is a valid column
+# name to TOML, so the file still parses; Mapping refuses it by this prefix.
+PLACEHOLDER_PREFIX: Final = "TODO:"
+USERNAME_PLACEHOLDER: Final = "TODO: the source column with each user's username"
+
+# Advice that several errors share.
+TOML_HINT = (
+    "Check the line the parser names: strings need double quotes, and attribute names with "
+    'a colon need them too, e.g. [attributes."cognito:username"].'
+)
+ATTRIBUTE_HINT = (
+    'An attribute takes exactly one of: column = "col" (one source column), '
+    'join = ["a", "b"] (several, joined), value = "constant".'
+)
+MISSING_FILE_HINT = (
+    "Check the path, or write a starter mapping with "
+    "`csvimport map SOURCE --pool-id ID --out mapping.toml`."
+)
+
+# --- errors ------------------------------------------------------------------------
+
+
+class MappingError(ConfigError):
+    """The mapping file is unreadable or wrong; the message names the file, attribute and key."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        origin: str | None = None,
+        attribute: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.origin = origin
+        self.attribute = attribute
+        self.key = key
+
+
+# --- the parsed mapping -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributeRule:
+    """Where one Cognito attribute's value comes from, and how it is transformed.
+
+    Exactly one of ``column``, ``join`` and ``value`` is set. ``value`` and ``default`` are
+    stored already transformed (a constant that its transform refuses is a MappingError).
+    """
+
+    attribute: str
+    column: str | None = None
+    join: tuple[str, ...] | None = None
+    value: str | None = None
+    transform: str = "text"
+    default: str | None = None
+    region: str | None = None  # phone: overrides options.phone_region
+    format: str | None = None  # date, timestamp: overrides options.date_format for dates
+    separator: str = " "  # join
+    fold_line_breaks: str | None = None  # what a run of line breaks in a value becomes
+
+    def context(
+        self, *, phone_region: str | None = None, date_format: str | None = None
+    ) -> Context:
+        """Return what the rule's transform needs, the mapping's [options] filling in.
+
+        ``region`` is set for phone only, and a date's format falls back to ``date_format``.
+        """
+        return Context(
+            self.transform,
+            region=(self.region or phone_region) if self.transform == "phone" else None,
+            format=(self.format or date_format) if self.transform == "date" else self.format,
+        )
+
+    def columns(self) -> list[str]:
+        """Return the source columns this attribute reads (none for a constant)."""
+        if self.column is not None:
+            return [self.column]
+        return list(self.join or ())
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the rule as a JSON-able dict holding only the keys that are set."""
+        data: dict[str, Any] = {"transform": self.transform}
+        if self.column is not None:
+            data["column"] = self.column
+        if self.join is not None:
+            data["join"] = list(self.join)
+            data["separator"] = self.separator
+        if self.value is not None:
+            data["value"] = self.value
+        for key in ("default", "region", "format", "fold_line_breaks"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A parsed, validated mapping from legacy columns to Cognito attributes.
+
+    Build it with :meth:`load` (a TOML file) or :meth:`from_dict` (its parsed content).
+    ``rules`` keep the file's order, which is the order of the mapped frame's columns.
+    Without a ``[legacy]`` table, a user's legacy id is its mapped ``cognito:username``.
+    """
+
+    rules: tuple[AttributeRule, ...]
+    legacy_id: str | None = None
+    legacy_updated: str | None = None
+    phone_region: str | None = None
+    date_format: str | None = None
+    origin: str = field(default="<mapping>", compare=False)
+
+    @classmethod
+    def load(cls, path: Path) -> Mapping:
+        """Read and validate the mapping file at ``path``.
+
+        Raises MappingError for a missing or unreadable file, bad TOML, or any mistake
+        :meth:`from_dict` finds; every message names the file.
+        """
+        origin = str(path)
+        try:
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except FileNotFoundError:
+            raise MappingError(
+                f"Mapping file {origin} not found.", hint=MISSING_FILE_HINT, origin=origin
+            ) from None
+        except OSError as exc:
+            raise MappingError(
+                f"Cannot read mapping file {origin}: {exc.strerror or exc}.",
+                hint="Check the path and its permissions.",
+                origin=origin,
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise MappingError(
+                f"{origin} is not UTF-8 text (byte {exc.start} cannot be decoded).",
+                hint="Save the mapping file as UTF-8; TOML files must be UTF-8.",
+                origin=origin,
+            ) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise MappingError(
+                f"{origin} is not valid TOML: {exc}.", hint=TOML_HINT, origin=origin
+            ) from exc
+        return cls.from_dict(data, origin=origin)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, origin: str = "<mapping>") -> Mapping:
+        """Validate the parsed content of a mapping file; ``origin`` names it in errors.
+
+        Raises MappingError for unknown tables, keys or transforms (suggesting the closest
+        valid one), an attribute with none or several of column/join/value, a value of the
+        wrong type, a ``[legacy]`` table without ``id``, an unknown phone region, an
+        unusable date format, a constant or default its transform refuses, a leftover
+        ``TODO:`` placeholder, or no ``cognito:username``.
+        """
+        return _Parser(origin).parse(data)
+
+    def source_columns(self) -> list[str]:
+        """Return every source column the mapping reads, each once, legacy columns first."""
+        columns = [c for c in (self.legacy_id, self.legacy_updated) if c is not None]
+        for rule in self.rules:
+            columns.extend(rule.columns())
+        return list(dict.fromkeys(columns))
+
+    def check_columns(self, available: list[str]) -> None:
+        """Raise MappingError listing the mapped columns missing from ``available``.
+
+        Each missing column is named with the attributes that read it and the closest
+        names among ``available`` (case-insensitive), so a typo shows its fix.
+        """
+        present = set(available)
+        missing = [c for c in self.source_columns() if c not in present]
+        if not missing:
+            return
+        lowered: dict[str, str] = {}
+        for name in available:
+            lowered.setdefault(name.lower(), name)
+        parts = []
+        for column in missing:
+            users = self._readers(column)
+            matches = difflib.get_close_matches(column.lower(), list(lowered), n=3, cutoff=0.6)
+            line = f"{column!r} (read by {', '.join(users)})"
+            if matches:
+                line += "; did you mean " + " or ".join(repr(lowered[m]) for m in matches) + "?"
+            parts.append(line)
+        shown = ", ".join(repr(c) for c in available[:30])
+        more = f" and {len(available) - 30} more" if len(available) > 30 else ""
+        raise MappingError(
+            f"{self.origin} reads {len(missing)} column(s) the source does not have: "
+            + "; ".join(parts),
+            hint=f"Fix the column names in {self.origin}. The source's columns are: "
+            f"{shown or '(none)'}{more}.",
+            origin=self.origin,
+            attribute=self._readers(missing[0])[0],
+            key=missing[0],
+        )
+
+    def attributes(self) -> list[str]:
+        """Return the Cognito attributes the mapping produces, in the file's order."""
+        return [rule.attribute for rule in self.rules]
+
+    def folding(self) -> list[str]:
+        """Return the attributes whose line breaks are folded (``fold_line_breaks``)."""
+        return [rule.attribute for rule in self.rules if rule.fold_line_breaks is not None]
+
+    def fingerprint(self) -> str:
+        """Return the sha256 (hex) of a canonical JSON of the parsed mapping.
+
+        Two files that parse to the same mapping (comments, layout, spelling of a
+        transform's alias) have the same fingerprint; the file's path is not part of it.
+        """
+        canonical = {
+            "version": MAPPING_VERSION,
+            "legacy": {"id": self.legacy_id, "updated": self.legacy_updated},
+            "options": {"phone_region": self.phone_region, "date_format": self.date_format},
+            "attributes": [[rule.attribute, rule.to_json()] for rule in self.rules],
+        }
+        text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _readers(self, column: str) -> list[str]:
+        """Return the names (attributes, [legacy] keys) that read ``column``."""
+        names = [f"[legacy].{key}" for key, col in self._legacy_items() if col == column]
+        return names + [rule.attribute for rule in self.rules if column in rule.columns()]
+
+    def _legacy_items(self) -> list[tuple[str, str | None]]:
+        return [("id", self.legacy_id), ("updated", self.legacy_updated)]
+
+
+# --- parsing and validating a mapping file ------------------------------------------
+
+
+def toml_key(name: str) -> str:
+    """Return ``name`` as a TOML key: bare when it can be, quoted otherwise."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else toml_string(name)
+
+
+def toml_string(text: str) -> str:
+    """Return ``text`` as a TOML basic string; JSON's escapes are TOML's, bar DEL."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _closest(word: str, choices: Sequence[str]) -> str | None:
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def _did_you_mean(word: str, choices: Sequence[str], what: str) -> str:
+    """Return a hint suggesting the closest of ``choices`` and listing them all."""
+    match = _closest(word, choices)
+    listing = f"{what}: {', '.join(choices)}."
+    return f"Did you mean {match!r}? {listing}" if match else listing
+
+
+class _Parser:
+    """Turn the parsed TOML of one mapping file into a Mapping, or raise MappingError."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+
+    def fail(
+        self,
+        where: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        attribute: str | None = None,
+        key: str | None = None,
+    ) -> MappingError:
+        return MappingError(
+            f"{self.origin}: {where} {message}",
+            hint=hint,
+            origin=self.origin,
+            attribute=attribute,
+            key=key,
+        )
+
+    def parse(self, data: dict[str, Any]) -> Mapping:
+        for key in data:
+            if key not in TOP_KEYS:
+                raise self.fail(
+                    f"[{toml_key(key)}]",
+                    "is not a table a mapping file has.",
+                    hint=_did_you_mean(key, TOP_KEYS, "A mapping file has the tables"),
+                    key=key,
+                )
+        legacy = self.table(data, "legacy")
+        options = self.table(data, "options")
+        attributes = self.table(data, "attributes")
+        legacy_id, legacy_updated = self.parse_legacy(legacy) if "legacy" in data else (None, None)
+        phone_region, date_format = self.parse_options(options)
+        if not attributes:
+            raise self.fail(
+                "[attributes]",
+                "is missing or empty: the mapping maps no Cognito attribute.",
+                hint='Add at least [attributes."cognito:username"] with column = "...".',
+            )
+        rules = tuple(
+            self.parse_attribute(name, spec, phone_region=phone_region, date_format=date_format)
+            for name, spec in attributes.items()
+        )
+        if not any(rule.attribute == USERNAME for rule in rules):
+            raise MappingError(
+                f'{self.origin}: the mapping does not map [attributes."{USERNAME}"]; '
+                "every Cognito user needs a username.",
+                hint=f'Add [attributes."{USERNAME}"] with column = "<the source column of '
+                'usernames>" (or join = [...]).',
+                origin=self.origin,
+                attribute=USERNAME,
+            )
+        return Mapping(
+            rules=rules,
+            legacy_id=legacy_id,
+            legacy_updated=legacy_updated,
+            phone_region=phone_region,
+            date_format=date_format,
+            origin=self.origin,
+        )
+
+    def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(
+                f"[{name}]",
+                f"must be a table, not {_describe(value)}.",
+                hint=f"Write [{name}] on a line of its own, then its keys below it.",
+                key=name,
+            )
+        return value
+
+    def check_keys(
+        self, where: str, table: dict[str, Any], allowed: Sequence[str], attribute: str | None
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail(
+                    where,
+                    f"has an unknown key {key!r}.",
+                    hint=_did_you_mean(key, allowed, f"{where} takes the keys"),
+                    attribute=attribute,
+                    key=key,
+                )
+
+    def text(
+        self, where: str, table: dict[str, Any], key: str, attribute: str | None, what: str
+    ) -> str | None:
+        """Return the non-empty string at ``key``, None when absent; refuse anything else."""
+        if key not in table:
+            return None
+        value = table[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(
+                where,
+                f"{key} must be a non-empty string ({what}), not {_describe(value)}.",
+                hint=f'Write {key} = "..." with double quotes.',
+                attribute=attribute,
+                key=key,
+            )
+        self.no_placeholder(where, key, value, attribute, what)
+        return value
+
+    def no_placeholder(
+        self, where: str, key: str, value: str, attribute: str | None, what: str
+    ) -> None:
+        """Refuse the ``TODO:`` placeholder a starter mapping leaves where it found nothing."""
+        if value.startswith(PLACEHOLDER_PREFIX):
+            raise self.fail(
+                where,
+                f"{key} is still the starter mapping's placeholder {value!r}.",
+                hint=f"Replace it with {what}; the starter mapping lists the source columns it did "
+                "not use at its end.",
+                attribute=attribute,
+                key=key,
+            )
+
+    def parse_legacy(self, legacy: dict[str, Any]) -> tuple[str, str | None]:
+        self.check_keys("[legacy]", legacy, LEGACY_KEYS, None)
+        legacy_id = self.text("[legacy]", legacy, "id", None, "the source column of legacy ids")
+        if legacy_id is None:
+            raise self.fail(
+                "[legacy]",
+                "has no id: it must name the source column that identifies a legacy user.",
+                hint='Add id = "<column>" (e.g. id = "user_id"), or remove [legacy] to '
+                "identify users by their cognito:username.",
+                key="id",
+            )
+        updated = self.text(
+            "[legacy]", legacy, "updated", None, "the source column of last-update times"
+        )
+        return legacy_id, updated
+
+    def parse_options(self, options: dict[str, Any]) -> tuple[str | None, str | None]:
+        self.check_keys("[options]", options, OPTION_KEYS, None)
+        region = self.text("[options]", options, "phone_region", None, "a region code like US")
+        date_format = self.text(
+            "[options]", options, "date_format", None, "a strftime format like %d/%m/%Y"
+        )
+        if region is not None:
+            region = self.region("[options]", region, "phone_region", None)
+        if date_format is not None:
+            self.date_format("[options]", date_format, "date_format", None)
+        return region, date_format
+
+    def region(self, where: str, region: str, key: str, attribute: str | None) -> str:
+        code = region.strip().upper()
+        if code not in phonenumbers.SUPPORTED_REGIONS:
+            match = _closest(code, sorted(phonenumbers.SUPPORTED_REGIONS))
+            raise self.fail(
+                where,
+                f"{key} {region!r} is not a region phonenumbers knows.",
+                hint=(f"Did you mean {match!r}? " if match else "")
+                + "Use a two-letter ISO 3166 country code, e.g. US, GB, DE, IN.",
+                attribute=attribute,
+                key=key,
+            )
+        return code
+
+    def date_format(self, where: str, fmt: str, key: str, attribute: str | None) -> None:
+        """Refuse a format that cannot read back the day it writes."""
+        sample = datetime(2001, 2, 3, 4, 5, 6)
+        try:
+            back: datetime | None = datetime.strptime(sample.strftime(fmt), fmt)
+        except ValueError:
+            back = None
+        if back is None or back.date() != sample.date():
+            raise self.fail(
+                where,
+                f"{key} {fmt!r} is not a usable date format.",
+                hint="Use Python strftime codes naming the year, month and day, "
+                'e.g. "%d/%m/%Y" for 03/02/2001 or "%Y%m%d" for 20010203.',
+                attribute=attribute,
+                key=key,
+            )
+
+    def parse_attribute(
+        self, name: str, spec: Any, *, phone_region: str | None, date_format: str | None
+    ) -> AttributeRule:
+        where = f"[attributes.{toml_key(name)}]"
+        self.check_attribute_name(where, name)
+        if not isinstance(spec, dict):
+            raise self.fail(
+                where,
+                f"must be a table, not {_describe(spec)}.",
+                hint=f'Write it as a table: {where} on its own line, then column = "..." below it.',
+                attribute=name,
+            )
+        self.check_keys(where, spec, ATTRIBUTE_KEYS, name)
+        sources = [key for key in SOURCE_KEYS if key in spec]
+        if len(sources) != 1:
+            given = " and ".join(sources) if sources else "none of column, join or value"
+            raise self.fail(
+                where,
+                f"sets {given}; it must set exactly one of column, join or value.",
+                hint=ATTRIBUTE_HINT,
+                attribute=name,
+                key=sources[1] if len(sources) > 1 else None,
+            )
+        transform = self.transform(where, spec, name)
+        column = self.text(where, spec, "column", name, "the name of a source column")
+        join = self.join(where, spec, name)
+        region = None
+        if "region" in spec:
+            self.only_for(where, name, "region", transform, ("phone",))
+            raw = self.text(where, spec, "region", name, "a region code like US")
+            region = self.region(where, raw or "", "region", name)
+        fmt = None
+        if "format" in spec:
+            self.only_for(where, name, "format", transform, ("date", "timestamp"))
+            fmt = self.text(where, spec, "format", name, "a strftime format like %d/%m/%Y")
+            self.date_format(where, fmt or "", "format", name)
+        separator = " "
+        if "separator" in spec:
+            if join is None:
+                raise self.fail(
+                    where,
+                    "has a separator but no join.",
+                    hint="separator only applies to join = [...]; remove it.",
+                    attribute=name,
+                    key="separator",
+                )
+            separator = spec["separator"]
+            if not isinstance(separator, str):
+                raise self.fail(
+                    where,
+                    f"separator must be a string, not {_describe(separator)}.",
+                    hint='Write separator = " " (or "" to join without one).',
+                    attribute=name,
+                    key="separator",
+                )
+        fold = self.fold_line_breaks(where, spec, name)
+        if "value" in spec and "default" in spec:
+            raise self.fail(
+                where,
+                "has both value and default; a default fills empty source values, and a "
+                "constant reads no source.",
+                hint="Remove default, or map a column and keep default for its empty values.",
+                attribute=name,
+                key="default",
+            )
+        rule = AttributeRule(
+            attribute=name,
+            column=column,
+            join=join,
+            transform=transform,
+            region=region,
+            format=fmt,
+            separator=separator,
+            fold_line_breaks=fold,
+        )
+        return replace(
+            rule,
+            value=self.constant(where, spec, "value", rule, phone_region, date_format),
+            default=self.constant(where, spec, "default", rule, phone_region, date_format),
+        )
+
+    def fold_line_breaks(self, where: str, spec: dict[str, Any], name: str) -> str | None:
+        """Return what line breaks fold into, None when they are not folded."""
+        if "fold_line_breaks" not in spec:
+            return None
+        text = spec["fold_line_breaks"]
+        if not isinstance(text, str) or "\n" in text or "\r" in text:
+            raise self.fail(
+                where,
+                "fold_line_breaks must be the text that replaces a value's line breaks, "
+                f"without a line break itself, not {_describe(text)}.",
+                hint='Write e.g. fold_line_breaks = ", " or fold_line_breaks = " ".',
+                attribute=name,
+                key="fold_line_breaks",
+            )
+        return text
+
+    def check_attribute_name(self, where: str, name: str) -> None:
+        if is_cognito_attribute(name):
+            return
+        raise self.fail(
+            where,
+            f"is not a Cognito attribute: {name!r}.",
+            hint=_did_you_mean(
+                name, STANDARD_ATTRIBUTES, "Standard attributes (custom ones are custom:NAME)"
+            ),
+            attribute=name,
+        )
+
+    def transform(self, where: str, spec: dict[str, Any], name: str) -> str:
+        value = spec.get("transform", "text")
+        if not isinstance(value, str):
+            raise self.fail(
+                where,
+                f"transform must be a string, not {_describe(value)}.",
+                hint=f"Transforms: {', '.join(TRANSFORMS)}.",
+                attribute=name,
+                key="transform",
+            )
+        canonical = TRANSFORM_ALIASES.get(value, value)
+        if canonical not in TRANSFORMS:
+            choices = (*TRANSFORMS, *TRANSFORM_ALIASES)
+            raise self.fail(
+                where,
+                f"transform {value!r} is not a transform.",
+                hint=_did_you_mean(value, choices, "Transforms (none = text)"),
+                attribute=name,
+                key="transform",
+            )
+        return canonical
+
+    def only_for(
+        self, where: str, name: str, key: str, transform: str, transforms: Sequence[str]
+    ) -> None:
+        if transform not in transforms:
+            wanted = " or ".join(f'transform = "{t}"' for t in transforms)
+            raise self.fail(
+                where,
+                f"has {key}, which only applies with {wanted} (its transform is {transform!r}).",
+                hint=f"Remove {key}, or set {wanted}.",
+                attribute=name,
+                key=key,
+            )
+
+    def join(self, where: str, spec: dict[str, Any], name: str) -> tuple[str, ...] | None:
+        if "join" not in spec:
+            return None
+        parts = spec["join"]
+        if (
+            not isinstance(parts, list)
+            or not parts
+            or not all(isinstance(p, str) and p.strip() for p in parts)
+        ):
+            raise self.fail(
+                where,
+                f"join must be a list of source column names, not {_describe(parts)}.",
+                hint='Write e.g. join = ["first_name", "last_name"].',
+                attribute=name,
+                key="join",
+            )
+        for part in parts:
+            self.no_placeholder(where, "join", part, name, "source column names")
+        return tuple(parts)
+
+    def constant(
+        self,
+        where: str,
+        spec: dict[str, Any],
+        key: str,
+        rule: AttributeRule,
+        phone_region: str | None,
+        date_format: str | None,
+    ) -> str | None:
+        """Return a constant or default, transformed like the attribute's source values."""
+        if key not in spec:
+            return None
+        raw = spec[key]
+        # TOML has native booleans and numbers; `value = false` means what it says.
+        if isinstance(raw, bool):
+            raw = "true" if raw else "false"
+        elif isinstance(raw, int):
+            raw = str(raw)
+        if not isinstance(raw, str):
+            raise self.fail(
+                where,
+                f"{key} must be a string, not {_describe(raw)}.",
+                hint=f'Write {key} = "..." with double quotes.',
+                attribute=rule.attribute,
+                key=key,
+            )
+        self.no_placeholder(where, key, raw, rule.attribute, "a value")
+        if rule.fold_line_breaks is not None:
+            raw = fold(pd.Series([raw.strip()], dtype="str"), rule.fold_line_breaks).iat[0]
+        context = rule.context(phone_region=phone_region, date_format=date_format)
+        value, reason = convert_one(raw, context)
+        if reason:
+            raise self.fail(
+                where,
+                f"{key} {raw!r} is refused by transform {rule.transform!r}: {reason}.",
+                hint=f"Write {key} the way the {rule.transform} transform accepts it.",
+                attribute=rule.attribute,
+                key=key,
+            )
+        return value
+
+
+def is_cognito_attribute(name: str) -> bool:
+    """Tell whether ``name`` can be a column of Cognito's CSV header."""
+    if name in STANDARD_ATTRIBUTES:
+        return True
+    return any(name.startswith(p) and len(name) > len(p) for p in CUSTOM_PREFIXES)
+
+
+def _describe(value: Any) -> str:
+    """Name a TOML value for an error message: its kind and a short repr."""
+    if isinstance(value, str) and not value.strip():
+        return f"a blank string {value!r}"
+    kinds = {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}
+    kind = kinds.get(type(value)) or ("a number" if isinstance(value, int | float) else "a date")
+    shown = repr(value)
+    return f"{kind} {shown[:60]}{'...' if len(shown) > 60 else ''}"

@@ -1,0 +1,392 @@
+"""``csvimport resets``: forced password-reset waves for users imported without a password.
+
+Users a CSV import brings in without a usable password hash are ``RESET_REQUIRED``: they
+cannot sign in until they reset their password (facts §6). A wave sends each of them a
+reset code with ``AdminResetUserPassword``:
+
+- planned first, from the report's ``results.jsonl`` (run ``csvimport report`` before):
+  who must reset, through which channel (the pool's account-recovery order and the
+  user's verified email or phone), and who cannot reset at all;
+- checked against capacity: Cognito's default email sender sends 50 emails a day per
+  account, so a wave larger than what is left of that is refused unless
+  ``max_per_day`` says otherwise; SMS needs the pool's SMS configuration;
+- paced (``rate``, well under the 30 requests/second the account shares with its users'
+  own ForgotPassword calls), retried on throttling by botocore (``csvimport.retry``), and
+  resumable: ``resets.jsonl`` in the run directory records, for each user, the intent to
+  send (on disk before the call) and then the outcome (sent, failed with the reason, not
+  sent for now, or skipped because they cannot reset; one appended line each), so a
+  re-run never sends a user a second code unless ``resend`` is asked for. A user whose
+  intent has no outcome (the wave was killed between the call and its record) may have
+  been sent a code: they are listed as such and not sent another unless ``resend``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from csvimport.errors import THROTTLING_CODES, ConfigError, RefusedError, ServiceError
+from csvimport.files import PRIVATE_FILE_MODE, fsync_folder
+from csvimport.outcomes import Outcome, Password, ResetState
+from csvimport.passwords.recovery import Blocked, Channel, RecoveryPolicy, reset_verdict
+from csvimport.retry import USER_ACCOUNT_RECOVERY, PacedClient, error_code, error_message
+from csvimport.rundir import RESULTS, RESULTS_DAMAGED_HINT, RunDir, read_results, written_users
+
+# facts §6: Cognito's default email sender sends at most 50 emails a day per account.
+DEFAULT_SENDER_EMAILS_PER_DAY = 50
+# facts §6: the UserAccountRecovery quota is 30 requests/second per account, shared with
+# the users' own ForgotPassword calls: a wave takes a small part of it by default.
+DEFAULT_RATE = USER_ACCOUNT_RECOVERY.rate
+# GUESS: the daily email limit's error is a LimitExceededException whose message says
+# "daily email limit" (facts §6 quotes "Exceeded daily email limit ...").
+DAILY_LIMIT_CODES = frozenset({"LimitExceededException"})
+
+RESETS_JOURNAL = "resets.jsonl"  # the wave's journal, in the run directory
+RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An imported user who must reset their password."""
+
+    username: str
+    legacy_id: str
+    channel: Channel | None  # None: cannot reset, ``blocked`` says why
+    blocked: Blocked | None = None
+
+    @property
+    def why_not(self) -> str:
+        """Why the user cannot reset, in words for people ("" when they can)."""
+        return self.blocked.explanation if self.blocked is not None else ""
+
+
+@dataclass
+class ResetPlan:
+    to_send: list[Candidate]
+    already_sent: int
+    cannot_reset: list[Candidate]
+    left_out: int  # by --only or --limit
+    email_allowance: int | None  # emails csvimport may still send today; None: no limit
+    refusal: RefusedError | None = None  # why the wave may not go out as planned
+    # an earlier wave stopped between their call and its outcome: not sent again
+    # unless resend (then they are in to_send)
+    maybe_sent: list[Candidate] = field(default_factory=list)
+    # names --only gave that are no imported user who must reset (a typo, another run)
+    unknown_only: list[str] = field(default_factory=list)
+
+    @property
+    def emails(self) -> int:
+        return sum(1 for c in self.to_send if c.channel is Channel.EMAIL)
+
+    @property
+    def sms(self) -> int:
+        return sum(1 for c in self.to_send if c.channel is Channel.PHONE)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "to_send": len(self.to_send), "emails": self.emails, "sms": self.sms,
+            "already_sent": self.already_sent,
+            "may_have_been_sent": {"count": len(self.maybe_sent),
+                                   "usernames": [c.username for c in self.maybe_sent]},
+            "cannot_reset": dict(Counter(c.why_not for c in self.cannot_reset).most_common()),
+            "left_out": self.left_out, "email_allowance": self.email_allowance,
+            "refused": self.refusal.message if self.refusal is not None else None,
+            "unknown_only": self.unknown_only,
+        }  # fmt: skip
+
+
+@dataclass
+class WaveResult:
+    sent: int = 0
+    failed: Counter[str] = field(default_factory=Counter)  # reason -> users
+    not_sent: int = 0  # left for another day / another run
+    stopped_because: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sent": self.sent, "failed": dict(self.failed.most_common()),
+                "not_sent": self.not_sent, "stopped_because": self.stopped_because}  # fmt: skip
+
+
+class ResetJournal:
+    """``resets.jsonl``: one appended, fsynced line per intent and per outcome; the last
+    line for a user wins. A torn last line (a crash mid-write) is ignored when read and
+    cut off before the next line is written, so that line starts on its own."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.path = run.path / RESETS_JOURNAL
+        self.entries = read_reset_entries(run.path)
+        self._tail_checked = False
+
+    def last(self) -> dict[str, dict[str, Any]]:
+        return {e["username"]: e for e in self.entries}
+
+    def emails_sent_on(self, day: str) -> int:
+        """Emails csvimport sent (or may have sent) on ``day`` (UTC, ISO date)."""
+        count, pending = 0, {}
+        for e in self.entries:
+            if e["state"] == ResetState.SENDING:
+                pending[e["username"]] = e
+                continue
+            pending.pop(e["username"], None)
+            count += e["state"] == ResetState.SENT and _email_on(e, day)
+        return count + sum(_email_on(e, day) for e in pending.values())  # may have gone out
+
+    def record(
+        self, username: str, state: ResetState, *, channel: str | None, reason: str = ""
+    ) -> None:
+        """Append one line and fsync it (and the folder when the file is new)."""
+        if not self._tail_checked:
+            self._cut_torn_tail()
+        # "at" first: a reader tells a torn last line by its start (RESET_ENTRY_START).
+        entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "username": username,
+                 "state": state.value, "channel": channel, "reason": reason}  # fmt: skip
+        new = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its mode otherwise
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if new:
+            fsync_folder(self.path.parent)
+        self.entries.append(entry)
+
+    def _cut_torn_tail(self) -> None:
+        """Drop a last line a killed wave left without its newline (never read anyway)."""
+        self._tail_checked = True
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        if data and not data.endswith(b"\n"):
+            with self.path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def _email_on(entry: dict[str, Any], day: str) -> bool:
+    return entry.get("channel") == Channel.EMAIL and str(entry["at"]).startswith(day)
+
+
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def candidates(run: RunDir, pool: dict[str, Any]) -> list[Candidate]:
+    """Imported users who must reset, each with the channel their code will go through."""
+    results = read_results(run, needed_for="resets are planned from the report's results")
+    channels: dict[tuple[str, int], frozenset[str]] = {}
+    for chunk in run.chunks:
+        for user in written_users(run, chunk):
+            channels[(chunk.file, user.line)] = user.channels
+    policy = RecoveryPolicy.of_pool(pool)
+    found: list[Candidate] = []
+    for result in results:
+        if result.outcome is not Outcome.IMPORTED or result.password is Password.HASH:
+            continue
+        verified = channels.get((result.chunk or "", result.line or 0))
+        if verified is None:
+            raise ConfigError(
+                f"{run.path / RESULTS} is damaged: {result.username!r} is imported from "
+                f"{result.chunk} line {result.line}, which is no user of this run",
+                hint=RESULTS_DAMAGED_HINT.format(run_dir=run.path),
+            )
+        verdict = reset_verdict(policy, verified)
+        found.append(Candidate(result.username, result.legacy_id, verdict.channel,
+                               verdict.blocked))  # fmt: skip
+    return found
+
+
+ONLY_HINT = "Give --only a text file (UTF-8) with one username a line."
+
+
+def read_usernames(path: Path) -> list[str]:
+    """The usernames of an ``--only`` file: one a line, blank lines ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text", hint=ONLY_HINT) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=ONLY_HINT) from None
+    return [name.strip() for name in text.splitlines() if name.strip()]
+
+
+def plan_resets(
+    run: RunDir, pool: dict[str, Any], journal: ResetJournal, *, limit: int | None = None,
+    only: Iterable[str] | None = None, resend: bool = False, max_per_day: int | None = None,
+    enforce: bool = True,
+) -> ResetPlan:  # fmt: skip
+    """Who gets a code in this wave, and who cannot; refuse a wave the email sender
+    cannot carry today (unless ``max_per_day`` caps it). With ``enforce`` False the
+    refusal is only kept in ``plan.refusal`` (a dry run shows the plan, then it)."""
+    everyone = candidates(run, pool)
+    state = {u: e["state"] for u, e in journal.last().items()}
+    wanted = set(only) if only is not None else None
+    to_send, cannot, maybe, left_out, already = [], [], [], 0, 0
+    for candidate in everyone:
+        if wanted is not None and candidate.username not in wanted:
+            left_out += 1
+        elif candidate.channel is None:
+            cannot.append(candidate)
+        elif resend:
+            to_send.append(candidate)
+        elif state.get(candidate.username) == ResetState.SENT:
+            already += 1
+        elif state.get(candidate.username) == ResetState.SENDING:
+            maybe.append(candidate)
+        else:
+            to_send.append(candidate)
+    if limit is not None and len(to_send) > limit:
+        left_out += len(to_send) - limit
+        to_send = to_send[:limit]
+    sender = (pool.get("EmailConfiguration") or {}).get("EmailSendingAccount", "COGNITO_DEFAULT")
+    allowance = None
+    if sender == "COGNITO_DEFAULT" or max_per_day is not None:
+        per_day = max_per_day if max_per_day is not None else DEFAULT_SENDER_EMAILS_PER_DAY
+        allowance = max(0, per_day - journal.emails_sent_on(_today()))
+    unknown = sorted((wanted or set()) - {c.username for c in everyone})
+    plan = ResetPlan(to_send, already, cannot, left_out, allowance, maybe_sent=maybe,
+                     unknown_only=unknown)  # fmt: skip
+    if allowance is not None and max_per_day is None and plan.emails > allowance:
+        plan.refusal = RefusedError(
+            f"this wave would send {plan.emails:,} emails, but the pool sends email with "
+            f"Cognito's default sender, which allows {DEFAULT_SENDER_EMAILS_PER_DAY} a day per "
+            f"AWS account ({allowance} left today as far as csvimport knows)",
+            hint="Configure the pool to send email with Amazon SES (EmailSendingAccount "
+            "DEVELOPER) for a wave this size; or send a pilot with --limit N; or pass "
+            "--max-per-day N to send N a day and run `csvimport resets` again each day.",
+        )
+        if enforce:
+            raise plan.refusal
+    return plan
+
+
+def run_wave(
+    run: RunDir, client: Any, plan: ResetPlan, journal: ResetJournal, *, rate: float = DEFAULT_RATE,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> WaveResult:  # fmt: skip
+    """Send the plan's codes at most ``rate`` per second, recording each intent before its
+    call and each outcome after it.
+
+    An answer that says no code went out (an error from Cognito, throttling that outlasted
+    the retries) is recorded as such. A 5xx answer, a lost connection or a kill leaves
+    the intent alone: Cognito may have sent the code, so the user is not sent another
+    unless ``resend``."""
+    # The recovery quota is per account, not per pool: ``rate`` is the wave's share of it.
+    paced = PacedClient(client, rates={USER_ACCOUNT_RECOVERY: rate})
+    result = WaveResult()
+    last = journal.last()
+    for candidate in plan.cannot_reset:  # recorded once, with why, not at every run
+        before = last.get(candidate.username, {})
+        if (before.get("state"), before.get("reason")) != (ResetState.SKIPPED,
+                                                           candidate.why_not):  # fmt: skip
+            journal.record(candidate.username, ResetState.SKIPPED, channel=None,
+                           reason=candidate.why_not)  # fmt: skip
+    emails_left = plan.email_allowance
+    total = len(plan.to_send)
+    for done, candidate in enumerate(plan.to_send):
+        if candidate.channel is Channel.EMAIL and emails_left is not None and emails_left <= 0:
+            result.not_sent = total - done
+            result.stopped_because = "today's email allowance is used up"
+            break
+        # The turn first, then the intent, then the call: a wave killed while it waits
+        # leaves no intent behind.
+        paced.wait_turn("admin_reset_user_password", run.user_pool_id)
+        journal.record(candidate.username, ResetState.SENDING, channel=candidate.channel)
+        try:
+            paced.send("admin_reset_user_password", UserPoolId=run.user_pool_id,
+                       Username=candidate.username)  # fmt: skip
+        except botocore.exceptions.ClientError as exc:
+            code, said = error_code(exc), error_message(exc)
+            reason = f"{code}: {said}"
+            if code in DAILY_LIMIT_CODES and "limit" in said.lower():
+                journal.record(candidate.username, ResetState.NOT_SENT,
+                               channel=candidate.channel, reason=reason)  # fmt: skip
+                result.not_sent = total - done
+                result.stopped_because = f"Cognito refused more email today: {said}"
+                break
+            journal.record(candidate.username, ResetState.FAILED, channel=candidate.channel,
+                           reason=reason)  # fmt: skip
+            result.failed[reason] += 1
+        except ServiceError as exc:
+            # botocore's attempts ran out. Throttling is a refusal: nothing was sent. (A 5xx
+            # or a lost connection is not: the intent stays, the user may have been sent a
+            # code. Only the last attempt's answer is seen here: a 5xx before the last,
+            # throttled attempt of the same call is not, a second code the price of that
+            # rare case.)
+            if exc.code in THROTTLING_CODES:
+                journal.record(candidate.username, ResetState.NOT_SENT,
+                               channel=candidate.channel, reason=exc.message)  # fmt: skip
+            raise
+        else:
+            journal.record(candidate.username, ResetState.SENT, channel=candidate.channel)
+            result.sent += 1
+            if candidate.channel is Channel.EMAIL and emails_left is not None:
+                emails_left -= 1
+        on_progress(done + 1, total)
+    return result
+
+
+# --- the journal read back (by the next wave and by `csvimport report`) ------------------
+def read_reset_entries(run_dir: Path) -> list[dict[str, Any]]:
+    """Every complete line of ``resets.jsonl`` in order.
+
+    A last line without its newline that starts like an entry is torn (the wave was
+    killed while writing it) and is left out: it was either an intent whose call was never
+    made, or an outcome whose intent line stands before it. Anything else that is not an
+    entry is damage no crash explains: ConfigError names its line, rather than a user
+    silently losing their record.
+    """
+    path = run_dir / RESETS_JOURNAL
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}",
+            hint=f"{RESETS_JOURNAL} must be a file csvimport can read.",
+        ) from None
+    *lines, tail = data.split(b"\n")
+    if tail and not (RESET_ENTRY_START.startswith(tail) or tail.startswith(RESET_ENTRY_START)):
+        lines.append(tail)  # not the start of an entry: damage, reported below
+    entries = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        entry = _reset_entry(raw)
+        if entry is None:
+            raise ConfigError(
+                f"{path} line {number} is damaged: it is not a reset-wave record",
+                hint="A crash can only tear the last line. Restore the file from a backup, "
+                "or delete the damaged line: a user whose only record it was then counts as "
+                "never sent a code, and the next `csvimport resets` sends them one.",
+            )
+        entries.append(entry)
+    return entries
+
+
+def _reset_entry(raw: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not (isinstance(entry, dict) and isinstance(entry.get("username"), str)
+            and isinstance(entry.get("at"), str) and entry.get("state") in set(ResetState)
+            and isinstance(entry.get("reason", ""), str)):  # fmt: skip
+        return None
+    return entry
+
+
+def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The last reset-wave outcome per username."""
+    return {entry["username"]: entry for entry in read_reset_entries(run_dir)}

@@ -1,0 +1,147 @@
+"""The package's layout shows the pipeline, and its imports flow one way.
+
+csvimport's top level holds the front doors (the CLI, `make demo`, `make bench`) and the
+shared layer; each stage is a subpackage (build, run, report, passwords) and so is the
+sandbox. Every import, including one inside a function, is read from the source with ast.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import csvimport
+
+PACKAGE = Path(csvimport.__file__).parent
+FRONT_DOORS = {"csvimport.__main__", "csvimport.cli", "csvimport.demo", "csvimport.bench"}
+STAGES = ("build", "run", "report", "passwords")
+SHARED = "shared"
+# Which layers each layer may import besides itself (front doors may import anything).
+ALLOWED: dict[str, set[str]] = {
+    SHARED: set(),
+    "build": {SHARED},
+    "run": {SHARED},
+    "passwords": {SHARED},
+    "report": {SHARED, "build", "run", "passwords"},
+    "sandbox": {SHARED},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def layer(name: str) -> str | None:
+    """The layer a csvimport module belongs to; None for the package root and front doors."""
+    parts = name.split(".")
+    if name == "csvimport" or name in FRONT_DOORS:
+        return None
+    if len(parts) > 2 or (PACKAGE / parts[1]).is_dir():
+        return parts[1]
+    return SHARED
+
+
+def imported(name: str, path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) for each csvimport module the file imports, anywhere in it."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    known = modules()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # `from csvimport.run import jobs` imports the module csvimport.run.jobs
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                for alias in node.names
+            ]
+        else:
+            continue
+        for target in targets:
+            if target == "csvimport" or target.startswith("csvimport."):
+                yield node.lineno, target
+
+
+def test_the_top_level_holds_only_front_doors_and_the_shared_layer() -> None:
+    top = {path.name for path in PACKAGE.iterdir() if not path.name.startswith(("_", "."))}
+    packages = {
+        name
+        for name in top
+        if (PACKAGE / name).is_dir() and (PACKAGE / name / "__init__.py").exists()
+    }
+    assert packages == {*STAGES, "sandbox"}
+    stage_modules = {
+        "build.py",
+        "chunkbuild.py",
+        "validate.py",
+        "duplicates.py",
+        "journal.py",
+        "jobs.py",
+        "reconcile.py",
+        "report.py",
+        "resets.py",
+        "recovery.py",
+        "notice.py",
+    }
+    assert not top & stage_modules, "these modules belong in a stage package"
+
+
+def test_each_stage_package_says_what_it_does_and_nothing_else() -> None:
+    for stage in [*STAGES, "sandbox"]:
+        tree = ast.parse((PACKAGE / stage / "__init__.py").read_text(encoding="utf-8"))
+        assert ast.get_docstring(tree), f"csvimport/{stage}/__init__.py needs a docstring"
+        if stage != "sandbox":
+            assert len(tree.body) == 1, (
+                f"csvimport/{stage}/__init__.py holds more than its docstring"
+            )
+
+
+def test_imports_never_run_back_up_the_pipeline() -> None:
+    wrong = []
+    for name, path in modules().items():
+        source = layer(name)
+        if source is None:
+            continue
+        for line, target in imported(name, path):
+            target_layer = layer(target)
+            if target_layer is None and target != "csvimport":
+                wrong.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line} imports front door {target}"
+                )
+            elif target_layer not in (None, source) and target_layer not in ALLOWED[source]:
+                wrong.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line} ({source}) imports {target} ({target_layer})"
+                )
+    assert not wrong, "\n".join(wrong)
+
+
+def test_stage_packages_import_each_other_without_a_cycle() -> None:
+    edges: dict[str, set[str]] = {}
+    for name, path in modules().items():
+        source = layer(name)
+        if source is None:
+            continue
+        for _, target in imported(name, path):
+            target_layer = layer(target)
+            if target_layer is not None and target_layer != source:
+                edges.setdefault(source, set()).add(target_layer)
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in edges.get(start, set()) - seen:
+            if nxt == goal or reaches(nxt, goal, seen | {nxt}):
+                return True
+        return False
+
+    cycles = [stage for stage in edges if reaches(stage, stage, set())]
+    assert not cycles, f"layers in an import cycle: {cycles} ({edges})"
