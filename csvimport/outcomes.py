@@ -7,7 +7,7 @@ classes hold real values, personal data included: masking is the renderer's job.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -72,7 +72,9 @@ class UserResult:
     password_why: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Every field is a scalar or an enum: a shallow copy, where asdict's deep copy of
+        # each value cost a report of 100,000 users about a second.
+        data = {name: getattr(self, name) for name in _RESULT_FIELD_NAMES}
         data["outcome"] = self.outcome.value
         data["password"] = self.password.value
         return data
@@ -111,6 +113,9 @@ _RESULT_FIELDS: dict[str, tuple[type, bool]] = {
     "line": (int, True), "collided_with_row": (int, True), "password": (str, False),
     "password_why": (str, False),
 }  # fmt: skip
+
+
+_RESULT_FIELD_NAMES = tuple(f.name for f in fields(UserResult))
 
 
 @dataclass(frozen=True)
