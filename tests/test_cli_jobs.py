@@ -29,6 +29,8 @@ from .helpers import (
     csvimport,
     damaged_journal,
     env_for,
+    imported_run,
+    run_all,
     sandbox_jobs,
     upload,
 )
@@ -536,6 +538,28 @@ def test_an_unreachable_endpoint_is_named_with_exit_3_within_seconds(
     assert "hint: Check --endpoint-url" in result.stderr
     assert "does not exist" not in result.stderr and "Traceback" not in result.stderr
     assert took < 8, took
+
+
+@pytest.mark.parametrize("command", ["status", "start", "report", "resets"])
+def test_an_unreachable_endpoint_after_the_import_is_named_with_exit_3(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path, command: str
+) -> None:
+    # Past the first call each makes on a fresh run: a job still running for `status` (on
+    # a finished run it reads the journal alone), a run imported and reported for the
+    # others, with logs to read and users to reset.
+    if command == "status":
+        sandbox.settings.update(job_seconds=60.0)
+        run = RunDir.open(build_run(cognito, pool, tmp_path, users=3))
+        run_all(run.path, cognito, pool, wait=False)
+    else:
+        run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    env = env_for(sandbox, pool, AWS_ENDPOINT_URL=CLOSED_ENDPOINT, AWS_MAX_ATTEMPTS="1")
+    before = (run.path / JOURNAL).read_bytes()
+    result = csvimport(env, command, str(run.path))
+    assert result.returncode == 3, result.stderr
+    assert f"error: Cannot reach {CLOSED_ENDPOINT}/" in result.stderr
+    assert "hint: Check --endpoint-url" in result.stderr and "Traceback" not in result.stderr
+    assert (run.path / JOURNAL).read_bytes() == before
 
 
 def test_a_web_page_at_the_endpoint_is_named_with_exit_3_not_an_internal_error(
