@@ -286,3 +286,47 @@ def test_a_stored_log_whose_outcomes_differ_from_cognitos_counters_is_a_mismatch
         f"job {job_id} (chunk-0001.csv): Cognito's counters (imported 3, skipped 0, "
         "failed 0) differ from its log (2, 1, 0)."
     ))  # fmt: skip
+
+
+LOG_FAULTS = {
+    "throttled": {"throttle_every": 2, "throttle_operations": ["FilterLogEvents"]},
+    "empty page": {"empty_log_pages_every": 2},
+    "both": {"throttle_every": 2, "throttle_operations": ["FilterLogEvents"],
+             "empty_log_pages_every": 2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(LOG_FAULTS))
+def test_report_reads_every_log_line_through_throttling_and_empty_pages(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path, case: str
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    run_all(run_dir, cognito, pool)
+    _, group, stream = _job_log(run_dir, pool)
+    sandbox.faults.update(**LOG_FAULTS[case])
+    # One call of our own takes the first turn, so the report's first page is the 2nd:
+    # throttled and/or empty with a token to go on from.
+    logs.filter_log_events(logGroupName=group, logStreamNames=[stream])
+    # --log-wait 0: a page given up on would leave users without an outcome, a MISMATCH.
+    result = csvimport(env_for(sandbox, pool), "report", str(run_dir), "--log-wait", "0")
+    assert result.returncode == 0, result.stderr
+    assert "3 of 3 users are in Cognito; 0 need attention" in result.stderr
+    assert "MISMATCH" not in result.stderr and "warning" not in result.stderr
+    # Both: the 2nd call is throttled, the 3rd an empty page, the 4th throttled again.
+    throttled = {"throttled": {"FilterLogEvents": 1}, "empty page": {},
+                 "both": {"FilterLogEvents": 2}}  # fmt: skip
+    assert sandbox.faults.throttled() == throttled[case]
+
+
+def test_report_throttled_for_good_by_cloudwatch_logs_exits_3_naming_it(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    run_all(run_dir, cognito, pool)
+    sandbox.faults.update(throttle_every=1, throttle_operations=["FilterLogEvents"])
+    result = csvimport(env_for(sandbox, pool, AWS_MAX_ATTEMPTS="2"), "report", str(run_dir))
+    assert result.returncode == 3, result.stderr
+    assert sandbox.faults.throttled() == {"FilterLogEvents": 2}
+    assert "error: FilterLogEvents failed: ThrottlingException" in result.stderr
+    assert "hint: " in result.stderr and "Traceback" not in result.stderr
+    assert not (run_dir / "results.jsonl").exists()
