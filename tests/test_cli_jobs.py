@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -28,6 +29,8 @@ from .helpers import (
     csvimport,
     damaged_journal,
     env_for,
+    imported_run,
+    run_all,
     sandbox_jobs,
     upload,
 )
@@ -537,6 +540,28 @@ def test_an_unreachable_endpoint_is_named_with_exit_3_within_seconds(
     assert took < 8, took
 
 
+@pytest.mark.parametrize("command", ["status", "start", "report", "resets"])
+def test_an_unreachable_endpoint_after_the_import_is_named_with_exit_3(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path, command: str
+) -> None:
+    # Past the first call each makes on a fresh run: a job still running for `status` (on
+    # a finished run it reads the journal alone), a run imported and reported for the
+    # others, with logs to read and users to reset.
+    if command == "status":
+        sandbox.settings.update(job_seconds=60.0)
+        run = RunDir.open(build_run(cognito, pool, tmp_path, users=3))
+        run_all(run.path, cognito, pool, wait=False)
+    else:
+        run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    env = env_for(sandbox, pool, AWS_ENDPOINT_URL=CLOSED_ENDPOINT, AWS_MAX_ATTEMPTS="1")
+    before = (run.path / JOURNAL).read_bytes()
+    result = csvimport(env, command, str(run.path))
+    assert result.returncode == 3, result.stderr
+    assert f"error: Cannot reach {CLOSED_ENDPOINT}/" in result.stderr
+    assert "hint: Check --endpoint-url" in result.stderr and "Traceback" not in result.stderr
+    assert (run.path / JOURNAL).read_bytes() == before
+
+
 def test_a_web_page_at_the_endpoint_is_named_with_exit_3_not_an_internal_error(
     sandbox: Sandbox, pool: PoolInfo, run_dir: Path
 ) -> None:
@@ -548,6 +573,47 @@ def test_a_web_page_at_the_endpoint_is_named_with_exit_3_not_an_internal_error(
         in result.stderr
     )
     assert "hint: Check --endpoint-url" in result.stderr and "Traceback" not in result.stderr
+
+
+UPLOAD_FAULTS = {
+    # fault, AWS_MAX_ATTEMPTS, exit status, what stderr says
+    "fails then succeeds": ({"upload_failures": 1}, "3", 0, "succeeded: 3 imported"),
+    "refused with 403": ({"upload_refusals": 1}, "3", 3, "uploading chunk-0001.csv was refused"),
+    "out of retries": ({"upload_failures": 100}, "2", 3, "failed after 2 tries"),
+}
+
+
+@pytest.mark.parametrize("case", list(UPLOAD_FAULTS))
+def test_the_presigned_url_is_in_no_output_or_file_when_the_upload_fails(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, cognito: Any, case: str
+) -> None:
+    faults, attempts, exit_status, said = UPLOAD_FAULTS[case]
+    sandbox.faults.update(**faults)
+    result = csvimport(env_for(sandbox, pool, AWS_MAX_ATTEMPTS=attempts), "start", str(run_dir))
+    assert result.returncode == exit_status, result.stderr
+    assert said in result.stderr
+    urls = [
+        cognito.describe_user_import_job(UserPoolId=pool.user_pool_id, JobId=job["JobId"])[
+            "UserImportJob"
+        ]["PreSignedUrl"]
+        for job in sandbox_jobs(sandbox, pool.user_pool_id)
+    ]
+    assert urls
+    secrets = set()
+    for url in urls:
+        parts = urlsplit(url)
+        secrets |= {url, parts.query, parts.path}
+        secrets |= {value for _, value in parse_qsl(parts.query) if len(value) >= 16}
+    places = {"stdout": result.stdout, "stderr": result.stderr}
+    places |= {
+        str(path.relative_to(run_dir)): path.read_bytes().decode("utf-8", "replace")
+        for path in run_dir.rglob("*")
+        if path.is_file()
+    }
+    assert JOURNAL in places
+    leaks = [(place, secret) for place, text in places.items() for secret in secrets
+             if secret in text]  # fmt: skip
+    assert leaks == []
 
 
 def _delete(path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import stat
@@ -10,9 +11,12 @@ from typing import Any
 
 import pytest
 
+from csvimport.report.logs import log_group, log_stream
+from csvimport.run.journal import Journal
+from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import MESSY, build_run, csvimport, env_for
+from .helpers import MESSY, build_run, csvimport, env_for, reconcile, run_all
 
 
 def test_report_accounts_for_every_user_and_writes_the_files(
@@ -204,3 +208,125 @@ def test_a_retry_source_that_cannot_be_rewritten_is_removed_not_left_stale(
     assert "warning: retry-source.csv not written" in result.stderr
     assert f"{retry} of an earlier report was removed" in result.stderr
     assert not retry.exists()
+
+
+def _job_log(run_dir: Path, pool: PoolInfo) -> tuple[str, str, str]:
+    """The one job of the run: its id, log group and log stream."""
+    run = RunDir.open(run_dir)
+    [attempt] = Journal.load(run).attempts
+    assert attempt.job_id is not None
+    group = log_group(pool.user_pool_id, run.snapshot.name)
+    return attempt.job_id, group, log_stream(attempt.job_id, attempt.job_name)
+
+
+def _assert_reported_as_mismatch(
+    sandbox: Sandbox, pool: PoolInfo, run_dir: Path, said: str
+) -> None:
+    """`csvimport report` exits 1 and says ``said`` after MISMATCH: and in report.html."""
+    result = csvimport(env_for(sandbox, pool), "report", str(run_dir), "--log-wait", "0")
+    assert result.returncode == 1, result.stderr
+    assert f"MISMATCH: {said}" in result.stderr
+    assert said in html.unescape((run_dir / "report.html").read_text())
+
+
+def test_a_line_missing_from_the_jobs_log_in_cloudwatch_is_a_mismatch_on_stderr_and_in_the_report(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    run_all(run_dir, cognito, pool)
+    job_id, group, stream = _job_log(run_dir, pool)
+    events = logs.get_log_events(logGroupName=group, logStreamName=stream,
+                                 startFromHead=True)["events"]  # fmt: skip
+    assert len(events) == 3
+    # The log loses line 2 (CloudWatch has no call to delete one event: the stream is
+    # made again without it).
+    logs.delete_log_stream(logGroupName=group, logStreamName=stream)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    logs.put_log_events(logGroupName=group, logStreamName=stream,
+                        logEvents=[{"timestamp": e["timestamp"], "message": e["message"]}
+                                   for e in events if "Line Number 2 " not in e["message"]])  # fmt: skip
+    _assert_reported_as_mismatch(sandbox, pool, run_dir, (
+        f"job {job_id} (chunk-0001.csv): Cognito counted 3 users but its log has 2 lines; "
+        "1 user(s) have no known outcome."
+    ))  # fmt: skip
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    assert sorted(json.loads(x)["outcome"] for x in lines) == ["imported", "imported",
+                                                               "not processed"]  # fmt: skip
+
+
+def _reported_run(
+    pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> tuple[Path, str, Path]:
+    """A run imported and reconciled: its directory, its job and the job's stored log."""
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    run_all(run_dir, cognito, pool)
+    reconcile(run_dir, cognito, logs)  # keeps the job's log in logs/JOB.jsonl
+    job_id, _, _ = _job_log(run_dir, pool)
+    return run_dir, job_id, run_dir / "logs" / f"{job_id}.jsonl"
+
+
+def test_a_line_missing_from_the_stored_log_is_read_again_from_cloudwatch_no_mismatch(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir, job_id, stored = _reported_run(pool, cognito, logs, tmp_path)
+    lines = stored.read_text().splitlines()
+    stored.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
+    result = csvimport(env_for(sandbox, pool), "report", str(run_dir), "--log-wait", "0")
+    assert result.returncode == 0, result.stderr
+    assert "MISMATCH" not in result.stderr
+    assert len(stored.read_text().splitlines()) == 3
+
+
+def test_a_stored_log_whose_outcomes_differ_from_cognitos_counters_is_a_mismatch(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir, job_id, stored = _reported_run(pool, cognito, logs, tmp_path)
+    stored.write_text(stored.read_text().replace("[SUCCEEDED]", "[SKIPPED]", 1))
+    _assert_reported_as_mismatch(sandbox, pool, run_dir, (
+        f"job {job_id} (chunk-0001.csv): Cognito's counters (imported 3, skipped 0, "
+        "failed 0) differ from its log (2, 1, 0)."
+    ))  # fmt: skip
+
+
+LOG_FAULTS = {
+    "throttled": {"throttle_every": 2, "throttle_operations": ["FilterLogEvents"]},
+    "empty page": {"empty_log_pages_every": 2},
+    "both": {"throttle_every": 2, "throttle_operations": ["FilterLogEvents"],
+             "empty_log_pages_every": 2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(LOG_FAULTS))
+def test_report_reads_every_log_line_through_throttling_and_empty_pages(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path, case: str
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    run_all(run_dir, cognito, pool)
+    _, group, stream = _job_log(run_dir, pool)
+    sandbox.faults.update(**LOG_FAULTS[case])
+    # One call of our own takes the first turn, so the report's first page is the 2nd:
+    # throttled and/or empty with a token to go on from.
+    logs.filter_log_events(logGroupName=group, logStreamNames=[stream])
+    # --log-wait 0: a page given up on would leave users without an outcome, a MISMATCH.
+    result = csvimport(env_for(sandbox, pool), "report", str(run_dir), "--log-wait", "0")
+    assert result.returncode == 0, result.stderr
+    assert "3 of 3 users are in Cognito; 0 need attention" in result.stderr
+    assert "MISMATCH" not in result.stderr and "warning" not in result.stderr
+    # Both: the 2nd call is throttled, the 3rd an empty page, the 4th throttled again.
+    throttled = {"throttled": {"FilterLogEvents": 1}, "empty page": {},
+                 "both": {"FilterLogEvents": 2}}  # fmt: skip
+    assert sandbox.faults.throttled() == throttled[case]
+
+
+def test_report_throttled_for_good_by_cloudwatch_logs_exits_3_naming_it(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
+) -> None:
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    run_all(run_dir, cognito, pool)
+    sandbox.faults.update(throttle_every=1, throttle_operations=["FilterLogEvents"])
+    result = csvimport(env_for(sandbox, pool, AWS_MAX_ATTEMPTS="2"), "report", str(run_dir))
+    assert result.returncode == 3, result.stderr
+    assert sandbox.faults.throttled() == {"FilterLogEvents": 2}
+    assert "error: FilterLogEvents failed: ThrottlingException" in result.stderr
+    assert "hint: " in result.stderr and "Traceback" not in result.stderr
+    assert not (run_dir / "results.jsonl").exists()

@@ -477,10 +477,10 @@ def test_status_wait_follows_a_job_started_elsewhere(
     assert len(recorder.texts(EventKind.ENDED)) == 1
 
 
-def test_polling_stays_under_five_describes_per_second(
+def test_polling_makes_at_most_four_describes_in_any_second(
     sandbox: Sandbox, pool: PoolInfo, run_dir: Path
 ) -> None:
-    sandbox.settings.update(job_seconds=1.0)
+    sandbox.settings.update(job_seconds=2.0)
     calls: list[float] = []
     client = bare_client(sandbox)
     client.meta.events.register(
@@ -489,8 +489,13 @@ def test_polling_stays_under_five_describes_per_second(
     )
     eager = Pacing(poll_first=0.0, poll_max=0.0, backoff=FAST.backoff)
     importer_for_run(run_dir, client, pacing=eager).start(StartOptions(pool.logs_role_arn))
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
-    assert len(calls) > 5 and min(gaps) >= 0.2
+    # README: at most 4 per second per pool and operation. Measured over spans of four
+    # gaps, not single ones, so one late call under load cannot pass or fail it alone:
+    # at 4/s any five calls span 1 s or more; at 5/s they would span 0.8 s.
+    assert len(calls) >= 8, calls
+    spans = [b - a for a, b in zip(calls, calls[4:], strict=False)]
+    assert min(spans) >= 0.92, spans
+    assert (len(calls) - 1) / (calls[-1] - calls[0]) <= 4.1
 
 
 def test_status_while_another_process_holds_the_run_leaves_the_journal_alone(

@@ -97,6 +97,18 @@ def test_injected_upload_failures_answer_503_then_succeed(
     assert codes == [503, 503, 200]
 
 
+def test_injected_upload_refusals_answer_403_access_denied_then_accept(
+    importer: Importer, sandbox: Sandbox
+) -> None:
+    sandbox.faults.update(upload_refusals=1)
+    job = importer.create()
+    body = cognito_csv(importer.header(), [user("x")])
+    refused = upload(job["PreSignedUrl"], body)
+    assert refused.status_code == 403 and "<Code>AccessDenied</Code>" in refused.text
+    assert "expired" not in refused.text
+    assert upload(job["PreSignedUrl"], body).status_code == 200
+
+
 def test_the_url_points_at_the_sandbox_and_hides_the_token_from_request_logs(
     importer: Importer, sandbox: Sandbox, capfd: object
 ) -> None:

@@ -14,6 +14,7 @@ import sys
 import traceback
 import uuid
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,14 @@ from csvimport.build.sources.database import SQL_HINT, URL_HINT, DatabaseSource
 from csvimport.build.sources.opener import open_source
 from csvimport.errors import RefusedError
 from csvimport.redact import mask_credentials
+from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import (
     LEGACY_COLUMNS,
     LEGACY_MAPPING,
     LOOKUP_HOSTILE,
+    csvimport,
+    env_for,
     lookup_people,
     offline_snapshot,
     records,
@@ -651,15 +655,7 @@ def test_a_build_from_a_url_with_credentials_stores_none_and_retry_asks_for_the_
     from csvimport.report.retrysource import write_retry_source
     from csvimport.rundir import RunDir, read_rejects
 
-    table = f"legacy_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(postgresql_db.url, poolclass=NullPool)
-    columns = ", ".join(f"{c} TEXT" for c in LEGACY_COLUMNS)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TABLE {table} ({columns})")
-        conn.exec_driver_sql(f"INSERT INTO {table} VALUES ('1', 'ann', 'ann@example.com', "
-                             "'y', '', 'Ann', 'Lee', '2024-01-01'), ('2', 'bob', 'not an "
-                             "email', 'y', '', 'Bob', 'Roe', '2024-01-01')")  # fmt: skip
-    try:
+    with legacy_table(postgresql_db) as table:
         # PostgreSQL here trusts local connections: the password is sent, and ignored.
         url = postgresql_db.url.replace("postgres@", f"postgres:{PASSWORD}@")
         url += f"?password={PASSWORD}x&application_name=csvimport"
@@ -684,9 +680,54 @@ def test_a_build_from_a_url_with_credentials_stores_none_and_retry_asks_for_the_
         assert info.value.hint is not None and "--source" in info.value.hint
         retry = write_retry_source(run, rejected, source=url)
         assert retry is not None and "not an email" in retry.read_text()
+
+
+@contextmanager
+def legacy_table(db: Db) -> Iterator[str]:
+    """A table of two legacy users, ann and bob (whose email is not one), dropped after."""
+    table = f"legacy_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(db.url, poolclass=NullPool)
+    columns = ", ".join(f"{c} TEXT" for c in LEGACY_COLUMNS)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {table} ({columns})")
+        conn.exec_driver_sql(f"INSERT INTO {table} VALUES ('1', 'ann', 'ann@example.com', "
+                             "'y', '', 'Ann', 'Lee', '2024-01-01'), ('2', 'bob', 'not an "
+                             "email', 'y', '', 'Bob', 'Roe', '2024-01-01')")  # fmt: skip
+    try:
+        yield table
     finally:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP TABLE {table}")
+
+
+def test_start_and_report_of_a_database_build_show_and_store_no_password(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, postgresql_db: Db, tmp_path: Path
+) -> None:
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.pool import read_pool
+
+    # PostgreSQL here trusts local connections: the password is sent, and ignored.
+    url = postgresql_db.url.replace("postgres@", f"postgres:{PASSWORD}@")
+    url += f"?password={PASSWORD}x"
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
+    out = tmp_path / "run"
+    env = env_for(sandbox, pool)
+    with legacy_table(postgresql_db) as table:
+        build(BuildOptions(SourceSpec(url, table=table), mapping, out),
+              read_pool(cognito, pool.user_pool_id))  # fmt: skip
+        started = csvimport(env, "start", str(out))
+        assert started.returncode == 0, started.stderr  # ann imported (bob never written)
+        reported = csvimport(env, "report", str(out), "--source", url)
+        assert reported.returncode == 1, reported.stderr
+        assert "not an email" in (out / "retry-source.csv").read_text()
+        # A wrong password for the source: the report is written, the retry source not.
+        wrong = MARIADB_ADMIN.replace("root@", f"root:{PASSWORD}@") + postgresql_db.name
+        refused = csvimport(env, "report", str(out), "--source", wrong)
+        assert refused.returncode == 1, refused.stderr
+        assert "warning: retry-source.csv not written" in refused.stderr
+    for result in (started, reported, refused):
+        assert leaks(PASSWORD, result, tmp_path) == []
 
 
 # --- SQLite files ------------------------------------------------------------------------

@@ -211,6 +211,8 @@ class SandboxApp:
                              "You must provide the Content-Length HTTP header.")  # fmt: skip
         length = int(environ["CONTENT_LENGTH"])
         body = get_input_stream(environ).read(length)
+        if store.faults.take_upload_refusal():
+            return _s3_error("403 Forbidden", "AccessDenied", "Access Denied")
         if store.faults.take_upload_failure():
             return _s3_error("503 Slow Down", "SlowDown", "Please reduce your request rate.")
         if len(body) != length:

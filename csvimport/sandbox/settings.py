@@ -237,6 +237,8 @@ class Faults:
     throttle_operations: operation names the throttling applies to (empty = all).
     server_error_every: every Nth matching API call answers HTTP 500 InternalErrorException.
     upload_failures: the next N uploads to a presigned URL answer HTTP 503.
+    upload_refusals: the next N uploads to a presigned URL answer HTTP 403 AccessDenied
+        (as S3 does for a policy or proxy refusal; not the expired-URL wording).
     empty_log_pages_every: every Nth FilterLogEvents page (and first GetLogEvents page)
         is empty but carries a token to continue from the same place.
 
@@ -249,6 +251,7 @@ class Faults:
     throttle_operations: list[str] = field(default_factory=list)
     server_error_every: int = 0
     upload_failures: int = 0
+    upload_refusals: int = 0
     empty_log_pages_every: int = 0
     seed: int = 1234
     _counters: dict[str, int] = field(default_factory=dict, repr=False)
@@ -277,6 +280,7 @@ class Faults:
             throttle_operations=[],
             server_error_every=0,
             upload_failures=0,
+            upload_refusals=0,
             empty_log_pages_every=0,
         )
 
@@ -307,11 +311,18 @@ class Faults:
             return self._every("server_error", self.server_error_every)
 
     def take_upload_failure(self) -> bool:
+        return self._take("upload_failures")
+
+    def take_upload_refusal(self) -> bool:
+        return self._take("upload_refusals")
+
+    def _take(self, name: str) -> bool:
+        """Use up one of the fault's next N occurrences; whether there was one."""
         with self._lock:
-            if self.upload_failures > 0:
-                self.upload_failures -= 1
-                return True
-            return False
+            left: int = getattr(self, name)
+            if left > 0:
+                setattr(self, name, left - 1)
+            return left > 0
 
     def empty_log_page(self) -> bool:
         with self._lock:
