@@ -67,15 +67,10 @@ good_rows = st.tuples(
     good_names,
     st.sampled_from(["", "2020-01-01", "2024-05-01T10:00:00", "1700000000"]),
 )
+# A messy legacy user's login, email, verified, mobile, first, last and modified columns.
+messy_fields = (logins, emails, flags, phones, names, names, dates)
 messy_rows = st.tuples(
-    st.sampled_from(["", "long", "id", "space", "nologin", "newline"]),
-    logins,
-    emails,
-    flags,
-    phones,
-    names,
-    names,
-    dates,
+    st.sampled_from(["", "long", "id", "space", "nologin", "newline"]), *messy_fields
 )
 # Mostly users the build writes, then messy ones to be refused.
 legacy_rows = st.tuples(
@@ -285,13 +280,7 @@ AGREEMENT_ROWS = [
 agreement_rows = st.lists(
     st.tuples(
         st.one_of(st.sampled_from(["1", "17" * 9, ""]), messy_text),
-        logins,
-        emails,
-        flags,
-        phones,
-        names,
-        names,
-        dates,
+        *messy_fields,
         st.one_of(st.sampled_from(["", "a\r\n\r\n b", "x" * 2049]), messy_text),
         st.one_of(st.sampled_from(["", "1985-02-01", "02/30/1985", "85"]), messy_text),
         st.sampled_from(["", "0", "1000", "1001", "-1", "x", "2.5"]),
