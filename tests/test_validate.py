@@ -190,6 +190,13 @@ AGREEMENT_VALUES: dict[str, list[str]] = {
     "family_name": ["Lee", "", "O'Neil, Jr.", "Zoë\u200f", 'say "hi"', "x" * 2048, "x" * 2049],
     "address": ["", "x" * 2048, "x" * 2049, "1 Main St, Apt 2", ",,,,"],
 }  # fmt: skip
+# Where the two sides knowingly differ: a value with leading or trailing whitespace. Cognito
+# trims it (facts §2), and so does the sandbox; the validator checks the value as written and
+# refuses it (build's mapping trims its columns first, so build never meets one). Each is
+# sent in a good row; the test asserts the validator refuses and the sandbox imports it.
+PADDED_VALUES = {"cognito:username": " lead", "email_verified": "true ",
+                 "phone_number": " +14325551212", "birthdate": "02/01/1985 ",
+                 "updated_at": " 1700000000"}  # fmt: skip
 # Rows long enough to pass 16,000 written characters only with their escaped commas.
 _LONG_TEXT = {
     c: "," * 1000 + "y" * 1000
@@ -209,6 +216,7 @@ def agreement_rows() -> list[dict[str, str]]:
                      for j, (column, values) in enumerate(AGREEMENT_VALUES.items())})  # fmt: skip
     rows.append({**good, **_LONG_TEXT})  # 16,000 raw characters less a few: fits unescaped
     rows.append({**good, **_LONG_TEXT, "address": "," * 1000})
+    rows += [{**good, column: value} for column, value in PADDED_VALUES.items()]
     for i, r in enumerate(rows):  # unique usernames: duplicates are another module's job
         if r["cognito:username"] == "ok":
             r["cognito:username"] = f"user{i}"
@@ -269,9 +277,11 @@ def test_the_validator_and_the_sandbox_agree_row_by_row_on_every_rule(
         status, number, message = parsed.groups()
         outcome[int(number) - 1] = "" if status == "SUCCEEDED" else sandbox_rule(message)
     assert len(outcome) == len(rows)
+    padded = range(len(rows) - len(PADDED_VALUES), len(rows))
+    assert [(i, outcome[i]) for i in padded if i not in refused or outcome[i]] == []
     disagree = [
         (i, sorted(refused.get(i, ())), outcome[i], {c: v[:20] for c, v in rows[i].items() if v})
-        for i in range(len(rows))
+        for i in range(len(rows) - len(PADDED_VALUES))
         if bool(outcome[i]) != (i in refused) or (outcome[i] and outcome[i] not in refused[i])
     ]
     assert disagree == [], "\n".join(map(repr, disagree))
