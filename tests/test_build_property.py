@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csvimport import cognito_csv
@@ -37,43 +37,160 @@ phones = st.one_of(
 )
 names = st.one_of(st.sampled_from(["Ann", "O'Neil, Jr.", "", "Zoë\u200f"]), messy_text)
 dates = st.sampled_from(["", "2020-01-01", "2024-05-01T10:00:00", "soon", "1700000000"])
-rows = st.lists(st.tuples(logins, emails, flags, phones, names, names, dates), max_size=25)
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+# Values at every edge of Cognito's CSV dialect and limits, for users the build writes:
+# commas (written `\,`), quotes, backslashes inside a value, any script, emoji, combining
+# marks, and names that join to exactly the 2,048-character limit (or one past it).
+edgy_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list(",\\\"' .-é中ü\u0301😀ß")),
+        st.characters(categories=["L", "M", "N", "P", "S", "Zs"], exclude_characters="\x85"),
+    ),
+    max_size=14,
 )
-@given(legacy=rows)
+good_names = st.one_of(
+    edgy_text, st.sampled_from(["O'Neil, Jr.", 'say "hi"', "C:\\dir\\x", "a\\ ,b"])
+)
+good_logins = st.text(
+    alphabet=st.characters(categories=["L", "M", "N", "P", "S"]), min_size=1, max_size=10
+)
+good_rows = st.tuples(
+    st.sampled_from(
+        ["", "", "", "", "", "long", "toolong", "dup", "wide", "wider", "endslash"]
+    ),  # legacy_line
+    good_logins,
+    st.sampled_from(["a", "first.last", "x+tag", "o'neil", "UPPER"]),
+    st.sampled_from(["Y", "y", "1", "yes", "TRUE"]),
+    st.sampled_from(["", "(415) 555-2671", "+44 20 7946 0958", "+1 415 555 0100"]),
+    good_names,
+    good_names,
+    st.sampled_from(["", "2020-01-01", "2024-05-01T10:00:00", "1700000000"]),
+)
+# A messy legacy user's login, email, verified, mobile, first, last and modified columns.
+messy_fields = (logins, emails, flags, phones, names, names, dates)
+messy_rows = st.tuples(
+    st.sampled_from(["", "long", "id", "space", "nologin", "newline"]), *messy_fields
+)
+# Mostly users the build writes, then messy ones to be refused.
+legacy_rows = st.tuples(
+    st.lists(good_rows, min_size=2, max_size=7), st.lists(messy_rows, min_size=1, max_size=6)
+).map(lambda parts: parts[0] + parts[1])
+
+
+def legacy_line(n: int, row: tuple[str, ...]) -> list[object]:
+    """The legacy CSV line of generated ``row`` as the ``n``-th user. A login is made unique
+    by its number; "long" pads it to the 128-character limit, "toolong" one past it; "wide" makes the joined name exactly 2,048 characters, "wider"
+    one more; "endslash" ends the last name with a backslash; "id" gives a legacy id one
+    past custom:legacy_id's 16 characters; "space" puts a space in the login, "nologin"
+    leaves it empty, "newline" puts a line break in the first name. A good email local
+    part gets its own address."""
+    shape, login, email, flag, phone, first, last, modified = row
+    legacy_id: object = "1" * 17 if shape == "id" else n
+    if shape in ("long", "toolong") and login:
+        login = (login + "x" * 129)[: 128 + (shape == "toolong") - len(str(n))]
+    if shape in ("wide", "wider"):
+        first, last = "x" * (1023 + (shape == "wider")), "y" * 1024
+    if shape == "space":
+        login = f"b {login}"
+    if shape == "nologin":
+        login = ""
+    if shape == "newline":
+        first = f"{first}\nx"
+    if shape == "endslash":
+        last += "\\"
+    if "@" not in email and email in {"a", "first.last", "x+tag", "o'neil", "UPPER"}:
+        email = f"{email}{n}@example.com"
+    return [legacy_id, f"{login}{n}" if login else login, email, flag, phone, first, last, modified]
+
+
+def legacy_lines(legacy: list[tuple[str, ...]]) -> list[list[object]]:
+    """The legacy CSV lines of generated rows; a row of shape "dup" takes the first row's
+    login in upper case (the pool is case-insensitive: a duplicate)."""
+    lines: list[list[object]] = []
+    for n, row in enumerate(legacy, 1):
+        line = legacy_line(n, row)
+        if row[0] == "dup" and lines:
+            line[1] = str(lines[0][1]).upper()
+        lines.append(line)
+    return lines
+
+
+# What one run of the property must exercise (rules of rejects.csv, edges in written rows).
+EXPECTED_RULES = {
+    "duplicate", "email", "phone", "boolean", "auto_verified", "email_verified_without_email", "username_missing", "username_whitespace",
+    "username_too_long", "username_characters", "value_too_long", "newline", "backslash",
+    "length",
+}  # fmt: skip
+EXPECTED_EDGES = {"comma", "backslash", "quote", "non_ascii", "value_at_limit",
+                  "username_at_limit"}  # fmt: skip
+
+
+def written_edges(header: list[str], values: list[str]) -> set[str]:
+    """Which edges of the dialect and limits a written user's values reach."""
+    edges = set()
+    for column, value in zip(header, values, strict=True):
+        edges |= {name for name, hit in (
+            ("comma", "," in value), ("backslash", "\\" in value),
+            ("quote", '"' in value or "'" in value), ("non_ascii", not value.isascii()),
+            ("value_at_limit", len(value) == 2048),
+            ("username_at_limit", column == "cognito:username" and len(value) == 128),
+        ) if hit}  # fmt: skip
+    return edges
+
+
 def test_messy_rows_are_all_accounted_for_and_written_rows_import(
-    legacy: list[tuple[str, ...]], sandbox: Sandbox, cognito: Any, logs: Any
+    sandbox: Sandbox, cognito: Any, logs: Any
 ) -> None:
-    info = sandbox.create_pool(pool_spec())
-    importer = Importer(cognito, logs, info)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        source = work / "legacy.csv"
-        with source.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(LEGACY_COLUMNS)
-            for n, (login, email, flag, phone, first, last, modified) in enumerate(legacy, 1):
-                writer.writerow([n, login, email, flag, phone, first, last, modified])
-        mapping = work / "mapping.toml"
-        mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
-        result = build(
-            BuildOptions(SourceSpec(str(source)), mapping, work / "run"),
-            read_pool(cognito, info.user_pool_id),
-        )
-        assert result.source_rows == len(legacy)
-        assert result.source_rows == result.written + result.rejected + result.duplicates
-        with (work / "run" / "rejects.csv").open(encoding="utf-8", newline="") as f:
-            refused = {r["source_row"] for r in csv.DictReader(f)}
-        assert len(refused) == result.rejected + result.duplicates
-        sandbox.settings.update(fail_job_after_bad_rows=10**6)
-        for chunk in result.chunks:
-            run = importer.run((work / "run" / chunk.file).read_bytes())
-            assert run.job["FailedUsers"] == 0, importer.log_lines(run.job_id)
-            assert run.job["SkippedUsers"] == 0
-            assert run.job["ImportedUsers"] == chunk.rows
+    """Build accounts for every generated row and the sandbox imports every written one;
+    over the (fixed-seed) run most examples write users, every rule refuses some row, and
+    written users reach every edge of the dialect."""
+    writing_examples, examples = 0, 0
+    rules: set[str] = set()
+    edges: set[str] = set()
+
+    @settings(max_examples=16, derandomize=True, database=None, deadline=None)
+    @given(legacy=legacy_rows)
+    def example(legacy: list[tuple[str, ...]]) -> None:
+        nonlocal writing_examples, examples
+        info = sandbox.create_pool(pool_spec())
+        importer = Importer(cognito, logs, info)
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            source = work / "legacy.csv"
+            with source.open("w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(LEGACY_COLUMNS)
+                writer.writerows(legacy_lines(legacy))
+            mapping = work / "mapping.toml"
+            mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
+            result = build(
+                BuildOptions(SourceSpec(str(source)), mapping, work / "run"),
+                read_pool(cognito, info.user_pool_id),
+            )
+            assert result.source_rows == len(legacy)
+            assert result.source_rows == result.written + result.rejected + result.duplicates
+            with (work / "run" / "rejects.csv").open(encoding="utf-8", newline="") as f:
+                rejects = list(csv.DictReader(f))
+            assert len({r["source_row"] for r in rejects}) == result.rejected + result.duplicates
+            sandbox.settings.update(fail_job_after_bad_rows=10**6)
+            for chunk in result.chunks:
+                lines = cognito_csv.read_rows(work / "run" / chunk.file)
+                header = next(lines)
+                for values in lines:
+                    edges.update(written_edges(header, values))
+                run = importer.run((work / "run" / chunk.file).read_bytes())
+                assert run.job["FailedUsers"] == 0, importer.log_lines(run.job_id)
+                assert run.job["SkippedUsers"] == 0
+                assert run.job["ImportedUsers"] == chunk.rows
+        examples += 1
+        writing_examples += result.written > 0
+        rules.update(r["rule"] for r in rejects)
+
+    example()
+    assert writing_examples >= 0.7 * examples, (writing_examples, examples)
+    assert EXPECTED_RULES - rules == set(), rules
+    assert EXPECTED_EDGES - edges == set(), edges
 
 
 # --- the single-user mapper agrees with build -------------------------------------------
@@ -163,13 +280,7 @@ AGREEMENT_ROWS = [
 agreement_rows = st.lists(
     st.tuples(
         st.one_of(st.sampled_from(["1", "17" * 9, ""]), messy_text),
-        logins,
-        emails,
-        flags,
-        phones,
-        names,
-        names,
-        dates,
+        *messy_fields,
         st.one_of(st.sampled_from(["", "a\r\n\r\n b", "x" * 2049]), messy_text),
         st.one_of(st.sampled_from(["", "1985-02-01", "02/30/1985", "85"]), messy_text),
         st.sampled_from(["", "0", "1000", "1001", "-1", "x", "2.5"]),

@@ -34,6 +34,10 @@ WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u2
 # The sandbox's email rule (csvimport.sandbox.rules) and this one must agree; the mapping's
 # `email` transform is stricter (email-validator) and runs before.
 EMAIL = rf"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\.[^@{WHITESPACE}]+$"
+# A custom Number value: ASCII digits, optional sign, fraction and exponent (no nan, inf or
+# other scripts' digits). What Cognito accepts is UNVERIFIED; the sandbox guesses the same
+# (csvimport.sandbox.settings.NUMBER_PATTERN).
+NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _ASCII_USERNAME = re.compile(r"^[!-~]+$")
 
 # rule id -> plain-language reason with the fix. "{attr}" stands for the attribute: a
@@ -198,7 +202,7 @@ def _custom_checks(attribute: Attribute) -> list[pa.Check]:
         low, high = attribute.min_value, attribute.max_value
 
         def _number_in_bounds(s: pd.Series) -> pd.Series:
-            numbers = pd.to_numeric(s.where(s != ""), errors="coerce")
+            numbers = pd.to_numeric(s.where(s.str.fullmatch(NUMBER).fillna(False)), errors="coerce")
             ok = pd.Series(True, index=s.index)
             if low is not None:
                 ok &= ~(numbers < low)
@@ -207,7 +211,7 @@ def _custom_checks(attribute: Attribute) -> list[pa.Check]:
             return ok
 
         return [
-            _element("number", lambda s: (s == "") | pd.to_numeric(s, errors="coerce").notna()),
+            _element("number", lambda s: (s == "") | s.str.fullmatch(NUMBER).fillna(False)),
             _element("number_range", _number_in_bounds),
         ]
     if attribute.data_type == "Boolean":

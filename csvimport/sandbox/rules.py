@@ -193,10 +193,9 @@ def _is_mmddyyyy(value: str) -> bool:
 def _custom_problem(spec: CustomAttribute, value: str) -> str | None:
     m = S.ROW_MESSAGES
     if spec.data_type == "Number":
-        try:
-            number = float(value)
-        except ValueError:
+        if not re.fullmatch(S.NUMBER_PATTERN, value):
             return m["custom_type"].format(attr=spec.name, type="Number")
+        number = float(value)
         if spec.min_value is not None and number < spec.min_value:
             return m["custom_constraint"].format(attr=spec.name, why=f"below {spec.min_value:g}")
         if spec.max_value is not None and number > spec.max_value:

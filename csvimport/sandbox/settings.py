@@ -141,6 +141,10 @@ ERR_USER_NOT_IN_CLIENTS_POOL = (
 # settings.recovery_rps throttles the RECOVERY_OPERATIONS of an account with a fixed
 # one-second window on the sandbox clock (real Cognito's bucket is unknown).
 ERR_RECOVERY_THROTTLED = ("TooManyRequestsException", "Rate exceeded")
+# Custom Number attributes: what Cognito reads as a number is undocumented. UNVERIFIED
+# guess: ASCII decimal digits with an optional sign, fraction and exponent; never nan, inf
+# or other scripts' digits (which Python's float() would take).
+NUMBER_PATTERN = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 # Booleans: docs write true/false, the sample TRUE/FALSE; the sandbox accepts any case.
 BOOLEAN_CASE_INSENSITIVE = True
 # Line endings: undocumented; the sandbox accepts \n and \r\n. Blank lines are ignored.
