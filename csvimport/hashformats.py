@@ -34,7 +34,12 @@ _SCRYPT = re.compile(r"^(\d+)\$(\d+)\$(\d+)\$([0-9a-fA-F]+)\$([0-9a-fA-F]+)$")
 _ARGON2 = re.compile(
     r"^\$argon2id\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$"
 )
-_PBKDF2 = re.compile(r"^\$pbkdf2-sha256\$(\d+)\$([A-Za-z0-9+/.]+={0,2})\$([A-Za-z0-9+/.]+={0,2})$")
+# Iterations without leading zeros, a salt (possibly empty) and a digest: the form as
+# libpass (passlib), whose format this is, reads it.
+_PBKDF2 = re.compile(
+    r"^\$pbkdf2-sha256\$([1-9][0-9]*)\$([A-Za-z0-9+/.]*={0,2})\$([A-Za-z0-9+/.]+={0,2})$"
+)
+PBKDF2_DIGEST_BYTES = 32  # SHA-256's output: libpass reads no other length
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,13 @@ def check_hash(algorithm: str, value: str) -> HashCheck:
         )
     try:
         ab64_decode(m.group(2))
-        ab64_decode(m.group(3))
+        digest = ab64_decode(m.group(3))
     except (binascii.Error, ValueError):
         return HashCheck(False, "salt or hash is not base64")
+    if len(digest) != PBKDF2_DIGEST_BYTES:
+        return HashCheck(
+            False, f"the hash is {len(digest)} bytes; SHA-256 gives {PBKDF2_DIGEST_BYTES}"
+        )
     return HashCheck(True)
 
 

@@ -4,7 +4,6 @@ never from one another."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import http.server
@@ -26,6 +25,7 @@ import bcrypt
 import boto3
 import requests
 from botocore.config import Config
+from passlib.hash import pbkdf2_sha256
 
 from csvimport.build.sources.base import ROW, SOURCE_REASON, SOURCE_RULE, Source
 from csvimport.outcomes import (
@@ -480,10 +480,6 @@ def damaged_journal(run_dir: Path, case: str) -> Path:
 PASSWORD = "correct horse battery staple"
 
 
-def ab64(data: bytes) -> str:
-    return base64.b64encode(data).decode().rstrip("=").replace("+", ".")
-
-
 def make_hash(algorithm: str, password: str = PASSWORD) -> str:
     secret = password.encode()
     if algorithm == "BCRYPT":
@@ -494,9 +490,8 @@ def make_hash(algorithm: str, password: str = PASSWORD) -> str:
         return f"16384$8$1${salt.hex()}${digest.hex()}"
     if algorithm == "ARGON2ID":
         return argon2.PasswordHasher(memory_cost=19456, time_cost=2, parallelism=1).hash(password)
-    salt = b"saltsaltsaltsalt"
-    digest = hashlib.pbkdf2_hmac("sha256", secret, salt, 310_000)
-    return f"$pbkdf2-sha256$310000${ab64(salt)}${ab64(digest)}"
+    # libpass (passlib) defines the $pbkdf2-sha256$ form: the reference, not csvimport's code
+    return str(pbkdf2_sha256.using(rounds=310_000, salt=b"saltsaltsaltsalt").hash(password))
 
 
 def sign_in(cognito: Any, pool: PoolInfo, username: str, password: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from csvimport import cognito_csv
 from csvimport.build.validate import PoolValidator
 from csvimport.cognito_csv import ChunkWriter, read_rows, serialize, split_line
 from csvimport.pool import PoolSnapshot
+from csvimport.sandbox import settings as sandbox_settings
 from csvimport.sandbox.csvfile import split_values
 
 from .helpers import Importer
@@ -134,6 +135,7 @@ def backslash_is_literal(request: pytest.FixtureRequest) -> Iterator[bool]:
     """Both readings of a backslash (the UNVERIFIED guess and its alternative) must round-trip."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cognito_csv, "BACKSLASH_IS_LITERAL", request.param)
+        patch.setattr(sandbox_settings, "BACKSLASH_IS_LITERAL", request.param)
         yield request.param
 
 
@@ -208,6 +210,14 @@ def test_every_value_the_validator_accepts_reads_back_identically_in_both_reader
 def test_a_backslash_is_literal_except_before_a_comma(line: str, values: list[str]) -> None:
     assert cognito_csv.BACKSLASH_IS_LITERAL  # the UNVERIFIED guess these cases pin
     assert split_line(line) == values
+
+
+def test_the_sandbox_reads_lines_with_its_own_code_and_the_same_guess() -> None:
+    # The sandbox splits lines itself (it is the oracle the writer is checked against), but
+    # models the same Cognito: one observation of real Cognito must correct both.
+    assert sandbox_settings.BACKSLASH_IS_LITERAL == cognito_csv.BACKSLASH_IS_LITERAL
+    for line in ["a\\,b,c", "C:\\dir\\x,y", ",,", "Ann\\,x", " a ,\\\\, b\\ "]:
+        assert split_values(line) == [v.strip() for v in split_line(line)]
 
 
 def test_without_literal_backslashes_the_writer_doubles_them(backslash_is_literal: bool) -> None:

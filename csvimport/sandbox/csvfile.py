@@ -1,16 +1,14 @@
 """Read an uploaded import file in Cognito's CSV dialect (facts §2).
 
 Values are not quoted; a comma inside a value is written ``\\,``; values are trimmed.
-How a backslash reads is undocumented: the sandbox splits a line as csvimport's own
-writer and report do (``csvimport.cognito_csv.split_line``, whose guess is
-``BACKSLASH_IS_LITERAL``), so that guess lives in one place.
+How any other backslash reads is undocumented: ``settings.BACKSLASH_IS_LITERAL`` is the
+sandbox's choice. The sandbox reads lines on its own, never with csvimport's writer
+(``csvimport.cognito_csv``): it is the oracle that writer is checked against.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from csvimport.cognito_csv import split_line
 
 from . import settings as S
 
@@ -21,7 +19,28 @@ class FileRejected(Exception):
 
 def split_values(line: str) -> list[str]:
     """Split one line into its values, unescaped and trimmed as Cognito trims them."""
-    return [part.strip() for part in split_line(line)]
+    if "\\" not in line:
+        return [part.strip() for part in line.split(",")]
+    values: list[str] = []
+    value: list[str] = []
+    i = 0
+    while i < len(line):
+        char = line[i]
+        following = line[i + 1 : i + 2]
+        if char == "\\" and (
+            following == "," or (following == "\\" and not S.BACKSLASH_IS_LITERAL)
+        ):
+            value.append(following)  # an escaped comma (or, if not literal, backslash)
+            i += 2
+            continue
+        if char == ",":
+            values.append("".join(value).strip())
+            value = []
+        else:
+            value.append(char)
+        i += 1
+    values.append("".join(value).strip())
+    return values
 
 
 @dataclass

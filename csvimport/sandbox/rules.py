@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from csvimport.hashformats import check_hash
-
 from . import settings as S
+from .passwords import check_hash
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9][0-9]{1,14}$")
@@ -154,7 +153,7 @@ class PoolRules:
         if algorithm and password_hash:
             verdict = check_hash(algorithm, password_hash)
             if not verdict.ok:
-                return m["bad_hash"].format(algorithm=algorithm, why=verdict.reason)
+                return m["bad_hash"].format(algorithm=algorithm, why=verdict.why)
         return None
 
     def _username_problem(self, username: str) -> str | None:

@@ -147,6 +147,13 @@ ERR_RECOVERY_THROTTLED = ("TooManyRequestsException", "Rate exceeded")
 NUMBER_PATTERN = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 # Booleans: docs write true/false, the sample TRUE/FALSE; the sandbox accepts any case.
 BOOLEAN_CASE_INSENSITIVE = True
+# SCRYPT's N$r$p$hexSalt$hexHash form (facts §6): whether the salt is hashed as the bytes
+# its hex spells or as the hex text itself is undocumented; the sandbox decodes it.
+SCRYPT_SALT_IS_HEX_BYTES = True
+# The CSV dialect (facts §2) documents one escape, "\," for a comma inside a value. How
+# any other backslash reads is undocumented: the sandbox reads it literally (so "a\\b" is
+# two backslashes). Set False to read "\\" as one backslash.
+BACKSLASH_IS_LITERAL = True
 # Line endings: undocumented; the sandbox accepts \n and \r\n. Blank lines are ignored.
 ACCEPT_CRLF = True
 # Whole-job failure messages (Cognito's wording is unknown).
