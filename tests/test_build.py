@@ -30,6 +30,7 @@ from .helpers import (
     LEGACY_MAPPING,
     Importer,
     assert_manifest_holds_every_files_sha256,
+    csvimport,
     messy_legacy_csv,
 )
 
@@ -194,11 +195,8 @@ def test_a_mapped_column_missing_from_the_source_fails_before_anything_is_writte
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csvimport", *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-             **(env or {})},
-    )  # fmt: skip
+    return csvimport({**os.environ, "AWS_ACCESS_KEY_ID": "testing",
+                      "AWS_SECRET_ACCESS_KEY": "testing", **(env or {})}, *args)  # fmt: skip
 
 
 def test_cli_build_summarises_on_stderr_and_exits_1_when_rows_were_refused(

@@ -17,24 +17,20 @@ from csvimport import __version__
 from csvimport.cli import app, main
 from csvimport.sandbox import PoolInfo
 
-from .helpers import CLOSED_ENDPOINT, cli_env
+from .helpers import CLOSED_ENDPOINT, cli_env, csvimport
 
 GROUP: Any = typer.main.get_command(app)
 COMMANDS = sorted(GROUP.commands)
 
 
 def run_cli(*args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csvimport", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(**env),
-        timeout=60,
-    )
+    return csvimport(cli_env(**env), *args)
 
 
-def test_version_prints_the_version_on_stdout_and_exits_0() -> None:
-    result = run_cli("--version")
+@pytest.mark.parametrize("process", [False, True], ids=["in-process", "python -m csvimport"])
+def test_version_prints_the_version_on_stdout_and_exits_0(process: bool) -> None:
+    # once as `python -m csvimport` itself: the module entry point the other tests skip
+    result = csvimport(cli_env(), "--version", process=process)
     assert result.returncode == 0
     assert result.stdout == f"csvimport {__version__}\n"
     assert result.stderr == ""

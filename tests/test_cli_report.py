@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from csvimport.run.journal import Journal
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import MESSY, build_run, csvimport, env_for, reconcile, run_all
+from .helpers import MESSY, build_run, csvimport, env_for, pool_spec, reconcile, run_all
 
 
 def test_report_accounts_for_every_user_and_writes_the_files(
@@ -83,7 +84,8 @@ def test_report_of_a_fully_imported_run_exits_0_and_clears_what_killed_reports_l
     left = [run_dir / f".{name}.{dead}.tmp"
             for name in ("results.jsonl", "failed-users.csv", "report.html")]  # fmt: skip
     left.append(run_dir / "results.jsonl.tmp")  # the name an older csvimport used
-    live = run_dir / f".results.jsonl.{os.getpid()}.tmp"  # a report writing right now
+    # a report writing right now, in another live process (the test runs csvimport in its own)
+    live = run_dir / f".results.jsonl.{os.getppid()}.tmp"
     for path in [*left, live]:
         path.write_text("half of a report with user data\n")
     result = csvimport(env, "report", str(run_dir))
@@ -130,12 +132,33 @@ DAMAGED_RUN_FILES = {
 }  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def imported_once(
+    sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, PoolInfo]:
+    """A run of 3 users and the MESSY rows, imported once for the tests that damage a copy
+    of it: the import is the slow part of each, and the pool is theirs alone."""
+    info = sandbox.create_pool(pool_spec())
+    cognito = sandbox.client("cognito-idp")
+    run_dir = build_run(cognito, info, tmp_path_factory.mktemp("imported"), users=3, extra=MESSY)
+    run_all(run_dir, cognito, info)
+    return run_dir, info
+
+
+@pytest.fixture
+def imported_copy(imported_once: tuple[Path, PoolInfo], tmp_path: Path) -> tuple[Path, PoolInfo]:
+    """A copy of the imported run, for one test to damage."""
+    run_dir, info = imported_once
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    return copy, info
+
+
 def test_report_refuses_a_damaged_run_file_naming_it_its_line_and_the_fix(
-    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path
+    sandbox: Sandbox, imported_copy: tuple[Path, PoolInfo]
 ) -> None:
-    run_dir = build_run(cognito, pool, tmp_path, users=3, extra=MESSY)
+    run_dir, pool = imported_copy
     env = env_for(sandbox, pool)
-    assert csvimport(env, "start", str(run_dir)).returncode == 0
     assert csvimport(env, "report", str(run_dir)).returncode == 1  # keeps the job's log
     for name, cases in DAMAGED_RUN_FILES.items():
         [path] = run_dir.glob(name)
@@ -161,11 +184,10 @@ def test_report_refuses_a_damaged_run_file_naming_it_its_line_and_the_fix(
      ("rejects.csv", "changed since the build")],
 )  # fmt: skip
 def test_report_refuses_a_file_edited_after_the_import_naming_it(
-    sandbox: Sandbox, pool: PoolInfo, cognito: Any, tmp_path: Path, name: str, said: str
+    sandbox: Sandbox, imported_copy: tuple[Path, PoolInfo], name: str, said: str
 ) -> None:
-    run_dir = build_run(cognito, pool, tmp_path, users=3, extra=MESSY)
+    run_dir, pool = imported_copy
     env = env_for(sandbox, pool)
-    assert csvimport(env, "start", str(run_dir)).returncode == 0
     path = run_dir / name
     path.write_bytes(path.read_bytes().replace(b"1", b"7"))
     result = csvimport(env, "report", str(run_dir))

@@ -8,9 +8,9 @@ server gets its own throw-away database, dropped at the end of the session.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
-import sys
 import traceback
 import uuid
 from collections.abc import Generator, Iterator
@@ -600,8 +600,7 @@ def test_an_option_the_driver_does_not_take_is_refused_naming_it(mariadb_db: Db)
 
 
 def cli_run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "csvimport", *args], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    return csvimport(dict(os.environ), *args)
 
 
 def leaks(secret: str, result: subprocess.CompletedProcess[str], *directories: Path) -> list[str]:
