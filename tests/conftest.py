@@ -3,6 +3,8 @@ test session, a fresh user pool per test, and real boto3 clients pointed at it."
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +17,14 @@ from csvimport.sandbox.responses import recovery_ledger
 from .helpers import Importer, pool_spec
 
 FAST = {"job_seconds": 0.3, "pending_seconds": 0.05, "log_lag_seconds": 0.0, "tick_seconds": 0.02}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist's workers ignore SIGINT, and an ignored signal stays ignored in the
+    # programs they start: a `python -m csvimport` the tests Ctrl-C would never see it.
+    # Handled (not ignored) here, it is reset to the default in every child, as in a shell.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
