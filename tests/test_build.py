@@ -32,6 +32,7 @@ from .helpers import (
     assert_manifest_holds_every_files_sha256,
     csvimport,
     messy_legacy_csv,
+    offline_snapshot,
 )
 
 LEGACY = [
@@ -564,15 +565,12 @@ import multiprocessing, os, signal, sys
 from pathlib import Path
 
 from csvimport.build import builder as build_module
-from csvimport.bench import BUILD_MAPPING, bench_snapshot, write_legacy_csv
 from csvimport.build.builder import BuildOptions, build
 from csvimport.build.sources.base import SourceSpec
+from csvimport.pool import PoolSnapshot
 
 if __name__ == "__main__":
     work = Path(sys.argv[1])
-    source, mapping = work / "legacy.csv", work / "mapping.toml"
-    write_legacy_csv(source, 2_000)
-    mapping.write_text(BUILD_MAPPING, encoding="utf-8")
     add_keys, calls = build_module.DuplicateFinder.add_keys, []
 
     def add_keys_then_die(self, keys):
@@ -583,8 +581,9 @@ if __name__ == "__main__":
         add_keys(self, keys)
 
     build_module.DuplicateFinder.add_keys = add_keys_then_die
-    build(BuildOptions(SourceSpec(str(source), chunk_rows=97), mapping, work / "run",
-                       workers=2, parallel_after_rows=0), bench_snapshot())
+    build(BuildOptions(SourceSpec(str(work / "legacy.csv"), chunk_rows=97),
+                       work / "mapping.toml", work / "run", workers=2, parallel_after_rows=0),
+          PoolSnapshot.load(work / "pool.json"))
 """
 
 
@@ -600,6 +599,12 @@ def gone(pid: int) -> bool:
 def test_the_worker_processes_of_a_killed_build_exit_too(tmp_path: Path) -> None:
     script = tmp_path / "killed_with_workers.py"
     script.write_text(KILLED_WITH_WORKERS, encoding="utf-8")
+    write_legacy(tmp_path / "legacy.csv", [
+        (str(n), f"user{n}", f"user{n}@example.com", "y", "", "First", f"Last {n}", "2024-01-01")
+        for n in range(1, 2_001)
+    ])  # fmt: skip
+    (tmp_path / "mapping.toml").write_text(LEGACY_MAPPING, encoding="utf-8")
+    offline_snapshot().save(tmp_path / "pool.json")
     out = tmp_path / "out.txt"
     with out.open("w") as stdout:  # a file, not a pipe: the workers hold it open too
         killed = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=stdout)
