@@ -73,7 +73,7 @@ from csvimport.redact import mask_credentials
 from csvimport.report.logs import LogWait
 from csvimport.report.reconcile import Reconciler
 from csvimport.report.render import write_report
-from csvimport.report.results import write_failed_users, write_results
+from csvimport.report.results import ResultFiles
 from csvimport.report.retrysource import RETRY_SOURCE, write_retry_source
 from csvimport.resources import schema_path
 from csvimport.run.jobevents import Event, EventKind, JobEnded, JobProgress, Note
@@ -803,12 +803,14 @@ def _write_report(
             wait=LogWait(seconds=log_wait),
             on_note=lambda text: display(Note(text)),
         )  # fmt: skip
-        result, users = reconciler.build()
-    written = [write_results(run_dir, users), write_failed_users(run_dir, users)]
+        with ResultFiles(run_dir) as files:
+            result = reconciler.reconcile(files)
+            written = files.finish()
     earlier = run_dir / RETRY_SOURCE
     had_one = earlier.exists()  # a retry source not rewritten now is removed: it is stale
     try:
-        retry = write_retry_source(importer.run, users, source=source, encoding=encoding)
+        retry = write_retry_source(importer.run, rows=reconciler.retry_rows, source=source,
+                                   encoding=encoding)  # fmt: skip
     except CsvImportError as exc:
         gone = f" ({earlier} of an earlier report was removed)" if had_one else ""
         typer.echo(mask_credentials(f"warning: retry-source.csv not written: {exc.message} "

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import re
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -456,15 +457,40 @@ def read_rejects(run: RunDir) -> list[UserResult]:
     return results
 
 
-def read_password_classes(run: RunDir) -> dict[int, str]:
+class PasswordClasses:
+    """Each written user's hash classification ("status: reason") by source row, compact:
+    two bytes a row and each distinct text once (a run has a handful of them)."""
+
+    def __init__(self) -> None:
+        self._codes = array("H")
+        self._texts = [""]
+        self._index = {"": 0}
+
+    def set(self, row: int, text: str) -> None:
+        code = self._index.get(text)
+        if code is None:
+            code = self._index[text] = len(self._texts)
+            self._texts.append(text)
+        if row >= len(self._codes):
+            self._codes.extend(array("H", bytes(2 * (row + 1 - len(self._codes)))))
+        self._codes[row] = code
+
+    def get(self, row: int, default: str = "") -> str:
+        code = self._codes[row] if 0 <= row < len(self._codes) else 0
+        return self._texts[code] if code else default
+
+
+def read_password_classes(run: RunDir) -> PasswordClasses:
     """Each written user's hash classification by source row ("status: reason"); empty
     when the build mapped no password_hash."""
+    classes = PasswordClasses()
     if PASSWORDS not in run.files:
-        return {}
+        return classes
     path = run.verify_file(PASSWORDS)
-    records = build_records(path, ("source_row", "password", "reason"))
-    return {_whole(path, n, r, "source_row"): ": ".join(filter(None, (r["password"], r["reason"])))
-            for n, r in records}  # fmt: skip
+    for n, r in build_records(path, ("source_row", "password", "reason")):
+        classes.set(_whole(path, n, r, "source_row"),
+                    ": ".join(filter(None, (r["password"], r["reason"]))))  # fmt: skip
+    return classes
 
 
 # --- the report's results, read back by the commands that follow it --------------------

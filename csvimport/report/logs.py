@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
+import numpy as np
 
 from csvimport.errors import ConfigError, ServiceError
 from csvimport.files import replaced_private
@@ -50,43 +52,124 @@ class LogLine:
     message: str
 
 
-@dataclass
-class JobLog:
-    """The parsed log of one job."""
+OUTCOMES = ("SUCCEEDED", "SKIPPED", "FAILED")  # codes 1, 2, 3; 0 is "no line"
+_CODE = {name: code for code, name in enumerate(OUTCOMES, start=1)}
+# Line numbers up to this are kept in flat arrays (a byte and an int a line); a log
+# naming a larger one (a damaged or foreign log) keeps those few in a dict instead of
+# growing the arrays to match.
+DENSE_LINES = 1 << 24
 
-    job_id: str
-    lines: dict[int, LogLine] = field(default_factory=dict)
-    unparsed: list[str] = field(default_factory=list)  # messages the pattern did not match
-    repeated: int = 0  # lines logged more than once (the last one counts)
-    events: int = 0
+
+class JobLog:
+    """The parsed log of one job, compact: for each line number the outcome's code and the
+    message's index in ``messages``, which holds each distinct message once (an import's
+    messages repeat: 500,000 lines hold a handful). A 500,000-line log takes a few MB."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.codes = bytearray()  # index: line number as logged; 0 = no line
+        self.message_ids = array("I")
+        self.sparse: dict[int, tuple[int, int]] = {}  # numbers beyond DENSE_LINES
+        self.messages: list[str] = []
+        self._message_index: dict[str, int] = {}
+        self.unparsed: list[str] = []  # a few messages the pattern did not match
+        self.unparsed_count = 0
+        self.repeated = 0  # lines logged more than once (the last one counts)
+        self.events = 0
+        self.size = 0  # distinct line numbers
+
+    def add(self, message: str) -> None:
+        """Parse one event's message and keep its line."""
+        self.events += 1
+        match = LOG_LINE.match(message.strip())
+        if match is None:
+            self.unparsed_count += 1
+            if len(self.unparsed) < UNPARSED_KEPT:
+                self.unparsed.append(message)
+            return
+        number = int(match.group(2))
+        text = match.group(3).strip()
+        index = self._message_index.get(text)
+        if index is None:
+            index = self._message_index[text] = len(self.messages)
+            self.messages.append(text)
+        code = _CODE[match.group(1)]
+        if number >= DENSE_LINES:
+            if number in self.sparse:
+                self.repeated += 1
+            else:
+                self.size += 1
+            self.sparse[number] = (code, index)
+            return
+        if number >= len(self.codes):
+            grow = max(number + 1, 2 * len(self.codes)) - len(self.codes)
+            self.codes.extend(bytes(grow))
+            self.message_ids.extend(array("I", bytes(4 * grow)))
+        if self.codes[number]:
+            self.repeated += 1
+        else:
+            self.size += 1
+        self.codes[number] = code
+        self.message_ids[number] = index
+
+    def numbers(self) -> Iterator[int]:
+        """The logged line numbers, in increasing order."""
+        yield from (int(n) for n in np.flatnonzero(np.frombuffer(self.codes, dtype=np.uint8)))
+        yield from sorted(self.sparse)
+
+    def get(self, number: int) -> tuple[str, str] | None:
+        """(outcome, message) of a logged line number, or None."""
+        if 0 <= number < len(self.codes):
+            code = self.codes[number]
+            if not code:
+                return None
+            return OUTCOMES[code - 1], self.messages[self.message_ids[number]]
+        found = self.sparse.get(number)
+        return None if found is None else (OUTCOMES[found[0] - 1], self.messages[found[1]])
+
+    @property
+    def lines(self) -> dict[int, LogLine]:
+        """Every line as a LogLine (for small logs and tests: this builds them all)."""
+        found = {}
+        for number in self.numbers():
+            line = self.get(number)
+            assert line is not None
+            found[number] = LogLine(number, *line)
+        return found
 
     def count(self, outcome: str) -> int:
-        return sum(1 for line in self.lines.values() if line.outcome == outcome)
+        code = _CODE[outcome]
+        return self.codes.count(code) + sum(1 for c, _ in self.sparse.values() if c == code)
 
     @classmethod
     def parse(cls, job_id: str, messages: Iterable[str]) -> JobLog:
         log = cls(job_id)
         for message in messages:
-            log.events += 1
-            match = LOG_LINE.match(message.strip())
-            if match is None:
-                log.unparsed.append(message)
-                continue
-            number = int(match.group(2))
-            if number in log.lines:
-                log.repeated += 1
-            log.lines[number] = LogLine(number, match.group(1), match.group(3).strip())
+            log.add(message)
         return log
 
 
-def detect_line_base(numbers: Iterable[int], rows: int) -> int | None:
+UNPARSED_KEPT = 5  # examples of messages the pattern did not match
+
+
+def detect_line_base(numbers: Iterable[int] | JobLog, rows: int) -> int | None:
     """1 or 2 when the logged line numbers are exactly 1..rows or 2..rows+1, else None."""
-    seen = set(numbers)
-    if rows == 0 or len(seen) != rows:
+    if isinstance(numbers, JobLog):
+        log = numbers
+        if rows == 0 or log.size != rows or log.sparse:
+            return None
+        present = np.flatnonzero(np.frombuffer(log.codes, dtype=np.uint8))
+        low, high, count = int(present[0]), int(present[-1]), log.size
+    else:
+        seen = set(numbers)
+        if rows == 0 or len(seen) != rows:
+            return None
+        low, high, count = min(seen), max(seen), len(seen)
+    if count != rows:
         return None
-    if min(seen) == 1 and max(seen) == rows:
+    if low == 1 and high == rows:
         return 1
-    if min(seen) == 2 and max(seen) == rows + 1:
+    if low == 2 and high == rows + 1:
         return 2
     return None
 
@@ -121,40 +204,36 @@ def raw_path(run_dir: Path, job_id: str) -> Path:
     return run_dir / LOGS_DIR / f"{job_id}.jsonl"
 
 
-def save_raw(path: Path, events: list[dict[str, Any]]) -> None:
-    """Keep the raw events (they hold line numbers, no user data), atomically."""
-    path.parent.mkdir(exist_ok=True)
-    with replaced_private(path) as f:
-        for event in events:
-            f.write(json.dumps(event) + "\n")
-
-
-def load_raw(path: Path) -> list[dict[str, Any]] | None:
-    """The events ``save_raw`` kept, or None when there are none; damage is a ConfigError
-    naming the line (deleting the file makes the report read the log again)."""
+def stored_log(path: Path, job_id: str) -> JobLog | None:
+    """The log kept in ``path`` by an earlier read, parsed as it is read (never held as
+    events), or None when there is none; damage is a ConfigError naming the line
+    (deleting the file makes the report read the log again)."""
     try:
-        data = path.read_bytes()
+        f = path.open("rb")
     except FileNotFoundError:
         return None
     except OSError as exc:
         hint = f"Delete {path} and run `csvimport report` again."
         raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=hint) from None
-    events = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            event = json.loads(raw)
-        except ValueError:  # not JSON, or not UTF-8
-            event = None
-        if not (isinstance(event, dict) and isinstance(event.get("message"), str)):
-            raise ConfigError(
-                f"{path} line {number} is damaged: it is not a CloudWatch log event",
-                hint=f"Delete {path} and run `csvimport report` again: the job's log is read "
-                "again from CloudWatch Logs (as long as the log group's retention keeps it).",
-            )
-        events.append(event)
-    return events
+    log = JobLog(job_id)
+    loads, add = json.loads, log.add
+    with f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                message = loads(raw)["message"]
+            except (ValueError, KeyError, TypeError):  # not JSON, UTF-8 or an event
+                if not raw.strip():
+                    continue
+                message = None
+            if type(message) is not str:
+                raise ConfigError(
+                    f"{path} line {number} is damaged: it is not a CloudWatch log event",
+                    hint=f"Delete {path} and run `csvimport report` again: the job's log is "
+                    "read again from CloudWatch Logs (as long as the log group's retention "
+                    "keeps it).",
+                )
+            add(message)
+    return log
 
 
 @dataclass(frozen=True)
@@ -188,21 +267,24 @@ def read_job_log(
     """
     wait = wait or LogWait()
     path = raw_path(run_dir, job_id)
-    stored = load_raw(path)
-    if stored is not None:
-        log = JobLog.parse(job_id, (e["message"] for e in stored))
-        if len(log.lines) >= expected:
-            return log
+    stored = stored_log(path, job_id)
+    if stored is not None and stored.size >= expected:
+        return stored
     deadline = time.monotonic() + wait.seconds
     pause = wait.first_pause
     while True:
-        events = list(fetch_messages(logs, group, stream))
-        save_raw(path, events)
-        log = JobLog.parse(job_id, (e["message"] for e in events))
-        if len(log.lines) >= expected or time.monotonic() + pause > deadline:
+        # Each event goes to the file and into the log as it comes: a 500,000-user job's
+        # events are never all in memory.
+        log = JobLog(job_id)
+        path.parent.mkdir(exist_ok=True)
+        with replaced_private(path) as f:
+            for event in fetch_messages(logs, group, stream):
+                f.write(json.dumps(event) + "\n")
+                log.add(event["message"])
+        if log.size >= expected or time.monotonic() + pause > deadline:
             return log
         if on_wait is not None:
-            on_wait(len(log.lines), expected)
+            on_wait(log.size, expected)
         sleep(pause)
         pause = min(pause * 2, wait.max_pause)
 

@@ -16,10 +16,15 @@ counts as imported if any job imported them, else by the latest job that reached
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+import heapq
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 from csvimport import __version__
 from csvimport.build.validate import REASONS
@@ -39,6 +44,7 @@ from csvimport.passwords.recovery import RecoveryPolicy, reset_verdict
 from csvimport.passwords.resets import read_resets
 from csvimport.report.logs import (
     FIRST_LINE_NUMBER,
+    OUTCOMES,
     JobLog,
     LogWait,
     classify,
@@ -47,6 +53,7 @@ from csvimport.report.logs import (
     log_stream,
     read_job_log,
 )
+from csvimport.report.retrysource import RETRY_OUTCOMES
 from csvimport.retry import PacedClient
 from csvimport.run.journal import Attempt, Journal, Step
 from csvimport.rundir import (
@@ -62,6 +69,9 @@ from csvimport.rundir import (
 )
 
 EXAMPLES_PER_REASON = 5
+# The report keeps this many users needing attention, and duplicates, for its tables (the
+# first in source order); the result files beside it hold them all.
+LISTED_USERS = 5_000
 OUTCOME_OF = {"SUCCEEDED": Outcome.IMPORTED, "SKIPPED": Outcome.SKIPPED,
               "FAILED": Outcome.FAILED}  # fmt: skip
 REJECT_FIX = ("Fix the value in the legacy data (or the mapping) and build again; "
@@ -98,6 +108,8 @@ class Reconciler:
         self.note = on_note
         self.warnings: list[str] = []
         self.problems: list[str] = []
+        # after reconcile: the source rows a retry source should hold (RETRY_OUTCOMES)
+        self.retry_rows: array[int] = array("q")
 
     def _ran(self, chunk: RunChunk) -> list[Attempt]:
         """The chunk's jobs that were started, oldest first."""
@@ -122,7 +134,7 @@ class Reconciler:
     def _line_base(self, log: JobLog, attempt: Attempt, chunk: RunChunk) -> int:
         """The number Cognito gave the chunk's first user, detected when the log covers
         the whole file, else FIRST_LINE_NUMBER."""
-        detected = detect_line_base(log.lines, chunk.rows)
+        detected = detect_line_base(log, chunk.rows)
         if detected is not None and detected != FIRST_LINE_NUMBER:
             self.warnings.append(
                 f"job {attempt.job_id}: the log numbers the first user {detected}, not "
@@ -132,41 +144,93 @@ class Reconciler:
         return detected if detected is not None else FIRST_LINE_NUMBER
 
     def build(self) -> tuple[RunReport, list[UserResult]]:
-        """Join everything; return the report and every user's result in source order."""
-        results = read_rejects(self.run)
+        """Join everything; return the report and every user's result in source order.
+
+        For small runs (tests, a library user): the results are held in memory. ``write``
+        is the same work with the results streamed to the run's files.
+        """
+        parts = _Parts()
+        report = self.reconcile(parts)
+        return report, parts.merged()
+
+    def reconcile(self, sink: ResultSink) -> RunReport:
+        """Join everything, giving each user's result to ``sink`` as it is made (per part:
+        the rejects, then each import file's users, each part in source order), and
+        return the report. Memory holds one import file's join at a time (a few bytes a
+        line), counters, and the bounded lists the report shows."""
+        tally = _Tally(read_resets(self.run.path))
+        rejects = read_rejects(self.run)
+        sink.begin()
+        for result in rejects:
+            tally.add(result)
+            sink.add(result)
+        del rejects
         password_why = read_password_classes(self.run)
         jobs: list[JobSummary] = []
         for chunk in self.run.chunks:
-            users = list(written_users(self.run, chunk))
-            best: dict[int, tuple[Outcome, str, Attempt]] = {}
+            rows = chunk.rows
+            best_code = np.zeros(rows + 1, dtype=np.uint8)  # by data line; 0 = no log line
+            best_message = np.zeros(rows + 1, dtype=np.uint32)
+            best_attempt = np.zeros(rows + 1, dtype=np.uint16)
+            messages: list[str] = []
+            message_index: dict[str, int] = {}
+            extra: list[int] = []
             attempts = self._ran(chunk)
-            for attempt in attempts:
+            for number, attempt in enumerate(attempts):
                 log = self._log(attempt)
                 base = self._line_base(log, attempt, chunk)
                 jobs.append(self._summary(chunk, attempt, log))
-                for number, logged in log.lines.items():
-                    line = number - base + 1
-                    outcome = OUTCOME_OF[logged.outcome]
-                    kept = best.get(line)
-                    if kept is None or kept[0] is not Outcome.IMPORTED:
-                        best[line] = (outcome, logged.message, attempt)
-                if log.unparsed:
+                codes = np.frombuffer(log.codes, dtype=np.uint8)
+                logged = np.flatnonzero(codes)
+                lines = logged - base + 1
+                inside = (lines >= 1) & (lines <= rows)
+                extra.extend(int(n) for n in lines[~inside][:1])
+                extra.extend(n - base + 1 for n in log.sparse)
+                extra_count = int((~inside).sum()) + len(log.sparse)
+                if extra_count:
+                    extra.append(-extra_count)  # how many, after the first example
+                lines, logged = lines[inside], logged[inside]
+                # a user counts as imported if any job imported them, else the latest job
+                take = best_code[lines] != _IMPORTED_CODE
+                lines, logged = lines[take], logged[take]
+                remap = np.array([message_index.setdefault(m, len(message_index))
+                                  for m in log.messages] or [0], dtype=np.uint32)  # fmt: skip
+                best_code[lines] = codes[logged]
+                best_message[lines] = remap[np.frombuffer(log.message_ids, dtype=np.uint32)[logged]]
+                best_attempt[lines] = number
+                if log.unparsed_count:
                     self.warnings.append(
-                        f"job {attempt.job_id}: {len(log.unparsed)} log message(s) did not "
+                        f"job {attempt.job_id}: {log.unparsed_count} log message(s) did not "
                         f"match the expected pattern, e.g. {log.unparsed[0][:200]!r}"
                     )
+            messages = list(message_index)
+            codes_by_line = best_code.tolist()
+            message_by_line = best_message.tolist()
+            attempt_by_line = best_attempt.tolist()
+            del best_code, best_message, best_attempt
             last = attempts[-1] if attempts else None
-            for user in users:
+            sink.begin()
+            for user in written_users(self.run, chunk):
+                line = user.line
+                code = codes_by_line[line] if line <= rows else 0
+                found = None if not code else (
+                    OUTCOME_OF[OUTCOMES[code - 1]], messages[message_by_line[line]],
+                    attempts[attempt_by_line[line]],
+                )  # fmt: skip
                 why = password_why.get(user.source_row, "")
-                results.append(self._user_result(chunk, user, best.get(user.line), last, why))
-            extra = sorted(set(best) - {u.line for u in users})
-            if extra:
+                result = self._user_result(chunk, user, found, last, why)
+                tally.add(result)
+                sink.add(result)
+            counted = [-n for n in extra if n < 0]
+            examples = [n for n in extra if n >= 0]
+            if counted:
                 self.problems.append(
-                    f"{chunk.file}: the log names {len(extra)} line(s) the file does not have "
-                    f"(e.g. line {extra[0]}); the line numbering may be off."
+                    f"{chunk.file}: the log names {sum(counted)} line(s) the file does not "
+                    f"have (e.g. line {min(examples) if examples else '?'}); the line "
+                    "numbering may be off."
                 )
-        results.sort(key=lambda r: r.source_row)
-        return self._report(results, jobs), results
+        self.retry_rows = tally.retry_rows
+        return self._report(tally, jobs)
 
     def _user_result(
         self, chunk: RunChunk, user: WrittenUser, logged: tuple[Outcome, str, Attempt] | None,
@@ -209,13 +273,13 @@ class Reconciler:
     def _summary(self, chunk: RunChunk, attempt: Attempt, log: JobLog) -> JobSummary:
         assert attempt.job_id is not None
         logged = {o: log.count(o) for o in ("SUCCEEDED", "SKIPPED", "FAILED")}
-        missing = max(0, attempt.processed - len(log.lines))
+        missing = max(0, attempt.processed - log.size)
         summary = JobSummary(
             chunk=chunk.file, users_in_file=chunk.rows, job_id=attempt.job_id,
             job_name=attempt.job_name, status=attempt.status or "", imported=attempt.imported,
             skipped=attempt.skipped, failed=attempt.failed,
             logged_succeeded=logged["SUCCEEDED"], logged_skipped=logged["SKIPPED"],
-            logged_failed=logged["FAILED"], not_processed=max(0, chunk.rows - len(log.lines)),
+            logged_failed=logged["FAILED"], not_processed=max(0, chunk.rows - log.size),
             started=attempt.started, completed=attempt.completed,
             duration_seconds=_duration(attempt), message=attempt.message,
             log_complete=missing == 0, missing_log_lines=missing,
@@ -223,7 +287,7 @@ class Reconciler:
         if missing:
             self.problems.append(
                 f"job {attempt.job_id} ({chunk.file}): Cognito counted {attempt.processed:,} "
-                f"users but its log has {len(log.lines):,} lines; {missing:,} user(s) have no "
+                f"users but its log has {log.size:,} lines; {missing:,} user(s) have no "
                 "known outcome. Run `csvimport report` again later: logs can lag."
             )
         elif not summary.counters_match_log:
@@ -235,8 +299,8 @@ class Reconciler:
             )
         return summary
 
-    def _report(self, results: list[UserResult], jobs: list[JobSummary]) -> RunReport:
-        counts = Counter(r.outcome for r in results)
+    def _report(self, tally: _Tally, jobs: list[JobSummary]) -> RunReport:
+        counts = tally.counts
         source_rows = (self.run.manifest.get("counts") or {}).get("source_rows")
         if type(source_rows) is not int:
             raise ConfigError(
@@ -263,51 +327,156 @@ class Reconciler:
                 f"{recon.written:,} users written, but imported + skipped + failed + not "
                 f"processed = {processed:,}."
             ))  # fmt: skip
-        if len({r.source_row for r in results}) != len(results):
+        if tally.repeated_rows:
             self.problems.insert(0, "some source rows have more than one outcome.")
-        must_reset = {r.username for r in results if r.password is Password.RESET}
-        resets = read_resets(self.run.path)
-        sent = {u for u, e in resets.items() if e["state"] == ResetState.SENT}
-        maybe = {u for u, e in resets.items() if e["state"] == ResetState.SENDING}
         passwords = PasswordState(
-            imported_hash=sum(1 for r in results if r.password is Password.HASH),
-            must_reset=len(must_reset),
-            cannot_reset=sum(1 for r in results if r.password is Password.NO_CHANNEL),
+            imported_hash=tally.imported_hash, must_reset=tally.must_reset,
+            cannot_reset=tally.cannot_reset,
             cannot_reset_reasons=dict(self.blocked.most_common()),
-            codes_sent=len(sent & must_reset),
-            codes_failed=dict(Counter(e.get("reason", "") for u, e in resets.items()
-                                      if e["state"] == ResetState.FAILED and u in must_reset)),
-            codes_not_sent=len(must_reset - sent - maybe),
-            codes_maybe_sent=len(maybe & must_reset),
-            reset_reasons=dict(Counter(
-                r.password_why or "no password hash in the source"
-                for r in results if r.password in (Password.RESET, Password.NO_CHANNEL)
-            ).most_common()),
+            codes_sent=tally.codes_sent, codes_failed=dict(tally.codes_failed),
+            codes_not_sent=tally.codes_not_sent, codes_maybe_sent=tally.codes_maybe_sent,
+            reset_reasons=dict(tally.reset_reasons.most_common()),
         )  # fmt: skip
         return RunReport(
             run_dir=str(self.run.path), run_id=self.run.run_id,
             user_pool_id=self.run.user_pool_id, user_pool_name=self.run.snapshot.name,
             generated=datetime.now(UTC).isoformat(timespec="seconds"),
             tool_version=__version__, reconciliation=recon, jobs=jobs,
-            job_reasons=_groups(r for r in results
-                                if r.outcome in (Outcome.SKIPPED, Outcome.FAILED,
-                                                 Outcome.NOT_PROCESSED)),
-            reject_reasons=_groups(r for r in results if r.outcome is Outcome.REJECTED),
-            duplicates=[r for r in results if r.outcome is Outcome.DUPLICATE],
-            passwords=passwords,
-            attention=[r for r in results if r.outcome.needs_attention],
-            warnings=self.warnings,
+            job_reasons=tally.groups(lambda o: o in (Outcome.SKIPPED, Outcome.FAILED,
+                                                     Outcome.NOT_PROCESSED)),
+            reject_reasons=tally.groups(lambda o: o is Outcome.REJECTED),
+            duplicates=tally.duplicates.users(), passwords=passwords,
+            attention=tally.attention.users(), warnings=self.warnings,
         )  # fmt: skip
 
 
-def _groups(results: Iterable[UserResult]) -> list[ReasonGroup]:
+_IMPORTED_CODE = OUTCOMES.index("SUCCEEDED") + 1
+
+
+class ResultSink(Protocol):
+    """Where ``Reconciler.reconcile`` puts each result (``report.results.ResultFiles``)."""
+
+    def begin(self) -> None: ...
+
+    def add(self, result: UserResult) -> None: ...
+
+
+class _Parts:
+    """A ResultSink holding the results, for ``Reconciler.build``."""
+
+    def __init__(self) -> None:
+        self.parts: list[list[UserResult]] = []
+
+    def begin(self) -> None:
+        self.parts.append([])
+
+    def add(self, result: UserResult) -> None:
+        self.parts[-1].append(result)
+
+    def merged(self) -> list[UserResult]:
+        return sorted((r for part in self.parts for r in part), key=lambda r: r.source_row)
+
+
+class _FirstUsers:
+    """The ``limit`` users with the lowest source rows among those added."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._heap: list[tuple[int, int, UserResult]] = []  # (-source_row, order, user)
+        self._order = 0
+
+    def add(self, result: UserResult) -> None:
+        self._order += 1
+        item = (-result.source_row, -self._order, result)
+        if len(self._heap) < self.limit:
+            heapq.heappush(self._heap, item)
+        elif item > self._heap[0]:
+            heapq.heapreplace(self._heap, item)
+
+    def users(self) -> list[UserResult]:
+        return [r for _, _, r in sorted(self._heap, reverse=True)]
+
+
+@dataclass
+class _Group:
+    count: int
+    examples: _FirstUsers
+
+
+@dataclass
+class _Tally:
+    """What the report needs from every user's result, in bounded memory."""
+
+    resets: dict[str, dict[str, Any]]
+    counts: Counter[Outcome] = field(default_factory=Counter)
+    attention: _FirstUsers = field(default_factory=lambda: _FirstUsers(LISTED_USERS))
+    duplicates: _FirstUsers = field(default_factory=lambda: _FirstUsers(LISTED_USERS))
+    by_reason: dict[tuple[Outcome, str], _Group] = field(default_factory=dict)
+    seen: bytearray = field(default_factory=bytearray)  # one byte per source row
+    repeated_rows: int = 0
+    retry_rows: array[int] = field(default_factory=lambda: array("q"))
+    imported_hash: int = 0
+    must_reset: int = 0
+    cannot_reset: int = 0
+    codes_sent: int = 0
+    codes_maybe_sent: int = 0
+    codes_not_sent: int = 0
+    codes_failed: Counter[str] = field(default_factory=Counter)
+    reset_reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: UserResult) -> None:
+        outcome = result.outcome
+        self.counts[outcome] += 1
+        row = result.source_row
+        if row >= len(self.seen):
+            self.seen.extend(bytes(max(row + 1, 2 * len(self.seen)) - len(self.seen)))
+        if self.seen[row]:
+            self.repeated_rows += 1
+        self.seen[row] = 1
+        if outcome.needs_attention:
+            self.attention.add(result)
+        if outcome in RETRY_OUTCOMES:
+            self.retry_rows.append(row)
+        if outcome is Outcome.DUPLICATE:
+            self.duplicates.add(result)
+        elif outcome is not Outcome.IMPORTED:
+            key = (outcome, result.rule)
+            group = self.by_reason.get(key)
+            if group is None:
+                group = self.by_reason[key] = _Group(0, _FirstUsers(EXAMPLES_PER_REASON))
+            group.count += 1
+            group.examples.add(result)
+        password = result.password
+        if password is Password.HASH:
+            self.imported_hash += 1
+        elif password in (Password.RESET, Password.NO_CHANNEL):
+            self.reset_reasons[result.password_why or "no password hash in the source"] += 1
+            if password is Password.NO_CHANNEL:
+                self.cannot_reset += 1
+                return
+            self.must_reset += 1
+            entry = self.resets.get(result.username)
+            state = entry["state"] if entry else None
+            if state == ResetState.SENT:
+                self.codes_sent += 1
+                return
+            if state == ResetState.SENDING:
+                self.codes_maybe_sent += 1
+                return
+            self.codes_not_sent += 1
+            if state == ResetState.FAILED and entry is not None:
+                self.codes_failed[entry.get("reason", "")] += 1
+
+    def groups(self, wanted: Callable[[Outcome], bool]) -> list[ReasonGroup]:
+        return _groups({k: g for k, g in self.by_reason.items() if wanted(k[0])})
+
+
+def _groups(grouped: dict[tuple[Outcome, str], _Group]) -> list[ReasonGroup]:
     """Users grouped by (outcome, rule), biggest group first, with a few examples each."""
-    grouped: dict[tuple[Outcome, str], list[UserResult]] = defaultdict(list)
-    for result in results:
-        grouped[(result.outcome, result.rule)].append(result)
     groups = []
-    for (outcome, rule), members in grouped.items():
-        first = members[0]
+    for (outcome, rule), group in grouped.items():
+        examples = group.examples.users()
+        first = examples[0]
         if outcome is Outcome.REJECTED:
             explanation, fix = REASONS.get(rule, first.reason), REJECT_FIX
         elif outcome is Outcome.NOT_PROCESSED:
@@ -320,7 +489,7 @@ def _groups(results: Iterable[UserResult]) -> list[ReasonGroup]:
             explanation = known.explanation if known else "Cognito's own words: " + first.reason
             fix = known.fix if known else ""
         groups.append(ReasonGroup(
-            outcome=outcome, rule=rule, count=len(members), reason=first.reason,
-            explanation=explanation, fix=fix, examples=members[:EXAMPLES_PER_REASON],
+            outcome=outcome, rule=rule, count=group.count, reason=first.reason,
+            explanation=explanation, fix=fix, examples=examples,
         ))  # fmt: skip
     return sorted(groups, key=lambda g: (-g.count, g.outcome.value, g.rule))

@@ -2,16 +2,23 @@
 ``failed-users.csv`` for people and spreadsheets.
 
 Both are written whole and private (``csvimport.files``); ``results.jsonl`` is read back
-by ``csvimport.rundir.read_results``.
+by ``csvimport.rundir.read_results``. ``ResultFiles`` writes them as results come, never
+holding them: each part (the rejects, then each import file's users) arrives in source
+order, goes to a private part file, and the parts are merged by source row at the end.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import json
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
-from csvimport.files import replaced_private
+from csvimport.files import open_private, replaced_private
 from csvimport.outcomes import UserResult
 from csvimport.rundir import FAILED_USERS, RESULTS
 
@@ -49,3 +56,80 @@ def write_failed_users(run_dir: Path, results: list[UserResult]) -> Path:
                 writer.writerow([neutralise("" if data[c] is None else str(data[c]))
                                  for c in FAILED_COLUMNS])  # fmt: skip
     return path
+
+
+class ResultFiles:
+    """Write ``results.jsonl`` and ``failed-users.csv`` from results that come in parts,
+    each part in source order (``begin``, ``add``...), merged by source row at ``finish``.
+
+    Memory stays flat: a part line is ``source_row<TAB>needs-attention<TAB>json``; only
+    the merge's one line per part is held. Use it as a context manager: the part files go
+    whatever happens.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._folder = Path(tempfile.mkdtemp(prefix=".report-parts-", dir=run_dir))
+        self._parts: list[Path] = []
+        self._file: IO[str] | None = None
+        self._last_row = -1
+
+    def __enter__(self) -> ResultFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def begin(self) -> None:
+        """Start a part: the results added next are in source order among themselves."""
+        self._end()
+        path = self._folder / f"part-{len(self._parts):05d}"
+        self._parts.append(path)
+        self._file = open_private(path, "w")
+        self._last_row = -1
+
+    def add(self, result: UserResult) -> None:
+        if self._file is None or result.source_row < self._last_row:
+            self.begin()  # each part must be in source order: out of order starts another
+        assert self._file is not None
+        self._last_row = result.source_row
+        attention = "1" if result.outcome.needs_attention else "0"
+        line = json.dumps(result.to_json(), ensure_ascii=False)
+        self._file.write(f"{result.source_row}\t{attention}\t{line}\n")
+
+    def _end(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def finish(self) -> list[Path]:
+        """Merge the parts into the two files (each replaced whole); return their paths."""
+        self._end()
+        results_path, failed_path = self.run_dir / RESULTS, self.run_dir / FAILED_USERS
+        with replaced_private(results_path) as results, replaced_private(failed_path) as failed:
+            writer = csv.writer(failed)
+            writer.writerow(FAILED_COLUMNS)
+            for attention, line in _merged(self._parts):
+                results.write(line)
+                if attention:
+                    data = json.loads(line)
+                    writer.writerow([neutralise("" if data[c] is None else str(data[c]))
+                                     for c in FAILED_COLUMNS])  # fmt: skip
+        return [results_path, failed_path]
+
+    def close(self) -> None:
+        self._end()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _merged(parts: Iterable[Path]) -> Iterator[tuple[bool, str]]:
+    """(needs attention, JSON line) of every part line, by source row."""
+
+    def read(path: Path) -> Iterator[tuple[int, bool, str]]:
+        with path.open(encoding="utf-8", newline="\n") as f:
+            for raw in f:
+                row, attention, line = raw.split("\t", 2)
+                yield int(row), attention == "1", line
+
+    for _, attention, line in heapq.merge(*(read(p) for p in parts)):
+        yield attention, line

@@ -5,6 +5,7 @@ legacy source as it was built from, ready to fix and build again (written by ``r
 from __future__ import annotations
 
 import csv
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from csvimport.errors import ConfigError
@@ -17,8 +18,8 @@ RETRY_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.FAILED, Outcome.NOT_PROCES
 
 
 def write_retry_source(
-    run: RunDir, results: list[UserResult], *, source: str | None = None,
-    encoding: str | None = None,
+    run: RunDir, results: Iterable[UserResult] = (), *, rows: Collection[int] | None = None,
+    source: str | None = None, encoding: str | None = None,
 ) -> Path | None:  # fmt: skip
     """``retry-source.csv``: the users who can still be imported once fixed (rejected,
     failed, not processed), as the legacy source had them, ready to fix and build again.
@@ -31,11 +32,17 @@ def write_retry_source(
     rejects.csv names their lines. Returns None when no user needs a retry; raises
     RefusedError when the source cannot be read. An earlier report's retry-source.csv
     never outlives this call: it is replaced, or removed when none is written (an error
-    included), since it no longer matches.
+    included), since it no longer matches. ``rows`` gives the source rows to retry
+    directly, instead of ``results`` (see ``RETRY_OUTCOMES``).
     """
     path = run.path / RETRY_SOURCE
     try:
-        written = _write_retry_source(run, results, source=source, encoding=encoding)
+        wanted = (
+            set(rows)
+            if rows is not None
+            else {r.source_row for r in results if r.outcome in RETRY_OUTCOMES}
+        )
+        written = _write_retry_source(run, wanted, source=source, encoding=encoding)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -45,14 +52,13 @@ def write_retry_source(
 
 
 def _write_retry_source(
-    run: RunDir, results: list[UserResult], *, source: str | None, encoding: str | None
+    run: RunDir, wanted: set[int], *, source: str | None, encoding: str | None
 ) -> Path | None:
     from csvimport.build.sources.base import ROW, SOURCE_RULE, SourceSpec
     from csvimport.build.sources.opener import open_source
     from csvimport.errors import RefusedError
     from csvimport.redact import is_masked
 
-    wanted = {r.source_row for r in results if r.outcome in RETRY_OUTCOMES}
     if not wanted:
         return None
     recorded = run.manifest.get("source", {})
