@@ -11,6 +11,13 @@
 - report: a 500,000-user job imported in the sandbox, then ``report``'s work (fetch the
   log, parse, join, reconcile, write results and HTML) in its own process; floor:
   fetching the same log events and splitting each message, in its own process.
+- report-saved: ``report``'s work on logs already saved in the run (200,000 and 2,000,000
+  users by default): the run is built by ``csvimport build`` from synthetic messy users,
+  and its jobs and logs are then written directly (the journal says each import file's
+  job succeeded; ``logs/<job id>.jsonl`` holds one event per user, some skipped), since
+  importing millions through the sandbox would take too long; floor: reading the same
+  saved events and splitting each message, in its own process. Goal (issue 13): within
+  1.5x of the floor, peak memory under 512 MiB at 2M and about the same at 200k.
 """
 
 from __future__ import annotations
@@ -401,6 +408,103 @@ def child_report(run_dir: Path, work: Path) -> dict[str, Any]:
     }
 
 
+SKIPPED_EVERY = 1_000  # in report-saved, one user in this many "already exists"
+
+
+def saved_report_run(users: int, work: Path) -> Path:
+    """A built run whose jobs all succeeded, with their logs saved (see report-saved)."""
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.sources.base import SourceSpec
+    from csvimport.run.journal import Journal, Step
+    from csvimport.rundir import RunDir
+
+    source = work / "legacy.csv"
+    write_legacy_csv(source, users)
+    mapping = work / "mapping.toml"
+    mapping.write_text(BUILD_MAPPING, encoding="utf-8")
+    run_dir = work / "run"
+    build(BuildOptions(SourceSpec(str(source)), mapping, run_dir), bench_snapshot())
+    run = RunDir.open(run_dir)
+    journal = Journal.load(run)
+    (run_dir / "logs").mkdir()
+    for number, chunk in enumerate(run.chunks, start=1):
+        job_id = f"import-bench{number:06d}"
+        skipped = len(range(SKIPPED_EVERY - 1, chunk.rows, SKIPPED_EVERY))
+        attempt = journal.add(chunk, f"csvimport-bench-{number}")
+        journal.record(attempt, "status Succeeded", job_id=job_id, step=Step.STARTED,
+                       status="Succeeded", imported=chunk.rows - skipped, skipped=skipped,
+                       started="2026-01-01T00:00:00+00:00",
+                       completed="2026-01-01T00:30:00+00:00")  # fmt: skip
+        with (run_dir / "logs" / f"{job_id}.jsonl").open("w", encoding="utf-8") as f:
+            for line in range(1, chunk.rows + 1):
+                message = (f"[SKIPPED] Line Number {line} - The user already exists."
+                           if line % SKIPPED_EVERY == 0 else
+                           f"[SUCCEEDED] Line Number {line} - The import succeeded.")  # fmt: skip
+                f.write(json.dumps({"timestamp": 1_767_225_600_000 + line,
+                                    "message": message}) + "\n")  # fmt: skip
+    return run_dir
+
+
+def saved_report_bench(users: int, work: Path) -> dict[str, Any]:
+    run_dir = saved_report_run(users, work)
+    floor_result = in_child("saved-floor", run_dir, work)
+    report_result = in_child("saved-report", run_dir, work)
+    return {
+        "users": users,
+        "floor_seconds": round(floor_result["seconds"], 2),
+        "report_seconds": round(report_result["seconds"], 2),
+        "ratio_to_floor": round(report_result["seconds"] / floor_result["seconds"], 2),
+        "floor_peak_pss_mib": floor_result["tree_peak_pss_mib"],
+        "report_peak_pss_mib": report_result["tree_peak_pss_mib"],
+        "report_peak_rss_mib": report_result["peak_rss_mib"],
+        "outcomes": report_result["outcomes"],
+        "problems": report_result["problems"],
+    }
+
+
+def child_saved_floor(run_dir: Path, work: Path) -> dict[str, Any]:
+    """Read the saved events and split each message, nothing more."""
+    start = time.perf_counter()
+    parts = 0
+    for path in sorted((run_dir / "logs").glob("*.jsonl")):
+        with path.open("rb") as f:
+            for raw in f:
+                parts += len(json.loads(raw)["message"].split(" - ", 1))
+    return {"seconds": time.perf_counter() - start, "parts": parts}
+
+
+def child_saved_report(run_dir: Path, work: Path) -> dict[str, Any]:
+    """`csvimport report`'s work on saved logs: parse, join, reconcile, write the result
+    files and the HTML (no AWS call: every log is saved whole)."""
+    from csvimport.passwords.recovery import DEFAULT_RECOVERY, RecoveryPolicy
+    from csvimport.report.reconcile import Reconciler
+    from csvimport.report.render import write_report
+    from csvimport.report.results import ResultFiles
+    from csvimport.run.journal import Journal
+    from csvimport.rundir import RunDir
+
+    start = time.perf_counter()
+    run = RunDir.open(run_dir)
+    recovery = RecoveryPolicy(mechanisms=DEFAULT_RECOVERY, sms_configured=False)
+    reconciler = Reconciler(run, Journal.load(run), None, recovery=recovery)
+    with ResultFiles(run_dir) as files:
+        report = reconciler.reconcile(files)
+        files.finish()
+    write_report(report, run_dir / "report.html")
+    rec = report.reconciliation
+    return {
+        "seconds": time.perf_counter() - start,
+        "outcomes": {
+            "imported": rec.imported,
+            "skipped": rec.skipped,
+            "rejected": rec.rejected,
+            "duplicates": rec.duplicates,
+            "failed": rec.failed,
+        },  # fmt: skip
+        "problems": rec.problems,
+    }
+
+
 def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
     """Peak RSS of this process, or with RUSAGE_CHILDREN of its largest ended child."""
     return round(resource.getrusage(who).ru_maxrss / 1024)
@@ -408,18 +512,21 @@ def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["sandbox", "build", "report"],
+    parser.add_argument("--only", choices=["sandbox", "build", "report", "report-saved"],
                         help="run one benchmark")  # fmt: skip
     parser.add_argument("--report-users", type=int, default=500_000)
     parser.add_argument("--sandbox-users", type=int, default=100_000)
     parser.add_argument("--build-users", type=int, nargs="+", default=[1_000_000, 2_000_000])
+    parser.add_argument("--saved-report-users", type=int, nargs="+",
+                        default=[200_000, 2_000_000])  # fmt: skip
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "WORK"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
     if args.child:
         kind, source, work = args.child
         run = {"floor": child_floor, "build": child_build, "report-floor": child_report_floor,
-               "report": child_report}[kind]  # fmt: skip
+               "report": child_report, "saved-floor": child_saved_floor,
+               "saved-report": child_saved_report}[kind]  # fmt: skip
         result = run(Path(source), Path(work))
         children = peak_rss_mib(resource.RUSAGE_CHILDREN)
         print(
@@ -440,6 +547,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
             result = report_bench(args.report_users, Path(work))
         print(json.dumps({"benchmark": "report", **result}, indent=2), flush=True)
+    if args.only in (None, "report-saved"):
+        for users in args.saved_report_users:
+            with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
+                result = saved_report_bench(users, Path(work))
+            print(json.dumps({"benchmark": "report-saved", **result}, indent=2), flush=True)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ Cognito's log can be traced back to a legacy user.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -103,6 +104,49 @@ def read_rows(path: Path) -> Iterator[list[str]]:
     with path.open(encoding="utf-8", newline="\n") as f:
         for line in f:
             yield split_line(line.removesuffix("\n"))
+
+
+# Stands in for an escaped comma while Arrow splits a batch of lines at the others (Arrow's
+# regular expressions have no look-behind); a batch holding it is split line by line.
+_ESCAPED_COMMA = "\x1e"
+
+
+def read_columns(
+    path: Path, names: Sequence[str], *, batch: int = 50_000
+) -> Iterator[list[list[str]]]:
+    """Read an import file's named columns in batches of data lines: for each batch, one
+    list per name of the values, unescaped as ``split_line`` reads them and stripped ("" for
+    a column the file lacks or a line too short). Vectorised with Arrow: the report reads
+    every written user this way."""
+    with path.open(encoding="utf-8", newline="\n") as f:
+        header = split_line(f.readline().removesuffix("\n"))
+        where = [header.index(name) if name in header else None for name in names]
+        while True:
+            lines = [line.removesuffix("\n") for line in itertools.islice(f, batch)]
+            if not lines:
+                return
+            yield _columns(lines, where, len(header))
+
+
+def _columns(lines: list[str], where: list[int | None], width: int) -> list[list[str]]:
+    values = large_strings(lines)
+    fast = BACKSLASH_IS_LITERAL and not pc.any(pc.match_substring(values, _ESCAPED_COMMA)).as_py()
+    if fast:
+        parts = pc.split_pattern(pc.replace_substring(values, ESCAPE + SEPARATOR, _ESCAPED_COMMA),
+                                 SEPARATOR)  # fmt: skip
+        fast = pc.min(pc.list_value_length(parts)).as_py() >= width
+    if not fast:
+        rows = [split_line(line) for line in lines]
+        return [[row[i].strip() if i is not None and i < len(row) else "" for row in rows]
+                for i in where]  # fmt: skip
+    columns = []
+    for i in where:
+        if i is None:
+            columns.append([""] * len(lines))
+            continue
+        column = pc.replace_substring(pc.list_element(parts, i), _ESCAPED_COMMA, SEPARATOR)
+        columns.append([value.strip() for value in column.to_pylist()])
+    return columns
 
 
 def written_lengths(values: pd.Series) -> pd.Series:

@@ -7,6 +7,8 @@ classes hold real values, personal data included: masking is the renderer's job.
 
 from __future__ import annotations
 
+import json.encoder
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -79,6 +81,20 @@ class UserResult:
         data["password"] = self.password.value
         return data
 
+    def to_json_line(self) -> str:
+        """``json.dumps(self.to_json(), ensure_ascii=False)``, several times faster: the
+        report writes one per user (``tests/test_reconcile.py`` proves them equal)."""
+        s, n = _json_string, _json_null_or
+        return (
+            f'{{"source_row": {self.source_row}, "legacy_id": {s(self.legacy_id)}, '
+            f'"username": {s(self.username)}, "outcome": {s(self.outcome.value)}, '
+            f'"reason": {s(self.reason)}, "rule": {s(self.rule)}, "email": {s(self.email)}, '
+            f'"phone": {s(self.phone)}, "job_id": {n(self.job_id, s)}, '
+            f'"chunk": {n(self.chunk, s)}, "line": {n(self.line, str)}, '
+            f'"collided_with_row": {n(self.collided_with_row, str)}, '
+            f'"password": {s(self.password.value)}, "password_why": {s(self.password_why)}}}'
+        )
+
     @classmethod
     def from_json(cls, data: Any) -> UserResult:
         """Read back what :meth:`to_json` wrote; ValueError says, for people, what is wrong."""
@@ -116,6 +132,12 @@ _RESULT_FIELDS: dict[str, tuple[type, bool]] = {
 
 
 _RESULT_FIELD_NAMES = tuple(f.name for f in fields(UserResult))
+# json's own string encoder (C), as json.dumps(..., ensure_ascii=False) uses it.
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _json_null_or(value: Any, encode: Callable[[Any], str]) -> str:
+    return "null" if value is None else encode(value)
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,12 @@ import hashlib
 import json
 import re
 from array import array
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from csvimport.cognito_csv import read_rows
+from csvimport.cognito_csv import read_columns
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.outcomes import Outcome, UserResult
 from csvimport.pool import PoolSnapshot
@@ -401,60 +400,78 @@ def read_line_map(run: RunDir, chunk: RunChunk) -> dict[int, tuple[int, str]]:
     return lines
 
 
+_WRITTEN_COLUMNS = ("cognito:username", "email", "phone_number", "email_verified",
+                    "phone_number_verified", "password_hash")  # fmt: skip
+# A channel Cognito can send a code to: a value, marked verified.
+_CHANNELS = {(email, phone): frozenset(name for on, name in ((email, "verified_email"),
+                                                             (phone, "verified_phone_number"))
+                                       if on)
+             for email in (False, True) for phone in (False, True)}  # fmt: skip
+
+
 def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
     """The chunk's users in file order; RefusedError when its file or line map is missing
     or changed since the build, ConfigError when the line map is damaged."""
     run.verify_file(chunk.map_file)
     lines = read_line_map(run, chunk)
-    rows = read_rows(run.verify_file(chunk.file))
-    col = {name: i for i, name in enumerate(next(rows, []))}
-
-    def get(values: list[str], name: str) -> str:
-        i = col.get(name)
-        return values[i].strip() if i is not None and i < len(values) else ""
-
-    for number, values in enumerate(rows, start=1):
-        source_row, legacy_id = lines.get(number, (0, ""))
-        # A channel Cognito can send a code to: a value, marked verified.
-        channels = {name for attr, name in (("email", "verified_email"),
-                                           ("phone_number", "verified_phone_number"))
-                    if get(values, attr)
-                    and get(values, f"{attr}_verified").lower() == "true"}  # fmt: skip
-        yield WrittenUser(
-            line=number, source_row=source_row,
-            legacy_id=legacy_id, username=get(values, "cognito:username"),
-            email=get(values, "email"), phone=get(values, "phone_number"),
-            channels=frozenset(channels), has_hash=bool(get(values, "password_hash")),
-        )  # fmt: skip
+    number = 0
+    for batch in read_columns(run.verify_file(chunk.file), _WRITTEN_COLUMNS):
+        usernames, emails, phones, email_flags, phone_flags, hashes = batch
+        for username, email, phone, email_flag, phone_flag, password_hash in zip(
+            usernames, emails, phones, email_flags, phone_flags, hashes, strict=True
+        ):
+            number += 1
+            source_row, legacy_id = lines.get(number, (0, ""))
+            channels = _CHANNELS[(bool(email) and email_flag.lower() == "true",
+                                  bool(phone) and phone_flag.lower() == "true")]  # fmt: skip
+            yield WrittenUser(
+                line=number, source_row=source_row, legacy_id=legacy_id, username=username,
+                email=email, phone=phone, channels=channels, has_hash=bool(password_hash),
+            )  # fmt: skip
 
 
 def read_rejects(run: RunDir) -> list[UserResult]:
-    """One result per refused source row (a row may break several rules: all are named)."""
-    by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
+    """One result per refused source row, by source row (see ``iter_rejects``)."""
+    return sorted(iter_rejects(run), key=lambda r: r.source_row)
+
+
+def iter_rejects(run: RunDir) -> Iterator[UserResult]:
+    """One result per refused source row (a row may break several rules: all are named),
+    as ``rejects.csv`` has them: its records of one row together, the rows refused by a
+    rule in source order, then the duplicates in source order. Never all in memory."""
     path = run.verify_file(REJECTS)
     columns = ("source_row", "legacy_id", "attribute", "rule", "reason", "value")
+    records: list[dict[str, str]] = []
+    current = -1
     for line, record in build_records(path, columns):
         if record.get("collided_with_row"):
             _whole(path, line, record, "collided_with_row")
-        by_row[_whole(path, line, record, "source_row")].append(record)
-    results = []
-    for row, records in sorted(by_row.items()):
-        first = records[0]
-        duplicate = first["rule"] == "duplicate"
-        values = {r["attribute"]: r["value"] for r in records}
-        results.append(UserResult(
-            source_row=row, legacy_id=first["legacy_id"],
-            username=values.get("cognito:username", ""),
-            outcome=Outcome.DUPLICATE if duplicate else Outcome.REJECTED,
-            reason="; ".join(dict.fromkeys(
-                f"{r['attribute']}: {r['reason']}" if r["attribute"] else r["reason"]
-                for r in records)),
-            rule=first["rule"], email=values.get("email", ""),
-            phone=values.get("phone_number", ""),
-            collided_with_row=int(first["collided_with_row"]) if duplicate
-            and first.get("collided_with_row") else None,
-        ))  # fmt: skip
-    return results
+        row = _whole(path, line, record, "source_row")
+        if row != current and records:
+            yield _rejected(current, records)
+            records = []
+        current = row
+        records.append(record)
+    if records:
+        yield _rejected(current, records)
+
+
+def _rejected(row: int, records: list[dict[str, str]]) -> UserResult:
+    first = records[0]
+    duplicate = first["rule"] == "duplicate"
+    values = {r["attribute"]: r["value"] for r in records}
+    return UserResult(
+        source_row=row, legacy_id=first["legacy_id"],
+        username=values.get("cognito:username", ""),
+        outcome=Outcome.DUPLICATE if duplicate else Outcome.REJECTED,
+        reason="; ".join(dict.fromkeys(
+            f"{r['attribute']}: {r['reason']}" if r["attribute"] else r["reason"]
+            for r in records)),
+        rule=first["rule"], email=values.get("email", ""),
+        phone=values.get("phone_number", ""),
+        collided_with_row=int(first["collided_with_row"]) if duplicate
+        and first.get("collided_with_row") else None,
+    )  # fmt: skip
 
 
 class PasswordClasses:

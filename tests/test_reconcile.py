@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from csvimport.errors import ConfigError, RefusedError
-from csvimport.outcomes import Outcome, Password
+from csvimport.outcomes import Outcome, Password, UserResult
 from csvimport.report.logs import LOGS_DIR, JobLog, detect_line_base
 from csvimport.report.results import neutralise, write_failed_users, write_results
 from csvimport.report.retrysource import write_retry_source
@@ -250,3 +250,21 @@ def test_the_retry_source_holds_the_users_to_fix_in_the_legacy_shape(
         write_retry_source(RunDir.open(run_dir), results)
     assert "changed since the build" in caught.value.message
     assert caught.value.hint and "--source" in caught.value.hint
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "", 'quote " and \\ backslash', "tab\tline\nreturn\r", "\x00\x1f\x7f", "é ß 😀",
+    "\u2028\u2029\x85", "</script>", "a" * 3000,
+])  # fmt: skip
+def test_a_results_line_is_what_json_dumps_writes(value: str) -> None:
+    for result in (
+        UserResult(source_row=7, legacy_id=value, username=value, outcome=Outcome.FAILED,
+                   reason=value, rule=value, email=value, phone=value, job_id=value,
+                   chunk=value, line=3, collided_with_row=2, password=Password.RESET,
+                   password_why=value),
+        UserResult(source_row=1, legacy_id=value, username="", outcome=Outcome.IMPORTED,
+                   reason=""),
+    ):  # fmt: skip
+        line = result.to_json_line()
+        assert line == json.dumps(result.to_json(), ensure_ascii=False)
+        assert UserResult.from_json(json.loads(line)) == result

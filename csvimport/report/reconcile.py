@@ -63,8 +63,8 @@ from csvimport.rundir import (
     RunChunk,
     RunDir,
     WrittenUser,
+    iter_rejects,
     read_password_classes,
-    read_rejects,
     written_users,
 )
 
@@ -159,12 +159,10 @@ class Reconciler:
         return the report. Memory holds one import file's join at a time (a few bytes a
         line), counters, and the bounded lists the report shows."""
         tally = _Tally(read_resets(self.run.path))
-        rejects = read_rejects(self.run)
         sink.begin()
-        for result in rejects:
+        for result in iter_rejects(self.run):  # two runs in source order: sinks cope
             tally.add(result)
             sink.add(result)
-        del rejects
         password_why = read_password_classes(self.run)
         jobs: list[JobSummary] = []
         for chunk in self.run.chunks:
@@ -371,7 +369,7 @@ class _Parts:
         self.parts.append([])
 
     def add(self, result: UserResult) -> None:
-        self.parts[-1].append(result)
+        self.parts[-1].append(result)  # in any order: merged() sorts
 
     def merged(self) -> list[UserResult]:
         return sorted((r for part in self.parts for r in part), key=lambda r: r.source_row)

@@ -94,8 +94,7 @@ class ResultFiles:
         assert self._file is not None
         self._last_row = result.source_row
         attention = "1" if result.outcome.needs_attention else "0"
-        line = json.dumps(result.to_json(), ensure_ascii=False)
-        self._file.write(f"{result.source_row}\t{attention}\t{line}\n")
+        self._file.write(f"{result.source_row}\t{attention}\t{result.to_json_line()}\n")
 
     def _end(self) -> None:
         if self._file is not None:
