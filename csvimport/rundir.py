@@ -20,10 +20,16 @@ import hashlib
 import json
 import re
 from array import array
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from csvimport.cognito_csv import read_columns
 from csvimport.errors import ConfigError, RefusedError
@@ -383,9 +389,14 @@ def _whole(path: Path, line: int, record: dict[str, str], name: str) -> int:
     return int(value)
 
 
-def read_line_map(run: RunDir, chunk: RunChunk) -> dict[int, tuple[int, str]]:
-    """The chunk's line map: each data line's (source row, legacy id)."""
+def read_line_map(run: RunDir, chunk: RunChunk) -> tuple[list[int], list[str]]:
+    """The chunk's line map: the source rows and legacy ids of its data lines, in line
+    order (line 1 first). Read with Arrow when the file is as the build wrote it, else
+    line by line, which names the damage."""
     path = run.path / chunk.map_file
+    fast = _line_map_as_written(path, chunk.rows)
+    if fast is not None:
+        return fast
     lines: dict[int, tuple[int, str]] = {}
     for count, (n, r) in enumerate(build_records(path, ("line", "source_row", "legacy_id")), 1):
         lines[_whole(path, n, r, "line")] = (_whole(path, n, r, "source_row"), r["legacy_id"])
@@ -397,7 +408,37 @@ def read_line_map(run: RunDir, chunk: RunChunk) -> dict[int, tuple[int, str]]:
             f"{chunk.rows:,} users (lines 1 to {chunk.rows:,})",
             hint=BUILD_AGAIN,
         )
-    return lines
+    ordered = [lines[n] for n in range(1, chunk.rows + 1)]
+    return [row for row, _ in ordered], [legacy_id for _, legacy_id in ordered]
+
+
+_MAP_COLUMNS = ("line", "source_row", "legacy_id")
+
+
+def _line_map_as_written(path: Path, rows: int) -> tuple[list[int], list[str]] | None:
+    """The line map if it reads as the build writes it (lines 1..rows in order, whole
+    numbers), else None."""
+    try:
+        table = pa_csv.read_csv(
+            path,
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(_MAP_COLUMNS, pa.large_string()),
+                include_columns=list(_MAP_COLUMNS), quoted_strings_can_be_null=False,
+            ),
+        )  # fmt: skip
+    except (pa.ArrowException, OSError):
+        return None
+    if table.num_rows != rows or table.num_columns != len(_MAP_COLUMNS):
+        return None
+    whole = [table[c] for c in ("line", "source_row")]
+    if not all(pc.all(pc.match_substring_regex(c, r"^[0-9]{1,18}$")).as_py() is not False
+               for c in whole):  # fmt: skip
+        return None
+    numbers = pc.cast(whole[0], pa.int64()).to_numpy()
+    if not np.array_equal(numbers, np.arange(1, rows + 1)):
+        return None
+    return pc.cast(whole[1], pa.int64()).to_pylist(), table["legacy_id"].to_pylist()
 
 
 _WRITTEN_COLUMNS = ("cognito:username", "email", "phone_number", "email_verified",
@@ -413,7 +454,8 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
     """The chunk's users in file order; RefusedError when its file or line map is missing
     or changed since the build, ConfigError when the line map is damaged."""
     run.verify_file(chunk.map_file)
-    lines = read_line_map(run, chunk)
+    source_rows, legacy_ids = read_line_map(run, chunk)
+    mapped = len(source_rows)
     number = 0
     for batch in read_columns(run.verify_file(chunk.file), _WRITTEN_COLUMNS):
         usernames, emails, phones, email_flags, phone_flags, hashes = batch
@@ -421,7 +463,9 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
             usernames, emails, phones, email_flags, phone_flags, hashes, strict=True
         ):
             number += 1
-            source_row, legacy_id = lines.get(number, (0, ""))
+            source_row, legacy_id = (
+                (source_rows[number - 1], legacy_ids[number - 1]) if number <= mapped else (0, "")
+            )
             channels = _CHANNELS[(bool(email) and email_flag.lower() == "true",
                                   bool(phone) and phone_flag.lower() == "true")]  # fmt: skip
             yield WrittenUser(
@@ -432,28 +476,71 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
 
 def read_rejects(run: RunDir) -> list[UserResult]:
     """One result per refused source row, by source row (see ``iter_rejects``)."""
-    return sorted(iter_rejects(run), key=lambda r: r.source_row)
+    return list(iter_rejects(run))
+
+
+_REJECT_COLUMNS = ("source_row", "legacy_id", "attribute", "rule", "reason", "value",
+                   "collided_with_row")  # fmt: skip
 
 
 def iter_rejects(run: RunDir) -> Iterator[UserResult]:
     """One result per refused source row (a row may break several rules: all are named),
-    as ``rejects.csv`` has them: its records of one row together, the rows refused by a
-    rule in source order, then the duplicates in source order. Never all in memory."""
+    by source row. ``rejects.csv`` as the build wrote it is read into Arrow columns (a few
+    tens of bytes a record, never a Python object per record) and sorted there; a file
+    Arrow cannot read as written is read record by record, which names any damage."""
     path = run.verify_file(REJECTS)
-    columns = ("source_row", "legacy_id", "attribute", "rule", "reason", "value")
+    table = _rejects_as_written(path)
+    if table is None:
+        yield from _rejects_by_record(path)
+        return
+    columns = _REJECT_COLUMNS
     records: list[dict[str, str]] = []
     current = -1
+    for start in range(0, table.num_rows, 50_000):
+        piece = table.slice(start, 50_000)
+        values = [piece[c].to_pylist() for c in columns]
+        for row, *rest in zip(pc.cast(piece["source_row"], pa.int64()).to_pylist(),
+                              *values[1:], strict=True):  # fmt: skip
+            if row != current and records:
+                yield _rejected(current, records)
+                records = []
+            current = row
+            records.append(dict(zip(columns[1:], rest, strict=True)))
+    if records:
+        yield _rejected(current, records)
+
+
+def _rejects_as_written(path: Path) -> pa.Table | None:
+    """rejects.csv sorted by source row (stable: a row's records keep their order), or
+    None when it is not as the build writes it."""
+    try:
+        table = pa_csv.read_csv(
+            path,
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(_REJECT_COLUMNS, pa.large_string()),
+                include_columns=list(_REJECT_COLUMNS), quoted_strings_can_be_null=False,
+            ),
+        )  # fmt: skip
+    except (pa.ArrowException, OSError):
+        return None
+    whole = pc.match_substring_regex(table["source_row"], r"^[0-9]{1,18}$")
+    collided = pc.match_substring_regex(table["collided_with_row"], r"^([0-9]{1,18})?$")
+    if pc.all(whole).as_py() is False or pc.all(collided).as_py() is False:
+        return None
+    rows = pc.cast(table["source_row"], pa.int64())
+    return table.take(pc.sort_indices(rows))
+
+
+def _rejects_by_record(path: Path) -> Iterator[UserResult]:
+    by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
+    columns = ("source_row", "legacy_id", "attribute", "rule", "reason", "value")
     for line, record in build_records(path, columns):
         if record.get("collided_with_row"):
             _whole(path, line, record, "collided_with_row")
-        row = _whole(path, line, record, "source_row")
-        if row != current and records:
-            yield _rejected(current, records)
-            records = []
-        current = row
-        records.append(record)
-    if records:
-        yield _rejected(current, records)
+        by_row[_whole(path, line, record, "source_row")].append(record)
+    for row, records in sorted(by_row.items()):
+        yield _rejected(row, records)
 
 
 def _rejected(row: int, records: list[dict[str, str]]) -> UserResult:
