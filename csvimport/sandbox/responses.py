@@ -167,14 +167,14 @@ def _encode_position(after: Key | None) -> str:
     """A FilterLogEvents token: go on after the event with this (timestamp, event id),
     or from the first event when None."""
     value = "" if after is None else f"{after[0]}:{after[1]}"
-    return base64.urlsafe_b64encode(f"after:{value}".encode()).decode()
+    return base64.urlsafe_b64encode(f"{S.LOG_FILTER_TOKEN_KIND}:{value}".encode()).decode()
 
 
 def _decode_position(token: str | None, what: str) -> Key | None:
     if not token:
         return None
     try:
-        value = _token_value(token, "after")
+        value = _token_value(token, S.LOG_FILTER_TOKEN_KIND)
         if not value:
             return None
         timestamp, event_id = value.split(":")
