@@ -292,3 +292,19 @@ def test_a_filter_token_that_is_not_one_the_sandbox_gave_is_invalid(logs: Any, t
         logs.filter_log_events(logGroupName=group, nextToken=token)
     assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
     assert exc.value.response["Error"]["Message"] == "The nextToken is invalid."
+
+
+def test_a_line_logged_late_but_stamped_before_the_tokens_event_is_only_in_a_new_read(
+    logs: Any,
+) -> None:
+    # SANDBOX CHOICE LOG_FILTER_TOKEN_KIND: the token resumes after its event, so no
+    # event already given comes again (an offset into the sorted events would repeat one).
+    group, stream = _stream_of(logs, 20)
+    first = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"][0]
+    page = logs.filter_log_events(logGroupName=group, limit=10)
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+        {"timestamp": first["timestamp"] + 5, "message": "late"}])  # fmt: skip
+    rest = logs.filter_log_events(logGroupName=group, limit=10, nextToken=page["nextToken"])
+    assert [e["message"] for e in page["events"] + rest["events"]] == [str(n) for n in range(20)]
+    again = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+    assert again == ["0", "1", "2", "3", "4", "5", "late", *(str(n) for n in range(6, 20))]
