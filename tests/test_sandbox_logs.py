@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -165,3 +166,145 @@ def test_a_stream_deleted_while_lines_are_due_is_written_again_and_jobs_go_on(
     assert len(importer.log_lines(run.job_id)) == 3
     sandbox.settings.update(log_lag_seconds=0.0)
     assert importer.run([user("after")]).job["Status"] == "Succeeded"
+
+
+def _stream_of(logs: Any, events: int, *, group: str = "", stream: str = "s") -> tuple[str, str]:
+    """A new group with one stream of ``events`` events one millisecond apart, put
+    through PutLogEvents in batches of 10,000 (its limit); messages number them 0..n-1."""
+    group = group or f"/test/paging/{uuid.uuid4().hex}"
+    if stream == "s":
+        logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    start = int(time.time() * 1000) - 3_600_000
+    for first in range(0, events, 10_000):
+        batch = [{"timestamp": start + n, "message": str(n)}
+                 for n in range(first, min(events, first + 10_000))]  # fmt: skip
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+    return group, stream
+
+
+def test_a_page_of_a_large_stream_examines_its_own_events_at_the_start_and_at_the_end(
+    logs: Any, sandbox: Sandbox
+) -> None:
+    group, stream = _stream_of(logs, 100_000)
+    costs: list[int] = []
+    messages: list[str] = []
+    kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNames": [stream]}
+    while True:
+        before = sandbox.log_events_examined(group, stream)
+        page = logs.filter_log_events(**kwargs)
+        costs.append(sandbox.log_events_examined(group, stream) - before)
+        messages += [e["message"] for e in page["events"]]
+        if "nextToken" not in page:
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    assert messages == [str(n) for n in range(100_000)]
+    # 10,000 events a page, plus the one looked at to know that another page follows.
+    assert costs == [10_001] * 9 + [10_000]
+
+    costs, forward = [], 0
+    kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+    while True:
+        before = sandbox.log_events_examined(group, stream)
+        page = logs.get_log_events(**kwargs)
+        costs.append(sandbox.log_events_examined(group, stream) - before)
+        forward += len(page["events"])
+        if kwargs.get("nextToken") == page["nextForwardToken"]:
+            break
+        kwargs["nextToken"] = page["nextForwardToken"]
+    assert forward == 100_000
+    assert costs == [10_000] * 10 + [0]
+
+
+def test_filter_pages_merge_several_streams_in_time_order_examining_about_a_page(
+    logs: Any, sandbox: Sandbox
+) -> None:
+    group, _ = _stream_of(logs, 3_000, stream="s")
+    _stream_of(logs, 3_000, group=group, stream="t")
+    examined = lambda: sum(sandbox.log_events_examined(group, s) for s in "st")  # noqa: E731
+    kwargs: dict[str, Any] = {"logGroupName": group, "limit": 1_000}
+    seen: list[tuple[int, str]] = []
+    while True:
+        before = examined()
+        page = logs.filter_log_events(**kwargs)
+        # Each stream's next event is looked at to merge; one more to know a page follows.
+        assert examined() - before <= 1_000 + 2 + 1
+        seen += [(e["timestamp"], e["logStreamName"]) for e in page["events"]]
+        if "nextToken" not in page:
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    assert len(seen) == 6_000 and len(set(seen)) == 6_000
+    assert [stamp for stamp, _ in seen] == sorted(stamp for stamp, _ in seen)
+
+
+def test_events_logged_after_a_token_was_given_come_on_the_next_pages_exactly_once(
+    logs: Any,
+) -> None:
+    group, stream = _stream_of(logs, 25)
+    last = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"][-1]
+    kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNames": [stream], "limit": 10}
+    filtered: list[str] = []
+    get_kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream,
+                                  "startFromHead": True, "limit": 10}  # fmt: skip
+    got: list[str] = []
+    late = 0
+    for _ in range(20):
+        page = logs.filter_log_events(**kwargs)
+        filtered += [e["message"] for e in page["events"]]
+        got_page = logs.get_log_events(**get_kwargs)
+        got += [e["message"] for e in got_page["events"]]
+        if late < 2:  # lines the job writes late: as late as the last, and later still
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+                {"timestamp": last["timestamp"] + late, "message": f"late {late}"}])  # fmt: skip
+            late += 1
+        get_kwargs["nextToken"] = got_page["nextForwardToken"]
+        if "nextToken" not in page:
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    expected = [str(n) for n in range(25)] + ["late 0", "late 1"]
+    assert filtered == expected
+    assert got == expected
+
+
+def test_events_put_out_of_time_order_are_read_in_time_order(logs: Any) -> None:
+    group, stream = _stream_of(logs, 5)
+    first = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"][0]
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+        {"timestamp": first["timestamp"] - 1, "message": "earlier"}])  # fmt: skip
+    expected = ["earlier"] + [str(n) for n in range(5)]
+    page = logs.filter_log_events(logGroupName=group)
+    assert [e["message"] for e in page["events"]] == expected
+    page = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)
+    assert [e["message"] for e in page["events"]] == expected
+    window = logs.filter_log_events(logGroupName=group, startTime=first["timestamp"],
+                                    endTime=first["timestamp"] + 1)["events"]  # fmt: skip
+    assert [e["message"] for e in window] == ["0", "1"]
+    window = logs.get_log_events(logGroupName=group, logStreamName=stream,
+                                 startTime=first["timestamp"], endTime=first["timestamp"] + 1,
+                                 startFromHead=True)["events"]  # fmt: skip
+    assert [e["message"] for e in window] == ["0", "1"]
+
+
+@pytest.mark.parametrize("token", ["garbage", "b2Zmc2V0OjA=", "YWZ0ZXI6MQ=="])
+def test_a_filter_token_that_is_not_one_the_sandbox_gave_is_invalid(logs: Any, token: str) -> None:
+    group, _ = _stream_of(logs, 1)
+    with pytest.raises(ClientError) as exc:
+        logs.filter_log_events(logGroupName=group, nextToken=token)
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert exc.value.response["Error"]["Message"] == "The nextToken is invalid."
+
+
+def test_a_line_logged_late_but_stamped_before_the_tokens_event_is_only_in_a_new_read(
+    logs: Any,
+) -> None:
+    # SANDBOX CHOICE LOG_FILTER_TOKEN_KIND: the token resumes after its event, so no
+    # event already given comes again (an offset into the sorted events would repeat one).
+    group, stream = _stream_of(logs, 20)
+    first = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"][0]
+    page = logs.filter_log_events(logGroupName=group, limit=10)
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+        {"timestamp": first["timestamp"] + 5, "message": "late"}])  # fmt: skip
+    rest = logs.filter_log_events(logGroupName=group, limit=10, nextToken=page["nextToken"])
+    assert [e["message"] for e in page["events"] + rest["events"]] == [str(n) for n in range(20)]
+    again = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+    assert again == ["0", "1", "2", "3", "4", "5", "late", *(str(n) for n in range(6, 20))]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
+import itertools
 import json
 import math
 import secrets
@@ -28,11 +30,13 @@ from moto.cognitoidp.models import (
 )
 from moto.cognitoidp.responses import CognitoIdpResponse
 from moto.core.responses import ActionResult, EmptyResult
+from moto.logs.exceptions import InvalidParameterException
 from moto.logs.responses import LogsResponse
 from moto.logs.utils import EventMessageFilter
 
 from . import settings as S
 from .jobs import ImportJob, JobStore, SandboxError
+from .logindex import Key, events_after, index_of, time_range
 from .passwords import verify_password
 from .rules import PoolRules
 
@@ -146,10 +150,35 @@ def _decode_token(token: str | None, what: str) -> int:
     if not token:
         return 0
     try:
-        kind, _, number = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if kind != "offset":
-            raise ValueError(token)
-        return int(number)
+        return int(_token_value(token, "offset"))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise SandboxError("InvalidParameterException", f"The {what} is invalid.") from None
+
+
+def _token_value(token: str, kind: str) -> str:
+    """What an opaque token of ``kind`` holds (ValueError for any other token)."""
+    found, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+    if found != kind:
+        raise ValueError(token)
+    return value
+
+
+def _encode_position(after: Key | None) -> str:
+    """A FilterLogEvents token: go on after the event with this (timestamp, event id),
+    or from the first event when None."""
+    value = "" if after is None else f"{after[0]}:{after[1]}"
+    return base64.urlsafe_b64encode(f"{S.LOG_FILTER_TOKEN_KIND}:{value}".encode()).decode()
+
+
+def _decode_position(token: str | None, what: str) -> Key | None:
+    if not token:
+        return None
+    try:
+        value = _token_value(token, S.LOG_FILTER_TOKEN_KIND)
+        if not value:
+            return None
+        timestamp, event_id = value.split(":")
+        return int(timestamp), int(event_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise SandboxError("InvalidParameterException", f"The {what} is invalid.") from None
 
@@ -411,6 +440,8 @@ class SandboxLogsResponse(LogsResponse):
     """moto's CloudWatch Logs handler with FilterLogEvents as AWS pages it, and faults."""
 
     def filter_log_events(self) -> str:
+        """Pages the group's events in time order across its streams; a page costs its
+        size: each stream resumes by bisection after the token's event, merged lazily."""
         names = self._get_param("logStreamNames") or []
         prefix = self._get_param("logStreamNamePrefix")
         if names and prefix:
@@ -424,42 +455,39 @@ class SandboxLogsResponse(LogsResponse):
         pattern = self._get_param("filterPattern")
         matcher = EventMessageFilter(pattern) if pattern else None
         limit = int(self._get_param("limit") or 10_000)
-        offset = _decode_token(self._get_param("nextToken"), "nextToken")
+        after = _decode_position(self._get_param("nextToken"), "nextToken")
         streams = [
             s for name, s in group.streams.items()
             if (not names or name in names) and (not prefix or name.startswith(prefix))
         ]  # fmt: skip
-        events: list[tuple[int, int, str, Any]] = []
-        for stream in streams:
-            for event in stream.events:
-                if start_time and event.timestamp < start_time:
-                    continue
-                if end_time and event.timestamp > end_time:
-                    continue
-                if matcher is not None and not matcher.matches(event.message):
-                    continue
-                events.append((event.timestamp, event.event_id, stream.log_stream_name, event))
-        events.sort(key=lambda e: (e[0], e[1]))
+        merged = heapq.merge(
+            *(events_after(s, after, start_time, end_time) for s in streams),
+            key=lambda item: item[0],
+        )
+        matching = (item for item in merged if matcher is None or matcher.matches(item[2].message))
         searched = [
             {"logStreamName": s.log_stream_name, "searchedCompletely": True} for s in streams
         ]
-        if offset < len(events) and _store().faults.empty_log_page():
+        first = next(matching, None)
+        if first is not None and _store().faults.empty_log_page():
             body = {
                 "events": [],
-                "nextToken": _encode_token(offset),
+                "nextToken": _encode_position(after),
                 "searchedLogStreams": searched,
             }
             return json.dumps(body)
-        page = events[offset : offset + limit]
+        page = [] if first is None else [first, *itertools.islice(matching, max(0, limit - 1))]
         body = {
             "events": [
                 dict(event.to_filter_dict(), logStreamName=stream_name)
-                for _, _, stream_name, event in page
+                for _, stream_name, event in page
             ],
             "searchedLogStreams": searched,
         }
-        if offset + limit < len(events):
-            body["nextToken"] = _encode_token(offset + limit)
+        if page and next(matching, None) is not None:
+            # The next page resumes after this page's last event: events logged late
+            # (after this token) that sort after it are on a later page, exactly once.
+            body["nextToken"] = _encode_position(page[-1][0])
         return json.dumps(body)
 
     def _group(self) -> Any:
@@ -509,10 +537,64 @@ class SandboxLogsResponse(LogsResponse):
                 f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy "
                 "constraint: Member must have value less than or equal to 10000",
             )
-        events, backward, forward = group.get_log_events(
-            stream, self._get_param("startTime"), self._get_param("endTime"), limit,
-            self._get_param("nextToken"), self._get_param("startFromHead", False),
+        events, backward, forward = _log_events_page(
+            group.streams[stream], self._get_param("startTime"), self._get_param("endTime"),
+            limit, self._get_param("nextToken"), self._get_param("startFromHead", False),
         )  # fmt: skip
         return json.dumps(
             {"events": events, "nextBackwardToken": backward, "nextForwardToken": forward}
         )
+
+
+def _log_events_page(
+    stream: Any,
+    start_time: int | None,
+    end_time: int | None,
+    limit: int | None,
+    next_token: str | None,
+    start_from_head: bool,
+) -> tuple[list[dict[str, Any]], str, str]:
+    """moto's ``LogStream.get_log_events``, token for token, on the stream's index: its
+    tokens are positions among the stream's events in the time range, which the index
+    finds by bisection instead of filtering and sorting the whole stream for each page."""
+    if limit is None:
+        limit = 10000
+    if next_token is not None:
+        try:
+            direction: str | None = next_token[0]
+            index = int(next_token[2:])
+        except Exception:
+            raise InvalidParameterException("The specified nextToken is invalid.") from None
+    else:
+        direction, index = None, 0
+    ordered = index_of(stream).ordered(stream)
+    span = time_range(ordered, start_time, end_time)
+    limit_index = limit - 1
+    final_index = len(span) - 1
+    if direction is None:
+        if start_from_head:
+            start_index = 0
+            end_index = start_index + limit_index
+        else:
+            end_index = final_index
+            start_index = end_index - limit_index
+    elif direction == "f":
+        start_index = index + 1
+        end_index = start_index + limit_index
+    elif direction == "b":
+        end_index = index - 1
+        start_index = end_index - limit_index
+    else:
+        raise InvalidParameterException("The specified nextToken is invalid.")
+    if start_index < 0:
+        start_index = 0
+    elif start_index > final_index:
+        return [], f"b/{final_index:056d}", f"f/{final_index:056d}"
+    if end_index > final_index:
+        end_index = final_index
+    elif end_index < 0:
+        return [], f"b/{0:056d}", f"f/{0:056d}"
+    page = ordered[span.start + start_index : span.start + end_index + 1]
+    index_of(stream).count(len(page))
+    events = [event.to_response_dict() for event in page]
+    return events, f"b/{start_index:056d}", f"f/{end_index:056d}"

@@ -23,6 +23,8 @@ import boto3
 import moto.cognitoidp.urls
 import moto.logs.urls
 from moto.core.config import default_user_config
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.logs.models import logs_backends
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -34,6 +36,7 @@ from werkzeug.wsgi import get_input_stream
 from . import responses
 from . import settings as S
 from .jobs import Clock, JobRunner, JobStore
+from .logindex import index_of
 from .responses import SandboxCognitoResponse, SandboxLogsResponse
 from .settings import Faults, SandboxSettings
 
@@ -382,6 +385,12 @@ class Sandbox:
             aws_access_key_id=SANDBOX_ACCESS_KEY,
             aws_secret_access_key=SANDBOX_ACCESS_KEY,
         )
+
+    def log_events_examined(self, group: str, stream: str) -> int:
+        """How many events of a log stream reads have looked at so far (see ``logindex``):
+        tests compare it before and after a page to measure what the page cost."""
+        streams = logs_backends[DEFAULT_ACCOUNT_ID][self.region].groups[group].streams
+        return index_of(streams[stream]).examined
 
     def logs_role_arn(self) -> str:
         """The CloudWatch Logs role import jobs may use, created on first call."""

@@ -55,6 +55,11 @@ ASSUME_ROLE_ACTION = "sts:AssumeRole"
 COGNITO_PRINCIPAL = "cognito-idp.amazonaws.com"
 LOGS_ROLE_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams",
                      "logs:PutLogEvents")  # fmt: skip
+# A FilterLogEvents nextToken (opaque, of this kind) resumes after the (timestamp, event
+# id) of the last event given: a line logged late still comes on a later page, exactly
+# once, when it sorts after that event; one that sorts before it (stamped earlier, in
+# another stream) is not in that pagination, only in a new read. AWS documents neither.
+LOG_FILTER_TOKEN_KIND = "after"
 # Line numbers in the log: AWS's own mapping numbers the first data row 1 (facts §5).
 FIRST_LINE_NUMBER = 1
 # A job fails as a whole once this many rows failed or were skipped AND they are more
