@@ -389,10 +389,10 @@ def _whole(path: Path, line: int, record: dict[str, str], name: str) -> int:
     return int(value)
 
 
-def read_line_map(run: RunDir, chunk: RunChunk) -> tuple[list[int], list[str]]:
+def read_line_map(run: RunDir, chunk: RunChunk) -> tuple[np.ndarray, pa.Array]:
     """The chunk's line map: the source rows and legacy ids of its data lines, in line
-    order (line 1 first). Read with Arrow when the file is as the build wrote it, else
-    line by line, which names the damage."""
+    order (line 1 first), as columns (a few bytes a line). Read with Arrow when the file
+    is as the build wrote it, else line by line, which names the damage."""
     path = run.path / chunk.map_file
     fast = _line_map_as_written(path, chunk.rows)
     if fast is not None:
@@ -409,13 +409,14 @@ def read_line_map(run: RunDir, chunk: RunChunk) -> tuple[list[int], list[str]]:
             hint=BUILD_AGAIN,
         )
     ordered = [lines[n] for n in range(1, chunk.rows + 1)]
-    return [row for row, _ in ordered], [legacy_id for _, legacy_id in ordered]
+    return (np.array([row for row, _ in ordered], dtype=np.int64),
+            pa.array([legacy_id for _, legacy_id in ordered], pa.large_string()))  # fmt: skip
 
 
 _MAP_COLUMNS = ("line", "source_row", "legacy_id")
 
 
-def _line_map_as_written(path: Path, rows: int) -> tuple[list[int], list[str]] | None:
+def _line_map_as_written(path: Path, rows: int) -> tuple[np.ndarray, pa.Array] | None:
     """The line map if it reads as the build writes it (lines 1..rows in order, whole
     numbers), else None."""
     try:
@@ -438,7 +439,8 @@ def _line_map_as_written(path: Path, rows: int) -> tuple[list[int], list[str]] |
     numbers = pc.cast(whole[0], pa.int64()).to_numpy()
     if not np.array_equal(numbers, np.arange(1, rows + 1)):
         return None
-    return pc.cast(whole[1], pa.int64()).to_pylist(), table["legacy_id"].to_pylist()
+    return (pc.cast(whole[1], pa.int64()).to_numpy(),
+            table["legacy_id"].combine_chunks())  # fmt: skip
 
 
 _WRITTEN_COLUMNS = ("cognito:username", "email", "phone_number", "email_verified",
@@ -454,18 +456,18 @@ def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
     """The chunk's users in file order; RefusedError when its file or line map is missing
     or changed since the build, ConfigError when the line map is damaged."""
     run.verify_file(chunk.map_file)
-    source_rows, legacy_ids = read_line_map(run, chunk)
-    mapped = len(source_rows)
+    all_rows, all_ids = read_line_map(run, chunk)
     number = 0
     for batch in read_columns(run.verify_file(chunk.file), _WRITTEN_COLUMNS):
         usernames, emails, phones, email_flags, phone_flags, hashes = batch
-        for username, email, phone, email_flag, phone_flag, password_hash in zip(
+        mapped = max(0, min(len(usernames), len(all_rows) - number))
+        source_rows = all_rows[number : number + mapped].tolist()
+        legacy_ids = all_ids.slice(number, mapped).to_pylist()
+        for k, (username, email, phone, email_flag, phone_flag, password_hash) in enumerate(zip(
             usernames, emails, phones, email_flags, phone_flags, hashes, strict=True
-        ):
+        )):  # fmt: skip
             number += 1
-            source_row, legacy_id = (
-                (source_rows[number - 1], legacy_ids[number - 1]) if number <= mapped else (0, "")
-            )
+            source_row, legacy_id = (source_rows[k], legacy_ids[k]) if k < mapped else (0, "")
             channels = _CHANNELS[(bool(email) and email_flag.lower() == "true",
                                   bool(phone) and phone_flag.lower() == "true")]  # fmt: skip
             yield WrittenUser(
