@@ -498,8 +498,10 @@ def iter_rejects(run: RunDir) -> Iterator[UserResult]:
     columns = _REJECT_COLUMNS
     records: list[dict[str, str]] = []
     current = -1
+    # stable: a row's records keep their order; taken a slice at a time, never copied whole
+    order = pc.sort_indices(pc.cast(table["source_row"], pa.int64()))
     for start in range(0, table.num_rows, 50_000):
-        piece = table.slice(start, 50_000)
+        piece = table.take(order.slice(start, 50_000))
         values = [piece[c].to_pylist() for c in columns]
         for row, *rest in zip(pc.cast(piece["source_row"], pa.int64()).to_pylist(),
                               *values[1:], strict=True):  # fmt: skip
@@ -513,8 +515,7 @@ def iter_rejects(run: RunDir) -> Iterator[UserResult]:
 
 
 def _rejects_as_written(path: Path) -> pa.Table | None:
-    """rejects.csv sorted by source row (stable: a row's records keep their order), or
-    None when it is not as the build writes it."""
+    """rejects.csv as Arrow columns, or None when it is not as the build writes it."""
     try:
         table = pa_csv.read_csv(
             path,
@@ -530,8 +531,7 @@ def _rejects_as_written(path: Path) -> pa.Table | None:
     collided = pc.match_substring_regex(table["collided_with_row"], r"^([0-9]{1,18})?$")
     if pc.all(whole).as_py() is False or pc.all(collided).as_py() is False:
         return None
-    rows = pc.cast(table["source_row"], pa.int64())
-    return table.take(pc.sort_indices(rows))
+    return table
 
 
 def _rejects_by_record(path: Path) -> Iterator[UserResult]:
