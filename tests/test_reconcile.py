@@ -268,3 +268,27 @@ def test_a_results_line_is_what_json_dumps_writes(value: str) -> None:
         line = result.to_json_line()
         assert line == json.dumps(result.to_json(), ensure_ascii=False)
         assert UserResult.from_json(json.loads(line)) == result
+
+
+def test_a_saved_log_reads_the_same_in_columns_as_event_by_event(tmp_path: Path) -> None:
+    from csvimport.report.logs import _columnar_log, _stored_log_by_event
+
+    messages = [
+        "[SUCCEEDED] Line Number 2 - The import succeeded.",
+        "[FAILED] Line Number 1 -   The User Record does not set cognito:username.  ",
+        "[SKIPPED] Line Number 3 - The user already exists. - really",
+        " [SUCCEEDED] Line Number 1 - The import succeeded.\n",  # logged again: this counts
+        "[FAILED] Line Number 40 - An account with the given email already exists.",
+    ]
+    path = tmp_path / "job.jsonl"
+    path.write_text("".join(json.dumps({"timestamp": i, "message": m}) + "\n"
+                            for i, m in enumerate(messages)))  # fmt: skip
+    columns, events = _columnar_log(path, "job"), _stored_log_by_event(path, "job")
+    assert columns is not None and events is not None
+    assert columns.lines == events.lines
+    assert columns.lines[1].outcome == "SUCCEEDED" and columns.lines[3].message.endswith("really")
+    assert (columns.size, columns.repeated, columns.events) == (4, 1, 5)
+    assert (events.size, events.repeated, events.events) == (4, 1, 5)
+    assert columns.count("FAILED") == events.count("FAILED") == 1
+    path.write_text(path.read_text() + json.dumps({"message": "garbage"}) + "\n")
+    assert _columnar_log(path, "job") is None  # a message off the pattern: event by event

@@ -23,11 +23,19 @@ from typing import Any
 
 import botocore.exceptions
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from csvimport.errors import ConfigError, ServiceError
 from csvimport.files import replaced_private
 
 LOG_LINE = re.compile(r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$", re.DOTALL)
+# The same pattern for Arrow (RE2), with names for its groups.
+_LOG_LINE_RE2 = (
+    r"(?s)^\[(?P<outcome>SUCCEEDED|SKIPPED|FAILED)\] Line Number "
+    r"(?P<number>[0-9]{1,18}) - (?P<text>.*)$"
+)
 # UNVERIFIED (facts §5): whether "Line Number 1" is the first user (AWS's own mapping file
 # numbers the first data row 1) or the header. Detected from a complete log where it can
 # be (see ``detect_line_base``); this is what is assumed otherwise.
@@ -205,9 +213,62 @@ def raw_path(run_dir: Path, job_id: str) -> Path:
 
 
 def stored_log(path: Path, job_id: str) -> JobLog | None:
-    """The log kept in ``path`` by an earlier read, parsed as it is read (never held as
-    events), or None when there is none; damage is a ConfigError naming the line
-    (deleting the file makes the report read the log again)."""
+    """The log kept in ``path`` by an earlier read, or None when there is none; damage is
+    a ConfigError naming the line (deleting the file makes the report read the log again).
+
+    A log as csvimport saved it and Cognito wrote it is read in columns with Arrow; any
+    other (damage, messages the pattern does not match, odd whitespace) event by event.
+    """
+    try:
+        columnar = _columnar_log(path, job_id)
+    except (pa.ArrowException, OSError, ValueError, KeyError):
+        columnar = None
+    return columnar if columnar is not None else _stored_log_by_event(path, job_id)
+
+
+# Python's str.strip() and Arrow's ASCII trim agree on ASCII text without these.
+_STRIP_DISAGREES = "[\x1c-\x1f]"
+
+
+def _columnar_log(path: Path, job_id: str) -> JobLog | None:
+    if not path.exists():
+        return None
+    table = pa_json.read_json(path)
+    if table.num_rows == 0 or table.schema.field("message").type != pa.string():
+        return None
+    messages = table["message"].combine_chunks()
+    if messages.null_count or not pc.all(pc.string_is_ascii(messages)).as_py():
+        return None
+    if pc.any(pc.match_substring_regex(messages, _STRIP_DISAGREES)).as_py():
+        return None
+    parts = pc.extract_regex(pc.ascii_trim_whitespace(messages), _LOG_LINE_RE2)
+    if parts.null_count:
+        return None  # a message the pattern does not match: the event-by-event path
+    numbers = pc.cast(parts.field("number"), pa.int64()).to_numpy()
+    if numbers.size and int(numbers.max()) >= DENSE_LINES:
+        return None
+    texts = pc.ascii_trim_whitespace(parts.field("text")).dictionary_encode()
+    codes = pc.index_in(parts.field("outcome"), value_set=pa.array(OUTCOMES)).to_numpy() + 1
+    ids = texts.indices.to_numpy()
+    # the last line logged for a number counts, as when read event by event
+    unique, last = np.unique(numbers[::-1], return_index=True)
+    last = len(numbers) - 1 - last
+    log = JobLog(job_id)
+    dense_codes = np.zeros(int(unique[-1]) + 1, dtype=np.uint8)
+    dense_ids = np.zeros(int(unique[-1]) + 1, dtype=np.uint32)
+    dense_codes[unique] = codes[last]
+    dense_ids[unique] = ids[last]
+    log.codes = bytearray(dense_codes.tobytes())
+    log.message_ids = array("I", dense_ids.tobytes())
+    log.messages = texts.dictionary.to_pylist()
+    log._message_index = {m: i for i, m in enumerate(log.messages)}
+    log.events = len(numbers)
+    log.size = len(unique)
+    log.repeated = len(numbers) - len(unique)
+    return log
+
+
+def _stored_log_by_event(path: Path, job_id: str) -> JobLog | None:
     try:
         f = path.open("rb")
     except FileNotFoundError:
