@@ -20,7 +20,7 @@ from csvimport.errors import ConfigError, RefusedError, ServiceError
 from csvimport.passwords.recovery import Blocked, Channel
 from csvimport.passwords.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
 from csvimport.report.render import render_report
-from csvimport.rundir import RunDir
+from csvimport.rundir import RunDir, iter_results, read_results
 from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import (
@@ -510,17 +510,44 @@ def test_damaged_results_are_refused_by_resets_and_notice_naming_the_line_and_th
     assert csvimport(env, "resets", str(run.path), "--dry-run").returncode == 0
 
 
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [
+        ({"line": 99}, "chunk-0001.csv line 99"),
+        ({"line": 0}, "chunk-0001.csv line 0"),
+        ({"line": -1}, "chunk-0001.csv line -1"),  # not the last user, read from the end
+        ({"chunk": "chunk-0009.csv"}, "chunk-0009.csv line 1"),
+    ],
+)
 def test_results_naming_a_line_the_run_does_not_have_are_refused_by_resets(
-    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
-) -> None:
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path,
+    where: dict[str, Any], named: str,
+) -> None:  # fmt: skip
     run = imported_run(cognito, logs, pool, tmp_path, users=2)
     path = run.path / "results.jsonl"
     lines = path.read_bytes().splitlines()
-    path.write_bytes(b"\n".join([_edit(lines[0], line=99), lines[1]]) + b"\n")
+    path.write_bytes(b"\n".join([_edit(lines[0], **where), lines[1]]) + b"\n")
     refused = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run")
     assert refused.returncode == 2, refused.stderr
-    assert (f"error: {path} is damaged: 'user1' is imported from chunk-0001.csv line 99, "
+    assert (f"error: {path} is damaged: 'user1' is imported from {named}, "
             "which is no user of this run") in refused.stderr  # fmt: skip
+
+
+def test_results_are_read_one_at_a_time_and_damage_stops_the_reading_at_its_line(
+    cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    path = run.path / "results.jsonl"
+    intact = path.read_bytes()
+    assert [r.username for r in iter_results(run, needed_for="a test")] == [
+        "user1", "user2", "user3"]  # fmt: skip
+    assert read_results(run, needed_for="a test") == list(iter_results(run, needed_for="a test"))
+    path.write_bytes(b"\n".join([*intact.splitlines()[:2], b"garbage"]) + b"\n")
+    results = iter_results(run, needed_for="a test")
+    # The first users come before the damage is reached: nothing is read ahead.
+    assert [next(results).username, next(results).username] == ["user1", "user2"]
+    with pytest.raises(ConfigError, match="results.jsonl line 3 is damaged: it is not JSON"):
+        next(results)
 
 
 def test_an_only_file_that_is_not_text_is_refused(

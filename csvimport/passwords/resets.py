@@ -22,6 +22,7 @@ reset code with ``AdminResetUserPassword``:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import Counter
@@ -38,7 +39,7 @@ from csvimport.files import PRIVATE_FILE_MODE, fsync_folder
 from csvimport.outcomes import Outcome, Password, ResetState
 from csvimport.passwords.recovery import Blocked, Channel, RecoveryPolicy, reset_verdict
 from csvimport.retry import USER_ACCOUNT_RECOVERY, PacedClient, error_code, error_message
-from csvimport.rundir import RESULTS, RESULTS_DAMAGED_HINT, RunDir, read_results, written_users
+from csvimport.rundir import RESULTS, RESULTS_DAMAGED_HINT, RunDir, iter_results, written_users
 
 # facts §6: Cognito's default email sender sends at most 50 emails a day per account.
 DEFAULT_SENDER_EMAILS_PER_DAY = 50
@@ -53,7 +54,7 @@ RESETS_JOURNAL = "resets.jsonl"  # the wave's journal, in the run directory
 RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a wave can plan millions of them
 class Candidate:
     """An imported user who must reset their password."""
 
@@ -181,29 +182,59 @@ def _today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
+# The verified channels a written user can have, as written_users() names them: every
+# user of a run has one of these four, so a chunk keeps one byte a user (_verified_channels).
+_CHANNEL_SETS: tuple[frozenset[str], ...] = (
+    frozenset(), frozenset({"verified_email"}), frozenset({"verified_phone_number"}),
+    frozenset({"verified_email", "verified_phone_number"}),
+)  # fmt: skip
+
+
 def candidates(run: RunDir, pool: dict[str, Any]) -> list[Candidate]:
-    """Imported users who must reset, each with the channel their code will go through."""
-    results = read_results(run, needed_for="resets are planned from the report's results")
-    channels: dict[tuple[str, int], frozenset[str]] = {}
-    for chunk in run.chunks:
-        for user in written_users(run, chunk):
-            channels[(chunk.file, user.line)] = user.channels
+    """Imported users who must reset, in the order of ``results.jsonl``, each with the
+    channel their code will go through.
+
+    The results are read one at a time and the chunks' users kept as one byte each: a run
+    of millions of users holds in memory only the users who must reset.
+    """
+    results = iter_results(run, needed_for="resets are planned from the report's results")
+    # Read its first line before the chunks: a run the report has not seen yet is told so
+    # at once, not after reading millions of users.
+    first = next(results, None)
+    channels = _verified_channels(run)
     policy = RecoveryPolicy.of_pool(pool)
+    verdicts = [reset_verdict(policy, verified) for verified in _CHANNEL_SETS]
     found: list[Candidate] = []
-    for result in results:
+    for result in itertools.chain([first] if first is not None else [], results):
         if result.outcome is not Outcome.IMPORTED or result.password is Password.HASH:
             continue
-        verified = channels.get((result.chunk or "", result.line or 0))
-        if verified is None:
+        codes = channels.get(result.chunk or "")
+        line = result.line or 0
+        code = codes[line] if codes is not None and 0 < line < len(codes) else 0
+        if not code:
             raise ConfigError(
                 f"{run.path / RESULTS} is damaged: {result.username!r} is imported from "
                 f"{result.chunk} line {result.line}, which is no user of this run",
                 hint=RESULTS_DAMAGED_HINT.format(run_dir=run.path),
             )
-        verdict = reset_verdict(policy, verified)
+        verdict = verdicts[code - 1]
         found.append(Candidate(result.username, result.legacy_id, verdict.channel,
                                verdict.blocked))  # fmt: skip
     return found
+
+
+def _verified_channels(run: RunDir) -> dict[str, bytearray]:
+    """Each written user's verified channels by chunk file, indexed by line: one plus the
+    index of the user's set in _CHANNEL_SETS; 0 where no user has that line."""
+    by_file: dict[str, bytearray] = {}
+    for chunk in run.chunks:
+        codes = bytearray(chunk.rows + 1)
+        for user in written_users(run, chunk):
+            if user.line >= len(codes):
+                codes.extend(bytes(user.line + 1 - len(codes)))
+            codes[user.line] = 1 + _CHANNEL_SETS.index(user.channels)
+        by_file[chunk.file] = codes
+    return by_file
 
 
 ONLY_HINT = "Give --only a text file (UTF-8) with one username a line."
@@ -231,11 +262,15 @@ def plan_resets(
     everyone = candidates(run, pool)
     state = {u: e["state"] for u, e in journal.last().items()}
     wanted = set(only) if only is not None else None
+    named: set[str] = set()  # the names of --only that are candidates
     to_send, cannot, maybe, left_out, already = [], [], [], 0, 0
     for candidate in everyone:
-        if wanted is not None and candidate.username not in wanted:
-            left_out += 1
-        elif candidate.channel is None:
+        if wanted is not None:
+            if candidate.username not in wanted:
+                left_out += 1
+                continue
+            named.add(candidate.username)
+        if candidate.channel is None:
             cannot.append(candidate)
         elif resend:
             to_send.append(candidate)
@@ -253,7 +288,7 @@ def plan_resets(
     if sender == "COGNITO_DEFAULT" or max_per_day is not None:
         per_day = max_per_day if max_per_day is not None else DEFAULT_SENDER_EMAILS_PER_DAY
         allowance = max(0, per_day - journal.emails_sent_on(_today()))
-    unknown = sorted((wanted or set()) - {c.username for c in everyone})
+    unknown = sorted((wanted or set()) - named)
     plan = ResetPlan(to_send, already, cannot, left_out, allowance, maybe_sent=maybe,
                      unknown_only=unknown)  # fmt: skip
     if allowance is not None and max_per_day is None and plan.emails > allowance:
