@@ -18,7 +18,13 @@ from markupsafe import escape
 
 from csvimport.errors import ConfigError, RefusedError, ServiceError
 from csvimport.passwords.recovery import Blocked, Channel
-from csvimport.passwords.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
+from csvimport.passwords.resets import (
+    RESETS_JOURNAL,
+    ResetJournal,
+    plan_resets,
+    read_reset_entries,
+    run_wave,
+)
 from csvimport.report.render import render_report
 from csvimport.rundir import RunDir, iter_results, read_results
 from csvimport.sandbox import PoolInfo, Sandbox
@@ -61,7 +67,7 @@ def describe(cognito: Any, pool: PoolInfo) -> dict[str, Any]:
 
 
 def sent(run: RunDir) -> list[str]:
-    return [e["username"] for e in ResetJournal(run).entries if e["state"] == "sent"]
+    return [e["username"] for e in read_reset_entries(run.path) if e["state"] == "sent"]
 
 
 def test_a_wave_needs_the_reports_results(cognito: Any, pool: PoolInfo, tmp_path: Path) -> None:
@@ -154,7 +160,7 @@ def test_users_without_a_usable_channel_are_listed_not_sent(
     for _ in range(2):
         run_wave(run, cognito, plan_resets(run, describe(cognito, pool), ResetJournal(run)),
                  ResetJournal(run), rate=50)  # fmt: skip
-    entries = ResetJournal(run).entries
+    entries = read_reset_entries(run.path)
     assert [(e["username"], e["state"]) for e in entries] == [("user1", "skipped"),
                                                               ("user2", "skipped")]  # fmt: skip
     assert "no verified email or phone number" in entries[0]["reason"]
@@ -326,7 +332,8 @@ def test_a_torn_last_line_is_ignored_and_the_next_record_starts_a_line_of_its_ow
     with (run.path / RESETS_JOURNAL).open("a", encoding="utf-8") as f:
         f.write('{"at": "2026-01-01T00:00:00+00:00", "username": "user2", "sta')  # killed here
     journal = ResetJournal(run)
-    assert {e["username"] for e in journal.entries} == {"user1"}
+    assert {e["username"] for e in read_reset_entries(run.path)} == {"user1"}
+    assert set(journal.last()) == {"user1"}
     plan = plan_resets(run, describe(cognito, pool), journal)
     assert [c.username for c in plan.to_send] == ["user2"] and plan.already_sent == 1
     assert run_wave(run, cognito, plan, ResetJournal(run), rate=50).sent == 1
