@@ -9,7 +9,7 @@ snapshot or mapping copy is refused with its name and the fix, never half used.
 
 It also holds the readers of run files that more than one command uses: the build's CSV
 files (``build_records``: line maps, ``rejects.csv``, ``passwords.csv``), a chunk's users
-(``written_users``) and the report's ``results.jsonl`` (``read_results``); damage is
+(``written_users``) and the report's ``results.jsonl`` (``iter_results``); damage is
 refused naming the file and line.
 """
 
@@ -605,45 +605,62 @@ RESULTS_DAMAGED_HINT = ("Run `csvimport report {run_dir}` again to rewrite it (t
 
 
 def read_results(run: RunDir, *, needed_for: str) -> list[UserResult]:
-    """Every user's result from ``results.jsonl``, in the order the report wrote them.
+    """Every user's result from ``results.jsonl`` as a list: :func:`iter_results`, whole.
+
+    A run of millions of users holds gigabytes of these: a caller that can look at one
+    result at a time uses :func:`iter_results` instead.
+    """
+    return list(iter_results(run, needed_for=needed_for))
+
+
+def iter_results(run: RunDir, *, needed_for: str) -> Iterator[UserResult]:
+    """Each user's result from ``results.jsonl``, one at a time, in the order the report
+    wrote them.
 
     ConfigError when the report has not written it yet (``needed_for`` says what needs
     it), when a line is not a result (naming the line), or when it does not hold one
-    result per source user; the hint says how to rewrite it.
+    result per source user; the hint says how to rewrite it. That last check can only come
+    after the last result: a caller acts on what it read once the iteration has ended.
     """
     run_dir = run.path
     path = run_dir / RESULTS
+    hint = RESULTS_DAMAGED_HINT.format(run_dir=run_dir)
     try:
-        data = path.read_bytes()
+        f = path.open("rb")
     except FileNotFoundError:
         raise ConfigError(
             f"{run_dir} has no {RESULTS}: {needed_for}",
             hint=f"Run `csvimport report {run_dir}` first.",
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}",
-                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir)) from None  # fmt: skip
-    results = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=hint) from None
+    count = 0
+    with f:
         try:
-            results.append(UserResult.from_json(json.loads(raw)))
-        except UnicodeDecodeError:
-            problem = "it is not UTF-8 text"
-        except json.JSONDecodeError:
-            problem = "it is not JSON"
-        except ValueError as exc:
-            problem = str(exc)
-        else:
-            continue
-        raise ConfigError(f"{path} line {number} is damaged: {problem}",
-                          hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir))  # fmt: skip
+            # Lines split at b"\n" alone, as bytes.split did: the numbers a message names
+            # stay those of `sed -n` and of the damage tests.
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    result = UserResult.from_json(json.loads(raw))
+                except UnicodeDecodeError:
+                    problem = "it is not UTF-8 text"
+                except json.JSONDecodeError:
+                    problem = "it is not JSON"
+                except ValueError as exc:
+                    problem = str(exc)
+                else:
+                    count += 1
+                    yield result
+                    continue
+                raise ConfigError(f"{path} line {number} is damaged: {problem}", hint=hint)
+        except OSError as exc:  # the reading itself: the caller's errors never come here
+            raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=hint) from None
     source_rows = (run.manifest.get("counts") or {}).get("source_rows")
-    if isinstance(source_rows, int) and len(results) != source_rows:
+    if isinstance(source_rows, int) and count != source_rows:
         raise ConfigError(
-            f"{path} is damaged: it holds {len(results):,} users' results, but the run has "
+            f"{path} is damaged: it holds {count:,} users' results, but the run has "
             f"{source_rows:,} source users",
-            hint=RESULTS_DAMAGED_HINT.format(run_dir=run_dir),
+            hint=hint,
         )
-    return results

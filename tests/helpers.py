@@ -45,7 +45,7 @@ from csvimport.passwords.recovery import RecoveryPolicy
 from csvimport.pool import Attribute, PoolSnapshot
 from csvimport.report.logs import LogWait
 from csvimport.report.reconcile import Reconciler
-from csvimport.report.render import CLIP_CHARS
+from csvimport.report.render import CLIP_CHARS, TABLE_ROWS
 from csvimport.report.results import write_results
 from csvimport.retry import Backoff
 from csvimport.run.jobs import Importer as RunImporter
@@ -702,6 +702,71 @@ def hostile_report(*, attention_extra: int = 0) -> RunReport:
         passwords=PasswordState(imported_hash=900, must_reset=55, cannot_reset=5),
         attention=attention,
         warnings=list(values),
+    )
+
+
+def large_report(source_rows: int = 2_000_000, *, jobs: int = 4) -> RunReport:
+    """A run of ``source_rows`` users as ``csvimport report`` hands it to the renderer: the
+    totals for all of them, but only the first TABLE_ROWS users needing attention and
+    duplicates (RunReport's contract), and five examples a reason.
+
+    15% of the users need attention: 1% rejected, 1.5% duplicates, 5% skipped, 6% failed,
+    1.5% not processed; the lists are the same whatever ``source_rows`` says.
+    """
+    rejected, duplicates = source_rows // 100, source_rows * 15 // 1_000
+    skipped, failed, not_processed = (
+        source_rows // 20,
+        source_rows * 6 // 100,
+        source_rows * 15 // 1_000,
+    )
+    written = source_rows - rejected - duplicates
+    imported = written - skipped - failed - not_processed
+    cycle = [
+        Outcome.REJECTED,
+        Outcome.SKIPPED,
+        Outcome.FAILED,
+        Outcome.FAILED,
+        Outcome.NOT_PROCESSED,
+    ]
+    attention = [
+        _user(i * 3 + 1, cycle[i % len(cycle)], line=i + 1, chunk="chunk-0001.csv")
+        for i in range(TABLE_ROWS)
+    ]  # fmt: skip
+    dups = [_user(i * 3 + 2, Outcome.DUPLICATE, collided_with_row=i * 3) for i in range(TABLE_ROWS)]
+    per_job = [(imported, skipped, failed, not_processed)[k] // jobs for k in range(4)]
+    job_list = [
+        _job(f"chunk-{n:04d}.csv", f"import-job{n}", (per_job[0], per_job[1], per_job[2]),
+             (per_job[0], per_job[1], per_job[2]), per_job[3], 1_800.0)
+        for n in range(1, jobs + 1)
+    ]  # fmt: skip
+
+    def group(outcome: Outcome, count: int, rule: str) -> ReasonGroup:
+        examples = [u for u in attention if u.outcome is outcome][:5]
+        return ReasonGroup(outcome, rule, count, f"{rule} happened", "What it means.",
+                           "What to do.", examples)  # fmt: skip
+
+    return RunReport(
+        run_dir="/runs/2026-11-28",
+        run_id="r-large",
+        user_pool_id="eu-west-1_large",
+        user_pool_name="customers",
+        generated="2026-11-28T12:00:00Z",
+        tool_version="0.0-test",
+        reconciliation=Reconciliation(
+            source_rows, rejected, duplicates, written, imported, skipped, failed, not_processed
+        ),  # fmt: skip
+        jobs=job_list,
+        job_reasons=[
+            group(Outcome.FAILED, failed, "InvalidParameterException"),
+            group(Outcome.SKIPPED, skipped, "UsernameExistsException"),
+            group(Outcome.NOT_PROCESSED, not_processed, "job-stopped"),
+        ],
+        reject_reasons=[group(Outcome.REJECTED, rejected, "email-format")],
+        duplicates=dups,
+        passwords=PasswordState(
+            imported_hash=imported // 2, must_reset=imported - imported // 2, cannot_reset=0
+        ),  # fmt: skip
+        attention=attention,
     )
 
 

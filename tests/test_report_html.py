@@ -29,7 +29,16 @@ from csvimport.report.render import (
 )
 from csvimport.resources import templates_dir
 
-from .helpers import HOSTILE, LONG, PLAIN, PLAIN_EMAIL, PLAIN_PHONE, SHOWN, hostile_report
+from .helpers import (
+    HOSTILE,
+    LONG,
+    PLAIN,
+    PLAIN_EMAIL,
+    PLAIN_PHONE,
+    SHOWN,
+    hostile_report,
+    large_report,
+)
 
 
 class _Page(HTMLParser):
@@ -277,14 +286,52 @@ def test_attention_table_lists_every_user_with_outcome_and_location(masked: str)
     assert '<div class="filter" id="filter" hidden>' in masked  # until the script shows it
 
 
-def test_a_huge_attention_list_shows_the_first_rows_and_says_where_the_rest_are() -> None:
-    report = hostile_report(attention_extra=TABLE_ROWS)
+def test_a_huge_run_shows_the_first_rows_and_counts_every_user_from_the_reconciliation() -> None:
+    report = large_report(2_000_000)  # lists of the first 5,000 only, as reconcile hands them
     page = render_report(report)
     assert page.count("<tr data-outcome=") == TABLE_ROWS
+    assert "<h2>Users who need attention (300,000)</h2>" in page
     assert (
-        f"Showing the first 5,000 of {len(report.attention):,};\nall of them are in "
-        "<code>results.jsonl</code> and\n<code>failed-users.csv</code>"
+        "Showing the first 5,000 of 300,000;\nall of them are in <code>results.jsonl</code> and\n"
+        "<code>failed-users.csv</code> in the run directory."
     ) in page
+    # The note stands before the table, not after its 5,000 rows.
+    assert page.index('id="attention-more"') < page.index('id="attention-table"')
+    for outcome, count in [("rejected", "20,000"), ("duplicate", "30,000"), ("skipped", "100,000"),
+                           ("failed", "120,000"), ("not processed", "30,000")]:  # fmt: skip
+        assert f'<option value="{outcome}">{outcome} ({count})</option>' in page
+    section = page[page.index('id="duplicates"') : page.index('id="passwords"')]
+    assert "Duplicates (30,000)" in section
+    assert section.count("<tr>\n") == TABLE_ROWS
+    assert (
+        "Showing the first 5,000 of 30,000 duplicates;\nall of them are in "
+        "<code>rejects.csv</code> and <code>results.jsonl</code>"
+    ) in section
+
+
+def test_the_page_does_not_grow_with_the_number_of_users_beyond_its_bounded_tables() -> None:
+    small = render_report(large_report(2_000)).encode()
+    huge = render_report(large_report(2_000_000)).encode()
+    # The same 5,000 + 5,000 listed users; only numbers and the "first 5,000 of" notes differ.
+    assert abs(len(huge) - len(small)) < 2_000, (len(small), len(huge))
+    assert len(huge) < 3_000_000
+
+
+def test_a_page_with_the_maximum_of_jobs_stays_small_enough_to_open() -> None:
+    page = render_report(large_report(2_000_000, jobs=1_000))
+    chart = page[page.index('id="chart-jobs"') :]
+    chart = chart[: chart.index("</svg>")]
+    assert chart.count("<rect") > 4 * 1_000
+    assert "<desc" not in chart  # tooltip data for pygal's script, which never runs here
+    assert len(page.encode()) < 5_000_000
+
+
+def test_users_beyond_the_lists_are_pointed_to_the_files_when_none_is_listed() -> None:
+    report = large_report(2_000)
+    page = render_report(RunReport(**{**vars(report), "attention": [], "duplicates": []}))
+    assert "They are listed in <code>results.jsonl</code> and <code>failed-users.csv</code>" in page
+    assert "They are listed in <code>rejects.csv</code> and <code>results.jsonl</code>" in page
+    assert "every user is in Cognito" not in page and "No duplicates." not in page
 
 
 def test_reasons_show_explanation_fix_and_masked_examples(masked: str) -> None:

@@ -18,9 +18,15 @@ from markupsafe import escape
 
 from csvimport.errors import ConfigError, RefusedError, ServiceError
 from csvimport.passwords.recovery import Blocked, Channel
-from csvimport.passwords.resets import RESETS_JOURNAL, ResetJournal, plan_resets, run_wave
+from csvimport.passwords.resets import (
+    RESETS_JOURNAL,
+    ResetJournal,
+    plan_resets,
+    read_reset_entries,
+    run_wave,
+)
 from csvimport.report.render import render_report
-from csvimport.rundir import RunDir
+from csvimport.rundir import RunDir, iter_results, read_results
 from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import (
@@ -61,7 +67,7 @@ def describe(cognito: Any, pool: PoolInfo) -> dict[str, Any]:
 
 
 def sent(run: RunDir) -> list[str]:
-    return [e["username"] for e in ResetJournal(run).entries if e["state"] == "sent"]
+    return [e["username"] for e in read_reset_entries(run.path) if e["state"] == "sent"]
 
 
 def test_a_wave_needs_the_reports_results(cognito: Any, pool: PoolInfo, tmp_path: Path) -> None:
@@ -154,7 +160,7 @@ def test_users_without_a_usable_channel_are_listed_not_sent(
     for _ in range(2):
         run_wave(run, cognito, plan_resets(run, describe(cognito, pool), ResetJournal(run)),
                  ResetJournal(run), rate=50)  # fmt: skip
-    entries = ResetJournal(run).entries
+    entries = read_reset_entries(run.path)
     assert [(e["username"], e["state"]) for e in entries] == [("user1", "skipped"),
                                                               ("user2", "skipped")]  # fmt: skip
     assert "no verified email or phone number" in entries[0]["reason"]
@@ -326,7 +332,8 @@ def test_a_torn_last_line_is_ignored_and_the_next_record_starts_a_line_of_its_ow
     with (run.path / RESETS_JOURNAL).open("a", encoding="utf-8") as f:
         f.write('{"at": "2026-01-01T00:00:00+00:00", "username": "user2", "sta')  # killed here
     journal = ResetJournal(run)
-    assert {e["username"] for e in journal.entries} == {"user1"}
+    assert {e["username"] for e in read_reset_entries(run.path)} == {"user1"}
+    assert set(journal.last()) == {"user1"}
     plan = plan_resets(run, describe(cognito, pool), journal)
     assert [c.username for c in plan.to_send] == ["user2"] and plan.already_sent == 1
     assert run_wave(run, cognito, plan, ResetJournal(run), rate=50).sent == 1
@@ -510,17 +517,44 @@ def test_damaged_results_are_refused_by_resets_and_notice_naming_the_line_and_th
     assert csvimport(env, "resets", str(run.path), "--dry-run").returncode == 0
 
 
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [
+        ({"line": 99}, "chunk-0001.csv line 99"),
+        ({"line": 0}, "chunk-0001.csv line 0"),
+        ({"line": -1}, "chunk-0001.csv line -1"),  # not the last user, read from the end
+        ({"chunk": "chunk-0009.csv"}, "chunk-0009.csv line 1"),
+    ],
+)
 def test_results_naming_a_line_the_run_does_not_have_are_refused_by_resets(
-    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
-) -> None:
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path,
+    where: dict[str, Any], named: str,
+) -> None:  # fmt: skip
     run = imported_run(cognito, logs, pool, tmp_path, users=2)
     path = run.path / "results.jsonl"
     lines = path.read_bytes().splitlines()
-    path.write_bytes(b"\n".join([_edit(lines[0], line=99), lines[1]]) + b"\n")
+    path.write_bytes(b"\n".join([_edit(lines[0], **where), lines[1]]) + b"\n")
     refused = csvimport(env_for(sandbox, pool), "resets", str(run.path), "--dry-run")
     assert refused.returncode == 2, refused.stderr
-    assert (f"error: {path} is damaged: 'user1' is imported from chunk-0001.csv line 99, "
+    assert (f"error: {path} is damaged: 'user1' is imported from {named}, "
             "which is no user of this run") in refused.stderr  # fmt: skip
+
+
+def test_results_are_read_one_at_a_time_and_damage_stops_the_reading_at_its_line(
+    cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=3)
+    path = run.path / "results.jsonl"
+    intact = path.read_bytes()
+    assert [r.username for r in iter_results(run, needed_for="a test")] == [
+        "user1", "user2", "user3"]  # fmt: skip
+    assert read_results(run, needed_for="a test") == list(iter_results(run, needed_for="a test"))
+    path.write_bytes(b"\n".join([*intact.splitlines()[:2], b"garbage"]) + b"\n")
+    results = iter_results(run, needed_for="a test")
+    # The first users come before the damage is reached: nothing is read ahead.
+    assert [next(results).username, next(results).username] == ["user1", "user2"]
+    with pytest.raises(ConfigError, match="results.jsonl line 3 is damaged: it is not JSON"):
+        next(results)
 
 
 def test_an_only_file_that_is_not_text_is_refused(

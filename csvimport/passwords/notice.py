@@ -21,7 +21,7 @@ from csvimport.errors import ConfigError
 from csvimport.files import replaced_private
 from csvimport.outcomes import Outcome, Password
 from csvimport.resources import templates_dir
-from csvimport.rundir import RunDir, read_results
+from csvimport.rundir import RunDir, iter_results
 
 NOTICE_DIR = "notice"
 TEMPLATES = {  # output file -> template
@@ -78,7 +78,8 @@ FIELDS_HINT = (
 
 
 def _counts(run: RunDir) -> dict[str, int]:
-    results = read_results(run, needed_for="the checklist counts come from the report")
+    # One result at a time: a run of millions of users never holds them all.
+    results = iter_results(run, needed_for="the checklist counts come from the report")
     passwords = Counter(r.password for r in results if r.outcome is Outcome.IMPORTED)
     return {"imported": passwords.total(), "hash": passwords[Password.HASH],
             "reset": passwords[Password.RESET] + passwords[Password.NO_CHANNEL],

@@ -22,10 +22,11 @@ reset code with ``AdminResetUserPassword``:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +39,7 @@ from csvimport.files import PRIVATE_FILE_MODE, fsync_folder
 from csvimport.outcomes import Outcome, Password, ResetState
 from csvimport.passwords.recovery import Blocked, Channel, RecoveryPolicy, reset_verdict
 from csvimport.retry import USER_ACCOUNT_RECOVERY, PacedClient, error_code, error_message
-from csvimport.rundir import RESULTS, RESULTS_DAMAGED_HINT, RunDir, read_results, written_users
+from csvimport.rundir import RESULTS, RESULTS_DAMAGED_HINT, RunDir, iter_results, written_users
 
 # facts §6: Cognito's default email sender sends at most 50 emails a day per account.
 DEFAULT_SENDER_EMAILS_PER_DAY = 50
@@ -53,7 +54,7 @@ RESETS_JOURNAL = "resets.jsonl"  # the wave's journal, in the run directory
 RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a wave can plan millions of them
 class Candidate:
     """An imported user who must reset their password."""
 
@@ -115,29 +116,44 @@ class WaveResult:
                 "not_sent": self.not_sent, "stopped_because": self.stopped_because}  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class LastRecord:
+    """A user's last line in ``resets.jsonl``, as much of it as a wave needs."""
+
+    state: ResetState
+    channel: str | None
+    day: str  # the UTC date of the line, ISO
+    reason: str
+
+
 class ResetJournal:
     """``resets.jsonl``: one appended, fsynced line per intent and per outcome; the last
     line for a user wins. A torn last line (a crash mid-write) is ignored when read and
-    cut off before the next line is written, so that line starts on its own."""
+    cut off before the next line is written, so that line starts on its own.
+
+    Only each user's last line is kept, and the emails sent per day: a wave of millions of
+    users writes two lines each, gigabytes as dicts.
+    """
 
     def __init__(self, run: RunDir) -> None:
         self.path = run.path / RESETS_JOURNAL
-        self.entries = read_reset_entries(run.path)
+        self._last: dict[str, LastRecord] = {}
+        self._emails_sent: Counter[str] = Counter()  # day -> emails sent that day
+        self._shared: dict[str, str] = {}  # one copy of each day, channel and reason
+        for entry in iter_reset_entries(run.path):
+            self._note(entry)
         self._tail_checked = False
 
-    def last(self) -> dict[str, dict[str, Any]]:
-        return {e["username"]: e for e in self.entries}
+    def last(self) -> Mapping[str, LastRecord]:
+        """Each user's last record, by username (live: a record changes it)."""
+        return self._last
 
     def emails_sent_on(self, day: str) -> int:
         """Emails csvimport sent (or may have sent) on ``day`` (UTC, ISO date)."""
-        count, pending = 0, {}
-        for e in self.entries:
-            if e["state"] == ResetState.SENDING:
-                pending[e["username"]] = e
-                continue
-            pending.pop(e["username"], None)
-            count += e["state"] == ResetState.SENT and _email_on(e, day)
-        return count + sum(_email_on(e, day) for e in pending.values())  # may have gone out
+        pending = sum(1 for r in self._last.values()  # an intent last: it may have gone out
+                      if r.state is ResetState.SENDING and r.channel == Channel.EMAIL
+                      and r.day == day)  # fmt: skip
+        return self._emails_sent[day] + pending
 
     def record(
         self, username: str, state: ResetState, *, channel: str | None, reason: str = ""
@@ -157,53 +173,103 @@ class ResetJournal:
             os.fsync(f.fileno())
         if new:
             fsync_folder(self.path.parent)
-        self.entries.append(entry)
+        self._note(entry)
+
+    def _note(self, entry: dict[str, Any]) -> None:
+        state = ResetState(entry["state"])
+        channel = entry.get("channel")
+        day = str(entry["at"])[:10]
+        if state is ResetState.SENT and channel == Channel.EMAIL:
+            self._emails_sent[day] += 1
+        share = self._shared.setdefault
+        self._last[entry["username"]] = LastRecord(
+            state, share(channel, channel) if isinstance(channel, str) else None,
+            share(day, day), share(entry.get("reason", ""), entry.get("reason", "")),
+        )  # fmt: skip
 
     def _cut_torn_tail(self) -> None:
         """Drop a last line a killed wave left without its newline (never read anyway)."""
         self._tail_checked = True
         try:
-            data = self.path.read_bytes()
+            f = self.path.open("r+b")
         except FileNotFoundError:
             return
-        if data and not data.endswith(b"\n"):
-            with self.path.open("r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
+        with f:
+            end = f.seek(0, os.SEEK_END)
+            cut = end
+            # Back from the end, a block at a time, to the last newline: the file can be
+            # hundreds of megabytes, the torn line is short.
+            while cut > 0:
+                start = max(0, cut - 65_536)
+                f.seek(start)
+                block = f.read(cut - start)
+                if (newline := block.rfind(b"\n")) >= 0:
+                    cut = start + newline + 1
+                    break
+                cut = start
+            if cut != end:
+                f.truncate(cut)
                 f.flush()
                 os.fsync(f.fileno())
-
-
-def _email_on(entry: dict[str, Any], day: str) -> bool:
-    return entry.get("channel") == Channel.EMAIL and str(entry["at"]).startswith(day)
 
 
 def _today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
+# The verified channels a written user can have, as written_users() names them: every
+# user of a run has one of these four, so a chunk keeps one byte a user (_verified_channels).
+_CHANNEL_SETS: tuple[frozenset[str], ...] = (
+    frozenset(), frozenset({"verified_email"}), frozenset({"verified_phone_number"}),
+    frozenset({"verified_email", "verified_phone_number"}),
+)  # fmt: skip
+
+
 def candidates(run: RunDir, pool: dict[str, Any]) -> list[Candidate]:
-    """Imported users who must reset, each with the channel their code will go through."""
-    results = read_results(run, needed_for="resets are planned from the report's results")
-    channels: dict[tuple[str, int], frozenset[str]] = {}
-    for chunk in run.chunks:
-        for user in written_users(run, chunk):
-            channels[(chunk.file, user.line)] = user.channels
+    """Imported users who must reset, in the order of ``results.jsonl``, each with the
+    channel their code will go through.
+
+    The results are read one at a time and the chunks' users kept as one byte each: a run
+    of millions of users holds in memory only the users who must reset.
+    """
+    results = iter_results(run, needed_for="resets are planned from the report's results")
+    # Read its first line before the chunks: a run the report has not seen yet is told so
+    # at once, not after reading millions of users.
+    first = next(results, None)
+    channels = _verified_channels(run)
     policy = RecoveryPolicy.of_pool(pool)
+    verdicts = [reset_verdict(policy, verified) for verified in _CHANNEL_SETS]
     found: list[Candidate] = []
-    for result in results:
+    for result in itertools.chain([first] if first is not None else [], results):
         if result.outcome is not Outcome.IMPORTED or result.password is Password.HASH:
             continue
-        verified = channels.get((result.chunk or "", result.line or 0))
-        if verified is None:
+        codes = channels.get(result.chunk or "")
+        line = result.line or 0
+        code = codes[line] if codes is not None and 0 < line < len(codes) else 0
+        if not code:
             raise ConfigError(
                 f"{run.path / RESULTS} is damaged: {result.username!r} is imported from "
                 f"{result.chunk} line {result.line}, which is no user of this run",
                 hint=RESULTS_DAMAGED_HINT.format(run_dir=run.path),
             )
-        verdict = reset_verdict(policy, verified)
+        verdict = verdicts[code - 1]
         found.append(Candidate(result.username, result.legacy_id, verdict.channel,
                                verdict.blocked))  # fmt: skip
     return found
+
+
+def _verified_channels(run: RunDir) -> dict[str, bytearray]:
+    """Each written user's verified channels by chunk file, indexed by line: one plus the
+    index of the user's set in _CHANNEL_SETS; 0 where no user has that line."""
+    by_file: dict[str, bytearray] = {}
+    for chunk in run.chunks:
+        codes = bytearray(chunk.rows + 1)
+        for user in written_users(run, chunk):
+            if user.line >= len(codes):
+                codes.extend(bytes(user.line + 1 - len(codes)))
+            codes[user.line] = 1 + _CHANNEL_SETS.index(user.channels)
+        by_file[chunk.file] = codes
+    return by_file
 
 
 ONLY_HINT = "Give --only a text file (UTF-8) with one username a line."
@@ -229,19 +295,23 @@ def plan_resets(
     cannot carry today (unless ``max_per_day`` caps it). With ``enforce`` False the
     refusal is only kept in ``plan.refusal`` (a dry run shows the plan, then it)."""
     everyone = candidates(run, pool)
-    state = {u: e["state"] for u, e in journal.last().items()}
+    last = journal.last()
     wanted = set(only) if only is not None else None
+    named: set[str] = set()  # the names of --only that are candidates
     to_send, cannot, maybe, left_out, already = [], [], [], 0, 0
     for candidate in everyone:
-        if wanted is not None and candidate.username not in wanted:
-            left_out += 1
-        elif candidate.channel is None:
+        if wanted is not None:
+            if candidate.username not in wanted:
+                left_out += 1
+                continue
+            named.add(candidate.username)
+        if candidate.channel is None:
             cannot.append(candidate)
         elif resend:
             to_send.append(candidate)
-        elif state.get(candidate.username) == ResetState.SENT:
+        elif (record := last.get(candidate.username)) and record.state is ResetState.SENT:
             already += 1
-        elif state.get(candidate.username) == ResetState.SENDING:
+        elif record and record.state is ResetState.SENDING:
             maybe.append(candidate)
         else:
             to_send.append(candidate)
@@ -253,7 +323,7 @@ def plan_resets(
     if sender == "COGNITO_DEFAULT" or max_per_day is not None:
         per_day = max_per_day if max_per_day is not None else DEFAULT_SENDER_EMAILS_PER_DAY
         allowance = max(0, per_day - journal.emails_sent_on(_today()))
-    unknown = sorted((wanted or set()) - {c.username for c in everyone})
+    unknown = sorted((wanted or set()) - named)
     plan = ResetPlan(to_send, already, cannot, left_out, allowance, maybe_sent=maybe,
                      unknown_only=unknown)  # fmt: skip
     if allowance is not None and max_per_day is None and plan.emails > allowance:
@@ -286,9 +356,9 @@ def run_wave(
     result = WaveResult()
     last = journal.last()
     for candidate in plan.cannot_reset:  # recorded once, with why, not at every run
-        before = last.get(candidate.username, {})
-        if (before.get("state"), before.get("reason")) != (ResetState.SKIPPED,
-                                                           candidate.why_not):  # fmt: skip
+        before = last.get(candidate.username)
+        if before is None or (before.state, before.reason) != (ResetState.SKIPPED,
+                                                               candidate.why_not):  # fmt: skip
             journal.record(candidate.username, ResetState.SKIPPED, channel=None,
                            reason=candidate.why_not)  # fmt: skip
     emails_left = plan.email_allowance
@@ -338,7 +408,12 @@ def run_wave(
 
 # --- the journal read back (by the next wave and by `csvimport report`) ------------------
 def read_reset_entries(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete line of ``resets.jsonl`` in order.
+    """Every complete line of ``resets.jsonl`` in order: :func:`iter_reset_entries`, whole."""
+    return list(iter_reset_entries(run_dir))
+
+
+def iter_reset_entries(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """Each complete line of ``resets.jsonl``, in order, one at a time.
 
     A last line without its newline that starts like an entry is torn (the wave was
     killed while writing it) and is left out: it was either an intent whose call was never
@@ -347,32 +422,35 @@ def read_reset_entries(run_dir: Path) -> list[dict[str, Any]]:
     silently losing their record.
     """
     path = run_dir / RESETS_JOURNAL
+    hint = f"{RESETS_JOURNAL} must be a file csvimport can read."
     try:
-        data = path.read_bytes()
+        f = path.open("rb")
     except FileNotFoundError:
-        return []
+        return
     except OSError as exc:
-        raise ConfigError(
-            f"cannot read {path}: {exc.strerror}",
-            hint=f"{RESETS_JOURNAL} must be a file csvimport can read.",
-        ) from None
-    *lines, tail = data.split(b"\n")
-    if tail and not (RESET_ENTRY_START.startswith(tail) or tail.startswith(RESET_ENTRY_START)):
-        lines.append(tail)  # not the start of an entry: damage, reported below
-    entries = []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        entry = _reset_entry(raw)
-        if entry is None:
-            raise ConfigError(
-                f"{path} line {number} is damaged: it is not a reset-wave record",
-                hint="A crash can only tear the last line. Restore the file from a backup, "
-                "or delete the damaged line: a user whose only record it was then counts as "
-                "never sent a code, and the next `csvimport resets` sends them one.",
-            )
-        entries.append(entry)
-    return entries
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=hint) from None
+    with f:
+        try:
+            for number, raw in enumerate(f, start=1):
+                torn = not raw.endswith(b"\n")  # only the last line can be
+                if torn and (
+                    RESET_ENTRY_START.startswith(raw) or raw.startswith(RESET_ENTRY_START)
+                ):
+                    return
+                if not raw.strip():
+                    continue
+                entry = _reset_entry(raw)
+                if entry is None:
+                    raise ConfigError(
+                        f"{path} line {number} is damaged: it is not a reset-wave record",
+                        hint="A crash can only tear the last line. Restore the file from a "
+                        "backup, or delete the damaged line: a user whose only record it was "
+                        "then counts as never sent a code, and the next `csvimport resets` "
+                        "sends them one.",
+                    )
+                yield entry
+        except OSError as exc:  # the reading itself: the caller's errors never come here
+            raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=hint) from None
 
 
 def _reset_entry(raw: bytes) -> dict[str, Any] | None:
@@ -388,5 +466,6 @@ def _reset_entry(raw: bytes) -> dict[str, Any] | None:
 
 
 def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """The last reset-wave outcome per username."""
-    return {entry["username"]: entry for entry in read_reset_entries(run_dir)}
+    """The last reset-wave outcome per username (read one line at a time: only the last
+    line of each user is held)."""
+    return {entry["username"]: entry for entry in iter_reset_entries(run_dir)}

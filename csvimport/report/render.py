@@ -31,6 +31,7 @@ from csvimport.errors import ConfigError
 from csvimport.files import replaced_private
 from csvimport.outcomes import Outcome, Reconciliation, RunReport, UserResult
 from csvimport.resources import templates_dir
+from csvimport.rundir import FAILED_USERS, REJECTS, RESULTS
 
 # pygal appends a finder to sys.meta_path that has only the legacy find_module(): from then
 # on every failed import in the process (the stdlib probes some on purpose) raises
@@ -44,6 +45,9 @@ SCRIPT = "_report_filter.js"
 # A browser shows tens of thousands of rows, but slowly, and nobody reads them there: past
 # this the page lists the first ones and points at the run's files, which have them all.
 TABLE_ROWS = 5_000
+# A list longer than this is laid out by the browser only when it is scrolled near (CSS
+# content-visibility): two of 5,000 rows took seconds to lay out before the page could be used.
+LONG_TABLE = 1_000
 # Longer values (Cognito allows 2,048 characters, a legacy source anything) are cut for
 # display so that one value cannot swamp a table; the files keep them whole.
 CLIP_CHARS = 300
@@ -77,7 +81,9 @@ def render_report(report: RunReport, *, show_pii: bool = False) -> str:
     )
     rec = report.reconciliation
     sums = _sums(rec)
-    attention_counts = Counter(user.outcome for user in report.attention)
+    # Every count comes from the reconciliation: report.attention and report.duplicates
+    # hold only the first TABLE_ROWS users of a large run (csvimport.report.reconcile).
+    counts = _outcome_counts(rec)
     template = _environment().get_template(TEMPLATE)
     return template.render(
         report=report,
@@ -90,8 +96,12 @@ def render_report(report: RunReport, *, show_pii: bool = False) -> str:
         jobs_chart=_jobs_chart(report) if report.jobs else None,
         job_labels=_job_labels(report),
         attention=report.attention[:TABLE_ROWS],
-        attention_outcomes=[(o, attention_counts[o]) for o in Outcome if o.needs_attention],
+        attention_total=rec.need_attention,
+        attention_outcomes=[(o, counts[o]) for o in Outcome if o.needs_attention],
         duplicates=report.duplicates[:TABLE_ROWS],
+        duplicates_total=rec.duplicates,
+        files={"results": RESULTS, "failed": FAILED_USERS, "rejects": REJECTS},
+        LONG_TABLE=LONG_TABLE,
         script=Markup(script),
         csp=csp,
     )
@@ -262,8 +272,9 @@ def _job_labels(report: RunReport) -> list[str]:
     return labels
 
 
-def _outcome_chart(rec: Reconciliation) -> Markup:
-    counts = {
+def _outcome_counts(rec: Reconciliation) -> dict[Outcome, int]:
+    """How many source users ended up in each outcome, in the charts' order."""
+    return {
         Outcome.IMPORTED: rec.imported,
         Outcome.SKIPPED: rec.skipped,
         Outcome.FAILED: rec.failed,
@@ -271,6 +282,10 @@ def _outcome_chart(rec: Reconciliation) -> Markup:
         Outcome.REJECTED: rec.rejected,
         Outcome.DUPLICATE: rec.duplicates,
     }
+
+
+def _outcome_chart(rec: Reconciliation) -> Markup:
+    counts = _outcome_counts(rec)
     chart = pygal.Pie(_chart_config(list(counts)), inner_radius=0.55)
     for outcome, count in counts.items():
         chart.add(f"{outcome.value} ({_num(count)})", count)
@@ -324,7 +339,9 @@ def _svg(chart: Any, chart_id: str, label: str) -> Markup:
             for child in list(parent):
                 # Comments (pygal's links to its site) and the <script> that pygal adds even
                 # with js=[]: it holds the chart's config, data labels included, as JSON.
-                if not isinstance(child.tag, str) or _local_name(child.tag) == "script":
+                # And <desc>: four per bar, the data of tooltips drawn by pygal's script,
+                # which the page does not run; they made up most of a 1,000-job chart.
+                if not isinstance(child.tag, str) or _local_name(child.tag) in _DROPPED:
                     parent.remove(child)
                 elif _local_name(child.tag) == "title" and parent is root:
                     child.text = label
@@ -339,6 +356,9 @@ def _svg(chart: Any, chart_id: str, label: str) -> Markup:
 
     chart.xml_filters.append(offline)
     return Markup(chart.render(is_unicode=True))
+
+
+_DROPPED = frozenset({"script", "desc"})
 
 
 def _check_offline(root: Any) -> None:
