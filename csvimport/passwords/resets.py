@@ -463,9 +463,3 @@ def _reset_entry(raw: bytes) -> dict[str, Any] | None:
             and isinstance(entry.get("reason", ""), str)):  # fmt: skip
         return None
     return entry
-
-
-def read_resets(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """The last reset-wave outcome per username (read one line at a time: only the last
-    line of each user is held)."""
-    return {entry["username"]: entry for entry in iter_reset_entries(run_dir)}

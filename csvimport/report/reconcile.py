@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -41,7 +41,7 @@ from csvimport.outcomes import (
     UserResult,
 )
 from csvimport.passwords.recovery import RecoveryPolicy, reset_verdict
-from csvimport.passwords.resets import read_resets
+from csvimport.passwords.resets import LastRecord, ResetJournal
 from csvimport.report.logs import (
     FIRST_LINE_NUMBER,
     OUTCOMES,
@@ -158,7 +158,7 @@ class Reconciler:
         the rejects, then each import file's users, each part in source order), and
         return the report. Memory holds one import file's join at a time (a few bytes a
         line), counters, and the bounded lists the report shows."""
-        tally = _Tally(read_resets(self.run.path))
+        tally = _Tally(ResetJournal(self.run).last())  # each user's last line only
         sink.begin()
         for result in iter_rejects(self.run):  # two runs in source order: sinks cope
             tally.add(result)
@@ -405,7 +405,7 @@ class _Group:
 class _Tally:
     """What the report needs from every user's result, in bounded memory."""
 
-    resets: dict[str, dict[str, Any]]
+    resets: Mapping[str, LastRecord]
     counts: Counter[Outcome] = field(default_factory=Counter)
     attention: _FirstUsers = field(default_factory=lambda: _FirstUsers(LISTED_USERS))
     duplicates: _FirstUsers = field(default_factory=lambda: _FirstUsers(LISTED_USERS))
@@ -454,7 +454,7 @@ class _Tally:
                 return
             self.must_reset += 1
             entry = self.resets.get(result.username)
-            state = entry["state"] if entry else None
+            state = entry.state if entry else None
             if state == ResetState.SENT:
                 self.codes_sent += 1
                 return
@@ -463,7 +463,7 @@ class _Tally:
                 return
             self.codes_not_sent += 1
             if state == ResetState.FAILED and entry is not None:
-                self.codes_failed[entry.get("reason", "")] += 1
+                self.codes_failed[entry.reason] += 1
 
     def groups(self, wanted: Callable[[Outcome], bool]) -> list[ReasonGroup]:
         return _groups({k: g for k, g in self.by_reason.items() if wanted(k[0])})
