@@ -233,23 +233,39 @@ _STRIP_DISAGREES = "[\x1c-\x1f]"
 def _columnar_log(path: Path, job_id: str) -> JobLog | None:
     if not path.exists():
         return None
-    table = pa_json.read_json(path)
-    if table.num_rows == 0 or table.schema.field("message").type != pa.string():
+    numbers_parts: list[np.ndarray] = []
+    codes_parts: list[np.ndarray] = []
+    ids_parts: list[np.ndarray] = []
+    messages: dict[str, int] = {}
+    # a block at a time (about 1 MiB of JSON each): a 500,000-event log is never whole
+    reader = pa_json.open_json(path, read_options=pa_json.ReadOptions(block_size=1 << 20))
+    for batch in reader:
+        if "message" not in batch.schema.names:
+            return None
+        block = batch.column("message")
+        if block.type != pa.string() or block.null_count:
+            return None
+        if not pc.all(pc.string_is_ascii(block)).as_py():
+            return None
+        if pc.any(pc.match_substring_regex(block, _STRIP_DISAGREES)).as_py():
+            return None
+        parts = pc.extract_regex(pc.ascii_trim_whitespace(block), _LOG_LINE_RE2)
+        if parts.null_count:
+            return None  # a message the pattern does not match: the event-by-event path
+        texts = pc.ascii_trim_whitespace(parts.field("text")).dictionary_encode()
+        known = [messages.setdefault(m, len(messages)) for m in texts.dictionary.to_pylist()]
+        remap = np.array(known or [0], dtype=np.uint32)
+        numbers_parts.append(pc.cast(parts.field("number"), pa.int64()).to_numpy())
+        codes_parts.append(
+            pc.index_in(parts.field("outcome"), value_set=pa.array(OUTCOMES)).to_numpy() + 1
+        )
+        ids_parts.append(remap[texts.indices.to_numpy()])
+    if not numbers_parts:
         return None
-    messages = table["message"].combine_chunks()
-    if messages.null_count or not pc.all(pc.string_is_ascii(messages)).as_py():
+    numbers = np.concatenate(numbers_parts)
+    if int(numbers.max()) >= DENSE_LINES:
         return None
-    if pc.any(pc.match_substring_regex(messages, _STRIP_DISAGREES)).as_py():
-        return None
-    parts = pc.extract_regex(pc.ascii_trim_whitespace(messages), _LOG_LINE_RE2)
-    if parts.null_count:
-        return None  # a message the pattern does not match: the event-by-event path
-    numbers = pc.cast(parts.field("number"), pa.int64()).to_numpy()
-    if numbers.size and int(numbers.max()) >= DENSE_LINES:
-        return None
-    texts = pc.ascii_trim_whitespace(parts.field("text")).dictionary_encode()
-    codes = pc.index_in(parts.field("outcome"), value_set=pa.array(OUTCOMES)).to_numpy() + 1
-    ids = texts.indices.to_numpy()
+    codes, ids = np.concatenate(codes_parts), np.concatenate(ids_parts)
     # the last line logged for a number counts, as when read event by event
     unique, last = np.unique(numbers[::-1], return_index=True)
     last = len(numbers) - 1 - last
@@ -260,8 +276,8 @@ def _columnar_log(path: Path, job_id: str) -> JobLog | None:
     dense_ids[unique] = ids[last]
     log.codes = bytearray(dense_codes.tobytes())
     log.message_ids = array("I", dense_ids.tobytes())
-    log.messages = texts.dictionary.to_pylist()
-    log._message_index = {m: i for i, m in enumerate(log.messages)}
+    log.messages = list(messages)
+    log._message_index = messages
     log.events = len(numbers)
     log.size = len(unique)
     log.repeated = len(numbers) - len(unique)
