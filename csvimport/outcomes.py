@@ -134,6 +134,7 @@ _RESULT_FIELDS: dict[str, tuple[type, bool]] = {
 _RESULT_FIELD_NAMES = tuple(f.name for f in fields(UserResult))
 # json's own string encoder (C), as json.dumps(..., ensure_ascii=False) uses it.
 _json_string: Callable[[str], str] = json.encoder.encode_basestring
+json_string = _json_string  # a str as json.dumps(..., ensure_ascii=False) writes it
 
 
 def _json_null_or(value: Any, encode: Callable[[Any], str]) -> str:

@@ -452,27 +452,53 @@ _CHANNELS = {(email, phone): frozenset(name for on, name in ((email, "verified_e
              for email in (False, True) for phone in (False, True)}  # fmt: skip
 
 
-def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
-    """The chunk's users in file order; RefusedError when its file or line map is missing
-    or changed since the build, ConfigError when the line map is damaged."""
+@dataclass
+class WrittenBatch:
+    """Consecutive users of an import file, as columns (see ``written_batches``)."""
+
+    first_line: int  # the data line of the first (1 = the file's first user)
+    source_rows: list[int]
+    legacy_ids: list[str]
+    usernames: list[str]
+    emails: list[str]
+    phones: list[str]
+    channels: list[frozenset[str]]  # where a reset code can go: verified email and phone
+    has_hash: list[bool]
+
+
+def written_batches(run: RunDir, chunk: RunChunk) -> Iterator[WrittenBatch]:
+    """The chunk's users in file order, a batch of columns at a time; RefusedError when its
+    file or line map is missing or changed since the build, ConfigError when the line map
+    is damaged. A line the map lacks gets source row 0 and no legacy id."""
     run.verify_file(chunk.map_file)
     all_rows, all_ids = read_line_map(run, chunk)
     number = 0
     for batch in read_columns(run.verify_file(chunk.file), _WRITTEN_COLUMNS):
         usernames, emails, phones, email_flags, phone_flags, hashes = batch
-        mapped = max(0, min(len(usernames), len(all_rows) - number))
-        source_rows = all_rows[number : number + mapped].tolist()
-        legacy_ids = all_ids.slice(number, mapped).to_pylist()
-        for k, (username, email, phone, email_flag, phone_flag, password_hash) in enumerate(zip(
-            usernames, emails, phones, email_flags, phone_flags, hashes, strict=True
-        )):  # fmt: skip
-            number += 1
-            source_row, legacy_id = (source_rows[k], legacy_ids[k]) if k < mapped else (0, "")
-            channels = _CHANNELS[(bool(email) and email_flag.lower() == "true",
-                                  bool(phone) and phone_flag.lower() == "true")]  # fmt: skip
+        size = len(usernames)
+        mapped = max(0, min(size, len(all_rows) - number))
+        yield WrittenBatch(
+            first_line=number + 1,
+            source_rows=all_rows[number : number + mapped].tolist() + [0] * (size - mapped),
+            legacy_ids=all_ids.slice(number, mapped).to_pylist() + [""] * (size - mapped),
+            usernames=usernames, emails=emails, phones=phones,
+            channels=[_CHANNELS[(bool(e) and ef.lower() == "true",
+                                 bool(p) and pf.lower() == "true")]
+                      for e, ef, p, pf in zip(emails, email_flags, phones, phone_flags,
+                                              strict=True)],
+            has_hash=[bool(h) for h in hashes],
+        )  # fmt: skip
+        number += size
+
+
+def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
+    """The chunk's users in file order, one at a time (see ``written_batches``)."""
+    for b in written_batches(run, chunk):
+        for k, username in enumerate(b.usernames):
             yield WrittenUser(
-                line=number, source_row=source_row, legacy_id=legacy_id, username=username,
-                email=email, phone=phone, channels=channels, has_hash=bool(password_hash),
+                line=b.first_line + k, source_row=b.source_rows[k], legacy_id=b.legacy_ids[k],
+                username=username, email=b.emails[k], phone=b.phones[k],
+                channels=b.channels[k], has_hash=b.has_hash[k],
             )  # fmt: skip
 
 

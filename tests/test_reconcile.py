@@ -14,8 +14,10 @@ import pytest
 
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.outcomes import Outcome, Password, UserResult
+from csvimport.passwords.recovery import RecoveryPolicy
 from csvimport.report.logs import LOGS_DIR, JobLog, detect_line_base
-from csvimport.report.results import neutralise, write_failed_users, write_results
+from csvimport.report.reconcile import Reconciler
+from csvimport.report.results import ResultFiles, neutralise, write_failed_users, write_results
 from csvimport.report.retrysource import write_retry_source
 from csvimport.run.jobs import Importer
 from csvimport.run.journal import Journal
@@ -292,3 +294,28 @@ def test_a_saved_log_reads_the_same_in_columns_as_event_by_event(tmp_path: Path)
     assert columns.count("FAILED") == events.count("FAILED") == 1
     path.write_text(path.read_text() + json.dumps({"message": "garbage"}) + "\n")
     assert _columnar_log(path, "job") is None  # a message off the pattern: event by event
+
+
+def test_the_streamed_result_files_hold_exactly_what_build_returns(
+    cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    # `csvimport report` formats imported users' lines itself (Reconciler.reconcile into
+    # ResultFiles); Reconciler.build makes every UserResult. Both must say the same.
+    cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="user2")  # skipped
+    run_dir = build_run(cognito, pool, tmp_path, users=6, extra=MESSY)
+    run_all(run_dir, cognito, pool)
+    report, results, _ = reconcile(run_dir, cognito, logs)
+    run = RunDir.open(run_dir)
+    reconciler = Reconciler(run, Journal.load(run), logs,
+                            recovery=RecoveryPolicy.read(cognito, run.user_pool_id))  # fmt: skip
+    with ResultFiles(run_dir) as files:
+        streamed = reconciler.reconcile(files)
+        files.finish()
+    lines = (run_dir / RESULTS).read_text(encoding="utf-8").splitlines()
+    assert lines == [r.to_json_line() for r in results]
+    assert {json.loads(x)["outcome"] for x in lines} >= {"imported", "skipped", "rejected"}
+    assert streamed.reconciliation == report.reconciliation
+    assert streamed.passwords == report.passwords and streamed.passwords.must_reset >= 5
+    failed = (run_dir / FAILED_USERS).read_bytes()
+    write_failed_users(run_dir, results)
+    assert (run_dir / FAILED_USERS).read_bytes() == failed

@@ -40,6 +40,9 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
+from csvimport.outcomes import (
+    json_string as _json_string,
+)
 from csvimport.passwords.recovery import RecoveryPolicy, reset_verdict
 from csvimport.passwords.resets import LastRecord, ResetJournal
 from csvimport.report.logs import (
@@ -65,7 +68,7 @@ from csvimport.rundir import (
     WrittenUser,
     iter_rejects,
     read_password_classes,
-    written_users,
+    written_batches,
 )
 
 EXAMPLES_PER_REASON = 5
@@ -208,17 +211,60 @@ class Reconciler:
             del best_code, best_message, best_attempt
             last = attempts[-1] if attempts else None
             sink.begin()
-            for user in written_users(self.run, chunk):
-                line = user.line
-                code = codes_by_line[line] if line <= rows else 0
-                found = None if not code else (
-                    OUTCOME_OF[OUTCOMES[code - 1]], messages[message_by_line[line]],
-                    attempts[attempt_by_line[line]],
-                )  # fmt: skip
-                why = password_why.get(user.source_row, "")
-                result = self._user_result(chunk, user, found, last, why)
-                tally.add(result)
-                sink.add(result)
+            # Users imported are most of a run: with a sink that takes lines, their result
+            # line is formatted here directly, without a WrittenUser or UserResult each.
+            add_line = getattr(sink, "add_line", None)
+            chunk_json = _json_string(chunk.file)
+            job_json = [_json_string(a.job_id or "") for a in attempts]
+            message_json = [_json_string(m) for m in messages]
+            why_json: dict[str, str] = {}
+            verdicts: dict[frozenset[str], tuple[Password, str | None]] = {}
+            for batch in written_batches(self.run, chunk):
+                first = batch.first_line
+                for k, username in enumerate(batch.usernames):
+                    line = first + k
+                    code = codes_by_line[line] if line <= rows else 0
+                    row = batch.source_rows[k]
+                    why = password_why.get(row, "")
+                    if add_line is not None and code == _IMPORTED_CODE:
+                        if batch.has_hash[k]:
+                            password = Password.HASH
+                        else:
+                            channels = batch.channels[k]
+                            verdict = verdicts.get(channels)
+                            if verdict is None:
+                                verdict = verdicts[channels] = self._reset_password(channels)
+                            password, blocked = verdict
+                            if blocked is not None:
+                                self.blocked[blocked] += 1
+                        tally.add_imported(row, username, password, why)
+                        encoded_why = why_json.get(why)
+                        if encoded_why is None:
+                            encoded_why = why_json[why] = _json_string(why)
+                        add_line(row, False, (
+                            f'{{"source_row": {row}, "legacy_id": '
+                            f'{_json_string(batch.legacy_ids[k])}, "username": '
+                            f'{_json_string(username)}, "outcome": "imported", "reason": '
+                            f'{message_json[message_by_line[line]]}, "rule": "", "email": '
+                            f'{_json_string(batch.emails[k])}, "phone": '
+                            f'{_json_string(batch.phones[k])}, "job_id": '
+                            f'{job_json[attempt_by_line[line]]}, "chunk": {chunk_json}, '
+                            f'"line": {line}, "collided_with_row": null, "password": '
+                            f'"{password.value}", "password_why": {encoded_why}}}'
+                        ))  # fmt: skip
+                        continue
+                    user = WrittenUser(
+                        line=line, source_row=row, legacy_id=batch.legacy_ids[k],
+                        username=username, email=batch.emails[k], phone=batch.phones[k],
+                        channels=batch.channels[k], has_hash=batch.has_hash[k],
+                    )  # fmt: skip
+                    found = None if not code else (
+                        OUTCOME_OF[OUTCOMES[code - 1]], messages[message_by_line[line]],
+                        attempts[attempt_by_line[line]],
+                    )  # fmt: skip
+                    result = self._user_result(chunk, user, found, last, why)
+                    tally.add(result)
+                    sink.add(result)
             counted = [-n for n in extra if n < 0]
             examples = [n for n in extra if n >= 0]
             if counted:
@@ -257,16 +303,22 @@ class Reconciler:
             if user.has_hash:
                 password = Password.HASH
             else:
-                verdict = reset_verdict(self.recovery, user.channels)
-                password = Password.RESET if verdict.can_reset else Password.NO_CHANNEL
-                if verdict.blocked is not None:
-                    self.blocked[verdict.blocked.explanation] += 1
+                password, blocked = self._reset_password(user.channels)
+                if blocked is not None:
+                    self.blocked[blocked] += 1
         return UserResult(
             source_row=user.source_row, legacy_id=user.legacy_id, username=user.username,
             outcome=outcome, reason=message, rule=rule, email=user.email, phone=user.phone,
             job_id=job_id, chunk=chunk.file, line=user.line, password=password,
             password_why=password_why,
         )  # fmt: skip
+
+    def _reset_password(self, channels: frozenset[str]) -> tuple[Password, str | None]:
+        """The password state of an imported user without a hash, and why they cannot
+        reset (None when they can)."""
+        verdict = reset_verdict(self.recovery, channels)
+        password = Password.RESET if verdict.can_reset else Password.NO_CHANNEL
+        return password, verdict.blocked.explanation if verdict.blocked is not None else None
 
     def _summary(self, chunk: RunChunk, attempt: Attempt, log: JobLog) -> JobSummary:
         assert attempt.job_id is not None
@@ -444,16 +496,28 @@ class _Tally:
                 group = self.by_reason[key] = _Group(0, _FirstUsers(EXAMPLES_PER_REASON))
             group.count += 1
             group.examples.add(result)
-        password = result.password
+        self._password(result.password, result.username, result.password_why)
+
+    def add_imported(self, row: int, username: str, password: Password, why: str) -> None:
+        """``add`` for an imported user, without their UserResult."""
+        self.counts[Outcome.IMPORTED] += 1
+        if row >= len(self.seen):
+            self.seen.extend(bytes(max(row + 1, 2 * len(self.seen)) - len(self.seen)))
+        if self.seen[row]:
+            self.repeated_rows += 1
+        self.seen[row] = 1
+        self._password(password, username, why)
+
+    def _password(self, password: Password, username: str, why: str) -> None:
         if password is Password.HASH:
             self.imported_hash += 1
         elif password in (Password.RESET, Password.NO_CHANNEL):
-            self.reset_reasons[result.password_why or "no password hash in the source"] += 1
+            self.reset_reasons[why or "no password hash in the source"] += 1
             if password is Password.NO_CHANNEL:
                 self.cannot_reset += 1
                 return
             self.must_reset += 1
-            entry = self.resets.get(result.username)
+            entry = self.resets.get(username)
             state = entry.state if entry else None
             if state == ResetState.SENT:
                 self.codes_sent += 1

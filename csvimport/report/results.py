@@ -96,6 +96,14 @@ class ResultFiles:
         attention = "1" if result.outcome.needs_attention else "0"
         self._file.write(f"{result.source_row}\t{attention}\t{result.to_json_line()}\n")
 
+    def add_line(self, row: int, attention: bool, line: str) -> None:
+        """``add`` for a result already formatted as ``UserResult.to_json_line`` does."""
+        if self._file is None or row < self._last_row:
+            self.begin()
+        assert self._file is not None
+        self._last_row = row
+        self._file.write(f"{row}\t{'1' if attention else '0'}\t{line}\n")
+
     def _end(self) -> None:
         if self._file is not None:
             self._file.close()
