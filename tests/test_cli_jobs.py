@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from csvimport.run.journal import JOURNAL, Journal, Step
+from csvimport.run.journal import JOURNAL, JOURNAL_LOCK, Journal, Step
 from csvimport.rundir import RunDir
 from csvimport.sandbox import PoolInfo, Sandbox
 
@@ -322,7 +322,14 @@ def test_ctrl_c_or_sigterm_during_status_wait_exits_130_says_the_job_runs_on_jou
         [sys.executable, "-m", "csvimport", "status", str(run_dir), "--wait"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     ) as watching:  # fmt: skip
-        time.sleep(3)
+        # Signalled once it works on the run (its pid in the lock file), not after a fixed
+        # sleep: under load, Python may still be importing, where Ctrl-C is a traceback.
+        lock, deadline = run_dir / JOURNAL_LOCK, time.monotonic() + 60
+        while time.monotonic() < deadline and watching.poll() is None:
+            if lock.exists() and lock.read_text().startswith(f"{watching.pid} "):
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # into its wait
         watching.send_signal(signum)
         _, stderr = watching.communicate(timeout=30)
     assert watching.returncode == 130, stderr
