@@ -33,7 +33,10 @@ def test_two_callers_of_one_operation_on_one_pool_share_its_four_calls_a_second(
     for _ in range(3):
         first.get_csv_header(UserPoolId=pool.user_pool_id)
         second.get_csv_header(UserPoolId=pool.user_pool_id)
-    assert len(times) == 6 and min(gaps(times)) >= 0.24
+    # At 4 a second any five calls span 1 s (at 5 they would span 0.8 s). Spans of four
+    # gaps, not single gaps: under load one call can be seen late, shortening one gap.
+    assert len(times) == 6
+    assert min(b - a for a, b in zip(times, times[4:], strict=False)) >= 0.92, gaps(times)
 
 
 def test_a_callers_own_rate_never_goes_above_the_quota(cognito: Any, pool: PoolInfo) -> None:
