@@ -16,6 +16,8 @@ replace would add nothing.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,6 +90,22 @@ def remove_abandoned(path: Path) -> list[Path]:
         older.unlink(missing_ok=True)
         removed.append(older)
     return removed
+
+
+def private_work_folder(parent: Path, name: str) -> Path:
+    """Make a new private (0700) folder ``.<name>.<pid>.<random>`` in ``parent`` for
+    temporary files, first removing those that killed processes left there (they may
+    hold personal data)."""
+    prefix = f".{name}."
+    try:
+        leftovers = [p for p in parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+    except OSError:
+        leftovers = []
+    for folder in leftovers:
+        pid = folder.name[len(prefix) :].partition(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=parent))
 
 
 def _temporary(path: Path, pid: int) -> Path:

@@ -86,11 +86,19 @@ def test_report_of_a_fully_imported_run_exits_0_and_clears_what_killed_reports_l
     left.append(run_dir / "results.jsonl.tmp")  # the name an older csvimport used
     # a report writing right now, in another live process (the test runs csvimport in its own)
     live = run_dir / f".results.jsonl.{os.getppid()}.tmp"
+    # the part files a killed report streamed its results into, and a live report's
+    dead_parts = run_dir / f".report-parts.{dead}.x1y2"
+    live_parts = run_dir / f".report-parts.{os.getppid()}.x3y4"
+    for folder in (dead_parts, live_parts):
+        folder.mkdir(mode=0o700)
+        left.append(folder / "part-00000")
     for path in [*left, live]:
         path.write_text("half of a report with user data\n")
     result = csvimport(env, "report", str(run_dir))
     assert result.returncode == 0, result.stderr
-    assert [p for p in left if p.exists()] == [] and live.exists()
+    assert [p for p in left if p.exists()] == [live_parts / "part-00000"] and live.exists()
+    assert not dead_parts.exists()
+    assert [p.name for p in run_dir.glob(".report-parts.*")] == [live_parts.name]
     assert "3 of 3 users are in Cognito; 0 need attention" in result.stderr
     assert not (run_dir / "retry-source.csv").exists()
 

@@ -13,12 +13,11 @@ import csv
 import heapq
 import json
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from csvimport.files import open_private, replaced_private
+from csvimport.files import open_private, private_work_folder, replaced_private
 from csvimport.outcomes import UserResult
 from csvimport.rundir import FAILED_USERS, RESULTS
 
@@ -52,10 +51,13 @@ def write_failed_users(run_dir: Path, results: list[UserResult]) -> Path:
         writer.writerow(FAILED_COLUMNS)
         for r in results:
             if r.outcome.needs_attention:
-                data = r.to_json()
-                writer.writerow([neutralise("" if data[c] is None else str(data[c]))
-                                 for c in FAILED_COLUMNS])  # fmt: skip
+                writer.writerow(_failed_row(r.to_json()))
     return path
+
+
+def _failed_row(data: dict[str, object]) -> list[str]:
+    """A result's failed-users.csv row, safe to open in a spreadsheet."""
+    return [neutralise("" if data[c] is None else str(data[c])) for c in FAILED_COLUMNS]
 
 
 class ResultFiles:
@@ -64,12 +66,13 @@ class ResultFiles:
 
     Memory stays flat: a part line is ``source_row<TAB>needs-attention<TAB>json``; only
     the merge's one line per part is held. Use it as a context manager: the part files go
-    whatever happens.
+    whatever happens, and a killed report's are removed by the next.
     """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self._folder = Path(tempfile.mkdtemp(prefix=".report-parts-", dir=run_dir))
+        # a killed report's parts (personal data) go when the next one starts
+        self._folder = private_work_folder(run_dir, "report-parts")
         self._parts: list[Path] = []
         self._file: IO[str] | None = None
         self._last_row = -1
@@ -89,17 +92,12 @@ class ResultFiles:
         self._last_row = -1
 
     def add(self, result: UserResult) -> None:
-        if self._file is None or result.source_row < self._last_row:
-            self.begin()  # each part must be in source order: out of order starts another
-        assert self._file is not None
-        self._last_row = result.source_row
-        attention = "1" if result.outcome.needs_attention else "0"
-        self._file.write(f"{result.source_row}\t{attention}\t{result.to_json_line()}\n")
+        self.add_line(result.source_row, result.outcome.needs_attention, result.to_json_line())
 
     def add_line(self, row: int, attention: bool, line: str) -> None:
         """``add`` for a result already formatted as ``UserResult.to_json_line`` does."""
         if self._file is None or row < self._last_row:
-            self.begin()
+            self.begin()  # each part must be in source order: out of order starts another
         assert self._file is not None
         self._last_row = row
         self._file.write(f"{row}\t{'1' if attention else '0'}\t{line}\n")
@@ -119,9 +117,7 @@ class ResultFiles:
             for attention, line in _merged(self._parts):
                 results.write(line)
                 if attention:
-                    data = json.loads(line)
-                    writer.writerow([neutralise("" if data[c] is None else str(data[c]))
-                                     for c in FAILED_COLUMNS])  # fmt: skip
+                    writer.writerow(_failed_row(json.loads(line)))
         return [results_path, failed_path]
 
     def close(self) -> None:
