@@ -382,30 +382,42 @@ def child_report_floor(run_dir: Path, work: Path) -> dict[str, Any]:
 def child_report(run_dir: Path, work: Path) -> dict[str, Any]:
     """`csvimport report`'s work: fetch, parse, join, reconcile, write files and HTML."""
     import shutil
-    from collections import Counter
 
     from csvimport.passwords.recovery import RecoveryPolicy
     from csvimport.report.logs import LOGS_DIR
-    from csvimport.report.reconcile import Reconciler
-    from csvimport.report.render import write_report
-    from csvimport.report.results import write_failed_users, write_results
-    from csvimport.run.journal import Journal
     from csvimport.rundir import RunDir
 
     shutil.rmtree(run_dir / LOGS_DIR, ignore_errors=True)  # fetch, don't reuse a stored log
-    run = RunDir.open(run_dir)
     start = time.perf_counter()
-    recovery = RecoveryPolicy.read(_client("cognito-idp"), run.user_pool_id)
-    report, results = Reconciler(run, Journal.load(run), _client("logs"), recovery=recovery).build()
-    write_results(run_dir, results)
-    write_failed_users(run_dir, results)
+    pool_id = RunDir.open(run_dir).user_pool_id
+    recovery = RecoveryPolicy.read(_client("cognito-idp"), pool_id)
+    result = report_work(run_dir, _client("logs"), recovery)
+    return {**result, "seconds": time.perf_counter() - start}  # the pool's read included
+
+
+def report_work(run_dir: Path, logs: Any, recovery: Any) -> dict[str, Any]:
+    """What `csvimport report` does once it has its clients (csvimport.cli's
+    `_write_report`, without the journal refresh and the retry source): reconcile into the
+    result files, then the HTML. Returns its seconds, outcome counts and problems."""
+    from csvimport.report.reconcile import Reconciler
+    from csvimport.report.render import write_report
+    from csvimport.report.results import ResultFiles
+    from csvimport.run.journal import Journal
+    from csvimport.rundir import RunDir
+
+    start = time.perf_counter()
+    run = RunDir.open(run_dir)
+    reconciler = Reconciler(run, Journal.load(run), logs, recovery=recovery)
+    with ResultFiles(run_dir) as files:
+        report = reconciler.reconcile(files)
+        files.finish()
     write_report(report, run_dir / "report.html")
-    seconds = time.perf_counter() - start
-    return {
-        "seconds": seconds,
-        "outcomes": dict(Counter(r.outcome.value for r in results)),
-        "problems": report.reconciliation.problems,
-    }
+    rec = report.reconciliation
+    outcomes = {"imported": rec.imported, "skipped": rec.skipped, "failed": rec.failed,
+                "rejected": rec.rejected, "duplicates": rec.duplicates,
+                "not processed": rec.not_processed}  # fmt: skip
+    return {"seconds": time.perf_counter() - start, "outcomes": outcomes,
+            "problems": rec.problems}  # fmt: skip
 
 
 SKIPPED_EVERY = 1_000  # in report-saved, one user in this many "already exists"
@@ -477,32 +489,9 @@ def child_saved_report(run_dir: Path, work: Path) -> dict[str, Any]:
     """`csvimport report`'s work on saved logs: parse, join, reconcile, write the result
     files and the HTML (no AWS call: every log is saved whole)."""
     from csvimport.passwords.recovery import DEFAULT_RECOVERY, RecoveryPolicy
-    from csvimport.report.reconcile import Reconciler
-    from csvimport.report.render import write_report
-    from csvimport.report.results import ResultFiles
-    from csvimport.run.journal import Journal
-    from csvimport.rundir import RunDir
 
-    start = time.perf_counter()
-    run = RunDir.open(run_dir)
     recovery = RecoveryPolicy(mechanisms=DEFAULT_RECOVERY, sms_configured=False)
-    reconciler = Reconciler(run, Journal.load(run), None, recovery=recovery)
-    with ResultFiles(run_dir) as files:
-        report = reconciler.reconcile(files)
-        files.finish()
-    write_report(report, run_dir / "report.html")
-    rec = report.reconciliation
-    return {
-        "seconds": time.perf_counter() - start,
-        "outcomes": {
-            "imported": rec.imported,
-            "skipped": rec.skipped,
-            "rejected": rec.rejected,
-            "duplicates": rec.duplicates,
-            "failed": rec.failed,
-        },  # fmt: skip
-        "problems": rec.problems,
-    }
+    return report_work(run_dir, None, recovery)
 
 
 def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:

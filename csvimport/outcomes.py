@@ -227,6 +227,11 @@ class PasswordState:
     cannot_reset_reasons: dict[str, int] = field(default_factory=dict)
 
 
+# A report keeps this many users needing attention, and duplicates, for its tables (the
+# first in source order); the result files beside it hold them all.
+LISTED_USERS = 5_000
+
+
 @dataclass(frozen=True)
 class RunReport:
     """Everything the report shows, for one run directory."""

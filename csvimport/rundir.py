@@ -21,7 +21,7 @@ import json
 import re
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -416,30 +416,46 @@ def read_line_map(run: RunDir, chunk: RunChunk) -> tuple[np.ndarray, pa.Array]:
 _MAP_COLUMNS = ("line", "source_row", "legacy_id")
 
 
-def _line_map_as_written(path: Path, rows: int) -> tuple[np.ndarray, pa.Array] | None:
-    """The line map if it reads as the build writes it (lines 1..rows in order, whole
-    numbers), else None."""
+_WHOLE = r"^[0-9]{1,18}$"  # a whole number, as the build writes one (fits an int64)
+_WHOLE_OR_EMPTY = r"^([0-9]{1,18})?$"
+
+
+def _csv_as_written(
+    path: Path, columns: Sequence[str], whole: Sequence[str], whole_or_empty: Sequence[str] = ()
+) -> pa.Table | None:
+    """A CSV file the build wrote, read as Arrow strings: ``columns``, those in ``whole``
+    holding whole numbers only, those in ``whole_or_empty`` whole numbers or nothing. None
+    when Arrow cannot read it so (damage, another shape): the caller reads it record by
+    record, which names the damage."""
     try:
         table = pa_csv.read_csv(
             path,
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
             convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(_MAP_COLUMNS, pa.large_string()),
-                include_columns=list(_MAP_COLUMNS), quoted_strings_can_be_null=False,
+                column_types=dict.fromkeys(columns, pa.large_string()),
+                include_columns=list(columns), quoted_strings_can_be_null=False,
             ),
         )  # fmt: skip
     except (pa.ArrowException, OSError):
         return None
-    if table.num_rows != rows or table.num_columns != len(_MAP_COLUMNS):
+    checks = [(name, _WHOLE) for name in whole]
+    checks += [(name, _WHOLE_OR_EMPTY) for name in whole_or_empty]
+    for name, pattern in checks:
+        if pc.all(pc.match_substring_regex(table[name], pattern)).as_py() is False:
+            return None
+    return table
+
+
+def _line_map_as_written(path: Path, rows: int) -> tuple[np.ndarray, pa.Array] | None:
+    """The line map if it reads as the build writes it (lines 1..rows in order, whole
+    numbers), else None."""
+    table = _csv_as_written(path, _MAP_COLUMNS, ["line", "source_row"])
+    if table is None or table.num_rows != rows:
         return None
-    whole = [table[c] for c in ("line", "source_row")]
-    if not all(pc.all(pc.match_substring_regex(c, r"^[0-9]{1,18}$")).as_py() is not False
-               for c in whole):  # fmt: skip
-        return None
-    numbers = pc.cast(whole[0], pa.int64()).to_numpy()
+    numbers = pc.cast(table["line"], pa.int64()).to_numpy()
     if not np.array_equal(numbers, np.arange(1, rows + 1)):
         return None
-    return (pc.cast(whole[1], pa.int64()).to_numpy(),
+    return (pc.cast(table["source_row"], pa.int64()).to_numpy(),
             table["legacy_id"].combine_chunks())  # fmt: skip
 
 
@@ -542,22 +558,7 @@ def iter_rejects(run: RunDir) -> Iterator[UserResult]:
 
 def _rejects_as_written(path: Path) -> pa.Table | None:
     """rejects.csv as Arrow columns, or None when it is not as the build writes it."""
-    try:
-        table = pa_csv.read_csv(
-            path,
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(_REJECT_COLUMNS, pa.large_string()),
-                include_columns=list(_REJECT_COLUMNS), quoted_strings_can_be_null=False,
-            ),
-        )  # fmt: skip
-    except (pa.ArrowException, OSError):
-        return None
-    whole = pc.match_substring_regex(table["source_row"], r"^[0-9]{1,18}$")
-    collided = pc.match_substring_regex(table["collided_with_row"], r"^([0-9]{1,18})?$")
-    if pc.all(whole).as_py() is False or pc.all(collided).as_py() is False:
-        return None
-    return table
+    return _csv_as_written(path, _REJECT_COLUMNS, ["source_row"], ["collided_with_row"])
 
 
 def _rejects_by_record(path: Path) -> Iterator[UserResult]:

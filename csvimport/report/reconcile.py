@@ -30,6 +30,7 @@ from csvimport import __version__
 from csvimport.build.validate import REASONS
 from csvimport.errors import ConfigError
 from csvimport.outcomes import (
+    LISTED_USERS,
     JobSummary,
     Outcome,
     Password,
@@ -72,9 +73,6 @@ from csvimport.rundir import (
 )
 
 EXAMPLES_PER_REASON = 5
-# The report keeps this many users needing attention, and duplicates, for its tables (the
-# first in source order); the result files beside it hold them all.
-LISTED_USERS = 5_000
 OUTCOME_OF = {"SUCCEEDED": Outcome.IMPORTED, "SKIPPED": Outcome.SKIPPED,
               "FAILED": Outcome.FAILED}  # fmt: skip
 REJECT_FIX = ("Fix the value in the legacy data (or the mapping) and build again; "
@@ -478,11 +476,7 @@ class _Tally:
         outcome = result.outcome
         self.counts[outcome] += 1
         row = result.source_row
-        if row >= len(self.seen):
-            self.seen.extend(bytes(max(row + 1, 2 * len(self.seen)) - len(self.seen)))
-        if self.seen[row]:
-            self.repeated_rows += 1
-        self.seen[row] = 1
+        self._see(row)
         if outcome.needs_attention:
             self.attention.add(result)
         if outcome in RETRY_OUTCOMES:
@@ -501,12 +495,16 @@ class _Tally:
     def add_imported(self, row: int, username: str, password: Password, why: str) -> None:
         """``add`` for an imported user, without their UserResult."""
         self.counts[Outcome.IMPORTED] += 1
+        self._see(row)
+        self._password(password, username, why)
+
+    def _see(self, row: int) -> None:
+        """Note that ``row`` has an outcome; a second one is a repeated row."""
         if row >= len(self.seen):
             self.seen.extend(bytes(max(row + 1, 2 * len(self.seen)) - len(self.seen)))
         if self.seen[row]:
             self.repeated_rows += 1
         self.seen[row] = 1
-        self._password(password, username, why)
 
     def _password(self, password: Password, username: str, why: str) -> None:
         if password is Password.HASH:

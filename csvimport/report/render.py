@@ -29,7 +29,7 @@ from pygal.style import Style
 
 from csvimport.errors import ConfigError
 from csvimport.files import replaced_private
-from csvimport.outcomes import Outcome, Reconciliation, RunReport, UserResult
+from csvimport.outcomes import LISTED_USERS, Outcome, Reconciliation, RunReport, UserResult
 from csvimport.resources import templates_dir
 from csvimport.rundir import FAILED_USERS, REJECTS, RESULTS
 
@@ -44,7 +44,7 @@ SCRIPT = "_report_filter.js"
 
 # A browser shows tens of thousands of rows, but slowly, and nobody reads them there: past
 # this the page lists the first ones and points at the run's files, which have them all.
-TABLE_ROWS = 5_000
+TABLE_ROWS = LISTED_USERS  # what the report keeps (csvimport.report.reconcile)
 # A list longer than this is laid out by the browser only when it is scrolled near (CSS
 # content-visibility): two of 5,000 rows took seconds to lay out before the page could be used.
 LONG_TABLE = 1_000
