@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from csvimport import cognito_csv
 from csvimport.build.validate import PoolValidator
-from csvimport.cognito_csv import ChunkWriter, read_rows, serialize, split_line
+from csvimport.cognito_csv import ChunkWriter, read_columns, read_rows, serialize, split_line
 from csvimport.pool import PoolSnapshot
 from csvimport.sandbox import settings as sandbox_settings
 from csvimport.sandbox.csvfile import split_values
@@ -160,6 +160,7 @@ hostile = st.text(
 @given(rows=st.lists(st.tuples(hostile, hostile, hostile, hostile), min_size=1, max_size=8))
 @example(rows=[("Ann\\", "a\\,b", "\\", ",\\")])
 @example(rows=[("C:\\Users\\ann", "\\\\,", "x \\ ", "a\\ ,b")])
+@example(rows=[("a\x1eb,c", "\x1e", "x,\x1e,y", "z")])  # the batch reader's stand-in
 def test_every_value_the_validator_accepts_reads_back_identically_in_both_readers(
     rows: list[tuple[str, ...]], backslash_is_literal: bool
 ) -> None:
@@ -192,9 +193,15 @@ def test_every_value_the_validator_accepts_reads_back_identically_in_both_reader
         writer.close()
         path = Path(tmp) / writer.chunks[0].file
         written = list(read_rows(path))  # the report's chunk reader
+        # the report's batch reader, in Arrow: the same values, stripped, column by column
+        batches = list(read_columns(path, POOL.header, batch=3))
         lines = path.read_text(encoding="utf-8").split("\n")  # the sandbox's split
     expected = accepted[POOL.header].values.tolist()
     assert written == [POOL.header, *expected]
+    columns = [sum((batch[i] for batch in batches), []) for i in range(len(POOL.header))]
+    assert [list(row) for row in zip(*columns, strict=True)] == [
+        [value.strip() for value in row] for row in expected
+    ]
     assert [split_values(line) for line in lines[1:-1]] == expected
 
 
