@@ -86,6 +86,10 @@ class SaltedDigest:
     algorithm: str
     order: str
 
+    def __post_init__(self) -> None:
+        if self.algorithm not in DIGEST_ALGORITHMS or self.order not in DIGEST_ORDERS:
+            raise ValueError(f"unknown password digest {self.name!r}: write {DIGEST_FORMS}")
+
     @property
     def name(self) -> str:
         """The declaration normalised, e.g. "sha256(salt + password)": its scheme name."""
@@ -93,10 +97,12 @@ class SaltedDigest:
 
     @property
     def salted(self) -> bool:
+        """Whether the user's salt is part of the digest."""
         return self.order != "password"
 
     @property
     def hex_length(self) -> int:
+        """How many hex digits the digest has."""
         return 2 * hashlib.new(self.algorithm).digest_size
 
     def matches(self, value: str) -> bool:

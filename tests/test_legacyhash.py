@@ -253,6 +253,13 @@ def test_parse_digest_refuses_other_forms_naming_the_accepted_ones(text: str) ->
         parse_digest(text)
 
 
+def test_a_digest_built_by_hand_is_checked_as_parse_digest_checks() -> None:
+    with pytest.raises(ValueError, match="applied to password"):
+        legacyhash.SaltedDigest("sha3_256", "password")
+    with pytest.raises(ValueError, match="applied to password"):
+        legacyhash.SaltedDigest("md5", "pepper + password")
+
+
 @pytest.mark.parametrize("digest", legacyhash.DIGESTS, ids=lambda d: d.name)
 def test_each_declared_digest_verifies_hashlib_output(digest: legacyhash.SaltedDigest) -> None:
     salt = "NaCl-ß"
