@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import shutil
 import subprocess
+import warnings
 
 import argon2
 import argon2.low_level
@@ -344,6 +345,42 @@ HOSTILE = [
     "$2b$04$" + "a" * 53 + "\n\x00",
     "x" * 10_000,
 ]
+
+
+# The schemes identify reads with its own patterns, for speed: each must accept nothing
+# libpass's parser refuses (libpass verifies them, and would refuse at sign-in).
+EXACT = ["md5_crypt", "sha256_crypt", "sha512_crypt", "phpass", "django_pbkdf2_sha256",
+         "django_pbkdf2_sha1", "ldap_salted_sha1", "ldap_salted_sha256", "ldap_salted_sha512",
+         "ldap_salted_md5", "ldap_sha1", "ldap_md5"]  # fmt: skip
+
+
+def variants(stored: str) -> list[str]:
+    """``stored`` with each character replaced by a few others, cut, and extended."""
+    out = [stored, stored + "a", stored + "=", stored[:-1], "$" + stored]
+    for i in range(len(stored)):
+        out += [stored[:i] + c + stored[i + 1 :] for c in "$.=A0!+/_-"]
+    return out
+
+
+@pytest.mark.parametrize("scheme", EXACT)
+def test_patterns_identify_uses_accept_nothing_libpass_refuses(scheme: str) -> None:
+    handler = getattr(passlib_hash, scheme)
+    references = [v for s, v in REFERENCE if s == scheme] + [v for _, v, _ in PHPASS_VECTORS]
+    references += [openssl_passwd("-5", "x", "-salt", "rounds=1000$abc")] * (
+        scheme == "sha256_crypt"
+    )
+    salts = [b"1234", b"0123456789abcdef", b"123", b"0123456789abcdefg"]
+    references += [ldap(f"S{tag}", algorithm, "x", salt) for salt in salts
+                   for tag, algorithm in [("SHA", "sha1"), ("MD5", "md5")]]  # fmt: skip
+    accepted = 0
+    for reference in references:
+        for value in variants(reference):
+            if identify(value) == scheme:
+                accepted += 1
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    handler.from_string(value)  # raises if libpass refuses it
+    assert accepted >= 1
 
 
 @pytest.mark.parametrize("value", HOSTILE)
