@@ -451,7 +451,14 @@ def test_time_verify_measures_the_stored_hashs_own_cost() -> None:
 
 def test_slow_schemes_names_cost_labels_at_risk_never_hashes() -> None:
     cheap = bcrypt.hashpw(b"x", bcrypt.gensalt(4)).decode()
-    assert legacyhash.slow_schemes([cheap, cheap, "junk"]) == {}
+    other = bcrypt.hashpw(b"y", bcrypt.gensalt(4)).decode()
+    crypt = openssl_passwd("-6", "x")
+    digest = parse_digest("md5(password)")
+    hashes = [cheap, other, crypt, "junk", hashlib.md5(b"x").hexdigest()]
+    assert legacyhash.slow_schemes(hashes, digest=digest) == {}
+    every = legacyhash.slow_schemes(hashes, digest=digest, fraction=0)
+    assert sorted(every) == ["bcrypt cost=4", "md5(password)", "sha512_crypt rounds=5000"]
+    assert all(seconds > 0 for seconds in every.values())
     assert legacyhash.at_risk(legacyhash.TRIGGER_SECONDS) is True
     assert legacyhash.at_risk(0.001) is False
     assert legacyhash.TRIGGER_SECONDS == 5
