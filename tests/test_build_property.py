@@ -302,13 +302,10 @@ def assert_single_users_map_as_build_writes(rows: list[tuple[str, ...]]) -> set[
     mapper = UserMapper(Mapping.from_dict(tomllib.loads(AGREEMENT_MAPPING)), AGREEMENT_POOL)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        run, result = helpers.build_rows(
+            work, AGREEMENT_COLUMNS, rows, AGREEMENT_MAPPING, AGREEMENT_POOL
+        )
         source = work / "legacy.csv"
-        with source.open("w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows([AGREEMENT_COLUMNS, *rows])
-        mapping = work / "mapping.toml"
-        mapping.write_text(AGREEMENT_MAPPING, encoding="utf-8")
-        run = work / "run"
-        result = build(BuildOptions(SourceSpec(str(source)), mapping, run), AGREEMENT_POOL)
         written: dict[int, tuple[str, dict[str, str]]] = {}
         for chunk in result.chunks:
             lines = cognito_csv.read_rows(run / chunk.file)

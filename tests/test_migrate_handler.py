@@ -4,9 +4,11 @@ reference implementations, and the Lambda handler called as Cognito calls it."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -39,6 +41,7 @@ from csvimport.migrate.settings import (
 )
 from csvimport.pool import Attribute, PoolSnapshot
 
+from . import helpers
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
 
 PASSWORD = "correct horse battery staple"
@@ -131,8 +134,6 @@ def postgres_table(users: list[tuple[str, ...]]) -> Iterator[str]:
 
 
 def lookup_file_source(tmp: Path, rows: list[tuple[str, ...]]) -> SourceSettings:
-    import csv
-
     with (tmp / "migration" / "lookup.csv").open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([COLUMNS, *rows])
     return SourceSettings(file="lookup.csv", delimiter=",")
@@ -341,3 +342,52 @@ def test_settings_refuse_a_url_with_a_password(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="carries a credential"):
         migration_folder(tmp_path, SourceSettings(url="postgresql://u:pw@h/db", table="t"))
+
+
+def built_run(tmp: Path, rows: list[tuple[str, ...]], deferred: list[int]) -> Path:
+    """A run built by csvimport's own build from ``rows``, whose deferred.csv (as
+    `build --password-fallback migrate` writes it) lists the source rows ``deferred``."""
+    run, _ = helpers.build_rows(tmp, COLUMNS, rows, MAPPING, POOL)
+    with (run / "deferred.csv").open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["source_row", "legacy_id", "username", "scheme", "reason"])
+        out.writerows([[n, rows[n - 1][0], rows[n - 1][1], "sha512_crypt", "not importable"]
+                       for n in deferred])  # fmt: skip
+    return run
+
+
+def test_migration_lookup_writes_only_the_deferred_users_records_privately(
+    tmp_path: Path, users: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch,
+    log: io.StringIO,
+) -> None:  # fmt: skip
+    run = built_run(tmp_path, users, deferred=[1, 2])
+    done = helpers.csvimport(helpers.cli_env(), "migration-lookup", str(run))
+    assert done.returncode == 0, done.stderr
+    written = run / "migration" / "lookup.csv"
+    assert done.stdout.strip() == str(written)
+    assert "password hashes" in done.stderr
+    assert written.stat().st_mode & 0o777 == 0o600
+    with written.open(encoding="utf-8", newline="") as f:
+        records = list(csv.DictReader(f))
+    assert [r["id"] for r in records] == ["1", "2"]
+    assert records[0] == dict(zip(COLUMNS, users[0], strict=True))
+    # the function finds ann there, and nobody who was not deferred
+    folder = migration_folder(tmp_path, SourceSettings(file="lookup.csv", delimiter=","))
+    shutil.copyfile(written, folder / "lookup.csv")
+    monkeypatch.setenv(DIR_ENV, str(folder))
+    migration.reset()
+    assert migration.handler(event("ann"), None)["response"]["finalUserStatus"] == "CONFIRMED"
+    with pytest.raises(MigrationRefused):
+        migration.handler(event("dana"), None)
+    assert [line["outcome"] for line in log_lines(log)] == ["migrated", "unknown_user"]
+    migration.reset()
+
+
+def test_migration_lookup_refuses_a_run_that_defers_nobody(
+    tmp_path: Path, users: list[tuple[str, ...]]
+) -> None:
+    run = built_run(tmp_path, users, deferred=[])
+    (run / "deferred.csv").unlink()
+    done = helpers.csvimport(helpers.cli_env(), "migration-lookup", str(run))
+    assert done.returncode == 2
+    assert "defers no users" in done.stderr and "--password-fallback migrate" in done.stderr
