@@ -389,5 +389,15 @@ def test_each_rules_plain_python_verdict_is_the_schemas(value: str) -> None:
 ]))  # fmt: skip
 def test_one_value_converts_as_its_column_does(value: str, context: Context) -> None:
     value = value.strip()
-    mapped, reasons = convert(pd.Series([value], dtype="str"), context)
-    assert convert_value(value, context) == (str(mapped.iat[0]), str(reasons.iat[0]))
+
+    def outcome(fn: Any) -> tuple[str, ...]:
+        try:
+            return tuple(fn())
+        except Exception as exc:  # e.g. "\\1" as a timestamp: the build's pandas raises too
+            return (type(exc).__name__,)
+
+    def column() -> tuple[str, str]:
+        mapped, reasons = convert(pd.Series([value], dtype="str"), context)
+        return str(mapped.iat[0]), str(reasons.iat[0])
+
+    assert outcome(lambda: convert_value(value, context)) == outcome(column)
