@@ -36,7 +36,9 @@ from csvimport.migrate.settings import (
     MigrationSettings,
     SourceSettings,
     Timeouts,
+    database_url,
     lookup_columns,
+    prepare_folder,
     write_settings,
 )
 from csvimport.pool import Attribute, PoolSnapshot
@@ -391,3 +393,44 @@ def test_migration_lookup_refuses_a_run_that_defers_nobody(
     done = helpers.csvimport(helpers.cli_env(), "migration-lookup", str(run))
     assert done.returncode == 2
     assert "defers no users" in done.stderr and "--password-fallback migrate" in done.stderr
+
+
+def test_prepare_folder_writes_everything_the_function_needs_from_a_run(
+    tmp_path: Path, users: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch,
+    log: io.StringIO,
+) -> None:  # fmt: skip
+    run = built_run(tmp_path, users, deferred=[1, 2])
+    folder = tmp_path / "package" / "migration"
+    settings = prepare_folder(run, folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "lookup.csv", "mapping.toml", "pool.json", "settings.json",
+    ]  # fmt: skip
+    assert (folder / "lookup.csv").stat().st_mode & 0o777 == 0o600
+    assert settings.lookup == {"cognito:username": "login", "email": "email"}
+    assert settings.password_column == "pw"
+    assert json.loads((folder / "settings.json").read_text())["source"]["file"] == "lookup.csv"
+    monkeypatch.setenv(DIR_ENV, str(folder))
+    migration.reset()
+    assert migration.handler(event("bob"), None)["response"]["finalUserStatus"] == "CONFIRMED"
+    assert [line["outcome"] for line in log_lines(log)] == ["migrated"]
+    migration.reset()
+
+
+@pytest.mark.parametrize(
+    ("shown", "url"),
+    [
+        ("postgresql+psycopg://app:***@db.internal:5432/legacy",
+         "postgresql+psycopg://app@db.internal:5432/legacy"),
+        ("mysql+pymysql://app@db/legacy?charset=utf8mb4", "mysql+pymysql://app@db/legacy?charset=utf8mb4"),
+        ("sqlite:////srv/legacy.db", "sqlite:////srv/legacy.db"),
+    ],
+)  # fmt: skip
+def test_the_functions_database_url_is_the_runs_without_its_password(shown: str, url: str) -> None:
+    assert database_url(shown) == url
+
+
+def test_a_run_url_with_a_masked_option_is_refused() -> None:
+    from csvimport.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sslpassword"):
+        database_url("postgresql+psycopg://app@db/legacy?sslpassword=***")
