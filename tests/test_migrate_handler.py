@@ -33,6 +33,7 @@ from csvimport.migrate.settings import (
     MAPPING_FILE,
     PASSWORD_ENV,
     POOL_FILE,
+    SECRET_ENV,
     MigrationSettings,
     SourceSettings,
     Timeouts,
@@ -42,6 +43,7 @@ from csvimport.migrate.settings import (
     write_settings,
 )
 from csvimport.pool import Attribute, PoolSnapshot
+from csvimport.sandbox import Sandbox
 
 from . import helpers
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
@@ -434,3 +436,35 @@ def test_a_run_url_with_a_masked_option_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="sslpassword"):
         database_url("postgresql+psycopg://app@db/legacy?sslpassword=***")
+
+
+def test_the_database_password_comes_from_a_secrets_manager_secret(
+    sandbox: Sandbox, mariadb_table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str], log: io.StringIO,
+) -> None:  # fmt: skip
+    account, secret = f"mig_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    db = pymysql.connect(host="127.0.0.1", port=3306, user="root", database="test")
+    with db.cursor() as cur:
+        cur.execute(f"CREATE USER '{account}'@'%%' IDENTIFIED BY %s", (secret,))
+        cur.execute(f"GRANT SELECT ON test.{mariadb_table} TO '{account}'@'%'")
+    try:
+        arn = sandbox.client("secretsmanager").create_secret(
+            Name=account, SecretString=json.dumps({"username": account, "password": secret})
+        )["ARN"]
+        folder = migration_folder(tmp_path, SourceSettings(
+            url=f"mysql+pymysql://{account}@127.0.0.1:3306/test", table=mariadb_table))  # fmt: skip
+        for name, value in {DIR_ENV: str(folder), SECRET_ENV: arn,
+                            "AWS_ENDPOINT_URL": sandbox.endpoint_url, "AWS_DEFAULT_REGION": sandbox.region,
+                            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            }.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv(PASSWORD_ENV, raising=False)
+        migration.reset()
+        assert migration.handler(event("ann"), None)["response"]["finalUserStatus"] == "CONFIRMED"
+        assert migration.migrator().users.connects == 1
+        assert secret not in log.getvalue() + str(capfd.readouterr())
+        migration.reset()
+    finally:
+        with db.cursor() as cur:
+            cur.execute(f"DROP USER '{account}'@'%'")
+        db.close()
