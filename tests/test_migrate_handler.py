@@ -22,6 +22,7 @@ import bcrypt
 import psycopg
 import pymysql
 import pytest
+import sqlalchemy as sa
 from aws_lambda_powertools import Logger
 
 from csvimport.build.mapping.spec import Mapping
@@ -468,3 +469,56 @@ def test_the_database_password_comes_from_a_secrets_manager_secret(
         with db.cursor() as cur:
             cur.execute(f"DROP USER '{account}'@'%'")
         db.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "table_fixture", "slow"),
+    [
+        ("mysql+pymysql://root@127.0.0.1:3306/test", "mariadb_table", "SLEEP(3)"),
+        ("postgresql+psycopg://postgres@127.0.0.1:5432/test", "postgres_table",
+         "pg_sleep(3)::text"),
+    ],
+)  # fmt: skip
+def test_a_slow_query_is_cut_at_the_statement_timeout(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    log: io.StringIO, url: str, table_fixture: str, slow: str,
+) -> None:  # fmt: skip
+    table = request.getfixturevalue(table_fixture)
+    query = f"SELECT {', '.join(COLUMNS)}, {slow} AS slow FROM {table}"
+    folder = migration_folder(tmp_path, SourceSettings(url=url, query=query), statement_ms=500)
+    monkeypatch.setenv(DIR_ENV, str(folder))
+    migration.reset()
+    start = time.perf_counter()
+    with pytest.raises(MigrationUnavailable):
+        migration.handler(event("ann"), None)
+    # cut by the database at 0.5 s, before the socket timeout (2 s) or the sleep (3 s)
+    assert time.perf_counter() - start < 1.8
+    assert [line["outcome"] for line in log_lines(log)] == ["source_unavailable"]
+    migration.reset()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb", "postgresql"])
+def test_the_functions_connection_cannot_write(
+    request: pytest.FixtureRequest, tmp_path: Path, users: list[tuple[str, ...]],
+    monkeypatch: pytest.MonkeyPatch, backend: str,
+) -> None:  # fmt: skip
+    if backend == "sqlite":
+        source = sqlite_source(tmp_path, users)
+        table = "users"
+    else:
+        table = request.getfixturevalue(
+            f"{'mariadb' if backend == 'mariadb' else 'postgres'}_table"
+        )
+        host = {
+            "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
+            "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        }[backend]
+        source = SourceSettings(url=host, table=table)  # fmt: skip
+    folder = migration_folder(tmp_path, source)
+    monkeypatch.setenv(DIR_ENV, str(folder))
+    migration.reset()
+    migration.handler(event("ann"), None)
+    engine = migration.migrator().users._database().engine
+    with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError):
+        conn.exec_driver_sql(f"DELETE FROM {table}")
+    migration.reset()
