@@ -957,6 +957,13 @@ def resets(
             echo(f"emails csvimport may still send today: {plan.email_allowance:,}")
         for reason, count in Counter(c.why_not for c in plan.cannot_reset).most_common():
             echo(f"  cannot reset ({count:,}): {reason}")
+        if plan.deferred:
+            echo(f"  {plan.deferred:,} users migrate at first sign-in (the build deferred "
+                 "them): they are not in the pool and get no code")  # fmt: skip
+        if plan.deferred_only:
+            echo(f"  --only names {len(plan.deferred_only):,} of them: "
+                 f"{', '.join(plan.deferred_only[:MAYBE_SENT_SHOWN])}"
+                 + (" ..." if len(plan.deferred_only) > MAYBE_SENT_SHOWN else ""))  # fmt: skip
         if plan.unknown_only:
             echo(f"  --only names {len(plan.unknown_only):,} users who are not imported users "
                  f"who must reset: {', '.join(plan.unknown_only[:MAYBE_SENT_SHOWN])}"
