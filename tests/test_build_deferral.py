@@ -292,6 +292,18 @@ def test_a_wrong_legacy_hash_table_names_the_fix(
     assert hint in (exc.value.hint or "")
 
 
+def test_the_example_mappings_legacy_hash_block_reads_once_uncommented(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "schemas/mappings/example-legacy.toml"
+    text = example.read_text(encoding="utf-8")
+    for line in ("[attributes.password_hash]", 'column = "password_hash"', "[legacy_hash]",
+                 'digest = "sha256(salt + password)"', 'salt = "password_salt"'):  # fmt: skip
+        assert f"# {line}\n" in text, line
+        text = text.replace(f"# {line}\n", f"{line}\n", 1)
+    (tmp_path / "m.toml").write_text(text, encoding="utf-8")
+    legacy_hash = Mapping.load(tmp_path / "m.toml").legacy_hash
+    assert legacy_hash is not None and legacy_hash.salt == "password_salt"
+
+
 def test_legacy_hash_without_a_mapped_password_hash_is_refused() -> None:
     data = {"attributes": {"cognito:username": {"column": "u"}},
             "legacy_hash": {"digest": "md5(password)"}}  # fmt: skip
