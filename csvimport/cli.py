@@ -860,7 +860,8 @@ def _write_report(
         written.append(retry)
     html = write_report(result, out or run_dir / REPORT, show_pii=show_pii)
     recon = result.reconciliation
-    typer.echo(f"{recon.imported:,} of {recon.source_rows:,} users are in Cognito; "
+    migrating = f"{recon.deferred:,} migrate at first sign-in; " if recon.deferred else ""
+    typer.echo(f"{recon.imported:,} of {recon.source_rows:,} users are in Cognito; {migrating}"
                f"{recon.need_attention:,} need attention", err=True)  # fmt: skip
     typer.echo(f"  {recon.rejected:,} rejected before import, {recon.duplicates:,} duplicates, "
                f"{recon.skipped:,} skipped and {recon.failed:,} failed by Cognito, "

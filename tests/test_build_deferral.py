@@ -399,6 +399,27 @@ def test_the_report_counts_deferred_users_as_migrating_at_first_sign_in(
     assert "6 left out of the import to migrate at their first sign-in" in html
 
 
+def test_cli_report_says_how_many_migrate_at_first_sign_in(
+    cognito: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = build_in(cognito, pool, tmp_path, password_fallback=PasswordFallback.MIGRATE)
+    run_all(run, cognito, pool)
+    env = cli_env(AWS_ENDPOINT_URL=pool.endpoint_url, AWS_REGION=pool.region)
+    result = csvimport(env, "report", str(run))
+    # the duplicates need attention; deferred users do not
+    assert result.returncode == 1, result.stderr
+    assert "7 of 15 users are in Cognito; 6 migrate at first sign-in; 2 need attention" in (
+        result.stderr
+    )
+    assert "MISMATCH" not in result.stderr
+    lines = (run / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    deferred = [json.loads(line) for line in lines if '"outcome": "deferred"' in line]
+    assert len(lines) == 15 and len(deferred) == 6
+    assert {d["password"] for d in deferred} == {"migrates at first sign-in"}
+    failed = read_csv(run / "failed-users.csv")
+    assert {r["outcome"] for r in failed} == {"duplicate"}
+
+
 def test_report_refuses_a_deferred_csv_edited_since_the_build(
     cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
 ) -> None:
