@@ -3,9 +3,9 @@
 The migration function checks a user's password against the hash the legacy system kept,
 so Cognito never needs to import that hash. Every scheme is verified by a maintained
 library (facts §7): bcrypt by ``bcrypt``, Argon2 by ``argon2-cffi``, the crypt family,
-phpass, LDAP, Django's and passlib's formats by libpass (imported as ``passlib``); hashlib
-only where the format is itself a hashlib call (declared hex digests, Werkzeug's and
-Django's scrypt/PBKDF2 wrappers, Cognito's own SCRYPT form).
+phpass, LDAP, Django's PBKDF2 and bcrypt-SHA256 and passlib's PBKDF2 by libpass (imported
+as ``passlib``); hashlib only where the format is itself a hashlib call (declared hex
+digests, Werkzeug's PBKDF2 and scrypt, Django's scrypt, Cognito's own SCRYPT form).
 
 - ``SCHEMES``: the scheme names, a fixed vocabulary; ``describe(scheme)`` says each in
   a few words for people.
@@ -591,10 +591,8 @@ def _parameters(text: str, digest: SaltedDigest | None) -> tuple[str, dict[str, 
         if scheme.pattern.fullmatch(text):
             try:
                 return scheme.name, scheme.parse(text)
-            except Exception:  # noqa: BLE001 - identify is total: a value it cannot read is none
+            except Exception:  # identify is total: a value it cannot read is no scheme
                 return None
-    if digest is not None and digest.matches(text):
-        return digest.name, {}
     return None
 
 
@@ -667,17 +665,22 @@ def time_verify(
     return statistics.median(seconds)
 
 
-def at_risk(seconds: float) -> bool:
+def at_risk(seconds: float, *, fraction: float = RISK_FRACTION) -> bool:
     """Whether a verification this slow risks the trigger's TRIGGER_SECONDS limit."""
-    return seconds > RISK_FRACTION * TRIGGER_SECONDS
+    return seconds > fraction * TRIGGER_SECONDS
 
 
 def slow_schemes(
-    stored_hashes: Iterable[str], *, digest: SaltedDigest | None = None, repeat: int = 1
+    stored_hashes: Iterable[str],
+    *,
+    digest: SaltedDigest | None = None,
+    repeat: int = 1,
+    fraction: float = RISK_FRACTION,
 ) -> dict[str, float]:
     """Time one hash of each cost label among ``stored_hashes``; those at risk, with seconds.
 
     The answer is keyed by ``cost_label`` (never a hash); unknown values are skipped.
+    ``fraction`` of TRIGGER_SECONDS is the limit (``at_risk``).
     """
     representatives: dict[str, str] = {}
     for value in stored_hashes:
@@ -688,4 +691,6 @@ def slow_schemes(
         label: time_verify(value, digest=digest, repeat=repeat)
         for label, value in representatives.items()
     }
-    return {label: seconds for label, seconds in timed.items() if at_risk(seconds)}
+    return {
+        label: seconds for label, seconds in timed.items() if at_risk(seconds, fraction=fraction)
+    }

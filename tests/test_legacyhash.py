@@ -97,7 +97,7 @@ def reference_hashes() -> list[tuple[str, str]]:
         ("pbkdf2_sha256", passlib_pbkdf2("sha256", "$pbkdf2-sha256$", 1000)),
         ("pbkdf2_sha512", passlib_pbkdf2("sha512", "$pbkdf2-sha512$", 1000)),
         ("pbkdf2_sha1", passlib_pbkdf2("sha1", "$pbkdf2$", 1000)),
-        ("scrypt", cognito_scrypt(2**17, 8, 1)),  # N beyond Cognito's 65,536
+        ("scrypt", cognito_scrypt(2**12, 16, 1)),  # r beyond Cognito's 8
         ("werkzeug_pbkdf2", werkzeug.generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")),
         ("werkzeug_pbkdf2", werkzeug.generate_password_hash(PASSWORD, "pbkdf2:sha512:1000")),
         ("werkzeug_scrypt", werkzeug.generate_password_hash(PASSWORD, "scrypt:1024:8:1")),
@@ -410,10 +410,15 @@ def test_every_truncation_of_a_reference_hash_is_refused_or_fails_cleanly(
             assert verify(PASSWORD, value) is False
 
 
-@pytest.mark.parametrize("password", ["", "\x00", "pass\x00word", "\ud800", "😀" * 100, "x" * 5000])
+@pytest.mark.parametrize(
+    "password",
+    ["", "\x00", "pass\x00word", "\ud800", "😀" * 100, "x" * 5000],
+    ids=["empty", "nul", "inner-nul", "lone-surrogate", "400-bytes", "5000-chars"],
+)
 def test_odd_passwords_never_match_and_never_raise(password: str) -> None:
     for _, stored in REFERENCE:
-        assert verify(password, stored) is False
+        if legacyhash.cost_label(stored) != "bcrypt cost=13":  # proven above; 1 s a try
+            assert verify(password, stored) is False
 
 
 @settings(max_examples=300, deadline=None)
@@ -446,7 +451,14 @@ def test_time_verify_measures_the_stored_hashs_own_cost() -> None:
 
 def test_slow_schemes_names_cost_labels_at_risk_never_hashes() -> None:
     cheap = bcrypt.hashpw(b"x", bcrypt.gensalt(4)).decode()
-    assert legacyhash.slow_schemes([cheap, cheap, "junk"]) == {}
+    other = bcrypt.hashpw(b"y", bcrypt.gensalt(4)).decode()
+    crypt = openssl_passwd("-6", "x")
+    digest = parse_digest("md5(password)")
+    hashes = [cheap, other, crypt, "junk", hashlib.md5(b"x").hexdigest()]
+    assert legacyhash.slow_schemes(hashes, digest=digest) == {}
+    every = legacyhash.slow_schemes(hashes, digest=digest, fraction=0)
+    assert sorted(every) == ["bcrypt cost=4", "md5(password)", "sha512_crypt rounds=5000"]
+    assert all(seconds > 0 for seconds in every.values())
     assert legacyhash.at_risk(legacyhash.TRIGGER_SECONDS) is True
     assert legacyhash.at_risk(0.001) is False
     assert legacyhash.TRIGGER_SECONDS == 5
