@@ -9,9 +9,8 @@ snapshot or mapping copy is refused with its name and the fix, never half used.
 
 It also holds the readers of run files that more than one command uses: the build's CSV
 files (``build_records``: line maps, ``rejects.csv``, ``passwords.csv``, ``deferred.csv``),
-a chunk's users
-(``written_users``) and the report's ``results.jsonl`` (``iter_results``); damage is
-refused naming the file and line.
+a chunk's users (``written_users``) and the report's ``results.jsonl`` (``iter_results``);
+damage is refused naming the file and line.
 """
 
 from __future__ import annotations
