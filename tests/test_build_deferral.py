@@ -396,6 +396,7 @@ def test_the_report_counts_deferred_users_as_migrating_at_first_sign_in(
     assert "6 migrate at first sign-in" in html  # the headline
     assert "Source rows = rejected + duplicates + written + deferred" in html
     assert 'id="migrate"' in html and "migrate: md5_crypt" in html
+    assert "MD5-crypt ($1$)" in html  # the scheme in words (legacyhash.describe)
     assert "6 left out of the import to migrate at their first sign-in" in html
 
 

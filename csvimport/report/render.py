@@ -29,6 +29,7 @@ from pygal.style import Style
 
 from csvimport.errors import ConfigError
 from csvimport.files import replaced_private
+from csvimport.legacyhash import describe
 from csvimport.outcomes import LISTED_USERS, Outcome, Reconciliation, RunReport, UserResult
 from csvimport.resources import templates_dir
 from csvimport.rundir import DEFERRED, FAILED_USERS, REJECTS, RESULTS
@@ -107,6 +108,7 @@ def render_report(report: RunReport, *, show_pii: bool = False) -> str:
             "rejects": REJECTS,
             "deferred": DEFERRED,
         },
+        describe_scheme=describe,  # a legacy hash scheme in words, for the passwords section
         LONG_TABLE=LONG_TABLE,
         script=Markup(script),
         csp=csp,
