@@ -8,6 +8,8 @@ import csv
 import hashlib
 import json
 import stat
+import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import argon2
 import bcrypt
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from passlib.hash import md5_crypt, phpass
 
 from csvimport.build.builder import BuildOptions, build
@@ -38,11 +42,13 @@ from .helpers import (
     cli_env,
     csvimport,
     make_hash,
+    offline_snapshot,
     reconcile,
     run_all,
     sign_in,
 )
 from .test_build_passwords import django_hash, read_csv
+from .test_build_property import legacy_lines, legacy_rows
 
 HASH_MAPPING = LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n'
 DECLARED = '\n[legacy_hash]\ndigest = "sha256(salt + password)"\nsalt = "salt"\n'
@@ -452,3 +458,57 @@ def test_resets_never_plans_a_code_for_a_deferred_user(
     assert only.deferred_only == ["Twin", "md5crypt"]
     assert only.unknown_only == ["ghost"]
     assert plan.to_json()["deferred"] == 6
+
+
+# --- property: whatever the rows and hashes, every row is counted once -------------------
+
+HASH_KINDS = [make_hash("BCRYPT"), md5_crypt.hash(PASSWORD), phpass.hash(PASSWORD),
+              COSTLY_BCRYPT, salted_sha256("s"), "", "garbage$", "$1$short"]  # fmt: skip
+
+
+def test_messy_rows_with_any_hashes_are_each_counted_once_and_never_both_deferred_and_written(
+    tmp_path: Path,
+) -> None:
+    """Over messy generated users (tests/test_build_property.py) with hashes of every kind,
+    a migrate build counts every row once (written + rejected + duplicates + deferred), no
+    row is in two places, and no deferred user shares a (case-folded) username with a
+    written one; deferral leaves rejects.csv as a reset build writes it."""
+    snapshot = offline_snapshot()
+    seen = Counter[str]()
+
+    @settings(max_examples=25, derandomize=True, database=None, deadline=None)
+    @given(legacy=legacy_rows, kinds=st.lists(st.integers(0, len(HASH_KINDS) - 1), min_size=13,
+                                              max_size=13))  # fmt: skip
+    def example(legacy: list[tuple[str, ...]], kinds: list[int]) -> None:
+        with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+            work = Path(tmp)
+            source = work / "legacy.csv"
+            with source.open("w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow([*LEGACY_COLUMNS, "pw", "salt"])
+                for n, line in enumerate(legacy_lines(legacy)):
+                    writer.writerow([*line, HASH_KINDS[kinds[n]], "s" if n % 2 else ""])
+            mapping = work / "mapping.toml"
+            mapping.write_text(HASH_MAPPING + DECLARED, encoding="utf-8")
+            runs = {}
+            for fallback in PasswordFallback:
+                runs[fallback] = out = work / fallback.value
+                result = build(BuildOptions(SourceSpec(str(source)), mapping, out,
+                                            password_fallback=fallback), snapshot)  # fmt: skip
+                assert result.conserved and result.source_rows == len(legacy)
+            migrate = runs[PasswordFallback.MIGRATE]
+            rejects = read_csv(migrate / "rejects.csv")
+            deferred = read_csv(migrate / "deferred.csv")
+            written = written_ids(migrate)
+            rows = [r["source_row"] for r in deferred] + written
+            rows += list({r["source_row"] for r in rejects})
+            assert sorted(rows, key=int) == [str(n) for n in range(1, len(legacy) + 1)]
+            reset_rejects = (runs[PasswordFallback.RESET] / "rejects.csv").read_bytes()
+            assert (migrate / "rejects.csv").read_bytes() == reset_rejects
+            names = {line.split(",")[0].lower() for chunk in migrate.glob("chunk-*[0-9].csv")
+                     for line in chunk.read_text(encoding="utf-8").splitlines()[1:]}  # fmt: skip
+            assert not names & {r["username"].lower() for r in deferred}
+            seen.update(r["scheme"] for r in deferred)
+
+    example()
+    assert {"md5_crypt", "phpass", "bcrypt", SALTED} <= set(seen), seen
