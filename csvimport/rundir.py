@@ -8,9 +8,9 @@ the sha256 of every file the build wrote; a command checks each file it reads ag
 snapshot or mapping copy is refused with its name and the fix, never half used.
 
 It also holds the readers of run files that more than one command uses: the build's CSV
-files (``build_records``: line maps, ``rejects.csv``, ``passwords.csv``), a chunk's users
-(``written_users``) and the report's ``results.jsonl`` (``iter_results``); damage is
-refused naming the file and line.
+files (``build_records``: line maps, ``rejects.csv``, ``passwords.csv``, ``deferred.csv``),
+a chunk's users (``written_users``) and the report's ``results.jsonl`` (``iter_results``);
+damage is refused naming the file and line.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import pyarrow.csv as pa_csv
 
 from csvimport.cognito_csv import read_columns
 from csvimport.errors import ConfigError, RefusedError
-from csvimport.outcomes import Outcome, UserResult
+from csvimport.outcomes import Outcome, Password, UserResult
 from csvimport.pool import PoolSnapshot
 
 # The files of a run directory that several stages read (build writes them).
@@ -41,6 +41,9 @@ MANIFEST = "manifest.json"
 REJECTS = "rejects.csv"
 PASSWORDS = "passwords.csv"  # each written user's password-hash verdict (report reads it)
 EXISTING = "existing.csv"
+# users left out of the import to migrate at first sign-in (build --password-fallback migrate)
+DEFERRED = "deferred.csv"
+DEFERRED_COLUMNS = ("source_row", "legacy_id", "username", "scheme", "reason")
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
 # The files `report` writes (other commands read results.jsonl).
@@ -57,6 +60,7 @@ ROLES = {
     REJECTS: "the build's list of refused and duplicate users",
     PASSWORDS: "the build's password-hash classification of each written user",
     EXISTING: "the build's list of written users already in the pool",
+    DEFERRED: "the build's list of users left out of the import to migrate at first sign-in",
     POOL_SNAPSHOT: "the user pool as the build validated the users against it",
     MAPPING_COPY: "the mapping this run was built with",
 }
@@ -588,6 +592,36 @@ def _rejected(row: int, records: list[dict[str, str]]) -> UserResult:
         collided_with_row=int(first["collided_with_row"]) if duplicate
         and first.get("collided_with_row") else None,
     )  # fmt: skip
+
+
+def iter_deferred(run: RunDir) -> Iterator[UserResult]:
+    """One result per user the build left out of the import to migrate at first sign-in
+    (``deferred.csv``), in source order; nothing when the run deferred nobody (built with
+    ``--password-fallback reset``, or by an older csvimport). Read into Arrow columns as
+    the build wrote it, else record by record, which names any damage."""
+    if DEFERRED not in run.files:
+        return
+    path = run.verify_file(DEFERRED)
+    table = _csv_as_written(path, DEFERRED_COLUMNS, ["source_row"])
+    if table is None:
+        records = ((_whole(path, n, r, "source_row"), r)
+                   for n, r in build_records(path, DEFERRED_COLUMNS))  # fmt: skip
+        for row, r in sorted(records, key=lambda item: item[0]):
+            yield _deferred(row, r["legacy_id"], r["username"], r["scheme"], r["reason"])
+        return
+    order = pc.sort_indices(pc.cast(table["source_row"], pa.int64()))
+    for start in range(0, table.num_rows, 50_000):
+        piece = table.take(order.slice(start, 50_000))
+        rows = pc.cast(piece["source_row"], pa.int64()).to_pylist()
+        values = [piece[c].to_pylist() for c in DEFERRED_COLUMNS[1:]]
+        for row, legacy_id, username, scheme, reason in zip(rows, *values, strict=True):
+            yield _deferred(row, legacy_id, username, scheme, reason)
+
+
+def _deferred(row: int, legacy_id: str, username: str, scheme: str, reason: str) -> UserResult:
+    return UserResult(source_row=row, legacy_id=legacy_id, username=username,
+                      outcome=Outcome.DEFERRED, reason=reason, rule=scheme,
+                      password=Password.MIGRATE, password_why=reason)  # fmt: skip
 
 
 class PasswordClasses:
