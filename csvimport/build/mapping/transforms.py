@@ -504,9 +504,17 @@ def _timestamp(values: Any, context: Context) -> tuple[Any, Any]:
     rest = ~epoch
     if rest.any():
         fmt = context.format
-        parsed = pd.to_datetime(values[rest], format=fmt or "ISO8601", utc=True, errors="coerce")
+        texts = values[rest]
+        parsed = pd.to_datetime(texts, format=fmt or "ISO8601", utc=True, errors="coerce")
         ok = parsed.notna()
-        since = (parsed[ok] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        if not fmt:
+            # pandas' ISO 8601 reader takes a backslash and a digit as the year 0: an ISO
+            # value starts with its year's digits
+            ok &= texts.str.match(r"[0-9]")
+        # seconds since 1970, floored, in whole microseconds: nanoseconds overflow outside
+        # the years 1677-2262 (raising mid-build), microseconds do not
+        micros = parsed[ok].dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+        since = pd.Series(micros.astype("int64") // 1_000_000, index=parsed.index[ok])
         mapped[since.index] = since.astype("str")
         reason = (
             f"not a timestamp in the format {fmt} (or epoch seconds or milliseconds)"
