@@ -22,11 +22,8 @@ from csvimport.build.sources.base import ROW, SOURCE_RULE, SourceSpec
 from csvimport.build.sources.opener import open_source
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.files import replaced_private
-from csvimport.rundir import MAPPING_COPY, RunDir, file_sha256
+from csvimport.rundir import DEFERRED, DEFERRED_COLUMNS, MAPPING_COPY, RunDir, file_sha256
 
-# The run's list of deferred users (h14-plan: csvimport.rundir.DEFERRED), its columns.
-DEFERRED: Final = "deferred.csv"
-DEFERRED_COLUMNS: Final = ("source_row", "legacy_id", "username", "scheme", "reason")
 FILE_KINDS: Final = ("csv", "jsonl", "json")
 
 
