@@ -309,6 +309,37 @@ def test_a_user_found_by_a_verified_email_alias_is_not_migrated(
     assert calls(legacy, alias_pool) == []
 
 
+def test_a_phone_alias_finds_its_user_only_once_verified(
+    cognito: Any, migration_pool: Callable[..., PoolInfo], legacy: dict[str, str]
+) -> None:
+    pool = migration_pool(AliasAttributes=["phone_number"])
+    phones = {"paula": "+15550100101", "quinn": "+15550100102"}
+    for name, verified_phone in (("paula", "true"), ("quinn", "false")):
+        cognito.admin_create_user(
+            UserPoolId=pool.user_pool_id, Username=name, MessageAction="SUPPRESS",
+            UserAttributes=[{"Name": "phone_number", "Value": phones[name]},
+                            {"Name": "phone_number_verified", "Value": verified_phone}],
+        )  # fmt: skip
+    code, _ = error_of(sign_in, cognito=cognito, pool=pool, username=phones["paula"],
+                       password="not-hers")  # fmt: skip
+    assert code == "NotAuthorizedException"  # paula's alias: her password is checked
+    assert calls(legacy, pool) == []
+    code, _ = error_of(sign_in, cognito=cognito, pool=pool, username=phones["quinn"],
+                       password="x")  # fmt: skip
+    assert code == S.ERR_MIGRATION_FAILED[0]  # an unverified phone is no alias: the trigger ran
+    assert [c["userName"] for c in calls(legacy, pool)] == [phones["quinn"]]
+
+
+def test_a_case_sensitive_pool_migrates_another_case_as_another_user(
+    cognito: Any, migration_pool: Callable[..., PoolInfo], legacy: dict[str, str]
+) -> None:
+    pool = migration_pool(UsernameConfiguration={"CaseSensitive": True})
+    sign_in(cognito, pool, "alice", PASSWORD)
+    sign_in(cognito, pool, "ALICE", PASSWORD)
+    assert sorted(usernames(cognito, pool)) == ["ALICE", "alice"]
+    assert len(calls(legacy, pool)) == 2
+
+
 def test_an_answer_with_a_taken_alias_fails_unless_it_forces_the_alias_over(
     cognito: Any, alias_pool: PoolInfo
 ) -> None:

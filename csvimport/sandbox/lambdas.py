@@ -208,6 +208,7 @@ class LocalFunctions:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            start_new_session=True,  # a Ctrl-C meant for the sandbox is not the function's
         )
         worker = _Worker(process)
         try:

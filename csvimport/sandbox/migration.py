@@ -34,7 +34,7 @@ def trigger_arn(pool: Any) -> str | None:
 
 def _active(rules: PoolRules, attr: str, attributes: dict[str, str]) -> bool:
     """Whether a user's value of ``attr`` signs them in (and so must be unique)."""
-    if attr in rules.username_attributes or attr == "preferred_username":
+    if attr in rules.username_attributes or attr in S.ALIASES_WITHOUT_VERIFICATION:
         return True
     return attributes.get(f"{attr}_verified") == "true"
 
@@ -174,8 +174,12 @@ def read_answer(result: Any, pool: Any, rules: PoolRules) -> Answer:
             raise _invalid(problem)
         if name.endswith("_verified"):
             value = "true" if parse_bool(value) else "false"
-        if value:
+        if value or not S.MIGRATION_DROPS_EMPTY_VALUES:
             attributes[name] = value
+    if S.MIGRATION_CHECKS_REQUIRED_ATTRIBUTES:
+        missing = [a for a in rules.required if a not in attributes]
+        if missing:
+            raise _invalid(f"userAttributes lacks the required {', '.join(missing)}")
     status = response.get("finalUserStatus") or S.MIGRATION_DEFAULT_FINAL_STATUS
     if status not in S.MIGRATION_FINAL_STATUSES:
         raise _invalid(f"finalUserStatus {status!r} is not one of "
@@ -220,7 +224,9 @@ def _shape(value: str) -> str | None:
 
 def _typed_value(rules: PoolRules, attributes: dict[str, str], attr: str, typed: str) -> None:
     """The typed value of a sign-in attribute is the user's value of it."""
-    value = attributes.setdefault(attr, typed)
+    if S.MIGRATION_TYPED_VALUE_FILLS_ATTRIBUTE:
+        attributes.setdefault(attr, typed)
+    value = attributes.get(attr, "")
     if not _same(rules, attr, value, typed):
         raise _invalid(f"userAttributes.{attr} must be the {ALIAS_KINDS[attr]} the user "
                        "signed in with")  # fmt: skip
@@ -248,7 +254,7 @@ def new_user(
     elif answer.username is None or fold(rules.case_sensitive, answer.username) == fold(
         rules.case_sensitive, typed
     ):
-        username = typed
+        username = typed if S.MIGRATION_USERNAME_KEEPS_CASE else fold(False, typed)
     elif "preferred_username" in rules.alias_attributes and _same(
         rules, "preferred_username", attributes.get("preferred_username", ""), typed
     ):
@@ -284,12 +290,12 @@ def add_user(pool: Any, rules: PoolRules, user: Any, force_alias: bool) -> None:
         holder = alias_holder(pool, rules, attr, value)
         if holder is None:
             continue
-        if not force_alias or attr == "preferred_username":
+        if not force_alias or attr not in S.MIGRATION_MOVABLE_ALIASES:
             code, text = S.ERR_MIGRATION_ALIAS_EXISTS
             raise SandboxError(code, text.format(attr=attr))
         moves.append((holder, attr))
     for holder, attr in moves:
-        if attr in rules.username_attributes:
+        if attr in rules.username_attributes or not S.MOVED_ALIAS_STAYS_UNVERIFIED:
             holder.delete_attributes([attr])
         else:
             holder.update_attributes([{"Name": f"{attr}_verified", "Value": "false"}])

@@ -317,9 +317,9 @@ class SandboxCognitoResponse(CognitoIdpResponse):
         result = migration.call(store.functions, store.settings, pool, client_id, payload)
         rules = PoolRules.from_pool(pool)
         answer = migration.read_answer(result, pool, rules)
-        status = (
-            answer.final_status if source == "UserMigration_Authentication" else "RESET_REQUIRED"
-        )
+        status = answer.final_status
+        if source == "UserMigration_ForgotPassword":
+            status = S.MIGRATION_FORGOT_PASSWORD_STATUS
         user = migration.new_user(
             pool, rules, typed, answer, status=status, now=store.clock.naive_utc(),
             password=password if status == "CONFIRMED" else None,
@@ -504,8 +504,8 @@ def send_reset_code(pool: Any, user: Any, operation: str) -> dict[str, str]:
 
 def send_welcome(pool: Any, user: Any, mediums: tuple[str, ...], source: str) -> None:
     """Record the welcome message a migrated user gets when the answer does not suppress
-    it: once per desired medium the user has an address for (SANDBOX CHOICE); past the
-    daily email limit an email is not sent, and the migration still stands."""
+    it: once per desired medium the user has an address for; past the daily email limit
+    an email is not sent (settings' MIGRATION_WELCOME_* choices)."""
     store = _store()
     for medium in mediums:
         attr = "email" if medium == "EMAIL" else "phone_number"
@@ -528,7 +528,8 @@ def send_welcome(pool: Any, user: Any, mediums: tuple[str, ...], source: str) ->
         try:
             recovery_ledger(store).send(message, scope, store.settings.daily_email_limit)
         except SandboxError:
-            continue
+            if S.MIGRATION_WELCOME_OVER_LIMIT_FAILS:
+                raise
 
 
 class SandboxLogsResponse(LogsResponse):

@@ -237,19 +237,34 @@ MIGRATION_RETRY_FUNCTION_ERRORS = False
 # A function's start (its process and module import; Lambda's init phase) does not count
 # toward the 5 s: a local Python start under load is slower than Lambda's. It has its own bound.
 FUNCTION_INIT_TIMEOUT_SECONDS = 10.0
-# The forgot-password flow always creates the user RESET_REQUIRED (the code is sent to reset
-# it), whatever finalUserStatus says; the answer must still be valid.
+# The forgot-password flow creates the user in this status (the code is sent to reset it),
+# whatever finalUserStatus says; the answer must still be valid.
+MIGRATION_FORGOT_PASSWORD_STATUS = "RESET_REQUIRED"
 # Aliases: a user "exists" under an email/phone alias only when that value is verified;
-# preferred_username and UsernameAttributes values count unverified. forceAliasCreation moves
-# an email/phone: the previous holder keeps the value, unverified (and loses it outright when
-# it is a UsernameAttribute); a taken preferred_username always fails.
-# The user's name: as typed (its case kept in case-insensitive pools); the sub in pools whose
-# UsernameAttributes sign in; the answer's `username` when the typed value is an alias.
-# Required attributes the answer leaves out are not refused (Cognito's rule is not documented).
-# The welcome message (messageAction absent) is recorded in the messages ledger once per desired
-# medium the user has an address for; an email one counts toward the daily email limit, and
-# past that limit it is not sent while the migration still succeeds.
+# these sign-in attributes count unverified (UsernameAttributes values always do).
+ALIASES_WITHOUT_VERIFICATION = frozenset({"preferred_username"})
+# forceAliasCreation moves these aliases (MU names email and phone); a taken alias of any
+# other kind (preferred_username) fails whatever the answer says.
+MIGRATION_MOVABLE_ALIASES = frozenset({"email", "phone_number"})
+# A moved alias: the previous holder keeps the value, marked unverified (so it no longer
+# signs in with it); when the value is a UsernameAttribute it is removed from that user.
+MOVED_ALIAS_STAYS_UNVERIFIED = True
+# The user's name is the name as typed, its case kept even in a case-insensitive pool (the
+# pool still finds it in any case); in pools whose UsernameAttributes sign in, the sub; when
+# the typed name is an email/phone alias, the answer's `username`.
+MIGRATION_USERNAME_KEEPS_CASE = True
+# An answer that leaves out the typed email/phone (UsernameAttributes, or an alias typed)
+# gets it filled in from what was typed; one that gives another value is invalid.
+MIGRATION_TYPED_VALUE_FILLS_ATTRIBUTE = True
+# Required attributes the answer leaves out are not refused (Cognito's rule is not
+# documented); empty attribute values in the answer are left out, not stored as "".
+MIGRATION_CHECKS_REQUIRED_ATTRIBUTES = False
+MIGRATION_DROPS_EMPTY_VALUES = True
+# The welcome message (messageAction absent) is recorded in the messages ledger once per
+# desired medium the user has an address for, as this operation; an email counts toward the
+# daily email limit, and past the limit it is not sent while the migration still stands.
 MIGRATION_WELCOME_OPERATION = "UserMigrationWelcome"
+MIGRATION_WELCOME_OVER_LIMIT_FAILS = False
 
 # Custom Number attributes: what Cognito reads as a number is undocumented. UNVERIFIED
 # guess: ASCII decimal digits with an optional sign, fraction and exponent; never nan, inf
