@@ -275,6 +275,21 @@ def test_a_trigger_arn_without_a_local_handler_is_cognitos_cannot_invoke_error(
                                f"Exception migrating user in app client {pool.user_pool_client_id}")  # fmt: skip
 
 
+def test_a_handler_module_that_does_not_import_fails_each_sign_in(
+    cognito: Any, sandbox: Sandbox
+) -> None:
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:broken"
+    pool = sandbox.create_pool(pool_spec(
+        LambdaConfig={"UserMigration": arn},
+        **{"x-csvimport": {"lambda_functions": {arn: {"handler": "tests.no_such_module:handler"}}}},
+    ))  # fmt: skip
+    code, message = error_of(sign_in, cognito=cognito, pool=pool, username="alice",
+                             password=PASSWORD)  # fmt: skip
+    assert code == S.ERR_MIGRATION_FAILED[0]
+    assert "Unable to import tests.no_such_module:handler" in message
+    assert usernames(cognito, pool) == []
+
+
 def test_a_trigger_set_later_by_update_user_pool_is_called(
     cognito: Any, sandbox: Sandbox, migration_pool: Callable[..., PoolInfo]
 ) -> None:

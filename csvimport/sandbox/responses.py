@@ -419,7 +419,7 @@ class SandboxCognitoResponse(CognitoIdpResponse):
         """Also move the user out of RESET_REQUIRED, as Cognito does."""
         pool = self._client_pool()
         self._check_recovery_rate(pool.account_id)
-        user = migration.find_user(pool, self._get_param("Username"))
+        user = pool._get_user(self._get_param("Username"))
         if user is None:  # moto names the client as if it were missing
             raise SandboxError(*S.ERR_USER_NOT_IN_CLIENTS_POOL)
         result = super().confirm_forgot_password()
