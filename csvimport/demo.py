@@ -6,12 +6,17 @@
    already in the pool);
 3. ``csvimport map`` suggests a mapping; ``csvimport build`` turns the members into
    validated Cognito import files in a run directory;
-4. ``csvimport start --no-wait`` starts the import job, ``csvimport status --wait``
-   follows it to the end;
+4. ``csvimport start --no-wait`` starts the first import job, ``csvimport status --wait``
+   follows it to the end, and ``csvimport start`` runs the next (the users with importable
+   hashes have a chunk of their own);
 5. ``csvimport report`` reads the job's CloudWatch log, accounts for every member, and
    writes results.jsonl, failed-users.csv, retry-source.csv and report.html;
 6. ``csvimport resets`` plans and sends a pilot wave of password-reset codes, and
-   ``csvimport notice`` writes the users' message and the app team's checklist.
+   ``csvimport notice`` writes the users' message and the app team's checklist;
+7. the members whose hashes Cognito cannot import (md5-crypt, phpass, bcrypt cost 13) were
+   left out of the import (``build --password-fallback migrate``): the sandbox runs the
+   migration function as the pool's UserMigration trigger, one of them signs in with the
+   old password and lands in the pool CONFIRMED, and a wrong password creates nobody.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import boto3
+from passlib.hash import md5_crypt, phpass
 
 from csvimport.resources import schema_path
 
@@ -36,6 +43,35 @@ FIRST = ["Ada", "Grace", "Alan", "Linus", "Barbara", "Edsger", "Margaret", "Ken"
          "Donald", "Frances", "Niklaus", "Sophie", "Tim", "Hedy", "Dennis"]  # fmt: skip
 LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Dijkstra", "Hamilton",
         "Thompson", "Perlman", "Knuth", "Allen", "Wirth", "Wilson", "Berners-Lee"]  # fmt: skip
+
+
+# The migration function as the demo pool's UserMigration trigger, run by the sandbox.
+MIGRATION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:csvimport-demo-migration"
+# Which members have which legacy hash: Cognito imports bcrypt up to cost 12 (here cost 4,
+# to keep the demo quick); md5-crypt, phpass and bcrypt cost 13 migrate at first sign-in.
+MD5_CRYPT_EVERY, PHPASS_EVERY = 7, 11
+BCRYPT_13_MEMBERS = (3, 33, 93)  # cost 13 takes about 0.5 s a hash: a few members only
+NO_HASH_EVERY = 17  # never set a password: they reset
+SIGNS_IN = 7  # the member the demo signs in with their old password (md5-crypt)
+
+
+def legacy_password(member: int) -> str:
+    """The password member ``member`` used on the legacy system (the demo's secret)."""
+    return f"legacy-secret-{member}"
+
+
+def legacy_hash(member: int) -> str:
+    """The member's stored hash, as the legacy system made it."""
+    password = legacy_password(member)
+    if member % NO_HASH_EVERY == 0:
+        return ""
+    if member in BCRYPT_13_MEMBERS:
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(13)).decode()
+    if member % MD5_CRYPT_EVERY == 0:
+        return str(md5_crypt.hash(password))
+    if member % PHPASS_EVERY == 0:
+        return str(phpass.hash(password))
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
 
 
 def say(text: str = "") -> None:
@@ -50,7 +86,7 @@ def make_legacy_db(path: Path, members: int = 300, seed: int = 7) -> None:
         db.execute(
             "create table members (member_id integer primary key, login text, email_address "
             "text, email_ok text, mobile text, first_name text, last_name text, born text, "
-            "plan text, last_modified text)"
+            "plan text, last_modified text, password text)"
         )
         previous = ""
         for n in range(1, members + 1):
@@ -68,15 +104,35 @@ def make_legacy_db(path: Path, members: int = 300, seed: int = 7) -> None:
                 login = previous.upper()  # the member before, exported twice in another case
             previous = login
             db.execute(
-                "insert into members values (?,?,?,?,?,?,?,?,?,?)",
+                "insert into members values (?,?,?,?,?,?,?,?,?,?,?)",
                 (n, login, email, email_ok, mobile, first, last, born,
-                 rng.choice(["free", "pro", "team"]), f"2024-{1 + n % 12:02d}-01 09:00:00"),
+                 rng.choice(["free", "pro", "team"]), f"2024-{1 + n % 12:02d}-01 09:00:00",
+                 legacy_hash(n)),
             )  # fmt: skip
+        # the member who signs in must be deferred (md5-crypt) and importable otherwise
+        assert SIGNS_IN % MD5_CRYPT_EVERY == 0 and SIGNS_IN % 60 and SIGNS_IN % 25
 
 
-def start_sandbox(job_seconds: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def demo_pool_spec(out_dir: Path) -> Path:
+    """The demo pool (schemas/sandbox-pool.json) with the migration function as its
+    UserMigration trigger, which the sandbox runs from ``out_dir/migration``."""
+    spec = json.loads(schema_path("sandbox-pool.json").read_text(encoding="utf-8"))
+    spec["LambdaConfig"] = {"UserMigration": MIGRATION_ARN}
+    spec["x-csvimport"]["lambda_functions"] = {MIGRATION_ARN: {
+        "handler": "csvimport.migrate.handler:handler",
+        "environment": {"CSVIMPORT_MIGRATION_DIR": str((out_dir / "migration").resolve())},
+    }}  # fmt: skip
+    path = out_dir / "demo-pool.json"
+    path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    return path
+
+
+def start_sandbox(
+    job_seconds: float, pool_spec: Path
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """Run `csvimport sandbox` in a child process and read its first (JSON) line."""
-    command = [sys.executable, "-m", "csvimport", "sandbox", "--job-seconds", str(job_seconds)]
+    command = [sys.executable, "-m", "csvimport", "sandbox", "--job-seconds", str(job_seconds),
+               "--pool-spec", str(pool_spec)]  # fmt: skip
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     first = child.stdout.readline()
@@ -93,7 +149,7 @@ def csvimport(*args: str, env: dict[str, str]) -> int:
 
 def run(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    child, info = start_sandbox(job_seconds=2.0)
+    child, info = start_sandbox(job_seconds=2.0, pool_spec=demo_pool_spec(out_dir))
     try:
         say(f"Sandbox up at {info['endpoint_url']}, pool {info['user_pool_id']} "
             f"({info['user_pool_name']})")  # fmt: skip
@@ -121,7 +177,7 @@ def run(out_dir: Path) -> None:
         status = csvimport(
             "build", f"sqlite:///{legacy}", "--table", "members",
             "--mapping", str(schema_path("mappings/demo-legacy.toml")),
-            "--out", str(run_dir), "--check-existing", env=env,
+            "--out", str(run_dir), "--check-existing", "--password-fallback", "migrate", env=env,
         )  # fmt: skip
         if status not in (0, 1):
             raise SystemExit(f"csvimport build failed (exit {status})")
@@ -130,6 +186,10 @@ def run(out_dir: Path) -> None:
         if status != 0:
             raise SystemExit(f"csvimport start failed (exit {status})")
         csvimport("status", str(run_dir), "--wait", env=env)
+        # One job per chunk, one at a time: the users with importable hashes have their own.
+        status = csvimport("start", str(run_dir), env=env)
+        if status not in (0, 1):  # 1: a user was skipped (Ada already signed up)
+            raise SystemExit(f"csvimport start failed (exit {status})")
         status = csvimport("report", str(run_dir), env=env)
         if status not in (0, 1):
             raise SystemExit(f"csvimport report failed (exit {status})")
@@ -138,6 +198,7 @@ def run(out_dir: Path) -> None:
         csvimport("resets", str(run_dir), "--limit", "20", env=env)
         csvimport("notice", str(run_dir), "--product", "Legacy Club", "--support",
                   "help@club.example", "--code-sent", env=env)  # fmt: skip
+        sign_in_deferred(cognito, info, run_dir, out_dir / "migration")
         say()
         say(f"Demo finished. The report: {run_dir / 'report.html'} (open it in a browser); "
             f"every user's outcome: {run_dir / 'results.jsonl'}; the users to fix: "
@@ -146,6 +207,47 @@ def run(out_dir: Path) -> None:
     finally:
         child.send_signal(signal.SIGINT)
         child.wait(timeout=15)
+
+
+def sign_in_deferred(cognito: Any, info: dict[str, str], run_dir: Path, folder: Path) -> None:
+    """The migration function at work: a deferred member signs in with the old password."""
+    from csvimport.migrate.settings import prepare_folder
+
+    say()
+    say("Members whose hashes Cognito cannot import were left out of the import "
+        f"({run_dir / 'deferred.csv'}); they migrate at their first sign-in.")  # fmt: skip
+    # What `csvimport migration-package` puts in the function's zip, here for the sandbox.
+    prepare_folder(run_dir, folder)
+    pool, client = info["user_pool_id"], info["user_pool_client_id"]
+    with sqlite3.connect(run_dir.parent / "legacy.db") as db:
+        (member,) = db.execute("select login from members where member_id = ?",
+                               (SIGNS_IN,)).fetchone()  # fmt: skip
+    wrong = cognito.exceptions.UserNotFoundException, cognito.exceptions.NotAuthorizedException
+    try:
+        cognito.initiate_auth(
+            ClientId=client,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": member, "PASSWORD": "not-the-one"},
+        )
+        raise SystemExit(f"{member} signed in with a wrong password")
+    except wrong as exc:
+        say(f"{member} with a wrong password: refused ({exc.response['Error']['Code']}).")
+    if cognito.list_users(UserPoolId=pool, Filter=f'username = "{member}"')["Users"]:
+        raise SystemExit(f"a wrong password created {member} in the pool")
+    say(f"  ...and {member} is still not in the pool.")
+    answer = cognito.initiate_auth(
+        ClientId=client, AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": member, "PASSWORD": legacy_password(SIGNS_IN)},
+    )  # fmt: skip
+    if "AuthenticationResult" not in answer:
+        raise SystemExit(f"{member} did not sign in with the legacy password: {answer}")
+    user = cognito.admin_get_user(UserPoolId=pool, Username=member)
+    attributes = {a["Name"]: a["Value"] for a in user["UserAttributes"]}
+    say(f"{member} signed in with the legacy password and is now in the pool: "
+        f"{user['UserStatus']}, email {attributes.get('email')}, "
+        f"legacy id {attributes.get('custom:legacy_id')}.")  # fmt: skip
+    if user["UserStatus"] != "CONFIRMED":
+        raise SystemExit(f"{member} is {user['UserStatus']}, not CONFIRMED")
 
 
 def main() -> None:
