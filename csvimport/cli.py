@@ -59,6 +59,7 @@ from csvimport.errors import (
     describe_aws_error,
 )
 from csvimport.files import replaced_private
+from csvimport.migrate.package import Arch, PackageOptions, deploy_steps, write_package
 from csvimport.passwords.notice import NoticeFields, write_notices
 from csvimport.passwords.recovery import RecoveryPolicy
 from csvimport.passwords.resets import (
@@ -1013,6 +1014,61 @@ def notice(
     )  # fmt: skip
     for path in write_notices(_open_run(run_dir), fields, out):
         typer.echo(str(path))
+
+
+@app.command("migration-package")
+def migration_package(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    out: Annotated[
+        Path,
+        typer.Option("--out", file_okay=False, help="Folder for the zip, template and script."),
+    ],
+    arch: Annotated[
+        Arch, typer.Option("--arch", help="The function's architecture (x86_64 or arm64).")
+    ] = Arch.X86_64,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="The legacy database as the function reaches it (no password), when it "
+            "differs from the build's URL.",
+        ),
+    ] = None,
+    wheelhouse: Annotated[
+        Path | None,
+        typer.Option(
+            "--wheelhouse",
+            file_okay=False,
+            help="Install the dependencies from this folder of wheels only (no index).",
+        ),
+    ] = None,
+    dependency_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--dependency-cache",
+            file_okay=False,
+            help="Where installed dependencies are kept between runs "
+            "(default ~/.cache/csvimport/lambda-dependencies).",
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print what was written as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Build the migration function's Lambda zip and its CloudFormation template."""
+    options = PackageOptions(arch=arch, cache=dependency_cache, wheelhouse=wheelhouse,
+                             url=database_url)  # fmt: skip
+    result = write_package(run_dir, out, options,
+                           on_progress=lambda message: typer.echo(message, err=True))  # fmt: skip
+    if json_output:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for path in (result.zip_path, result.template_path, result.trigger_script_path,
+                     result.requirements_path):  # fmt: skip
+            typer.echo(str(path))
+    for line in deploy_steps(result):
+        typer.echo(line, err=True)
 
 
 @app.command()
