@@ -59,7 +59,13 @@ from csvimport.errors import (
     describe_aws_error,
 )
 from csvimport.files import replaced_private
-from csvimport.migrate.package import Arch, PackageOptions, deploy_steps, write_package
+from csvimport.migrate.package import (
+    ZIP_COMPRESSLEVEL,
+    Arch,
+    PackageOptions,
+    deploy_steps,
+    write_package,
+)
 from csvimport.passwords.notice import NoticeFields, write_notices
 from csvimport.passwords.recovery import RecoveryPolicy
 from csvimport.passwords.resets import (
@@ -1052,13 +1058,22 @@ def migration_package(
             "(default ~/.cache/csvimport/lambda-dependencies).",
         ),
     ] = None,
+    compress_level: Annotated[
+        int,
+        typer.Option(
+            "--compress-level",
+            min=1,
+            max=9,
+            help="zlib's level for the zip: 1 packs about four times faster, 12% bigger.",
+        ),
+    ] = ZIP_COMPRESSLEVEL,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print what was written as JSON on stdout.")
     ] = False,
 ) -> None:
     """Build the migration function's Lambda zip and its CloudFormation template."""
     options = PackageOptions(arch=arch, cache=dependency_cache, wheelhouse=wheelhouse,
-                             url=database_url)  # fmt: skip
+                             url=database_url, compresslevel=compress_level)  # fmt: skip
     result = write_package(run_dir, out, options,
                            on_progress=lambda message: typer.echo(message, err=True))  # fmt: skip
     if json_output:

@@ -47,6 +47,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
+import sqlalchemy as sa
+
 import csvimport
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.files import PRIVATE_FILE_MODE, fsync_folder, private_work_folder
@@ -84,17 +86,24 @@ NOT_USED_BY_THE_FUNCTION: Final = frozenset(
     {"typer", "rich", "jinja2", "markupsafe", "pygal", "requests"}
 )
 # Dependency files the function never loads, left out to stay well inside the size limit:
-# test suites, type stubs, C/Cython sources and headers, console scripts, pip's bytecode,
-# pyarrow's Flight RPC (20 MB; nothing links it) and phonenumbers' geocoder place names
-# (19 MB; csvimport parses and formats numbers, it never geocodes them).
+# test suites and test helpers, type stubs, C/Cython sources and headers, console scripts,
+# pip's bytecode, build tools (numpy's f2py and distutils), pyarrow's Flight RPC (20 MB;
+# nothing links it) and the copies of its libarrow_python libraries under names the loader
+# never asks for (it asks for libarrow_python*.so.2000), and phonenumbers' geocoder and
+# carrier data (20 MB; csvimport parses and formats numbers, it never geocodes them).
 LEFT_OUT: Final = re.compile(
     r"(^|/)(tests|__pycache__)/"
     r"|\.(pyi|pyx|pxd|pxi|h|hpp|cc|c)$"
     r"|^bin/"
+    r"|^sqlalchemy/testing/|^numpy/(f2py|distutils)/"
     r"|^pyarrow/(include|src)/"
     r"|^pyarrow/(libarrow_flight|libarrow_python_flight|_flight)[^/]*$"
-    r"|^phonenumbers/geodata/"
+    r"|^pyarrow/libarrow_python\w*\.so(\.\d+\.\d+\.\d+)?$"
+    r"|^phonenumbers/(geodata|carrierdata)/"
 )
+# The database drivers among csvimport's dependencies, by SQLAlchemy backend: the zip holds
+# the one the function's source needs (none for a lookup file or SQLite).
+DRIVERS: Final = {"postgresql": "psycopg", "mysql": "pymysql"}
 # csvimport's own files the function never needs: the sandbox (a test double) and bytecode.
 PACKAGE_LEFT_OUT: Final = re.compile(r"^csvimport/sandbox/|(^|/)__pycache__/|\.pyc$")
 # Every entry's timestamp: the earliest a zip can hold, so a re-run gives the same bytes.
@@ -151,6 +160,8 @@ class PackageOptions:
     # The function's database URL (no password) when it differs from the build's.
     url: str | None = None
     timeouts: Timeouts | None = None
+    # zlib's level for the zip: 1 is about four times faster, the zip about 12% bigger.
+    compresslevel: int = ZIP_COMPRESSLEVEL
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,7 @@ class PackageResult:
 
     zip_path: Path
     template_path: Path
+    dependencies: Path  # the installed dependency folder the zip took its files from
     requirements_path: Path
     trigger_script_path: Path
     user_pool_id: str
@@ -185,6 +197,7 @@ class PackageResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "zip": str(self.zip_path),
+            "dependencies": str(self.dependencies),
             "template": str(self.template_path),
             "requirements": str(self.requirements_path),
             "trigger_script": str(self.trigger_script_path),
@@ -222,7 +235,10 @@ def write_package(
         say("Writing the migration folder")
         settings = prepare_folder(run_dir, config, url=options.url, timeouts=options.timeouts)
         user_pool_id = PoolSnapshot.load(config / POOL_FILE).user_pool_id
-        requirements = function_requirements()
+        backend = None if settings.source.url is None else sa.make_url(settings.source.url)
+        requirements = function_requirements(
+            None if backend is None else backend.get_backend_name()
+        )
         say(f"Installing {len(requirements)} dependencies for Lambda {LAMBDA_RUNTIME} "
             f"{options.arch.value}")  # fmt: skip
         deps = dependency_folder(
@@ -237,7 +253,7 @@ def write_package(
             if p.is_file()
         )
         say("Compiling what a cold start imports")
-        compiled = _compile_cold_start(files, work / "pyc", options.arch)
+        compiled = _compile_cold_start(files, work / "pyc", options.arch, deps)
         files.update(compiled)
         unzipped = sum(path.stat().st_size for path in files.values())
         if unzipped >= UNZIPPED_LIMIT:
@@ -250,7 +266,7 @@ def write_package(
         holds_lookup = lookup is not None and f"{MIGRATION_FOLDER}/{lookup}" in files
         say(f"Writing {ZIP_NAME} ({len(files)} files)")
         zip_path = out / ZIP_NAME
-        write_zip(zip_path, files, private=holds_lookup)
+        write_zip(zip_path, files, private=holds_lookup, compresslevel=options.compresslevel)
         template_path = out / TEMPLATE_NAME
         _write_text(template_path, json.dumps(template(user_pool_id, options.arch), indent=2)
                     + "\n")  # fmt: skip
@@ -263,6 +279,7 @@ def write_package(
         return PackageResult(
             zip_path=zip_path,
             template_path=template_path,
+            dependencies=deps,
             requirements_path=requirements_path,
             trigger_script_path=script_path,
             user_pool_id=user_pool_id,
@@ -282,14 +299,15 @@ def write_package(
 # --- the requirements ---------------------------------------------------------------------
 
 
-def function_requirements() -> list[str]:
+def function_requirements(backend: str | None = None) -> list[str]:
     """csvimport's own dependencies that the function needs, as requirement strings.
 
     Read from the pyproject.toml beside the package in a source checkout (the code being
     packaged), else from the installed distribution's metadata; without extras, without
     :data:`NOT_USED_BY_THE_FUNCTION`. The AWS SDK stays in the set, so pip picks versions of
     the rest (python-dateutil, urllib3) that the runtime's SDK accepts; the zip leaves the
-    SDK itself out.
+    SDK itself out. Of the database drivers (:data:`DRIVERS`), only ``backend``'s (an
+    SQLAlchemy backend name, e.g. "postgresql"; None for a lookup file).
     """
     pyproject = Path(csvimport.__file__).resolve().parents[1] / "pyproject.toml"
     declared: list[str]
@@ -302,10 +320,10 @@ def function_requirements() -> list[str]:
         declared = []
     if not declared:
         declared = [r for r in metadata.requires("csvimport") or [] if "extra ==" not in r]
-    return sorted(
-        (r for r in declared if _project_name(r) not in NOT_USED_BY_THE_FUNCTION),
-        key=_project_name,
-    )
+    unused = NOT_USED_BY_THE_FUNCTION | {
+        driver for name, driver in DRIVERS.items() if name != backend
+    }
+    return sorted((r for r in declared if _project_name(r) not in unused), key=_project_name)
 
 
 def _project_name(requirement: str) -> str:
@@ -462,10 +480,11 @@ def _package_files() -> Iterator[tuple[str, Path]]:
 
 
 # What the probe prints: the files of the zip's modules that importing the handler loaded.
+# It runs as Lambda would: the task root first, then the runtime's SDK, and nothing else.
 _PROBE = """
 import json, sys
-root = sys.argv[1]
-sys.path.insert(0, root)
+root, sdk = sys.argv[1], sys.argv[2]
+sys.path[:0] = [root, sdk]
 import csvimport.migrate.handler
 print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values())
       if getattr(m, "__file__", None) and m.__file__.startswith(root + "/")
@@ -473,20 +492,36 @@ print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values())
 """
 
 
-def _compile_cold_start(files: dict[str, Path], work: Path, arch: Arch) -> dict[str, Path]:
+def runtime_sdk(dependencies: Path, folder: Path) -> Path:
+    """Make ``folder`` stand for the Lambda runtime's own packages: links to the SDK's
+    packages (:data:`RUNTIME_PROVIDED`) in a dependency folder. For running the packaged
+    function here as Lambda runs it (``sys.path``: the task root, then this)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for top in sorted(_provided_files(dependencies)):
+        link = folder / top
+        if not link.exists():
+            link.symlink_to((dependencies / top).resolve())
+    return folder
+
+
+def _compile_cold_start(
+    files: dict[str, Path], work: Path, arch: Arch, dependencies: Path
+) -> dict[str, Path]:
     """Bytecode for the modules a cold start imports: {name in the zip: .pyc file}.
 
     The function's folder is read-only, so Python would compile every imported module at
     each cold start (pandas, pyarrow and pandera: about 2.3 s here, 0.9 s with bytecode) out
     of the 5 seconds Cognito waits. Compiling everything would not fit the size limit, so
-    this imports the handler from the staged files in a separate Python and compiles what
-    it loaded, as unchecked-hash .pyc files (valid whatever the files' timestamps, and the
-    same bytes each time). Only possible on a Python 3.11 of the same machine type: elsewhere
-    nothing is compiled and the function compiles at its cold starts.
+    this imports the handler from the staged files in a separate, isolated Python (the
+    staged files and the runtime's SDK only: a dependency missing from the zip fails here,
+    not at the first sign-in) and compiles what it loaded, as unchecked-hash .pyc files
+    (valid whatever the files' timestamps, and the same bytes each time). The import needs a
+    Python 3.11 on the same machine type: elsewhere nothing is compiled or checked, and the
+    function compiles at its cold starts.
     """
     if sys.version_info[:2] != RUNTIME_PYTHON or platform.machine() != arch.machine:
         return {}
-    staged = work / "staged"
+    staged = (work / "staged").resolve()
     for name, path in files.items():
         target = staged / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -494,17 +529,16 @@ def _compile_cold_start(files: dict[str, Path], work: Path, arch: Arch) -> dict[
             os.link(path, target)
         except OSError:  # another file system
             shutil.copyfile(path, target)
-    # The runtime's SDK (left out of the zip) comes from this Python's site-packages, after
-    # the staged files; -B: nothing is written into the staged folder.
-    env = {**os.environ, DIR_ENV: str(staged / MIGRATION_FOLDER)}
-    done = subprocess.run([sys.executable, "-B", "-c", _PROBE, str(staged)],
-                          capture_output=True, text=True, check=False, env=env)  # fmt: skip
+    sdk = runtime_sdk(dependencies, work / "runtime")
+    done = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", _PROBE, str(staged), str(sdk)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
     if done.returncode != 0:
         raise ConfigError(
             "the packaged migration function does not import: "
             + (done.stderr.strip().splitlines() or ["no error output"])[-1],
-            hint="Check that csvimport's dependencies install for the Lambda platform "
-            f"(see {REQUIREMENTS_NAME}); this is a csvimport bug if they do.",
+            hint="A module the function imports is missing from the zip: add its project to "
+            "csvimport's dependencies in pyproject.toml (the zip holds those, see "
+            f"{REQUIREMENTS_NAME}), or keep its files out of LEFT_OUT.",
         )
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     compiled: dict[str, Path] = {}
@@ -527,7 +561,9 @@ def _pyc_name(name: str) -> str:
     return f"{folder}/__pycache__/{stem}.{tag}.pyc" if folder else f"__pycache__/{stem}.{tag}.pyc"
 
 
-def write_zip(path: Path, files: dict[str, Path], *, private: bool) -> None:
+def write_zip(
+    path: Path, files: dict[str, Path], *, private: bool, compresslevel: int = ZIP_COMPRESSLEVEL
+) -> None:
     """Write ``files`` ({name in the zip: file}) as a zip at ``path``, the same bytes for the
     same files: entries sorted by name, each with the same timestamp and mode 0644.
 
@@ -538,12 +574,18 @@ def write_zip(path: Path, files: dict[str, Path], *, private: bool) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     os.fchmod(fd, mode)
     try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            zipfile.ZipFile(
+                raw, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
+            ) as archive,
+        ):
             for name in sorted(files):
                 info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
                 info.create_system = 3  # Unix: the mode below is what unzip and Lambda use
                 info.external_attr = (0o100000 | FILE_MODE) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
+                info._compresslevel = compresslevel  # type: ignore[attr-defined]
                 with files[name].open("rb") as source, archive.open(info, "w") as target:
                     shutil.copyfileobj(source, target, 1 << 20)
             raw.flush()
