@@ -18,6 +18,10 @@
   importing millions through the sandbox would take too long; floor: reading the same
   saved events and splitting each message, in its own process. Goal (issue 13): within
   1.5x of the floor, peak memory under 512 MiB at 2M and about the same at 200k.
+- hash-verify: ``legacyhash.verify`` of each legacy scheme at its common parameters (the
+  migration function's work at a sign-in); floor: one SHA-256 of the same password. Each
+  time is also given as a share of the trigger's 5 seconds, and flagged where it exceeds
+  ``legacyhash.RISK_FRACTION`` of it (what the preflight warns about).
 """
 
 from __future__ import annotations
@@ -494,6 +498,112 @@ def child_saved_report(run_dir: Path, work: Path) -> dict[str, Any]:
     return report_work(run_dir, None, recovery)
 
 
+# --- hash-verify: the migration function's password check -------------------------------
+HASH_PASSWORD = "correct horse battery staple"
+
+
+def legacy_hashes(password: str) -> list[tuple[str, str]]:
+    """(what, stored hash) for each scheme at the parameters its own software writes.
+
+    Made with the reference libraries (bcrypt, argon2-cffi, libpass), or hashlib where the
+    format is a hashlib call; the parameters are each software's defaults, old and new.
+    """
+    import base64
+    import hashlib
+
+    import argon2
+    import bcrypt
+    from passlib import hash as passlib_hash
+
+    secret = password.encode()
+    crypt = {"sha256": passlib_hash.sha256_crypt, "sha512": passlib_hash.sha512_crypt}
+
+    def django_pbkdf2(iterations: int) -> str:
+        digest = hashlib.pbkdf2_hmac("sha256", secret, b"benchsalt0123456", iterations)
+        return f"pbkdf2_sha256${iterations}$benchsalt0123456${base64.b64encode(digest).decode()}"
+
+    def werkzeug_pbkdf2(iterations: int) -> str:
+        digest = hashlib.pbkdf2_hmac("sha256", secret, b"benchsalt", iterations).hex()
+        return f"pbkdf2:sha256:{iterations}$benchsalt${digest}"
+
+    def scrypt(n: int, r: int, p: int) -> bytes:
+        return hashlib.scrypt(secret, salt=b"benchsalt", n=n, r=r, p=p, maxmem=2**30)
+
+    cases = [
+        (f"bcrypt cost {cost}", bcrypt.hashpw(secret, bcrypt.gensalt(cost)).decode())
+        for cost in (10, 12, 13, 14)
+    ]
+    cases += [
+        ("argon2id, argon2-cffi defaults", argon2.PasswordHasher().hash(password)),
+        ("argon2i, argon2-cffi defaults", argon2.PasswordHasher(type=argon2.Type.I).hash(password)),
+        ("argon2id, Django defaults (t=2, m=100 MiB, p=8)",
+         "argon2" + argon2.PasswordHasher(2, 102_400, 8).hash(password)),
+        ("md5-crypt", passlib_hash.md5_crypt.hash(password)),
+        ("sha256-crypt 5000 rounds (glibc)", crypt["sha256"].using(rounds=5000).hash(password)),
+        ("sha512-crypt 5000 rounds (glibc)", crypt["sha512"].using(rounds=5000).hash(password)),
+        ("sha512-crypt 656000 rounds (passlib)", passlib_hash.sha512_crypt.hash(password)),
+        ("phpass cost 8 (WordPress)", passlib_hash.phpass.using(rounds=8).hash(password)),
+        *[(f"Django pbkdf2_sha256 {n:,}", django_pbkdf2(n)) for n in (720_000, 870_000, 1_000_000)],
+        ("Django bcrypt_sha256 cost 12", passlib_hash.django_bcrypt_sha256.hash(password)),
+        ("Django scrypt (N=2^14, r=8, p=1)",
+         f"scrypt$16384$benchsalt$8$1${base64.b64encode(scrypt(2**14, 8, 1)).decode()}"),
+        ("LDAP {SSHA}", passlib_hash.ldap_salted_sha1.hash(password)),
+        ("LDAP {SSHA512}", passlib_hash.ldap_salted_sha512.hash(password)),
+        ("passlib $pbkdf2-sha256$ 29000",
+         passlib_hash.pbkdf2_sha256.using(rounds=29_000).hash(password)),
+        ("Werkzeug pbkdf2:sha256 600,000 (3.0)", werkzeug_pbkdf2(600_000)),
+        ("Werkzeug pbkdf2:sha256 1,000,000 (3.1)", werkzeug_pbkdf2(1_000_000)),
+        ("Werkzeug scrypt (N=2^15, r=8, p=1)",
+         f"scrypt:32768:8:1$benchsalt${scrypt(2**15, 8, 1).hex()}"),
+        ("scrypt, Cognito form, N=2^17",
+         f"131072$8$1${b'benchsalt'.hex()}${scrypt(2**17, 8, 1)[:32].hex()}"),
+    ]  # fmt: skip
+    return cases
+
+
+def sha256_floor(password: str, calls: int = 100_000) -> float:
+    """Seconds for one SHA-256 of ``password`` (encoded as verify encodes it)."""
+    import hashlib
+
+    start = time.perf_counter()
+    for _ in range(calls):
+        hashlib.sha256(password.encode("utf-8")).digest()
+    return (time.perf_counter() - start) / calls
+
+
+def hash_verify_bench(repeat: int) -> dict[str, Any]:
+    """Time verify for each scheme against one SHA-256 of the same password."""
+    from csvimport import legacyhash
+
+    digest = legacyhash.parse_digest("sha256(salt + password)")
+    cases: list[tuple[str, str, legacyhash.SaltedDigest | None]] = [
+        (what, stored, None) for what, stored in legacy_hashes(HASH_PASSWORD)
+    ]
+    salted = digest.hexdigest(HASH_PASSWORD, "benchsalt")
+    cases.append(("declared sha256(salt + password)", salted, digest))
+    floor_seconds = sha256_floor(HASH_PASSWORD)
+    rows = []
+    for what, stored, declared in cases:
+        assert legacyhash.verify(HASH_PASSWORD, stored, digest=declared, salt="benchsalt")
+        seconds = legacyhash.time_verify(stored, digest=declared, repeat=repeat)
+        rows.append({
+            "scheme": what,
+            "label": legacyhash.cost_label(stored, digest=declared),
+            "verify_ms": round(seconds * 1000, 3),
+            "ratio_to_floor": round(seconds / floor_seconds),
+            "share_of_trigger": round(seconds / legacyhash.TRIGGER_SECONDS, 4),
+            "at_risk": legacyhash.at_risk(seconds),
+        })  # fmt: skip
+    return {
+        "floor": "one SHA-256 of the password",
+        "floor_us": round(floor_seconds * 1e6, 3),
+        "trigger_seconds": legacyhash.TRIGGER_SECONDS,
+        "risk_fraction": legacyhash.RISK_FRACTION,
+        "repeat": repeat,
+        "schemes": rows,
+    }
+
+
 def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
     """Peak RSS of this process, or with RUSAGE_CHILDREN of its largest ended child."""
     return round(resource.getrusage(who).ru_maxrss / 1024)
@@ -501,13 +611,16 @@ def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["sandbox", "build", "report", "report-saved"],
+    parser.add_argument("--only", choices=["sandbox", "build", "report", "report-saved",
+                                           "hash-verify"],
                         help="run one benchmark")  # fmt: skip
     parser.add_argument("--report-users", type=int, default=500_000)
     parser.add_argument("--sandbox-users", type=int, default=100_000)
     parser.add_argument("--build-users", type=int, nargs="+", default=[1_000_000, 2_000_000])
     parser.add_argument("--saved-report-users", type=int, nargs="+",
                         default=[200_000, 2_000_000])  # fmt: skip
+    parser.add_argument("--hash-repeat", type=int, default=3,
+                        help="hash-verify: verifications timed per scheme (median)")  # fmt: skip
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "WORK"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
@@ -541,6 +654,9 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
                 result = saved_report_bench(users, Path(work))
             print(json.dumps({"benchmark": "report-saved", **result}, indent=2), flush=True)
+    if args.only in (None, "hash-verify"):
+        result = hash_verify_bench(args.hash_repeat)
+        print(json.dumps({"benchmark": "hash-verify", **result}, indent=2), flush=True)
 
 
 if __name__ == "__main__":

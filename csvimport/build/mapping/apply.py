@@ -57,7 +57,7 @@ class MappedChunk:
 
 # Transforms that never refuse a value: applied to every row directly, which is cheaper
 # than finding the distinct values first.
-_TOTAL_TRANSFORMS: Final = ("text", "lower", "upper")
+TOTAL_TRANSFORMS: Final = ("text", "lower", "upper")
 # A column whose first rows are nearly all different (emails, phone numbers, timestamps)
 # is not worth finding its distinct values: they are then simply all of them.
 _DISTINCT_SAMPLE: Final = 2_000
@@ -161,7 +161,7 @@ class _Applier:
             return self.constant(rule.value)
         if rule.fold_line_breaks is not None:
             self.folded[rule.attribute] = self.folded_source(rule)[1]
-        if rule.transform in _TOTAL_TRANSFORMS:
+        if rule.transform in TOTAL_TRANSFORMS:
             values = self.source(rule)
             if rule.transform != "text":
                 values, _ = transform(values, rule.context())
