@@ -48,7 +48,7 @@ from csvimport.migrate.package import (
 from csvimport.pool import read_pool
 from csvimport.sandbox import Sandbox
 
-from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, cli_env, csvimport, pool_spec
+from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, build_run, cli_env, csvimport, pool_spec
 
 PASSWORD = "correct horse battery"
 MAPPING = LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n'
@@ -338,6 +338,40 @@ def test_the_trigger_request_sets_user_migration_and_keeps_every_other_setting(
     for kept in ("EmailVerificationSubject", "AdminCreateUserConfig", "AutoVerifiedAttributes",
                  "MfaConfiguration", "Policies"):  # fmt: skip
         assert after.get(kept) == before.get(kept), kept
+
+
+def test_a_file_runs_zip_holds_the_deferred_users_lookup_file_and_is_private(
+    sandbox: Sandbox, dependency_cache: Path, tmp_path: Path
+) -> None:
+    """A CSV run: the function looks deferred users up in the lookup file inside the zip
+    (password hashes), so the zip is 0600; the user signs in from the zip alone."""
+    info = sandbox.create_pool(pool_spec())
+    rows = (f"1,user1,user1@example.com,y,,Ada,Lovelace,2024-01-01,{md5_crypt.hash(PASSWORD)}",
+            f"2,user2,user2@example.com,y,,Alan,Turing,2024-01-02,{md5_crypt.hash('other')}")  # fmt: skip
+    run_dir = build_run(sandbox.client("cognito-idp"), info, tmp_path / "csv", users=0,
+                        columns=[*LEGACY_COLUMNS, "pw"], mapping_text=MAPPING, extra=rows)  # fmt: skip
+    # the build's list of users left to the function (h14-plan writes it with
+    # --password-fallback migrate): user1 only
+    (run_dir / "deferred.csv").write_text(
+        "source_row,legacy_id,username,scheme,reason\n1,1,user1,md5_crypt,not importable\n"
+    )
+    done = package(run_dir, tmp_path / "out", dependency_cache)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    zip_path = tmp_path / "out" / ZIP_NAME
+    assert result["holds_lookup_file"] is True
+    assert stat.S_IMODE(zip_path.stat().st_mode) == 0o600
+    assert "password hashes" in done.stderr
+    base = tmp_path / "lambda"
+    (base / "task").mkdir(parents=True)
+    with zipfile.ZipFile(zip_path) as archive:
+        lookup = archive.read("migration/lookup.csv").decode()
+        archive.extractall(base / "task")
+    assert "user1" in lookup and "user2" not in lookup  # only the deferred users
+    runtime_sdk(Path(result["dependencies"]), base / "runtime")
+    answer = invoke(base, sign_in_event(info.user_pool_id, "user1", PASSWORD))
+    assert answer["answer"]["response"]["finalUserStatus"] == "CONFIRMED"
+    assert invoke(base, sign_in_event(info.user_pool_id, "user2", "other"))["raised"]
 
 
 def test_the_command_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:
