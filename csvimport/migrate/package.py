@@ -29,6 +29,7 @@ and the compiled files the package would not fit Lambda's 250 MB (unzipped) limi
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -104,6 +105,13 @@ LEFT_OUT: Final = re.compile(
 # The database drivers among csvimport's dependencies, by SQLAlchemy backend: the zip holds
 # the one the function's source needs (none for a lookup file or SQLite).
 DRIVERS: Final = {"postgresql": "psycopg", "mysql": "pymysql"}
+# What the first sign-in imports beyond the handler's own imports, by backend: the dialect
+# and its driver (importing them when packaging also proves a binary driver loads).
+FIRST_CALL_IMPORTS: Final = {
+    "postgresql": ("sqlalchemy.dialects.postgresql", "psycopg"),
+    "mysql": ("sqlalchemy.dialects.mysql", "pymysql"),
+    "sqlite": ("sqlalchemy.dialects.sqlite",),
+}
 # csvimport's own files the function never needs: the sandbox (a test double) and bytecode.
 PACKAGE_LEFT_OUT: Final = re.compile(r"^csvimport/sandbox/|(^|/)__pycache__/|\.pyc$")
 # Every entry's timestamp: the earliest a zip can hold, so a re-run gives the same bytes.
@@ -235,10 +243,9 @@ def write_package(
         say("Writing the migration folder")
         settings = prepare_folder(run_dir, config, url=options.url, timeouts=options.timeouts)
         user_pool_id = PoolSnapshot.load(config / POOL_FILE).user_pool_id
-        backend = None if settings.source.url is None else sa.make_url(settings.source.url)
-        requirements = function_requirements(
-            None if backend is None else backend.get_backend_name()
-        )
+        url = None if settings.source.url is None else sa.make_url(settings.source.url)
+        backend = None if url is None else url.get_backend_name()
+        requirements = function_requirements(backend)
         say(f"Installing {len(requirements)} dependencies for Lambda {LAMBDA_RUNTIME} "
             f"{options.arch.value}")  # fmt: skip
         deps = dependency_folder(
@@ -253,7 +260,8 @@ def write_package(
             if p.is_file()
         )
         say("Compiling what a cold start imports")
-        compiled = _compile_cold_start(files, work / "pyc", options.arch, deps)
+        first_call = FIRST_CALL_IMPORTS.get(backend or "", ())
+        compiled = _compile_cold_start(files, work / "pyc", options.arch, deps, first_call)
         files.update(compiled)
         unzipped = sum(path.stat().st_size for path in files.values())
         if unzipped >= UNZIPPED_LIMIT:
@@ -391,6 +399,19 @@ def dependency_folder(
         say(f"Dependencies from the cache: {folder}")
         return folder
     cache.mkdir(parents=True, exist_ok=True)
+    # One install of a set at a time: a second process waits, then takes the first's folder.
+    with (cache / f".{folder.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if folder.is_dir():
+            return folder
+        return _install(requirements, arch, folder, cache, wheelhouse, say)
+
+
+def _install(
+    requirements: list[str], arch: Arch, folder: Path, cache: Path,
+    wheelhouse: Path | None, say: Progress,
+) -> Path:  # fmt: skip
+    """pip-install ``requirements`` into ``folder`` (through a private folder in ``cache``)."""
     work = private_work_folder(cache, "install")
     try:
         target = work / "site"
@@ -483,9 +504,12 @@ def _package_files() -> Iterator[tuple[str, Path]]:
 # It runs as Lambda would: the task root first, then the runtime's SDK, and nothing else.
 _PROBE = """
 import json, sys
+import importlib
 root, sdk = sys.argv[1], sys.argv[2]
 sys.path[:0] = [root, sdk]
 import csvimport.migrate.handler
+for name in sys.argv[3:]:
+    importlib.import_module(name)
 print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values())
       if getattr(m, "__file__", None) and m.__file__.startswith(root + "/")
       and m.__file__.endswith(".py"))))
@@ -505,7 +529,11 @@ def runtime_sdk(dependencies: Path, folder: Path) -> Path:
 
 
 def _compile_cold_start(
-    files: dict[str, Path], work: Path, arch: Arch, dependencies: Path
+    files: dict[str, Path],
+    work: Path,
+    arch: Arch,
+    dependencies: Path,
+    first_call: Iterable[str] = (),
 ) -> dict[str, Path]:
     """Bytecode for the modules a cold start imports: {name in the zip: .pyc file}.
 
@@ -530,8 +558,8 @@ def _compile_cold_start(
         except OSError:  # another file system
             shutil.copyfile(path, target)
     sdk = runtime_sdk(dependencies, work / "runtime")
-    done = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", _PROBE, str(staged), str(sdk)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    command = [sys.executable, "-I", "-S", "-B", "-c", _PROBE, str(staged), str(sdk), *first_call]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ConfigError(
             "the packaged migration function does not import: "
