@@ -59,6 +59,7 @@ from csvimport.errors import (
     describe_aws_error,
 )
 from csvimport.files import replaced_private
+from csvimport.migrate.lookupfile import write_lookup_file
 from csvimport.migrate.package import (
     ZIP_COMPRESSLEVEL,
     Arch,
@@ -66,6 +67,7 @@ from csvimport.migrate.package import (
     deploy_steps,
     write_package,
 )
+from csvimport.migrate.settings import LOOKUP_FILE
 from csvimport.passwords.notice import NoticeFields, write_notices
 from csvimport.passwords.recovery import RecoveryPolicy
 from csvimport.passwords.resets import (
@@ -1020,6 +1022,28 @@ def notice(
     )  # fmt: skip
     for path in write_notices(_open_run(run_dir), fields, out):
         typer.echo(str(path))
+
+
+@app.command("migration-lookup")
+def migration_lookup(
+    run_dir: RunDirArgument,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            dir_okay=False,
+            help="Where to write it (default RUN_DIR/migration/lookup.csv). It holds password "
+            "hashes: mode 0600, never commit it.",
+        ),
+    ] = None,
+) -> None:
+    """Write the deferred users' legacy records for the migration function (file sources)."""
+    target = out if out is not None else run_dir / "migration" / LOOKUP_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    count = write_lookup_file(run_dir, target)
+    typer.echo(str(target))
+    typer.echo(f"{count} deferred users' records; the file holds password hashes: keep it "
+               "encrypted at rest and out of version control.", err=True)  # fmt: skip
 
 
 @app.command("migration-package")

@@ -3,9 +3,9 @@
 The migration function checks a user's password against the hash the legacy system kept,
 so Cognito never needs to import that hash. Every scheme is verified by a maintained
 library (facts §7): bcrypt by ``bcrypt``, Argon2 by ``argon2-cffi``, the crypt family,
-phpass, LDAP, Django's and passlib's formats by libpass (imported as ``passlib``); hashlib
-only where the format is itself a hashlib call (declared hex digests, Werkzeug's and
-Django's scrypt/PBKDF2 wrappers, Cognito's own SCRYPT form).
+phpass, LDAP, Django's PBKDF2 and bcrypt-SHA256 and passlib's PBKDF2 by libpass (imported
+as ``passlib``); hashlib only where the format is itself a hashlib call (declared hex
+digests, Werkzeug's PBKDF2 and scrypt, Django's scrypt, Cognito's own SCRYPT form).
 
 - ``SCHEMES``: the scheme names, a fixed vocabulary; ``describe(scheme)`` says each in
   a few words for people.
@@ -63,7 +63,7 @@ class UnknownScheme(ValueError):
 
 # --- declared hex digests -------------------------------------------------------------------
 
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_HEX = re.compile(r"[0-9a-fA-F]+")
 DIGEST_ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
 DIGEST_ORDERS = ("password", "salt + password", "password + salt")
 _DIGEST_TEXT = re.compile(
@@ -107,7 +107,7 @@ class SaltedDigest:
 
     def matches(self, value: str) -> bool:
         """Whether ``value`` has this digest's shape: hex of its length."""
-        return len(value) == self.hex_length and all(c in _HEX_DIGITS for c in value)
+        return len(value) == self.hex_length and _HEX.fullmatch(value) is not None
 
     def hexdigest(self, password: str, salt: str = "") -> str:
         """This digest of ``password`` (with ``salt`` where the declaration has one)."""
@@ -171,7 +171,7 @@ def _passlib(name: str) -> object:
     return getattr(passlib_hash, name)
 
 
-def _passlib_parse(name: str, *, log2: bool = False) -> Callable[[str], dict[str, int]]:
+def _passlib_parse(name: str) -> Callable[[str], dict[str, int]]:
     """Parse with libpass's own reader (exact: salt, digest length, encoding)."""
     handler = _passlib(name)
 
@@ -183,8 +183,6 @@ def _passlib_parse(name: str, *, log2: bool = False) -> Callable[[str], dict[str
         rounds = getattr(parsed, "rounds", None)
         if rounds is None:
             return {}
-        if log2:  # phpass writes log2 of its rounds, as bcrypt writes its cost
-            return {"cost": _bounded(int(rounds), MAX_PHPASS_LOG2, "cost")}
         return {"rounds": _bounded(int(rounds), MAX_ROUNDS, "rounds")}
 
     return parse
@@ -369,10 +367,67 @@ def _django_scrypt_check(password: str, stored: str) -> bool:
     return _scrypt_matches(password, salt.encode("utf-8"), n, r, p, expected)
 
 
-def _lib(name: str, description: str, pattern: str, *, log2: bool = False) -> _Scheme:
+def _lib(name: str, description: str, pattern: str) -> _Scheme:
     """A scheme that libpass reads and verifies; ``pattern`` guards its prefix and alphabet."""
-    parse = _passlib_parse(name, log2=log2)
+    parse = _passlib_parse(name)
     return _Scheme(name, description, re.compile(pattern), parse, _passlib_check(name))
+
+
+# crypt's base64 alphabet, in its order (phpass's cost character is an index into it).
+_H64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_PHPASS_MIN_COST = 7  # phpass (and libpass) refuse fewer than 2^7 rounds
+
+
+def _exact(name: str, description: str, pattern: str, *, rounds: int = 0) -> _Scheme:
+    """A scheme libpass verifies, read by a pattern as strict as libpass's own parser.
+
+    The build identifies every deferred user's hash, and libpass's parser costs ~20 µs a
+    hash where a pattern costs ~2; tests/test_legacyhash.py holds each pattern to accept
+    nothing libpass refuses. Group ``rounds`` holds the rounds (``rounds`` is the default
+    when the hash leaves them out), or for phpass the cost character.
+    """
+    compiled = re.compile(pattern)
+
+    def parse(value: str) -> dict[str, int]:
+        m = compiled.fullmatch(value)
+        if not m:
+            raise ValueError(f"not a {name} hash")
+        written = m.groupdict().get("rounds")
+        if name == "phpass":
+            cost = _H64.index(written or "")
+            if cost < _PHPASS_MIN_COST:
+                raise ValueError("phpass cost below 7")
+            return {"cost": _bounded(cost, MAX_PHPASS_LOG2, "cost")}
+        if written is None and not rounds:
+            return {}
+        return {"rounds": _bounded(int(written or rounds), MAX_ROUNDS, "rounds")}
+
+    return _Scheme(name, description, compiled, parse, _passlib_check(name))
+
+
+# LDAP's {SSHA}-family: base64 of the digest followed by the salt (4 to 16 bytes, the sizes
+# libpass reads); {SHA} and {MD5}: the digest alone.
+LDAP_SALT_BYTES = (4, 16)
+
+
+def _ldap(name: str, tag: str, algorithm: str) -> _Scheme:
+    """An LDAP scheme libpass verifies, read by decoding (as strict as libpass's parser)."""
+    pattern = re.compile(rf"\{{{tag}\}}([A-Za-z0-9+/]+={{0,2}})")
+    size = hashlib.new(algorithm).digest_size
+    salted = name.startswith("ldap_salted_")
+    label = f"LDAP {'salted' if salted else 'unsalted'} {algorithm.upper()} ({{{tag}}})"
+
+    def parse(value: str) -> dict[str, int]:
+        m = pattern.fullmatch(value)
+        if not m:
+            raise ValueError(f"not a {name} value")
+        salt = len(base64.b64decode(m.group(1), validate=True)) - size
+        low, high = LDAP_SALT_BYTES if salted else (0, 0)
+        if not low <= salt <= high:
+            raise ValueError("salt or digest of the wrong length")
+        return {}
+
+    return _Scheme(name, label, pattern, parse, _passlib_check(name))
 
 
 # Argon2's PHC string: salt of 8 bytes or more, hash of 4 or more, unpadded base64.
@@ -397,32 +452,35 @@ _TABLE: tuple[_Scheme, ...] = (
     _argon2("argon2id", argon2.Type.ID),
     _argon2("argon2i", argon2.Type.I),
     _argon2("argon2d", argon2.Type.D),
-    _lib("md5_crypt", "MD5-crypt ($1$)", r"\$1\$[^$]{0,8}\$[./A-Za-z0-9]{22}"),
-    _lib(
+    _exact("md5_crypt", "MD5-crypt ($1$)", r"\$1\$[./0-9A-Za-z]{0,8}\$[./0-9A-Za-z]{22}"),
+    _exact(
         "sha256_crypt",
         "SHA-256-crypt ($5$)",
-        r"\$5\$(rounds=[1-9][0-9]{3,8}\$)?[^$]{0,16}\$[./A-Za-z0-9]{43}",
+        r"\$5\$(?:rounds=(?P<rounds>[1-9][0-9]{3,8})\$)?[./0-9A-Za-z]{0,16}\$[./0-9A-Za-z]{43}",
+        rounds=5000,  # crypt's default when the hash does not say
     ),
-    _lib(
+    _exact(
         "sha512_crypt",
         "SHA-512-crypt ($6$)",
-        r"\$6\$(rounds=[1-9][0-9]{3,8}\$)?[^$]{0,16}\$[./A-Za-z0-9]{86}",
+        r"\$6\$(?:rounds=(?P<rounds>[1-9][0-9]{3,8})\$)?[./0-9A-Za-z]{0,16}\$[./0-9A-Za-z]{86}",
+        rounds=5000,
     ),
-    _lib(
+    _exact(
         "phpass",
         "phpass portable hash ($P$/$H$: WordPress, phpBB)",
-        r"\$[PH]\$[./A-Za-z0-9]{31}",
-        log2=True,
+        r"\$[PH]\$(?P<rounds>[./0-9A-Za-z])[./0-9A-Za-z]{30}",
     ),
-    _lib(
+    # Django's salt: letters and digits, as Django makes it and libpass reads it; the hash:
+    # padded base64 of the 32 or 20 bytes.
+    _exact(
         "django_pbkdf2_sha256",
         "Django PBKDF2-SHA256 (pbkdf2_sha256$)",
-        rf"pbkdf2_sha256\${_ROUNDS}\$[^$]+\${_B64}",
+        r"pbkdf2_sha256\$(?P<rounds>[1-9][0-9]{0,9})\$[A-Za-z0-9]+\$[A-Za-z0-9+/]{43}=",
     ),
-    _lib(
+    _exact(
         "django_pbkdf2_sha1",
         "Django PBKDF2-SHA1 (pbkdf2_sha1$)",
-        rf"pbkdf2_sha1\${_ROUNDS}\$[^$]+\${_B64}",
+        r"pbkdf2_sha1\$(?P<rounds>[1-9][0-9]{0,9})\$[A-Za-z0-9]+\$[A-Za-z0-9+/]{27}=",
     ),
     _Scheme(
         "django_bcrypt",
@@ -452,12 +510,12 @@ _TABLE: tuple[_Scheme, ...] = (
         _scrypt_parse(_DJANGO_SCRYPT, 1, 3, 4),
         _django_scrypt_check,
     ),
-    _lib("ldap_salted_sha1", "LDAP salted SHA-1 ({SSHA})", rf"\{{SSHA\}}{_B64}"),
-    _lib("ldap_salted_sha256", "LDAP salted SHA-256 ({SSHA256})", rf"\{{SSHA256\}}{_B64}"),
-    _lib("ldap_salted_sha512", "LDAP salted SHA-512 ({SSHA512})", rf"\{{SSHA512\}}{_B64}"),
-    _lib("ldap_salted_md5", "LDAP salted MD5 ({SMD5})", rf"\{{SMD5\}}{_B64}"),
-    _lib("ldap_sha1", "LDAP unsalted SHA-1 ({SHA})", rf"\{{SHA\}}{_B64}"),
-    _lib("ldap_md5", "LDAP unsalted MD5 ({MD5})", rf"\{{MD5\}}{_B64}"),
+    _ldap("ldap_salted_sha1", "SSHA", "sha1"),
+    _ldap("ldap_salted_sha256", "SSHA256", "sha256"),
+    _ldap("ldap_salted_sha512", "SSHA512", "sha512"),
+    _ldap("ldap_salted_md5", "SMD5", "md5"),
+    _ldap("ldap_sha1", "SHA", "sha1"),
+    _ldap("ldap_md5", "MD5", "md5"),
     _lib(
         "pbkdf2_sha256",
         "passlib PBKDF2-SHA256 ($pbkdf2-sha256$)",
@@ -527,14 +585,14 @@ def _clean(value: object) -> str | None:
 
 
 def _parameters(text: str, digest: SaltedDigest | None) -> tuple[str, dict[str, int]] | None:
+    if _HEX.fullmatch(text):  # every scheme in the table has a "$", ":" or "{"
+        return (digest.name, {}) if digest is not None and digest.matches(text) else None
     for scheme in _TABLE:
         if scheme.pattern.fullmatch(text):
             try:
                 return scheme.name, scheme.parse(text)
-            except Exception:  # noqa: BLE001 - identify is total: a value it cannot read is none
+            except Exception:  # identify is total: a value it cannot read is no scheme
                 return None
-    if digest is not None and digest.matches(text):
-        return digest.name, {}
     return None
 
 
@@ -607,17 +665,22 @@ def time_verify(
     return statistics.median(seconds)
 
 
-def at_risk(seconds: float) -> bool:
+def at_risk(seconds: float, *, fraction: float = RISK_FRACTION) -> bool:
     """Whether a verification this slow risks the trigger's TRIGGER_SECONDS limit."""
-    return seconds > RISK_FRACTION * TRIGGER_SECONDS
+    return seconds > fraction * TRIGGER_SECONDS
 
 
 def slow_schemes(
-    stored_hashes: Iterable[str], *, digest: SaltedDigest | None = None, repeat: int = 1
+    stored_hashes: Iterable[str],
+    *,
+    digest: SaltedDigest | None = None,
+    repeat: int = 1,
+    fraction: float = RISK_FRACTION,
 ) -> dict[str, float]:
     """Time one hash of each cost label among ``stored_hashes``; those at risk, with seconds.
 
     The answer is keyed by ``cost_label`` (never a hash); unknown values are skipped.
+    ``fraction`` of TRIGGER_SECONDS is the limit (``at_risk``).
     """
     representatives: dict[str, str] = {}
     for value in stored_hashes:
@@ -628,4 +691,6 @@ def slow_schemes(
         label: time_verify(value, digest=digest, repeat=repeat)
         for label, value in representatives.items()
     }
-    return {label: seconds for label, seconds in timed.items() if at_risk(seconds)}
+    return {
+        label: seconds for label, seconds in timed.items() if at_risk(seconds, fraction=fraction)
+    }

@@ -302,13 +302,10 @@ def assert_single_users_map_as_build_writes(rows: list[tuple[str, ...]]) -> set[
     mapper = UserMapper(Mapping.from_dict(tomllib.loads(AGREEMENT_MAPPING)), AGREEMENT_POOL)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        run, result = helpers.build_rows(
+            work, AGREEMENT_COLUMNS, rows, AGREEMENT_MAPPING, AGREEMENT_POOL
+        )
         source = work / "legacy.csv"
-        with source.open("w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows([AGREEMENT_COLUMNS, *rows])
-        mapping = work / "mapping.toml"
-        mapping.write_text(AGREEMENT_MAPPING, encoding="utf-8")
-        run = work / "run"
-        result = build(BuildOptions(SourceSpec(str(source)), mapping, run), AGREEMENT_POOL)
         written: dict[int, tuple[str, dict[str, str]]] = {}
         for chunk in result.chunks:
             lines = cognito_csv.read_rows(run / chunk.file)
@@ -392,5 +389,15 @@ def test_each_rules_plain_python_verdict_is_the_schemas(value: str) -> None:
 ]))  # fmt: skip
 def test_one_value_converts_as_its_column_does(value: str, context: Context) -> None:
     value = value.strip()
-    mapped, reasons = convert(pd.Series([value], dtype="str"), context)
-    assert convert_value(value, context) == (str(mapped.iat[0]), str(reasons.iat[0]))
+
+    def outcome(fn: Any) -> tuple[str, ...]:
+        try:
+            return tuple(fn())
+        except Exception as exc:  # e.g. "\\1" as a timestamp: the build's pandas raises too
+            return (type(exc).__name__,)
+
+    def column() -> tuple[str, str]:
+        mapped, reasons = convert(pd.Series([value], dtype="str"), context)
+        return str(mapped.iat[0]), str(reasons.iat[0])
+
+    assert outcome(lambda: convert_value(value, context)) == outcome(column)

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import shutil
 import subprocess
+import warnings
 
 import argon2
 import argon2.low_level
@@ -96,7 +97,7 @@ def reference_hashes() -> list[tuple[str, str]]:
         ("pbkdf2_sha256", passlib_pbkdf2("sha256", "$pbkdf2-sha256$", 1000)),
         ("pbkdf2_sha512", passlib_pbkdf2("sha512", "$pbkdf2-sha512$", 1000)),
         ("pbkdf2_sha1", passlib_pbkdf2("sha1", "$pbkdf2$", 1000)),
-        ("scrypt", cognito_scrypt(2**17, 8, 1)),  # N beyond Cognito's 65,536
+        ("scrypt", cognito_scrypt(2**12, 16, 1)),  # r beyond Cognito's 8
         ("werkzeug_pbkdf2", werkzeug.generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")),
         ("werkzeug_pbkdf2", werkzeug.generate_password_hash(PASSWORD, "pbkdf2:sha512:1000")),
         ("werkzeug_scrypt", werkzeug.generate_password_hash(PASSWORD, "scrypt:1024:8:1")),
@@ -346,6 +347,42 @@ HOSTILE = [
 ]
 
 
+# The schemes identify reads with its own patterns, for speed: each must accept nothing
+# libpass's parser refuses (libpass verifies them, and would refuse at sign-in).
+EXACT = ["md5_crypt", "sha256_crypt", "sha512_crypt", "phpass", "django_pbkdf2_sha256",
+         "django_pbkdf2_sha1", "ldap_salted_sha1", "ldap_salted_sha256", "ldap_salted_sha512",
+         "ldap_salted_md5", "ldap_sha1", "ldap_md5"]  # fmt: skip
+
+
+def variants(stored: str) -> list[str]:
+    """``stored`` with each character replaced by a few others, cut, and extended."""
+    out = [stored, stored + "a", stored + "=", stored[:-1], "$" + stored]
+    for i in range(len(stored)):
+        out += [stored[:i] + c + stored[i + 1 :] for c in "$.=A0!+/_-"]
+    return out
+
+
+@pytest.mark.parametrize("scheme", EXACT)
+def test_patterns_identify_uses_accept_nothing_libpass_refuses(scheme: str) -> None:
+    handler = getattr(passlib_hash, scheme)
+    references = [v for s, v in REFERENCE if s == scheme] + [v for _, v, _ in PHPASS_VECTORS]
+    references += [openssl_passwd("-5", "x", "-salt", "rounds=1000$abc")] * (
+        scheme == "sha256_crypt"
+    )
+    salts = [b"1234", b"0123456789abcdef", b"123", b"0123456789abcdefg"]
+    references += [ldap(f"S{tag}", algorithm, "x", salt) for salt in salts
+                   for tag, algorithm in [("SHA", "sha1"), ("MD5", "md5")]]  # fmt: skip
+    accepted = 0
+    for reference in references:
+        for value in variants(reference):
+            if identify(value) == scheme:
+                accepted += 1
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    handler.from_string(value)  # raises if libpass refuses it
+    assert accepted >= 1
+
+
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_values_are_no_scheme_and_verify_refuses_them(value: str) -> None:
     assert identify(value) is None
@@ -373,10 +410,15 @@ def test_every_truncation_of_a_reference_hash_is_refused_or_fails_cleanly(
             assert verify(PASSWORD, value) is False
 
 
-@pytest.mark.parametrize("password", ["", "\x00", "pass\x00word", "\ud800", "😀" * 100, "x" * 5000])
+@pytest.mark.parametrize(
+    "password",
+    ["", "\x00", "pass\x00word", "\ud800", "😀" * 100, "x" * 5000],
+    ids=["empty", "nul", "inner-nul", "lone-surrogate", "400-bytes", "5000-chars"],
+)
 def test_odd_passwords_never_match_and_never_raise(password: str) -> None:
     for _, stored in REFERENCE:
-        assert verify(password, stored) is False
+        if legacyhash.cost_label(stored) != "bcrypt cost=13":  # proven above; 1 s a try
+            assert verify(password, stored) is False
 
 
 @settings(max_examples=300, deadline=None)
@@ -409,7 +451,14 @@ def test_time_verify_measures_the_stored_hashs_own_cost() -> None:
 
 def test_slow_schemes_names_cost_labels_at_risk_never_hashes() -> None:
     cheap = bcrypt.hashpw(b"x", bcrypt.gensalt(4)).decode()
-    assert legacyhash.slow_schemes([cheap, cheap, "junk"]) == {}
+    other = bcrypt.hashpw(b"y", bcrypt.gensalt(4)).decode()
+    crypt = openssl_passwd("-6", "x")
+    digest = parse_digest("md5(password)")
+    hashes = [cheap, other, crypt, "junk", hashlib.md5(b"x").hexdigest()]
+    assert legacyhash.slow_schemes(hashes, digest=digest) == {}
+    every = legacyhash.slow_schemes(hashes, digest=digest, fraction=0)
+    assert sorted(every) == ["bcrypt cost=4", "md5(password)", "sha512_crypt rounds=5000"]
+    assert all(seconds > 0 for seconds in every.values())
     assert legacyhash.at_risk(legacyhash.TRIGGER_SECONDS) is True
     assert legacyhash.at_risk(0.001) is False
     assert legacyhash.TRIGGER_SECONDS == 5

@@ -4,9 +4,11 @@ reference implementations, and the Lambda handler called as Cognito calls it."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -20,6 +22,7 @@ import bcrypt
 import psycopg
 import pymysql
 import pytest
+import sqlalchemy as sa
 from aws_lambda_powertools import Logger
 
 from csvimport.build.mapping.spec import Mapping
@@ -31,14 +34,19 @@ from csvimport.migrate.settings import (
     MAPPING_FILE,
     PASSWORD_ENV,
     POOL_FILE,
+    SECRET_ENV,
     MigrationSettings,
     SourceSettings,
     Timeouts,
+    database_url,
     lookup_columns,
+    prepare_folder,
     write_settings,
 )
 from csvimport.pool import Attribute, PoolSnapshot
+from csvimport.sandbox import Sandbox
 
+from . import helpers
 from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
 
 PASSWORD = "correct horse battery staple"
@@ -131,8 +139,6 @@ def postgres_table(users: list[tuple[str, ...]]) -> Iterator[str]:
 
 
 def lookup_file_source(tmp: Path, rows: list[tuple[str, ...]]) -> SourceSettings:
-    import csv
-
     with (tmp / "migration" / "lookup.csv").open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([COLUMNS, *rows])
     return SourceSettings(file="lookup.csv", delimiter=",")
@@ -341,3 +347,178 @@ def test_settings_refuse_a_url_with_a_password(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="carries a credential"):
         migration_folder(tmp_path, SourceSettings(url="postgresql://u:pw@h/db", table="t"))
+
+
+def built_run(tmp: Path, rows: list[tuple[str, ...]], deferred: list[int]) -> Path:
+    """A run built by csvimport's own build from ``rows``, whose deferred.csv (as
+    `build --password-fallback migrate` writes it) lists the source rows ``deferred``."""
+    run, _ = helpers.build_rows(tmp, COLUMNS, rows, MAPPING, POOL)
+    with (run / "deferred.csv").open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["source_row", "legacy_id", "username", "scheme", "reason"])
+        out.writerows([[n, rows[n - 1][0], rows[n - 1][1], "sha512_crypt", "not importable"]
+                       for n in deferred])  # fmt: skip
+    return run
+
+
+def test_migration_lookup_writes_only_the_deferred_users_records_privately(
+    tmp_path: Path, users: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch,
+    log: io.StringIO,
+) -> None:  # fmt: skip
+    run = built_run(tmp_path, users, deferred=[1, 2])
+    done = helpers.csvimport(helpers.cli_env(), "migration-lookup", str(run))
+    assert done.returncode == 0, done.stderr
+    written = run / "migration" / "lookup.csv"
+    assert done.stdout.strip() == str(written)
+    assert "password hashes" in done.stderr
+    assert written.stat().st_mode & 0o777 == 0o600
+    with written.open(encoding="utf-8", newline="") as f:
+        records = list(csv.DictReader(f))
+    assert [r["id"] for r in records] == ["1", "2"]
+    assert records[0] == dict(zip(COLUMNS, users[0], strict=True))
+    # the function finds ann there, and nobody who was not deferred
+    folder = migration_folder(tmp_path, SourceSettings(file="lookup.csv", delimiter=","))
+    shutil.copyfile(written, folder / "lookup.csv")
+    monkeypatch.setenv(DIR_ENV, str(folder))
+    migration.reset()
+    assert migration.handler(event("ann"), None)["response"]["finalUserStatus"] == "CONFIRMED"
+    with pytest.raises(MigrationRefused):
+        migration.handler(event("dana"), None)
+    assert [line["outcome"] for line in log_lines(log)] == ["migrated", "unknown_user"]
+    migration.reset()
+
+
+def test_migration_lookup_refuses_a_run_that_defers_nobody(
+    tmp_path: Path, users: list[tuple[str, ...]]
+) -> None:
+    run = built_run(tmp_path, users, deferred=[])
+    (run / "deferred.csv").unlink()
+    done = helpers.csvimport(helpers.cli_env(), "migration-lookup", str(run))
+    assert done.returncode == 2
+    assert "defers no users" in done.stderr and "--password-fallback migrate" in done.stderr
+
+
+def test_prepare_folder_writes_everything_the_function_needs_from_a_run(
+    tmp_path: Path, users: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch,
+    log: io.StringIO,
+) -> None:  # fmt: skip
+    run = built_run(tmp_path, users, deferred=[1, 2])
+    folder = tmp_path / "package" / "migration"
+    settings = prepare_folder(run, folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "lookup.csv", "mapping.toml", "pool.json", "settings.json",
+    ]  # fmt: skip
+    assert (folder / "lookup.csv").stat().st_mode & 0o777 == 0o600
+    assert settings.lookup == {"cognito:username": "login", "email": "email"}
+    assert settings.password_column == "pw"
+    assert json.loads((folder / "settings.json").read_text())["source"]["file"] == "lookup.csv"
+    monkeypatch.setenv(DIR_ENV, str(folder))
+    migration.reset()
+    assert migration.handler(event("bob"), None)["response"]["finalUserStatus"] == "CONFIRMED"
+    assert [line["outcome"] for line in log_lines(log)] == ["migrated"]
+    migration.reset()
+
+
+@pytest.mark.parametrize(
+    ("shown", "url"),
+    [
+        ("postgresql+psycopg://app:***@db.internal:5432/legacy",
+         "postgresql+psycopg://app@db.internal:5432/legacy"),
+        ("mysql+pymysql://app@db/legacy?charset=utf8mb4", "mysql+pymysql://app@db/legacy?charset=utf8mb4"),
+        ("sqlite:////srv/legacy.db", "sqlite:////srv/legacy.db"),
+    ],
+)  # fmt: skip
+def test_the_functions_database_url_is_the_runs_without_its_password(shown: str, url: str) -> None:
+    assert database_url(shown) == url
+
+
+def test_a_run_url_with_a_masked_option_is_refused() -> None:
+    from csvimport.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sslpassword"):
+        database_url("postgresql+psycopg://app@db/legacy?sslpassword=***")
+
+
+def test_the_database_password_comes_from_a_secrets_manager_secret(
+    sandbox: Sandbox, mariadb_table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str], log: io.StringIO,
+) -> None:  # fmt: skip
+    account, secret = f"mig_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    db = pymysql.connect(host="127.0.0.1", port=3306, user="root", database="test")
+    with db.cursor() as cur:
+        cur.execute(f"CREATE USER '{account}'@'%%' IDENTIFIED BY %s", (secret,))
+        cur.execute(f"GRANT SELECT ON test.{mariadb_table} TO '{account}'@'%'")
+    try:
+        arn = sandbox.client("secretsmanager").create_secret(
+            Name=account, SecretString=json.dumps({"username": account, "password": secret})
+        )["ARN"]
+        folder = migration_folder(tmp_path, SourceSettings(
+            url=f"mysql+pymysql://{account}@127.0.0.1:3306/test", table=mariadb_table))  # fmt: skip
+        for name, value in {DIR_ENV: str(folder), SECRET_ENV: arn,
+                            "AWS_ENDPOINT_URL": sandbox.endpoint_url, "AWS_DEFAULT_REGION": sandbox.region,
+                            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            }.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv(PASSWORD_ENV, raising=False)
+        migration.reset()
+        assert migration.handler(event("ann"), None)["response"]["finalUserStatus"] == "CONFIRMED"
+        assert migration.migrator().users.connects == 1
+        assert secret not in log.getvalue() + str(capfd.readouterr())
+        migration.reset()
+    finally:
+        with db.cursor() as cur:
+            cur.execute(f"DROP USER '{account}'@'%'")
+        db.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "table_fixture", "slow"),
+    [
+        ("mysql+pymysql://root@127.0.0.1:3306/test", "mariadb_table", "SLEEP(3)"),
+        ("postgresql+psycopg://postgres@127.0.0.1:5432/test", "postgres_table",
+         "pg_sleep(3)::text"),
+    ],
+)  # fmt: skip
+def test_a_slow_query_is_cut_at_the_statement_timeout(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    log: io.StringIO, url: str, table_fixture: str, slow: str,
+) -> None:  # fmt: skip
+    table = request.getfixturevalue(table_fixture)
+    query = f"SELECT {', '.join(COLUMNS)}, {slow} AS slow FROM {table}"
+    folder = migration_folder(tmp_path, SourceSettings(url=url, query=query), statement_ms=500)
+    monkeypatch.setenv(DIR_ENV, str(folder))
+    migration.reset()
+    start = time.perf_counter()
+    with pytest.raises(MigrationUnavailable):
+        migration.handler(event("ann"), None)
+    # cut by the database at 0.5 s, before the socket timeout (2 s) or the sleep (3 s)
+    assert time.perf_counter() - start < 1.8
+    assert [line["outcome"] for line in log_lines(log)] == ["source_unavailable"]
+    migration.reset()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb", "postgresql"])
+def test_the_functions_connection_cannot_write(
+    request: pytest.FixtureRequest, tmp_path: Path, users: list[tuple[str, ...]],
+    monkeypatch: pytest.MonkeyPatch, backend: str,
+) -> None:  # fmt: skip
+    if backend == "sqlite":
+        source = sqlite_source(tmp_path, users)
+        table = "users"
+    else:
+        table = request.getfixturevalue(
+            f"{'mariadb' if backend == 'mariadb' else 'postgres'}_table"
+        )
+        host = {
+            "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
+            "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        }[backend]
+        source = SourceSettings(url=host, table=table)  # fmt: skip
+    folder = migration_folder(tmp_path, source)
+    monkeypatch.setenv(DIR_ENV, str(folder))
+    migration.reset()
+    migration.handler(event("ann"), None)
+    engine = migration.migrator().users._database().engine
+    with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError):
+        conn.exec_driver_sql(f"DELETE FROM {table}")
+    migration.reset()

@@ -120,13 +120,16 @@ class Migrator:
 
     def migrate(self, trigger: str, typed: str, password: str | None) -> Answer:
         """Answer for the user who typed ``typed``; raise MigrationRefused or
-        MigrationUnavailable (SourceError from the source becomes the latter)."""
+        MigrationUnavailable (a SourceError from the source, or any other csvimport error
+        such as a secret without a password, becomes the latter)."""
         if trigger not in (AUTHENTICATION, FORGOT_PASSWORD):
             raise MigrationRefused(Outcome.UNSUPPORTED_TRIGGER)
         try:
             record, user = self.find(typed)
         except SourceError:
             raise MigrationUnavailable(Outcome.SOURCE_UNAVAILABLE) from None
+        except CsvImportError:  # e.g. a secret without a password, a column the source lacks
+            raise MigrationUnavailable(Outcome.CONFIG_ERROR) from None
         if not user.ok:
             raise MigrationRefused(Outcome.REJECTED, user.legacy_id)
         attributes = {

@@ -158,13 +158,13 @@ class LegacyUsers:
         arn = self._environ.get(SECRET_ENV, "").strip()
         if not arn:
             return None
-        if self._secrets is not None:
-            client = self._secrets()
-        else:
-            import boto3
-
-            client = boto3.client("secretsmanager")
         try:
+            if self._secrets is not None:
+                client = self._secrets()
+            else:
+                import boto3
+
+                client = boto3.client("secretsmanager")  # Lambda's region and role
             text = client.get_secret_value(SecretId=arn)["SecretString"]
         except Exception as exc:  # any AWS failure: the sign-in fails, the user may retry
             raise SourceError(

@@ -284,7 +284,10 @@ def database_url(shown: str) -> str:
             f"({', '.join(secret_options)})",
             hint="Pass the function's database URL yourself, without credentials.",
         )
-    return url.set(password=None).render_as_string(hide_password=False)
+    # URL.set() cannot unset a part: build it again without the password
+    bare = sa.URL.create(url.drivername, username=url.username, host=url.host, port=url.port,
+                         database=url.database, query=url.query)  # fmt: skip
+    return bare.render_as_string(hide_password=False)
 
 
 def settings_for_run(
