@@ -61,6 +61,13 @@ from csvimport.errors import (
 )
 from csvimport.files import replaced_private
 from csvimport.migrate.lookupfile import write_lookup_file
+from csvimport.migrate.package import (
+    ZIP_COMPRESSLEVEL,
+    Arch,
+    PackageOptions,
+    deploy_steps,
+    write_package,
+)
 from csvimport.migrate.settings import LOOKUP_FILE
 from csvimport.passwords.notice import NoticeFields, write_notices
 from csvimport.passwords.recovery import RecoveryPolicy
@@ -1080,6 +1087,70 @@ def migration_lookup(
     typer.echo(str(target))
     typer.echo(f"{count} deferred users' records; the file holds password hashes: keep it "
                "encrypted at rest and out of version control.", err=True)  # fmt: skip
+
+
+@app.command("migration-package")
+def migration_package(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    out: Annotated[
+        Path,
+        typer.Option("--out", file_okay=False, help="Folder for the zip, template and script."),
+    ],
+    arch: Annotated[
+        Arch, typer.Option("--arch", help="The function's architecture (x86_64 or arm64).")
+    ] = Arch.X86_64,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="The legacy database as the function reaches it (no password), when it "
+            "differs from the build's URL.",
+        ),
+    ] = None,
+    wheelhouse: Annotated[
+        Path | None,
+        typer.Option(
+            "--wheelhouse",
+            file_okay=False,
+            help="Install the dependencies from this folder of wheels only (no index).",
+        ),
+    ] = None,
+    dependency_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--dependency-cache",
+            file_okay=False,
+            help="Where installed dependencies are kept between runs "
+            "(default ~/.cache/csvimport/lambda-dependencies).",
+        ),
+    ] = None,
+    compress_level: Annotated[
+        int,
+        typer.Option(
+            "--compress-level",
+            min=1,
+            max=9,
+            help="zlib's level for the zip: 1 packs about four times faster, 12% bigger.",
+        ),
+    ] = ZIP_COMPRESSLEVEL,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print what was written as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Build the migration function's Lambda zip and its CloudFormation template."""
+    options = PackageOptions(arch=arch, cache=dependency_cache, wheelhouse=wheelhouse,
+                             url=database_url, compresslevel=compress_level)  # fmt: skip
+    result = write_package(run_dir, out, options,
+                           on_progress=lambda message: typer.echo(message, err=True))  # fmt: skip
+    if json_output:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        for path in (result.zip_path, result.template_path, result.trigger_script_path,
+                     result.requirements_path):  # fmt: skip
+            typer.echo(str(path))
+    for line in deploy_steps(result):
+        typer.echo(line, err=True)
 
 
 @app.command()
