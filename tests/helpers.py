@@ -4,6 +4,7 @@ never from one another."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import hashlib
@@ -27,6 +28,7 @@ import bcrypt
 import boto3
 import requests
 from botocore.config import Config
+from hypothesis import strategies as st
 from passlib.hash import pbkdf2_sha256
 
 from csvimport import cli
@@ -836,3 +838,108 @@ def lookup_people() -> list[dict[str, str]]:
     """Users for lookup tests: each hostile value once, the near misses, one email twice."""
     emails = [*LOOKUP_HOSTILE, *NEAR_MISSES, "twice@x.com", "twice@x.com"]
     return [{"email": email, "name": f"User {n}"} for n, email in enumerate(emails, 1)]
+
+
+# Generated legacy users (hypothesis), for the build's properties.
+messy_text = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12
+)
+logins = st.one_of(st.sampled_from(["ann", "ANN", "bob", "b ob", "", "zoë", "x" * 130]), messy_text)
+emails = st.one_of(
+    st.sampled_from(["a@example.com", "A@Example.COM", "bad", "", "c@x"]), messy_text
+)
+flags = st.sampled_from(["Y", "n", "1", "0", "yes", "TRUE", "maybe", ""])
+phones = st.one_of(
+    st.sampled_from(["", "(415) 555-2671", "+44 20 7946 0958", "12", "+1"]), messy_text
+)
+names = st.one_of(st.sampled_from(["Ann", "O'Neil, Jr.", "", "Zoë\u200f"]), messy_text)
+dates = st.sampled_from(["", "2020-01-01", "2024-05-01T10:00:00", "soon", "1700000000"])
+
+
+# Values at every edge of Cognito's CSV dialect and limits, for users the build writes:
+# commas (written `\,`), quotes, backslashes inside a value, any script, emoji, combining
+# marks, and names that join to exactly the 2,048-character limit (or one past it).
+edgy_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list(",\\\"' .-é中ü\u0301😀ß")),
+        st.characters(categories=["L", "M", "N", "P", "S", "Zs"], exclude_characters="\x85"),
+    ),
+    max_size=14,
+)
+good_names = st.one_of(
+    edgy_text, st.sampled_from(["O'Neil, Jr.", 'say "hi"', "C:\\dir\\x", "a\\ ,b"])
+)
+good_logins = st.text(
+    alphabet=st.characters(categories=["L", "M", "N", "P", "S"]), min_size=1, max_size=10
+)
+good_rows = st.tuples(
+    st.sampled_from(
+        ["", "", "", "", "", "long", "toolong", "dup", "wide", "wider", "endslash"]
+    ),  # legacy_line
+    good_logins,
+    st.sampled_from(["a", "first.last", "x+tag", "o'neil", "UPPER"]),
+    st.sampled_from(["Y", "y", "1", "yes", "TRUE"]),
+    st.sampled_from(["", "(415) 555-2671", "+44 20 7946 0958", "+1 415 555 0100"]),
+    good_names,
+    good_names,
+    st.sampled_from(["", "2020-01-01", "2024-05-01T10:00:00", "1700000000"]),
+)
+# A messy legacy user's login, email, verified, mobile, first, last and modified columns.
+messy_fields = (logins, emails, flags, phones, names, names, dates)
+messy_rows = st.tuples(
+    st.sampled_from(["", "long", "id", "space", "nologin", "newline"]), *messy_fields
+)
+# Mostly users the build writes, then messy ones to be refused.
+legacy_rows = st.tuples(
+    st.lists(good_rows, min_size=2, max_size=7), st.lists(messy_rows, min_size=1, max_size=6)
+).map(lambda parts: parts[0] + parts[1])
+
+
+def legacy_line(n: int, row: tuple[str, ...]) -> list[object]:
+    """The legacy CSV line of generated ``row`` as the ``n``-th user. A login is made unique
+    by its number; "long" pads it to the 128-character limit, "toolong" one past it; "wide" makes the joined name exactly 2,048 characters, "wider"
+    one more; "endslash" ends the last name with a backslash; "id" gives a legacy id one
+    past custom:legacy_id's 16 characters; "space" puts a space in the login, "nologin"
+    leaves it empty, "newline" puts a line break in the first name. A good email local
+    part gets its own address."""
+    shape, login, email, flag, phone, first, last, modified = row
+    legacy_id: object = "1" * 17 if shape == "id" else n
+    if shape in ("long", "toolong") and login:
+        login = (login + "x" * 129)[: 128 + (shape == "toolong") - len(str(n))]
+    if shape in ("wide", "wider"):
+        first, last = "x" * (1023 + (shape == "wider")), "y" * 1024
+    if shape == "space":
+        login = f"b {login}"
+    if shape == "nologin":
+        login = ""
+    if shape == "newline":
+        first = f"{first}\nx"
+    if shape == "endslash":
+        last += "\\"
+    if "@" not in email and email in {"a", "first.last", "x+tag", "o'neil", "UPPER"}:
+        email = f"{email}{n}@example.com"
+    return [legacy_id, f"{login}{n}" if login else login, email, flag, phone, first, last, modified]
+
+
+def legacy_lines(legacy: list[tuple[str, ...]]) -> list[list[object]]:
+    """The legacy CSV lines of generated rows; a row of shape "dup" takes the first row's
+    login in upper case (the pool is case-insensitive: a duplicate)."""
+    lines: list[list[object]] = []
+    for n, row in enumerate(legacy, 1):
+        line = legacy_line(n, row)
+        if row[0] == "dup" and lines:
+            line[1] = str(lines[0][1]).upper()
+        lines.append(line)
+    return lines
+
+
+def django_hash(password: str) -> str:
+    """A Django pbkdf2_sha256 hash of ``password`` (100,000 iterations, salt "djsalt")."""
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), b"djsalt", 100_000)
+    return f"pbkdf2_sha256$100000$djsalt${base64.b64encode(digest).decode()}"
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The records of a CSV file with a header."""
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))

@@ -41,14 +41,16 @@ from .helpers import (
     assert_manifest_holds_every_files_sha256,
     cli_env,
     csvimport,
+    django_hash,
+    legacy_lines,
+    legacy_rows,
     make_hash,
     offline_snapshot,
+    read_csv,
     reconcile,
     run_all,
     sign_in,
 )
-from .test_build_passwords import django_hash, read_csv
-from .test_build_property import legacy_lines, legacy_rows
 
 HASH_MAPPING = LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n'
 DECLARED = '\n[legacy_hash]\ndigest = "sha256(salt + password)"\nsalt = "salt"\n'

@@ -3,7 +3,6 @@ their password, one import job per algorithm; the others must reset, and say why
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import json
@@ -30,19 +29,16 @@ from .helpers import (
     assert_manifest_holds_every_files_sha256,
     cli_env,
     csvimport,
+    django_hash,
     make_hash,
     messages,
+    read_csv,
     reconcile,
     run_all,
     sign_in,
 )
 
 HASH_MAPPING = LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n'
-
-
-def django_hash(password: str) -> str:
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), b"djsalt", 100_000)
-    return f"pbkdf2_sha256$100000$djsalt${base64.b64encode(digest).decode()}"
 
 
 # login -> (legacy hash, its chunk's algorithm or None, passwords.csv classification)
@@ -76,11 +72,6 @@ def build_hash_run(cognito: Any, pool: PoolInfo, tmp_path: Path, **options: Any)
     build(BuildOptions(SourceSpec(str(source)), mapping, out, **options),
           read_pool(cognito, pool.user_pool_id))  # fmt: skip
     return out
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def test_build_puts_each_algorithm_in_its_own_chunks_and_the_rest_in_a_reset_chunk(
