@@ -9,8 +9,8 @@ snapshot or mapping copy is refused with its name and the fix, never half used.
 
 It also holds the readers of run files that more than one command uses: the build's CSV
 files (``build_records``: line maps, ``rejects.csv``, ``passwords.csv``), a chunk's users
-(``written_users``) and the report's ``results.jsonl`` (``iter_results``); damage is
-refused naming the file and line.
+(``written_users``), the users left for the migration trigger (``iter_deferred``) and the
+report's ``results.jsonl`` (``iter_results``); damage is refused naming the file and line.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ PASSWORDS = "passwords.csv"  # each written user's password-hash verdict (report
 EXISTING = "existing.csv"
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
+# Users left out of the import for the migration trigger (build --password-fallback migrate).
+DEFERRED = "deferred.csv"
 # The files `report` writes (other commands read results.jsonl).
 RESULTS = "results.jsonl"
 REPORT = "report.html"
@@ -59,6 +61,7 @@ ROLES = {
     EXISTING: "the build's list of written users already in the pool",
     POOL_SNAPSHOT: "the user pool as the build validated the users against it",
     MAPPING_COPY: "the mapping this run was built with",
+    DEFERRED: "the build's list of users left out of the import for the migration trigger",
 }
 CHUNK_ROLE = "the import file Cognito reads these users from"
 MAP_ROLE = "the line map telling which legacy user each line of {chunk} is"
@@ -691,3 +694,69 @@ def iter_results(run: RunDir, *, needed_for: str) -> Iterator[UserResult]:
             f"{source_rows:,} source users",
             hint=hint,
         )
+
+
+# --- the users the build left out of the import for the migration trigger ---------------
+@dataclass(frozen=True)
+class DeferredUser:
+    """A user ``build --password-fallback migrate`` left out of the import files, so the
+    user migration trigger creates them at their first sign-in (one line of ``deferred.csv``).
+
+    ``email``, ``phone_number`` and ``preferred_username`` are the values the user would
+    sign in with as aliases; empty when the build did not write those columns.
+    """
+
+    source_row: int
+    legacy_id: str
+    username: str
+    scheme: str  # the legacy hash scheme (csvimport.legacyhash.SCHEMES)
+    reason: str
+    email: str = ""
+    phone_number: str = ""
+    preferred_username: str = ""
+
+
+DEFERRED_COLUMNS = ("source_row", "legacy_id", "username", "scheme", "reason")
+# Columns a build may add to deferred.csv: the aliases the user signs in with.
+DEFERRED_ALIASES = ("email", "phone_number", "preferred_username")
+
+
+def deferred_aliases_written(run: RunDir) -> tuple[str, ...]:
+    """Which alias columns the run's ``deferred.csv`` carries (none when it has no file)."""
+    path = _deferred_path(run)
+    if path is None:
+        return ()
+    with path.open(encoding="utf-8", newline="", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    return tuple(name for name in DEFERRED_ALIASES if name in header)
+
+
+def _deferred_path(run: RunDir) -> Path | None:
+    if DEFERRED in run.files:
+        return run.verify_file(DEFERRED)
+    # A build that wrote deferred.csv without listing it in the manifest: read it as is.
+    path = run.path / DEFERRED
+    return path if path.is_file() else None
+
+
+def iter_deferred(run: RunDir) -> Iterator[DeferredUser]:
+    """The users the build left for the migration trigger, in file order; none when the
+    run has no ``deferred.csv`` (built with ``--password-fallback reset``, or before it).
+    RefusedError when the manifest lists it and it is missing or changed, ConfigError
+    naming the line when it is damaged."""
+    path = _deferred_path(run)
+    if path is None:
+        return
+    aliases = deferred_aliases_written(run)
+    for line, record in build_records(path, DEFERRED_COLUMNS):
+        yield DeferredUser(
+            source_row=_whole(path, line, record, "source_row"),
+            legacy_id=record["legacy_id"], username=record["username"],
+            scheme=record["scheme"], reason=record["reason"],
+            **{name: record[name] for name in aliases},
+        )  # fmt: skip
+
+
+def count_deferred(run: RunDir) -> int:
+    """How many users the build left for the migration trigger."""
+    return sum(1 for _ in iter_deferred(run))
