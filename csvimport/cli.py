@@ -1139,6 +1139,14 @@ def notice(
             help="Whether a `csvimport resets` wave already sent users a code.",
         ),
     ] = None,
+    migration_ends: Annotated[
+        str | None,
+        typer.Option(
+            "--migration-ends",
+            help="When the user migration trigger is removed (runs that defer users): the "
+            "app signs in with USER_PASSWORD_AUTH until then.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -1146,11 +1154,11 @@ def notice(
         ),
     ] = None,
 ) -> None:
-    """Write the password-reset message for users and the app team's checklist."""
+    """Write the messages for users (reset, or sign in as before) and the app team's checklist."""
     base = NoticeFields.load(config) if config is not None else NoticeFields()
     fields = base.merged(
         product=product, support=support, sign_in_url=sign_in_url, migrated_on=migrated_on,
-        reset_by=reset_by, code_sent=code_sent,
+        reset_by=reset_by, code_sent=code_sent, migration_ends=migration_ends,
     )  # fmt: skip
     for path in write_notices(_open_run(run_dir), fields, out):
         typer.echo(str(path))

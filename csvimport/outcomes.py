@@ -23,6 +23,10 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # [SKIPPED]: e.g. the user already exists
     FAILED = "failed"  # [FAILED]: Cognito refused the row
     NOT_PROCESSED = "not processed"  # written, but its job stopped, failed early or expired
+    # left out of the import for the user migration trigger (build --password-fallback
+    # migrate): created at their first sign-in. The contract of issue 14 (branch h14-plan
+    # adds the same member; keep one).
+    DEFERRED = "deferred"
 
     @property
     def needs_attention(self) -> bool:
