@@ -220,6 +220,10 @@ def test_a_sample_checks_that_many_users_and_scales_the_count(
     assert report.plan.sampled and "of 4 sampled (about 40 of all 40)" in str(report.finding())
     again = AliasCheck(run, cognito, sample=4).run()  # the same sample every time
     assert [e.source_row for e in again.examples] == [e.source_row for e in report.examples]
+    # every user checked (one listing of the 40-user pool): all counted, the first 10 shown
+    whole = AliasCheck(run, cognito, estimated_users=40).run()
+    assert (whole.plan.strategy, whole.taken, whole.users) == (Strategy.SCAN, 40, 40)
+    assert [e.source_row for e in whole.examples] == list(range(100, 110))
 
 
 def test_one_call_per_name_finds_taken_usernames_and_emails(

@@ -306,22 +306,21 @@ class TakenName:
     held_by: str  # the Cognito username of the user holding it
 
     def describe(self, *, show_pii: bool = False) -> str:
-        def shown(attribute: str, value: str) -> str:
-            return value if show_pii else MASKS[attribute](value)
-
         # The legacy id stays, as in the report: it is how the legacy system finds the user.
         return (f"source row {self.source_row} (legacy id {self.legacy_id}): "
-                f"{self.attribute} {shown(self.attribute, self.value)} is held by "
-                f"{shown(USERNAME, self.held_by)}")  # fmt: skip
+                f"{self.attribute} {_shown(self.attribute, self.value, show_pii)} is held by "
+                f"{_shown(USERNAME, self.held_by, show_pii)}")  # fmt: skip
 
     def to_json(self, *, show_pii: bool = False) -> dict[str, Any]:
-        def shown(attribute: str, value: str) -> str:
-            return value if show_pii else MASKS[attribute](value)
+        return {"attribute": self.attribute,
+                "value": _shown(self.attribute, self.value, show_pii),
+                "source_row": self.source_row, "legacy_id": self.legacy_id,
+                "held_by": _shown(USERNAME, self.held_by, show_pii)}  # fmt: skip
 
-        return {"attribute": self.attribute, "value": shown(self.attribute, self.value),
-                "source_row": self.source_row,
-                "legacy_id": self.legacy_id,
-                "held_by": shown(USERNAME, self.held_by)}  # fmt: skip
+
+def _shown(attribute: str, value: str, show_pii: bool) -> str:
+    """A person's value as csvimport shares it: masked as the report masks it, unless asked."""
+    return value if show_pii else MASKS[attribute](value)
 
 
 @dataclass(frozen=True)
@@ -426,16 +425,29 @@ class AliasCheck:
         return self._plan
 
     def run(self) -> AliasReport:
+        """Check the names as planned: counts of every taken one, the first few kept."""
         plan = self.plan()
         found = self._scan(plan) if plan.strategy is Strategy.SCAN else self._filter(plan)
-        taken = sorted(found, key=lambda t: (t.source_row, self.attributes.index(t.attribute)))
+        order = {attribute: n for n, attribute in enumerate(self.attributes)}
+
+        def first(names: list[TakenName]) -> list[TakenName]:
+            names.sort(key=lambda t: (t.source_row, order[t.attribute]))
+            return names[:TAKEN_EXAMPLES]
+
+        taken, users, by_attribute = 0, set[int](), Counter[str]()
+        examples: list[TakenName] = []
+        for name in found:  # a run may have many taken: only counts and a few are kept
+            taken += 1
+            users.add(name.source_row)
+            by_attribute[name.attribute] += 1
+            examples.append(name)
+            if len(examples) > 4 * TAKEN_EXAMPLES:
+                examples = first(examples)
         return AliasReport(
-            plan=plan,
-            taken=len(taken),
-            users=len({t.source_row for t in taken}),
-            by_attribute=dict(Counter(t.attribute for t in taken)),
-            examples=taken[:TAKEN_EXAMPLES],
-        )
+            plan=plan, taken=taken, users=len(users),
+            by_attribute={a: by_attribute[a] for a in self.attributes if by_attribute[a]},
+            examples=first(examples),
+        )  # fmt: skip
 
     # -- the names ----------------------------------------------------------------------
     def _names(self, user: DeferredUser) -> list[tuple[str, str]]:
@@ -445,7 +457,9 @@ class AliasCheck:
 
     def _fold(self, attribute: str, value: str) -> str:
         """A name as the pool compares it: usernames and aliases ignore case in a
-        case-insensitive pool (phone numbers have none)."""
+        case-insensitive pool (phone numbers have none). UNVERIFIED: whether ListUsers'
+        ``username = "..."`` ignores case there too (the API calls the username filter
+        case-sensitive); a pool listing compares folded names whatever it does."""
         return value if self.snapshot.case_sensitive else value.lower()
 
     def _checked_users(self, plan: AliasPlan) -> Iterator[DeferredUser]:
@@ -463,19 +477,16 @@ class AliasCheck:
             yield user
 
     # -- one call per name ----------------------------------------------------------------
-    def _filter(self, plan: AliasPlan) -> list[TakenName]:
-        taken: list[TakenName] = []
+    def _filter(self, plan: AliasPlan) -> Iterator[TakenName]:
         done = 0
         self.on_progress(0, plan.lookups)
         for user in self._checked_users(plan):
             for attribute, value in self._names(user):
                 holder = self._holder(attribute, value)
                 if holder is not None:
-                    taken.append(TakenName(attribute, value, user.source_row,
-                                           user.legacy_id, holder))  # fmt: skip
+                    yield TakenName(attribute, value, user.source_row, user.legacy_id, holder)
                 done += 1
                 self.on_progress(done, plan.lookups)
-        return taken
 
     def _holder(self, attribute: str, value: str) -> str | None:
         """The username of a pool user whose ``attribute`` is ``value``, or None."""
@@ -492,7 +503,7 @@ class AliasCheck:
         return None
 
     # -- one listing of the pool ----------------------------------------------------------
-    def _scan(self, plan: AliasPlan) -> list[TakenName]:
+    def _scan(self, plan: AliasPlan) -> Iterator[TakenName]:
         wanted: dict[str, dict[str, DeferredUser]] = {a: {} for a in self.attributes}
         for user in iter_deferred(self.rundir):
             for attribute, value in self._names(user):
@@ -500,7 +511,6 @@ class AliasCheck:
         asked = [a for a in self.attributes if a != USERNAME]
         kwargs: dict[str, Any] = {"UserPoolId": self.rundir.user_pool_id,
                                   "Limit": LIST_USERS_PAGE, "AttributesToGet": asked}  # fmt: skip
-        taken: list[TakenName] = []
         done = 0
         self.on_progress(0, plan.calls)
         while True:
@@ -510,14 +520,13 @@ class AliasCheck:
                     value = _value(user, attribute)
                     owner = wanted[attribute].get(self._fold(attribute, value)) if value else None
                     if owner is not None:
-                        taken.append(TakenName(attribute, getattr(owner, attribute),
-                                               owner.source_row, owner.legacy_id,
-                                               str(user["Username"])))  # fmt: skip
+                        yield TakenName(attribute, getattr(owner, attribute), owner.source_row,
+                                        owner.legacy_id, str(user["Username"]))  # fmt: skip
             done += 1
             self.on_progress(done, max(done, plan.calls))
             token = page.get("PaginationToken")
             if not token:
-                return taken
+                return
             kwargs["PaginationToken"] = token
 
 
