@@ -18,6 +18,18 @@
   importing millions through the sandbox would take too long; floor: reading the same
   saved events and splitting each message, in its own process. Goal (issue 13): within
   1.5x of the floor, peak memory under 512 MiB at 2M and about the same at 200k.
+- hash-verify: ``legacyhash.verify`` of each legacy scheme at its common parameters (the
+  migration function's work at a sign-in); floor: one SHA-256 of the same password. Each
+  time is also given as a share of the trigger's 5 seconds, and flagged where it exceeds
+  ``legacyhash.RISK_FRACTION`` of it (what the preflight warns about).
+- migration-lookup: the migration function's lookup plus mapping of one user
+  (``Migrator.find``: the bound SELECT through its pooled connection, then UserMapper) in
+  a table of 1,000,000 legacy users in MariaDB and in PostgreSQL (loaded with LOAD DATA
+  LOCAL INFILE / COPY, indexed as the README asks: MariaDB an index on the login column,
+  PostgreSQL one on lower(login), for the pool is case-insensitive), over 2,000 random
+  users; floor: the bare indexed SELECT of the same user through the same connection.
+  Goal (issue 14): p99 under 50 ms. Also the mapping alone of 200 of them by both of
+  UserMapper's paths (map, and map_as_chunk: pandera on a one-row chunk).
 """
 
 from __future__ import annotations
@@ -104,11 +116,8 @@ def sandbox_import(users: int) -> dict[str, Any]:
 
 
 # --- build: legacy rows -> validated import files ----------------------------------------
-BUILD_MAPPING = """
-[legacy]
-id = "id"
-updated = "modified"
-
+# The attributes every benchmark's legacy users map alike.
+LEGACY_ATTRIBUTES = """
 [options]
 phone_region = "US"
 
@@ -131,6 +140,15 @@ transform = "phone"
 [attributes.name]
 join = ["first", "last"]
 
+"""
+BUILD_MAPPING = (
+    """
+[legacy]
+id = "id"
+updated = "modified"
+"""
+    + LEGACY_ATTRIBUTES
+    + """
 [attributes.birthdate]
 column = "dob"
 transform = "date"
@@ -142,6 +160,7 @@ transform = "timestamp"
 [attributes."custom:legacy_id"]
 column = "id"
 """
+)
 PHONES = ["(415) 555-{:04d}", "+1 415-555-{:04d}", "415.555.{:04d}", "+44 20 7946 {:04d}", "12"]
 
 
@@ -494,6 +513,307 @@ def child_saved_report(run_dir: Path, work: Path) -> dict[str, Any]:
     return report_work(run_dir, None, recovery)
 
 
+# --- hash-verify: the migration function's password check -------------------------------
+HASH_PASSWORD = "correct horse battery staple"
+
+
+def legacy_hashes(password: str) -> list[tuple[str, str]]:
+    """(what, stored hash) for each scheme at the parameters its own software writes.
+
+    Made with the reference libraries (bcrypt, argon2-cffi, libpass), or hashlib where the
+    format is a hashlib call; the parameters are each software's defaults, old and new.
+    """
+    import base64
+    import hashlib
+
+    import argon2
+    import bcrypt
+    from passlib import hash as passlib_hash
+
+    secret = password.encode()
+    crypt = {"sha256": passlib_hash.sha256_crypt, "sha512": passlib_hash.sha512_crypt}
+
+    def django_pbkdf2(iterations: int) -> str:
+        digest = hashlib.pbkdf2_hmac("sha256", secret, b"benchsalt0123456", iterations)
+        return f"pbkdf2_sha256${iterations}$benchsalt0123456${base64.b64encode(digest).decode()}"
+
+    def werkzeug_pbkdf2(iterations: int) -> str:
+        digest = hashlib.pbkdf2_hmac("sha256", secret, b"benchsalt", iterations).hex()
+        return f"pbkdf2:sha256:{iterations}$benchsalt${digest}"
+
+    def scrypt(n: int, r: int, p: int) -> bytes:
+        return hashlib.scrypt(secret, salt=b"benchsalt", n=n, r=r, p=p, maxmem=2**30)
+
+    cases = [
+        (f"bcrypt cost {cost}", bcrypt.hashpw(secret, bcrypt.gensalt(cost)).decode())
+        for cost in (10, 12, 13, 14)
+    ]
+    cases += [
+        ("argon2id, argon2-cffi defaults", argon2.PasswordHasher().hash(password)),
+        ("argon2i, argon2-cffi defaults", argon2.PasswordHasher(type=argon2.Type.I).hash(password)),
+        ("argon2id, Django defaults (t=2, m=100 MiB, p=8)",
+         "argon2" + argon2.PasswordHasher(2, 102_400, 8).hash(password)),
+        ("md5-crypt", passlib_hash.md5_crypt.hash(password)),
+        ("sha256-crypt 5000 rounds (glibc)", crypt["sha256"].using(rounds=5000).hash(password)),
+        ("sha512-crypt 5000 rounds (glibc)", crypt["sha512"].using(rounds=5000).hash(password)),
+        ("sha512-crypt 656000 rounds (passlib)", passlib_hash.sha512_crypt.hash(password)),
+        ("phpass cost 8 (WordPress)", passlib_hash.phpass.using(rounds=8).hash(password)),
+        *[(f"Django pbkdf2_sha256 {n:,}", django_pbkdf2(n)) for n in (720_000, 870_000, 1_000_000)],
+        ("Django bcrypt_sha256 cost 12", passlib_hash.django_bcrypt_sha256.hash(password)),
+        ("Django scrypt (N=2^14, r=8, p=1)",
+         f"scrypt$16384$benchsalt$8$1${base64.b64encode(scrypt(2**14, 8, 1)).decode()}"),
+        ("LDAP {SSHA}", passlib_hash.ldap_salted_sha1.hash(password)),
+        ("LDAP {SSHA512}", passlib_hash.ldap_salted_sha512.hash(password)),
+        ("passlib $pbkdf2-sha256$ 29000",
+         passlib_hash.pbkdf2_sha256.using(rounds=29_000).hash(password)),
+        ("Werkzeug pbkdf2:sha256 600,000 (3.0)", werkzeug_pbkdf2(600_000)),
+        ("Werkzeug pbkdf2:sha256 1,000,000 (3.1)", werkzeug_pbkdf2(1_000_000)),
+        ("Werkzeug scrypt (N=2^15, r=8, p=1)",
+         f"scrypt:32768:8:1$benchsalt${scrypt(2**15, 8, 1).hex()}"),
+        ("scrypt, Cognito form, N=2^17",
+         f"131072$8$1${b'benchsalt'.hex()}${scrypt(2**17, 8, 1)[:32].hex()}"),
+    ]  # fmt: skip
+    return cases
+
+
+def sha256_floor(password: str, calls: int = 100_000) -> float:
+    """Seconds for one SHA-256 of ``password`` (encoded as verify encodes it)."""
+    import hashlib
+
+    start = time.perf_counter()
+    for _ in range(calls):
+        hashlib.sha256(password.encode("utf-8")).digest()
+    return (time.perf_counter() - start) / calls
+
+
+def hash_verify_bench(repeat: int) -> dict[str, Any]:
+    """Time verify for each scheme against one SHA-256 of the same password."""
+    from csvimport import legacyhash
+
+    digest = legacyhash.parse_digest("sha256(salt + password)")
+    cases: list[tuple[str, str, legacyhash.SaltedDigest | None]] = [
+        (what, stored, None) for what, stored in legacy_hashes(HASH_PASSWORD)
+    ]
+    salted = digest.hexdigest(HASH_PASSWORD, "benchsalt")
+    cases.append(("declared sha256(salt + password)", salted, digest))
+    floor_seconds = sha256_floor(HASH_PASSWORD)
+    rows = []
+    for what, stored, declared in cases:
+        assert legacyhash.verify(HASH_PASSWORD, stored, digest=declared, salt="benchsalt")
+        seconds = legacyhash.time_verify(stored, digest=declared, repeat=repeat)
+        rows.append({
+            "scheme": what,
+            "label": legacyhash.cost_label(stored, digest=declared),
+            "verify_ms": round(seconds * 1000, 3),
+            "ratio_to_floor": round(seconds / floor_seconds),
+            "share_of_trigger": round(seconds / legacyhash.TRIGGER_SECONDS, 4),
+            "at_risk": legacyhash.at_risk(seconds),
+        })  # fmt: skip
+    return {
+        "floor": "one SHA-256 of the password",
+        "floor_us": round(floor_seconds * 1e6, 3),
+        "trigger_seconds": legacyhash.TRIGGER_SECONDS,
+        "risk_fraction": legacyhash.RISK_FRACTION,
+        "repeat": repeat,
+        "schemes": rows,
+    }
+
+
+MIGRATION_MAPPING = (
+    """
+[legacy]
+id = "id"
+"""
+    + LEGACY_ATTRIBUTES
+    + """
+[attributes.password_hash]
+column = "pw"
+"""
+)
+MIGRATION_COLUMNS = ["id", "login", "email", "verified", "mobile", "first", "last", "pw"]
+MIGRATION_HASH = "$6$benchsalt$" + "x" * 86  # never verified here: lookup and mapping only
+
+
+def write_migration_legacy(path: Path, users: int) -> None:
+    """Legacy users as a tab-separated file both databases load: logins in mixed case."""
+    with path.open("w", encoding="utf-8") as f:
+        for n in range(users):
+            f.write(f"{n + 1}\tUser{n:07d}\tuser{n:07d}@Example.com\ty\t(415) 555-{n % 10_000:04d}"
+                    f"\tFirst{n}\tLast {n}\t{MIGRATION_HASH}\n")  # fmt: skip
+
+
+def migration_snapshot() -> Any:
+    from csvimport.pool import Attribute, PoolSnapshot
+
+    return PoolSnapshot(
+        user_pool_id="us-east-1_bench", name="bench",
+        header=["cognito:username", "email", "email_verified", "phone_number",
+                "phone_number_verified", "name", "cognito:mfa_enabled"],
+        attributes=[Attribute("email"), Attribute("phone_number")],
+        auto_verified=["email"], alias_attributes=["email"], case_sensitive=False,
+    )  # fmt: skip
+
+
+def load_mariadb(table: str, data: Path) -> str:
+    import pymysql  # type: ignore[import-untyped]
+
+    db = pymysql.connect(host="127.0.0.1", port=3306, user="root", database="test",
+                         local_infile=True)  # fmt: skip
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, login VARCHAR(64), "
+                    "email VARCHAR(255), verified VARCHAR(8), mobile VARCHAR(32), "
+                    "first VARCHAR(64), last VARCHAR(64), pw VARCHAR(255))")  # fmt: skip
+        cur.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} FIELDS TERMINATED BY '\\t'",
+                    (str(data),))  # fmt: skip
+        # the README's index: the looked-up column (its case-insensitive collation folds case)
+        cur.execute(f"CREATE INDEX {table}_login ON {table} (login)")
+    db.commit()
+    db.close()
+    return "mysql+pymysql://root@127.0.0.1:3306/test"
+
+
+def load_postgres(table: str, data: Path) -> str:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                         autocommit=True) as db:  # fmt: skip
+        db.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, login TEXT, email TEXT, "
+                   "verified TEXT, mobile TEXT, first TEXT, last TEXT, pw TEXT)")  # fmt: skip
+        with db.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as copy, data.open("rb") as f:
+            while block := f.read(1 << 20):
+                copy.write(block)
+        # the README's index for a case-insensitive pool: lower() of the looked-up column
+        db.execute(f"CREATE INDEX {table}_login ON {table} (lower(login))")
+        db.execute(f"ANALYZE {table}")
+    return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def drop_table(kind: str, table: str) -> None:
+    if kind == "mariadb":
+        import pymysql
+
+        db = pymysql.connect(host="127.0.0.1", port=3306, user="root", database="test")
+        with db.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        db.close()
+    else:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                             autocommit=True) as db:  # fmt: skip
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(share: float) -> float:
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+    return {"p50_ms": round(at(0.50) * 1000, 3), "p99_ms": round(at(0.99) * 1000, 3)}
+
+
+def mapping_paths(mapper: Any, records: list[dict[str, str]]) -> dict[str, Any]:
+    """UserMapper.map beside map_as_chunk (the build's one-row chunk through pandera, the
+    reference it is tested against) on the same records."""
+    timed: dict[str, list[float]] = {"map": [], "map_as_chunk": []}
+    for record in records:
+        for name in timed:
+            begin = time.perf_counter()
+            getattr(mapper, name)(record)
+            timed[name].append(time.perf_counter() - begin)
+    fast, chunk = percentiles(timed["map"]), percentiles(timed["map_as_chunk"])
+    return {"users": len(records), "map_ms": fast, "map_as_chunk_ms": chunk,
+            "speedup_p50": round(chunk["p50_ms"] / fast["p50_ms"], 1)}  # fmt: skip
+
+
+def migration_lookup_bench(users: int, lookups: int, work: Path) -> dict[str, Any]:
+    """Lookup plus mapping per user, beside the bare indexed SELECT, in both databases."""
+    import random
+    import uuid
+
+    from csvimport.build.mapping.spec import Mapping
+    from csvimport.migrate.handler import Migrator
+    from csvimport.migrate.settings import (
+        MAPPING_FILE,
+        POOL_FILE,
+        MigrationSettings,
+        SourceSettings,
+        load_folder,
+        lookup_columns,
+        write_settings,  # fmt: skip
+    )
+
+    data = work / "legacy.tsv"
+    start = time.perf_counter()
+    write_migration_legacy(data, users)
+    written = time.perf_counter() - start
+    snapshot = migration_snapshot()
+    picked = random.Random(14).sample(range(users), lookups)
+    results: dict[str, Any] = {"users": users, "lookups": lookups,
+                               "write_seconds": round(written, 1)}  # fmt: skip
+    for kind, load, floor_sql in (
+        ("mariadb", load_mariadb, "SELECT * FROM {t} WHERE login = %s"),
+        ("postgresql", load_postgres, "SELECT * FROM {t} WHERE lower(login) = lower(%s)"),
+    ):
+        table = f"bench_migration_{uuid.uuid4().hex[:8]}"
+        try:
+            start = time.perf_counter()
+            url = load(table, data)
+            loaded = time.perf_counter() - start
+            folder = work / f"migration-{kind}"
+            folder.mkdir()
+            (folder / MAPPING_FILE).write_text(MIGRATION_MAPPING, encoding="utf-8")
+            snapshot.save(folder / POOL_FILE)
+            mapping = Mapping.load(folder / MAPPING_FILE)
+            write_settings(folder, MigrationSettings(
+                source=SourceSettings(url=url, table=table),
+                lookup=lookup_columns(mapping, snapshot), password_column="pw"))  # fmt: skip
+            migrator = Migrator(load_folder(folder))
+            migrator.find("user0000000")  # connect, learn the table: once per container
+            engine = migrator.users._database().engine
+            found, floor_times = [], []
+            with engine.connect() as conn:  # the same pooled connection, between lookups
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                sql = floor_sql.format(t=table)
+                for n in picked:
+                    typed = f"user{n:07d}"  # as the user types it: lower case
+                    begin = time.perf_counter()
+                    cursor = raw.cursor()
+                    cursor.execute(sql, (typed,))
+                    rows = cursor.fetchall()
+                    cursor.close()
+                    floor_times.append(time.perf_counter() - begin)
+                    assert len(rows) == 1
+            for n in picked:
+                typed = f"user{n:07d}"
+                begin = time.perf_counter()
+                _, user = migrator.find(typed)
+                found.append(time.perf_counter() - begin)
+                assert user.ok and user.legacy_id == str(n + 1)
+            if kind == "mariadb":  # the mapping alone, by both of UserMapper's paths
+                records = [migrator.users.find("login", f"user{n:07d}", casefold=True)[0]
+                           for n in picked[:200]]  # fmt: skip
+                results["single_user_mapping"] = mapping_paths(migrator.mapper, records)
+            migrator.users.close()
+            floor_p, found_p = percentiles(floor_times), percentiles(found)
+            results[kind] = {
+                "load_seconds": round(loaded, 1),
+                "index": "login" if kind == "mariadb" else "lower(login)",
+                "floor": "the bare indexed SELECT through the same connection",
+                "floor_ms": floor_p,
+                "lookup_and_mapping_ms": found_p,
+                "ratio_p50": round(found_p["p50_ms"] / floor_p["p50_ms"], 1),
+                "ratio_p99": round(found_p["p99_ms"] / floor_p["p99_ms"], 1),
+                "goal_p99_ms": 50,
+                "meets_goal": found_p["p99_ms"] < 50,
+            }
+        finally:
+            drop_table(kind, table)
+    return results
+
+
 def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
     """Peak RSS of this process, or with RUSAGE_CHILDREN of its largest ended child."""
     return round(resource.getrusage(who).ru_maxrss / 1024)
@@ -501,13 +821,18 @@ def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["sandbox", "build", "report", "report-saved"],
+    parser.add_argument("--only", choices=["sandbox", "build", "report", "report-saved",
+                                           "hash-verify", "migration-lookup"],
                         help="run one benchmark")  # fmt: skip
+    parser.add_argument("--migration-users", type=int, default=1_000_000)
+    parser.add_argument("--migration-lookups", type=int, default=2_000)
     parser.add_argument("--report-users", type=int, default=500_000)
     parser.add_argument("--sandbox-users", type=int, default=100_000)
     parser.add_argument("--build-users", type=int, nargs="+", default=[1_000_000, 2_000_000])
     parser.add_argument("--saved-report-users", type=int, nargs="+",
                         default=[200_000, 2_000_000])  # fmt: skip
+    parser.add_argument("--hash-repeat", type=int, default=3,
+                        help="hash-verify: verifications timed per scheme (median)")  # fmt: skip
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "WORK"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
@@ -541,6 +866,15 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
                 result = saved_report_bench(users, Path(work))
             print(json.dumps({"benchmark": "report-saved", **result}, indent=2), flush=True)
+    if args.only in (None, "hash-verify"):
+        result = hash_verify_bench(args.hash_repeat)
+        print(json.dumps({"benchmark": "hash-verify", **result}, indent=2), flush=True)
+    if args.only in (None, "migration-lookup"):
+        with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
+            result = migration_lookup_bench(
+                args.migration_users, args.migration_lookups, Path(work)
+            )
+        print(json.dumps({"benchmark": "migration-lookup", **result}, indent=2), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import threading
 import time
 import traceback as tb
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -42,6 +42,7 @@ from csvimport import __version__
 from csvimport.aws import AwsOptions
 from csvimport.build.builder import BuildOptions, BuildResult
 from csvimport.build.builder import build as run_build
+from csvimport.build.deferral import PasswordFallback
 from csvimport.build.duplicates import DuplicatePolicy
 from csvimport.build.mapping.suggest import (
     MAP_SAMPLE_ROWS,
@@ -59,6 +60,8 @@ from csvimport.errors import (
     describe_aws_error,
 )
 from csvimport.files import replaced_private
+from csvimport.migrate.lookupfile import write_lookup_file
+from csvimport.migrate.settings import LOOKUP_FILE
 from csvimport.passwords.notice import NoticeFields, write_notices
 from csvimport.passwords.recovery import RecoveryPolicy
 from csvimport.passwords.resets import (
@@ -89,7 +92,7 @@ from csvimport.run.migrationcheck import (
     check_setup,
     deferred_or_refuse,
 )
-from csvimport.rundir import EXISTING, PASSWORDS, REJECTS, REPORT, RunDir
+from csvimport.rundir import DEFERRED, EXISTING, PASSWORDS, REJECTS, REPORT, RunDir
 
 PROG_NAME = "csvimport"
 SANDBOX_EXTRA_HINT = "pip install 'csvimport[sandbox]' (or make install)"
@@ -376,6 +379,16 @@ def build(
             "algorithm per import file); off: every user must reset the password.",
         ),
     ] = PasswordHashes.ON,
+    password_fallback: Annotated[
+        PasswordFallback,
+        typer.Option(
+            "--password-fallback",
+            help="Users whose password hash Cognito cannot import: reset imports them "
+            "without it (they must reset); migrate leaves out those whose hash csvimport "
+            "can verify (deferred.csv), for the pool's user migration trigger to create at "
+            "their first sign-in with their old password.",
+        ),
+    ] = PasswordFallback.RESET,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
     ] = False,
@@ -407,6 +420,7 @@ def build(
         max_bytes=max_bytes,
         existing=existing,
         password_hashes=password_hashes is PasswordHashes.ON,
+        password_fallback=password_fallback,
     )
     with Progress(
         TextColumn("build"),
@@ -434,9 +448,10 @@ def _build_summary(result: BuildResult) -> None:
         echo(f"Removed {folder}: left by a build of {result.run_dir} that did not finish "
              "(killed)")  # fmt: skip
     echo(f"Built {result.run_dir}")
+    deferred = "" if result.deferred_schemes is None else f" + {result.deferred:,} deferred"
     echo(
         f"  {result.source_rows:,} source rows = {result.written:,} written "
-        f"+ {result.rejected:,} rejected + {result.duplicates:,} duplicates"
+        f"+ {result.rejected:,} rejected + {result.duplicates:,} duplicates{deferred}"
     )
     for chunk in result.chunks:
         hashes = f", {chunk.password_algorithm} hashes" if chunk.password_algorithm else ""
@@ -445,6 +460,8 @@ def _build_summary(result: BuildResult) -> None:
         counts = ", ".join(f"{n:,} {status}" for status, n in sorted(result.passwords.items()))
         echo(f"  Password hashes of the written users: {counts} "
              f"(see {result.run_dir / PASSWORDS}).")  # fmt: skip
+    if result.deferred_schemes is not None and result.reset_why is not None:
+        _sign_in_summary(result, echo)
     if result.folded is not None:
         counts = ", ".join(f"{n:,} in {attribute}" for attribute, n in result.folded.items())
         echo(f"  Values with line breaks folded (fold_line_breaks): {counts}.")
@@ -461,6 +478,26 @@ def _build_summary(result: BuildResult) -> None:
         echo("  Rows the source file itself garbles (fix them there; rejects.csv has all):")
         for text in result.garbled:
             echo(f"    {text}")
+
+
+def _sign_in_summary(result: BuildResult, echo: Callable[[str], None]) -> None:
+    """How the users of a --password-fallback migrate build will sign in, and why."""
+    assert result.deferred_schemes is not None and result.reset_why is not None
+
+    def why(counts: Counter[str]) -> str:
+        return f" ({', '.join(f'{reason}: {n:,}' for reason, n in counts.most_common())})"
+
+    echo("  How users will sign in:")
+    echo(f"    {result.imported_hash:>8,}  with their imported password hash")
+    echo(f"    {result.deferred:>8,}  migrate at first sign-in, with their old password"
+         + (why(result.deferred_schemes) if result.deferred else ""))  # fmt: skip
+    echo(f"    {result.reset_why.total():>8,}  must reset their password"
+         + (why(result.reset_why) if result.reset_why else ""))  # fmt: skip
+    if result.deferred:
+        echo(f"  Deferred users are left out of the import files (listed in "
+             f"{result.run_dir / DEFERRED}): the pool's user migration trigger creates "
+             "them at their first sign-in; it never fires for a user who already "
+             "exists.")  # fmt: skip
 
 
 RunDirArgument = Annotated[
@@ -843,7 +880,8 @@ def _write_report(
         written.append(retry)
     html = write_report(result, out or run_dir / REPORT, show_pii=show_pii)
     recon = result.reconciliation
-    typer.echo(f"{recon.imported:,} of {recon.source_rows:,} users are in Cognito; "
+    migrating = f"{recon.deferred:,} migrate at first sign-in; " if recon.deferred else ""
+    typer.echo(f"{recon.imported:,} of {recon.source_rows:,} users are in Cognito; {migrating}"
                f"{recon.need_attention:,} need attention", err=True)  # fmt: skip
     typer.echo(f"  {recon.rejected:,} rejected before import, {recon.duplicates:,} duplicates, "
                f"{recon.skipped:,} skipped and {recon.failed:,} failed by Cognito, "
@@ -940,6 +978,13 @@ def resets(
             echo(f"emails csvimport may still send today: {plan.email_allowance:,}")
         for reason, count in Counter(c.why_not for c in plan.cannot_reset).most_common():
             echo(f"  cannot reset ({count:,}): {reason}")
+        if plan.deferred:
+            echo(f"  {plan.deferred:,} users migrate at first sign-in (the build deferred "
+                 "them): they are not in the pool and get no code")  # fmt: skip
+        if plan.deferred_only:
+            echo(f"  --only names {len(plan.deferred_only):,} of them: "
+                 f"{', '.join(plan.deferred_only[:MAYBE_SENT_SHOWN])}"
+                 + (" ..." if len(plan.deferred_only) > MAYBE_SENT_SHOWN else ""))  # fmt: skip
         if plan.unknown_only:
             echo(f"  --only names {len(plan.unknown_only):,} users who are not imported users "
                  f"who must reset: {', '.join(plan.unknown_only[:MAYBE_SENT_SHOWN])}"
@@ -1162,6 +1207,28 @@ def notice(
     )  # fmt: skip
     for path in write_notices(_open_run(run_dir), fields, out):
         typer.echo(str(path))
+
+
+@app.command("migration-lookup")
+def migration_lookup(
+    run_dir: RunDirArgument,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            dir_okay=False,
+            help="Where to write it (default RUN_DIR/migration/lookup.csv). It holds password "
+            "hashes: mode 0600, never commit it.",
+        ),
+    ] = None,
+) -> None:
+    """Write the deferred users' legacy records for the migration function (file sources)."""
+    target = out if out is not None else run_dir / "migration" / LOOKUP_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    count = write_lookup_file(run_dir, target)
+    typer.echo(str(target))
+    typer.echo(f"{count} deferred users' records; the file holds password hashes: keep it "
+               "encrypted at rest and out of version control.", err=True)  # fmt: skip
 
 
 @app.command()

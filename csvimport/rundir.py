@@ -8,9 +8,9 @@ the sha256 of every file the build wrote; a command checks each file it reads ag
 snapshot or mapping copy is refused with its name and the fix, never half used.
 
 It also holds the readers of run files that more than one command uses: the build's CSV
-files (``build_records``: line maps, ``rejects.csv``, ``passwords.csv``), a chunk's users
-(``written_users``), the users left for the migration trigger (``iter_deferred``) and the
-report's ``results.jsonl`` (``iter_results``); damage is refused naming the file and line.
+files (``build_records``: line maps, ``rejects.csv``, ``passwords.csv``, ``deferred.csv``),
+a chunk's users (``written_users``) and the report's ``results.jsonl`` (``iter_results``);
+damage is refused naming the file and line.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import pyarrow.csv as pa_csv
 
 from csvimport.cognito_csv import read_columns
 from csvimport.errors import ConfigError, RefusedError
-from csvimport.outcomes import Outcome, UserResult
+from csvimport.outcomes import Outcome, Password, UserResult
 from csvimport.pool import PoolSnapshot
 
 # The files of a run directory that several stages read (build writes them).
@@ -41,10 +41,14 @@ MANIFEST = "manifest.json"
 REJECTS = "rejects.csv"
 PASSWORDS = "passwords.csv"  # each written user's password-hash verdict (report reads it)
 EXISTING = "existing.csv"
+# users left out of the import to migrate at first sign-in (build --password-fallback migrate)
+DEFERRED = "deferred.csv"
+DEFERRED_COLUMNS = ("source_row", "legacy_id", "username", "scheme", "reason")
+# Columns deferred.csv may add: the aliases a deferred user signs in with, for the
+# migration preflight's check that nobody in the pool holds them (UserResult.email/.phone).
+DEFERRED_ALIASES = ("email", "phone_number")
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
-# Users left out of the import for the migration trigger (build --password-fallback migrate).
-DEFERRED = "deferred.csv"
 # The files `report` writes (other commands read results.jsonl).
 RESULTS = "results.jsonl"
 REPORT = "report.html"
@@ -59,9 +63,9 @@ ROLES = {
     REJECTS: "the build's list of refused and duplicate users",
     PASSWORDS: "the build's password-hash classification of each written user",
     EXISTING: "the build's list of written users already in the pool",
+    DEFERRED: "the build's list of users left out of the import to migrate at first sign-in",
     POOL_SNAPSHOT: "the user pool as the build validated the users against it",
     MAPPING_COPY: "the mapping this run was built with",
-    DEFERRED: "the build's list of users left out of the import for the migration trigger",
 }
 CHUNK_ROLE = "the import file Cognito reads these users from"
 MAP_ROLE = "the line map telling which legacy user each line of {chunk} is"
@@ -593,6 +597,51 @@ def _rejected(row: int, records: list[dict[str, str]]) -> UserResult:
     )  # fmt: skip
 
 
+def iter_deferred(run: RunDir) -> Iterator[UserResult]:
+    """One result per user the build left out of the import to migrate at first sign-in
+    (``deferred.csv``), in source order; nothing when the run deferred nobody (built with
+    ``--password-fallback reset``, or by an older csvimport). Read into Arrow columns as
+    the build wrote it, else record by record, which names any damage. The email and phone
+    are filled when the file carries them (``DEFERRED_ALIASES``)."""
+    if DEFERRED not in run.files:
+        return
+    path = run.verify_file(DEFERRED)
+    aliases = deferred_aliases_written(run)
+    columns = (*DEFERRED_COLUMNS, *aliases)
+    table = _csv_as_written(path, columns, ["source_row"])
+    if table is None:
+        records = ((_whole(path, n, r, "source_row"), r)
+                   for n, r in build_records(path, columns))  # fmt: skip
+        for row, r in sorted(records, key=lambda item: item[0]):
+            yield _deferred(row, *(r[c] for c in DEFERRED_COLUMNS[1:]),
+                            **{c: r[c] for c in aliases})  # fmt: skip
+        return
+    order = pc.sort_indices(pc.cast(table["source_row"], pa.int64()))
+    for start in range(0, table.num_rows, 50_000):
+        piece = table.take(order.slice(start, 50_000))
+        rows = pc.cast(piece["source_row"], pa.int64()).to_pylist()
+        values = [piece[c].to_pylist() for c in columns[1:]]
+        for row, *fields in zip(rows, *values, strict=True):
+            yield _deferred(row, *fields[:4], **dict(zip(aliases, fields[4:], strict=True)))
+
+
+def deferred_aliases_written(run: RunDir) -> tuple[str, ...]:
+    """Which of ``DEFERRED_ALIASES`` the run's ``deferred.csv`` carries (none without one)."""
+    if DEFERRED not in run.files:
+        return ()
+    with run.verify_file(DEFERRED).open(encoding="utf-8", newline="", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    return tuple(name for name in DEFERRED_ALIASES if name in header)
+
+
+def _deferred(row: int, legacy_id: str, username: str, scheme: str, reason: str,
+              email: str = "", phone_number: str = "") -> UserResult:  # fmt: skip
+    return UserResult(source_row=row, legacy_id=legacy_id, username=username,
+                      outcome=Outcome.DEFERRED, reason=reason, rule=scheme, email=email,
+                      phone=phone_number, password=Password.MIGRATE,
+                      password_why=reason)  # fmt: skip
+
+
 class PasswordClasses:
     """Each written user's hash classification ("status: reason") by source row, compact:
     two bytes a row and each distinct text once (a run has a handful of them)."""
@@ -694,69 +743,3 @@ def iter_results(run: RunDir, *, needed_for: str) -> Iterator[UserResult]:
             f"{source_rows:,} source users",
             hint=hint,
         )
-
-
-# --- the users the build left out of the import for the migration trigger ---------------
-@dataclass(frozen=True)
-class DeferredUser:
-    """A user ``build --password-fallback migrate`` left out of the import files, so the
-    user migration trigger creates them at their first sign-in (one line of ``deferred.csv``).
-
-    ``email``, ``phone_number`` and ``preferred_username`` are the values the user would
-    sign in with as aliases; empty when the build did not write those columns.
-    """
-
-    source_row: int
-    legacy_id: str
-    username: str
-    scheme: str  # the legacy hash scheme (csvimport.legacyhash.SCHEMES)
-    reason: str
-    email: str = ""
-    phone_number: str = ""
-    preferred_username: str = ""
-
-
-DEFERRED_COLUMNS = ("source_row", "legacy_id", "username", "scheme", "reason")
-# Columns a build may add to deferred.csv: the aliases the user signs in with.
-DEFERRED_ALIASES = ("email", "phone_number", "preferred_username")
-
-
-def deferred_aliases_written(run: RunDir) -> tuple[str, ...]:
-    """Which alias columns the run's ``deferred.csv`` carries (none when it has no file)."""
-    path = _deferred_path(run)
-    if path is None:
-        return ()
-    with path.open(encoding="utf-8", newline="", errors="replace") as f:
-        header = next(csv.reader(f), [])
-    return tuple(name for name in DEFERRED_ALIASES if name in header)
-
-
-def _deferred_path(run: RunDir) -> Path | None:
-    if DEFERRED in run.files:
-        return run.verify_file(DEFERRED)
-    # A build that wrote deferred.csv without listing it in the manifest: read it as is.
-    path = run.path / DEFERRED
-    return path if path.is_file() else None
-
-
-def iter_deferred(run: RunDir) -> Iterator[DeferredUser]:
-    """The users the build left for the migration trigger, in file order; none when the
-    run has no ``deferred.csv`` (built with ``--password-fallback reset``, or before it).
-    RefusedError when the manifest lists it and it is missing or changed, ConfigError
-    naming the line when it is damaged."""
-    path = _deferred_path(run)
-    if path is None:
-        return
-    aliases = deferred_aliases_written(run)
-    for line, record in build_records(path, DEFERRED_COLUMNS):
-        yield DeferredUser(
-            source_row=_whole(path, line, record, "source_row"),
-            legacy_id=record["legacy_id"], username=record["username"],
-            scheme=record["scheme"], reason=record["reason"],
-            **{name: record[name] for name in aliases},
-        )  # fmt: skip
-
-
-def count_deferred(run: RunDir) -> int:
-    """How many users the build left for the migration trigger."""
-    return sum(1 for _ in iter_deferred(run))

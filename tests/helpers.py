@@ -290,6 +290,24 @@ def build_run(
     return run_dir
 
 
+def build_rows(
+    work: Path, columns: Sequence[str], rows: Sequence[Sequence[str]], mapping_text: str,
+    snapshot: Any,
+) -> tuple[Path, Any]:  # fmt: skip
+    """Build ``rows`` (a CSV with ``columns``) with ``mapping_text`` for the pool
+    ``snapshot``, offline, into ``work/run``: (the run directory, the BuildResult)."""
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.sources.base import SourceSpec
+
+    source = work / "legacy.csv"
+    with source.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([columns, *rows])
+    mapping = work / "mapping.toml"
+    mapping.write_text(mapping_text, encoding="utf-8")
+    run = work / "run"
+    return run, build(BuildOptions(SourceSpec(str(source)), mapping, run), snapshot)
+
+
 @contextmanager
 def answering(status: int, body: bytes, content_type: str) -> Iterator[str]:
     """A local HTTP server answering every POST with the same answer; yields its URL.

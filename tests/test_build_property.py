@@ -9,15 +9,18 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csvimport import cognito_csv
 from csvimport.build.builder import BuildOptions, build
 from csvimport.build.mapping.spec import Mapping
+from csvimport.build.mapping.transforms import Context, convert, convert_value
 from csvimport.build.mapping.user import UserMapper
 from csvimport.build.sources.base import SourceSpec
 from csvimport.build.sources.opener import open_source
+from csvimport.build.validate import PoolValidator
 from csvimport.pool import Attribute, PoolSnapshot, read_pool
 from csvimport.sandbox import Sandbox
 
@@ -293,18 +296,16 @@ agreement_rows = st.lists(
 def assert_single_users_map_as_build_writes(rows: list[tuple[str, ...]]) -> set[str]:
     """Build ``rows`` (AGREEMENT_COLUMNS) and check that UserMapper gives every source row
     the values its chunk line holds, or the reject lines rejects.csv holds; a row the
-    duplicate policy dropped (the mapper cannot know) it must find valid. Return what
-    became of the rows: "written", and the rules of the rejects."""
+    duplicate policy dropped (the mapper cannot know) it must find valid. Both its paths
+    (map, and map_as_chunk through pandera) must say the same. Return what became of the
+    rows: "written", and the rules of the rejects."""
     mapper = UserMapper(Mapping.from_dict(tomllib.loads(AGREEMENT_MAPPING)), AGREEMENT_POOL)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        run, result = helpers.build_rows(
+            work, AGREEMENT_COLUMNS, rows, AGREEMENT_MAPPING, AGREEMENT_POOL
+        )
         source = work / "legacy.csv"
-        with source.open("w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows([AGREEMENT_COLUMNS, *rows])
-        mapping = work / "mapping.toml"
-        mapping.write_text(AGREEMENT_MAPPING, encoding="utf-8")
-        run = work / "run"
-        result = build(BuildOptions(SourceSpec(str(source)), mapping, run), AGREEMENT_POOL)
         written: dict[int, tuple[str, dict[str, str]]] = {}
         for chunk in result.chunks:
             lines = cognito_csv.read_rows(run / chunk.file)
@@ -324,6 +325,8 @@ def assert_single_users_map_as_build_writes(rows: list[tuple[str, ...]]) -> set[
     for record in records:
         row = record.pop("__row__")
         user = mapper.map(record)
+        # The fast single-user path and the build's own one-row chunk path agree exactly.
+        assert user == mapper.map_as_chunk(record), row
         if row in written:
             assert (user.legacy_id, user.attributes) == written[row], row
             assert user.ok, (row, user.problems)
@@ -356,3 +359,45 @@ def test_for_messy_rows_the_single_user_mapper_agrees_with_build(
     legacy: list[tuple[str, ...]],
 ) -> None:
     assert_single_users_map_as_build_writes(legacy)
+
+
+hostile_values = st.one_of(
+    messy_text,
+    st.sampled_from(["a@b.co\n", "+14155552671\n", "12\n", "1e3", "-1.5", "1001", "TRUE",
+                     "true\n", "x\\", "a\\,b", "İ", "ǅ", "\x1c", "k@\u212aa.co", "٣"]),
+    st.text(alphabet=st.sampled_from(list("0123456789+-.eE@a \n\\")), max_size=8),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=hostile_values)
+def test_each_rules_plain_python_verdict_is_the_schemas(value: str) -> None:
+    validator = PoolValidator(AGREEMENT_POOL)
+    column = pd.Series([value], dtype="str")
+    for name, rules in validator._value_rules.items():
+        for rule in rules:
+            verdict = rule.one(value) if rule.one is not None else None
+            if verdict is not None:
+                assert verdict == bool(rule.passes(column).iloc[0]), (name, rule.rule, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=hostile_values, context=st.sampled_from([
+    Context("boolean"), Context("email"), Context("phone", region="US"), Context("phone"),
+    Context("timestamp"), Context("lower"), Context("upper"), Context("text"),
+    Context("date"), Context("date", format="%d/%m/%Y"),
+]))  # fmt: skip
+def test_one_value_converts_as_its_column_does(value: str, context: Context) -> None:
+    value = value.strip()
+
+    def outcome(fn: Any) -> tuple[str, ...]:
+        try:
+            return tuple(fn())
+        except Exception as exc:  # e.g. "\\1" as a timestamp: the build's pandas raises too
+            return (type(exc).__name__,)
+
+    def column() -> tuple[str, str]:
+        mapped, reasons = convert(pd.Series([value], dtype="str"), context)
+        return str(mapped.iat[0]), str(reasons.iat[0])
+
+    assert outcome(lambda: convert_value(value, context)) == outcome(column)

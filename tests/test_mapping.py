@@ -179,7 +179,7 @@ def test_load_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
         pytest.param(
             {"attribute": {}, "attributes": USERNAME},
             "<mapping>: [attribute] is not a table a mapping file has.",
-            "Did you mean 'attributes'? A mapping file has the tables: legacy, options, attributes.",
+            "Did you mean 'attributes'? A mapping file has the tables: legacy, options, attributes, legacy_hash.",
             None, "attribute",
             id="unknown-table",
         ),
@@ -616,6 +616,9 @@ TIMESTAMP = {"attribute": "updated_at", "transform": "timestamp"}
         ("2020-09-13T14:26:40+02:00", "1600000000"),
         ("2020-09-13", "1599955200"),
         (" 1600000000 ", "1600000000"),
+        ("1066-10-14T09:00:00Z", "-28502722800"),  # beyond nanoseconds' years
+        ("9999-12-31T23:59:59Z", "253402300799"),
+        ("1969-12-31T23:59:59.5Z", "-1"),  # floored, as epochs are
     ],
 )
 def test_timestamps_become_epoch_seconds(value: str, expected: str) -> None:
@@ -629,6 +632,8 @@ def test_timestamps_become_epoch_seconds(value: str, expected: str) -> None:
         ("16000000001234", "an epoch value of 14 digits is neither seconds (up to 10 digits) nor milliseconds (13 digits)"),
         ("yesterday", "not a timestamp (expected epoch seconds, epoch milliseconds or an ISO 8601 date and time)"),
         ("2020-13-01", "not a timestamp (expected epoch seconds, epoch milliseconds or an ISO 8601 date and time)"),
+        # pandas' ISO reader takes this as the year 0, whose nanoseconds overflow
+        ("\\1", "not a timestamp (expected epoch seconds, epoch milliseconds or an ISO 8601 date and time)"),
     ],
 )  # fmt: skip
 def test_unreadable_timestamps_are_problems(value: str, reason: str) -> None:

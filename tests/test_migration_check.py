@@ -11,37 +11,57 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from passlib.hash import md5_crypt
 
+from csvimport.build.builder import BuildOptions, build
+from csvimport.build.deferral import PasswordFallback
+from csvimport.build.sources.base import SourceSpec
+from csvimport.pool import read_pool
 from csvimport.run.migrationcheck import (
     AliasCheck,
     Strategy,
     check_setup,
     list_users_filter,
 )
-from csvimport.rundir import DEFERRED, RunDir, iter_deferred
+from csvimport.rundir import (
+    DEFERRED,
+    DEFERRED_COLUMNS,
+    MANIFEST,
+    RunDir,
+    file_sha256,
+    iter_deferred,
+)
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import build_run, csvimport, env_for
+from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, PASSWORD, build_run, csvimport, env_for
 
 TRIGGER = "arn:aws:lambda:us-east-1:123456789012:function:csvimport-migration"
 SRP_ONLY = ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
-PASSWORD = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+PASSWORD_FLOW = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+HASH = md5_crypt.hash(PASSWORD)  # Cognito cannot import it; csvimport can verify it
 
 
-def defer(run_dir: Path, users: list[dict[str, str]], *, aliases: tuple[str, ...] = ()) -> None:
-    """Write the run's deferred.csv as `build --password-fallback migrate` does (its
-    columns, plus the alias columns a build may add)."""
-    columns = ["source_row", "legacy_id", "username", "scheme", "reason", *aliases]
-    with (run_dir / DEFERRED).open("w", newline="", encoding="utf-8") as f:
-        out = csv.DictWriter(f, columns, extrasaction="ignore")
+def with_alias_columns(run_dir: Path, aliases: tuple[str, ...]) -> None:
+    """Add the alias columns to the run's deferred.csv (each deferred user's email from the
+    legacy source), as a build that writes them would, and record the file's new sha256.
+    Stands for the build until it writes them (today's deferred.csv has none)."""
+    path = run_dir / DEFERRED
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.DictWriter(f, [*DEFERRED_COLUMNS, *aliases])
         out.writeheader()
-        for n, user in enumerate(users, start=100):
-            out.writerow({"source_row": n, "legacy_id": str(n), "scheme": "md5_crypt",
-                          "reason": "md5_crypt: Cognito cannot import it", **user})  # fmt: skip
+        for row in rows:
+            out.writerow({**row, **dict.fromkeys(aliases, "")} |
+                         ({"email": f"{row['username']}@example.com"} if "email" in aliases
+                          else {}))  # fmt: skip
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    manifest["files"][DEFERRED] = file_sha256(path)
+    (run_dir / MANIFEST).write_text(json.dumps(manifest))
 
 
 def migration_pool(make_pool: Callable[..., PoolInfo], *, trigger: bool = True,
-                   flows: list[str] | None = PASSWORD, **spec: Any) -> PoolInfo:  # fmt: skip
+                   flows: list[str] | None = PASSWORD_FLOW, **spec: Any) -> PoolInfo:  # fmt: skip
     """A pool (and the sandbox's one app client, with ``flows``) for a migration."""
     client: dict[str, Any] = {"ClientName": "web"}
     if flows is not None:
@@ -53,9 +73,21 @@ def migration_pool(make_pool: Callable[..., PoolInfo], *, trigger: bool = True,
 
 def deferred_run(cognito: Any, pool: PoolInfo, tmp_path: Path, users: int = 3,
                  aliases: tuple[str, ...] = ()) -> Path:  # fmt: skip
-    run_dir = build_run(cognito, pool, tmp_path, users=2)
-    defer(run_dir, [{"username": f"legacy{n}", "email": f"legacy{n}@example.com"}
-                    for n in range(users)], aliases=aliases)  # fmt: skip
+    """A run built with --password-fallback migrate: two users imported to reset (no hash)
+    and ``users`` md5-crypt users legacy0, legacy1, ... deferred (source rows 3, 4, ...)."""
+    lines = [f"{n},user{n},user{n}@example.com,y,,First,Last,2024-01-01," for n in (1, 2)]
+    lines += [f"{100 + n},legacy{n},legacy{n}@example.com,y,,First,Last,2024-01-01,{HASH}"
+              for n in range(users)]  # fmt: skip
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
+    source.write_text("\n".join([",".join([*LEGACY_COLUMNS, "pw"]), *lines]) + "\n")
+    mapping.write_text(LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n')
+    run_dir = tmp_path / "run"
+    build(BuildOptions(SourceSpec(str(source)), mapping, run_dir,
+                       password_fallback=PasswordFallback.MIGRATE),
+          read_pool(cognito, pool.user_pool_id))  # fmt: skip
+    if aliases:
+        with_alias_columns(run_dir, aliases)
     return run_dir
 
 
@@ -150,7 +182,7 @@ def test_app_clients_are_read_across_pages(
 ) -> None:
     pool = migration_pool(make_pool, flows=SRP_ONLY)
     for n in range(61):  # ListUserPoolClients gives 60 at most a page
-        flows = PASSWORD if n == 60 else SRP_ONLY
+        flows = PASSWORD_FLOW if n == 60 else SRP_ONLY
         cognito.create_user_pool_client(UserPoolId=pool.user_pool_id, ClientName=f"c{n}",
                                         ExplicitAuthFlows=flows)  # fmt: skip
     run = RunDir.open(deferred_run(cognito, pool, tmp_path))
@@ -179,8 +211,8 @@ def test_taken_usernames_and_emails_are_counted_and_shown_masked(
 
     assert ("warning: 2 deferred users have a username or alias a user in the pool already "
             "holds (1 username, 1 email)") in result.stderr  # fmt: skip
-    assert "source row 101 (legacy id 101): username le…1 is held by le…1" in result.stderr
-    assert "source row 103 (legacy id 103): email l***@e***.com is held by so…e" in result.stderr
+    assert "source row 4 (legacy id 101): username le…1 is held by le…1" in result.stderr
+    assert "source row 6 (legacy id 103): email l***@e***.com is held by so…e" in result.stderr
     assert "legacy3@example.com" not in result.stderr + result.stdout
     assert "someone-else" not in result.stderr + result.stdout
     aliases = json.loads(result.stdout)["aliases"]
@@ -223,7 +255,7 @@ def test_a_sample_checks_that_many_users_and_scales_the_count(
     # every user checked (one listing of the 40-user pool): all counted, the first 10 shown
     whole = AliasCheck(run, cognito, estimated_users=40).run()
     assert (whole.plan.strategy, whole.taken, whole.users) == (Strategy.SCAN, 40, 40)
-    assert [e.source_row for e in whole.examples] == list(range(100, 110))
+    assert [e.source_row for e in whole.examples] == list(range(3, 13))
 
 
 def test_one_call_per_name_finds_taken_usernames_and_emails(
@@ -239,7 +271,7 @@ def test_one_call_per_name_finds_taken_usernames_and_emails(
     assert (report.plan.strategy, report.plan.calls, report.plan.checked) == (Strategy.FILTER, 8, 4)
     assert progress[0] == (0, 8) and progress[-1] == (8, 8)
     taken = {(e.attribute, e.source_row, e.held_by) for e in report.examples}
-    assert taken == {("username", 100, "legacy0"), ("email", 102, "legacy0")}
+    assert taken == {("username", 3, "legacy0"), ("email", 5, "legacy0")}
 
 
 def test_a_small_pool_is_listed_whole_instead_of_one_call_per_name(
@@ -258,7 +290,7 @@ def test_a_small_pool_is_listed_whole_instead_of_one_call_per_name(
     assert progress[-1] == (1, 1)
     # the pool is case-insensitive: LEGACY7 holds legacy7's username
     taken = {(e.attribute, e.source_row, e.held_by) for e in report.examples}
-    assert taken == {("username", 107, "LEGACY7"), ("email", 109, "LEGACY7")}
+    assert taken == {("username", 10, "LEGACY7"), ("email", 12, "LEGACY7")}
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,7 @@ def _with_deferred(run: RunDir, deferred: int) -> RunDir:
     the same number of source users, so results.jsonl still accounts for every one."""
     results = list(iter_results(run, needed_for="the test"))
     for n in range(len(results) - deferred, len(results)):
-        results[n] = replace(results[n], outcome=Outcome.DEFERRED, password=Password.NONE,
+        results[n] = replace(results[n], outcome=Outcome.DEFERRED, password=Password.MIGRATE,
                              job_id=None, chunk=None, line=None,
                              reason="md5_crypt: migrates at first sign-in")  # fmt: skip
     write_results(run.path, results)

@@ -1,8 +1,10 @@
 """``csvimport build``: legacy users -> validated Cognito import files in a run directory.
 
 Every source row ends up in exactly one place: written to an import chunk, rejected with
-a reason (``rejects.csv``), or dropped as a duplicate (also in ``rejects.csv``, pointing to
-the row it collided with). The build checks that conservation itself.
+a reason (``rejects.csv``), dropped as a duplicate (also in ``rejects.csv``, pointing to
+the row it collided with), or, with ``--password-fallback migrate``, deferred: left out of
+the import to migrate at first sign-in (``deferred.csv``, see csvimport.build.deferral).
+The build checks that conservation itself.
 
 Two passes keep memory flat: the first maps, validates and serialises each chunk of the
 source, spilling valid lines to a temporary file and feeding key hashes to the duplicate
@@ -33,6 +35,7 @@ import pyarrow.compute as pc
 
 from csvimport import __version__
 from csvimport.build.chunkbuild import GARBLED_EXAMPLES, SPILL_SCHEMA, ChunkBuilder, build_chunks
+from csvimport.build.deferral import PasswordFallback
 from csvimport.build.duplicates import DuplicateFinder, DuplicatePolicy
 from csvimport.build.mapping.columns import HASH_COLUMN, check_attributes
 from csvimport.build.mapping.spec import Mapping
@@ -53,6 +56,8 @@ from csvimport.pool import PoolSnapshot
 from csvimport.rundir import (
     BUILD_LOCK,
     BUILDING_PREFIX,
+    DEFERRED,
+    DEFERRED_COLUMNS,
     EXISTING,
     MANIFEST,
     MAPPING_COPY,
@@ -94,6 +99,9 @@ class BuildOptions:
     # Import the password hashes the mapping's password_hash gives, where Cognito can take
     # them; False sends every user to reset.
     password_hashes: bool = True
+    # What becomes of users whose hash Cognito does not import (csvimport.build.deferral):
+    # RESET imports them to reset; MIGRATE leaves out those csvimport can verify.
+    password_fallback: PasswordFallback = PasswordFallback.RESET
 
 
 @dataclass
@@ -118,10 +126,33 @@ class BuildResult:
     removed_unfinished: list[Path] = field(default_factory=list)
     # the first few rows the source garbles (a stray quote, a ragged row), with the lines
     garbled: list[str] = field(default_factory=list)
+    # With --password-fallback migrate (else None): how users will sign in. ``deferred``
+    # users migrate at first sign-in, by their hash's scheme; written users who must reset,
+    # by why (no hash, unknown scheme, ...); written users with an imported hash.
+    deferred_schemes: Counter[str] | None = None
+    reset_why: Counter[str] | None = None
+    imported_hash: int = 0
+
+    @property
+    def deferred(self) -> int:
+        """Users left out of the import to migrate at first sign-in (deferred.csv)."""
+        return self.deferred_schemes.total() if self.deferred_schemes is not None else 0
 
     @property
     def conserved(self) -> bool:
-        return self.source_rows == self.written + self.rejected + self.duplicates
+        return self.source_rows == self.written + self.rejected + self.duplicates + self.deferred
+
+    def sign_in(self) -> dict[str, Any] | None:
+        """How the users will sign in, with why, by scheme; None unless built with migrate."""
+        if self.deferred_schemes is None or self.reset_why is None:
+            return None
+        return {
+            "imported_hash": self.imported_hash,
+            "migrate_at_first_sign_in": {"users": self.deferred,
+                                         "by_scheme": dict(self.deferred_schemes.most_common())},
+            "must_reset": {"users": self.reset_why.total(),
+                           "why": dict(self.reset_why.most_common())},
+        }  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         passwords = {} if self.passwords is None else {"passwords": dict(self.passwords)}
@@ -132,6 +163,12 @@ class BuildResult:
             "written": self.written,
             "rejected": self.rejected,
             "duplicates": self.duplicates,
+            # only with --password-fallback migrate: other builds' summaries are unchanged
+            **(
+                {}
+                if self.deferred_schemes is None
+                else {"deferred": self.deferred, "sign_in": self.sign_in()}
+            ),
             "already_in_pool": self.existing,
             "removed_unfinished": [str(p) for p in self.removed_unfinished],
             "chunks": [c.__dict__ for c in self.chunks],
@@ -202,6 +239,31 @@ class _PasswordsCsv(_SideCsv):
             self.statuses[status] += 1
 
 
+class _DeferredCsv(_SideCsv):
+    """deferred.csv: the kept users left to migrate at first sign-in; counts how every
+    kept user will sign in (csvimport.build.deferral)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, list(DEFERRED_COLUMNS))
+        self.schemes: Counter[str] = Counter()
+        self.reset_why: Counter[str] = Counter()
+        self.imported_hash = 0
+
+    def take(self, batch: pa.RecordBatch, rows: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
+        """Write the deferred users of ``batch`` (source ``rows``); return the others."""
+        lines = batch.column("deferred")
+        mine = pc.not_equal(lines, "")
+        picked = mine.to_numpy(zero_copy_only=False)
+        if picked.any():
+            self.write_lines("".join(lines.filter(mine).to_pylist()), int(picked.sum()))
+            self.schemes.update(batch.column("fallback").filter(mine).to_pylist())
+            batch, rows = batch.filter(pc.invert(mine)), rows[~picked]
+        no_hash = pc.equal(batch.column("algorithm"), "")
+        self.reset_why.update(batch.column("fallback").filter(no_hash).to_pylist())
+        self.imported_hash += batch.num_rows - int(pc.sum(no_hash).as_py() or 0)
+        return batch, rows
+
+
 def _kept(
     spill_path: Path, dropped_rows: np.ndarray, legacy_of: dict[int, str] | None
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
@@ -237,6 +299,16 @@ def build(
     columns = source.columns()
     mapping.check_columns(columns)
     check_attributes(mapping, snapshot)
+    if options.password_fallback is PasswordFallback.MIGRATE and HASH_COLUMN not in (
+        mapping.attributes()
+    ):
+        raise ConfigError(
+            f"--password-fallback migrate defers users by their password hash, but "
+            f"{mapping.origin} maps no {HASH_COLUMN}",
+            hint=f"Map the legacy hash column: [attributes.{HASH_COLUMN}] column = "
+            '"<column>" (and [legacy_hash] for bare hex digests); or build with '
+            "--password-fallback reset.",
+        )
     work, lock = _work_folder(options.out)
     try:
         result = _build_into(work, options, snapshot, mapping, source, progress)
@@ -320,7 +392,8 @@ def _build_into(
     work: Path, options: BuildOptions, snapshot: PoolSnapshot, mapping: Mapping,
     source: Any, progress: Progress | None,
 ) -> BuildResult:  # fmt: skip
-    builder = ChunkBuilder(snapshot, mapping, options.duplicates, options.password_hashes)
+    builder = ChunkBuilder(snapshot, mapping, options.duplicates, options.password_hashes,
+                           options.password_fallback)  # fmt: skip
     header = builder.header
     finder = DuplicateFinder(snapshot, options.duplicates)
     result = BuildResult(run_dir=work)
@@ -328,6 +401,13 @@ def _build_into(
         result.folded = Counter(dict.fromkeys(mapping.folding(), 0))
     rejects = _SideCsv(work / REJECTS, REJECT_COLUMNS)
     passwords = _PasswordsCsv(work / PASSWORDS) if builder.with_hash else None
+    # Deferred users take part in duplicate detection like any valid user (their keys go
+    # to the finder with everyone's): a deferred user and an imported one with the same
+    # username, email or phone would both exist once the trigger ran, which Cognito's
+    # uniqueness forbids. The --duplicates policy picks which row stays, the same one as
+    # with --password-fallback reset: the fallback decides only where a kept user goes.
+    deferred = (_DeferredCsv(work / DEFERRED)
+                if builder.deferral is not None and builder.with_hash else None)  # fmt: skip
     spill_path = work / ".valid.spill"
     try:
         with open_private(spill_path, "wb") as spill_file:
@@ -357,6 +437,8 @@ def _build_into(
         known = pa.array(sorted(options.existing or ()), type=pa.large_string())
         algorithms: set[str] = set()
         for batch, rows in _kept(spill_path, dropped_rows, legacy_of):
+            if deferred is not None:
+                batch, rows = deferred.take(batch, rows)
             if existing is not None:
                 found = pc.is_in(batch.column("username"), value_set=known)
                 for row, legacy_id, username in zip(
@@ -391,6 +473,10 @@ def _build_into(
             hash_writer.close()
         if passwords is not None:
             result.passwords = passwords.statuses
+        if deferred is not None:
+            result.deferred_schemes = deferred.schemes
+            result.reset_why = deferred.reset_why
+            result.imported_hash = deferred.imported_hash
         if existing is not None:
             result.existing = existing.close()
         for row, duplicate in sorted(dropped.items()):
@@ -412,11 +498,14 @@ def _build_into(
         rejects.close()
         if passwords is not None:
             passwords.close()
+        if deferred is not None:
+            deferred.close()
         spill_path.unlink(missing_ok=True)
     if not result.conserved:  # a bug, never bad input: stop before anything is imported
         raise AssertionError(
             f"conservation broken: {result.source_rows} source rows != {result.written} "
-            f"written + {result.rejected} rejected + {result.duplicates} duplicates"
+            f"written + {result.rejected} rejected + {result.duplicates} duplicates + "
+            f"{result.deferred} deferred"
         )
     return result
 
@@ -448,6 +537,8 @@ def _write_manifest(
             "rejected": result.rejected,
             "duplicates": result.duplicates,
             "already_in_pool": result.existing,
+            # only with --password-fallback migrate: other runs' manifests are unchanged
+            **({} if result.deferred_schemes is None else {"deferred": result.deferred}),
             # only when the mapping folds line breaks: other runs' manifests are unchanged
             **({} if result.folded is None else {"folded_line_breaks": dict(result.folded)}),
         },
@@ -456,7 +547,7 @@ def _write_manifest(
     }
     # The sha256 of every other file the run relies on (the chunks' and line maps' are in
     # "chunks"), so each command can refuse a file edited or lost since the build.
-    side_files = [REJECTS, PASSWORDS, EXISTING, POOL_SNAPSHOT, MAPPING_COPY]
+    side_files = [REJECTS, PASSWORDS, EXISTING, DEFERRED, POOL_SNAPSHOT, MAPPING_COPY]
     manifest["files"] = {
         name: file_sha256(work / name) for name in side_files if (work / name).exists()
     }
@@ -465,6 +556,12 @@ def _write_manifest(
             "file": PASSWORDS,
             "hashes": "on" if options.password_hashes else "off",
             "counts": dict(sorted(result.passwords.items())),
+        }
+    if result.deferred_schemes is not None:  # only with --password-fallback migrate
+        manifest["password_fallback"] = {
+            "mode": options.password_fallback.value,
+            "file": DEFERRED,
+            "sign_in": result.sign_in(),
         }
     with replaced_private(work / MANIFEST) as f:  # it marks a finished build: written last
         f.write(json.dumps(manifest, indent=2) + "\n")

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from csvimport.build.deferral import NO_HASH_WHY, Deferral, PasswordFallback
 from csvimport.build.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
-from csvimport.build.mapping.apply import Problem, apply_mapping
+from csvimport.build.mapping.apply import SALT, Problem, apply_mapping
 from csvimport.build.mapping.columns import HASH_COLUMN, ImportColumns
 from csvimport.build.mapping.spec import Mapping
 from csvimport.build.sources.base import SOURCE_REASON, SOURCE_RULE
@@ -40,19 +41,23 @@ from csvimport.cognito_csv import (
     large_strings,
     serialize,
 )
-from csvimport.hashformats import HASHES_OFF, classify_hash
+from csvimport.hashformats import HASHES_OFF, NO_HASH, classify_hash
 from csvimport.pool import PoolSnapshot
 
 # The first pass's valid users, in source order, as Arrow record batches (one per chunk):
 # written and read back without parsing a value. ``line`` holds the pool's columns only;
 # a user with an importable hash has its ``algorithm`` and the hash as written in Cognito's
 # dialect; ``password`` and ``password_reason`` are classify_hash's verdict (all "" when
-# the mapping has no password_hash).
+# the mapping has no password_hash). With --password-fallback migrate (else both ""), a
+# user left to migrate at first sign-in has their deferred.csv line in ``deferred`` and
+# their scheme in ``fallback``; a user who must reset has in ``fallback`` why they cannot
+# migrate (csvimport.build.deferral), one with an importable hash "".
 SPILL_SCHEMA = pa.schema(
     [("row", pa.int64()), ("legacy_id", pa.large_string()), ("username", pa.large_string()),
      ("line", pa.large_string()), ("algorithm", pa.large_string()),
      ("password_hash", pa.large_string()), ("password", pa.large_string()),
-     ("password_reason", pa.large_string())]
+     ("password_reason", pa.large_string()), ("fallback", pa.large_string()),
+     ("deferred", pa.large_string())]
 )  # fmt: skip
 # Chunks queued per worker: enough to keep each busy while the parent reads and builds,
 # few enough to keep memory flat.
@@ -87,12 +92,15 @@ class ChunkBuilder:
 
     def __init__(
         self, snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy,
-        password_hashes: bool = True,
+        password_hashes: bool = True, fallback: PasswordFallback = PasswordFallback.RESET,
     ) -> None:  # fmt: skip
         self.snapshot = snapshot
         self.mapping = mapping
         self.policy = policy
         self.password_hashes = password_hashes
+        self.fallback = fallback
+        self.deferral = (Deferral(mapping.legacy_hash)
+                         if fallback is PasswordFallback.MIGRATE else None)  # fmt: skip
         # The hash is not a pool attribute: it goes only to the chunks of a hash job.
         self.columns = ImportColumns.of(snapshot)
         self.header = self.columns.names
@@ -136,10 +144,12 @@ class ChunkBuilder:
         )  # fmt: skip
 
     def _passwords(self, valid: pd.DataFrame) -> list[pa.LargeStringArray]:
-        """Classify each valid user's hash: SPILL_SCHEMA's algorithm .. password_reason."""
+        """Classify each valid user's hash: SPILL_SCHEMA's algorithm .. deferred."""
         if not self.with_hash:
             nothing = large_strings(constant_strings("", valid.index))
-            return [nothing] * 4
+            return [nothing] * 6
+        if self.deferral is not None:
+            return self._fallbacks(valid, self.deferral)
         if not self.password_hashes:
             verdicts = [("", "", HASHES_OFF, "built with --password-hashes off")] * len(valid)
         else:
@@ -148,7 +158,45 @@ class ChunkBuilder:
                 verdict = classify_hash(value)
                 verdicts.append((verdict.algorithm or "", escape_value(verdict.value),
                                  verdict.status, verdict.reason))  # fmt: skip
-        return [large_strings([v[i] for v in verdicts]) for i in range(4)]
+        nothing = large_strings(constant_strings("", valid.index))
+        return [*(large_strings([v[i] for v in verdicts]) for i in range(4)), nothing, nothing]
+
+    def _fallbacks(self, valid: pd.DataFrame, deferral: Deferral) -> list[pa.LargeStringArray]:
+        """``_passwords`` with --password-fallback migrate: a user whose hash Cognito cannot
+        import is deferred when csvimport can verify it, else must reset, and says why."""
+        columns: list[list[str]] = [[] for _ in range(6)]
+        salts = valid[SALT].tolist() if SALT in valid.columns else [""] * len(valid)
+        text = io.StringIO()
+        line = csv.writer(text, lineterminator=SIDE_FILE_LINE_END)
+        for row, legacy_id, username, value, salt in zip(
+            valid["__row__"].tolist(), valid["__legacy_id__"].tolist(),
+            valid["cognito:username"].tolist(), valid[HASH_COLUMN].tolist(), salts, strict=True,
+        ):  # fmt: skip
+            verdict = classify_hash(value) if self.password_hashes else None
+            if verdict is not None:
+                algorithm, status, reason = verdict.algorithm or "", verdict.status, verdict.reason
+                hashed = escape_value(verdict.value)
+            else:
+                algorithm, hashed = "", ""
+                status, reason = HASHES_OFF, "built with --password-hashes off"
+            fallback, deferred = "", ""
+            if algorithm:
+                pass  # Cognito imports the hash: the user signs in with their password
+            elif status == NO_HASH or not value.strip():
+                fallback = NO_HASH_WHY
+            elif (decided := deferral.decide(value, verdict, salt)).deferred:
+                fallback = decided.scheme
+                text.seek(0)
+                text.truncate()
+                line.writerow((row, legacy_id, username, decided.scheme, decided.reason))
+                deferred = text.getvalue()
+            else:
+                fallback = decided.why
+                reason = deferral.reset_reason(reason, decided)
+            for column, item in zip(columns, (algorithm, hashed, status, reason, fallback,
+                                              deferred), strict=True):  # fmt: skip
+                column.append(item)
+        return [large_strings(column) for column in columns]
 
     def _reject(
         self, frame: pd.DataFrame, problems: list[Problem], rejects: Any, reasons: Counter[str],
@@ -231,6 +279,7 @@ def build_chunks(
                         builder.mapping,
                         builder.policy,
                         builder.password_hashes,
+                        builder.fallback,
                         os.getpid(),
                     ),  # fmt: skip
                 )
@@ -279,11 +328,11 @@ _builder: ChunkBuilder | None = None
 
 def _start_worker(
     snapshot: PoolSnapshot, mapping: Mapping, policy: DuplicatePolicy, password_hashes: bool,
-    parent: int,
+    fallback: PasswordFallback, parent: int,
 ) -> None:  # fmt: skip
     global _builder
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
-    _builder = ChunkBuilder(snapshot, mapping, policy, password_hashes)
+    _builder = ChunkBuilder(snapshot, mapping, policy, password_hashes, fallback)
 
 
 def _exit_with(parent: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from collections.abc import Mapping as RecordMapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from csvimport.cognito_csv import doubtful_backslashes, may_hold, written_lengths
+from csvimport.cognito_csv import ESCAPE, doubtful_backslashes, may_hold, written_lengths
 from csvimport.pool import Attribute, PoolSnapshot
 
 MAX_VALUE_CHARS = 2_048
@@ -39,6 +40,7 @@ EMAIL = rf"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\.[^@{WHITESPACE}]+$"
 # (csvimport.sandbox.settings.NUMBER_PATTERN).
 NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _ASCII_USERNAME = re.compile(r"^[!-~]+$")
+_NUMBER = re.compile(NUMBER)
 
 # rule id -> plain-language reason with the fix. "{attr}" stands for the attribute: a
 # rejected value's reason names it (``reason``), a summary of many says "this attribute".
@@ -117,8 +119,47 @@ class Failure:
         return reason(self.rule, self.attribute)
 
 
-def _element(rule: str, fn: object) -> pa.Check:
-    return pa.Check(fn, error=rule, name=rule)  # type: ignore[arg-type]
+# One value's verdict without pandas, for the single-user path: True or False where it is
+# certainly what ``passes`` says of the value (for the regexes: ASCII values, where \d and
+# case read alike whichever engine pandas picks), None to ask ``passes``. A test checks
+# each against ``passes`` on hostile text.
+OneValue = Callable[[str], bool | None]
+
+
+@dataclass(frozen=True)
+class _ValueRule:
+    """A rule on each value of a column: which values of a Series pass it, and (``one``)
+    the same verdict for one value in plain Python where it can be given."""
+
+    rule: str
+    passes: Callable[[pd.Series], pd.Series]
+    one: OneValue | None = None
+
+    def check(self) -> pa.Check:
+        return pa.Check(self.passes, error=self.rule, name=self.rule)
+
+
+def _element(
+    rule: str, fn: Callable[[pd.Series], pd.Series], one: OneValue | None = None
+) -> _ValueRule:
+    return _ValueRule(rule, fn, one)
+
+
+def _ascii_match(pattern: str) -> OneValue:
+    """``one`` for a ``str.match`` of ``pattern`` (anchored at the start; "$" also before a
+    final line break, as pandas matches): decided for ASCII values only."""
+    compiled = re.compile(pattern)
+    return lambda v: bool(compiled.match(v)) if v.isascii() else None
+
+
+def _ascii_fullmatch(pattern: str) -> OneValue:
+    """``one`` for a ``str.fullmatch`` of ``pattern``: decided for ASCII values only."""
+    compiled = re.compile(pattern)
+    return lambda v: bool(compiled.fullmatch(v)) if v.isascii() else None
+
+
+def _empty_or(one: OneValue) -> OneValue:
+    return lambda v: True if v == "" else one(v)
 
 
 def _username_ok(value: str) -> bool:
@@ -131,43 +172,76 @@ def _username_ok(value: str) -> bool:
 
 def _column_checks(
     name: str, attribute: Attribute | None, snapshot: PoolSnapshot
-) -> list[pa.Check]:
+) -> list[_ValueRule]:
     checks = [
-        _element("value_too_long", lambda s: s.str.len() <= MAX_VALUE_CHARS),
-        _element("newline", _no_line_breaks),
-    ]
+        _element("value_too_long", lambda s: s.str.len() <= MAX_VALUE_CHARS,
+                 lambda v: len(v) <= MAX_VALUE_CHARS),
+        _element("newline", _no_line_breaks, lambda v: "\n" not in v and "\r" not in v),
+    ]  # fmt: skip
     if name not in FORMATTED_COLUMNS and not (attribute and attribute.custom
                                               and attribute.data_type != "String"):  # fmt: skip
         # what Cognito's dialect cannot carry without doubt (cognito_csv.BACKSLASH_IS_LITERAL)
-        checks.append(_element("backslash", lambda s: ~doubtful_backslashes(s)))
+        checks.append(_element("backslash", lambda s: ~doubtful_backslashes(s),
+                               lambda v: True if ESCAPE not in v else None))  # fmt: skip
     if name == "cognito:username":
         checks += [
-            _element("username_missing", lambda s: s != ""),
-            _element("username_whitespace", lambda s: ~s.str.contains(f"[{WHITESPACE}]")),
-            _element("username_too_long", lambda s: s.str.len() <= MAX_USERNAME_CHARS),
-            _element("username_characters", _usernames_ok),
-        ]
+            _element("username_missing", lambda s: s != "", lambda v: v != ""),
+            _element("username_whitespace", lambda s: ~s.str.contains(f"[{WHITESPACE}]"),
+                     lambda v: _WHITESPACE.search(v) is None),
+            _element("username_too_long", lambda s: s.str.len() <= MAX_USERNAME_CHARS,
+                     lambda v: len(v) <= MAX_USERNAME_CHARS),
+            _element("username_characters", _usernames_ok, _username_ok),
+        ]  # fmt: skip
         for alias, pattern in (("email", EMAIL), ("phone_number", E164)):
             if alias in snapshot.alias_attributes:
                 checks.append(
                     _element(
                         "username_looks_like_alias",
-                        lambda s, p=pattern: ~s.str.match(p),
+                        _not_matching(pattern),
+                        _negated(_ascii_match(pattern)),
                     )
                 )
     elif name in BOOLEAN_COLUMNS:
-        checks.append(_element("boolean", lambda s: s.str.lower().isin(["", "true", "false"])))
+        checks.append(
+            _element("boolean", lambda s: s.str.lower().isin(["", "true", "false"]), _boolean_one)
+        )
     elif name == "email":
-        checks.append(_element("email", lambda s: (s == "") | s.str.match(EMAIL)))
+        checks.append(
+            _element(
+                "email", lambda s: (s == "") | s.str.match(EMAIL), _empty_or(_ascii_match(EMAIL))
+            )
+        )
     elif name == "phone_number":
-        checks.append(_element("phone", lambda s: (s == "") | s.str.match(E164)))
+        checks.append(_element("phone", lambda s: (s == "") | s.str.match(E164),
+                               _empty_or(_ascii_match(E164))))  # fmt: skip
     elif name == "birthdate":
         checks.append(_element("birthdate", _birthdate_ok))
     elif name == "updated_at":
-        checks.append(_element("updated_at", lambda s: (s == "") | s.str.fullmatch(r"\d+")))
+        checks.append(_element("updated_at", lambda s: (s == "") | s.str.fullmatch(r"\d+"),
+                               _empty_or(_ascii_fullmatch(r"[0-9]+"))))  # fmt: skip
     if attribute is not None and attribute.custom:
         checks += _custom_checks(attribute)
     return checks
+
+
+_WHITESPACE = re.compile(f"[{WHITESPACE}]")
+
+
+def _negated(one: OneValue) -> OneValue:
+    def negated(v: str) -> bool | None:
+        verdict = one(v)
+        return None if verdict is None else not verdict
+
+    return negated
+
+
+def _not_matching(pattern: str) -> Callable[[pd.Series], pd.Series]:
+    return lambda s: ~s.str.match(pattern)
+
+
+def _boolean_one(value: str) -> bool | None:
+    # Only ASCII letters lower-case to these words, in Arrow as in Python.
+    return value.lower() in ("", "true", "false") if value.isascii() else None
 
 
 def _no_line_breaks(s: pd.Series) -> pd.Series:
@@ -197,7 +271,7 @@ def _birthdate_ok(s: pd.Series) -> pd.Series:
     return pd.Series(np.append(ok, False)[codes], index=s.index)
 
 
-def _custom_checks(attribute: Attribute) -> list[pa.Check]:
+def _custom_checks(attribute: Attribute) -> list[_ValueRule]:
     if attribute.data_type == "Number":
         low, high = attribute.min_value, attribute.max_value
 
@@ -210,12 +284,24 @@ def _custom_checks(attribute: Attribute) -> list[pa.Check]:
                 ok &= ~(numbers > high)
             return ok
 
+        def _number_one(value: str) -> bool | None:
+            if not value.isascii():
+                return None
+            if not _NUMBER.fullmatch(value):
+                return True  # not a number: the number rule says so, not this one
+            number = float(value)
+            return not (low is not None and number < low) and not (
+                high is not None and number > high
+            )
+
         return [
-            _element("number", lambda s: (s == "") | s.str.fullmatch(NUMBER).fillna(False)),
-            _element("number_range", _number_in_bounds),
-        ]
+            _element("number", lambda s: (s == "") | s.str.fullmatch(NUMBER).fillna(False),
+                     _empty_or(_ascii_fullmatch(NUMBER))),
+            _element("number_range", _number_in_bounds, _number_one),
+        ]  # fmt: skip
     if attribute.data_type == "Boolean":
-        return [_element("boolean", lambda s: s.str.lower().isin(["", "true", "false"]))]
+        return [_element("boolean", lambda s: s.str.lower().isin(["", "true", "false"]),
+                         _boolean_one)]  # fmt: skip
     if attribute.data_type == "DateTime":
         return [_element("datetime", lambda s: (s == "") | pd.to_datetime(
             s, errors="coerce", format="ISO8601").notna())]  # fmt: skip
@@ -230,7 +316,15 @@ def _custom_checks(attribute: Attribute) -> list[pa.Check]:
             ok &= lengths <= high_len
         return ok
 
-    return [_element("length", _length_in_bounds)]
+    def _length_one(value: str) -> bool:
+        ok = True
+        if low_len is not None:
+            ok &= value == "" or len(value) >= low_len
+        if high_len is not None:
+            ok &= len(value) <= high_len
+        return ok
+
+    return [_element("length", _length_in_bounds, _length_one)]
 
 
 @dataclass(frozen=True)
@@ -240,6 +334,8 @@ class _RowRule:
     rule: str
     attribute: str  # "" for the row's own (row_too_long)
     passes: Callable[[pd.DataFrame], pd.Series]
+    # The same verdict for one user's values in plain Python; None: ask ``passes``.
+    one: Callable[[RecordMapping[str, str]], bool | None] | None = None
 
 
 def _row_rules(snapshot: PoolSnapshot) -> dict[str, _RowRule]:
@@ -252,19 +348,25 @@ def _row_rules(snapshot: PoolSnapshot) -> dict[str, _RowRule]:
     auto = [f"{a}_verified" for a in snapshot.auto_verified]
     if auto:
         rules.append(("auto_verified", _RowRule("auto_verified", auto[0],
-            lambda df: pd.concat([true(df, c) for c in auto], axis=1).any(axis=1))))  # fmt: skip
+            lambda df: pd.concat([true(df, c) for c in auto], axis=1).any(axis=1),
+            lambda v: _any_true([v[c] for c in auto]))))  # fmt: skip
     rules.append(("email_verified_without_email", _RowRule(
         "email_verified_without_email", "email",
-        lambda df: ~true(df, "email_verified") | (df["email"] != ""))))  # fmt: skip
+        lambda df: ~true(df, "email_verified") | (df["email"] != ""),
+        lambda v: _either(_not_true(v["email_verified"]), v["email"] != ""))))  # fmt: skip
     rules.append(("phone_verified_without_phone", _RowRule(
         "phone_verified_without_phone", "phone_number",
-        lambda df: ~true(df, "phone_number_verified") | (df["phone_number"] != ""))))  # fmt: skip
+        lambda df: ~true(df, "phone_number_verified") | (df["phone_number"] != ""),
+        lambda v: _either(_not_true(v["phone_number_verified"]),
+                          v["phone_number"] != ""))))  # fmt: skip
     for name in snapshot.required():
-        rules.append((f"required:{name}", _RowRule("required", name, _present(name))))
+        rules.append((f"required:{name}", _RowRule("required", name, _present(name),
+                                                   _present_one(name))))  # fmt: skip
     forbidden = {"ON": "false", "OFF": "true"}.get(snapshot.mfa)
     if forbidden:
         rules.append(("mfa", _RowRule("mfa", "cognito:mfa_enabled",
-            lambda df: df["cognito:mfa_enabled"].str.lower() != forbidden)))  # fmt: skip
+            lambda df: df["cognito:mfa_enabled"].str.lower() != forbidden,
+            lambda v: _negated(_is(forbidden))(v["cognito:mfa_enabled"]))))  # fmt: skip
     header = list(snapshot.header)
 
     def row_length_ok(df: pd.DataFrame) -> pd.Series:
@@ -278,8 +380,36 @@ def _row_rules(snapshot: PoolSnapshot) -> dict[str, _RowRule]:
             total += written_lengths(df[column])
         return total <= MAX_ROW_CHARS
 
-    rules.append(("row_too_long", _RowRule("row_too_long", "", row_length_ok)))
+    def row_length_one(values: RecordMapping[str, str]) -> bool | None:
+        # the same worst case: it settles nearly every user; else ask the frame
+        worst = len(header) - 1 + sum(2 * len(values[column]) for column in header)
+        return True if worst <= MAX_ROW_CHARS else None
+
+    rules.append(("row_too_long", _RowRule("row_too_long", "", row_length_ok, row_length_one)))
     return dict(rules)
+
+
+def _is(word: str) -> OneValue:
+    """Whether a value lower-cased is ``word`` (ASCII), decided for ASCII values only."""
+    return lambda v: v.lower() == word if v.isascii() else None
+
+
+def _not_true(value: str) -> bool | None:
+    return _negated(_is("true"))(value)
+
+
+def _either(first: bool | None, second: bool) -> bool | None:
+    """``first or second``, None when it hangs on an undecided ``first``."""
+    return True if second or first else None if first is None else False
+
+
+def _any_true(values: list[str]) -> bool | None:
+    verdicts = [_is("true")(v) for v in values]
+    return True if True in verdicts else None if None in verdicts else False
+
+
+def _present_one(column: str) -> Callable[[RecordMapping[str, str]], bool | None]:
+    return lambda values: values[column] != ""
 
 
 def _present(column: str) -> Callable[[pd.DataFrame], pd.Series]:
@@ -302,9 +432,12 @@ class PoolValidator:
 
     def __init__(self, snapshot: PoolSnapshot) -> None:
         self.snapshot = snapshot
-        self._checks = {
+        self._value_rules = {
             name: _column_checks(name, snapshot.attribute(name), snapshot)
             for name in snapshot.header
+        }
+        self._checks = {
+            name: [rule.check() for rule in rules] for name, rules in self._value_rules.items()
         }
         self._row_rules = _row_rules(snapshot)
         self._row_checks = [_row_check(i, rule) for i, rule in self._row_rules.items()]
@@ -345,6 +478,43 @@ class PoolValidator:
         except SchemaErrors as errors:
             return self._failures(frame, errors.failure_cases)
         return []
+
+    def validate_user(self, values: RecordMapping[str, str]) -> list[Failure]:
+        """Return the failures of one user, as :meth:`validate` returns them for a frame of
+        that one row (``position`` 0), in a millisecond rather than pandera's tens.
+
+        ``values`` maps the columns :meth:`validate` is given to text. The rules are the
+        schema's own, each asked of the one-row column or frame directly; what pandera adds
+        for many rows (its failure table, the schema of the active columns) is done here
+        for one: a column whose value is "" has its value rules skipped, as every one but
+        username_missing passes on "". tests/test_build_property.py holds the two alike.
+        """
+        frames: list[pd.DataFrame] = []
+
+        def frame() -> pd.DataFrame:  # only for a rule plain Python cannot settle
+            if not frames:
+                frames.append(pd.DataFrame({n: [v] for n, v in values.items()}, dtype="str"))
+            return frames[0]
+
+        found: dict[tuple[str, str], str] = {}
+        for name, value in values.items():
+            if value == "" and name != "cognito:username":
+                continue
+            for rule in self._value_rules.get(name, []):
+                verdict = rule.one(value) if rule.one is not None else None
+                if verdict is None:
+                    verdict = bool(rule.passes(frame()[name]).iloc[0])
+                if not verdict:
+                    found.setdefault((name, rule.rule), value)
+        for row_rule in self._row_rules.values():
+            verdict = row_rule.one(values) if row_rule.one is not None else None
+            if verdict is None:
+                verdict = bool(row_rule.passes(frame()).iloc[0])
+            if not verdict:
+                value = values[row_rule.attribute] if row_rule.attribute else ""
+                found.setdefault((row_rule.attribute, row_rule.rule), value)
+        return [Failure(0, attribute, rule, found[attribute, rule]) for attribute, rule in
+                sorted(found)]  # fmt: skip
 
     def _failures(self, frame: pd.DataFrame, cases: pd.DataFrame) -> list[Failure]:
         # Vectorised: at a million users a per-failure lookup costs more than validating.

@@ -6,7 +6,9 @@ reset code with ``AdminResetUserPassword``:
 
 - planned first, from the report's ``results.jsonl`` (run ``csvimport report`` before):
   who must reset, through which channel (the pool's account-recovery order and the
-  user's verified email or phone), and who cannot reset at all;
+  user's verified email or phone), and who cannot reset at all; users the build deferred
+  (``--password-fallback migrate``) are never sent a code: they are not in the pool, and
+  migrate at their first sign-in with their old password;
 - checked against capacity: Cognito's default email sender sends 50 emails a day per
   account, so a wave larger than what is left of that is refused unless
   ``max_per_day`` says otherwise; SMS needs the pool's SMS configuration;
@@ -82,6 +84,10 @@ class ResetPlan:
     maybe_sent: list[Candidate] = field(default_factory=list)
     # names --only gave that are no imported user who must reset (a typo, another run)
     unknown_only: list[str] = field(default_factory=list)
+    # users left out of the import to migrate at first sign-in: never sent a code
+    deferred: int = 0
+    # names --only gave that are such users
+    deferred_only: list[str] = field(default_factory=list)
 
     @property
     def emails(self) -> int:
@@ -101,6 +107,7 @@ class ResetPlan:
             "left_out": self.left_out, "email_allowance": self.email_allowance,
             "refused": self.refusal.message if self.refusal is not None else None,
             "unknown_only": self.unknown_only,
+            "deferred": self.deferred, "deferred_only": self.deferred_only,
         }  # fmt: skip
 
 
@@ -225,9 +232,12 @@ _CHANNEL_SETS: tuple[frozenset[str], ...] = (
 )  # fmt: skip
 
 
-def candidates(run: RunDir, pool: dict[str, Any]) -> list[Candidate]:
+def candidates(
+    run: RunDir, pool: dict[str, Any], *, deferred: set[str] | None = None
+) -> list[Candidate]:
     """Imported users who must reset, in the order of ``results.jsonl``, each with the
-    channel their code will go through.
+    channel their code will go through. ``deferred`` gets the usernames of the users the
+    build left out to migrate at first sign-in: never candidates, they are not in the pool.
 
     The results are read one at a time and the chunks' users kept as one byte each: a run
     of millions of users holds in memory only the users who must reset.
@@ -241,6 +251,10 @@ def candidates(run: RunDir, pool: dict[str, Any]) -> list[Candidate]:
     verdicts = [reset_verdict(policy, verified) for verified in _CHANNEL_SETS]
     found: list[Candidate] = []
     for result in itertools.chain([first] if first is not None else [], results):
+        if result.outcome is Outcome.DEFERRED:
+            if deferred is not None:
+                deferred.add(result.username)
+            continue
         if result.outcome is not Outcome.IMPORTED or result.password is Password.HASH:
             continue
         codes = channels.get(result.chunk or "")
@@ -294,7 +308,8 @@ def plan_resets(
     """Who gets a code in this wave, and who cannot; refuse a wave the email sender
     cannot carry today (unless ``max_per_day`` caps it). With ``enforce`` False the
     refusal is only kept in ``plan.refusal`` (a dry run shows the plan, then it)."""
-    everyone = candidates(run, pool)
+    migrating: set[str] = set()
+    everyone = candidates(run, pool, deferred=migrating)
     last = journal.last()
     wanted = set(only) if only is not None else None
     named: set[str] = set()  # the names of --only that are candidates
@@ -323,9 +338,10 @@ def plan_resets(
     if sender == "COGNITO_DEFAULT" or max_per_day is not None:
         per_day = max_per_day if max_per_day is not None else DEFAULT_SENDER_EMAILS_PER_DAY
         allowance = max(0, per_day - journal.emails_sent_on(_today()))
-    unknown = sorted((wanted or set()) - named)
+    unknown = sorted((wanted or set()) - named - migrating)
     plan = ResetPlan(to_send, already, cannot, left_out, allowance, maybe_sent=maybe,
-                     unknown_only=unknown)  # fmt: skip
+                     unknown_only=unknown, deferred=len(migrating),
+                     deferred_only=sorted((wanted or set()) & migrating))  # fmt: skip
     if allowance is not None and max_per_day is None and plan.emails > allowance:
         plan.refusal = RefusedError(
             f"this wave would send {plan.emails:,} emails, but the pool sends email with "

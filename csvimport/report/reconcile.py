@@ -6,7 +6,8 @@ skipped or failed (from the job's log line, traced back through the chunk's line
 or not processed (its job stopped, failed early, expired or has not run). The sums are
 checked both ways and every mismatch is reported, never smoothed over:
 
-- source rows = rejected + duplicates + written (the build's own promise);
+- source rows = rejected + duplicates + written + deferred (the build's own promise;
+  deferred users, in ``deferred.csv``, migrate at first sign-in);
 - written = imported + skipped + failed + not processed;
 - per job, Cognito's counters = the outcomes counted in its log.
 
@@ -67,6 +68,7 @@ from csvimport.rundir import (
     RunChunk,
     RunDir,
     WrittenUser,
+    iter_deferred,
     iter_rejects,
     read_password_classes,
     written_batches,
@@ -162,6 +164,10 @@ class Reconciler:
         tally = _Tally(ResetJournal(self.run).last())  # each user's last line only
         sink.begin()
         for result in iter_rejects(self.run):  # two runs in source order: sinks cope
+            tally.add(result)
+            sink.add(result)
+        sink.begin()
+        for result in iter_deferred(self.run):  # left out, to migrate at first sign-in
             tally.add(result)
             sink.add(result)
         password_why = read_password_classes(self.run)
@@ -361,13 +367,15 @@ class Reconciler:
             duplicates=counts[Outcome.DUPLICATE], written=written,
             imported=counts[Outcome.IMPORTED], skipped=counts[Outcome.SKIPPED],
             failed=counts[Outcome.FAILED], not_processed=counts[Outcome.NOT_PROCESSED],
-            problems=self.problems,
+            deferred=counts[Outcome.DEFERRED], problems=self.problems,
         )  # fmt: skip
-        accounted = recon.rejected + recon.duplicates + recon.written
+        accounted = recon.rejected + recon.duplicates + recon.written + recon.deferred
         if accounted != recon.source_rows:
+            deferred = f" + {recon.deferred:,} deferred" if recon.deferred else ""
             self.problems.insert(0, (
                 f"{recon.source_rows:,} source rows, but {recon.rejected:,} rejected + "
-                f"{recon.duplicates:,} duplicates + {recon.written:,} written = {accounted:,}."
+                f"{recon.duplicates:,} duplicates + {recon.written:,} written{deferred} = "
+                f"{accounted:,}."
             ))  # fmt: skip
         processed = recon.imported + recon.skipped + recon.failed + recon.not_processed
         if processed != recon.written:
@@ -384,6 +392,8 @@ class Reconciler:
             codes_sent=tally.codes_sent, codes_failed=dict(tally.codes_failed),
             codes_not_sent=tally.codes_not_sent, codes_maybe_sent=tally.codes_maybe_sent,
             reset_reasons=dict(tally.reset_reasons.most_common()),
+            migrate=counts[Outcome.DEFERRED],
+            migrate_schemes=dict(tally.migrate_schemes.most_common()),
         )  # fmt: skip
         return RunReport(
             run_dir=str(self.run.path), run_id=self.run.run_id,
@@ -471,10 +481,13 @@ class _Tally:
     codes_not_sent: int = 0
     codes_failed: Counter[str] = field(default_factory=Counter)
     reset_reasons: Counter[str] = field(default_factory=Counter)
+    migrate_schemes: Counter[str] = field(default_factory=Counter)  # deferred, by scheme
 
     def add(self, result: UserResult) -> None:
         outcome = result.outcome
         self.counts[outcome] += 1
+        if outcome is Outcome.DEFERRED:
+            self.migrate_schemes[result.rule] += 1
         row = result.source_row
         self._see(row)
         if outcome.needs_attention:

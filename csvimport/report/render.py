@@ -29,10 +29,11 @@ from pygal.style import Style
 
 from csvimport.errors import ConfigError
 from csvimport.files import replaced_private
+from csvimport.legacyhash import describe
 from csvimport.outcomes import LISTED_USERS, Outcome, Reconciliation, RunReport, UserResult
 from csvimport.redact import mask_email, mask_phone, mask_username
 from csvimport.resources import templates_dir
-from csvimport.rundir import FAILED_USERS, REJECTS, RESULTS
+from csvimport.rundir import DEFERRED, FAILED_USERS, REJECTS, RESULTS
 
 # pygal appends a finder to sys.meta_path that has only the legacy find_module(): from then
 # on every failed import in the process (the stdlib probes some on purpose) raises
@@ -61,6 +62,7 @@ OUTCOME_COLOURS: dict[Outcome, str] = {
     Outcome.NOT_PROCESSED: "#757575",
     Outcome.REJECTED: "#6a1b9a",
     Outcome.DUPLICATE: "#1565c0",
+    Outcome.DEFERRED: "#00838f",
 }
 _JOB_OUTCOMES = (Outcome.IMPORTED, Outcome.SKIPPED, Outcome.FAILED, Outcome.NOT_PROCESSED)
 _FONTS = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
@@ -101,7 +103,13 @@ def render_report(report: RunReport, *, show_pii: bool = False) -> str:
         attention_outcomes=[(o, counts[o]) for o in Outcome if o.needs_attention and o in counts],
         duplicates=report.duplicates[:TABLE_ROWS],
         duplicates_total=rec.duplicates,
-        files={"results": RESULTS, "failed": FAILED_USERS, "rejects": REJECTS},
+        files={
+            "results": RESULTS,
+            "failed": FAILED_USERS,
+            "rejects": REJECTS,
+            "deferred": DEFERRED,
+        },
+        describe_scheme=describe,  # a legacy hash scheme in words, for the passwords section
         LONG_TABLE=LONG_TABLE,
         script=Markup(script),
         csp=csp,
@@ -130,13 +138,19 @@ def headline(rec: Reconciliation) -> str:
     """Say in one sentence how many users made it into Cognito and how many did not."""
     if rec.source_rows == 0:
         return "The source had no users."
+    # users left out of the import, whom the migration trigger creates at first sign-in
+    migrating = f"{_num(rec.deferred)} migrate at first sign-in" if rec.deferred else ""
     if rec.need_attention == 0:
+        if migrating:
+            return (f"All {_num(rec.source_rows)} users are accounted for: "
+                    f"{_num(rec.imported)} in Cognito, {migrating}.")  # fmt: skip
         return f"All {_num(rec.source_rows)} users are in Cognito."
     users = "user is" if rec.source_rows == 1 else "users are"
     need = "needs" if rec.need_attention == 1 else "need"
     return (
         f"{_num(rec.imported)} of {_num(rec.source_rows)} {users} in Cognito; "
-        f"{_num(rec.need_attention)} {need} attention"
+        + (f"{migrating}; " if migrating else "")
+        + f"{_num(rec.need_attention)} {need} attention"
     )
 
 
@@ -213,13 +227,22 @@ _SUMS = (
 
 
 def _sums(rec: Reconciliation) -> list[_Sum]:
-    """The reconciliation's sums, checked here too: the page never trusts them blindly."""
+    """The reconciliation's sums, checked here too: the page never trusts them blindly.
+
+    Deferred users are a part of the source rows only in a run that has them: other
+    runs' pages are unchanged."""
     return [
         _Sum(
             total.replace("_", " ").capitalize(),
             getattr(rec, total),
-            [(part.replace("_", " "), getattr(rec, part)) for part in parts],
-        )
+            [
+                (part.replace("_", " "), getattr(rec, part))
+                for part in (
+                    *parts,
+                    *(("deferred",) if total == "source_rows" and rec.deferred else ()),
+                )
+            ],
+        )  # fmt: skip
         for total, parts in _SUMS
     ]
 
@@ -243,6 +266,7 @@ def _outcome_counts(rec: Reconciliation) -> dict[Outcome, int]:
         Outcome.NOT_PROCESSED: rec.not_processed,
         Outcome.REJECTED: rec.rejected,
         Outcome.DUPLICATE: rec.duplicates,
+        **({Outcome.DEFERRED: rec.deferred} if rec.deferred else {}),
     }
 
 

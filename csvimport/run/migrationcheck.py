@@ -31,11 +31,12 @@ from enum import StrEnum
 from typing import Any
 
 from csvimport.errors import ExitStatus, RefusedError
+from csvimport.outcomes import UserResult
 from csvimport.pool import LIST_USERS_PAGE, PoolSnapshot
 from csvimport.redact import mask_email, mask_phone, mask_username
 from csvimport.retry import USER_LIST, PacedClient, paced
 from csvimport.run.preflight import pool_gone
-from csvimport.rundir import DeferredUser, RunDir, deferred_aliases_written, iter_deferred
+from csvimport.rundir import RunDir, deferred_aliases_written, iter_deferred
 
 # --- 1. the trigger ---------------------------------------------------------------------
 TRIGGER_HINT = (
@@ -242,6 +243,8 @@ USERNAME = "username"
 MASKS: dict[str, Callable[[str], str]] = {USERNAME: mask_username, "email": mask_email,
                                           "phone_number": mask_phone,
                                           "preferred_username": mask_username}  # fmt: skip
+# Where a deferred user's result (rundir.iter_deferred) holds each name.
+FIELD_OF = {USERNAME: "username", "email": "email", "phone_number": "phone"}
 TAKEN_EXAMPLES = 10  # taken names a report shows; the count covers them all
 # UNVERIFIED: how ListUsers reads a quotation mark or a backslash inside a filter's value.
 # The API documents quotation marks escaped with a backslash in the filter string; taken
@@ -450,10 +453,10 @@ class AliasCheck:
         )  # fmt: skip
 
     # -- the names ----------------------------------------------------------------------
-    def _names(self, user: DeferredUser) -> list[tuple[str, str]]:
+    def _names(self, user: UserResult) -> list[tuple[str, str]]:
         """(attribute, value) of each name the user may sign in with, as written."""
         return [(attribute, value) for attribute in self.attributes
-                if (value := getattr(user, attribute))]  # fmt: skip
+                if (value := getattr(user, FIELD_OF[attribute]))]  # fmt: skip
 
     def _fold(self, attribute: str, value: str) -> str:
         """A name as the pool compares it: usernames and aliases ignore case in a
@@ -462,7 +465,7 @@ class AliasCheck:
         case-sensitive); a pool listing compares folded names whatever it does."""
         return value if self.snapshot.case_sensitive else value.lower()
 
-    def _checked_users(self, plan: AliasPlan) -> Iterator[DeferredUser]:
+    def _checked_users(self, plan: AliasPlan) -> Iterator[UserResult]:
         """The deferred users to check: all, or a sample the same for every run of the
         check (seeded by the run's id), in file order."""
         users = iter_deferred(self.rundir)
@@ -504,7 +507,7 @@ class AliasCheck:
 
     # -- one listing of the pool ----------------------------------------------------------
     def _scan(self, plan: AliasPlan) -> Iterator[TakenName]:
-        wanted: dict[str, dict[str, DeferredUser]] = {a: {} for a in self.attributes}
+        wanted: dict[str, dict[str, UserResult]] = {a: {} for a in self.attributes}
         for user in iter_deferred(self.rundir):
             for attribute, value in self._names(user):
                 wanted[attribute].setdefault(self._fold(attribute, value), user)
@@ -520,8 +523,9 @@ class AliasCheck:
                     value = _value(user, attribute)
                     owner = wanted[attribute].get(self._fold(attribute, value)) if value else None
                     if owner is not None:
-                        yield TakenName(attribute, getattr(owner, attribute), owner.source_row,
-                                        owner.legacy_id, str(user["Username"]))  # fmt: skip
+                        yield TakenName(attribute, getattr(owner, FIELD_OF[attribute]),
+                                        owner.source_row, owner.legacy_id,
+                                        str(user["Username"]))  # fmt: skip
             done += 1
             self.on_progress(done, max(done, plan.calls))
             token = page.get("PaginationToken")

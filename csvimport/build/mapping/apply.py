@@ -41,7 +41,9 @@ class MappedChunk:
     ``frame`` has one row per input row, in order and with the input's index. Its columns:
     ``__row__`` (int, copied), ``__legacy_id__`` (str), ``__updated__`` (str: the
     ``[legacy].updated`` value as epoch seconds, ``""`` when there is no such column or the
-    value is empty or unreadable), then one ``str`` column per Cognito attribute, exactly
+    value is empty or unreadable), ``__salt__`` (str) only when the mapping's
+    ``[legacy_hash]`` names a salt column (its values as the source gives them, untrimmed:
+    spaces may be part of a salt), then one ``str`` column per Cognito attribute, exactly
     :meth:`Mapping.attributes`. A value its transform refused is ``""`` there, and a
     :class:`Problem` in ``problems`` (all of them, ordered by row then attribute).
     ``folded`` counts, for each attribute with ``fold_line_breaks``, the values whose line
@@ -55,9 +57,11 @@ class MappedChunk:
 
 # --- applying a mapping to a chunk --------------------------------------------------
 
+SALT: Final = "__salt__"  # the mapped frame's column of [legacy_hash] salts
+
 # Transforms that never refuse a value: applied to every row directly, which is cheaper
 # than finding the distinct values first.
-_TOTAL_TRANSFORMS: Final = ("text", "lower", "upper")
+TOTAL_TRANSFORMS: Final = ("text", "lower", "upper")
 # A column whose first rows are nearly all different (emails, phone numbers, timestamps)
 # is not worth finding its distinct values: they are then simply all of them.
 _DISTINCT_SAMPLE: Final = 2_000
@@ -121,6 +125,7 @@ class _Applier:
                 "__row__": self.chunk["__row__"].copy(),
                 "__legacy_id__": self.legacy_id(mapped),
                 "__updated__": self.updated(),
+                **self.salt(),
                 **mapped,
             },
             index=self.index,
@@ -161,7 +166,7 @@ class _Applier:
             return self.constant(rule.value)
         if rule.fold_line_breaks is not None:
             self.folded[rule.attribute] = self.folded_source(rule)[1]
-        if rule.transform in _TOTAL_TRANSFORMS:
+        if rule.transform in TOTAL_TRANSFORMS:
             values = self.source(rule)
             if rule.transform != "text":
                 values, _ = transform(values, rule.context())
@@ -241,6 +246,13 @@ class _Applier:
         if self.mapping.legacy_id is None:
             return mapped[USERNAME]
         return self.trimmed(self.mapping.legacy_id)
+
+    def salt(self) -> dict[str, Any]:
+        """``{"__salt__": values}`` when [legacy_hash] names a salt column, else nothing."""
+        legacy_hash = self.mapping.legacy_hash
+        if legacy_hash is None or legacy_hash.salt is None:
+            return {}
+        return {SALT: self.column(legacy_hash.salt)}
 
     def updated(self) -> Any:
         """Return the last-update times as epoch seconds; unreadable ones are not problems.

@@ -15,12 +15,12 @@ from typing import Final
 
 import pandas as pd
 
-from csvimport.build.mapping.spec import Mapping
+from csvimport.build.mapping.spec import PASSWORD_HASH, Mapping
 from csvimport.cognito_csv import constant_strings
 from csvimport.errors import ConfigError
 from csvimport.pool import PoolSnapshot
 
-HASH_COLUMN: Final = "password_hash"
+HASH_COLUMN: Final = PASSWORD_HASH
 # What an unmapped cognito:mfa_enabled is written as: explicit and consistent with the
 # pool's MFA setting, which the facts file calls the safest choice (§2).
 MFA_DEFAULT: Final = {"ON": "true", "OFF": "false", "OPTIONAL": "false"}

@@ -5,7 +5,10 @@ the import file carries, where its value comes from: one source ``column``, a ``
 several, or a constant ``value``; and which transform turns the legacy spelling into
 Cognito's (:mod:`csvimport.build.mapping.transforms`). Cognito's CSV cannot carry a line break:
 an attribute with ``fold_line_breaks`` folds each run of them into its text, before the
-transform. ``schemas/mappings/example-legacy.toml`` documents every key.
+transform. An optional ``[legacy_hash]`` table declares what a bare hex ``password_hash``
+is (``digest = "sha256(salt + password)"``, ``salt = "<source column>"``), so that
+``build --password-fallback migrate`` can leave those users to the user migration trigger.
+``schemas/mappings/example-legacy.toml`` documents every key.
 
 A bad mapping file raises :class:`MappingError` (exit 2) naming the file, the attribute and
 the key. The mapping is the build's first input: this module reads neither the source nor
@@ -30,14 +33,16 @@ import phonenumbers
 
 from csvimport.build.mapping.transforms import TRANSFORMS, Context, convert_one, fold
 from csvimport.errors import ConfigError
+from csvimport.legacyhash import parse_digest
 
 # --- vocabulary of the mapping file -------------------------------------------------
 
 MAPPING_VERSION: Final = 1  # part of the fingerprint: bump when apply_mapping's output changes
 
 TRANSFORM_ALIASES: Final = {"none": "text"}
-TOP_KEYS: Final = ("legacy", "options", "attributes")
+TOP_KEYS: Final = ("legacy", "options", "attributes", "legacy_hash")
 LEGACY_KEYS: Final = ("id", "updated")
+LEGACY_HASH_KEYS: Final = ("digest", "salt")
 OPTION_KEYS: Final = ("phone_region", "date_format")
 SOURCE_KEYS: Final = ("column", "join", "value")
 ATTRIBUTE_KEYS: Final = (
@@ -54,6 +59,8 @@ STANDARD_ATTRIBUTES: Final = (
 )  # fmt: skip
 CUSTOM_PREFIXES: Final = ("custom:", "dev:custom:")
 USERNAME: Final = "cognito:username"
+# The attribute of the legacy password hash: not a pool attribute, only hash jobs' files carry it.
+PASSWORD_HASH: Final = "password_hash"
 
 # What `suggest_mapping` writes where it found no username column. It is a valid column
 # name to TOML, so the file still parses; Mapping refuses it by this prefix.
@@ -153,6 +160,23 @@ class AttributeRule:
 
 
 @dataclass(frozen=True)
+class LegacyHash:
+    """The mapping's ``[legacy_hash]``: what a bare hex ``password_hash`` value is.
+
+    ``digest`` is the declaration as ``csvimport.legacyhash.parse_digest`` normalises it
+    (its ``SaltedDigest.name``, e.g. ``sha256(salt + password)``), also the scheme name
+    the build gives those hashes; ``salt`` the source column holding each user's salt, None
+    when the digest takes none. The salt is read as the source gives it, never trimmed.
+    """
+
+    digest: str
+    salt: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        return {"digest": self.digest, **({} if self.salt is None else {"salt": self.salt})}
+
+
+@dataclass(frozen=True)
 class Mapping:
     """A parsed, validated mapping from legacy columns to Cognito attributes.
 
@@ -166,6 +190,7 @@ class Mapping:
     legacy_updated: str | None = None
     phone_region: str | None = None
     date_format: str | None = None
+    legacy_hash: LegacyHash | None = None
     origin: str = field(default="<mapping>", compare=False)
 
     @classmethod
@@ -217,6 +242,8 @@ class Mapping:
         columns = [c for c in (self.legacy_id, self.legacy_updated) if c is not None]
         for rule in self.rules:
             columns.extend(rule.columns())
+        if self.legacy_hash is not None and self.legacy_hash.salt is not None:
+            columns.append(self.legacy_hash.salt)
         return list(dict.fromkeys(columns))
 
     def check_columns(self, available: list[str]) -> None:
@@ -271,6 +298,8 @@ class Mapping:
             "legacy": {"id": self.legacy_id, "updated": self.legacy_updated},
             "options": {"phone_region": self.phone_region, "date_format": self.date_format},
             "attributes": [[rule.attribute, rule.to_json()] for rule in self.rules],
+            # only when declared: the fingerprints of other mappings are unchanged
+            **({} if self.legacy_hash is None else {"legacy_hash": self.legacy_hash.to_json()}),
         }
         text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -278,6 +307,8 @@ class Mapping:
     def _readers(self, column: str) -> list[str]:
         """Return the names (attributes, [legacy] keys) that read ``column``."""
         names = [f"[legacy].{key}" for key, col in self._legacy_items() if col == column]
+        if self.legacy_hash is not None and self.legacy_hash.salt == column:
+            names.append("[legacy_hash].salt")
         return names + [rule.attribute for rule in self.rules if column in rule.columns()]
 
     def _legacy_items(self) -> list[tuple[str, str | None]]:
@@ -365,12 +396,16 @@ class _Parser:
                 origin=self.origin,
                 attribute=USERNAME,
             )
+        legacy_hash = None
+        if "legacy_hash" in data:
+            legacy_hash = self.parse_legacy_hash(self.table(data, "legacy_hash"), rules)
         return Mapping(
             rules=rules,
             legacy_id=legacy_id,
             legacy_updated=legacy_updated,
             phone_region=phone_region,
             date_format=date_format,
+            legacy_hash=legacy_hash,
             origin=self.origin,
         )
 
@@ -445,6 +480,59 @@ class _Parser:
             "[legacy]", legacy, "updated", None, "the source column of last-update times"
         )
         return legacy_id, updated
+
+    def parse_legacy_hash(
+        self, table: dict[str, Any], rules: Sequence[AttributeRule]
+    ) -> LegacyHash:
+        """Check ``[legacy_hash]``: a digest declaration csvimport.legacyhash reads, and a
+        salt column exactly when the declaration uses a salt."""
+        where = "[legacy_hash]"
+        self.check_keys(where, table, LEGACY_HASH_KEYS, None)
+        example = 'digest = "sha256(salt + password)" and salt = "<the source column of salts>"'
+        if not any(rule.attribute == PASSWORD_HASH for rule in rules):
+            raise self.fail(
+                where,
+                "declares what the legacy password hashes are, but the mapping maps no "
+                "password_hash.",
+                hint=f'Add [attributes.{PASSWORD_HASH}] with column = "<the source column of '
+                'password hashes>", or remove [legacy_hash].',
+                key="legacy_hash",
+            )
+        text = self.text(where, table, "digest", None, "a digest declaration")
+        if text is None:
+            raise self.fail(
+                where,
+                "has no digest: it must say how the hex hashes were made.",
+                hint=f"Write e.g. {example}; or remove [legacy_hash].",
+                key="digest",
+            )
+        try:
+            digest = parse_digest(text)
+        except ValueError as exc:
+            raise self.fail(
+                where,
+                f"digest {text!r} is not a digest csvimport can verify: {exc}",
+                hint=f"Write e.g. {example}.",
+                key="digest",
+            ) from None
+        salt = self.text(where, table, "salt", None, "the source column of salts")
+        salted = digest.salted
+        if salted and salt is None:
+            raise self.fail(
+                where,
+                f"digest {digest.name!r} uses a salt, but no salt column is given.",
+                hint='Add salt = "<the source column of each user\'s salt>".',
+                key="salt",
+            )
+        if not salted and salt is not None:
+            raise self.fail(
+                where,
+                f"gives a salt column, but digest {digest.name!r} uses no salt.",
+                hint="Remove salt, or declare where the salt goes, e.g. "
+                'digest = "sha256(salt + password)".',
+                key="salt",
+            )
+        return LegacyHash(digest.name, salt)
 
     def parse_options(self, options: dict[str, Any]) -> tuple[str | None, str | None]:
         self.check_keys("[options]", options, OPTION_KEYS, None)

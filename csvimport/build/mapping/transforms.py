@@ -15,6 +15,7 @@ differently - which the tests check against the libraries themselves.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -142,6 +143,56 @@ def convert(values: Any, context: Context) -> tuple[Any, Any]:
         return transform(values, context)
     mapped, reasons = transform(values[nonempty], context)
     return mapped.reindex(values.index, fill_value=""), reasons.reindex(values.index, fill_value="")
+
+
+def convert_value(value: str, context: Context) -> tuple[str, str]:
+    """Transform one trimmed value as :func:`convert` does; return (mapped, reason).
+
+    The single-user path (the migration function maps one user per sign-in): the
+    libraries' own answers for emails and phone numbers (which the vectorised fast paths
+    are tested to agree with), plain Python for ASCII booleans, and :func:`convert` on a
+    one-value Series for the rest.
+    """
+    if value == "":
+        return "", ""
+    if context.transform == "email":
+        return _email_slow(value)
+    if context.transform == "phone":
+        return _phone_slow(value, context.region)
+    if context.transform in ("lower", "upper", "boolean") and value.isascii():
+        # only ASCII letters fold to ASCII words, in Arrow as in Python
+        if context.transform == "lower":
+            return value.lower(), ""
+        if context.transform == "upper":
+            return value.upper(), ""
+        word = BOOLEAN_WORDS.get(value.lower())
+        return (word, "") if word is not None else ("", BOOLEAN_REASON)
+    if context.transform == "text":
+        return value, ""
+    if context.transform == "timestamp" and _EPOCH.fullmatch(value) and value.isascii():
+        return _epoch_seconds(value)
+    mapped, reasons = convert(pd.Series([value], dtype="str"), context)
+    return str(mapped.iat[0]), str(reasons.iat[0])
+
+
+_EPOCH: Final = re.compile(EPOCH)
+
+
+def _epoch_seconds(value: str) -> tuple[str, str]:
+    """One epoch value (ASCII, matching EPOCH) as ``_timestamp`` maps it."""
+    whole = re.sub(r"\.[0-9]*$", "", value)
+    negative = whole.startswith("-")
+    digits = len(whole) - negative
+    if digits <= 10:
+        # floor, as for dates: -1.5 is 2 seconds before 1970, not 1
+        below = negative and re.search(r"\.[0-9]*[1-9]", value) is not None
+        return str(int(whole) - below), ""
+    if digits == 13 and whole == value:
+        return str(int(whole) // 1000), ""
+    return "", (
+        f"an epoch value of {digits} digits is neither seconds (up to 10 digits) "
+        "nor milliseconds (13 digits)"
+    )
 
 
 def convert_one(value: str, context: Context) -> tuple[str, str]:
@@ -453,9 +504,17 @@ def _timestamp(values: Any, context: Context) -> tuple[Any, Any]:
     rest = ~epoch
     if rest.any():
         fmt = context.format
-        parsed = pd.to_datetime(values[rest], format=fmt or "ISO8601", utc=True, errors="coerce")
+        texts = values[rest]
+        parsed = pd.to_datetime(texts, format=fmt or "ISO8601", utc=True, errors="coerce")
         ok = parsed.notna()
-        since = (parsed[ok] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        if not fmt:
+            # pandas' ISO 8601 reader takes a backslash and a digit as the year 0: an ISO
+            # value starts with its year's digits
+            ok &= texts.str.match(r"[0-9]")
+        # seconds since 1970, floored, in whole microseconds: nanoseconds overflow outside
+        # the years 1677-2262 (raising mid-build), microseconds do not
+        micros = parsed[ok].dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+        since = pd.Series(micros.astype("int64") // 1_000_000, index=parsed.index[ok])
         mapped[since.index] = since.astype("str")
         reason = (
             f"not a timestamp in the format {fmt} (or epoch seconds or milliseconds)"
