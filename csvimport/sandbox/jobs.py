@@ -31,6 +31,7 @@ from moto.logs.models import logs_backends
 from . import settings as S
 from .csvfile import FileRejected, check_header, read_import_file, split_values
 from .iam import role_lets_cognito_log
+from .lambdas import LocalFunctions
 from .rules import PoolRules, fold, parse_bool
 from .settings import Faults, SandboxSettings
 
@@ -143,6 +144,7 @@ class JobStore:
         self.jobs: dict[str, ImportJob] = {}
         self._signing_key = secrets.token_bytes(32)
         self.hash_import_pools: set[str] = set()  # pools eligible for password-hash import
+        self.functions = LocalFunctions()  # Lambda ARNs the pool specs give a local handler
 
     # -- helpers ----------------------------------------------------------------------
     def _pool(self, account: str, region: str, pool_id: str) -> Any:

@@ -34,6 +34,7 @@ from moto.logs.exceptions import InvalidParameterException
 from moto.logs.responses import LogsResponse
 from moto.logs.utils import EventMessageFilter
 
+from . import migration
 from . import settings as S
 from .jobs import ImportJob, JobStore, SandboxError
 from .logindex import Key, events_after, index_of, time_range
@@ -269,13 +270,29 @@ class SandboxCognitoResponse(CognitoIdpResponse):
             )
         return super().list_users()
 
-    def _check_password_sign_in(self, pool: Any, auth_flow: str, params: dict[str, str]) -> None:
-        """Cognito's behaviour for imported users at password sign-in."""
-        if auth_flow not in ("USER_PASSWORD_AUTH", "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"):
-            return
-        user = pool._get_user(params.get("USERNAME", ""))
+    def _password_sign_in(
+        self, pool: Any, client_id: str, auth_flow: str, params: dict[str, str]
+    ) -> dict[str, str]:
+        """Cognito's steps before a password sign-in that moto lacks: the app client must
+        allow the flow; the user is looked up by username or alias; an unknown user goes to
+        the UserMigration trigger; an imported user's hash is checked. Returns the
+        AuthParameters for moto's sign-in, naming the user so that moto finds it."""
+        if auth_flow not in S.MIGRATION_AUTH_FLOWS:
+            return params
+        client = pool.clients.get(client_id)
+        if client is not None:
+            allowed = client.extended_config.get("ExplicitAuthFlows") or S.DEFAULT_CLIENT_FLOWS
+            if not S.CLIENT_FLOWS_FOR[auth_flow] & set(allowed):
+                raise SandboxError(*(S.ERR_USER_PASSWORD_AUTH_DISABLED
+                                     if auth_flow == "USER_PASSWORD_AUTH"
+                                     else S.ERR_ADMIN_PASSWORD_AUTH_DISABLED))  # fmt: skip
+        typed = params.get("USERNAME", "")
+        user = migration.find_user(pool, typed)
+        if user is None and migration.trigger_arn(pool):
+            password = params.get("PASSWORD", "")
+            user = self._migrate(pool, client_id, "UserMigration_Authentication", typed, password)
         if user is None:
-            return
+            return params
         if user.status == UserStatus.RESET_REQUIRED:
             raise PasswordResetRequiredException()
         imported = getattr(user, "csvimport_hash", None)
@@ -285,6 +302,38 @@ class SandboxCognitoResponse(CognitoIdpResponse):
             if not verify_password(algorithm, stored, password):
                 raise SandboxError("NotAuthorizedException", "Incorrect username or password.")
             user.password = password  # as Cognito re-hashes it on first sign-in
+        return {**params, "USERNAME": migration.moto_name(pool, user, typed)}
+
+    def _migrate(
+        self, pool: Any, client_id: str, source: str, typed: str, password: str | None,
+        check: Callable[[Any], object] | None = None,
+    ) -> Any:  # fmt: skip
+        """Run the pool's UserMigration trigger for a user it does not have and create the
+        user from the answer (``check`` may still refuse the user before it is added).
+        Nobody is created when anything fails."""
+        store = _store()
+        metadata = self._get_param("ClientMetadata")
+        payload = migration.event(pool, client_id, source, typed, password, metadata)
+        result = migration.call(store.functions, store.settings, pool, client_id, payload)
+        rules = PoolRules.from_pool(pool)
+        answer = migration.read_answer(result, pool, rules)
+        status = answer.final_status
+        if source == "UserMigration_ForgotPassword":
+            status = S.MIGRATION_FORGOT_PASSWORD_STATUS
+        user = migration.new_user(
+            pool, rules, typed, answer, status=status, now=store.clock.naive_utc(),
+            password=password if status == "CONFIRMED" else None,
+        )  # fmt: skip
+        if check is not None:
+            check(user)
+        with store.lock:
+            existing = migration.find_user(pool, typed)
+            if existing is not None:  # a concurrent sign-in migrated the user first
+                return existing
+            migration.add_user(pool, rules, user, answer.force_alias)
+        if not answer.suppress:
+            send_welcome(pool, user, answer.delivery, source)
+        return user
 
     def _pool_of_client(self, client_id: str) -> Any:
         account, region = find_account_region_by_value(
@@ -306,19 +355,21 @@ class SandboxCognitoResponse(CognitoIdpResponse):
 
     def initiate_auth(self) -> ActionResult:
         pool = self._client_pool()
-        self._check_password_sign_in(
-            pool, self._get_param("AuthFlow"), self._get_param("AuthParameters") or {}
-        )
-        return super().initiate_auth()
+        client_id, auth_flow = self._get_param("ClientId"), self._get_param("AuthFlow")
+        params = self._get_param("AuthParameters") or {}
+        params = self._password_sign_in(pool, client_id, auth_flow, params)
+        backend = self._get_region_agnostic_backend()
+        return ActionResult(backend.initiate_auth(client_id, auth_flow, params))
 
     def admin_initiate_auth(self) -> ActionResult:
         backend = cognitoidp_backends[self.current_account][self.region]
-        pool = backend.user_pools.get(self._get_param("UserPoolId"))
+        pool_id, client_id = self._get_param("UserPoolId"), self._get_param("ClientId")
+        auth_flow = self._get_param("AuthFlow")
+        params = self._get_param("AuthParameters") or {}
+        pool = backend.user_pools.get(pool_id)
         if pool is not None:
-            self._check_password_sign_in(
-                pool, self._get_param("AuthFlow"), self._get_param("AuthParameters") or {}
-            )
-        return super().admin_initiate_auth()
+            params = self._password_sign_in(pool, client_id, auth_flow, params)
+        return ActionResult(backend.admin_initiate_auth(pool_id, client_id, auth_flow, params))
 
     # -- password recovery (facts §6) -------------------------------------------------
     def _check_recovery_rate(self, account: str) -> None:
@@ -329,7 +380,14 @@ class SandboxCognitoResponse(CognitoIdpResponse):
         """Deliver the code through the first recovery channel the user has verified."""
         pool = self._client_pool()
         self._check_recovery_rate(pool.account_id)
-        user = pool._get_user(self._get_param("Username"))
+        typed = self._get_param("Username")
+        user = migration.find_user(pool, typed)
+        if user is None and migration.trigger_arn(pool):
+            # The answer must give the user a channel for the code, or nobody is created.
+            user = self._migrate(
+                pool, self._get_param("ClientId"), "UserMigration_ForgotPassword", typed, None,
+                check=lambda new: _delivery(pool, new, "ForgotPassword"),
+            )  # fmt: skip
         if user is None:
             return super().forgot_password()  # moto's answer for unknown users
         details = send_reset_code(pool, user, "ForgotPassword")
@@ -387,14 +445,28 @@ def _delivery(pool: Any, user: Any, operation: str) -> dict[str, str]:
             raise SandboxError(*S.ERR_ADMIN_ONLY_FORGOT)
         attr = "email" if name == "verified_email" else "phone_number"
         if attrs.get(attr) and attrs.get(f"{attr}_verified") == "true":
-            value = attrs[attr]
-            if attr == "email":
-                local, _, domain = value.partition("@")
-                return {"Destination": f"{local[:1]}***@{domain[:1]}***",
-                        "DeliveryMedium": "EMAIL", "AttributeName": "email"}  # fmt: skip
-            return {"Destination": "+" + "*" * (len(value) - 5) + value[-4:],
-                    "DeliveryMedium": "SMS", "AttributeName": "phone_number"}  # fmt: skip
+            return _destination(attr, attrs[attr])
     raise SandboxError(*S.ERR_NO_RECOVERY_CHANNEL)
+
+
+def _destination(attr: str, value: str) -> dict[str, str]:
+    """Cognito's CodeDeliveryDetails for a message to this email address or phone number."""
+    if attr == "email":
+        local, _, domain = value.partition("@")
+        return {"Destination": f"{local[:1]}***@{domain[:1]}***",
+                "DeliveryMedium": "EMAIL", "AttributeName": "email"}  # fmt: skip
+    return {"Destination": "+" + "*" * (len(value) - 5) + value[-4:],
+            "DeliveryMedium": "SMS", "AttributeName": "phone_number"}  # fmt: skip
+
+
+def _email_scope(pool: Any) -> str | None:
+    """Whose daily email limit an email from this pool counts toward (None: not limited)."""
+    sending = (pool.extended_config.get("EmailConfiguration") or {}).get(
+        "EmailSendingAccount"
+    ) or "COGNITO_DEFAULT"
+    if sending not in S.DEFAULT_EMAIL_SENDING_ACCOUNTS:
+        return None
+    return f"{pool.account_id}/{pool.region}" if S.EMAIL_LIMIT_PER_REGION else pool.account_id
 
 
 def send_reset_code(pool: Any, user: Any, operation: str) -> dict[str, str]:
@@ -409,13 +481,7 @@ def send_reset_code(pool: Any, user: Any, operation: str) -> dict[str, str]:
         if operation in S.SMS_CONFIG_REQUIRED_FOR and not sms.get("SnsCallerArn"):
             raise SandboxError(*S.ERR_SMS_NOT_CONFIGURED)
     else:
-        sending = (pool.extended_config.get("EmailConfiguration") or {}).get(
-            "EmailSendingAccount"
-        ) or "COGNITO_DEFAULT"
-        if sending in S.DEFAULT_EMAIL_SENDING_ACCOUNTS:
-            email_scope = pool.account_id
-            if S.EMAIL_LIMIT_PER_REGION:
-                email_scope += "/" + pool.region
+        email_scope = _email_scope(pool)
     code = user.confirmation_code
     while code == user.confirmation_code:  # a new code always invalidates the last one
         code = f"{S.RESET_CODE_PREFIX}{secrets.randbelow(900_000) + 100_000}"
@@ -434,6 +500,36 @@ def send_reset_code(pool: Any, user: Any, operation: str) -> dict[str, str]:
     recovery_ledger(store).send(message, email_scope, store.settings.daily_email_limit)
     user.confirmation_code = code
     return details
+
+
+def send_welcome(pool: Any, user: Any, mediums: tuple[str, ...], source: str) -> None:
+    """Record the welcome message a migrated user gets when the answer does not suppress
+    it: once per desired medium the user has an address for; past the daily email limit
+    an email is not sent (settings' MIGRATION_WELCOME_* choices)."""
+    store = _store()
+    for medium in mediums:
+        attr = "email" if medium == "EMAIL" else "phone_number"
+        value = user.attribute_lookup.get(attr)
+        if not value:
+            continue
+        details = _destination(attr, value)
+        message = {
+            "Operation": S.MIGRATION_WELCOME_OPERATION,
+            "TriggerSource": source,
+            "Account": pool.account_id,
+            "Region": pool.region,
+            "UserPoolId": pool.id,
+            "Username": user.username,
+            **details,
+            "Code": None,
+            "SentAt": store.clock.now(),
+        }
+        scope = _email_scope(pool) if medium == "EMAIL" else None
+        try:
+            recovery_ledger(store).send(message, scope, store.settings.daily_email_limit)
+        except SandboxError:
+            if S.MIGRATION_WELCOME_OVER_LIMIT_FAILS:
+                raise
 
 
 class SandboxLogsResponse(LogsResponse):

@@ -17,6 +17,7 @@ from .passwords import check_hash
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9][0-9]{1,14}$")
+EMAIL, PHONE = _EMAIL, _PHONE  # what Cognito reads as an email address and an E.164 phone
 _USERNAME_CATEGORIES = ("L", "M", "S", "N", "P")  # botocore: [\p{L}\p{M}\p{S}\p{N}\p{P}]+
 BOOLEAN_COLUMNS = ("email_verified", "phone_number_verified", "cognito:mfa_enabled")
 
@@ -155,6 +156,33 @@ class PoolRules:
             if not verdict.ok:
                 return m["bad_hash"].format(algorithm=algorithm, why=verdict.why)
         return None
+
+    def attribute_problem(self, name: str, value: str) -> str | None:
+        """Why one attribute value cannot be stored (the row checks that concern a single
+        value), or None. For users made one at a time, e.g. by the migration trigger."""
+        m = S.ROW_MESSAGES
+        if len(value) > S.MAX_VALUE_CHARS:
+            return m["value_too_long"].format(attr=name)
+        if name in BOOLEAN_COLUMNS:
+            try:
+                parse_bool(value)
+            except ValueError:
+                return m["bad_boolean"].format(attr=name)
+        if name == "email" and not _EMAIL.match(value):
+            return m["bad_email"]
+        if name == "phone_number" and not _PHONE.match(value):
+            return m["bad_phone"]
+        if name == "birthdate" and not _is_mmddyyyy(value):
+            return m["bad_birthdate"]
+        if name == "updated_at" and not value.isdigit():
+            return m["bad_updated_at"]
+        if name in self.custom:
+            return _custom_problem(self.custom[name], value)
+        return None
+
+    def username_problem(self, username: str) -> str | None:
+        """Why Cognito refuses this username in this pool, or None."""
+        return self._username_problem(username)
 
     def _username_problem(self, username: str) -> str | None:
         if len(username) > S.MAX_USERNAME_CHARS:

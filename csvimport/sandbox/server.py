@@ -36,6 +36,8 @@ from werkzeug.wsgi import get_input_stream
 from . import responses
 from . import settings as S
 from .jobs import Clock, JobRunner, JobStore
+from .lambdas import SPEC_KEY as FUNCTIONS_KEY
+from .lambdas import parse_functions
 from .logindex import index_of
 from .responses import SandboxCognitoResponse, SandboxLogsResponse
 from .settings import Faults, SandboxSettings
@@ -96,16 +98,27 @@ def load_pool_spec(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"pool spec {path} is not valid JSON: {exc}") from None
     if not isinstance(spec, dict) or "PoolName" not in spec:
         raise ValueError(f"pool spec {path} must be a JSON object with at least PoolName")
-    extra = spec.get(SPEC_EXTRA_KEY, {})
-    known = {"password_hash_import": bool, "client": dict}
+    try:
+        sandbox_options(spec)
+    except ValueError as exc:
+        raise ValueError(f"pool spec {path}: {exc}") from None
+    return spec
+
+
+def sandbox_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec's x-csvimport object, checked; ValueError naming the accepted form."""
+    extra = spec.get(SPEC_EXTRA_KEY) or {}
+    known = {"password_hash_import": bool, "client": dict, FUNCTIONS_KEY: dict}
     if not isinstance(extra, dict) or any(
         key not in known or not isinstance(value, known[key]) for key, value in extra.items()
     ):
         raise ValueError(
-            f'pool spec {path}: "{SPEC_EXTRA_KEY}" must be an object with optional keys '
-            '"password_hash_import" (true/false) and "client" (CreateUserPoolClient parameters)'
+            f'"{SPEC_EXTRA_KEY}" must be an object with optional keys '
+            '"password_hash_import" (true/false), "client" (CreateUserPoolClient parameters) '
+            f'and "{FUNCTIONS_KEY}" (local handlers of Lambda ARNs)'
         )
-    return spec
+    parse_functions(extra.get(FUNCTIONS_KEY, {}))
+    return extra
 
 
 def _install_handlers() -> None:
@@ -363,6 +376,7 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self.store.functions.close()  # the local Lambda functions' processes
         if responses.STORE is self.store:
             responses.STORE = None
         from moto.moto_api._internal.models import moto_api_backend
@@ -410,13 +424,19 @@ class Sandbox:
 
     def create_pool(self, spec: dict[str, Any]) -> PoolInfo:
         """Create a pool (and an app client) from a pool spec, over the real API."""
-        spec = dict(spec)
-        extra = spec.pop(SPEC_EXTRA_KEY, {}) or {}
+        extra = sandbox_options(spec)
+        spec = {key: value for key, value in spec.items() if key != SPEC_EXTRA_KEY}
+        for function in parse_functions(extra.get(FUNCTIONS_KEY, {})):
+            self.store.functions.register(function)
         cognito = self.client("cognito-idp")
         pool = cognito.create_user_pool(**spec)["UserPool"]
         client_spec = extra.get("client") or {
             "ClientName": "csvimport-sandbox-app",
-            "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+            "ExplicitAuthFlows": [
+                "ALLOW_USER_PASSWORD_AUTH",
+                "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+                "ALLOW_REFRESH_TOKEN_AUTH",
+            ],
         }
         app_client = cognito.create_user_pool_client(UserPoolId=pool["Id"], **client_spec)
         if extra.get("password_hash_import", False):

@@ -43,6 +43,41 @@ RECOVERY_OPERATIONS = frozenset(
     {"ForgotPassword", "ConfirmForgotPassword", "AdminResetUserPassword", "AdminSetUserPassword"}
 )
 RECOVERY_RPS_QUOTA = 30  # what real Cognito allows; the sandbox enforces settings.recovery_rps
+# facts §7: the user migration trigger. Cognito calls it synchronously, waits 5 s for an
+# answer, retries, and fails the sign-in after 3 attempts (settings.trigger_* hold them).
+TRIGGER_TIMEOUT_SECONDS = 5.0
+TRIGGER_ATTEMPTS = 3
+# Sign-in flows that send the password, and so may call it (SRP never does). ADMIN_NO_SRP_AUTH
+# is the old name of ADMIN_USER_PASSWORD_AUTH (botocore's ExplicitAuthFlowsType).
+MIGRATION_AUTH_FLOWS = frozenset(
+    {"USER_PASSWORD_AUTH", "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"}
+)
+# The ExplicitAuthFlows values (new and legacy) that let an app client use a password flow;
+# a client created without ExplicitAuthFlows allows refresh, SRP and custom auth only (BC).
+CLIENT_FLOWS_FOR = {
+    "USER_PASSWORD_AUTH": frozenset({"ALLOW_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"}),
+    "ADMIN_USER_PASSWORD_AUTH": frozenset({"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"}),
+    "ADMIN_NO_SRP_AUTH": frozenset({"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"}),
+}
+DEFAULT_CLIENT_FLOWS = ("ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_CUSTOM_AUTH")
+# facts §7 [KC]: the app's error when the client does not allow USER_PASSWORD_AUTH, and when
+# Cognito cannot invoke the function (the sandbox: no local handler is named for its ARN).
+ERR_USER_PASSWORD_AUTH_DISABLED = (
+    "InvalidParameterException",
+    "USER_PASSWORD_AUTH flow not enabled for this client",
+)
+ERR_MIGRATION_NOT_INVOKABLE = (
+    "UserNotFoundException",
+    "Exception migrating user in app client {client_id}",
+)
+# The UserMigration response (facts §7 [MU]): its allowed values, and its defaults when absent.
+MIGRATION_FINAL_STATUSES = frozenset({"CONFIRMED", "RESET_REQUIRED"})
+MIGRATION_DEFAULT_FINAL_STATUS = "RESET_REQUIRED"
+# SANDBOX CHOICE: messageAction SUPPRESS or absent (the welcome is sent); AdminCreateUser's
+# other value, RESEND, has no meaning for a new user and is refused as invalid.
+MIGRATION_MESSAGE_ACTIONS = frozenset({"SUPPRESS"})
+MIGRATION_DELIVERY_MEDIUMS = frozenset({"EMAIL", "SMS"})
+MIGRATION_DEFAULT_DELIVERY = ("SMS",)
 
 # --- SANDBOX CHOICES: not documented anywhere; change here when reality disagrees ----
 # A job left in Created expires "within 24-48 hours" (facts §3): the sandbox uses 24 h.
@@ -146,6 +181,91 @@ ERR_USER_NOT_IN_CLIENTS_POOL = (
 # settings.recovery_rps throttles the RECOVERY_OPERATIONS of an account with a fixed
 # one-second window on the sandbox clock (real Cognito's bucket is unknown).
 ERR_RECOVERY_THROTTLED = ("TooManyRequestsException", "Rate exceeded")
+# --- the user migration trigger (facts §7 leaves these open) ---
+# ADMIN_USER_PASSWORD_AUTH on a client that does not allow it: Cognito's wording is unknown.
+ERR_ADMIN_PASSWORD_AUTH_DISABLED = (
+    "InvalidParameterException",
+    "Auth flow not enabled for this client",
+)
+# What the app sees when the function raises (UNVERIFIED in the facts: commonly
+# UserNotFoundException); {error} is the exception's message, as Lambda reports it.
+ERR_MIGRATION_FAILED = ("UserNotFoundException", "UserMigration failed with error {error}.")
+# ... and when every attempt timed out (Lambda's own timeout wording inside).
+ERR_MIGRATION_TIMEOUT = (
+    "UnexpectedLambdaException",
+    "UserMigration failed with error Task timed out after {seconds:.2f} seconds.",
+)
+# An answer Cognito cannot use (bad finalUserStatus, messageAction, desiredDeliveryMediums,
+# attributes, ...): botocore's InvalidLambdaResponseException; the wording is the sandbox's.
+ERR_MIGRATION_INVALID_RESPONSE = (
+    "InvalidLambdaResponseException",
+    "Invalid lambda response: {why}",
+)
+# An email/phone alias the answer gives is held by another user and forceAliasCreation is
+# not true: AdminCreateUser's error for the same case.
+ERR_MIGRATION_ALIAS_EXISTS = (
+    "AliasExistsException",
+    "An account with the given {attr} already exists.",
+)
+# The answer names a username another user has (AdminCreateUser's error for the same case).
+ERR_MIGRATION_USERNAME_EXISTS = ("UsernameExistsException", "User account already exists.")
+# A typed email (phone) in a pool with an email (phone) alias: the new user needs a username
+# of its own in the answer's userAttributes; the wording is seen publicly.
+ERR_MIGRATION_ALIAS_AS_USERNAME = (
+    "InvalidParameterException",
+    "Username cannot be of {kind} format since user pool is configured for {kind} alias.",
+)
+# A typed name that is not an email/phone in a pool whose UsernameAttributes are those: moto's
+# AdminCreateUser wording.
+ERR_MIGRATION_NOT_A_USERNAME_ATTRIBUTE = (
+    "InvalidParameterException",
+    "Username should be either an email or a phone number.",
+)
+# The event: common parameters version "1" and this SDK version string (what Cognito sends
+# for calls it cannot attribute to an SDK, as seen publicly); `response` carries every
+# documented key as null (aws-lambda-powertools' TypeScript schema requires them, nullable).
+# request.validationData carries InitiateAuth's ClientMetadata and request.clientMetadata
+# ForgotPassword's (MU); a key is left out when the app sent no ClientMetadata.
+MIGRATION_EVENT_VERSION = "1"
+MIGRATION_SDK_VERSION = "aws-sdk-unknown-unknown"
+MIGRATION_RESPONSE_KEYS = (
+    "userAttributes", "finalUserStatus", "messageAction",
+    "desiredDeliveryMediums", "forceAliasCreation", "enableSMSMFA",
+)  # fmt: skip
+# Cognito retries a call that timed out; one that raised is not retried (its answer is final).
+MIGRATION_RETRY_FUNCTION_ERRORS = False
+# A function's start (its process and module import; Lambda's init phase) does not count
+# toward the 5 s: a local Python start under load is slower than Lambda's. It has its own bound.
+FUNCTION_INIT_TIMEOUT_SECONDS = 10.0
+# The forgot-password flow creates the user in this status (the code is sent to reset it),
+# whatever finalUserStatus says; the answer must still be valid.
+MIGRATION_FORGOT_PASSWORD_STATUS = "RESET_REQUIRED"
+# Aliases: a user "exists" under an email/phone alias only when that value is verified;
+# these sign-in attributes count unverified (UsernameAttributes values always do).
+ALIASES_WITHOUT_VERIFICATION = frozenset({"preferred_username"})
+# forceAliasCreation moves these aliases (MU names email and phone); a taken alias of any
+# other kind (preferred_username) fails whatever the answer says.
+MIGRATION_MOVABLE_ALIASES = frozenset({"email", "phone_number"})
+# A moved alias: the previous holder keeps the value, marked unverified (so it no longer
+# signs in with it); when the value is a UsernameAttribute it is removed from that user.
+MOVED_ALIAS_STAYS_UNVERIFIED = True
+# The user's name is the name as typed, its case kept even in a case-insensitive pool (the
+# pool still finds it in any case); in pools whose UsernameAttributes sign in, the sub; when
+# the typed name is an email/phone alias, the answer's `username`.
+MIGRATION_USERNAME_KEEPS_CASE = True
+# An answer that leaves out the typed email/phone (UsernameAttributes, or an alias typed)
+# gets it filled in from what was typed; one that gives another value is invalid.
+MIGRATION_TYPED_VALUE_FILLS_ATTRIBUTE = True
+# Required attributes the answer leaves out are not refused (Cognito's rule is not
+# documented); empty attribute values in the answer are left out, not stored as "".
+MIGRATION_CHECKS_REQUIRED_ATTRIBUTES = False
+MIGRATION_DROPS_EMPTY_VALUES = True
+# The welcome message (messageAction absent) is recorded in the messages ledger once per
+# desired medium the user has an address for, as this operation; an email counts toward the
+# daily email limit, and past the limit it is not sent while the migration still stands.
+MIGRATION_WELCOME_OPERATION = "UserMigrationWelcome"
+MIGRATION_WELCOME_OVER_LIMIT_FAILS = False
+
 # Custom Number attributes: what Cognito reads as a number is undocumented. UNVERIFIED
 # guess: ASCII decimal digits with an optional sign, fraction and exponent; never nan, inf
 # or other scripts' digits (which Python's float() would take).
@@ -223,6 +343,9 @@ class SandboxSettings:
     daily_email_limit: int = DAILY_EMAIL_LIMIT
     # calls per second per account of RECOVERY_OPERATIONS; 0 = unlimited (real: 30)
     recovery_rps: int = 0
+    # the user migration trigger: Cognito's wait per call, and its attempts (facts §7)
+    trigger_timeout_seconds: float = TRIGGER_TIMEOUT_SECONDS
+    trigger_attempts: int = TRIGGER_ATTEMPTS
 
     def update(self, **changes: Any) -> None:
         """Change some settings; unknown names are an error."""
