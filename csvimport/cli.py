@@ -86,10 +86,19 @@ from csvimport.report.render import write_report
 from csvimport.report.results import ResultFiles
 from csvimport.report.retrysource import RETRY_SOURCE, write_retry_source
 from csvimport.resources import schema_path
+from csvimport.retry import USER_LIST
 from csvimport.run.jobevents import Event, EventKind, JobEnded, JobProgress, Note
 from csvimport.run.jobs import Importer, StartOptions
 from csvimport.run.jobstatus import ChunkState, RunStatus, explain_end
 from csvimport.run.journal import Journal, JournalLock, Step
+from csvimport.run.migrationcheck import (
+    AliasCheck,
+    AliasPlan,
+    MigrationCheck,
+    Strategy,
+    check_setup,
+    deferred_or_refuse,
+)
 from csvimport.rundir import DEFERRED, EXISTING, PASSWORDS, REJECTS, REPORT, RunDir
 
 PROG_NAME = "csvimport"
@@ -680,6 +689,14 @@ def start(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check the pool and show what start would do.")
     ] = False,
+    skip_migration_check: Annotated[
+        bool,
+        typer.Option(
+            "--skip-migration-check",
+            help="Start even when the run leaves users to the migration trigger and the pool "
+            "has no trigger, or no app client that allows USER_PASSWORD_AUTH.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
     region: RegionOption = None,
     profile: ProfileOption = None,
@@ -693,6 +710,7 @@ def start(
     options = StartOptions(
         logs_role_arn=logs_role_arn, wait=wait, wait_for_others=wait_for_others,
         retry_failed=retry_failed, resume_stopped=resume_stopped, dry_run=dry_run,
+        migration_check=not skip_migration_check,
     )  # fmt: skip
     with _importer(state, run_dir, command="start", read_only=dry_run) as (importer, lock):
         if not dry_run and importer.journal.read_only:
@@ -1016,6 +1034,129 @@ def resets(
         raise typer.Exit(int(ExitStatus.USERS_FAILED))
 
 
+@app.command("migration-check")
+def migration_check(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            "--sample",
+            min=1,
+            metavar="N",
+            help="Check the usernames and aliases of N deferred users picked at random "
+            "(the same N for every run of the check) instead of all of them.",
+        ),
+    ] = None,
+    aliases: Annotated[
+        bool,
+        typer.Option(
+            "--aliases/--no-aliases",
+            help="Check that no user in the pool holds a deferred user's username or alias "
+            "(ListUsers, paced); --no-aliases checks the trigger and app clients only.",
+        ),
+    ] = True,
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate",
+            min=0.1,
+            max=25,
+            help="ListUsers calls per second (the account's 30/s UserList quota is shared "
+            "with the apps using the pool).",
+        ),
+    ] = USER_LIST.rate,
+    show_pii: Annotated[
+        bool,
+        typer.Option("--show-pii", help="Show taken usernames, emails and phones unmasked."),
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print what the check found as JSON on stdout.")
+    ] = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Check that the migration trigger can sign in the users the run leaves to it."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    echo = functools.partial(typer.echo, err=True)
+    run = _open_run(run_dir)
+    deferred = deferred_or_refuse(run)
+    client = state.aws.client("cognito-idp")
+    setup = check_setup(run, client, deferred=deferred)
+    echo(f"run {run_dir}: {deferred:,} users left to the migration trigger of user pool "
+         f"{setup.pool_id} ({setup.pool_name})")  # fmt: skip
+    echo(f"  trigger: {setup.trigger_arn or 'none'}")
+    for app_client in setup.clients:
+        how = "allows USER_PASSWORD_AUTH" if app_client.password_sign_in else "SRP only"
+        echo(f"  app client {app_client.name or app_client.client_id}: {how}")
+    for finding in setup.findings:
+        echo(f"{finding.severity.value}: {finding.message}")
+        if finding.hint:
+            echo(f"  hint: {finding.hint}")
+    report = None
+    if aliases:
+        bar = Progress(TextColumn("aliases"), BarColumn(), TextColumn("{task.completed:,}/"
+                       "{task.total:,} calls"), TimeRemainingColumn(),
+                       console=Console(stderr=True), transient=True,
+                       disable=not sys.stderr.isatty())  # fmt: skip
+        task = bar.add_task("aliases", total=None)
+        check = AliasCheck(run, client, sample=sample, rate=rate,
+                           estimated_users=setup.estimated_users,
+                           on_progress=lambda done, total: bar.update(task, completed=done,
+                                                                      total=total))  # fmt: skip
+        plan = check.plan()
+        echo(_alias_plan_line(plan))
+        with bar:
+            report = check.run()
+        taken = report.finding()
+        if taken is None:
+            echo(f"  no username or alias of the {plan.checked:,} users checked is taken")
+        else:
+            echo(f"{taken.severity.value}: {taken.message}")
+            for example in report.examples:
+                echo(f"    {example.describe(show_pii=show_pii)}")
+            if report.taken > len(report.examples):
+                echo(f"    ... and {report.taken - len(report.examples):,} more (--json lists "
+                     "the first ones too)")  # fmt: skip
+            echo(f"  hint: {taken.hint}")
+    result = MigrationCheck(run_id=run.run_id, deferred=deferred, setup=setup, aliases=report)
+    if json_output:
+        typer.echo(json.dumps(result.to_json(show_pii=show_pii), indent=2))
+    if result.exit_status is not ExitStatus.OK:
+        raise typer.Exit(int(result.exit_status))
+
+
+def _alias_plan_line(plan: AliasPlan) -> str:
+    """What the alias check will do and how long it takes, said before it starts."""
+    names = ", ".join(plan.attributes)
+    if plan.strategy is Strategy.SCAN:
+        how = (f"listing the pool's users ({plan.calls:,} ListUsers calls) against the "
+               f"{plan.checked:,} deferred users' {names}")  # fmt: skip
+    else:
+        sampled = f" (a sample of {plan.deferred:,})" if plan.sampled else ""
+        how = f"{plan.calls:,} ListUsers calls for the {names} of {plan.checked:,} users{sampled}"
+    line = (f"checking aliases: {how} at {plan.rate:g} calls/s: about "
+            f"{_duration_words(plan.seconds)}")  # fmt: skip
+    if plan.unchecked:
+        line += (f"\n  not checked: {', '.join(plan.unchecked)} (the pool signs in with it, "
+                 "but deferred.csv does not carry it)")  # fmt: skip
+    if plan.strategy is Strategy.FILTER and not plan.sampled and plan.seconds > 600:
+        line += "\n  (Ctrl-C stops it; --sample N checks N users at random instead)"
+    return line
+
+
+def _duration_words(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} seconds"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} minutes"
+    return f"{seconds / 3600:.1f} hours"
+
+
 @app.command()
 def notice(
     ctx: typer.Context,
@@ -1050,6 +1191,14 @@ def notice(
             help="Whether a `csvimport resets` wave already sent users a code.",
         ),
     ] = None,
+    migration_ends: Annotated[
+        str | None,
+        typer.Option(
+            "--migration-ends",
+            help="When the user migration trigger is removed (runs that defer users): the "
+            "app signs in with USER_PASSWORD_AUTH until then.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -1057,11 +1206,11 @@ def notice(
         ),
     ] = None,
 ) -> None:
-    """Write the password-reset message for users and the app team's checklist."""
+    """Write the messages for users (reset, or sign in as before) and the app team's checklist."""
     base = NoticeFields.load(config) if config is not None else NoticeFields()
     fields = base.merged(
         product=product, support=support, sign_in_url=sign_in_url, migrated_on=migrated_on,
-        reset_by=reset_by, code_sent=code_sent,
+        reset_by=reset_by, code_sent=code_sent, migration_ends=migration_ends,
     )  # fmt: skip
     for path in write_notices(_open_run(run_dir), fields, out):
         typer.echo(str(path))

@@ -1,4 +1,8 @@
-"""Credentials out of everything csvimport prints or stores: :func:`mask_credentials`.
+"""Credentials and personal data out of what csvimport prints or shares.
+
+:func:`mask_credentials` hides secrets in URLs and messages; :func:`mask_email`,
+:func:`mask_phone` and :func:`mask_username` show a person's values the way the report
+and the preflight share them (enough to recognise, never the whole value).
 
 A database URL may carry a secret in its userinfo (``user:SECRET@host``) or in its query
 string (``?password=SECRET``, ``?sslpassword=...``, ``?token=...``), and drivers' messages
@@ -51,3 +55,42 @@ def _mask_param(match: re.Match[str]) -> str:
 def is_masked(url: str) -> bool:
     """Whether a URL csvimport stored had a credential masked, so cannot be used as is."""
     return MASK in url
+
+
+def mask_email(value: str) -> str:
+    """Mask an email for sharing: ``john.doe@example.com`` -> ``j***@e***.com``.
+
+    The top-level domain stays when it looks like one, which tells a reader whether the
+    address is plausible without naming the person or their employer.
+    """
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return mask_username(value)
+    name, dot, tld = domain.rpartition(".")
+    if dot and tld.isalnum() and len(tld) <= 10:
+        return f"{local[:1]}***@{name[:1]}***.{tld}"
+    return f"{local[:1]}***@{domain[:1]}***"
+
+
+def mask_phone(value: str) -> str:
+    """Mask a phone, keeping its length: ``+14155551212`` -> ``+1******1212``.
+
+    The ``+`` and first digit hint at the country, the last four digits let the owner
+    recognise it; a number too short for that to hide most of it is starred whole.
+    """
+    head = 2 if value.startswith("+") else 0
+    body = max(0, len(value) - head)
+    tail = 4 if body >= 8 else 0
+    return value[:head] + "*" * (body - tail) + value[len(value) - tail :]
+
+
+def mask_username(value: str) -> str:
+    """Mask a username: ``jdoe1987`` -> ``jd…7``, ``bob`` -> ``b…``.
+
+    Enough for someone who knows the user to recognise them, never the whole name.
+    """
+    if len(value) <= 3:
+        return value[:1] + "…" if value else ""
+    if len(value) <= 6:
+        return f"{value[0]}…{value[-1]}"
+    return f"{value[:2]}…{value[-1]}"

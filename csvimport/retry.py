@@ -203,6 +203,11 @@ USER_POOL_RESOURCE_UPDATE = Quota("UserPoolResourceUpdate", 15.0, 10.0, 5.0, 4.0
 # UNVERIFIED guess: the bucket of DescribeUserPool and ListUserPools and its limits are not
 # in the facts; assumed the same as UserPoolResourceRead.
 USER_POOL_READ = Quota("UserPoolRead", 20.0, 15.0, 5.0, 4.0)
+# UNVERIFIED guess: the bucket of ListUserPoolClients and DescribeUserPoolClient
+# (UserPoolClientRead) and its limits are not in the facts; assumed 15 RPS per account and
+# 5 per pool and operation. The preflight makes one call per app client.
+USER_POOL_CLIENT_READ = Quota("UserPoolClientRead", 15.0, 10.0, 5.0, 4.0)
+# Shared with the applications using the pool (facts §9): csvimport takes a third.
 USER_LIST = Quota("UserList", 30.0, 10.0)
 USER_ACCOUNT_RECOVERY = Quota("UserAccountRecovery", 30.0, 5.0)
 USER_UPDATE = Quota("UserUpdate", 25.0, 10.0)
@@ -219,6 +224,7 @@ OPERATIONS: dict[Quota, tuple[str, ...]] = {
         "create_user_import_job", "start_user_import_job", "stop_user_import_job",
     ),
     USER_POOL_READ: ("describe_user_pool", "list_user_pools"),
+    USER_POOL_CLIENT_READ: ("list_user_pool_clients", "describe_user_pool_client"),
     USER_LIST: ("list_users",),
     USER_ACCOUNT_RECOVERY: (
         "admin_reset_user_password", "admin_set_user_password", "forgot_password",

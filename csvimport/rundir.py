@@ -44,6 +44,9 @@ EXISTING = "existing.csv"
 # users left out of the import to migrate at first sign-in (build --password-fallback migrate)
 DEFERRED = "deferred.csv"
 DEFERRED_COLUMNS = ("source_row", "legacy_id", "username", "scheme", "reason")
+# Columns deferred.csv may add: the aliases a deferred user signs in with, for the
+# migration preflight's check that nobody in the pool holds them (UserResult.email/.phone).
+DEFERRED_ALIASES = ("email", "phone_number")
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
 # The files `report` writes (other commands read results.jsonl).
@@ -598,30 +601,45 @@ def iter_deferred(run: RunDir) -> Iterator[UserResult]:
     """One result per user the build left out of the import to migrate at first sign-in
     (``deferred.csv``), in source order; nothing when the run deferred nobody (built with
     ``--password-fallback reset``, or by an older csvimport). Read into Arrow columns as
-    the build wrote it, else record by record, which names any damage."""
+    the build wrote it, else record by record, which names any damage. The email and phone
+    are filled when the file carries them (``DEFERRED_ALIASES``)."""
     if DEFERRED not in run.files:
         return
     path = run.verify_file(DEFERRED)
-    table = _csv_as_written(path, DEFERRED_COLUMNS, ["source_row"])
+    aliases = deferred_aliases_written(run)
+    columns = (*DEFERRED_COLUMNS, *aliases)
+    table = _csv_as_written(path, columns, ["source_row"])
     if table is None:
         records = ((_whole(path, n, r, "source_row"), r)
-                   for n, r in build_records(path, DEFERRED_COLUMNS))  # fmt: skip
+                   for n, r in build_records(path, columns))  # fmt: skip
         for row, r in sorted(records, key=lambda item: item[0]):
-            yield _deferred(row, r["legacy_id"], r["username"], r["scheme"], r["reason"])
+            yield _deferred(row, *(r[c] for c in DEFERRED_COLUMNS[1:]),
+                            **{c: r[c] for c in aliases})  # fmt: skip
         return
     order = pc.sort_indices(pc.cast(table["source_row"], pa.int64()))
     for start in range(0, table.num_rows, 50_000):
         piece = table.take(order.slice(start, 50_000))
         rows = pc.cast(piece["source_row"], pa.int64()).to_pylist()
-        values = [piece[c].to_pylist() for c in DEFERRED_COLUMNS[1:]]
-        for row, legacy_id, username, scheme, reason in zip(rows, *values, strict=True):
-            yield _deferred(row, legacy_id, username, scheme, reason)
+        values = [piece[c].to_pylist() for c in columns[1:]]
+        for row, *fields in zip(rows, *values, strict=True):
+            yield _deferred(row, *fields[:4], **dict(zip(aliases, fields[4:], strict=True)))
 
 
-def _deferred(row: int, legacy_id: str, username: str, scheme: str, reason: str) -> UserResult:
+def deferred_aliases_written(run: RunDir) -> tuple[str, ...]:
+    """Which of ``DEFERRED_ALIASES`` the run's ``deferred.csv`` carries (none without one)."""
+    if DEFERRED not in run.files:
+        return ()
+    with run.verify_file(DEFERRED).open(encoding="utf-8", newline="", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    return tuple(name for name in DEFERRED_ALIASES if name in header)
+
+
+def _deferred(row: int, legacy_id: str, username: str, scheme: str, reason: str,
+              email: str = "", phone_number: str = "") -> UserResult:  # fmt: skip
     return UserResult(source_row=row, legacy_id=legacy_id, username=username,
-                      outcome=Outcome.DEFERRED, reason=reason, rule=scheme,
-                      password=Password.MIGRATE, password_why=reason)  # fmt: skip
+                      outcome=Outcome.DEFERRED, reason=reason, rule=scheme, email=email,
+                      phone=phone_number, password=Password.MIGRATE,
+                      password_why=reason)  # fmt: skip
 
 
 class PasswordClasses:

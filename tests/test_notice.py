@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from csvimport.errors import ConfigError
+from csvimport.outcomes import Outcome, Password
 from csvimport.passwords.notice import NoticeFields, render_notices
-from csvimport.rundir import RunDir
+from csvimport.report.results import write_results
+from csvimport.rundir import RunDir, iter_results
 from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import build_run, cli_env, csvimport, env_for, imported_run
@@ -96,3 +99,89 @@ def test_a_config_with_values_of_the_wrong_kind_is_refused(
     assert refused.returncode == 2, refused.stderr
     assert f"error: {config}" in refused.stderr and said in refused.stderr
     assert "hint: Give --product and --support" in refused.stderr
+
+
+# --- runs that leave users to the migration trigger ----------------------------------------
+def _with_deferred(run: RunDir, deferred: int) -> RunDir:
+    """The run's results with its last ``deferred`` users as the migration trigger's
+    (Outcome.DEFERRED, as the report writes them for `build --password-fallback migrate`):
+    the same number of source users, so results.jsonl still accounts for every one."""
+    results = list(iter_results(run, needed_for="the test"))
+    for n in range(len(results) - deferred, len(results)):
+        results[n] = replace(results[n], outcome=Outcome.DEFERRED, password=Password.MIGRATE,
+                             job_id=None, chunk=None, line=None,
+                             reason="md5_crypt: migrates at first sign-in")  # fmt: skip
+    write_results(run.path, results)
+    return RunDir.open(run.path)
+
+
+FIELDS = NoticeFields(product="Acme", support="help@acme.example",
+                      sign_in_url="https://acme.example", migration_ends="31 March 2027")  # fmt: skip
+RESET_WORDS = ("reset", "new password", "forgot", "code", "choose")
+
+
+def test_the_checklist_asks_for_user_password_auth_when_the_run_defers_users(
+    cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = _with_deferred(imported_run(cognito, logs, pool, tmp_path, users=4), deferred=3)
+    notices = render_notices(run, FIELDS)
+    checklist = notices["app-team-checklist.md"]
+    assert "- 1 users are in the new user pool." in checklist
+    assert "- 3 were left out of the import and move to the new user pool at their first" \
+        in checklist  # fmt: skip
+    assert "they sign in as before with their old password, with no reset" in checklist
+    assert ("## Until the migration window ends (31 March 2027): 3 users migrate at first "
+            "sign-in") in checklist  # fmt: skip
+    assert "Sign users in with `USER_PASSWORD_AUTH`" in checklist
+    assert "not SRP (`USER_SRP_AUTH`" in checklist and "`ALLOW_USER_PASSWORD_AUTH`" in checklist
+    assert "Handle `UserNotFoundException` and `NotAuthorizedException` from a sign-in as " \
+        '"wrong username or password"' in checklist  # fmt: skip
+    assert "Keep the forgot-password flow" in checklist and "verified email or phone" in checklist
+    # the one user who must reset still gets the reset message; the deferred get their own
+    assert sorted(notices) == ["app-team-checklist.md", "deferred-user-message.html",
+                               "deferred-user-message.txt", "user-message.html",
+                               "user-message.txt"]  # fmt: skip
+
+
+def test_the_checklist_of_a_run_without_deferred_users_says_nothing_of_the_trigger(
+    cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=2)
+    notices = render_notices(run, FIELDS)
+    checklist = notices["app-team-checklist.md"]
+    assert "USER_PASSWORD_AUTH" not in checklist and "migration window" not in checklist
+    assert "left out of the import" not in checklist
+    assert sorted(notices) == ["app-team-checklist.md", "user-message.html", "user-message.txt"]
+
+
+def test_deferred_users_are_told_to_sign_in_as_before_and_never_to_reset(
+    cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = _with_deferred(imported_run(cognito, logs, pool, tmp_path, users=2), deferred=2)
+    notices = render_notices(run, FIELDS)
+    # every user is deferred: nobody must reset, so no reset message is written at all
+    assert sorted(notices) == ["app-team-checklist.md", "deferred-user-message.html",
+                               "deferred-user-message.txt"]  # fmt: skip
+    for name in ("deferred-user-message.txt", "deferred-user-message.html"):
+        text = notices[name]
+        assert "the same password as before" in text and "nothing else to do" in text
+        assert "https://acme.example" in text and "help@acme.example" in text
+        assert "31 March 2027" in text
+        assert not [w for w in RESET_WORDS if w in text.lower()], name
+    assert "- 0 must reset their password" in notices["app-team-checklist.md"]
+
+
+def test_notice_command_takes_the_migration_end_and_writes_the_deferred_message(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = _with_deferred(imported_run(cognito, logs, pool, tmp_path, users=3), deferred=1)
+    result = csvimport(env_for(sandbox, pool), "notice", str(run.path), "--product", "Acme",
+                       "--support", "help@acme.example", "--migration-ends", "1 May 2027")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    written = {Path(p).name: Path(p) for p in result.stdout.split()}
+    assert "deferred-user-message.txt" in written and "user-message.txt" in written
+    assert [stat.S_IMODE(p.stat().st_mode) for p in written.values()] == [0o600] * 5
+    assert (
+        "Please sign in once before 1 May 2027." in written["deferred-user-message.txt"].read_text()
+    )
+    assert "(1 May 2027): 1 users migrate" in written["app-team-checklist.md"].read_text()

@@ -18,12 +18,10 @@ from csvimport.outcomes import (
     Reconciliation,
     RunReport,
 )
+from csvimport.redact import mask_email, mask_phone, mask_username
 from csvimport.report.render import (
     TABLE_ROWS,
     headline,
-    mask_email,
-    mask_phone,
-    mask_username,
     render_report,
     write_report,
 )

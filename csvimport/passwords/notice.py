@@ -5,6 +5,13 @@ their password (plain text and HTML, ready for an email or help-centre page) and
 team's checklist (handle ``PasswordResetRequiredException`` and ``NotAuthorizedException``
 at sign-in by starting the forgot-password flow; users with an imported hash sign in as
 before). Fields come from options or a small TOML file; counts from the report's results.
+
+When the run left users to the user migration trigger (``Outcome.DEFERRED``), those users
+get a message of their own that tells them to sign in as before with their old password
+(never to reset), and the checklist tells the app team what the trigger needs of the app:
+USER_PASSWORD_AUTH instead of SRP until the migration window ends, a failed migration
+(UserNotFoundException, NotAuthorizedException) handled as a wrong password, and the
+forgot-password flow kept. A run whose every user is deferred gets no reset message.
 """
 
 from __future__ import annotations
@@ -24,11 +31,18 @@ from csvimport.resources import templates_dir
 from csvimport.rundir import RunDir, iter_results
 
 NOTICE_DIR = "notice"
-TEMPLATES = {  # output file -> template
+# output file -> template, for the users who must reset (and the app team)
+TEMPLATES = {
     "user-message.txt": "notice-user.txt.j2",
     "user-message.html": "notice-user.html.j2",
     "app-team-checklist.md": "notice-app-team.md.j2",
 }
+# for the users the migration trigger moves at their first sign-in, when the run has any
+DEFERRED_TEMPLATES = {
+    "deferred-user-message.txt": "notice-deferred-user.txt.j2",
+    "deferred-user-message.html": "notice-deferred-user.html.j2",
+}
+RESET_MESSAGES = ("user-message.txt", "user-message.html")
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,8 @@ class NoticeFields:
     migrated_on: str = ""  # a date, as users should read it
     reset_by: str = ""  # a date by which users should reset, if there is one
     code_sent: bool = False  # a `csvimport resets` wave already sent users a code
+    # when the user migration trigger is removed (deferred users must have signed in by then)
+    migration_ends: str = ""
 
     @classmethod
     def load(cls, path: Path) -> NoticeFields:
@@ -72,7 +88,8 @@ class NoticeFields:
 
 
 FIELDS_HINT = (
-    "Give --product and --support (and optionally --sign-in-url, --migrated-on, --reset-by), "
+    "Give --product and --support (and optionally --sign-in-url, --migrated-on, --reset-by, "
+    "--migration-ends), "
     'or a TOML file with those keys, e.g. product = "Acme", support = "help@acme.example".'
 )
 
@@ -80,10 +97,16 @@ FIELDS_HINT = (
 def _counts(run: RunDir) -> dict[str, int]:
     # One result at a time: a run of millions of users never holds them all.
     results = iter_results(run, needed_for="the checklist counts come from the report")
-    passwords = Counter(r.password for r in results if r.outcome is Outcome.IMPORTED)
+    passwords: Counter[Password] = Counter()
+    deferred = 0
+    for r in results:
+        if r.outcome is Outcome.IMPORTED:
+            passwords[r.password] += 1
+        elif r.outcome is Outcome.DEFERRED:
+            deferred += 1
     return {"imported": passwords.total(), "hash": passwords[Password.HASH],
             "reset": passwords[Password.RESET] + passwords[Password.NO_CHANNEL],
-            "no_channel": passwords[Password.NO_CHANNEL]}  # fmt: skip
+            "no_channel": passwords[Password.NO_CHANNEL], "deferred": deferred}  # fmt: skip
 
 
 def render_notices(run: RunDir, notice: NoticeFields) -> dict[str, str]:
@@ -99,14 +122,21 @@ def render_notices(run: RunDir, notice: NoticeFields) -> dict[str, str]:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )  # fmt: skip
+    counts = _counts(run)
     context = {
         **{f.name: getattr(notice, f.name) for f in fields(notice)},
-        "counts": _counts(run),
+        "counts": counts,
         "run_id": run.run_id,
         "pool_id": run.user_pool_id,
         "pool_name": run.snapshot.name,
     }
-    return {out: env.get_template(name).render(context) for out, name in TEMPLATES.items()}
+    templates = dict(TEMPLATES)
+    if counts["deferred"]:
+        templates.update(DEFERRED_TEMPLATES)
+        if not counts["reset"]:  # nobody to send a reset message to: none is written
+            for name in RESET_MESSAGES:
+                del templates[name]
+    return {out: env.get_template(name).render(context) for out, name in templates.items()}
 
 
 def write_notices(run: RunDir, notice: NoticeFields, out_dir: Path | None = None) -> list[Path]:

@@ -210,6 +210,19 @@ class StrayStopped(Event):
 
 
 @dataclass(frozen=True)
+class MigrationSetupWarning(Event):
+    """``start``'s migration preflight found what may keep the trigger from working for
+    some users or apps (``csvimport.run.migrationcheck``: e.g. an SRP-only app client)."""
+
+    kind: ClassVar[EventKind] = EventKind.WARNING
+    message: str
+    hint: str = ""
+
+    def describe(self) -> str:
+        return self.message + (f"\n  {self.hint}" if self.hint else "")
+
+
+@dataclass(frozen=True)
 class Note(Event):
     """A line another stage words itself (the reconciler's notes), shown as it is."""
 

@@ -41,6 +41,7 @@ from csvimport.run.jobevents import (
     JobsTakenIn,
     JobStarted,
     LeftAlone,
+    MigrationSetupWarning,
     Planned,
     SetAside,
     StartBlocked,
@@ -57,9 +58,10 @@ from csvimport.run.journal import (
     Step,
     job_name,
 )
+from csvimport.run.migrationcheck import check_setup
 from csvimport.run.preflight import check_before_start, check_role_arn
 from csvimport.run.upload import UploadUrlExpired, upload_file
-from csvimport.rundir import RunChunk, RunDir
+from csvimport.rundir import RunChunk, RunDir, iter_deferred
 
 
 # --- pacing ---------------------------------------------------------------------------
@@ -91,6 +93,9 @@ class StartOptions:
     retry_failed: bool = False  # new jobs for chunks whose job failed
     resume_stopped: bool = False  # new jobs for chunks whose job was stopped
     dry_run: bool = False
+    # When the run leaves users to the migration trigger, refuse to start while the pool
+    # has no trigger or no app client that can send a password (--skip-migration-check).
+    migration_check: bool = True
 
 
 class Importer:
@@ -205,6 +210,8 @@ class Importer:
     def start(self, options: StartOptions) -> RunStatus:
         """Import every chunk not yet imported, one job at a time; see ``StartOptions``."""
         check_before_start(self.run, self.api.paced)
+        if options.migration_check:
+            self._check_migration()
         self.refresh(look_up=True)  # never a second job for a chunk Cognito shows one for
         role_arn: str | None = None
         for chunk in self.run.chunks:
@@ -232,6 +239,18 @@ class Importer:
             if attempt.status != JobStatus.SUCCEEDED:
                 break  # a failed or stopped job halts the run: the operator decides
         return self.status()
+
+    def _check_migration(self) -> None:
+        """When the run defers users: the pool has a migration trigger and an app client
+        that can send passwords (warnings for SRP-only clients), or start refuses."""
+        deferred = sum(1 for _ in iter_deferred(self.run))
+        if not deferred:
+            return
+        setup = check_setup(self.run, self.api.paced, deferred=deferred)
+        for finding in setup.warnings:
+            self.emit(MigrationSetupWarning(finding.message, finding.hint))
+        if setup.errors:
+            raise setup.refusal(deferred=deferred)
 
     def _drive(
         self, chunk: RunChunk, attempt: Attempt | None, step: PlanStep, role_arn: str,

@@ -67,6 +67,15 @@ def check_role_arn(role_arn: str | None) -> str:
     return role_arn
 
 
+def pool_gone(pool_id: str, region: str | None) -> RefusedError:
+    """The refusal when the pool a run was built for is not there (wrong region or account)."""
+    return RefusedError(
+        f"the user pool {pool_id} this run was built for does not exist (region {region})",
+        hint="Check --region and --profile: a run can only be imported into the pool "
+        "it was built for. For another pool, build again with its --pool-id.",
+    )
+
+
 def check_before_start(run: RunDir, client: Any) -> PoolSnapshot:
     """Refuse to start when the pool is gone, changed since the build, or cannot
     import at all, or when a file of the run is missing or changed since the build;
@@ -76,12 +85,7 @@ def check_before_start(run: RunDir, client: Any) -> PoolSnapshot:
     try:
         live = read_pool(paced(client), pool_id)
     except ConfigError:  # read_pool's "no such pool"; AWS failures stay what they are
-        raise RefusedError(
-            f"the user pool {pool_id} this run was built for does not exist (region "
-            f"{client.meta.region_name})",
-            hint="Check --region and --profile: a run can only be imported into the pool "
-            "it was built for. For another pool, build again with its --pool-id.",
-        ) from None
+        raise pool_gone(pool_id, client.meta.region_name) from None
     differences = pool_differences(run.snapshot, live)
     header = set(run.header(run.chunks[0])) if run.chunks else set()
     file_missing = [c for c in live.header if c not in header]
