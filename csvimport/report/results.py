@@ -10,15 +10,28 @@ order, goes to a private part file, and the parts are merged by source row at th
 from __future__ import annotations
 
 import csv
-import heapq
 import json
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from csvimport.files import open_private, private_work_folder, replaced_private
 from csvimport.outcomes import UserResult
+from csvimport.report.columns import (
+    OUTCOME_LIST,
+    STRING,
+    Coded,
+    ResultBlock,
+    first_bytes,
+    holds,
+    segments,
+    text,
+)
 from csvimport.rundir import FAILED_USERS, RESULTS
 
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
@@ -60,13 +73,72 @@ def _failed_row(data: dict[str, object]) -> list[str]:
     return [neutralise("" if data[c] is None else str(data[c])) for c in FAILED_COLUMNS]
 
 
+# What a spreadsheet would run as a formula, and what csv.writer quotes (the excel
+# dialect's delimiter, quote character and line terminator), for Arrow's regular expressions.
+_FORMULA = "^[=+@\t\r-]"
+_QUOTED = '[,"\r\n]'
+_QUOTED_BYTES = b',"\r\n'
+assert set(FORMULA_PREFIXES) == set("=+@\t\r-")
+
+
+def _csv_field(value: str) -> str:
+    """One value as csv.writer writes it (excel dialect, minimal quoting)."""
+    if any(c in value for c in _QUOTED_BYTES.decode()):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _spreadsheet_fields(values: pa.Array) -> pa.Array:
+    """Each value neutralised and quoted as csv.writer writes it (``_csv_field``)."""
+    if np.isin(first_bytes(values), np.frombuffer("".join(FORMULA_PREFIXES).encode(),
+                                                  dtype=np.uint8)).any():  # fmt: skip
+        values = pc.if_else(pc.match_substring_regex(values, _FORMULA),
+                            pc.binary_join_element_wise(text("'"), values, text("")),
+                            values)  # fmt: skip
+    if not holds(values, _QUOTED_BYTES):
+        return values
+    quoted = pc.binary_join_element_wise(
+        text('"'), pc.replace_substring(values, '"', '""'), text('"'), text("")
+    )
+    return pc.if_else(pc.match_substring_regex(values, _QUOTED), quoted, values)
+
+
+def failed_lines(block: ResultBlock) -> pa.Array:
+    """Each user's failed-users.csv row (``_failed_row`` as csv.writer writes it), with
+    its line end."""
+
+    def field(value: str | None) -> str:
+        return _csv_field(neutralise("" if value is None else value))
+
+    outcome = Coded(block.outcome, [o.value for o in OUTCOME_LIST])
+    middle = segments([outcome, block.reason, block.job_id, block.chunk],
+                      lambda *values: "," + ",".join(map(field, values)) + ",")  # fmt: skip
+    if block.line is None:
+        lines = Coded.constant("", len(block)).texts()
+    else:
+        lines = pc.fill_null(pc.cast(pa.array(block.line, pa.int64(), mask=block.line < 0),
+                                     STRING), text(""))  # fmt: skip
+    comma = text(",")
+    pieces = [
+        pc.cast(pa.array(block.source_row, pa.int64()), STRING), comma,
+        _spreadsheet_fields(block.legacy_id), comma, _spreadsheet_fields(block.username),
+        comma, _spreadsheet_fields(block.email), comma, _spreadsheet_fields(block.phone),
+        middle, lines, text("\r\n"),
+    ]  # fmt: skip
+    return pc.binary_join_element_wise(*pieces, text(""))
+
+
+_PART = pa.schema([("row", pa.int64()), ("line", STRING), ("failed", STRING)])
+
+
 class ResultFiles:
     """Write ``results.jsonl`` and ``failed-users.csv`` from results that come in parts,
     each part in source order (``begin``, ``add``...), merged by source row at ``finish``.
 
-    Memory stays flat: a part line is ``source_row<TAB>needs-attention<TAB>json``; only
-    the merge's one line per part is held. Use it as a context manager: the part files go
-    whatever happens, and a killed report's are removed by the next.
+    Memory stays flat: each block of results goes to the part file as Arrow columns (source
+    row, JSON line, failed-users.csv row or null); the merge holds one block per part. Use
+    it as a context manager: the part files go whatever happens, and a killed report's
+    are removed by the next.
     """
 
     def __init__(self, run_dir: Path) -> None:
@@ -74,7 +146,8 @@ class ResultFiles:
         # a killed report's parts (personal data) go when the next one starts
         self._folder = private_work_folder(run_dir, "report-parts")
         self._parts: list[Path] = []
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
         self._last_row = -1
 
     def __enter__(self) -> ResultFiles:
@@ -88,21 +161,37 @@ class ResultFiles:
         self._end()
         path = self._folder / f"part-{len(self._parts):05d}"
         self._parts.append(path)
-        self._file = open_private(path, "w")
+        self._file = open_private(path, "wb")
+        self._writer = pa.ipc.new_stream(self._file, _PART)
         self._last_row = -1
 
-    def add(self, result: UserResult) -> None:
-        self.add_line(result.source_row, result.outcome.needs_attention, result.to_json_line())
-
-    def add_line(self, row: int, attention: bool, line: str) -> None:
-        """``add`` for a result already formatted as ``UserResult.to_json_line`` does."""
-        if self._file is None or row < self._last_row:
+    def add(self, block: ResultBlock) -> None:
+        """Write a block of results (their order does not matter)."""
+        if not len(block):
+            return
+        rows = block.source_row
+        attention = np.flatnonzero(block.attention)
+        failed = pa.nulls(len(block), STRING)
+        if attention.size:
+            mask = np.zeros(len(block), dtype=bool)
+            mask[attention] = True
+            failed = pc.replace_with_mask(failed, pa.array(mask),
+                                          failed_lines(block.take(attention)))  # fmt: skip
+        batch = pa.record_batch([pa.array(rows, pa.int64()), block.json_lines(), failed],
+                                schema=_PART)  # fmt: skip
+        if np.any(rows[1:] < rows[:-1]):
+            batch = batch.take(pa.array(np.argsort(rows, kind="stable"), pa.int64()))
+        first = batch.column(0)[0].as_py()
+        if self._writer is None or first < self._last_row:
             self.begin()  # each part must be in source order: out of order starts another
-        assert self._file is not None
-        self._last_row = row
-        self._file.write(f"{row}\t{'1' if attention else '0'}\t{line}\n")
+        assert self._writer is not None
+        self._writer.write_batch(batch)
+        self._last_row = batch.column(0)[-1].as_py()
 
     def _end(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -111,13 +200,12 @@ class ResultFiles:
         """Merge the parts into the two files (each replaced whole); return their paths."""
         self._end()
         results_path, failed_path = self.run_dir / RESULTS, self.run_dir / FAILED_USERS
-        with replaced_private(results_path) as results, replaced_private(failed_path) as failed:
-            writer = csv.writer(failed)
-            writer.writerow(FAILED_COLUMNS)
-            for attention, line in _merged(self._parts):
-                results.write(line)
-                if attention:
-                    writer.writerow(_failed_row(json.loads(line)))
+        with replaced_private(results_path, "wb") as results, \
+                replaced_private(failed_path, "wb") as failed:  # fmt: skip
+            failed.write((",".join(FAILED_COLUMNS) + "\r\n").encode())
+            for block in _merged(self._parts):
+                results.write(_values(block.column(1)))
+                failed.write(_values(pc.drop_null(block.column(2))))
         return [results_path, failed_path]
 
     def close(self) -> None:
@@ -125,14 +213,69 @@ class ResultFiles:
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
-def _merged(parts: Iterable[Path]) -> Iterator[tuple[bool, str]]:
-    """(needs attention, JSON line) of every part line, by source row."""
+def _values(strings: pa.Array) -> memoryview:
+    """The bytes of a string array's values, one after the other."""
+    if isinstance(strings, pa.ChunkedArray):
+        strings = strings.combine_chunks()
+    if not len(strings):
+        return memoryview(b"")
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)
+    start, end = int(offsets[strings.offset]), int(offsets[strings.offset + len(strings)])
+    data = strings.buffers()[2]
+    return memoryview(data)[start:end] if data is not None else memoryview(b"")
 
-    def read(path: Path) -> Iterator[tuple[int, bool, str]]:
-        with path.open(encoding="utf-8", newline="\n") as f:
-            for raw in f:
-                row, attention, line = raw.split("\t", 2)
-                yield int(row), attention == "1", line
 
-    for _, attention, line in heapq.merge(*(read(p) for p in parts)):
-        yield attention, line
+def _blocks(path: Path) -> Iterator[pa.RecordBatch]:
+    """A part's batches, each ending with a source row the next does not start with."""
+    pending: pa.RecordBatch | None = None
+    with pa.ipc.open_stream(pa.memory_map(str(path))) as reader:
+        for batch in reader:
+            if not batch.num_rows:
+                continue
+            if pending is not None and batch.column(0)[0] == pending.column(0)[-1]:
+                pending = pa.Table.from_batches([pending, batch]).combine_chunks().to_batches()[0]
+                continue
+            if pending is not None:
+                yield pending
+            pending = batch
+    if pending is not None:
+        yield pending
+
+
+def _merged(parts: Iterable[Path]) -> Iterator[pa.RecordBatch]:
+    """The parts' rows in order of (source row, needs attention, JSON line), a block at a
+    time: each round takes, from every part, the rows up to the smallest last row of the
+    parts' current blocks, and sorts those."""
+    heads: list[tuple[Iterator[pa.RecordBatch], pa.RecordBatch, np.ndarray]] = []
+    for path in parts:
+        blocks = _blocks(path)
+        for batch in blocks:
+            heads.append((blocks, batch, batch.column(0).to_numpy()))
+            break
+    while heads:
+        cutoff = min(int(rows[-1]) for _, _, rows in heads)
+        pieces, kept = [], []
+        for blocks, batch, rows in heads:
+            end = int(np.searchsorted(rows, cutoff, side="right"))
+            pieces.append(batch.slice(0, end))
+            if end < len(rows):
+                kept.append((blocks, batch.slice(end), rows[end:]))
+                continue
+            for following in blocks:
+                kept.append((blocks, following, following.column(0).to_numpy()))
+                break
+        heads = kept
+        pieces = [p for p in pieces if p.num_rows]
+        if len(pieces) == 1:
+            yield pieces[0]
+            continue
+        table = pa.Table.from_batches(pieces).combine_chunks()
+        rows = table.column(0).to_numpy()
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        if np.any(ordered[1:] == ordered[:-1]):  # a row twice: order as the whole line does
+            lines = table.column(1).to_pylist()
+            attention = table.column(2).is_valid().to_pylist()
+            order = np.array(sorted(range(len(rows)),
+                                    key=lambda i: (rows[i], attention[i], lines[i])))  # fmt: skip
+        yield table.take(pa.array(order, pa.int64())).to_batches()[0]
