@@ -13,9 +13,17 @@ import pytest
 from csvimport.cognito_csv import _stripped
 from csvimport.outcomes import Outcome, Password, UserResult
 from csvimport.report.columns import ResultBlock
-from csvimport.report.results import _failed_row, failed_lines
+from csvimport.report.results import (
+    ResultFiles,
+    _failed_row,
+    failed_lines,
+    write_failed_users,
+    write_results,
+)
 from csvimport.rundir import (
+    FAILED_USERS,
     REJECTS,
+    RESULTS,
     _rejects_as_written,
     _rejects_by_record_table,
     _rejects_grouped,
@@ -100,3 +108,37 @@ def test_rejects_grouped_in_columns_are_those_read_record_by_record(tmp_path: Pa
         _rejects_grouped(table)["reason"][2].as_py()
         == "email: not valid; email_verified: none verified"
     )
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [[0, 2], [1, 3], [4, 5]],  # in order after the first part: written straight
+        [[0, 2], [4, 5], [1, 3]],  # a part before the last one's rows: merged at the end
+        [[5], [4], [3, 1], [0, 2]],  # every part out of order
+        [[0, 2], [1, 1]],  # a row twice
+    ],
+)
+def test_result_files_hold_the_results_by_source_row_whatever_order_they_come_in(
+    tmp_path: Path, parts: list[list[int]]
+) -> None:
+    results = hostile_results()
+    # six blocks of users, each in source order; a part is a few blocks
+    blocks = [results[n::6] for n in range(6)]
+    expected_dir, streamed_dir = tmp_path / "expected", tmp_path / "streamed"
+    expected_dir.mkdir()
+    streamed_dir.mkdir()
+    given = [r for part in parts for n in part for r in blocks[n]]
+    ordered = sorted(given, key=lambda r: (r.source_row, r.outcome.needs_attention,
+                                           r.to_json_line()))  # fmt: skip
+    write_results(expected_dir, ordered)
+    write_failed_users(expected_dir, ordered)
+    with ResultFiles(streamed_dir) as files:
+        for part in parts:
+            files.begin()
+            for n in part:
+                files.add(ResultBlock.of_results(blocks[n]))
+        files.finish()
+    for name in (RESULTS, FAILED_USERS):
+        assert (streamed_dir / name).read_bytes() == (expected_dir / name).read_bytes()
+    assert sorted(p.name for p in streamed_dir.iterdir()) == sorted([RESULTS, FAILED_USERS])

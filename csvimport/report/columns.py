@@ -109,7 +109,14 @@ def segments(columns: Sequence[Coded], write: Callable[..., str]) -> pa.Array:
     key = np.zeros(len(columns[0].codes), dtype=np.int64)
     for column in columns:
         key = key * max(1, len(column.values)) + column.codes
-    unique, codes = np.unique(key, return_inverse=True)
+    space = int(np.prod([max(1, len(c.values)) for c in columns], dtype=np.float64))
+    if space <= 1 << 20:  # a dense table of the combinations: no sort
+        unique = np.flatnonzero(np.bincount(key, minlength=space))
+        index = np.zeros(space, dtype=np.int64)
+        index[unique] = np.arange(len(unique))
+        codes = index[key]
+    else:
+        unique, codes = np.unique(key, return_inverse=True)
     texts = []
     for combined in unique.tolist():
         values = []

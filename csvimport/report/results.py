@@ -10,7 +10,9 @@ order, goes to a private part file, and the parts are merged by source row at th
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,8 +22,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from csvimport.files import open_private, private_work_folder, replaced_private
-from csvimport.outcomes import UserResult
+from csvimport.files import (
+    fsync_folder,
+    open_private,
+    private_work_folder,
+    remove_abandoned,
+    replaced_private,
+)
+from csvimport.outcomes import Outcome, UserResult
 from csvimport.report.columns import (
     OUTCOME_LIST,
     STRING,
@@ -31,6 +39,7 @@ from csvimport.report.columns import (
     holds,
     segments,
     text,
+    value_bytes,
 )
 from csvimport.rundir import FAILED_USERS, RESULTS
 
@@ -133,12 +142,16 @@ _PART = pa.schema([("row", pa.int64()), ("line", STRING), ("failed", STRING)])
 
 class ResultFiles:
     """Write ``results.jsonl`` and ``failed-users.csv`` from results that come in parts,
-    each part in source order (``begin``, ``add``...), merged by source row at ``finish``.
+    each part in source order (``begin``, ``add``...), merged by source row.
 
-    Memory stays flat: each block of results goes to the part file as Arrow columns (source
-    row, JSON line, failed-users.csv row or null); the merge holds one block per part. Use
-    it as a context manager: the part files go whatever happens, and a killed report's
-    are removed by the next.
+    Memory stays flat, and each line is written once where it can be: the first part (a
+    report's rejects) goes to a part file (an Arrow stream of source row, JSON line and
+    failed-users.csv row or null). From the next part on, while blocks keep coming in
+    source order (a run's import files do), each block is merged at once with the part
+    files' rows up to its last and written straight to the result files. A block out of
+    order turns what was written into a part file, and every part is then merged at
+    ``finish``. Use it as a context manager: the part files go whatever happens, and a
+    killed report's are removed by the next.
     """
 
     def __init__(self, run_dir: Path) -> None:
@@ -149,6 +162,10 @@ class ResultFiles:
         self._file: IO[bytes] | None = None
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
         self._last_row = -1
+        self._begun = 0
+        self._output: _Output | None = None  # the result files, once written straight
+        self._spilled: _Merge | None = None  # the part files the output merges in
+        self._streaming = True  # False once a block came out of order
 
     def __enter__(self) -> ResultFiles:
         return self
@@ -159,34 +176,59 @@ class ResultFiles:
     def begin(self) -> None:
         """Start a part: the results added next are in source order among themselves."""
         self._end()
-        path = self._folder / f"part-{len(self._parts):05d}"
-        self._parts.append(path)
-        self._file = open_private(path, "wb")
-        self._writer = pa.ipc.new_stream(self._file, _PART)
+        self._begun += 1
         self._last_row = -1
 
     def add(self, block: ResultBlock) -> None:
         """Write a block of results (their order does not matter)."""
         if not len(block):
             return
-        rows = block.source_row
-        attention = np.flatnonzero(block.attention)
-        failed = pa.nulls(len(block), STRING)
-        if attention.size:
-            mask = np.zeros(len(block), dtype=bool)
-            mask[attention] = True
-            failed = pc.replace_with_mask(failed, pa.array(mask),
-                                          failed_lines(block.take(attention)))  # fmt: skip
-        batch = pa.record_batch([pa.array(rows, pa.int64()), block.json_lines(), failed],
-                                schema=_PART)  # fmt: skip
-        if np.any(rows[1:] < rows[:-1]):
-            batch = batch.take(pa.array(np.argsort(rows, kind="stable"), pa.int64()))
+        batch = _part_batch(block)
         first = batch.column(0)[0].as_py()
+        if self._streaming and self._begun > 1 and not self._parts_open():
+            if self._output is None:
+                self._output = _Output(self._folder)
+                self._spilled = _Merge(self._parts)
+            if first > self._output.last_row:
+                assert self._spilled is not None
+                self._output.write(_in_order([*self._spilled.upto(int(batch.column(0)[-1].as_py())),
+                                              batch]))  # fmt: skip
+                return
+            self._stop_streaming()
         if self._writer is None or first < self._last_row:
-            self.begin()  # each part must be in source order: out of order starts another
+            self._new_part()  # each part must be in source order: out of order starts another
         assert self._writer is not None
         self._writer.write_batch(batch)
         self._last_row = batch.column(0)[-1].as_py()
+
+    def _parts_open(self) -> bool:
+        return self._writer is not None
+
+    def _new_part(self) -> None:
+        self._end()
+        path = self._folder / f"part-{len(self._parts):05d}"
+        self._parts.append(path)
+        self._file = open_private(path, "wb")
+        self._writer = pa.ipc.new_stream(self._file, _PART)
+        self._last_row = -1
+
+    def _stop_streaming(self) -> None:
+        """Turn what was written straight (with the rest of the part files it merges)
+        into one part file: every part is merged at ``finish``."""
+        self._streaming = False
+        output, spilled = self._output, self._spilled
+        self._output = self._spilled = None
+        if output is None or spilled is None:
+            return
+        for rest in spilled.upto(None):
+            output.write(rest)
+        output.close()
+        self._parts.clear()
+        self._new_part()
+        assert self._writer is not None
+        for batch in output.read_back():
+            self._writer.write_batch(batch)
+        self._end()
 
     def _end(self) -> None:
         if self._writer is not None:
@@ -197,32 +239,110 @@ class ResultFiles:
             self._file = None
 
     def finish(self) -> list[Path]:
-        """Merge the parts into the two files (each replaced whole); return their paths."""
+        """Write the result files whole (each replacing the last); return their paths."""
         self._end()
-        results_path, failed_path = self.run_dir / RESULTS, self.run_dir / FAILED_USERS
-        with replaced_private(results_path, "wb") as results, \
-                replaced_private(failed_path, "wb") as failed:  # fmt: skip
-            failed.write((",".join(FAILED_COLUMNS) + "\r\n").encode())
-            for block in _merged(self._parts):
-                results.write(_values(block.column(1)))
-                failed.write(_values(pc.drop_null(block.column(2))))
-        return [results_path, failed_path]
+        if self._output is None:
+            self._output = _Output(self._folder)
+            self._spilled = _Merge(self._parts)
+        assert self._spilled is not None
+        for rest in self._spilled.upto(None):
+            self._output.write(rest)
+        paths = self._output.put_in(self.run_dir)
+        self._output = None
+        return paths
 
     def close(self) -> None:
         self._end()
+        if self._output is not None:
+            self._output.close()
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _part_batch(block: ResultBlock) -> pa.RecordBatch:
+    """A block as a part file holds it (schema ``_PART``), by source row."""
+    rows = block.source_row
+    attention = np.flatnonzero(block.attention)
+    failed = pa.nulls(len(block), STRING)
+    if attention.size:
+        mask = np.zeros(len(block), dtype=bool)
+        mask[attention] = True
+        failed = pc.replace_with_mask(failed, pa.array(mask), failed_lines(block.take(attention)))
+    batch = pa.record_batch([pa.array(rows, pa.int64()), block.json_lines(), failed],
+                            schema=_PART)  # fmt: skip
+    if np.any(rows[1:] < rows[:-1]):
+        batch = batch.take(pa.array(np.argsort(rows, kind="stable"), pa.int64()))
+    return batch
+
+
+class _Output:
+    """The two result files being written, in the work folder until ``put_in``."""
+
+    def __init__(self, folder: Path) -> None:
+        self._paths = (folder / RESULTS, folder / FAILED_USERS)
+        self._files = [open_private(path, "wb") for path in self._paths]
+        self._files[1].write((",".join(FAILED_COLUMNS) + "\r\n").encode())
+        self.last_row = -1
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        self._files[0].write(_values(batch.column(1)))
+        self._files[1].write(_values(pc.drop_null(batch.column(2))))
+        self.last_row = max(self.last_row, int(batch.column(0)[-1].as_py()))
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+
+    def read_back(self) -> Iterator[pa.RecordBatch]:
+        """What was written, as part batches (slowly: only when blocks come out of order)."""
+        rows: list[int] = []
+        lines: list[str] = []
+        failed: list[str | None] = []
+
+        def batch() -> pa.RecordBatch:
+            return pa.record_batch([pa.array(rows, pa.int64()), pa.array(lines, STRING),
+                                    pa.array(failed, STRING)], schema=_PART)  # fmt: skip
+
+        with self._paths[0].open(encoding="utf-8", newline="\n") as f:
+            for line in f:
+                data = json.loads(line)
+                rows.append(data["source_row"])
+                lines.append(line)
+                attention = data["outcome"] != Outcome.IMPORTED.value
+                failed.append(_csv_line(_failed_row(data)) if attention else None)
+                if len(rows) == 50_000:
+                    yield batch()
+                    rows, lines, failed = [], [], []
+        if rows:
+            yield batch()
+
+    def put_in(self, run_dir: Path) -> list[Path]:
+        """Put the files in ``run_dir`` (fsynced, each replacing the last) and return
+        their paths there."""
+        placed = []
+        for f, path in zip(self._files, self._paths, strict=True):
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            remove_abandoned(run_dir / path.name)  # what killed reports left beside it
+            os.replace(path, run_dir / path.name)
+            placed.append(run_dir / path.name)
+        fsync_folder(run_dir)
+        return placed
+
+
+def _csv_line(row: list[str]) -> str:
+    out = io.StringIO(newline="")
+    csv.writer(out).writerow(row)
+    return out.getvalue()
 
 
 def _values(strings: pa.Array) -> memoryview:
     """The bytes of a string array's values, one after the other."""
     if isinstance(strings, pa.ChunkedArray):
         strings = strings.combine_chunks()
-    if not len(strings):
-        return memoryview(b"")
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)
-    start, end = int(offsets[strings.offset]), int(offsets[strings.offset + len(strings)])
-    data = strings.buffers()[2]
-    return memoryview(data)[start:end] if data is not None else memoryview(b"")
+    return value_bytes(strings).data
 
 
 def _blocks(path: Path) -> Iterator[pa.RecordBatch]:
@@ -242,40 +362,54 @@ def _blocks(path: Path) -> Iterator[pa.RecordBatch]:
         yield pending
 
 
-def _merged(parts: Iterable[Path]) -> Iterator[pa.RecordBatch]:
-    """The parts' rows in order of (source row, needs attention, JSON line), a block at a
-    time: each round takes, from every part, the rows up to the smallest last row of the
-    parts' current blocks, and sorts those."""
-    heads: list[tuple[Iterator[pa.RecordBatch], pa.RecordBatch, np.ndarray]] = []
-    for path in parts:
-        blocks = _blocks(path)
+class _Merge:
+    """The part files' rows in order of (source row, needs attention, JSON line), a block
+    at a time: each round takes, from every part, the rows up to the smallest last row of
+    the parts' current blocks, and sorts those."""
+
+    def __init__(self, parts: Iterable[Path]) -> None:
+        self._heads: list[tuple[Iterator[pa.RecordBatch], pa.RecordBatch, np.ndarray]] = []
+        for path in parts:
+            self._next(_blocks(path))
+
+    def _next(self, blocks: Iterator[pa.RecordBatch]) -> None:
         for batch in blocks:
-            heads.append((blocks, batch, batch.column(0).to_numpy()))
-            break
-    while heads:
-        cutoff = min(int(rows[-1]) for _, _, rows in heads)
-        pieces, kept = [], []
-        for blocks, batch, rows in heads:
-            end = int(np.searchsorted(rows, cutoff, side="right"))
-            pieces.append(batch.slice(0, end))
-            if end < len(rows):
-                kept.append((blocks, batch.slice(end), rows[end:]))
-                continue
-            for following in blocks:
-                kept.append((blocks, following, following.column(0).to_numpy()))
-                break
-        heads = kept
-        pieces = [p for p in pieces if p.num_rows]
-        if len(pieces) == 1:
-            yield pieces[0]
-            continue
-        table = pa.Table.from_batches(pieces).combine_chunks()
-        rows = table.column(0).to_numpy()
-        order = np.argsort(rows, kind="stable")
-        ordered = rows[order]
-        if np.any(ordered[1:] == ordered[:-1]):  # a row twice: order as the whole line does
-            lines = table.column(1).to_pylist()
-            attention = table.column(2).is_valid().to_pylist()
-            order = np.array(sorted(range(len(rows)),
-                                    key=lambda i: (rows[i], attention[i], lines[i])))  # fmt: skip
-        yield table.take(pa.array(order, pa.int64())).to_batches()[0]
+            self._heads.append((blocks, batch, batch.column(0).to_numpy()))
+            return
+
+    def upto(self, last: int | None) -> Iterator[pa.RecordBatch]:
+        """The rows not given yet up to source row ``last`` (all when None)."""
+        while self._heads:
+            cutoff = min(int(rows[-1]) for _, _, rows in self._heads)
+            if last is not None and cutoff >= last:
+                cutoff = last
+            heads, self._heads = self._heads, []
+            pieces = []
+            for blocks, batch, rows in heads:
+                end = int(np.searchsorted(rows, cutoff, side="right"))
+                pieces.append(batch.slice(0, end))
+                if end < len(rows):
+                    self._heads.append((blocks, batch.slice(end), rows[end:]))
+                else:
+                    self._next(blocks)
+            yield _in_order(pieces)
+            if cutoff == last:
+                return
+
+
+def _in_order(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
+    """The pieces' rows (each piece by source row) in order of (source row, needs
+    attention, JSON line)."""
+    pieces = [p for p in pieces if p.num_rows]
+    if len(pieces) <= 1:
+        return pieces[0] if pieces else pa.record_batch([[], [], []], schema=_PART)
+    table = pa.Table.from_batches(pieces).combine_chunks()
+    rows = table.column(0).to_numpy()
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    if np.any(ordered[1:] == ordered[:-1]):  # a row twice: order as the whole line does
+        lines = table.column(1).to_pylist()
+        attention = table.column(2).is_valid().to_pylist()
+        order = np.array(sorted(range(len(rows)),
+                                key=lambda i: (rows[i], attention[i], lines[i])))  # fmt: skip
+    return table.take(pa.array(order, pa.int64())).to_batches()[0]
