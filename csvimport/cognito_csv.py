@@ -179,7 +179,7 @@ def _arrow_columns(
     names = [str(i) for i in range(width)]
     reader = pa_csv.open_csv(
         path,
-        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 23),
+        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 22),
         parse_options=pa_csv.ParseOptions(quote_char=False, escape_char=ESCAPE,
                                           ignore_empty_lines=False),
         convert_options=pa_csv.ConvertOptions(

@@ -601,36 +601,51 @@ def _rejects_by_record_table(path: Path) -> pa.Table:
 def _rejects_grouped(table: pa.Table) -> pa.Table:
     """``rejects.csv`` as Arrow read it, grouped by source row (``rejected_users``)."""
     rows = pc.cast(table["source_row"], pa.int64())
-    order = pc.sort_indices(rows)  # stable: a row's records keep their order
-    table = table.take(order)
-    rows_np = rows.take(order).to_numpy()
+    # stable: a row's records keep their order. Records stay where they are: each column
+    # is looked up through ``order`` where needed, never copied whole in order.
+    order = pc.sort_indices(rows).to_numpy()
+    rows_np = rows.to_numpy()[order]
     size = len(rows_np)
     starts = np.flatnonzero(np.r_[True, rows_np[1:] != rows_np[:-1]]) if size else rows_np
     group = np.cumsum(np.r_[True, rows_np[1:] != rows_np[:-1]]) - 1 if size else rows_np
-    first = table.take(pa.array(starts, pa.int64()))
-    attribute, reason = table["attribute"], table["reason"]
-    # "attribute: reason" (the reason alone without an attribute), each once per row
-    said = pc.if_else(pc.equal(attribute, ""), reason,
-                      pc.binary_join_element_wise(attribute, reason, _LARGE(": ")))  # fmt: skip
-    reasons = said.take(pa.array(starts, pa.int64())).combine_chunks()
-    several = np.flatnonzero(np.diff(np.r_[starts, size]) > 1)
-    if several.size:
-        texts = said.to_pylist()
-        joined = ["; ".join(dict.fromkeys(texts[starts[g]:(starts[g + 1] if g + 1 < len(starts)
-                                                            else size)]))
-                  for g in several.tolist()]  # fmt: skip
-        mask = np.zeros(len(starts), dtype=bool)
-        mask[several] = True
-        reasons = pc.replace_with_mask(reasons, pa.array(mask), pa.array(joined, pa.large_string()))
+
+    def at(column: str, records: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+        return table[column].combine_chunks().take(pa.array(order[records], mask=mask))
+
+    first = {name: at(name, starts) for name in ("legacy_id", "rule", "collided_with_row")}
+    # "attribute: reason" (the reason alone without an attribute), each once per row; a
+    # run's rejects hold a few hundred distinct pairs, so the texts are made per pair
+    attributes = pc.dictionary_encode(table["attribute"].combine_chunks())
+    reasons_said = pc.dictionary_encode(table["reason"].combine_chunks())
+    reason_count = max(1, len(reasons_said.dictionary))
+    attribute_codes = attributes.indices.to_numpy().astype(np.int64)[order]
+    pair = (attribute_codes * reason_count
+            + reasons_said.indices.to_numpy()[order])  # fmt: skip
+    pairs, said = np.unique(pair, return_inverse=True)
+    names, texts = attributes.dictionary.to_pylist(), reasons_said.dictionary.to_pylist()
+    said_texts = [f"{names[p // reason_count]}: {texts[p % reason_count]}"
+                  if names[p // reason_count] else texts[p % reason_count]
+                  for p in pairs.tolist()]  # fmt: skip
+    sizes = np.diff(np.r_[starts, size])
+    several = np.flatnonzero(sizes > 1)  # rows breaking several rules: joined in Python
+    row_texts = said_texts + ["; ".join(dict.fromkeys(said_texts[c] for c in said[s : s + n]))
+                              for s, n in zip(starts[several].tolist(), sizes[several].tolist(),
+                                              strict=True)]  # fmt: skip
+    text_of_row = said[starts] if size else said
+    text_of_row[several] = np.arange(len(said_texts), len(said_texts) + len(several))
+    reasons = pa.array(row_texts, pa.large_string()).take(pa.array(text_of_row, pa.int64()))
 
     def last_value(name: str) -> pa.Array:
         """The value of each row's last record for ``name``, "" when it has none."""
-        where = np.flatnonzero(pc.equal(attribute, name).to_numpy(zero_copy_only=False))
+        where = (
+            np.flatnonzero(attribute_codes == names.index(name)) if name in names else starts[:0]
+        )
         last = where[np.r_[group[where][1:] != group[where][:-1], True]] if where.size else where
-        at = np.full(len(starts), -1, dtype=np.int64)
-        at[group[last]] = last
-        values = table["value"].take(pa.array(at, pa.int64(), mask=at < 0))
-        return pc.fill_null(values, "").combine_chunks()
+        records = np.zeros(len(starts), dtype=np.int64)
+        records[group[last]] = last
+        missing = np.ones(len(starts), dtype=bool)
+        missing[group[last]] = False
+        return pc.fill_null(at("value", records, missing), "")
 
     duplicate = pc.equal(first["rule"], "duplicate")
     collided_text = first["collided_with_row"]

@@ -174,9 +174,11 @@ class Reconciler:
         tally = _Tally(ResetJournal(self.run).last())
         sink.begin()
         rejected = _rejected_block(rejected_users(self.run))
+        _release_memory()
         tally.add(rejected)
         sink.add(rejected)
         del rejected
+        _release_memory()
         sink.begin()
         deferred_users = iter_deferred(self.run)  # left out, to migrate at first sign-in
         while deferred := list(itertools.islice(deferred_users, DEFERRED_BLOCK)):
@@ -267,6 +269,8 @@ class Reconciler:
                 )  # fmt: skip
                 tally.add(block)
                 sink.add(block)
+                del block
+            _release_memory()
             counted = [-n for n in extra if n < 0]
             examples = [n for n in extra if n >= 0]
             if counted:
@@ -418,6 +422,12 @@ def _rejected_block(table: pa.Table) -> ResultBlock:
     )  # fmt: skip
 
 
+def _release_memory() -> None:
+    """Give back to the system what Arrow's allocator keeps of the memory just freed: it
+    would otherwise hold the peak of every stage (hundreds of MB at 2,000,000 users)."""
+    pa.default_memory_pool().release_unused()
+
+
 class ResultSink(Protocol):
     """Where ``Reconciler.reconcile`` puts the results (``report.results.ResultFiles``)."""
 
@@ -547,7 +557,8 @@ class _Tally:
             grown = np.zeros(max(top, 2 * len(self.seen)), dtype=np.uint8)
             grown[: len(self.seen)] = self.seen
             self.seen = grown
-        unique = np.unique(rows)
+        rising = rows.size < 2 or bool(np.all(rows[1:] > rows[:-1]))
+        unique = rows if rising else np.unique(rows)  # no sort for rows in source order
         self.repeated_rows += len(rows) - int(np.count_nonzero(self.seen[unique] == 0))
         self.seen[unique] = 1
 

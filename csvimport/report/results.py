@@ -137,6 +137,8 @@ def failed_lines(block: ResultBlock) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, text(""))
 
 
+# The most users whose lines are made at once (about 20 MB of them, with their rows)
+BLOCK_USERS = 50_000
 _PART = pa.schema([("row", pa.int64()), ("line", STRING), ("failed", STRING)])
 
 
@@ -181,6 +183,11 @@ class ResultFiles:
 
     def add(self, block: ResultBlock) -> None:
         """Write a block of results (their order does not matter)."""
+        if len(block) > BLOCK_USERS:  # its lines are made a slice at a time
+            for start in range(0, len(block), BLOCK_USERS):
+                stop = min(start + BLOCK_USERS, len(block))
+                self.add(block.take(np.arange(start, stop)))
+            return
         if not len(block):
             return
         batch = _part_batch(block)
@@ -348,7 +355,8 @@ def _values(strings: pa.Array) -> memoryview:
 def _blocks(path: Path) -> Iterator[pa.RecordBatch]:
     """A part's batches, each ending with a source row the next does not start with."""
     pending: pa.RecordBatch | None = None
-    with pa.ipc.open_stream(pa.memory_map(str(path))) as reader:
+    # read, not mapped: a mapped file's pages would stay in the report's memory
+    with pa.ipc.open_stream(pa.OSFile(str(path))) as reader:
         for batch in reader:
             if not batch.num_rows:
                 continue
@@ -403,7 +411,7 @@ def _in_order(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
     pieces = [p for p in pieces if p.num_rows]
     if len(pieces) <= 1:
         return pieces[0] if pieces else pa.record_batch([[], [], []], schema=_PART)
-    table = pa.Table.from_batches(pieces).combine_chunks()
+    table = pa.Table.from_batches(pieces)  # taken from, never copied whole first
     rows = table.column(0).to_numpy()
     order = np.argsort(rows, kind="stable")
     ordered = rows[order]
@@ -412,4 +420,4 @@ def _in_order(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
         attention = table.column(2).is_valid().to_pylist()
         order = np.array(sorted(range(len(rows)),
                                 key=lambda i: (rows[i], attention[i], lines[i])))  # fmt: skip
-    return table.take(pa.array(order, pa.int64())).to_batches()[0]
+    return table.take(pa.array(order, pa.int64())).combine_chunks().to_batches()[0]
