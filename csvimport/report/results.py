@@ -13,7 +13,9 @@ import csv
 import io
 import json
 import os
+import queue
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -282,24 +284,57 @@ def _part_batch(block: ResultBlock) -> pa.RecordBatch:
 
 
 class _Output:
-    """The two result files being written, in the work folder until ``put_in``."""
+    """The two result files being written, in the work folder until ``put_in``.
+
+    A thread of its own writes them (copying tens of MB into the page cache takes as long
+    as making the lines), so the next block is made meanwhile; at most two blocks wait.
+    """
 
     def __init__(self, folder: Path) -> None:
         self._paths = (folder / RESULTS, folder / FAILED_USERS)
         self._files = [open_private(path, "wb") for path in self._paths]
         self._files[1].write((",".join(FAILED_COLUMNS) + "\r\n").encode())
         self.last_row = -1
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._write_all, name="result-files",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def _write_all(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._failure is not None:
+                continue  # keep taking, so that the producer never blocks
+            try:
+                self._files[0].write(_values(batch.column(1)))
+                self._files[1].write(_values(pc.drop_null(batch.column(2))))
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                self._failure = exc
 
     def write(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
             return
-        self._files[0].write(_values(batch.column(1)))
-        self._files[1].write(_values(pc.drop_null(batch.column(2))))
+        self._check()
+        self._queue.put(batch)
         self.last_row = max(self.last_row, int(batch.column(0)[-1].as_py()))
 
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _drain(self) -> None:
+        """Wait until every block given is written."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._check()
+
     def close(self) -> None:
-        for f in self._files:
-            f.close()
+        try:
+            self._drain()
+        finally:
+            for f in self._files:
+                f.close()
 
     def read_back(self) -> Iterator[pa.RecordBatch]:
         """What was written, as part batches (slowly: only when blocks come out of order)."""
@@ -327,6 +362,7 @@ class _Output:
     def put_in(self, run_dir: Path) -> list[Path]:
         """Put the files in ``run_dir`` (fsynced, each replacing the last) and return
         their paths there."""
+        self._drain()
         placed = []
         for f, path in zip(self._files, self._paths, strict=True):
             f.flush()
