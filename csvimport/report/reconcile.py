@@ -21,7 +21,8 @@ import heapq
 import itertools
 from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -171,6 +172,10 @@ class Reconciler:
         part: the rejects, then each import file's users, each part in source order), and
         return the report. Memory holds one import file's join (a few bytes a line), one
         block of users' columns, counters, and the bounded lists the report shows."""
+        with _memory_returned():
+            return self._reconcile(sink)
+
+    def _reconcile(self, sink: ResultSink) -> RunReport:
         tally = _Tally(ResetJournal(self.run).last())
         sink.begin()
         rejected = _rejected_block(rejected_users(self.run))
@@ -270,6 +275,7 @@ class Reconciler:
                 tally.add(block)
                 sink.add(block)
                 del block
+                _release_memory()
             _release_memory()
             counted = [-n for n in extra if n < 0]
             examples = [n for n in extra if n >= 0]
@@ -420,6 +426,28 @@ def _rejected_block(table: pa.Table) -> ResultBlock:
                                                      dtype=np.uint8),
         password_why=Coded.constant("", size),
     )  # fmt: skip
+
+
+@contextmanager
+def _memory_returned() -> Iterator[None]:
+    """Make Arrow allocate from jemalloc meanwhile, where the build has it.
+
+    Arrow's default allocator (mimalloc) keeps what is freed, in huge pages, for reuse:
+    each block of users allocates and frees tens of MB, and at 2,000,000 users the report
+    held about 560 MiB where jemalloc, which gives memory back, holds about 480 MiB (and
+    is no slower). The default is set back afterwards.
+    """
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without it
+        yield
+        return
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 def _release_memory() -> None:

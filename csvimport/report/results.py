@@ -139,8 +139,10 @@ def failed_lines(block: ResultBlock) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, text(""))
 
 
-# The most users whose lines are made at once (about 20 MB of them, with their rows)
+# The most users whose lines are made at once (about 20 MB of them, with their rows),
+# and the users of a part file's batch (the merge holds one batch of each part)
 BLOCK_USERS = 50_000
+PART_BATCH = 10_000
 _PART = pa.schema([("row", pa.int64()), ("line", STRING), ("failed", STRING)])
 
 
@@ -207,7 +209,8 @@ class ResultFiles:
         if self._writer is None or first < self._last_row:
             self._new_part()  # each part must be in source order: out of order starts another
         assert self._writer is not None
-        self._writer.write_batch(batch)
+        for start in range(0, batch.num_rows, PART_BATCH):  # the merge holds one per part
+            self._writer.write_batch(batch.slice(start, PART_BATCH))
         self._last_row = batch.column(0)[-1].as_py()
 
     def _parts_open(self) -> bool:
@@ -287,7 +290,7 @@ class _Output:
     """The two result files being written, in the work folder until ``put_in``.
 
     A thread of its own writes them (copying tens of MB into the page cache takes as long
-    as making the lines), so the next block is made meanwhile; at most two blocks wait.
+    as making the lines), so the next block is made meanwhile; at most one block waits.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -295,7 +298,7 @@ class _Output:
         self._files = [open_private(path, "wb") for path in self._paths]
         self._files[1].write((",".join(FAILED_COLUMNS) + "\r\n").encode())
         self.last_row = -1
-        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._write_all, name="result-files",
                                         daemon=True)  # fmt: skip
