@@ -151,25 +151,23 @@ def read_column_arrays(
 
 
 def _arrow_reads_as_written(path: Path, block: int = 1 << 23) -> bool:
-    """Tell whether Arrow's CSV reader, escaping with a backslash and splitting lines at
+    r"""Tell whether Arrow's CSV reader, escaping with a backslash and splitting lines at
     "\n" or "\r", reads the file's values as ``split_line`` does: no "\r", and every
     backslash right before a comma (a "\\," or a lone "\" reads otherwise)."""
     if not BACKSLASH_IS_LITERAL:
         return False
+    escape, escaped = ESCAPE.encode(), (ESCAPE + SEPARATOR).encode()
     with path.open("rb") as f:
-        after_backslash = False
+        carry = b""  # a backslash at the end of a block: its comma is in the next
         while data := f.read(block):
-            raw = np.frombuffer(data, dtype=np.uint8)
-            if after_backslash and raw[0] != ord(SEPARATOR):
+            data = carry + data
+            if b"\r" in data:
                 return False
-            if np.any(raw == ord("\r")):
+            cut = len(data) - 1 if data.endswith(escape) else len(data)
+            head, carry = data[:cut], data[cut:]
+            if head.count(escape) != head.count(escaped):  # two scans in C
                 return False
-            slashes = np.flatnonzero(raw == ord(ESCAPE))
-            inside = slashes[slashes < len(raw) - 1]
-            if np.any(raw[inside + 1] != ord(SEPARATOR)):
-                return False
-            after_backslash = bool(raw[-1] == ord(ESCAPE))
-        return not after_backslash
+        return not carry
 
 
 def _arrow_columns(
