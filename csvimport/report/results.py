@@ -354,7 +354,7 @@ class _Output:
                 data = json.loads(line)
                 rows.append(data["source_row"])
                 lines.append(line)
-                attention = data["outcome"] != Outcome.IMPORTED.value
+                attention = Outcome(data["outcome"]).needs_attention
                 failed.append(_csv_line(_failed_row(data)) if attention else None)
                 if len(rows) == 50_000:
                     yield batch()
