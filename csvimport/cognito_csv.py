@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from csvimport.files import open_private
 
@@ -116,19 +117,106 @@ def read_columns(
 ) -> Iterator[list[list[str]]]:
     """Read an import file's named columns in batches of data lines: for each batch, one
     list per name of the values, unescaped as ``split_line`` reads them and stripped ("" for
-    a column the file lacks or a line too short). Vectorised with Arrow: the report reads
-    every written user this way."""
+    a column the file lacks or a line too short); see ``read_column_arrays``."""
+    for columns in read_column_arrays(path, names, batch=batch):
+        yield [column.to_pylist() for column in columns]
+
+
+def read_column_arrays(
+    path: Path, names: Sequence[str], *, batch: int = 50_000
+) -> Iterator[list[pa.LargeStringArray]]:
+    """``read_columns`` as Arrow arrays, never a Python string per value: the report reads
+    every written user this way. A file Arrow's CSV reader reads as ``split_line`` does
+    (no carriage return, every backslash before a comma) is read by it; any other, or the
+    rest of one whose line Arrow refuses (too few or many values), line by line."""
     with path.open(encoding="utf-8", newline="\n") as f:
         header = split_line(f.readline().removesuffix("\n"))
-        where = [header.index(name) if name in header else None for name in names]
+    where = [header.index(name) if name in header else None for name in names]
+    done = 0  # data lines read
+    if _arrow_reads_as_written(path):
+        try:
+            for columns in _arrow_columns(path, where, len(header)):
+                yield columns
+                done += len(columns[0]) if columns else 0
+            return
+        except pa.ArrowInvalid:
+            pass  # read the rest line by line, which copes with short and long lines
+    with path.open(encoding="utf-8", newline="\n") as f:
+        lines = itertools.islice(f, 1 + done, None)
         while True:
-            lines = [line.removesuffix("\n") for line in itertools.islice(f, batch)]
-            if not lines:
+            chunk = [line.removesuffix("\n") for line in itertools.islice(lines, batch)]
+            if not chunk:
                 return
-            yield _columns(lines, where, len(header))
+            yield _columns(chunk, where, len(header))
 
 
-def _columns(lines: list[str], where: list[int | None], width: int) -> list[list[str]]:
+def _arrow_reads_as_written(path: Path, block: int = 1 << 23) -> bool:
+    r"""Tell whether Arrow's CSV reader, escaping with a backslash and splitting lines at
+    "\n" or "\r", reads the file's values as ``split_line`` does: no "\r", and every
+    backslash right before a comma (a "\\," or a lone "\" reads otherwise)."""
+    if not BACKSLASH_IS_LITERAL:
+        return False
+    escape, escaped = ESCAPE.encode(), (ESCAPE + SEPARATOR).encode()
+    with path.open("rb") as f:
+        carry = b""  # a backslash at the end of a block: its comma is in the next
+        while data := f.read(block):
+            data = carry + data
+            if b"\r" in data:
+                return False
+            cut = len(data) - 1 if data.endswith(escape) else len(data)
+            head, carry = data[:cut], data[cut:]
+            if head.count(escape) != head.count(escaped):  # two scans in C
+                return False
+        return not carry
+
+
+def _arrow_columns(
+    path: Path, where: list[int | None], width: int
+) -> Iterator[list[pa.LargeStringArray]]:
+    wanted = sorted({i for i in where if i is not None})
+    names = [str(i) for i in range(width)]
+    reader = pa_csv.open_csv(
+        path,
+        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 22),
+        parse_options=pa_csv.ParseOptions(quote_char=False, escape_char=ESCAPE,
+                                          ignore_empty_lines=False),
+        convert_options=pa_csv.ConvertOptions(
+            include_columns=[names[i] for i in wanted],
+            column_types=dict.fromkeys((names[i] for i in wanted), pa.large_string()),
+        ),
+    )  # fmt: skip
+    for batch in reader:
+        size = batch.num_rows
+        if not size:
+            continue
+        yield [large_strings([""] * size) if i is None
+               else _stripped(batch.column(names[i])) for i in where]  # fmt: skip
+
+
+def _stripped(values: pa.LargeStringArray) -> pa.LargeStringArray:
+    """Each value as ``str.strip()`` leaves it. A value whose first and last characters
+    are printable ASCII other than a space is left as it is, and told from its bytes; only
+    the others (rare) are stripped in Python, whose idea of white space (Unicode's) Arrow
+    does not share exactly."""
+    data = values.buffers()[2]
+    if data is None or not len(values):
+        return values
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)
+    offsets = offsets[values.offset : values.offset + len(values) + 1]
+    raw = np.frombuffer(data, dtype=np.uint8)
+    filled = np.flatnonzero(offsets[1:] > offsets[:-1])
+    first, last = raw[offsets[filled]], raw[offsets[filled + 1] - 1]
+    odd_filled = (first < 0x21) | (first > 0x7E) | (last < 0x21) | (last > 0x7E)
+    if not odd_filled.any():
+        return values
+    odd = np.zeros(len(values), dtype=bool)
+    odd[filled[odd_filled]] = True
+    mask = pa.array(odd)
+    fixed = [value.strip() for value in pc.filter(values, mask).to_pylist()]
+    return pc.replace_with_mask(values, mask, pa.array(fixed, pa.large_string()))
+
+
+def _columns(lines: list[str], where: list[int | None], width: int) -> list[pa.LargeStringArray]:
     values = large_strings(lines)
     fast = BACKSLASH_IS_LITERAL and not pc.any(pc.match_substring(values, _ESCAPED_COMMA)).as_py()
     if fast:
@@ -137,15 +225,15 @@ def _columns(lines: list[str], where: list[int | None], width: int) -> list[list
         fast = pc.min(pc.list_value_length(parts)).as_py() >= width
     if not fast:
         rows = [split_line(line) for line in lines]
-        return [[row[i].strip() if i is not None and i < len(row) else "" for row in rows]
-                for i in where]  # fmt: skip
+        return [large_strings([row[i].strip() if i is not None and i < len(row) else ""
+                               for row in rows]) for i in where]  # fmt: skip
     columns = []
     for i in where:
         if i is None:
-            columns.append([""] * len(lines))
+            columns.append(large_strings([""] * len(lines)))
             continue
         column = pc.replace_substring(pc.list_element(parts, i), _ESCAPED_COMMA, SEPARATOR)
-        columns.append([value.strip() for value in column.to_pylist()])
+        columns.append(_stripped(column))
     return columns
 
 

@@ -19,7 +19,6 @@ import csv
 import hashlib
 import json
 import re
-from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from csvimport.cognito_csv import read_columns
+from csvimport.cognito_csv import large_strings, read_column_arrays
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.outcomes import Outcome, Password, UserResult
 from csvimport.pool import PoolSnapshot
@@ -468,60 +467,77 @@ def _line_map_as_written(path: Path, rows: int) -> tuple[np.ndarray, pa.Array] |
 
 _WRITTEN_COLUMNS = ("cognito:username", "email", "phone_number", "email_verified",
                     "phone_number_verified", "password_hash")  # fmt: skip
-# A channel Cognito can send a code to: a value, marked verified.
-_CHANNELS = {(email, phone): frozenset(name for on, name in ((email, "verified_email"),
-                                                             (phone, "verified_phone_number"))
-                                       if on)
-             for email in (False, True) for phone in (False, True)}  # fmt: skip
+# Where a reset code can go (verified email and phone), by a written user's channel code:
+# 1 for an email marked verified, plus 2 for a phone marked verified.
+CHANNEL_SETS = tuple(frozenset(name for on, name in ((code & 1, "verified_email"),
+                                                     (code & 2, "verified_phone_number"))
+                               if on)
+                     for code in range(4))  # fmt: skip
 
 
-@dataclass
-class WrittenBatch:
-    """Consecutive users of an import file, as columns (see ``written_batches``)."""
+@dataclass(frozen=True)
+class WrittenColumns:
+    """Consecutive users of an import file, as columns (see ``written_columns``)."""
 
     first_line: int  # the data line of the first (1 = the file's first user)
-    source_rows: list[int]
-    legacy_ids: list[str]
-    usernames: list[str]
-    emails: list[str]
-    phones: list[str]
-    channels: list[frozenset[str]]  # where a reset code can go: verified email and phone
-    has_hash: list[bool]
+    source_rows: np.ndarray  # int64
+    legacy_ids: pa.Array  # large_string, like the four below
+    usernames: pa.Array
+    emails: pa.Array
+    phones: pa.Array
+    channels: np.ndarray  # channel codes: CHANNEL_SETS[code] is where a reset code can go
+    has_hash: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return len(self.source_rows)
 
 
-def written_batches(run: RunDir, chunk: RunChunk) -> Iterator[WrittenBatch]:
-    """The chunk's users in file order, a batch of columns at a time; RefusedError when its
-    file or line map is missing or changed since the build, ConfigError when the line map
-    is damaged. A line the map lacks gets source row 0 and no legacy id."""
+def written_columns(
+    run: RunDir, chunk: RunChunk, *, batch: int = 50_000
+) -> Iterator[WrittenColumns]:
+    """The chunk's users in file order, ``batch`` at a time; RefusedError when its file or
+    line map is missing or changed since the build, ConfigError when the line map is
+    damaged. A line the map lacks gets source row 0 and no legacy id."""
     run.verify_file(chunk.map_file)
     all_rows, all_ids = read_line_map(run, chunk)
     number = 0
-    for batch in read_columns(run.verify_file(chunk.file), _WRITTEN_COLUMNS):
-        usernames, emails, phones, email_flags, phone_flags, hashes = batch
+    for columns in read_column_arrays(run.verify_file(chunk.file), _WRITTEN_COLUMNS,
+                                      batch=batch):  # fmt: skip
+        usernames, emails, phones, email_flags, phone_flags, hashes = columns
         size = len(usernames)
         mapped = max(0, min(size, len(all_rows) - number))
-        yield WrittenBatch(
-            first_line=number + 1,
-            source_rows=all_rows[number : number + mapped].tolist() + [0] * (size - mapped),
-            legacy_ids=all_ids.slice(number, mapped).to_pylist() + [""] * (size - mapped),
-            usernames=usernames, emails=emails, phones=phones,
-            channels=[_CHANNELS[(bool(e) and ef.lower() == "true",
-                                 bool(p) and pf.lower() == "true")]
-                      for e, ef, p, pf in zip(emails, email_flags, phones, phone_flags,
-                                              strict=True)],
-            has_hash=[bool(h) for h in hashes],
+        rows = np.zeros(size, dtype=np.int64)
+        rows[:mapped] = all_rows[number : number + mapped]
+        ids = all_ids.slice(number, mapped)
+        if mapped < size:
+            ids = pa.concat_arrays([ids, large_strings([""] * (size - mapped))])
+
+        def verified(values: pa.Array, flags: pa.Array) -> np.ndarray:
+            on = pc.and_(pc.not_equal(values, ""), pc.equal(pc.utf8_lower(flags), "true"))
+            return np.asarray(on.to_numpy(zero_copy_only=False))
+
+        yield WrittenColumns(
+            first_line=number + 1, source_rows=rows, legacy_ids=ids, usernames=usernames,
+            emails=emails, phones=phones,
+            channels=(verified(emails, email_flags).astype(np.uint8)
+                      + 2 * verified(phones, phone_flags).astype(np.uint8)),
+            has_hash=pc.not_equal(hashes, "").to_numpy(zero_copy_only=False),
         )  # fmt: skip
         number += size
 
 
 def written_users(run: RunDir, chunk: RunChunk) -> Iterator[WrittenUser]:
-    """The chunk's users in file order, one at a time (see ``written_batches``)."""
-    for b in written_batches(run, chunk):
-        for k, username in enumerate(b.usernames):
+    """The chunk's users in file order, one at a time (see ``written_columns``)."""
+    for b in written_columns(run, chunk):
+        for k, (row, legacy_id, username, email, phone, channels, has_hash) in enumerate(zip(
+            b.source_rows.tolist(), b.legacy_ids.to_pylist(), b.usernames.to_pylist(),
+            b.emails.to_pylist(), b.phones.to_pylist(), b.channels.tolist(),
+            b.has_hash.tolist(), strict=True,
+        )):  # fmt: skip
             yield WrittenUser(
-                line=b.first_line + k, source_row=b.source_rows[k], legacy_id=b.legacy_ids[k],
-                username=username, email=b.emails[k], phone=b.phones[k],
-                channels=b.channels[k], has_hash=b.has_hash[k],
+                line=b.first_line + k, source_row=row, legacy_id=legacy_id,
+                username=username, email=email, phone=phone,
+                channels=CHANNEL_SETS[channels], has_hash=has_hash,
             )  # fmt: skip
 
 
@@ -530,37 +546,121 @@ def read_rejects(run: RunDir) -> list[UserResult]:
     return list(iter_rejects(run))
 
 
+def _LARGE(value: str) -> pa.Scalar:  # noqa: N802 - a type, as pa.large_string is
+    return pa.scalar(value, pa.large_string())
+
+
 _REJECT_COLUMNS = ("source_row", "legacy_id", "attribute", "rule", "reason", "value",
                    "collided_with_row")  # fmt: skip
 
 
 def iter_rejects(run: RunDir) -> Iterator[UserResult]:
     """One result per refused source row (a row may break several rules: all are named),
-    by source row. ``rejects.csv`` as the build wrote it is read into Arrow columns (a few
-    tens of bytes a record, never a Python object per record) and sorted there; a file
-    Arrow cannot read as written is read record by record, which names any damage."""
+    by source row (see ``rejected_users``)."""
+    table = rejected_users(run)
+    for start in range(0, table.num_rows, 50_000):
+        piece = table.slice(start, 50_000)
+        for row, legacy_id, username, email, phone, rule, reason, duplicate, collided in zip(
+            *(piece[name].to_pylist() for name in REJECTED_USERS.names), strict=True
+        ):  # fmt: skip
+            yield UserResult(
+                source_row=row, legacy_id=legacy_id, username=username,
+                outcome=Outcome.DUPLICATE if duplicate else Outcome.REJECTED, reason=reason,
+                rule=rule, email=email, phone=phone, collided_with_row=collided,
+            )  # fmt: skip
+
+
+# One refused source row each (``rejected_users``): a UserResult's fields, as columns.
+REJECTED_USERS = pa.schema([
+    ("source_row", pa.int64()), ("legacy_id", pa.large_string()),
+    ("username", pa.large_string()), ("email", pa.large_string()),
+    ("phone", pa.large_string()), ("rule", pa.large_string()), ("reason", pa.large_string()),
+    ("duplicate", pa.bool_()), ("collided_with_row", pa.int64()),
+])  # fmt: skip
+
+
+def rejected_users(run: RunDir) -> pa.Table:
+    """One row per refused source row, by source row (schema ``REJECTED_USERS``): a row
+    may break several rules, and all are named. ``rejects.csv`` as the build wrote it is
+    read and grouped in Arrow columns (never a Python object per record); a file Arrow
+    cannot read as written is read record by record, which names any damage."""
     path = run.verify_file(REJECTS)
     table = _rejects_as_written(path)
-    if table is None:
-        yield from _rejects_by_record(path)
-        return
-    columns = _REJECT_COLUMNS
-    records: list[dict[str, str]] = []
-    current = -1
-    # stable: a row's records keep their order; taken a slice at a time, never copied whole
-    order = pc.sort_indices(pc.cast(table["source_row"], pa.int64()))
-    for start in range(0, table.num_rows, 50_000):
-        piece = table.take(order.slice(start, 50_000))
-        values = [piece[c].to_pylist() for c in columns]
-        for row, *rest in zip(pc.cast(piece["source_row"], pa.int64()).to_pylist(),
-                              *values[1:], strict=True):  # fmt: skip
-            if row != current and records:
-                yield _rejected(current, records)
-                records = []
-            current = row
-            records.append(dict(zip(columns[1:], rest, strict=True)))
-    if records:
-        yield _rejected(current, records)
+    return _rejects_by_record_table(path) if table is None else _rejects_grouped(table)
+
+
+def _rejects_by_record_table(path: Path) -> pa.Table:
+    """``rejected_users`` read record by record: slow, but names any damage."""
+    results = [_rejected(row, records) for row, records in _rejects_by_record(path)]
+    return pa.table({
+            "source_row": [r.source_row for r in results],
+            **{name: [getattr(r, name) for r in results]
+               for name in ("legacy_id", "username", "email", "phone", "rule", "reason")},
+            "duplicate": [r.outcome is Outcome.DUPLICATE for r in results],
+            "collided_with_row": [r.collided_with_row for r in results],
+        }, schema=REJECTED_USERS)  # fmt: skip
+
+
+def _rejects_grouped(table: pa.Table) -> pa.Table:
+    """``rejects.csv`` as Arrow read it, grouped by source row (``rejected_users``)."""
+    rows = pc.cast(table["source_row"], pa.int64())
+    # stable: a row's records keep their order. Records stay where they are: each column
+    # is looked up through ``order`` where needed, never copied whole in order.
+    order = pc.sort_indices(rows).to_numpy()
+    rows_np = rows.to_numpy()[order]
+    size = len(rows_np)
+    starts = np.flatnonzero(np.r_[True, rows_np[1:] != rows_np[:-1]]) if size else rows_np
+    group = np.cumsum(np.r_[True, rows_np[1:] != rows_np[:-1]]) - 1 if size else rows_np
+
+    def at(column: str, records: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+        return table[column].combine_chunks().take(pa.array(order[records], mask=mask))
+
+    first = {name: at(name, starts) for name in ("legacy_id", "rule", "collided_with_row")}
+    # "attribute: reason" (the reason alone without an attribute), each once per row; a
+    # run's rejects hold a few hundred distinct pairs, so the texts are made per pair
+    attributes = pc.dictionary_encode(table["attribute"].combine_chunks())
+    reasons_said = pc.dictionary_encode(table["reason"].combine_chunks())
+    reason_count = max(1, len(reasons_said.dictionary))
+    attribute_codes = attributes.indices.to_numpy().astype(np.int64)[order]
+    pair = (attribute_codes * reason_count
+            + reasons_said.indices.to_numpy()[order])  # fmt: skip
+    pairs, said = np.unique(pair, return_inverse=True)
+    names, texts = attributes.dictionary.to_pylist(), reasons_said.dictionary.to_pylist()
+    said_texts = [f"{names[p // reason_count]}: {texts[p % reason_count]}"
+                  if names[p // reason_count] else texts[p % reason_count]
+                  for p in pairs.tolist()]  # fmt: skip
+    sizes = np.diff(np.r_[starts, size])
+    several = np.flatnonzero(sizes > 1)  # rows breaking several rules: joined in Python
+    row_texts = said_texts + ["; ".join(dict.fromkeys(said_texts[c] for c in said[s : s + n]))
+                              for s, n in zip(starts[several].tolist(), sizes[several].tolist(),
+                                              strict=True)]  # fmt: skip
+    text_of_row = said[starts] if size else said
+    text_of_row[several] = np.arange(len(said_texts), len(said_texts) + len(several))
+    reasons = pa.array(row_texts, pa.large_string()).take(pa.array(text_of_row, pa.int64()))
+
+    def last_value(name: str) -> pa.Array:
+        """The value of each row's last record for ``name``, "" when it has none."""
+        where = (
+            np.flatnonzero(attribute_codes == names.index(name)) if name in names else starts[:0]
+        )
+        last = where[np.r_[group[where][1:] != group[where][:-1], True]] if where.size else where
+        records = np.zeros(len(starts), dtype=np.int64)
+        records[group[last]] = last
+        missing = np.ones(len(starts), dtype=bool)
+        missing[group[last]] = False
+        return pc.fill_null(at("value", records, missing), "")
+
+    duplicate = pc.equal(first["rule"], "duplicate")
+    collided_text = first["collided_with_row"]
+    collided = pc.if_else(pc.and_(duplicate, pc.not_equal(collided_text, "")), collided_text,
+                          pa.scalar(None, pa.large_string()))  # fmt: skip
+    return pa.table({
+        "source_row": pa.array(rows_np[starts], pa.int64()),
+        "legacy_id": first["legacy_id"], "username": last_value("cognito:username"),
+        "email": last_value("email"), "phone": last_value("phone_number"),
+        "rule": first["rule"], "reason": reasons, "duplicate": duplicate,
+        "collided_with_row": pc.cast(collided, pa.int64()),
+    }, schema=REJECTED_USERS)  # fmt: skip
 
 
 def _rejects_as_written(path: Path) -> pa.Table | None:
@@ -568,15 +668,14 @@ def _rejects_as_written(path: Path) -> pa.Table | None:
     return _csv_as_written(path, _REJECT_COLUMNS, ["source_row"], ["collided_with_row"])
 
 
-def _rejects_by_record(path: Path) -> Iterator[UserResult]:
+def _rejects_by_record(path: Path) -> Iterator[tuple[int, list[dict[str, str]]]]:
     by_row: dict[int, list[dict[str, str]]] = defaultdict(list)
     columns = ("source_row", "legacy_id", "attribute", "rule", "reason", "value")
     for line, record in build_records(path, columns):
         if record.get("collided_with_row"):
             _whole(path, line, record, "collided_with_row")
         by_row[_whole(path, line, record, "source_row")].append(record)
-    for row, records in sorted(by_row.items()):
-        yield _rejected(row, records)
+    yield from sorted(by_row.items())
 
 
 def _rejected(row: int, records: list[dict[str, str]]) -> UserResult:
@@ -647,34 +746,70 @@ class PasswordClasses:
     two bytes a row and each distinct text once (a run has a handful of them)."""
 
     def __init__(self) -> None:
-        self._codes = array("H")
-        self._texts = [""]
+        self._codes = np.zeros(0, dtype=np.uint16)
+        self.texts = [""]  # a code's text; code 0 is "" (no classification)
         self._index = {"": 0}
 
-    def set(self, row: int, text: str) -> None:
+    def set_all(self, rows: np.ndarray, texts: Sequence[str]) -> None:
+        """Classify each of ``rows`` (int64) as the text at the same place; a row given
+        twice keeps its last."""
+        self._assign(rows, np.array([self._code(t) for t in texts], dtype=np.uint16))
+
+    def _assign(self, rows: np.ndarray, codes: np.ndarray) -> None:
+        if not len(rows):
+            return
+        top = int(rows.max()) + 1
+        if top > len(self._codes):
+            self._codes = np.concatenate([self._codes, np.zeros(top - len(self._codes),
+                                                                dtype=np.uint16)])  # fmt: skip
+        unique, last = np.unique(rows[::-1], return_index=True)  # the last of each row
+        self._codes[unique] = codes[len(rows) - 1 - last]
+
+    def _code(self, text: str) -> int:
         code = self._index.get(text)
         if code is None:
-            code = self._index[text] = len(self._texts)
-            self._texts.append(text)
-        if row >= len(self._codes):
-            self._codes.extend(array("H", bytes(2 * (row + 1 - len(self._codes)))))
-        self._codes[row] = code
+            code = self._index[text] = len(self.texts)
+            self.texts.append(text)
+        return code
+
+    def codes(self, rows: np.ndarray) -> np.ndarray:
+        """The code of each of ``rows`` (0 for a row without a classification)."""
+        inside = (rows >= 0) & (rows < len(self._codes))
+        codes = np.zeros(len(rows), dtype=np.int64)
+        codes[inside] = self._codes[rows[inside]]
+        return codes
 
     def get(self, row: int, default: str = "") -> str:
-        code = self._codes[row] if 0 <= row < len(self._codes) else 0
-        return self._texts[code] if code else default
+        code = int(self.codes(np.array([row], dtype=np.int64))[0])
+        return self.texts[code] if code else default
 
 
 def read_password_classes(run: RunDir) -> PasswordClasses:
     """Each written user's hash classification by source row ("status: reason"); empty
-    when the build mapped no password_hash."""
+    when the build mapped no password_hash. Read in Arrow columns when the file is as the
+    build wrote it, else record by record, which names any damage."""
     classes = PasswordClasses()
     if PASSWORDS not in run.files:
         return classes
     path = run.verify_file(PASSWORDS)
-    for n, r in build_records(path, ("source_row", "password", "reason")):
-        classes.set(_whole(path, n, r, "source_row"),
-                    ": ".join(filter(None, (r["password"], r["reason"]))))  # fmt: skip
+    table = _csv_as_written(path, ("source_row", "password", "reason"), ["source_row"])
+    if table is None:
+        rows, texts = [], []
+        for n, r in build_records(path, ("source_row", "password", "reason")):
+            rows.append(_whole(path, n, r, "source_row"))
+            texts.append(": ".join(filter(None, (r["password"], r["reason"]))))
+        classes.set_all(np.array(rows, dtype=np.int64), texts)
+        return classes
+    status, reason = table["password"], table["reason"]
+    both = pc.binary_join_element_wise(status, reason, _LARGE(": "))
+    said = pc.if_else(pc.equal(reason, ""), status,
+                      pc.if_else(pc.equal(status, ""), reason, both))  # fmt: skip
+    encoded = pc.dictionary_encode(said).combine_chunks()
+    texts = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    rows = pc.cast(table["source_row"], pa.int64()).to_numpy()
+    code_of = np.array([classes._code(t) for t in texts] or [0], dtype=np.uint16)
+    classes._assign(rows, code_of[codes])
     return classes
 
 

@@ -232,3 +232,25 @@ def test_without_literal_backslashes_the_writer_doubles_them(backslash_is_litera
     expected = "a\\b\\, c" if backslash_is_literal else "a\\\\b\\, c"
     assert list(lines) == [f"{expected},e@x.co,u"]
     assert split_line(lines.iloc[0]) == ["a\\b, c", "e@x.co", "u"]
+
+
+@pytest.mark.parametrize(
+    ("data", "arrow_reads_it"),
+    [
+        (b"a,b\\,c\n", True),  # an escaped comma
+        (b"plain,x\n", True),
+        (b"a\\\\,b\n", False),  # a backslash, then an escaped comma: Arrow reads "\,"
+        (b"a\\b\n", False),  # a lone backslash: Arrow would drop it
+        (b"a\rb\n", False),  # Arrow ends a line at "\r" too
+        (b"ab\\", False),
+    ],
+)
+@pytest.mark.parametrize("block", [1, 3, 1 << 20])
+def test_arrow_reads_an_import_file_only_where_it_reads_as_split_line_does(
+    tmp_path: Path, data: bytes, arrow_reads_it: bool, block: int
+) -> None:
+    from csvimport.cognito_csv import _arrow_reads_as_written
+
+    path = tmp_path / "chunk.csv"
+    path.write_bytes(data)
+    assert _arrow_reads_as_written(path, block=block) is arrow_reads_it

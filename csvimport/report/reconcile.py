@@ -18,14 +18,18 @@ counts as imported if any job imported them, else by the latest job that reached
 from __future__ import annotations
 
 import heapq
+import itertools
 from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from csvimport import __version__
 from csvimport.build.validate import REASONS
@@ -42,11 +46,17 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
-from csvimport.outcomes import (
-    json_string as _json_string,
-)
 from csvimport.passwords.recovery import RecoveryPolicy, reset_verdict
 from csvimport.passwords.resets import LastRecord, ResetJournal
+from csvimport.report.columns import (
+    IMPORTED,
+    OUTCOME_INDEX,
+    OUTCOME_LIST,
+    PASSWORD_INDEX,
+    STRING,
+    Coded,
+    ResultBlock,
+)
 from csvimport.report.logs import (
     FIRST_LINE_NUMBER,
     OUTCOMES,
@@ -63,18 +73,19 @@ from csvimport.retry import PacedClient
 from csvimport.run.journal import Attempt, Journal, Step
 from csvimport.rundir import (
     BUILD_AGAIN,
+    CHANNEL_SETS,
     FAILED_USERS,
     MANIFEST,
     RunChunk,
     RunDir,
-    WrittenUser,
     iter_deferred,
-    iter_rejects,
     read_password_classes,
-    written_batches,
+    rejected_users,
+    written_columns,
 )
 
 EXAMPLES_PER_REASON = 5
+DEFERRED_BLOCK = 50_000  # deferred users (deferred.csv) made into a block at a time
 OUTCOME_OF = {"SUCCEEDED": Outcome.IMPORTED, "SKIPPED": Outcome.SKIPPED,
               "FAILED": Outcome.FAILED}  # fmt: skip
 REJECT_FIX = ("Fix the value in the legacy data (or the mapping) and build again; "
@@ -157,27 +168,38 @@ class Reconciler:
         return report, parts.merged()
 
     def reconcile(self, sink: ResultSink) -> RunReport:
-        """Join everything, giving each user's result to ``sink`` as it is made (per part:
-        the rejects, then each import file's users, each part in source order), and
-        return the report. Memory holds one import file's join at a time (a few bytes a
-        line), counters, and the bounded lists the report shows."""
-        tally = _Tally(ResetJournal(self.run).last())  # each user's last line only
+        """Join everything, giving the results to ``sink`` a block of users at a time (per
+        part: the rejects, then each import file's users, each part in source order), and
+        return the report. Memory holds one import file's join (a few bytes a line), one
+        block of users' columns, counters, and the bounded lists the report shows."""
+        with _memory_returned():
+            return self._reconcile(sink)
+
+    def _reconcile(self, sink: ResultSink) -> RunReport:
+        tally = _Tally(ResetJournal(self.run).last())
         sink.begin()
-        for result in iter_rejects(self.run):  # two runs in source order: sinks cope
-            tally.add(result)
-            sink.add(result)
+        rejected = _rejected_block(rejected_users(self.run))
+        _release_memory()
+        tally.add(rejected)
+        sink.add(rejected)
+        del rejected
+        _release_memory()
         sink.begin()
-        for result in iter_deferred(self.run):  # left out, to migrate at first sign-in
-            tally.add(result)
-            sink.add(result)
+        deferred_users = iter_deferred(self.run)  # left out, to migrate at first sign-in
+        while deferred := list(itertools.islice(deferred_users, DEFERRED_BLOCK)):
+            block = ResultBlock.of_results(deferred)
+            tally.add(block)
+            sink.add(block)
         password_why = read_password_classes(self.run)
+        # A written user's password, and why they cannot reset, by channel code
+        verdicts = [self._reset_password(channels) for channels in CHANNEL_SETS]
+        verdict_password = np.array([PASSWORD_INDEX[p] for p, _ in verdicts], dtype=np.uint8)
         jobs: list[JobSummary] = []
         for chunk in self.run.chunks:
             rows = chunk.rows
             best_code = np.zeros(rows + 1, dtype=np.uint8)  # by data line; 0 = no log line
             best_message = np.zeros(rows + 1, dtype=np.uint32)
             best_attempt = np.zeros(rows + 1, dtype=np.uint16)
-            messages: list[str] = []
             message_index: dict[str, int] = {}
             extra: list[int] = []
             attempts = self._ran(chunk)
@@ -209,66 +231,52 @@ class Reconciler:
                         f"match the expected pattern, e.g. {log.unparsed[0][:200]!r}"
                     )
             messages = list(message_index)
-            codes_by_line = best_code.tolist()
-            message_by_line = best_message.tolist()
-            attempt_by_line = best_attempt.tolist()
-            del best_code, best_message, best_attempt
             last = attempts[-1] if attempts else None
+            # Each column's few values: the logged ones by message or job, then what a user
+            # without a log line gets (not processed).
+            reasons = [*messages, self._not_processed(last)]
+            rules = ["", "not_processed", *(self._rule(m) for m in messages)]
+            job_ids = [*(a.job_id for a in attempts), last.job_id if last else None]
             sink.begin()
-            # Users imported are most of a run: with a sink that takes lines, their result
-            # line is formatted here directly, without a WrittenUser or UserResult each.
-            add_line = getattr(sink, "add_line", None)
-            chunk_json = _json_string(chunk.file)
-            job_json = [_json_string(a.job_id or "") for a in attempts]
-            message_json = [_json_string(m) for m in messages]
-            why_json: dict[str, str] = {}
-            verdicts: dict[frozenset[str], tuple[Password, str | None]] = {}
-            for batch in written_batches(self.run, chunk):
-                first = batch.first_line
-                for k, username in enumerate(batch.usernames):
-                    line = first + k
-                    code = codes_by_line[line] if line <= rows else 0
-                    row = batch.source_rows[k]
-                    why = password_why.get(row, "")
-                    if add_line is not None and code == _IMPORTED_CODE:
-                        if batch.has_hash[k]:
-                            password = Password.HASH
-                        else:
-                            channels = batch.channels[k]
-                            verdict = verdicts.get(channels)
-                            if verdict is None:
-                                verdict = verdicts[channels] = self._reset_password(channels)
-                            password, blocked = verdict
-                            if blocked is not None:
-                                self.blocked[blocked] += 1
-                        tally.add_imported(row, username, password, why)
-                        encoded_why = why_json.get(why)
-                        if encoded_why is None:
-                            encoded_why = why_json[why] = _json_string(why)
-                        add_line(row, False, (
-                            f'{{"source_row": {row}, "legacy_id": '
-                            f'{_json_string(batch.legacy_ids[k])}, "username": '
-                            f'{_json_string(username)}, "outcome": "imported", "reason": '
-                            f'{message_json[message_by_line[line]]}, "rule": "", "email": '
-                            f'{_json_string(batch.emails[k])}, "phone": '
-                            f'{_json_string(batch.phones[k])}, "job_id": '
-                            f'{job_json[attempt_by_line[line]]}, "chunk": {chunk_json}, '
-                            f'"line": {line}, "collided_with_row": null, "password": '
-                            f'"{password.value}", "password_why": {encoded_why}}}'
-                        ))  # fmt: skip
-                        continue
-                    user = WrittenUser(
-                        line=line, source_row=row, legacy_id=batch.legacy_ids[k],
-                        username=username, email=batch.emails[k], phone=batch.phones[k],
-                        channels=batch.channels[k], has_hash=batch.has_hash[k],
-                    )  # fmt: skip
-                    found = None if not code else (
-                        OUTCOME_OF[OUTCOMES[code - 1]], messages[message_by_line[line]],
-                        attempts[attempt_by_line[line]],
-                    )  # fmt: skip
-                    result = self._user_result(chunk, user, found, last, why)
-                    tally.add(result)
-                    sink.add(result)
+            for users in written_columns(self.run, chunk):
+                size = len(users)
+                line = np.arange(users.first_line, users.first_line + size, dtype=np.int64)
+                known = np.flatnonzero(line <= rows)  # a line past the file's count: no log
+                code = np.zeros(size, dtype=np.uint8)
+                message = np.zeros(size, dtype=np.int64)
+                attempt_of = np.zeros(size, dtype=np.int64)
+                code[known] = best_code[line[known]]
+                message[known] = best_message[line[known]]
+                attempt_of[known] = best_attempt[line[known]]
+                logged_user = code > 0
+                imported = code == _IMPORTED_CODE
+                password = np.full(size, PASSWORD_INDEX[Password.NONE], dtype=np.uint8)
+                password[imported & users.has_hash] = PASSWORD_INDEX[Password.HASH]
+                no_hash = imported & ~users.has_hash
+                password[no_hash] = verdict_password[users.channels[no_hash]]
+                for channel, count in enumerate(np.bincount(users.channels[no_hash],
+                                                            minlength=len(verdicts))):  # fmt: skip
+                    blocked = verdicts[channel][1]
+                    if count and blocked is not None:
+                        self.blocked[blocked] += int(count)
+                block = ResultBlock(
+                    source_row=users.source_rows, legacy_id=users.legacy_ids,
+                    username=users.usernames, email=users.emails, phone=users.phones,
+                    outcome=_OUTCOME_OF_CODE[code],
+                    reason=Coded(np.where(logged_user, message, len(messages)), reasons),
+                    rule=Coded(np.where(imported, 0, np.where(logged_user, 2 + message, 1)),
+                               rules),
+                    job_id=Coded(np.where(logged_user, attempt_of, len(attempts)), job_ids),
+                    chunk=Coded.constant(chunk.file, size), line=line, collided_with_row=None,
+                    password=password,
+                    password_why=Coded(password_why.codes(users.source_rows),
+                                       password_why.texts),
+                )  # fmt: skip
+                tally.add(block)
+                sink.add(block)
+                del block
+                _release_memory()
+            _release_memory()
             counted = [-n for n in extra if n < 0]
             examples = [n for n in extra if n >= 0]
             if counted:
@@ -280,42 +288,23 @@ class Reconciler:
         self.retry_rows = tally.retry_rows
         return self._report(tally, jobs)
 
-    def _user_result(
-        self, chunk: RunChunk, user: WrittenUser, logged: tuple[Outcome, str, Attempt] | None,
-        last: Attempt | None, password_why: str = "",
-    ) -> UserResult:  # fmt: skip
-        if logged is None:
-            if last is None:
-                reason = "its import job has not run yet (csvimport start)"
-            elif last.live:
-                reason = f"its import job {last.job_id} is still running"
-            elif last.status == "Succeeded":
-                reason = (f"job {last.job_id} counted the file's users but its log has no "
-                          "line for this one")  # fmt: skip
-            else:
-                reason = (f"job {last.job_id} ended ({last.status}) before reaching this "
-                          "user")  # fmt: skip
-            outcome, message, job_id = Outcome.NOT_PROCESSED, reason, last.job_id if last else None
-            rule = "not_processed"
-        else:
-            outcome, message, attempt = logged
-            job_id = attempt.job_id
-            known = classify(message) if outcome is not Outcome.IMPORTED else None
-            rule = known.rule if known else ("" if outcome is Outcome.IMPORTED else "unknown")
-        password = Password.NONE
-        if outcome is Outcome.IMPORTED:
-            if user.has_hash:
-                password = Password.HASH
-            else:
-                password, blocked = self._reset_password(user.channels)
-                if blocked is not None:
-                    self.blocked[blocked] += 1
-        return UserResult(
-            source_row=user.source_row, legacy_id=user.legacy_id, username=user.username,
-            outcome=outcome, reason=message, rule=rule, email=user.email, phone=user.phone,
-            job_id=job_id, chunk=chunk.file, line=user.line, password=password,
-            password_why=password_why,
-        )  # fmt: skip
+    @staticmethod
+    def _not_processed(last: Attempt | None) -> str:
+        """Why a written user without a log line has no outcome, given the file's last job."""
+        if last is None:
+            return "its import job has not run yet (csvimport start)"
+        if last.live:
+            return f"its import job {last.job_id} is still running"
+        if last.status == "Succeeded":
+            return (f"job {last.job_id} counted the file's users but its log has no line "
+                    "for this one")  # fmt: skip
+        return f"job {last.job_id} ended ({last.status}) before reaching this user"
+
+    @staticmethod
+    def _rule(message: str) -> str:
+        """The rule of a user skipped or failed with ``message``."""
+        known = classify(message)
+        return known.rule if known else "unknown"
 
     def _reset_password(self, channels: frozenset[str]) -> tuple[Password, str | None]:
         """The password state of an imported user without a hash, and why they cannot
@@ -409,14 +398,70 @@ class Reconciler:
 
 
 _IMPORTED_CODE = OUTCOMES.index("SUCCEEDED") + 1
+# A log line's outcome code (0 = no line, then OUTCOMES) as an index into OUTCOME_LIST
+_OUTCOME_OF_CODE = np.array(
+    [OUTCOME_INDEX[Outcome.NOT_PROCESSED], *(OUTCOME_INDEX[OUTCOME_OF[o]] for o in OUTCOMES)],
+    dtype=np.uint8,
+)
+_RETRY = np.array([OUTCOME_INDEX[o] for o in RETRY_OUTCOMES], dtype=np.uint8)
+
+
+def _rejected_block(table: pa.Table) -> ResultBlock:
+    """The rejected and duplicate users (``rundir.rejected_users``) as a block."""
+    size = table.num_rows
+    duplicate = table["duplicate"].to_numpy()
+    collided = pc.fill_null(table["collided_with_row"], -1).to_numpy()
+
+    def strings(name: str) -> pa.Array:
+        return table[name].combine_chunks()
+
+    return ResultBlock(
+        source_row=table["source_row"].to_numpy(), legacy_id=strings("legacy_id"),
+        username=strings("username"), email=strings("email"), phone=strings("phone"),
+        outcome=np.where(duplicate, OUTCOME_INDEX[Outcome.DUPLICATE],
+                         OUTCOME_INDEX[Outcome.REJECTED]).astype(np.uint8),
+        reason=Coded.of(table["reason"]), rule=Coded.of(table["rule"]),
+        job_id=Coded.constant(None, size), chunk=Coded.constant(None, size), line=None,
+        collided_with_row=collided, password=np.full(size, PASSWORD_INDEX[Password.NONE],
+                                                     dtype=np.uint8),
+        password_why=Coded.constant("", size),
+    )  # fmt: skip
+
+
+@contextmanager
+def _memory_returned() -> Iterator[None]:
+    """Make Arrow allocate from jemalloc meanwhile, where the build has it.
+
+    Arrow's default allocator (mimalloc) keeps what is freed, in huge pages, for reuse:
+    each block of users allocates and frees tens of MB, and at 2,000,000 users the report
+    held about 560 MiB where jemalloc, which gives memory back, holds about 480 MiB (and
+    is no slower). The default is set back afterwards.
+    """
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without it
+        yield
+        return
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def _release_memory() -> None:
+    """Give back to the system what Arrow's allocator keeps of the memory just freed: it
+    would otherwise hold the peak of every stage (hundreds of MB at 2,000,000 users)."""
+    pa.default_memory_pool().release_unused()
 
 
 class ResultSink(Protocol):
-    """Where ``Reconciler.reconcile`` puts each result (``report.results.ResultFiles``)."""
+    """Where ``Reconciler.reconcile`` puts the results (``report.results.ResultFiles``)."""
 
     def begin(self) -> None: ...
 
-    def add(self, result: UserResult) -> None: ...
+    def add(self, block: ResultBlock) -> None: ...
 
 
 class _Parts:
@@ -428,8 +473,8 @@ class _Parts:
     def begin(self) -> None:
         self.parts.append([])
 
-    def add(self, result: UserResult) -> None:
-        self.parts[-1].append(result)  # in any order: merged() sorts
+    def add(self, block: ResultBlock) -> None:
+        self.parts[-1].extend(block.results())  # in any order: merged() sorts
 
     def merged(self) -> list[UserResult]:
         return sorted((r for part in self.parts for r in part), key=lambda r: r.source_row)
@@ -451,6 +496,18 @@ class _FirstUsers:
         elif item > self._heap[0]:
             heapq.heapreplace(self._heap, item)
 
+    def add_from(self, block: ResultBlock, users: np.ndarray) -> None:
+        """``add`` the block's ``users`` (indexes, in block order) that could be kept: only
+        those become UserResult objects."""
+        if len(self._heap) >= self.limit:  # only lower rows than the highest kept get in
+            users = users[block.source_row[users] < -self._heap[0][0]]
+        if not users.size:
+            return
+        rows = block.source_row[users]
+        candidates = np.sort(users[np.argsort(rows, kind="stable")[: self.limit]])
+        for result in block.results(candidates):
+            self.add(result)
+
     def users(self) -> list[UserResult]:
         return [r for _, _, r in sorted(self._heap, reverse=True)]
 
@@ -470,7 +527,7 @@ class _Tally:
     attention: _FirstUsers = field(default_factory=lambda: _FirstUsers(LISTED_USERS))
     duplicates: _FirstUsers = field(default_factory=lambda: _FirstUsers(LISTED_USERS))
     by_reason: dict[tuple[Outcome, str], _Group] = field(default_factory=dict)
-    seen: bytearray = field(default_factory=bytearray)  # one byte per source row
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))  # by row
     repeated_rows: int = 0
     retry_rows: array[int] = field(default_factory=lambda: array("q"))
     imported_hash: int = 0
@@ -483,62 +540,88 @@ class _Tally:
     reset_reasons: Counter[str] = field(default_factory=Counter)
     migrate_schemes: Counter[str] = field(default_factory=Counter)  # deferred, by scheme
 
-    def add(self, result: UserResult) -> None:
-        outcome = result.outcome
-        self.counts[outcome] += 1
-        if outcome is Outcome.DEFERRED:
-            self.migrate_schemes[result.rule] += 1
-        row = result.source_row
-        self._see(row)
-        if outcome.needs_attention:
-            self.attention.add(result)
-        if outcome in RETRY_OUTCOMES:
-            self.retry_rows.append(row)
-        if outcome is Outcome.DUPLICATE:
-            self.duplicates.add(result)
-        elif outcome is not Outcome.IMPORTED:
-            key = (outcome, result.rule)
-            group = self.by_reason.get(key)
-            if group is None:
-                group = self.by_reason[key] = _Group(0, _FirstUsers(EXAMPLES_PER_REASON))
-            group.count += 1
-            group.examples.add(result)
-        self._password(result.password, result.username, result.password_why)
+    def add(self, block: ResultBlock) -> None:
+        """Count a block of results."""
+        outcome = block.outcome
+        for index, count in enumerate(np.bincount(outcome, minlength=len(OUTCOME_LIST))):
+            if count:
+                self.counts[OUTCOME_LIST[index]] += int(count)
+        deferred = np.flatnonzero(outcome == OUTCOME_INDEX[Outcome.DEFERRED])
+        if deferred.size:
+            schemes = block.rule.take(deferred).distinct()
+            for code, count in enumerate(np.bincount(schemes.codes, minlength=len(schemes.values))):
+                if count:
+                    self.migrate_schemes[schemes.values[code] or ""] += int(count)
+        self._see(block.source_row)
+        self.attention.add_from(block, np.flatnonzero(block.attention))
+        retry = block.source_row[np.isin(outcome, _RETRY)].astype(np.int64)
+        self.retry_rows.frombytes(retry.tobytes())
+        self.duplicates.add_from(block, np.flatnonzero(outcome == OUTCOME_INDEX[Outcome.DUPLICATE]))
+        grouped = np.flatnonzero((outcome != OUTCOME_INDEX[Outcome.DUPLICATE])
+                                 & (outcome != IMPORTED))  # fmt: skip
+        if grouped.size:
+            rule = block.rule.take(grouped).distinct()
+            keys = outcome[grouped].astype(np.int64) * len(rule.values) + rule.codes
+            unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+            for number, (key, count) in enumerate(zip(unique.tolist(), counts.tolist(),
+                                                      strict=True)):  # fmt: skip
+                named = (
+                    OUTCOME_LIST[key // len(rule.values)],
+                    rule.values[key % len(rule.values)] or "",
+                )
+                group = self.by_reason.get(named)
+                if group is None:
+                    group = self.by_reason[named] = _Group(0, _FirstUsers(EXAMPLES_PER_REASON))
+                group.count += count
+                group.examples.add_from(block, grouped[inverse == number])
+        self._passwords(block)
 
-    def add_imported(self, row: int, username: str, password: Password, why: str) -> None:
-        """``add`` for an imported user, without their UserResult."""
-        self.counts[Outcome.IMPORTED] += 1
-        self._see(row)
-        self._password(password, username, why)
+    def _see(self, rows: np.ndarray) -> None:
+        """Note that ``rows`` have an outcome; a second one is a repeated row."""
+        if not rows.size:
+            return
+        top = int(rows.max()) + 1
+        if top > len(self.seen):
+            grown = np.zeros(max(top, 2 * len(self.seen)), dtype=np.uint8)
+            grown[: len(self.seen)] = self.seen
+            self.seen = grown
+        rising = rows.size < 2 or bool(np.all(rows[1:] > rows[:-1]))
+        unique = rows if rising else np.unique(rows)  # no sort for rows in source order
+        self.repeated_rows += len(rows) - int(np.count_nonzero(self.seen[unique] == 0))
+        self.seen[unique] = 1
 
-    def _see(self, row: int) -> None:
-        """Note that ``row`` has an outcome; a second one is a repeated row."""
-        if row >= len(self.seen):
-            self.seen.extend(bytes(max(row + 1, 2 * len(self.seen)) - len(self.seen)))
-        if self.seen[row]:
-            self.repeated_rows += 1
-        self.seen[row] = 1
-
-    def _password(self, password: Password, username: str, why: str) -> None:
-        if password is Password.HASH:
-            self.imported_hash += 1
-        elif password in (Password.RESET, Password.NO_CHANNEL):
-            self.reset_reasons[why or "no password hash in the source"] += 1
-            if password is Password.NO_CHANNEL:
-                self.cannot_reset += 1
-                return
-            self.must_reset += 1
-            entry = self.resets.get(username)
-            state = entry.state if entry else None
-            if state == ResetState.SENT:
-                self.codes_sent += 1
-                return
-            if state == ResetState.SENDING:
-                self.codes_maybe_sent += 1
-                return
-            self.codes_not_sent += 1
-            if state == ResetState.FAILED and entry is not None:
-                self.codes_failed[entry.reason] += 1
+    def _passwords(self, block: ResultBlock) -> None:
+        password = block.password
+        self.imported_hash += int(np.count_nonzero(password == PASSWORD_INDEX[Password.HASH]))
+        must = password == PASSWORD_INDEX[Password.RESET]
+        cannot = password == PASSWORD_INDEX[Password.NO_CHANNEL]
+        why = block.password_why.take(np.flatnonzero(must | cannot)).distinct()
+        for code, count in enumerate(np.bincount(why.codes, minlength=len(why.values))):
+            if count:
+                self.reset_reasons[why.values[code] or "no password hash in the source"] += int(
+                    count
+                )
+        self.cannot_reset += int(np.count_nonzero(cannot))
+        resetting = np.flatnonzero(must)
+        self.must_reset += len(resetting)
+        if not self.resets or not resetting.size:
+            self.codes_not_sent += len(resetting)
+            return
+        names = list(self.resets)
+        found = pc.index_in(block.username.take(pa.array(resetting, pa.int64())),
+                            value_set=pa.array(names, STRING))  # fmt: skip
+        entries = found.drop_null().to_numpy(zero_copy_only=False)
+        self.codes_not_sent += len(resetting) - len(entries)
+        for entry, count in zip(*np.unique(entries, return_counts=True), strict=True):
+            record = self.resets[names[int(entry)]]
+            if record.state == ResetState.SENT:
+                self.codes_sent += int(count)
+            elif record.state == ResetState.SENDING:
+                self.codes_maybe_sent += int(count)
+            else:
+                self.codes_not_sent += int(count)
+                if record.state == ResetState.FAILED:
+                    self.codes_failed[record.reason] += int(count)
 
     def groups(self, wanted: Callable[[Outcome], bool]) -> list[ReasonGroup]:
         return _groups({k: g for k, g in self.by_reason.items() if wanted(k[0])})
