@@ -60,6 +60,7 @@ from csvimport.errors import (
     describe_aws_error,
 )
 from csvimport.files import replaced_private
+from csvimport.legacyhash import TRIGGER_SECONDS, at_risk
 from csvimport.migrate.lookupfile import write_lookup_file
 from csvimport.migrate.package import (
     ZIP_COMPRESSLEVEL,
@@ -505,6 +506,13 @@ def _sign_in_summary(result: BuildResult, echo: Callable[[str], None]) -> None:
              f"{result.run_dir / DEFERRED}): the pool's user migration trigger creates "
              "them at their first sign-in; it never fires for a user who already "
              "exists.")  # fmt: skip
+    slow = {label: s for label, s in result.verify_seconds.items() if at_risk(s)}
+    if slow:
+        echo(f"  Slow password checks (timed on this machine; the trigger has "
+             f"{TRIGGER_SECONDS} s for a whole sign-in): "
+             + ", ".join(f"{label} {s:.2f} s" for label, s in slow.items())
+             + ". Give the migration function more memory (more CPU), or build with "
+             "--password-fallback reset; `csvimport migration-check` says it again.")  # fmt: skip
 
 
 RunDirArgument = Annotated[

@@ -8,6 +8,7 @@ import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,8 +20,10 @@ from csvimport.build.sources.base import SourceSpec
 from csvimport.pool import read_pool
 from csvimport.run.migrationcheck import (
     AliasCheck,
+    Severity,
     Strategy,
     check_setup,
+    check_verify_times,
     list_users_filter,
 )
 from csvimport.rundir import (
@@ -369,3 +372,25 @@ def test_start_on_a_run_without_deferred_users_asks_nothing_of_the_trigger(
     started = csvimport(env_for(sandbox, pool), "start", str(run_dir))
     assert started.returncode == 0, started.stderr
     assert "migration" not in started.stderr
+
+
+def test_password_checks_the_build_timed_beyond_the_risk_are_warnings(tmp_path: Path) -> None:
+    """The build times one check per deferred cost label; those that would take a fifth of
+    the trigger's 5 s or more are named, with the fix, and quick ones are not."""
+    run = SimpleNamespace(
+        manifest={
+            "password_fallback": {
+                "verify_seconds": {
+                    "bcrypt cost=14": 2.1,
+                    "sha512_crypt rounds=656000": 1.05,
+                    "md5_crypt": 0.0003,
+                }
+            }
+        }
+    )
+    findings = check_verify_times(run)  # type: ignore[arg-type]
+    assert [f.severity for f in findings] == [Severity.WARNING, Severity.WARNING]
+    assert "bcrypt cost=14 hash took 2.10 s" in findings[0].message
+    assert "sha512_crypt rounds=656000" in findings[1].message
+    assert "MemorySize" in findings[0].hint and "--password-fallback reset" in findings[0].hint
+    assert check_verify_times(SimpleNamespace(manifest={})) == []  # type: ignore[arg-type]

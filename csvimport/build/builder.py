@@ -34,8 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import __version__
-from csvimport.build.chunkbuild import GARBLED_EXAMPLES, SPILL_SCHEMA, ChunkBuilder, build_chunks
-from csvimport.build.deferral import PasswordFallback
+from csvimport.build.chunkbuild import (
+    GARBLED_EXAMPLES,
+    PROBES,
+    SPILL_SCHEMA,
+    ChunkBuilder,
+    build_chunks,
+)
+from csvimport.build.deferral import PasswordFallback, time_probes
 from csvimport.build.duplicates import DuplicateFinder, DuplicatePolicy
 from csvimport.build.mapping.columns import HASH_COLUMN, check_attributes
 from csvimport.build.mapping.spec import Mapping
@@ -132,6 +138,9 @@ class BuildResult:
     deferred_schemes: Counter[str] | None = None
     reset_why: Counter[str] | None = None
     imported_hash: int = 0
+    # With migrate: seconds one password check takes on this machine, by the deferred
+    # hashes' cost label ("bcrypt cost=13"), slowest first (csvimport.legacyhash)
+    verify_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def deferred(self) -> int:
@@ -167,7 +176,11 @@ class BuildResult:
             **(
                 {}
                 if self.deferred_schemes is None
-                else {"deferred": self.deferred, "sign_in": self.sign_in()}
+                else {
+                    "deferred": self.deferred,
+                    "sign_in": self.sign_in(),
+                    "verify_seconds": self.verify_seconds,
+                }  # fmt: skip
             ),
             "already_in_pool": self.existing,
             "removed_unfinished": [str(p) for p in self.removed_unfinished],
@@ -409,6 +422,7 @@ def _build_into(
     deferred = (_DeferredCsv(work / DEFERRED)
                 if builder.deferral is not None and builder.with_hash else None)  # fmt: skip
     spill_path = work / ".valid.spill"
+    probes: dict[str, str] = {}  # a deferred hash per cost label, to time at the end
     try:
         with open_private(spill_path, "wb") as spill_file:
             spill = pa.ipc.new_stream(spill_file, SPILL_SCHEMA)
@@ -421,6 +435,9 @@ def _build_into(
                 if result.folded is not None:
                     result.folded.update(outcome.folded)
                 result.garbled += outcome.garbled[: GARBLED_EXAMPLES - len(result.garbled)]
+                for label, value in outcome.probes.items():
+                    if len(probes) < PROBES:
+                        probes.setdefault(label, value)
                 finder.add_keys(outcome.keys)
                 spill.write_batch(outcome.spill)
                 result.source_rows += outcome.rows
@@ -477,6 +494,9 @@ def _build_into(
             result.deferred_schemes = deferred.schemes
             result.reset_why = deferred.reset_why
             result.imported_hash = deferred.imported_hash
+            if result.deferred:
+                declared = builder.deferral.declared if builder.deferral is not None else None
+                result.verify_seconds = time_probes(probes, declared)
         if existing is not None:
             result.existing = existing.close()
         for row, duplicate in sorted(dropped.items()):
@@ -562,6 +582,7 @@ def _write_manifest(
             "mode": options.password_fallback.value,
             "file": DEFERRED,
             "sign_in": result.sign_in(),
+            "verify_seconds": result.verify_seconds,
         }
     with replaced_private(work / MANIFEST) as f:  # it marks a finished build: written last
         f.write(json.dumps(manifest, indent=2) + "\n")

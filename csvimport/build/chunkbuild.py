@@ -42,6 +42,7 @@ from csvimport.cognito_csv import (
     serialize,
 )
 from csvimport.hashformats import HASHES_OFF, NO_HASH, classify_hash
+from csvimport.legacyhash import cost_label
 from csvimport.pool import PoolSnapshot
 
 # The first pass's valid users, in source order, as Arrow record batches (one per chunk):
@@ -85,6 +86,14 @@ class ChunkOutcome:
     # The first GARBLED_EXAMPLES rows the source garbled (not the lines a stray quote
     # swallowed, which their stray quote's reason counts): "row N: reason".
     garbled: list[str] = field(default_factory=list)
+    # With --password-fallback migrate: one deferred user's hash per cost label ("bcrypt
+    # cost=13"), at most PROBES of them, for the build to time (never written anywhere).
+    probes: dict[str, str] = field(default_factory=dict)
+
+
+# How many hashes of distinct cost labels a chunk, and the build, keep to time: a real
+# source has a handful; a hostile one (every PBKDF2 iteration count) is cut here.
+PROBES = 12
 
 
 class ChunkBuilder:
@@ -119,13 +128,14 @@ class ChunkBuilder:
         usernames = valid["cognito:username"]
         if not self.snapshot.case_sensitive:
             usernames = usernames.str.lower()
+        probes: dict[str, str] = {}
         spill = pa.record_batch(
             [
                 pa.array(valid["__row__"].to_numpy(dtype=np.int64)),
                 large_strings(valid["__legacy_id__"]),
                 large_strings(usernames),
                 large_strings(serialize(valid, self.header)),
-                *self._passwords(valid),
+                *self._passwords(valid, probes),
             ],
             schema=SPILL_SCHEMA,
         )
@@ -141,15 +151,17 @@ class ChunkBuilder:
             garbled=[f"row {frame['__row__'].iat[position]}: {reason}"
                      for position, rule, reason in garbled
                      if rule != SWALLOWED_LINE][:GARBLED_EXAMPLES],
+            probes=probes,
         )  # fmt: skip
 
-    def _passwords(self, valid: pd.DataFrame) -> list[pa.LargeStringArray]:
-        """Classify each valid user's hash: SPILL_SCHEMA's algorithm .. deferred."""
+    def _passwords(self, valid: pd.DataFrame, probes: dict[str, str]) -> list[pa.LargeStringArray]:
+        """Classify each valid user's hash: SPILL_SCHEMA's algorithm .. deferred; with
+        --password-fallback migrate, ``probes`` gets a deferred hash per cost label."""
         if not self.with_hash:
             nothing = large_strings(constant_strings("", valid.index))
             return [nothing] * 6
         if self.deferral is not None:
-            return self._fallbacks(valid, self.deferral)
+            return self._fallbacks(valid, self.deferral, probes)
         if not self.password_hashes:
             verdicts = [("", "", HASHES_OFF, "built with --password-hashes off")] * len(valid)
         else:
@@ -161,7 +173,9 @@ class ChunkBuilder:
         nothing = large_strings(constant_strings("", valid.index))
         return [*(large_strings([v[i] for v in verdicts]) for i in range(4)), nothing, nothing]
 
-    def _fallbacks(self, valid: pd.DataFrame, deferral: Deferral) -> list[pa.LargeStringArray]:
+    def _fallbacks(
+        self, valid: pd.DataFrame, deferral: Deferral, probes: dict[str, str]
+    ) -> list[pa.LargeStringArray]:
         """``_passwords`` with --password-fallback migrate: a user whose hash Cognito cannot
         import is deferred when csvimport can verify it, else must reset, and says why."""
         columns: list[list[str]] = [[] for _ in range(6)]
@@ -190,6 +204,10 @@ class ChunkBuilder:
                 text.truncate()
                 line.writerow((row, legacy_id, username, decided.scheme, decided.reason))
                 deferred = text.getvalue()
+                if len(probes) < PROBES:
+                    label = cost_label(value, digest=deferral.declared)
+                    if label is not None:
+                        probes.setdefault(label, value.strip())
             else:
                 fallback = decided.why
                 reason = deferral.reset_reason(reason, decided)

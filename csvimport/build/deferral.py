@@ -23,7 +23,14 @@ from typing import Final
 
 from csvimport.build.mapping.spec import LegacyHash
 from csvimport.hashformats import MALFORMED, OUT_OF_BOUNDS, HashClass
-from csvimport.legacyhash import VERIFIABLE, SaltedDigest, identify, parse_digest
+from csvimport.legacyhash import (
+    VERIFIABLE,
+    SaltedDigest,
+    UnknownScheme,
+    identify,
+    parse_digest,
+    time_verify,
+)
 
 
 class PasswordFallback(StrEnum):
@@ -98,3 +105,17 @@ def _cannot_import(verdict: HashClass | None) -> str:
     if verdict.status in (OUT_OF_BOUNDS, MALFORMED):
         return f"Cognito cannot import it ({verdict.reason})"
     return "Cognito cannot import it"
+
+
+def time_probes(probes: dict[str, str], declared: SaltedDigest | None) -> dict[str, float]:
+    """Seconds one password check takes on this machine for each cost label's hash in
+    ``probes`` (label -> a deferred user's hash), slowest first: the migration function
+    checks one per sign-in, inside the trigger's 5 s (``legacyhash.at_risk``). Labels
+    only: the hashes are never kept."""
+    seconds = {}
+    for label, value in probes.items():
+        try:
+            seconds[label] = round(time_verify(value, digest=declared, repeat=1), 3)
+        except UnknownScheme:  # identify knew it, so verify does: defensive only
+            continue
+    return dict(sorted(seconds.items(), key=lambda item: (-item[1], item[0])))

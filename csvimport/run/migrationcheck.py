@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from csvimport.errors import ExitStatus, RefusedError
+from csvimport.legacyhash import TRIGGER_SECONDS, at_risk
 from csvimport.outcomes import UserResult
 from csvimport.pool import LIST_USERS_PAGE, PoolSnapshot
 from csvimport.redact import mask_email, mask_phone, mask_username
@@ -77,6 +78,7 @@ class Check(StrEnum):
     TRIGGER = "trigger"
     APP_CLIENTS = "app clients"
     ALIASES = "aliases"
+    PASSWORD_CHECKS = "password checks"
 
 
 @dataclass(frozen=True)
@@ -221,12 +223,31 @@ class SetupCheck:
         )
 
 
+def check_verify_times(run: RunDir) -> list[Finding]:
+    """A warning for each cost label of the deferred users' hashes whose check, timed by
+    the build on its machine, risks the trigger's limit (``legacyhash.at_risk``)."""
+    timed = (run.manifest.get("password_fallback") or {}).get("verify_seconds") or {}
+    return [Finding(
+        Check.PASSWORD_CHECKS, Severity.WARNING,
+        f"checking a password against a {label} hash took {seconds:.2f} s on the machine "
+        f"that built the run; the trigger has {TRIGGER_SECONDS} s for the whole sign-in "
+        "(Cognito gives up and the user cannot sign in), and a Lambda function with less "
+        "CPU takes longer",
+        "Give the function more memory, which brings more CPU (the template's MemorySize "
+        "parameter), and time a sign-in after deploying; or build again with "
+        "--password-fallback reset so these users reset their password instead.",
+    ) for label, seconds in timed.items()
+        if isinstance(seconds, (int, float)) and at_risk(float(seconds))]  # fmt: skip
+
+
 def check_setup(run: RunDir, client: Any, *, deferred: int) -> SetupCheck:
-    """(1) and (2) for the run's pool: a few calls, made by ``start`` too."""
+    """(1) and (2) for the run's pool: a few calls, made by ``start`` too; and the
+    password checks the build timed (no call)."""
     pool = describe_pool(client, run.user_pool_id)
     clients = read_app_clients(client, run.user_pool_id)
     findings = check_trigger(pool, run_dir=str(run.path), deferred=deferred)
     findings += check_app_clients(clients, pool_id=run.user_pool_id)
+    findings += check_verify_times(run)
     estimated = pool.get("EstimatedNumberOfUsers")
     return SetupCheck(
         pool_id=run.user_pool_id, pool_name=str(pool.get("Name", "")),
