@@ -44,20 +44,16 @@ PASSWORD_FLOW = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 HASH = md5_crypt.hash(PASSWORD)  # Cognito cannot import it; csvimport can verify it
 
 
-def with_alias_columns(run_dir: Path, aliases: tuple[str, ...]) -> None:
-    """Add the alias columns to the run's deferred.csv (each deferred user's email from the
-    legacy source), as a build that writes them would, and record the file's new sha256.
-    Stands for the build until it writes them (today's deferred.csv has none)."""
+def without_alias_columns(run_dir: Path) -> None:
+    """Write the run's deferred.csv without its alias columns, as a build before they were
+    added did, and record the file's new sha256."""
     path = run_dir / DEFERRED
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     with path.open("w", newline="", encoding="utf-8") as f:
-        out = csv.DictWriter(f, [*DEFERRED_COLUMNS, *aliases])
+        out = csv.DictWriter(f, DEFERRED_COLUMNS, extrasaction="ignore")
         out.writeheader()
-        for row in rows:
-            out.writerow({**row, **dict.fromkeys(aliases, "")} |
-                         ({"email": f"{row['username']}@example.com"} if "email" in aliases
-                          else {}))  # fmt: skip
+        out.writerows(rows)
     manifest = json.loads((run_dir / MANIFEST).read_text())
     manifest["files"][DEFERRED] = file_sha256(path)
     (run_dir / MANIFEST).write_text(json.dumps(manifest))
@@ -74,8 +70,7 @@ def migration_pool(make_pool: Callable[..., PoolInfo], *, trigger: bool = True,
     return make_pool(**lambdas, **spec, **{"x-csvimport": extra})
 
 
-def deferred_run(cognito: Any, pool: PoolInfo, tmp_path: Path, users: int = 3,
-                 aliases: tuple[str, ...] = ()) -> Path:  # fmt: skip
+def deferred_run(cognito: Any, pool: PoolInfo, tmp_path: Path, users: int = 3) -> Path:
     """A run built with --password-fallback migrate: two users imported to reset (no hash)
     and ``users`` md5-crypt users legacy0, legacy1, ... deferred (source rows 3, 4, ...)."""
     lines = [f"{n},user{n},user{n}@example.com,y,,First,Last,2024-01-01," for n in (1, 2)]
@@ -89,8 +84,6 @@ def deferred_run(cognito: Any, pool: PoolInfo, tmp_path: Path, users: int = 3,
     build(BuildOptions(SourceSpec(str(source)), mapping, run_dir,
                        password_fallback=PasswordFallback.MIGRATE),
           read_pool(cognito, pool.user_pool_id))  # fmt: skip
-    if aliases:
-        with_alias_columns(run_dir, aliases)
     return run_dir
 
 
@@ -200,7 +193,7 @@ def test_taken_usernames_and_emails_are_counted_and_shown_masked(
     sandbox: Sandbox, cognito: Any, make_pool: Callable[..., PoolInfo], tmp_path: Path
 ) -> None:
     pool = migration_pool(make_pool, AliasAttributes=["email"])
-    run_dir = deferred_run(cognito, pool, tmp_path, users=5, aliases=("email",))
+    run_dir = deferred_run(cognito, pool, tmp_path, users=5)
     cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="legacy1",
                               MessageAction="SUPPRESS")  # fmt: skip
     hold(cognito, pool, "someone-else", email="legacy3@example.com")
@@ -232,7 +225,11 @@ def test_an_alias_the_pool_signs_in_with_but_deferred_csv_lacks_is_named_uncheck
     sandbox: Sandbox, cognito: Any, make_pool: Callable[..., PoolInfo], tmp_path: Path
 ) -> None:
     pool = migration_pool(make_pool, AliasAttributes=["email"])
-    run_dir = deferred_run(cognito, pool, tmp_path)  # no email column
+    run_dir = deferred_run(cognito, pool, tmp_path)
+    with (run_dir / DEFERRED).open(newline="", encoding="utf-8") as f:
+        assert next(csv.reader(f)) == [*DEFERRED_COLUMNS, "email", "phone_number"]
+    assert "not checked" not in check(sandbox, pool, run_dir).stderr  # the build writes it
+    without_alias_columns(run_dir)  # as an older build wrote it
     result = check(sandbox, pool, run_dir)
     assert result.returncode == 0, result.stderr
     assert "not checked: email (the pool signs in with it, but deferred.csv does not carry it)" \
@@ -265,7 +262,7 @@ def test_one_call_per_name_finds_taken_usernames_and_emails(
     cognito: Any, make_pool: Callable[..., PoolInfo], tmp_path: Path
 ) -> None:
     pool = migration_pool(make_pool, AliasAttributes=["email"])
-    run = RunDir.open(deferred_run(cognito, pool, tmp_path, users=4, aliases=("email",)))
+    run = RunDir.open(deferred_run(cognito, pool, tmp_path, users=4))
     hold(cognito, pool, "legacy0", email="legacy2@example.com")
     progress: list[tuple[int, int]] = []
     report = AliasCheck(
@@ -281,7 +278,7 @@ def test_a_small_pool_is_listed_whole_instead_of_one_call_per_name(
     cognito: Any, make_pool: Callable[..., PoolInfo], tmp_path: Path
 ) -> None:
     pool = migration_pool(make_pool, AliasAttributes=["email"])
-    run = RunDir.open(deferred_run(cognito, pool, tmp_path, users=200, aliases=("email",)))
+    run = RunDir.open(deferred_run(cognito, pool, tmp_path, users=200))
     hold(cognito, pool, "LEGACY7", email="legacy9@example.com")
     setup = check_setup(run, cognito, deferred=200)
     progress: list[tuple[int, int]] = []

@@ -63,6 +63,7 @@ from csvimport.rundir import (
     BUILD_LOCK,
     BUILDING_PREFIX,
     DEFERRED,
+    DEFERRED_ALIASES,
     DEFERRED_COLUMNS,
     EXISTING,
     MANIFEST,
@@ -257,7 +258,7 @@ class _DeferredCsv(_SideCsv):
     kept user will sign in (csvimport.build.deferral)."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, list(DEFERRED_COLUMNS))
+        super().__init__(path, [*DEFERRED_COLUMNS, *DEFERRED_ALIASES])
         self.schemes: Counter[str] = Counter()
         self.reset_why: Counter[str] = Counter()
         self.imported_hash = 0

@@ -44,6 +44,7 @@ from csvimport.cognito_csv import (
 from csvimport.hashformats import HASHES_OFF, NO_HASH, classify_hash
 from csvimport.legacyhash import cost_label
 from csvimport.pool import PoolSnapshot
+from csvimport.rundir import DEFERRED_ALIASES
 
 # The first pass's valid users, in source order, as Arrow record batches (one per chunk):
 # written and read back without parsing a value. ``line`` holds the pool's columns only;
@@ -182,9 +183,14 @@ class ChunkBuilder:
         salts = valid[SALT].tolist() if SALT in valid.columns else [""] * len(valid)
         text = io.StringIO()
         line = csv.writer(text, lineterminator=SIDE_FILE_LINE_END)
-        for row, legacy_id, username, value, salt in zip(
+        # the names a deferred user signs in with besides the username, for
+        # migration-check to find them taken in the pool (rundir.DEFERRED_ALIASES)
+        aliases = [valid[c].tolist() if c in valid.columns else [""] * len(valid)
+                   for c in DEFERRED_ALIASES]  # fmt: skip
+        for row, legacy_id, username, value, salt, *alias in zip(
             valid["__row__"].tolist(), valid["__legacy_id__"].tolist(),
-            valid["cognito:username"].tolist(), valid[HASH_COLUMN].tolist(), salts, strict=True,
+            valid["cognito:username"].tolist(), valid[HASH_COLUMN].tolist(), salts, *aliases,
+            strict=True,
         ):  # fmt: skip
             verdict = classify_hash(value) if self.password_hashes else None
             if verdict is not None:
@@ -202,7 +208,8 @@ class ChunkBuilder:
                 fallback = decided.scheme
                 text.seek(0)
                 text.truncate()
-                line.writerow((row, legacy_id, username, decided.scheme, decided.reason))
+                line.writerow((row, legacy_id, username, decided.scheme, decided.reason,
+                               *alias))  # fmt: skip
                 deferred = text.getvalue()
                 if len(probes) < PROBES:
                     label = cost_label(value, digest=deferral.declared)
