@@ -522,3 +522,31 @@ def test_the_functions_connection_cannot_write(
     with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError):
         conn.exec_driver_sql(f"DELETE FROM {table}")
     migration.reset()
+
+
+def test_a_sign_in_refused_before_any_check_takes_as_long_as_a_wrong_password(
+    tmp_path: Path, users: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch,
+    log: io.StringIO,
+) -> None:  # fmt: skip
+    """Otherwise the answer's timing tells who has a legacy account: after the container's
+    first check, an unknown user or one without a hash costs a check of the slowest hash
+    seen (bob's bcrypt, cost 13). Lower bounds only: a loaded machine only adds time."""
+    monkeypatch.setenv(DIR_ENV, str(migration_folder(tmp_path, sqlite_source(tmp_path, users))))
+    migration.reset()
+
+    def refused_seconds(user: str, password: str = "not it") -> float:
+        start = time.perf_counter()
+        with pytest.raises(MigrationRefused):
+            migration.handler(event(user, password), None)
+        return time.perf_counter() - start
+
+    try:
+        refused_seconds("nobody")  # the first call opens the database
+        wrong = refused_seconds("bob")  # a real check: bcrypt cost 13
+        assert wrong > 0.05
+        assert refused_seconds("nobody") >= 0.3 * wrong
+        assert refused_seconds("eve") >= 0.3 * wrong  # no hash at all
+        outcomes = [line["outcome"] for line in log_lines(log)]
+        assert outcomes == ["unknown_user", "wrong_password", "unknown_user", "no_hash"]
+    finally:
+        migration.reset()

@@ -71,6 +71,12 @@ class Outcome(StrEnum):
     ERROR = "error"  # a bug: the traceback is in the function's own log
 
 
+# Refusals of a sign-in made before any password check: each spends a decoy check
+# (Migrator._check_decoy), so that they take as long as a wrong password.
+UNCHECKED = frozenset({Outcome.UNKNOWN_USER, Outcome.AMBIGUOUS, Outcome.REJECTED,
+                       Outcome.NO_HASH, Outcome.UNKNOWN_SCHEME})  # fmt: skip
+
+
 class MigrationRefused(Exception):
     """Incorrect username or password."""
 
@@ -110,6 +116,10 @@ class Migrator:
         digest = self.settings.digest
         self.digest: SaltedDigest | None = parse_digest(digest) if digest else None
         self._casefold = {attribute: self._folds(attribute) for attribute in self.settings.lookup}
+        # The slowest hash this container has checked, and its seconds: a sign-in refused
+        # before any check (unknown user, no hash...) checks the password against it, so
+        # the answer's timing does not tell who has a legacy account. Memory only.
+        self._decoy: tuple[str, str, float] | None = None
 
     def _folds(self, attribute: str) -> bool:
         """Whether the lookup by ``attribute`` compares lowered: in a case-insensitive pool,
@@ -124,6 +134,20 @@ class Migrator:
         such as a secret without a password, becomes the latter)."""
         if trigger not in (AUTHENTICATION, FORGOT_PASSWORD):
             raise MigrationRefused(Outcome.UNSUPPORTED_TRIGGER)
+        try:
+            return self._migrate(trigger, typed, password)
+        except MigrationRefused as refused:
+            if password is not None and refused.outcome in UNCHECKED:
+                self._check_decoy(password)
+            raise
+
+    def _check_decoy(self, password: str) -> None:
+        """Spend on a refused sign-in the time a password check would have taken."""
+        if self._decoy is not None:
+            stored, salt, _ = self._decoy
+            verify(password, stored, digest=self.digest, salt=salt)  # checked before: known
+
+    def _migrate(self, trigger: str, typed: str, password: str | None) -> Answer:
         try:
             record, user = self.find(typed)
         except SourceError:
@@ -175,10 +199,14 @@ class Migrator:
         if not stored.strip():
             raise MigrationRefused(Outcome.NO_HASH, user.legacy_id)
         salt = record.get(self.settings.salt_column, "") if self.settings.salt_column else ""
+        start = time.perf_counter()
         try:
             matched = verify(password, stored, digest=self.digest, salt=salt)
         except UnknownScheme:
             raise MigrationRefused(Outcome.UNKNOWN_SCHEME, user.legacy_id) from None
+        seconds = time.perf_counter() - start
+        if self._decoy is None or seconds > self._decoy[2]:
+            self._decoy = (stored, salt, seconds)
         if not matched:
             raise MigrationRefused(Outcome.WRONG_PASSWORD, user.legacy_id)
 
