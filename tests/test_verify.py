@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import csvimport, env_for, imported_run
+from .helpers import csvimport, env_for, imported_run, run_all
+from .test_migration_check import deferred_run, migration_pool
 
 
 def _verify(sandbox: Sandbox, pool: PoolInfo, run: Path, *args: str) -> Any:
@@ -120,3 +122,33 @@ def test_a_missing_run_directory_is_a_usage_error_naming_the_fix(
     done = _verify(sandbox, pool, tmp_path / "nowhere")
     assert done.returncode == 2
     assert "csvimport build" in done.stderr
+
+
+def test_deferred_users_count_as_migrated_once_in_the_pool_else_waiting(
+    sandbox: Sandbox, cognito: Any, make_pool: Callable[..., PoolInfo], tmp_path: Path
+) -> None:
+    pool = migration_pool(make_pool)
+    run = deferred_run(cognito, pool, tmp_path, users=3)
+    run_all(run, cognito, pool)
+    # as the migration function does at legacy0's first sign-in
+    cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="legacy0",
+                              MessageAction="SUPPRESS")  # fmt: skip
+    done = _verify(sandbox, pool, run)
+    assert done.returncode == 0, done.stderr  # the imported users are there as imported
+    found = json.loads(done.stdout)
+    assert found["states"] == {"present": 2, "migrated": 1, "waiting": 2}
+    assert found["others"] == 0
+    states = {u["username"]: u["state"] for u in _snapshot(run)}
+    assert states == {"user1": "present", "user2": "present", "legacy0": "migrated",
+                      "legacy1": "waiting", "legacy2": "waiting"}  # fmt: skip
+
+
+def test_a_pool_that_is_gone_exits_3_naming_the_pool_error(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=1).path
+    cognito.delete_user_pool(UserPoolId=pool.user_pool_id)
+    done = _verify(sandbox, pool, run)
+    assert done.returncode == 3
+    assert "ResourceNotFoundException" in done.stderr
+    assert "hint" in done.stderr.lower()
