@@ -152,3 +152,15 @@ def test_a_pool_that_is_gone_exits_3_naming_the_pool_error(
     assert done.returncode == 3
     assert "ResourceNotFoundException" in done.stderr
     assert "hint" in done.stderr.lower()
+
+
+def test_throttling_that_outlasts_the_retries_exits_3_with_the_throttling_hint(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=1).path
+    sandbox.faults.update(throttle_every=1, throttle_operations=["ListUsers"])
+    done = _verify(sandbox, pool, run)
+    assert done.returncode == 3
+    assert "TooManyRequestsException" in done.stderr
+    assert "retry later" in done.stderr
+    assert not (run / "verify").exists()  # no snapshot from a pool not read to the end
