@@ -164,3 +164,17 @@ def test_throttling_that_outlasts_the_retries_exits_3_with_the_throttling_hint(
     assert "TooManyRequestsException" in done.stderr
     assert "retry later" in done.stderr
     assert not (run / "verify").exists()  # no snapshot from a pool not read to the end
+
+
+def test_usernames_match_as_the_pool_compares_them(
+    sandbox: Sandbox, cognito: Any, logs: Any, make_pool: Callable[..., PoolInfo], tmp_path: Path
+) -> None:
+    pool = make_pool(UsernameConfiguration={"CaseSensitive": True})
+    run = imported_run(cognito, logs, pool, tmp_path, users=2).path
+    cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="USER1",
+                              MessageAction="SUPPRESS")  # fmt: skip
+    done = _verify(sandbox, pool, run)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["states"] == {"present": 2}
+    assert found["others"] == 1  # another user in a case-sensitive pool
