@@ -88,7 +88,7 @@ from csvimport.report.results import ResultFiles
 from csvimport.report.retrysource import RETRY_SOURCE, write_retry_source
 from csvimport.report.verify import verify as verify_pool
 from csvimport.resources import schema_path
-from csvimport.retry import USER_LIST
+from csvimport.retry import USER_LIST, paced
 from csvimport.run.jobevents import Event, EventKind, JobEnded, JobProgress, Note
 from csvimport.run.jobs import Importer, StartOptions
 from csvimport.run.jobstatus import ChunkState, RunStatus, explain_end
@@ -1165,8 +1165,11 @@ def verify(
                    console=Console(stderr=True), transient=True,
                    disable=not sys.stderr.isatty())  # fmt: skip
     task = bar.add_task("verify", total=None)
+    pool = paced(client).describe_user_pool(UserPoolId=run.user_pool_id)["UserPool"]
+    estimated = pool.get("EstimatedNumberOfUsers")
     with bar:
         result = verify_pool(run, client, rate=rate,
+                             estimated_users=estimated if isinstance(estimated, int) else None,
                              on_progress=lambda done, total: bar.update(task, completed=done,
                                                                         total=total))  # fmt: skip
     states = ", ".join(f"{count:,} {name}" for name, count in result.states.items())

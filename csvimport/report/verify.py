@@ -132,12 +132,13 @@ def _hash(name: str, value: str | None) -> int:
 
 def verify(
     run: RunDir, client: Any, *, rate: float = USER_LIST.rate, on_progress: Progress | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, estimated_users: int | None = None,
 ) -> VerifyResult:  # fmt: skip
     """Compare the pool with the run's users and write ``verify/<UTC time>.jsonl``.
 
-    Raises botocore errors as they come (a gone pool, throttling the retries outlasted):
-    the CLI's boundary names the fix.
+    ``estimated_users`` (DescribeUserPool's EstimatedNumberOfUsers) sizes the progress
+    bar; without it the run's own size does. Raises botocore errors as they come (a gone
+    pool, throttling the retries outlasted): the CLI's boundary names the fix.
     """
     expected = _Expected(run, run.snapshot.case_sensitive)
     total = len(expected.usernames)
@@ -149,7 +150,7 @@ def verify(
     result = VerifyResult(written=expected.written, deferred=total - expected.written)
     calls = PacedClient(client.client if isinstance(client, PacedClient) else client,
                         rates={USER_LIST: rate})  # fmt: skip
-    estimate = max(1, -(-total // LIST_USERS_PAGE))
+    estimate = max(1, -(-max(total, estimated_users or 0) // LIST_USERS_PAGE))
     for page in _pages(calls, run.user_pool_id):
         result.pages += 1
         for user in page:
