@@ -86,8 +86,9 @@ from csvimport.report.reconcile import Reconciler
 from csvimport.report.render import write_report
 from csvimport.report.results import ResultFiles
 from csvimport.report.retrysource import RETRY_SOURCE, write_retry_source
+from csvimport.report.verify import verify as verify_pool
 from csvimport.resources import schema_path
-from csvimport.retry import USER_LIST
+from csvimport.retry import USER_LIST, paced
 from csvimport.run.jobevents import Event, EventKind, JobEnded, JobProgress, Note
 from csvimport.run.jobs import Importer, StartOptions
 from csvimport.run.jobstatus import ChunkState, RunStatus, explain_end
@@ -515,6 +516,16 @@ def _sign_in_summary(result: BuildResult, echo: Callable[[str], None]) -> None:
              "--password-fallback reset; `csvimport migration-check` says it again.")  # fmt: skip
 
 
+ListUsersRateOption = Annotated[
+    float,
+    typer.Option(
+        "--rate",
+        min=0.1,
+        max=25,
+        help="ListUsers calls per second (the account's 30/s UserList quota is shared "
+        "with the apps using the pool).",
+    ),
+]
 RunDirArgument = Annotated[
     Path,
     typer.Argument(metavar="RUN_DIR", help="A run directory made by `csvimport build`."),
@@ -1064,16 +1075,7 @@ def migration_check(
             "(ListUsers, paced); --no-aliases checks the trigger and app clients only.",
         ),
     ] = True,
-    rate: Annotated[
-        float,
-        typer.Option(
-            "--rate",
-            min=0.1,
-            max=25,
-            help="ListUsers calls per second (the account's 30/s UserList quota is shared "
-            "with the apps using the pool).",
-        ),
-    ] = USER_LIST.rate,
+    rate: ListUsersRateOption = USER_LIST.rate,
     show_pii: Annotated[
         bool,
         typer.Option("--show-pii", help="Show taken usernames, emails and phones unmasked."),
@@ -1136,6 +1138,65 @@ def migration_check(
         typer.echo(json.dumps(result.to_json(show_pii=show_pii), indent=2))
     if result.exit_status is not ExitStatus.OK:
         raise typer.Exit(int(result.exit_status))
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    rate: ListUsersRateOption = USER_LIST.rate,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print what verify found as JSON on stdout.")
+    ] = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Check that every user the run wrote is in the pool with the attributes it carried."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    echo = functools.partial(typer.echo, err=True)
+    run = _open_run(run_dir)
+    client = state.aws.client("cognito-idp")
+    bar = Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.completed:,}/"
+                   "{task.total:,} pages"), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True,
+                   disable=not sys.stderr.isatty())  # fmt: skip
+    task = bar.add_task("verify", total=None)
+    pool = paced(client).describe_user_pool(UserPoolId=run.user_pool_id)["UserPool"]
+    estimated = pool.get("EstimatedNumberOfUsers")
+    with bar:
+        result = verify_pool(run, client, rate=rate,
+                             estimated_users=estimated if isinstance(estimated, int) else None,
+                             on_progress=lambda done, total: bar.update(task, completed=done,
+                                                                        total=total))  # fmt: skip
+    states = ", ".join(f"{count:,} {name}" for name, count in result.states.items())
+    echo(f"run {run_dir}: {result.written:,} users written, {result.deferred:,} deferred; "
+         f"read {result.pool_users:,} pool users in {result.pages:,} ListUsers pages")  # fmt: skip
+    echo(f"  {states or 'no users'}")
+    if result.statuses:
+        echo("  status: " + ", ".join(f"{n} {c:,}" for n, c in sorted(result.statuses.items())))
+    if result.disabled:
+        echo(f"  disabled: {result.disabled:,}")
+    if result.differing:
+        echo(
+            f"  {result.differing:,} users differ from their import file in: "
+            + ", ".join(f"{n} ({c:,})" for n, c in sorted(result.differing_attributes.items()))
+        )
+    if result.others:
+        echo(f"  {result.others:,} pool users the run did not write, e.g. "
+             + ", ".join(result.other_examples))  # fmt: skip
+    echo(f"  snapshot: {result.snapshot}")
+    if json_output:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    if not result.ok:
+        echo(
+            "  hint: the snapshot names each user that is missing or differs (names of "
+            "attributes only); re-import the missing ones with a new build"
+        )
+        raise typer.Exit(int(ExitStatus.USERS_FAILED))
 
 
 def _alias_plan_line(plan: AliasPlan) -> str:

@@ -45,6 +45,10 @@ from .rules import PoolRules
 STORE: JobStore | None = None
 
 
+# Counts ListUsers pages, for settings.list_users_short_pages.
+_LIST_USERS_PAGES = itertools.count(1)
+
+
 def _store() -> JobStore:
     if STORE is None:  # pragma: no cover - only when used outside a Sandbox
         raise SandboxError("InternalErrorException", "The csvimport sandbox is not running.")
@@ -268,7 +272,23 @@ class SandboxCognitoResponse(CognitoIdpResponse):
                 "constraint: Member must have value less than or equal to "
                 f"{S.LIST_USERS_MAX_LIMIT}",
             )
-        return super().list_users()
+        every = _store().settings.list_users_short_pages
+        if not every or next(_LIST_USERS_PAGES) % every:
+            return super().list_users()
+        asked = int(limit) if limit is not None else S.LIST_USERS_MAX_LIMIT
+        users, token = self.backend.list_users(
+            self._get_param("UserPoolId"),
+            self._get_param("Filter"),
+            limit=max(1, asked // 2),
+            pagination_token=self._get_param("PaginationToken"),
+        )  # a short page: its token goes on from the user after the last one given
+        wanted = self._get_param("AttributesToGet")
+        result: dict[str, Any] = {
+            "Users": [u.to_json(extended=True, attributes_to_get=wanted) for u in users]
+        }
+        if token:
+            result["PaginationToken"] = str(token)
+        return ActionResult(result)
 
     def _password_sign_in(
         self, pool: Any, client_id: str, auth_flow: str, params: dict[str, str]

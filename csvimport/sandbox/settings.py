@@ -346,6 +346,9 @@ class SandboxSettings:
     # the user migration trigger: Cognito's wait per call, and its attempts (facts §7)
     trigger_timeout_seconds: float = TRIGGER_TIMEOUT_SECONDS
     trigger_attempts: int = TRIGGER_ATTEMPTS
+    # SANDBOX CHOICE: every Nth ListUsers page holds half the users asked for (at least one)
+    # while more remain, as Cognito may answer short pages (facts §9); 0 = never.
+    list_users_short_pages: int = 0
 
     def update(self, **changes: Any) -> None:
         """Change some settings; unknown names are an error."""
