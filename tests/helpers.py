@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,10 +29,12 @@ import boto3
 import requests
 from botocore.config import Config
 from hypothesis import strategies as st
-from passlib.hash import pbkdf2_sha256
+from passlib.hash import md5_crypt, pbkdf2_sha256
 
 from csvimport import cli
-from csvimport.build.sources.base import ROW, SOURCE_REASON, SOURCE_RULE, Source
+from csvimport.build.builder import BuildOptions, build
+from csvimport.build.deferral import PasswordFallback
+from csvimport.build.sources.base import ROW, SOURCE_REASON, SOURCE_RULE, Source, SourceSpec
 from csvimport.outcomes import (
     JobSummary,
     Outcome,
@@ -44,7 +46,7 @@ from csvimport.outcomes import (
     UserResult,
 )
 from csvimport.passwords.recovery import RecoveryPolicy
-from csvimport.pool import Attribute, PoolSnapshot
+from csvimport.pool import Attribute, PoolSnapshot, read_pool
 from csvimport.report.logs import LogWait
 from csvimport.report.reconcile import Reconciler
 from csvimport.report.render import CLIP_CHARS, TABLE_ROWS
@@ -943,3 +945,37 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     """The records of a CSV file with a header."""
     with path.open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
+
+
+# A pool and a run for the migration trigger's tests (migration-check, verify).
+TRIGGER = "arn:aws:lambda:us-east-1:123456789012:function:csvimport-migration"
+PASSWORD_FLOW = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+MD5_CRYPT_HASH = md5_crypt.hash(PASSWORD)  # Cognito cannot import it; csvimport can verify it
+
+
+def migration_pool(make_pool: Callable[..., PoolInfo], *, trigger: bool = True,
+                   flows: list[str] | None = PASSWORD_FLOW, **spec: Any) -> PoolInfo:  # fmt: skip
+    """A pool (and the sandbox's one app client, with ``flows``) for a migration."""
+    client: dict[str, Any] = {"ClientName": "web"}
+    if flows is not None:
+        client["ExplicitAuthFlows"] = flows
+    extra = {"password_hash_import": True, "client": client}
+    lambdas = {"LambdaConfig": {"UserMigration": TRIGGER}} if trigger else {}
+    return make_pool(**lambdas, **spec, **{"x-csvimport": extra})
+
+
+def deferred_run(cognito: Any, pool: PoolInfo, tmp_path: Path, users: int = 3) -> Path:
+    """A run built with --password-fallback migrate: two users imported to reset (no hash)
+    and ``users`` md5-crypt users legacy0, legacy1, ... deferred (source rows 3, 4, ...)."""
+    lines = [f"{n},user{n},user{n}@example.com,y,,First,Last,2024-01-01," for n in (1, 2)]
+    lines += [f"{100 + n},legacy{n},legacy{n}@example.com,y,,First,Last,2024-01-01,{MD5_CRYPT_HASH}"
+              for n in range(users)]  # fmt: skip
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
+    source.write_text("\n".join([",".join([*LEGACY_COLUMNS, "pw"]), *lines]) + "\n")
+    mapping.write_text(LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n')
+    run_dir = tmp_path / "run"
+    build(BuildOptions(SourceSpec(str(source)), mapping, run_dir,
+                       password_fallback=PasswordFallback.MIGRATE),
+          read_pool(cognito, pool.user_pool_id))  # fmt: skip
+    return run_dir

@@ -12,12 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from passlib.hash import md5_crypt
 
-from csvimport.build.builder import BuildOptions, build
-from csvimport.build.deferral import PasswordFallback
-from csvimport.build.sources.base import SourceSpec
-from csvimport.pool import read_pool
 from csvimport.run.migrationcheck import (
     AliasCheck,
     Severity,
@@ -36,12 +31,17 @@ from csvimport.rundir import (
 )
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING, PASSWORD, build_run, csvimport, env_for
+from .helpers import (
+    PASSWORD_FLOW,
+    TRIGGER,
+    build_run,
+    csvimport,
+    deferred_run,
+    env_for,
+    migration_pool,
+)
 
-TRIGGER = "arn:aws:lambda:us-east-1:123456789012:function:csvimport-migration"
 SRP_ONLY = ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
-PASSWORD_FLOW = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
-HASH = md5_crypt.hash(PASSWORD)  # Cognito cannot import it; csvimport can verify it
 
 
 def without_alias_columns(run_dir: Path) -> None:
@@ -57,34 +57,6 @@ def without_alias_columns(run_dir: Path) -> None:
     manifest = json.loads((run_dir / MANIFEST).read_text())
     manifest["files"][DEFERRED] = file_sha256(path)
     (run_dir / MANIFEST).write_text(json.dumps(manifest))
-
-
-def migration_pool(make_pool: Callable[..., PoolInfo], *, trigger: bool = True,
-                   flows: list[str] | None = PASSWORD_FLOW, **spec: Any) -> PoolInfo:  # fmt: skip
-    """A pool (and the sandbox's one app client, with ``flows``) for a migration."""
-    client: dict[str, Any] = {"ClientName": "web"}
-    if flows is not None:
-        client["ExplicitAuthFlows"] = flows
-    extra = {"password_hash_import": True, "client": client}
-    lambdas = {"LambdaConfig": {"UserMigration": TRIGGER}} if trigger else {}
-    return make_pool(**lambdas, **spec, **{"x-csvimport": extra})
-
-
-def deferred_run(cognito: Any, pool: PoolInfo, tmp_path: Path, users: int = 3) -> Path:
-    """A run built with --password-fallback migrate: two users imported to reset (no hash)
-    and ``users`` md5-crypt users legacy0, legacy1, ... deferred (source rows 3, 4, ...)."""
-    lines = [f"{n},user{n},user{n}@example.com,y,,First,Last,2024-01-01," for n in (1, 2)]
-    lines += [f"{100 + n},legacy{n},legacy{n}@example.com,y,,First,Last,2024-01-01,{HASH}"
-              for n in range(users)]  # fmt: skip
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
-    source.write_text("\n".join([",".join([*LEGACY_COLUMNS, "pw"]), *lines]) + "\n")
-    mapping.write_text(LEGACY_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n')
-    run_dir = tmp_path / "run"
-    build(BuildOptions(SourceSpec(str(source)), mapping, run_dir,
-                       password_fallback=PasswordFallback.MIGRATE),
-          read_pool(cognito, pool.user_pool_id))  # fmt: skip
-    return run_dir
 
 
 def hold(cognito: Any, pool: PoolInfo, username: str, *, email: str) -> None:

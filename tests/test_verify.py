@@ -13,8 +13,7 @@ import pytest
 
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import csvimport, env_for, imported_run, run_all
-from .test_migration_check import deferred_run, migration_pool
+from .helpers import csvimport, deferred_run, env_for, imported_run, migration_pool, run_all
 
 
 def _verify(sandbox: Sandbox, pool: PoolInfo, run: Path, *args: str) -> Any:
