@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,8 +36,8 @@ from typing import Any
 import botocore.exceptions
 
 from csvimport.errors import THROTTLING_CODES, ConfigError, RefusedError, ServiceError
-from csvimport.files import PRIVATE_FILE_MODE, fsync_folder
 from csvimport.outcomes import Outcome, Password, ResetState
+from csvimport.passjournal import append_entry, cut_torn_tail, iter_entries
 from csvimport.passwords.recovery import Blocked, Channel, RecoveryPolicy, reset_verdict
 from csvimport.retry import USER_ACCOUNT_RECOVERY, PacedClient, error_code, error_message
 from csvimport.rundir import RESULTS, RESULTS_DAMAGED_HINT, RunDir, iter_results, written_users
@@ -53,7 +52,6 @@ DEFAULT_RATE = USER_ACCOUNT_RECOVERY.rate
 DAILY_LIMIT_CODES = frozenset({"LimitExceededException"})
 
 RESETS_JOURNAL = "resets.jsonl"  # the wave's journal, in the run directory
-RESET_ENTRY_START = b'{"at": "'  # how every line of it begins (ResetJournal.record)
 
 
 @dataclass(frozen=True, slots=True)  # slots: a wave can plan millions of them
@@ -167,20 +165,10 @@ class ResetJournal:
     ) -> None:
         """Append one line and fsync it (and the folder when the file is new)."""
         if not self._tail_checked:
-            self._cut_torn_tail()
-        # "at" first: a reader tells a torn last line by its start (RESET_ENTRY_START).
-        entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "username": username,
-                 "state": state.value, "channel": channel, "reason": reason}  # fmt: skip
-        new = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
-        os.fchmod(fd, PRIVATE_FILE_MODE)  # an existing file keeps its mode otherwise
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if new:
-            fsync_folder(self.path.parent)
-        self._note(entry)
+            cut_torn_tail(self.path)
+            self._tail_checked = True
+        self._note(append_entry(self.path, {"username": username, "state": state.value,
+                                            "channel": channel, "reason": reason}))  # fmt: skip
 
     def _note(self, entry: dict[str, Any]) -> None:
         state = ResetState(entry["state"])
@@ -193,31 +181,6 @@ class ResetJournal:
             state, share(channel, channel) if isinstance(channel, str) else None,
             share(day, day), share(entry.get("reason", ""), entry.get("reason", "")),
         )  # fmt: skip
-
-    def _cut_torn_tail(self) -> None:
-        """Drop a last line a killed wave left without its newline (never read anyway)."""
-        self._tail_checked = True
-        try:
-            f = self.path.open("r+b")
-        except FileNotFoundError:
-            return
-        with f:
-            end = f.seek(0, os.SEEK_END)
-            cut = end
-            # Back from the end, a block at a time, to the last newline: the file can be
-            # hundreds of megabytes, the torn line is short.
-            while cut > 0:
-                start = max(0, cut - 65_536)
-                f.seek(start)
-                block = f.read(cut - start)
-                if (newline := block.rfind(b"\n")) >= 0:
-                    cut = start + newline + 1
-                    break
-                cut = start
-            if cut != end:
-                f.truncate(cut)
-                f.flush()
-                os.fsync(f.fileno())
 
 
 def _today() -> str:
@@ -435,38 +398,14 @@ def iter_reset_entries(run_dir: Path) -> Iterator[dict[str, Any]]:
     killed while writing it) and is left out: it was either an intent whose call was never
     made, or an outcome whose intent line stands before it. Anything else that is not an
     entry is damage no crash explains: ConfigError names its line, rather than a user
-    silently losing their record.
+    silently losing their record (``csvimport.passjournal.iter_entries``).
     """
-    path = run_dir / RESETS_JOURNAL
-    hint = f"{RESETS_JOURNAL} must be a file csvimport can read."
-    try:
-        f = path.open("rb")
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=hint) from None
-    with f:
-        try:
-            for number, raw in enumerate(f, start=1):
-                torn = not raw.endswith(b"\n")  # only the last line can be
-                if torn and (
-                    RESET_ENTRY_START.startswith(raw) or raw.startswith(RESET_ENTRY_START)
-                ):
-                    return
-                if not raw.strip():
-                    continue
-                entry = _reset_entry(raw)
-                if entry is None:
-                    raise ConfigError(
-                        f"{path} line {number} is damaged: it is not a reset-wave record",
-                        hint="A crash can only tear the last line. Restore the file from a "
-                        "backup, or delete the damaged line: a user whose only record it was "
-                        "then counts as never sent a code, and the next `csvimport resets` "
-                        "sends them one.",
-                    )
-                yield entry
-        except OSError as exc:  # the reading itself: the caller's errors never come here
-            raise ConfigError(f"cannot read {path}: {exc.strerror}", hint=hint) from None
+    return iter_entries(
+        run_dir / RESETS_JOURNAL, _reset_entry, what="a reset-wave record",
+        damaged_hint="A crash can only tear the last line. Restore the file from a backup, "
+        "or delete the damaged line: a user whose only record it was then counts as never "
+        "sent a code, and the next `csvimport resets` sends them one.",
+    )  # fmt: skip
 
 
 def _reset_entry(raw: bytes) -> dict[str, Any] | None:
