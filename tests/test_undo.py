@@ -11,10 +11,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from csvimport.passes.undo import UNDO_JOURNAL, UNDO_PLAN, Why, open_journal, plan_undo, run_undo
+import pytest
+
+from csvimport.passes.undo import (
+    UNDO_JOURNAL,
+    UNDO_PLAN,
+    Lookup,
+    Why,
+    open_journal,
+    plan_undo,
+    recorded_window,
+    run_undo,
+)
 from csvimport.passjournal import Step
 from csvimport.report.results import write_results
 from csvimport.rundir import RunDir
@@ -227,3 +239,33 @@ def test_migrated_users_are_left_unless_include_migrated(
     assert full.returncode == 0, full.stderr
     assert json.loads(full.stdout)["plan"]["left"] == {"not_in_pool": 1}  # legacy1
     assert usernames(cognito, pool) == set()
+
+
+@pytest.mark.parametrize(("estimated_users", "lookup", "calls"),
+                         [(10_000, Lookup.FILTER, 4), (0, Lookup.SCAN, 1)])  # fmt: skip
+def test_a_username_filter_and_a_scan_of_the_pool_decide_alike(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path,
+    estimated_users: int, lookup: Lookup, calls: int,
+) -> None:  # fmt: skip
+    run = import_run(cognito, logs, pool, tmp_path, users=5,
+                     before_import=lambda: create(cognito, pool, "user5"))  # fmt: skip
+    cognito.admin_delete_user(UserPoolId=pool.user_pool_id, Username="user1")
+    cognito.admin_delete_user(UserPoolId=pool.user_pool_id, Username="user2")
+    time.sleep(PAST_THE_MARGIN)
+    create(cognito, pool, "user2")
+    plan = plan_undo(run, cognito, open_journal(run), rate=25, estimated_users=estimated_users)
+    assert plan.lookup is lookup and plan.lookups == calls  # 4 candidates, one page
+    assert [t.candidate.username for t in plan.to_delete] == ["user3", "user4"]
+    assert {left.candidate.username: left.why for left in plan.left} == {
+        "user1": Why.NOT_IN_POOL, "user2": Why.OUTSIDE_JOB,
+    }  # fmt: skip
+    assert all(t.sub == sub_of(cognito, pool, t.candidate.username) for t in plan.to_delete)
+
+
+def test_a_jobs_time_from_the_run_journal_is_rounded_out_to_whole_seconds() -> None:
+    window = recorded_window("2026-12-03T06:00:00+00:00", "2026-12-03T06:00:05+00:00")
+    assert window is not None
+    assert window.holds(datetime(2026, 12, 3, 6, 0, 5, 900_000, tzinfo=UTC))  # truncated end
+    assert not window.holds(datetime(2026, 12, 3, 6, 0, 8, tzinfo=UTC))
+    assert not window.holds(datetime(2026, 12, 3, 5, 59, 58, tzinfo=UTC))
+    assert recorded_window("2026-12-03T06:00:00+00:00", None) is None
