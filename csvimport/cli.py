@@ -1192,6 +1192,9 @@ def _print_undo_plan(plan: UndoPlan, run_dir: Path, *, yes: bool) -> None:
         shown = ", ".join([mask_username(left.candidate.username) for left in plan.left
                            if left.why is why][:UNDO_SHOWN])  # fmt: skip
         echo(f"  leaving {count:,}: {why.value}: {shown}")
+    if plan.not_created:
+        counts = ", ".join(f"{n:,} {outcome}" for outcome, n in plan.not_created.most_common())
+        echo(f"  not candidates (the import did not create them): {counts}")
     if plan.deferred_not_read:
         echo(f"  leaving the {plan.deferred_not_read:,} deferred users: the migration "
              "function, not the import, creates them (--include-migrated deletes those in "

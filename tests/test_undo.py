@@ -124,6 +124,8 @@ def test_yes_deletes_exactly_the_imported_users_and_leaves_same_named_others(
     assert {name: sub_of(cognito, pool, name) for name in kept} == kept  # the same users
     found = json.loads(done.stdout)
     assert found["plan"]["left"] == {"outside_job": 1}
+    assert found["plan"]["not_created"] == {"skipped": 1}  # user1, there before the import
+    assert "not candidates (the import did not create them): 1 skipped" in done.stderr
     assert found["result"] == {"deleted": 2, "already_gone": 0, "failed": {}, "not_done": 0}
     assert sandbox.faults.calls()["AdminDeleteUser"] == 3  # the test's own delete, and two
     assert f"leaving 1: {Why.OUTSIDE_JOB.value}: u…2" in done.stderr

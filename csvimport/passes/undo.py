@@ -136,6 +136,8 @@ class UndoPlan:
     # Intents last, users no longer in the pool: gone without a call, recorded as such.
     settle: list[Candidate] = field(default_factory=list)
     deferred_not_read: int = 0  # deferred users not looked at (no --include-migrated)
+    # The run's other users by outcome (skipped, failed, ...): never candidates.
+    not_created: Counter[str] = field(default_factory=Counter)
     lookups: int = 0  # ListUsers calls made
     plan_file: Path | None = None
 
@@ -148,6 +150,7 @@ class UndoPlan:
                                    for t in self.to_delete[:examples]],
             "left": dict(why.most_common()), "already_deleted": self.already_deleted,
             "already_gone": len(self.settle), "deferred_not_read": self.deferred_not_read,
+            "not_created": dict(self.not_created.most_common()),
             "list_users_calls": self.lookups,
             "plan_file": str(self.plan_file) if self.plan_file else None,
         }  # fmt: skip
@@ -173,11 +176,15 @@ def _key(username: str) -> str:
     return f"delete {username}"
 
 
-def candidates(run: RunDir, *, include_migrated: bool) -> tuple[list[Candidate], int]:
+def candidates(
+    run: RunDir, *, include_migrated: bool, not_created: Counter[str] | None = None
+) -> tuple[list[Candidate], int]:
     """The run's IMPORTED users (and, with ``include_migrated``, its deferred ones), in the
-    order of ``results.jsonl``; and how many deferred users were left out."""
+    order of ``results.jsonl``; and how many deferred users were left out. ``not_created``
+    gets the count of every other outcome (skipped, failed, rejected, ...)."""
     found: list[Candidate] = []
     deferred = 0
+    others: Counter[str] = Counter() if not_created is None else not_created
     for result in iter_results(run, needed_for="undo deletes the users the report says "
                                "were imported"):  # fmt: skip
         if result.outcome is Outcome.IMPORTED:
@@ -187,6 +194,8 @@ def candidates(run: RunDir, *, include_migrated: bool) -> tuple[list[Candidate],
                 found.append(Candidate(result.username, result.legacy_id, None))
             else:
                 deferred += 1
+        else:
+            others[result.outcome.value] += 1
     return found, deferred
 
 
@@ -296,7 +305,8 @@ def plan_undo(
 
     Writes ``undo-plan.jsonl`` (0600): every candidate unmasked with its decision. Makes no
     change to the pool or the journal."""
-    found, deferred = candidates(run, include_migrated=include_migrated)
+    not_created: Counter[str] = Counter()
+    found, deferred = candidates(run, include_migrated=include_migrated, not_created=not_created)
     last = journal.last()
     pending = [c for c in found
                if not ((r := last.get(_key(c.username))) and r.step is Step.DONE)]  # fmt: skip
@@ -308,7 +318,7 @@ def plan_undo(
     reader = _PoolReader(run, client, rate=rate, wanted={c.username for c in pending},
                          estimated_users=estimated_users, on_progress=on_progress)  # fmt: skip
     plan = UndoPlan(run.user_pool_id, reader.lookup, already_deleted=len(found) - len(pending),
-                    deferred_not_read=deferred)  # fmt: skip
+                    deferred_not_read=deferred, not_created=not_created)  # fmt: skip
     for candidate in pending:
         user = reader.find(candidate.username)
         record = last.get(_key(candidate.username))
