@@ -164,6 +164,32 @@ def test_an_undo_killed_after_a_call_resumes_without_a_second_call(
     assert all(r.step is Step.DONE for r in open_journal(run).last().values())
 
 
+def test_a_username_taken_again_between_a_kill_and_the_resume_is_left_to_its_new_user(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = import_run(cognito, logs, pool, tmp_path, users=2)
+    crashed = subprocess.run(
+        [sys.executable, str(CRASH_AT), "--pass", "done", "before", "1", "undo",
+         str(run.path), "--yes", "--rate", "25"],
+        capture_output=True, text=True, env=env_for(sandbox, pool), timeout=120,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    recorded = open_journal(run).last()["delete user1"]
+    assert recorded.step is Step.CALLING and recorded.reason.startswith("sub ")
+    create(cognito, pool, "user1")  # someone else's user1, with another sub
+    newcomer = sub_of(cognito, pool, "user1")
+    assert recorded.reason != f"sub {newcomer}"
+    sandbox.faults.update()
+    resumed = undo(sandbox, pool, run, "--yes")
+    assert resumed.returncode == 0, resumed.stderr
+    found = json.loads(resumed.stdout)
+    assert found["plan"]["left"] == {"recreated": 1}
+    assert found["result"] == {"deleted": 1, "already_gone": 1, "failed": {}, "not_done": 0}
+    assert sandbox.faults.calls()["AdminDeleteUser"] == 1  # user2 only
+    assert usernames(cognito, pool) == {"user1"} and sub_of(cognito, pool, "user1") == newcomer
+    assert open_journal(run).last()["delete user1"].reason == "already gone"
+
+
 def test_an_intent_whose_call_never_went_out_is_called_once_on_resume(
     sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
 ) -> None:
@@ -227,7 +253,9 @@ def test_migrated_users_are_left_unless_include_migrated(
     sandbox: Sandbox, cognito: Any, logs: Any, make_pool: Callable[..., PoolInfo], tmp_path: Path
 ) -> None:
     pool = migration_pool(make_pool)
-    run_dir = deferred_run(cognito, pool, tmp_path, users=2)
+    run_dir = deferred_run(cognito, pool, tmp_path, users=3)
+    create(cognito, pool, "legacy2")  # not the migration function's: before the run
+    time.sleep(PAST_THE_MARGIN)
     run_all(run_dir, cognito, pool)
     _, results, _ = reconcile(run_dir, cognito, logs)
     write_results(run_dir, results)
@@ -235,12 +263,12 @@ def test_migrated_users_are_left_unless_include_migrated(
     create(cognito, pool, "legacy0")  # as the migration function does at a first sign-in
     left = undo(sandbox, pool, run, "--yes")
     assert left.returncode == 0, left.stderr
-    assert json.loads(left.stdout)["plan"]["deferred_not_read"] == 2
-    assert usernames(cognito, pool) == {"legacy0"}
+    assert json.loads(left.stdout)["plan"]["deferred_not_read"] == 3
+    assert usernames(cognito, pool) == {"legacy0", "legacy2"}
     full = undo(sandbox, pool, run, "--yes", "--include-migrated")
     assert full.returncode == 0, full.stderr
-    assert json.loads(full.stdout)["plan"]["left"] == {"not_in_pool": 1}  # legacy1
-    assert usernames(cognito, pool) == set()
+    assert json.loads(full.stdout)["plan"]["left"] == {"not_in_pool": 1, "before_run": 1}
+    assert usernames(cognito, pool) == {"legacy2"}
 
 
 @pytest.mark.parametrize(("estimated_users", "lookup", "calls"),
