@@ -57,6 +57,7 @@ from csvimport.errors import (
     CsvImportError,
     ExitStatus,
     RefusedError,
+    ServiceError,
     describe_aws_error,
 )
 from csvimport.files import replaced_private
@@ -1064,6 +1065,10 @@ def resets(
 
 # The users `undo` names on stderr, masked (the plan file lists them all, unmasked).
 UNDO_SHOWN = 10
+UNDO_AGAIN_HINT = (
+    "Run `csvimport undo {run} --yes` again: it goes on where this one stopped, reads the "
+    "pool to tell whether an interrupted call deleted its user, and deletes nobody twice."
+)
 UNDO_BANNER = (
     "undo DELETES users from user pool {pool_id} ({name}): for rehearsals in a staging "
     "pool only, never a pool people use. Deleted users are gone: Cognito cannot bring "
@@ -1158,9 +1163,14 @@ def undo(
                       console=Console(stderr=True), transient=True,
                       disable=not sys.stderr.isatty()) as deleting:  # fmt: skip
             task = deleting.add_task("deleting", total=len(plan.to_delete))
-            result = run_undo(run, client, plan, journal, rate=rate,
-                              on_progress=lambda done, total: deleting.update(
-                                  task, completed=done))  # fmt: skip
+            try:
+                result = run_undo(run, client, plan, journal, rate=rate,
+                                  on_progress=lambda done, total: deleting.update(
+                                      task, completed=done))  # fmt: skip
+            except ServiceError as exc:
+                again = UNDO_AGAIN_HINT.format(run=run_dir)
+                exc.hint = f"{exc.hint} {again}" if exc.hint else again
+                raise
     echo(f"deleted {result.deleted:,} users from user pool {run.user_pool_id}; "
          f"{result.already_gone:,} were already gone; "
          f"{sum(result.failed.values()):,} failed")  # fmt: skip

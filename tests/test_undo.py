@@ -223,18 +223,26 @@ def test_throttled_deletes_are_retried_and_each_user_deleted_once(
     assert usernames(cognito, pool) == set()
 
 
-def test_throttling_that_outlasts_the_retries_exits_3_and_a_rerun_goes_on(
-    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize(("fault", "code", "step"), [
+    # Throttling is a refusal: nothing was deleted, the outcome says so.
+    ({"throttle_every": 1}, "TooManyRequestsException", Step.NOT_DONE),
+    # A 5xx may have deleted: the intent stays, and the rerun reads the pool to tell.
+    ({"server_error_every": 1}, "InternalErrorException", Step.CALLING),
+])  # fmt: skip
+def test_a_call_whose_retries_run_out_exits_3_and_a_rerun_deletes_the_user(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path,
+    fault: dict[str, int], code: str, step: Step,
+) -> None:  # fmt: skip
     run = import_run(cognito, logs, pool, tmp_path, users=2)
-    sandbox.faults.update(throttle_every=1, throttle_operations=["AdminDeleteUser"])
+    sandbox.faults.update(**fault, throttle_operations=["AdminDeleteUser"])
     done = undo(sandbox, pool, run, "--yes")
     assert done.returncode == 3
-    assert "TooManyRequestsException" in done.stderr and "retry later" in done.stderr
-    assert open_journal(run).last()["delete user1"].step is Step.NOT_DONE
+    assert code in done.stderr and f"csvimport undo {run.path} --yes` again" in done.stderr
+    assert open_journal(run).last()["delete user1"].step is step
     sandbox.faults.clear()
     again = undo(sandbox, pool, run, "--yes")
     assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["result"]["deleted"] == 2  # user1 still there, same sub
     assert usernames(cognito, pool) == set()
 
 
