@@ -303,8 +303,10 @@ def plan_undo(
 ) -> UndoPlan:  # fmt: skip
     """Read the candidates from the pool and decide, for each, delete or leave (and why).
 
-    Writes ``undo-plan.jsonl`` (0600): every candidate unmasked with its decision. Makes no
-    change to the pool or the journal."""
+    The candidates are read with a username Filter each or with a scan of the whole pool,
+    whichever takes fewer ListUsers calls for ``estimated_users`` (DescribeUserPool's
+    EstimatedNumberOfUsers; without it, the scan). Writes ``undo-plan.jsonl`` (0600): every
+    candidate unmasked with its decision. Makes no change to the pool or the journal."""
     not_created: Counter[str] = Counter()
     found, deferred = candidates(run, include_migrated=include_migrated, not_created=not_created)
     last = journal.last()
