@@ -57,6 +57,7 @@ from csvimport.errors import (
     CsvImportError,
     ExitStatus,
     RefusedError,
+    ServiceError,
     describe_aws_error,
 )
 from csvimport.files import replaced_private
@@ -70,6 +71,15 @@ from csvimport.migrate.package import (
     write_package,
 )
 from csvimport.migrate.settings import LOOKUP_FILE
+from csvimport.passes.undo import DEFAULT_RATE as UNDO_RATE
+from csvimport.passes.undo import (
+    UndoPlan,
+    Window,
+    open_journal,
+    plan_undo,
+    recorded_window,
+    run_undo,
+)
 from csvimport.passwords.notice import NoticeFields, write_notices
 from csvimport.passwords.recovery import RecoveryPolicy
 from csvimport.passwords.resets import (
@@ -80,7 +90,7 @@ from csvimport.passwords.resets import (
     run_wave,
 )
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
-from csvimport.redact import mask_credentials
+from csvimport.redact import mask_credentials, mask_username
 from csvimport.report.logs import LogWait
 from csvimport.report.reconcile import Reconciler
 from csvimport.report.render import write_report
@@ -1051,6 +1061,156 @@ def resets(
         typer.echo(json.dumps({"plan": plan.to_json(), "result": result.to_json()}, indent=2))
     if result.failed or result.not_sent or plan.cannot_reset or plan.maybe_sent:
         raise typer.Exit(int(ExitStatus.USERS_FAILED))
+
+
+# The users `undo` names on stderr, masked (the plan file lists them all, unmasked).
+UNDO_SHOWN = 10
+UNDO_AGAIN_HINT = (
+    "Run `csvimport undo {run} --yes` again: it goes on where this one stopped, reads the "
+    "pool to tell whether an interrupted call deleted its user, and deletes nobody twice."
+)
+UNDO_BANNER = (
+    "undo DELETES users from user pool {pool_id} ({name}): for rehearsals in a staging "
+    "pool only, never a pool people use. Deleted users are gone: Cognito cannot bring "
+    "them back."
+)
+
+
+@app.command()
+def undo(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="Delete the users the plan names (without it: a dry run that deletes nothing).",
+        ),
+    ] = False,
+    include_migrated: Annotated[
+        bool,
+        typer.Option(
+            "--include-migrated",
+            help="Also delete the deferred users the migration function created at their "
+            "sign-in (a full rehearsal reset); left alone without it.",
+        ),
+    ] = False,
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate",
+            min=0.1,
+            max=25,
+            help="AdminDeleteUser calls per second (the account's 25/s UserUpdate quota is "
+            "shared with the apps using the pool).",
+        ),
+    ] = UNDO_RATE,
+    list_rate: Annotated[
+        float,
+        typer.Option(
+            "--list-rate",
+            min=0.1,
+            max=25,
+            help="ListUsers calls per second, to read the users before deleting (the "
+            "account's 30/s UserList quota is shared with the apps).",
+        ),
+    ] = USER_LIST.rate,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the plan and the result as JSON on stdout.")
+    ] = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Delete the users this run imported, for rehearsals in a staging pool (a dry run
+    unless --yes)."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    echo = functools.partial(typer.echo, err=True)
+    run = _open_run(run_dir)
+    client = state.aws.client("cognito-idp")
+    with JournalLock(run, command="undo"):
+        pool = paced(client).describe_user_pool(UserPoolId=run.user_pool_id)["UserPool"]
+        echo(UNDO_BANNER.format(pool_id=run.user_pool_id, name=pool.get("Name", "?")))
+        recorded: dict[str, Window] = {}
+        for attempt in Journal.load(run).attempts:
+            window = recorded_window(attempt.started, attempt.completed)
+            if attempt.job_id and window is not None:
+                recorded[attempt.job_id] = window
+        journal = open_journal(run)
+        estimated = pool.get("EstimatedNumberOfUsers")
+        bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                       TextColumn("{task.completed:,}/{task.total:,}"), TimeRemainingColumn(),
+                       console=Console(stderr=True), transient=True,
+                       disable=not sys.stderr.isatty())  # fmt: skip
+        with bar:
+            task = bar.add_task("reading users", total=None)
+            plan = plan_undo(run, client, journal, include_migrated=include_migrated,
+                             rate=list_rate, recorded=recorded,
+                             estimated_users=estimated if isinstance(estimated, int) else None,
+                             on_progress=lambda done, total: bar.update(task, completed=done,
+                                                                        total=total))  # fmt: skip
+        _print_undo_plan(plan, run_dir, yes=yes)
+        if not yes:
+            if json_output:
+                typer.echo(json.dumps({"plan": plan.to_json(UNDO_SHOWN), "result": None},
+                                      indent=2))  # fmt: skip
+            return
+        with Progress(TextColumn("deleting"), BarColumn(), TextColumn("{task.completed:,}/"
+                      "{task.total:,}"), RateColumn(), TimeRemainingColumn(),
+                      console=Console(stderr=True), transient=True,
+                      disable=not sys.stderr.isatty()) as deleting:  # fmt: skip
+            task = deleting.add_task("deleting", total=len(plan.to_delete))
+            try:
+                result = run_undo(run, client, plan, journal, rate=rate,
+                                  on_progress=lambda done, total: deleting.update(
+                                      task, completed=done))  # fmt: skip
+            except ServiceError as exc:
+                again = UNDO_AGAIN_HINT.format(run=run_dir)
+                exc.hint = f"{exc.hint} {again}" if exc.hint else again
+                raise
+    echo(f"deleted {result.deleted:,} users from user pool {run.user_pool_id}; "
+         f"{result.already_gone:,} were already gone; "
+         f"{sum(result.failed.values()):,} failed")  # fmt: skip
+    for reason, count in result.failed.most_common():
+        echo(f"  failed ({count:,}): {reason}")
+    if json_output:
+        typer.echo(json.dumps({"plan": plan.to_json(UNDO_SHOWN), "result": result.to_json()},
+                              indent=2))  # fmt: skip
+    if result.failed:
+        echo(f"  hint: run `csvimport undo {run_dir} --yes` again once the cause is fixed "
+             "(nobody is deleted twice)")  # fmt: skip
+        raise typer.Exit(int(ExitStatus.USERS_FAILED))
+
+
+def _print_undo_plan(plan: UndoPlan, run_dir: Path, *, yes: bool) -> None:
+    echo = functools.partial(typer.echo, err=True)
+    verb = "deleting" if yes else "would delete (dry run: pass --yes to delete)"
+    names = ", ".join(mask_username(t.candidate.username) for t in plan.to_delete[:UNDO_SHOWN])
+    extra = len(plan.to_delete) - UNDO_SHOWN
+    more = f" and {extra:,} more" if extra > 0 else ""
+    echo(f"{verb} {len(plan.to_delete):,} users this run imported"
+         + (f": {names}{more}" if names else ""))  # fmt: skip
+    if plan.already_deleted:
+        echo(f"  {plan.already_deleted:,} deleted by an earlier undo")
+    if plan.settle:
+        echo(f"  {len(plan.settle):,} gone since an earlier undo asked Cognito to delete them: "
+             "recorded as deleted, no call made")  # fmt: skip
+    for why, count in Counter(left.why for left in plan.left).most_common():
+        shown = ", ".join([mask_username(left.candidate.username) for left in plan.left
+                           if left.why is why][:UNDO_SHOWN])  # fmt: skip
+        echo(f"  leaving {count:,}: {why.value}: {shown}")
+    if plan.not_created:
+        counts = ", ".join(f"{n:,} {outcome}" for outcome, n in plan.not_created.most_common())
+        echo(f"  not candidates (the import did not create them): {counts}")
+    if plan.deferred_not_read:
+        echo(f"  leaving the {plan.deferred_not_read:,} deferred users: the migration "
+             "function, not the import, creates them (--include-migrated deletes those in "
+             "the pool)")  # fmt: skip
+    echo(f"  read with {plan.lookups:,} ListUsers calls ({plan.lookup.value}); every user, "
+         f"unmasked, with what undo does: {plan.plan_file}")  # fmt: skip
 
 
 @app.command("migration-check")

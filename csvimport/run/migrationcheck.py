@@ -33,7 +33,7 @@ from typing import Any
 from csvimport.errors import ExitStatus, RefusedError
 from csvimport.legacyhash import TRIGGER_SECONDS, at_risk
 from csvimport.outcomes import UserResult
-from csvimport.pool import LIST_USERS_PAGE, PoolSnapshot
+from csvimport.pool import LIST_USERS_PAGE, PoolSnapshot, list_users_filter
 from csvimport.redact import mask_email, mask_phone, mask_username
 from csvimport.retry import USER_LIST, PacedClient, paced
 from csvimport.run.preflight import pool_gone
@@ -267,18 +267,6 @@ MASKS: dict[str, Callable[[str], str]] = {USERNAME: mask_username, "email": mask
 # Where a deferred user's result (rundir.iter_deferred) holds each name.
 FIELD_OF = {USERNAME: "username", "email": "email", "phone_number": "phone"}
 TAKEN_EXAMPLES = 10  # taken names a report shows; the count covers them all
-# UNVERIFIED: how ListUsers reads a quotation mark or a backslash inside a filter's value.
-# The API documents quotation marks escaped with a backslash in the filter string; taken
-# here to mean that inside the value `"` is written `\"` and `\` is written `\\`. Every
-# answer is compared with the value itself, so a wrong guess can miss a taken name (never
-# invent one).
-FILTER_ESCAPES = {"\\": "\\\\", '"': '\\"'}
-
-
-def list_users_filter(attribute: str, value: str) -> str:
-    """The ListUsers ``Filter`` that finds users whose ``attribute`` is exactly ``value``."""
-    escaped = "".join(FILTER_ESCAPES.get(ch, ch) for ch in value)
-    return f'{attribute} = "{escaped}"'
 
 
 class Strategy(StrEnum):
@@ -520,7 +508,7 @@ class AliasCheck:
             Limit=LIST_USERS_PAGE, AttributesToGet=[] if attribute == USERNAME else [attribute],
         )  # fmt: skip
         # An exact filter finds at most a few users: one page is enough, and every answer
-        # is checked against the value (FILTER_ESCAPES is a guess).
+        # is checked against the value (csvimport.pool.FILTER_ESCAPES is a guess).
         for user in page.get("Users", []):
             if self._fold(attribute, _value(user, attribute)) == want:
                 return str(user["Username"])

@@ -258,6 +258,7 @@ class SandboxApp:
                     "settings": store.settings.to_json(),
                     "faults": store.faults.to_json(),
                     "throttled": store.faults.throttled(),
+                    "calls": store.faults.calls(),
                     "clock_offset": store.clock.offset,
                 })  # fmt: skip
             if path == "/_sandbox/jobs" and method == "GET":

@@ -386,6 +386,8 @@ class Faults:
 
     ``throttled()`` counts the calls answered with throttling, per operation, since the
     faults were last changed: the attempts a client really made against a throttled call.
+    ``calls()`` counts every API call the sandbox received (throttled or not), per
+    operation, since then: what a resumed pass really asked Cognito to do.
     """
 
     throttle_every: int = 0
@@ -398,6 +400,7 @@ class Faults:
     seed: int = 1234
     _counters: dict[str, int] = field(default_factory=dict, repr=False)
     _throttled: Counter[str] = field(default_factory=Counter, repr=False)
+    _calls: Counter[str] = field(default_factory=Counter, repr=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -412,6 +415,7 @@ class Faults:
                 setattr(self, key, value)
             self._counters.clear()
             self._throttled.clear()
+            self._calls.clear()
             self._rng.seed(self.seed)
 
     def clear(self) -> None:
@@ -432,7 +436,9 @@ class Faults:
         return every > 0 and count % every == 0
 
     def should_throttle(self, operation: str) -> bool:
+        """Whether to answer this call with throttling (asked once per API call)."""
         with self._lock:
+            self._calls[operation] += 1
             if self.throttle_operations and operation not in self.throttle_operations:
                 return False
             hit = self._every("throttle", self.throttle_every)
@@ -445,6 +451,11 @@ class Faults:
         """Calls answered with throttling since the faults last changed, by operation."""
         with self._lock:
             return {operation: n for operation, n in self._throttled.items() if n}
+
+    def calls(self) -> dict[str, int]:
+        """API calls received since the faults last changed, by operation."""
+        with self._lock:
+            return dict(self._calls)
 
     def should_fail_server(self, operation: str) -> bool:
         with self._lock:
