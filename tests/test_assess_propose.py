@@ -178,6 +178,7 @@ def test_auto_verified_attributes_come_from_the_verified_flags_with_their_rates(
     reason = proposal.choice("auto_verified").reason
     assert "email from mail_ok (filled in 100.0% of rows, true in 90.0%: 900 of 1,000)" in reason
     assert "phone_number from mobile_ok (filled in 40.0% of rows, true in 30.0%" in reason
+    assert "SmsConfiguration" in reason
     spec = proposal.choice("account_recovery").value
     assert spec == ["verified_email", "verified_phone_number"]
 
@@ -199,12 +200,26 @@ def test_without_a_verified_flag_email_is_auto_verified_and_the_reason_warns() -
     assert "email_verified" not in proposal.known
 
 
-def test_only_complete_columns_are_required_with_the_caution_that_it_is_forever() -> None:
-    proposal = propose(legacy_users())
-    assert proposal.required == ["email", "given_name"]  # family_name: 30 rows empty
+def test_only_complete_contact_columns_are_required_with_the_caution_that_it_is_forever() -> None:
+    users = legacy_users(columns=[column("mobile", filled=500, kinds={"phone": 500})])
+    users.roles.phone_number = "mobile"
+    proposal = propose(users)
+    assert proposal.required == ["email"]
     reason = proposal.choice("required").reason
-    assert "family_name (last_name: 30 rows empty, 97.0% filled)" in reason
+    assert "Required: email (mail: all 1,000 rows)" in reason
     assert "Required can never be changed" in reason
+    # complete but no contact channel: named, not required; incomplete: not required
+    assert "Filled in every row but not required" in reason and ": given_name." in reason
+    assert "phone_number (mobile: 500 rows empty, 50.0% filled)" in reason
+    assert "family_name (last_name: 30 rows empty, 97.0% filled)" in reason
+
+
+def test_an_incomplete_email_column_is_not_required() -> None:
+    users = legacy_users()
+    users.columns[2] = column("mail", filled=999, kinds={"email": 999})
+    proposal = propose(users)
+    assert proposal.required == []
+    assert "email (mail: 1 rows empty, 99.9% filled)" in proposal.choice("required").reason
 
 
 # --- custom attributes -----------------------------------------------------------------------
@@ -317,6 +332,15 @@ def test_the_strategy_follows_the_census_with_the_numbers(
     assert (PASSWORD_HASH in proposal.known) == (
         strategy is not Strategy.RESET_ALL and census.importable + census.convertible > 0
     )
+    fallback = "migrate" if strategy is Strategy.BULK_AND_MIGRATION else "reset"
+    assert proposal.to_json()["strategy"]["password_fallback"] == fallback
+
+
+def test_resetting_more_users_than_cognitos_daily_emails_names_ses() -> None:
+    few = propose(legacy_users(passwords=PasswordCensus("pw", importable=950, empty=50)))
+    many = propose(legacy_users(passwords=PasswordCensus("pw", importable=949, empty=51)))
+    assert "Amazon SES" not in few.choice("strategy").reason
+    assert "resetting more than 50 users a day needs Amazon SES" in many.choice("strategy").reason
 
 
 # --- the files -------------------------------------------------------------------------------
@@ -394,8 +418,7 @@ def test_the_sandbox_creates_the_proposed_pool_and_describe_user_pool_shows_the_
     assert pool["UsernameConfiguration"] == {"CaseSensitive": True}
     assert pool["AutoVerifiedAttributes"] == ["email"]
     schema = {a["Name"]: a for a in pool["SchemaAttributes"]}
-    assert {n for n, a in schema.items() if a.get("Required") and n != "sub"} == {
-        "email", "given_name"}  # fmt: skip
+    assert {n for n, a in schema.items() if a.get("Required") and n != "sub"} == {"email"}
     assert schema["custom:legacy_id"]["Mutable"] is False
     assert schema["custom:plan"]["StringAttributeConstraints"]["MaxLength"] == "16"
     assert schema["custom:credits"]["AttributeDataType"] == "Number"

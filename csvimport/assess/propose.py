@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from csvimport.assess.model import Assessment, ColumnProfile, DuplicateCounts, PasswordCensus
+from csvimport.build.deferral import PasswordFallback
 from csvimport.build.mapping.spec import PASSWORD_HASH, STANDARD_ATTRIBUTES, USERNAME
 from csvimport.build.mapping.suggest import suggest_mapping
 from csvimport.build.mapping.transforms import BOOLEAN_WORDS
@@ -55,6 +56,8 @@ MIGRATION_MIN_SHARE: Final = 0.01
 # When the users who keep their password (imported or migrated) are fewer than this share
 # of all users, everyone resets: one message and one path for all.
 RESET_ALL_BELOW_SHARE: Final = 0.05
+# Cognito's own email sender: at most 50 emails a day per account (facts §6).
+COGNITO_EMAILS_PER_DAY: Final = 50
 # The name of the custom attribute that keeps the legacy id (Cognito gives a new sub).
 LEGACY_ID_ATTRIBUTE: Final = "legacy_id"
 DEFAULT_POOL_NAME: Final = "csvimport-proposed"
@@ -162,6 +165,11 @@ class Proposal:
     def migration(self) -> bool:
         return self.strategy is Strategy.BULK_AND_MIGRATION
 
+    @property
+    def password_fallback(self) -> PasswordFallback:
+        """What ``build --password-fallback`` the strategy asks for."""
+        return PasswordFallback.MIGRATE if self.migration else PasswordFallback.RESET
+
     def choice(self, name: str) -> Choice:
         return next(c for c in self.choices if c.name == name)
 
@@ -197,6 +205,7 @@ class Proposal:
                 "name": self.strategy.value,
                 "reason": self.choice("strategy").reason,
                 "numbers": dict(self.strategy_numbers),
+                "password_fallback": self.password_fallback.value,
             },
         }
 
@@ -229,64 +238,45 @@ def _sign_in(assessment: Assessment) -> tuple[list[str], list[str], str]:
     """(UsernameAttributes, AliasAttributes, reason)."""
     roles, rows = assessment.roles, assessment.rows
     email = _profile(assessment, roles.email)
-    if email is None:
-        return [], [], "Sign in with a username: the source has no email column."
-    addresses = email.kinds.get("email", 0)
-    without = rows - addresses
     dups = _duplicates(assessment, "email")
-    folded = dups.folded if dups is not None else 0
-    if folded:
-        return (
-            [],
-            [],
-            (
-                f"Sign in with a username: {folded:,} rows share an email address with an earlier "
-                "row once case is ignored, and an email used to sign in must be unique."
-            ),
-        )
-    if rows == 0 or addresses / rows < EMAIL_SIGN_IN_MIN_FILL:
-        return (
-            [],
-            [],
-            (
-                f"Sign in with a username: {without:,} of {rows:,} rows ({_pct(without, rows)}) "
-                f"have no valid email address, more than the {_share(1 - EMAIL_SIGN_IN_MIN_FILL)} "
-                "email sign-in can leave out (each of them could not be imported)."
-            ),
-        )
+    shared = dups.folded if dups is not None else 0
+    addresses = 0 if email is None else email.kinds.get("email", 0)
+    without = rows - addresses
+    if email is None:
+        why_not = "the source has no email column"
+    elif shared:
+        why_not = (f"{shared:,} rows share an email address with an earlier row once case is "
+                   "ignored, and an email used to sign in must be unique")  # fmt: skip
+    elif rows == 0 or addresses / rows < EMAIL_SIGN_IN_MIN_FILL:
+        why_not = (f"{without:,} of {rows:,} rows ({_pct(without, rows)}) have no valid email "
+                   f"address, more than the {_share(1 - EMAIL_SIGN_IN_MIN_FILL)} email sign-in "
+                   "may leave out (each of them could not be imported)")  # fmt: skip
+    else:
+        why_not = ""
+    if why_not:
+        reason = f"Sign in with a username: {why_not}."
+        if roles.username is None:
+            reason += " The source has no username column: name the one to use in mapping.toml."
+        return [], [], reason
     gap = f" ({without:,} rows without one cannot be imported)" if without else ""
+    facts = (f"addresses are unique after case folding and {_pct(addresses, rows)} of rows "
+             f"have one{gap}")  # fmt: skip
     username = _profile(assessment, roles.username)
     if username is None or roles.username == roles.email:
-        return (
-            ["email"],
-            [],
-            (
-                f"Sign in with the email address: all {rows:,} rows' addresses are unique after "
-                f"case folding, {_pct(addresses, rows)} of rows have one{gap}, and there is no "
-                "separate username column."
-            ),
-        )
+        return ["email"], [], (
+            f"Sign in with the email address: {facts}, and there is no separate username column."
+        )  # fmt: skip
     emailish = username.kinds.get("email", 0)
     if emailish:
-        return (
-            ["email"],
-            [],
-            (
-                f"Sign in with the email address: addresses are unique after case folding and "
-                f"{_pct(addresses, rows)} of rows have one{gap}; not as an alias beside the "
-                f"username, because {emailish:,} usernames look like email addresses, which "
-                "Cognito refuses in a pool with an email alias."
-            ),
-        )
-    return (
-        [],
-        ["email"],
-        (
-            f"Sign in with the username or the email address (email as an alias): addresses are "
-            f"unique after case folding and {_pct(addresses, rows)} of rows have one{gap}; users "
-            "keep their legacy usernames."
-        ),
-    )
+        return ["email"], [], (
+            f"Sign in with the email address: {facts}; not as an alias beside the username, "
+            f"because {emailish:,} usernames look like email addresses, which Cognito refuses "
+            "in a pool with an email alias."
+        )  # fmt: skip
+    return [], ["email"], (
+        f"Sign in with the username or the email address (email as an alias): {facts}; users "
+        "keep their legacy usernames."
+    )  # fmt: skip
 
 
 def _case(assessment: Assessment, sign_in_with: list[str]) -> tuple[bool, str]:
@@ -308,7 +298,8 @@ def _case(assessment: Assessment, sign_in_with: list[str]) -> tuple[bool, str]:
                      f"in case{shown}")  # fmt: skip
     return True, (
         "Case-sensitive usernames: " + "; ".join(parts) + ". A case-insensitive pool would "
-        "keep one of each such pair. To have case-insensitive sign-in instead, resolve them "
+        "take one of each such pair (the build's --duplicates policy drops the others). To have "
+        "case-insensitive sign-in instead, resolve them "
         "in the source first: case sensitivity can never be changed later."
     )
 
@@ -343,6 +334,8 @@ def _auto_verified(assessment: Assessment) -> tuple[list[str], str]:
             if unverified:
                 note = (f" {unverified:,} users whose {verified[0]} is not verified cannot be "
                         "imported: Cognito needs a verified email or phone for each.")  # fmt: skip
+        if "phone_number" in verified:
+            note += SMS_NOTE
         return verified, "Auto-verify " + "; ".join(parts) + "." + note
     if roles.email is not None:
         return ["email"], (
@@ -362,6 +355,18 @@ def _auto_verified(assessment: Assessment) -> tuple[list[str], str]:
     )
 
 
+# UNVERIFIED: whether CreateUserPool refuses an auto-verified phone_number without an
+# SmsConfiguration; Cognito sends the codes by SMS through Amazon SNS, which needs that role.
+SMS_NOTE: Final = (
+    " Verifying phone numbers sends SMS through Amazon SNS: give the pool an SmsConfiguration "
+    "(an IAM role Cognito assumes) before creating it; this proposal has none."
+)
+
+
+# The standard attributes proposed as required when every row has one: the channels that
+# reach a user (recovery, verification). Others filled in every row are only named: required
+# is forever, and whether every future user must give a name is the product's call.
+REQUIRED_CANDIDATES: Final = ("email", "phone_number")
 REQUIRED_CAUTION: Final = (
     "Required can never be changed: every user created later (sign-up, admin) must give "
     "these too; take any out whose absence you will ever accept."
@@ -372,24 +377,31 @@ def _required(assessment: Assessment) -> tuple[list[str], str]:
     roles = assessment.roles
     standard = {"email": roles.email, "phone_number": roles.phone_number}
     standard.update({attribute: column for column, attribute in roles.attributes.items()})
-    required, complete, partial = [], [], []
+    required, complete, optional, partial = [], [], [], []
     for attribute, column in standard.items():
         profile = _profile(assessment, column)
         if profile is None:
             continue
-        if profile.complete:
-            required.append(attribute)
-            complete.append(f"{attribute} ({column}: all {profile.rows:,} rows)")
-        else:
+        if not profile.complete:
             missing = profile.rows - profile.filled
             partial.append(f"{attribute} ({column}: {missing:,} rows empty, "
                            f"{_pct(profile.filled, profile.rows)} filled)")  # fmt: skip
+        elif attribute in REQUIRED_CANDIDATES:
+            required.append(attribute)
+            complete.append(f"{attribute} ({column}: all {profile.rows:,} rows)")
+        else:
+            optional.append(attribute)
     parts = []
     if complete:
         parts.append("Required: " + ", ".join(complete) + ", filled in every row. "
                      + REQUIRED_CAUTION)  # fmt: skip
     else:
-        parts.append("No required attribute: no mapped standard attribute is filled in every row.")
+        parts.append("No required attribute: no email or phone column is filled in every row.")
+    if optional:
+        parts.append(
+            "Filled in every row but not required, as a pool cannot drop a required "
+            "attribute and not every future user may have one: " + ", ".join(optional) + "."
+        )
     if partial:
         parts.append("Not required, because users without them would be rejected: "
                      + "; ".join(partial) + ".")  # fmt: skip
@@ -408,9 +420,8 @@ def custom_name(column: str) -> tuple[str, str]:
             break
         kept.append(word)
     if kept:
-        short = "_".join(kept)
-        return short, f"shortened to its first whole words ({len(name)} characters are over " \
-                      f"the {MAX_CUSTOM_NAME} allowed)"  # fmt: skip
+        how = f"shortened to its first whole words ({len(name)} characters are over the "
+        return "_".join(kept), how + f"{MAX_CUSTOM_NAME} allowed)"
     return name[:MAX_CUSTOM_NAME], (
         f"cut to {MAX_CUSTOM_NAME} characters (its first word alone is longer)"
     )
@@ -535,61 +546,48 @@ def _strategy(census: PasswordCensus, rows: int) -> tuple[Strategy, dict[str, in
     later = census.at_first_sign_in
     lost = census.unknown + census.empty
     total = usable + later + lost
+    keep = usable + later
     numbers = {"users": rows, "importable": census.importable,
                "convertible": census.convertible, "at_first_sign_in": later,
                "unknown": census.unknown, "empty": census.empty}  # fmt: skip
+    imported = (f"{usable:,} of {total:,} users ({_pct(usable, total)}) have a hash Cognito "
+                f"imports ({census.importable:,} as they are, {census.convertible:,} "
+                "converted)")  # fmt: skip
     if census.column is None:
-        return (
-            Strategy.RESET_ALL,
-            numbers,
-            (
-                "Reset for everyone: the source has no password column, so every imported user "
-                "sets a new password (ForgotPassword) at their first sign-in."
-            ),
-        )
-    keep = usable + later
-    if total == 0 or keep / total < RESET_ALL_BELOW_SHARE:
-        return (
-            Strategy.RESET_ALL,
-            numbers,
-            (
-                f"Reset for everyone: only {keep:,} of {total:,} users ({_pct(keep, total)}) have "
-                f"a hash Cognito imports or the migration function verifies, under the "
-                f"{_share(RESET_ALL_BELOW_SHARE)} worth a second path; {lost:,} have "
-                "no usable hash."
-            ),
-        )
-    resets = lost
-    if later and later / total >= MIGRATION_MIN_SHARE:
-        strategy = Strategy.BULK_AND_MIGRATION
-        text = (
-            f"Bulk import plus migration at first sign-in: {usable:,} of {total:,} users "
-            f"({_pct(usable, total)}) have a hash Cognito imports ({census.importable:,} as "
-            f"they are, {census.convertible:,} converted); {later:,} ({_pct(later, total)}) "
-            "have one only the migration function can verify, so they are left out of the "
-            "import and migrate when they first sign in"
-        )
+        strategy, resets = Strategy.RESET_ALL, rows
+        text = ("Reset for everyone: the source has no password column, so every imported user "
+                "sets a new password (ForgotPassword) at their first sign-in")  # fmt: skip
+    elif total == 0 or keep / total < RESET_ALL_BELOW_SHARE:
+        strategy, resets = Strategy.RESET_ALL, total
+        text = (f"Reset for everyone: only {keep:,} of {total:,} users ({_pct(keep, total)}) "
+                "have a hash Cognito imports or the migration function verifies, under the "
+                f"{_share(RESET_ALL_BELOW_SHARE)} worth a second path; {lost:,} have no "
+                "usable hash")  # fmt: skip
+    elif later and later / total >= MIGRATION_MIN_SHARE:
+        strategy, resets = Strategy.BULK_AND_MIGRATION, lost
+        text = (f"Bulk import plus migration at first sign-in: {imported}; {later:,} "
+                f"({_pct(later, total)}) have one only the migration function can verify, so "
+                "they are left out of the import (build --password-fallback migrate) and "
+                "migrate when they first sign in")  # fmt: skip
     else:
-        strategy = Strategy.BULK_ONLY
-        resets += later
-        text = (
-            f"Bulk import only: {usable:,} of {total:,} users ({_pct(usable, total)}) have a "
-            f"hash Cognito imports ({census.importable:,} as they are, "
-            f"{census.convertible:,} converted)"
-        )
+        strategy, resets = Strategy.BULK_ONLY, lost + later
+        text = f"Bulk import only: {imported}"
         if later:
             text += (
-                f"; the {later:,} whose hash only the migration function can verify are under "
-                f"{_share(MIGRATION_MIN_SHARE)} of users, so they reset instead"
+                f"; the {later:,} whose hash only the migration function can verify are "
+                f"under {_share(MIGRATION_MIN_SHARE)} of users, so they reset instead"
             )
-    if resets:
+    if resets and strategy is not Strategy.RESET_ALL:
         text += (
-            f"; {resets:,} ({_pct(resets, total)}) reset their password, {census.empty:,} "
-            f"having none and {census.unknown:,} an unknown scheme"
+            f"; {resets:,} ({_pct(resets, total)}) reset their password, "
+            f"{census.empty:,} having no hash, {census.unknown:,} an unknown scheme"
+            + (f", {later:,} one left to reset" if strategy is Strategy.BULK_ONLY and later else "")
         )
-    if len([s for s in census.by_scheme if s != "unknown"]) > 1:
-        text += ("; Cognito takes one hash algorithm per job, so the build writes a job per "
-                 "scheme")  # fmt: skip
+    if resets > COGNITO_EMAILS_PER_DAY:
+        text += (f"; resetting more than {COGNITO_EMAILS_PER_DAY} users a day needs Amazon SES "
+                 "(EmailConfiguration.EmailSendingAccount = DEVELOPER)")  # fmt: skip
+    if strategy is not Strategy.RESET_ALL and len(set(census.by_scheme) - {"unknown"}) > 1:
+        text += "; Cognito takes one hash algorithm per job, so the build writes a job per scheme"
     return strategy, numbers, text + "."
 
 
