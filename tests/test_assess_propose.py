@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 
 from csvimport.assess.model import (
@@ -42,7 +43,10 @@ from csvimport.assess.propose import (
     write_proposal,
 )
 from csvimport.build.mapping.spec import PASSWORD_HASH, Mapping
+from csvimport.pool import read_pool
 from csvimport.sandbox import Sandbox, load_pool_spec
+
+from .helpers import build_rows
 
 ROWS = 1000
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
@@ -231,7 +235,8 @@ def test_columns_without_a_standard_attribute_become_custom_attributes_typed_by_
     users = legacy_users(columns=[
         column("credits", kinds={"integer": ROWS}),
         column("newsletter", kinds={"boolean": ROWS}),
-        column("joined", kinds={"date": ROWS}),
+        column("joined", kinds={"date": ROWS}, date_formats={"%Y-%m-%d": ROWS}),
+        column("born_on", kinds={"date": ROWS}, date_formats={"%d/%m/%Y": 900, "%Y-%m-%d": 100}),
         column("last_seen", kinds={"timestamp": ROWS}, date_formats={"%Y-%m-%dT%H:%M:%S": ROWS}),
         column("logged_out", kinds={"timestamp": ROWS}, date_formats={"%d/%m/%Y %H:%M": ROWS}),
         column("score", kinds={"number": 990, "text": 10}),
@@ -244,14 +249,16 @@ def test_columns_without_a_standard_attribute_become_custom_attributes_typed_by_
         "plan": ("String", None),
         "credits": ("Number", None),
         "newsletter": ("Boolean", "boolean"),
-        "joined": ("DateTime", "date"),
+        "joined": ("DateTime", None),
+        "born_on": ("String", None),
         "last_seen": ("DateTime", None),
         "logged_out": ("String", None),
         "score": ("String", None),
     }
     assert by_name["legacy_id"].mutable is False and by_name["plan"].mutable is True
     assert "10 of its 1,000 values are not number values" in by_name["score"].reason
-    assert "not ISO 8601" in by_name["logged_out"].reason
+    assert "its timestamps are not ISO 8601 (%d/%m/%Y %H:%M)" in by_name["logged_out"].reason
+    assert "its dates are not ISO 8601 (%Y-%m-%d, %d/%m/%Y)" in by_name["born_on"].reason
     assert proposal.left_out == {
         "password": "the password column: the build reads it, it is no attribute",
         "empty_notes": "empty in every row",
@@ -422,14 +429,25 @@ def test_the_sandbox_creates_the_proposed_pool_and_describe_user_pool_shows_the_
     assert schema["custom:legacy_id"]["Mutable"] is False
     assert schema["custom:plan"]["StringAttributeConstraints"]["MaxLength"] == "16"
     assert schema["custom:credits"]["AttributeDataType"] == "Number"
-    app = cognito.describe_user_pool_client(UserPoolId=info.user_pool_id,
-                                            ClientId=info.user_pool_client_id)["UserPoolClient"]  # fmt: skip
+    app = cognito.describe_user_pool_client(
+        UserPoolId=info.user_pool_id, ClientId=info.user_pool_client_id
+    )["UserPoolClient"]
     assert "ALLOW_USER_PASSWORD_AUTH" in app["ExplicitAuthFlows"]
     # every attribute the starter mapping names is a column of the pool's import files
     mapping = Mapping.load(tmp_path / MAPPING_FILE)
     header = cognito.get_csv_header(UserPoolId=info.user_pool_id)["CSVHeader"]
     assert set(mapping.attributes()) - {PASSWORD_HASH} <= set(header)
     assert set(proposal.header()) - {PASSWORD_HASH} == set(header)
+    # and the starter mapping builds legacy rows for this pool without a rejection
+    hashed = bcrypt.hashpw(b"legacy-secret", bcrypt.gensalt(4)).decode()
+    rows = [[str(n), f"user{n}", f"user{n}@example.com", "Y", "Ada", "Lovelace", "pro",
+             hashed, str(n * 10)] for n in range(1, 4)]  # fmt: skip
+    (tmp_path / "build").mkdir()
+    snapshot = read_pool(cognito, info.user_pool_id)
+    starter = (tmp_path / MAPPING_FILE).read_text()
+    _, result = build_rows(tmp_path / "build", proposal.columns, rows, starter, snapshot)
+    assert (result.written, result.rejected, dict(result.reasons)) == (3, 0, {})
+    assert result.passwords is not None and sum(result.passwords.values()) == 3
 
 
 def proposed_mapping(proposal: Proposal) -> Mapping:

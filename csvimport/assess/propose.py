@@ -69,12 +69,13 @@ KIND_TYPES: Final = {
     "integer": ("Number", None),
     "number": ("Number", None),
     "boolean": ("Boolean", "boolean"),
-    "date": ("DateTime", "date"),
+    "date": ("DateTime", None),
     "timestamp": ("DateTime", None),
 }
-# A custom DateTime attribute takes ISO 8601 values (csvimport.build.validate): timestamps
-# written so pass as they are; other spellings stay String.
-ISO_TIMESTAMP_PREFIX: Final = "%Y-%m-%d"
+# A custom DateTime attribute takes ISO 8601 values (csvimport.build.validate), which no
+# transform writes (`date` writes Cognito's mm/dd/yyyy, `timestamp` epoch seconds): dates and
+# timestamps already written so pass as they are; other spellings stay String.
+ISO_DATE_PREFIX: Final = "%Y-%m-%d"
 
 RECOVERY: Final = {"email": "verified_email", "phone_number": "verified_phone_number"}
 
@@ -447,25 +448,16 @@ def _type_of(profile: ColumnProfile) -> tuple[str, str | None, str]:
     data_type, transform = KIND_TYPES[kind]
     share = profile.kinds[kind]
     if share < profile.filled:
-        return (
-            "String",
-            None,
-            (
-                f"String, not {data_type}: {profile.filled - share:,} of its {profile.filled:,} "
-                f"values are not {kind} values"
-            ),
-        )
-    if kind == "timestamp" and not all(f.startswith(ISO_TIMESTAMP_PREFIX)
-                                       for f in profile.date_formats):  # fmt: skip
-        return (
-            "String",
-            None,
-            (
-                "String, not DateTime: its timestamps are not ISO 8601 ("
-                + ", ".join(sorted(profile.date_formats))
-                + "), which DateTime takes"
-            ),
-        )
+        others = profile.filled - share
+        return "String", None, (
+            f"String, not {data_type}: {others:,} of its {profile.filled:,} values are not "
+            f"{kind} values"
+        )  # fmt: skip
+    formats = sorted(profile.date_formats)
+    if data_type == "DateTime" and not (formats and all(f.startswith(ISO_DATE_PREFIX)
+                                                        for f in formats)):  # fmt: skip
+        seen = ", ".join(formats) or "not profiled"
+        return "String", None, f"String, not DateTime: its {kind}s are not ISO 8601 ({seen})"
     return data_type, transform, f"{data_type}: every value is of kind {kind!r}"
 
 
