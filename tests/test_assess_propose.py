@@ -94,7 +94,8 @@ def legacy_users(
             attributes={"first_name": "given_name", "last_name": "family_name"},
         ),  # fmt: skip
         duplicates=duplicates
-        or [
+        if duplicates is not None
+        else [
             DuplicateCounts(column="login", role="username", exact=0, folded=0),
             DuplicateCounts(column="mail", role="email", exact=0, folded=0),
         ],  # fmt: skip
@@ -165,6 +166,19 @@ def test_case_only_collisions_keep_usernames_case_sensitive_naming_the_masked_ex
     reason = proposal.choice("case_sensitive").reason
     assert "3 username values of login differ from another only in case" in reason
     assert "ad…1, gr…7, AD…1" in reason
+
+
+def test_without_duplicate_counts_the_profiles_distinct_values_tell_collisions() -> None:
+    users = legacy_users(duplicates=[])
+    users.columns[1] = column("login")
+    users.columns[1].distinct_folded = ROWS - 3  # 3 logins equal to another but for case
+    users.columns[2] = column("mail", kinds={"email": ROWS})
+    users.columns[2].distinct_folded = ROWS - 2
+    proposal = propose(users)
+    assert proposal.alias_attributes == [] and proposal.case_sensitive is True
+    assert "2 rows share an email address" in proposal.choice("sign_in").reason
+    reason = proposal.choice("case_sensitive").reason
+    assert "3 username values of login differ from another only in case." in reason
 
 
 # --- auto-verified and required --------------------------------------------------------------

@@ -241,6 +241,8 @@ def _sign_in(assessment: Assessment) -> tuple[list[str], list[str], str]:
     email = _profile(assessment, roles.email)
     dups = _duplicates(assessment, "email")
     shared = dups.folded if dups is not None else 0
+    if dups is None and email is not None:  # no duplicate count: the profile's distinct values
+        shared = email.filled - email.distinct_folded
     addresses = 0 if email is None else email.kinds.get("email", 0)
     without = rows - addresses
     if email is None:
@@ -280,28 +282,41 @@ def _sign_in(assessment: Assessment) -> tuple[list[str], list[str], str]:
     )  # fmt: skip
 
 
+def _case_only(assessment: Assessment, role: str) -> tuple[int, list[str], str] | None:
+    """(rows equal to another only after case folding, masked examples, column) for the
+    column playing ``role``; from the column's profile when no duplicate count was made."""
+    dups = _duplicates(assessment, role)
+    if dups is not None:
+        return dups.folded - dups.exact, dups.case_only_examples, dups.column
+    column = getattr(assessment.roles, role)
+    profile = _profile(assessment, column)
+    if profile is None:
+        return None
+    return profile.distinct - profile.distinct_folded, [], profile.name
+
+
 def _case(assessment: Assessment, sign_in_with: list[str]) -> tuple[bool, str]:
     """(CaseSensitive, reason). Emails take part when they sign users in (a
     case-insensitive pool compares email and preferred_username without case too)."""
-    roles = ["username", *(["email"] if sign_in_with else [])]
-    collisions = [(d, d.folded - d.exact) for d in assessment.duplicates if d.role in roles]
-    found = [(d, n) for d, n in collisions if n > 0]
-    if not found:
+    parts = []
+    for role in ["username", *(["email"] if sign_in_with else [])]:
+        found = _case_only(assessment, role)
+        if found is None or found[0] <= 0:
+            continue
+        count, examples, column = found
+        shown = f" (e.g. {', '.join(examples[:5])})" if examples else ""
+        parts.append(f"{count:,} {role} values of {column} differ from another only in "
+                     f"case{shown}")  # fmt: skip
+    if not parts:
         return False, (
             "Case-insensitive usernames: no two usernames differ only in case, and users "
             "expect 'Ada' and 'ada' to be the same account."
         )
-    parts = []
-    for dups, count in found:
-        examples = ", ".join(dups.case_only_examples[:5])
-        shown = f" (e.g. {examples})" if examples else ""
-        parts.append(f"{count:,} {dups.role} values of {dups.column} differ from another only "
-                     f"in case{shown}")  # fmt: skip
     return True, (
         "Case-sensitive usernames: " + "; ".join(parts) + ". A case-insensitive pool would "
-        "take one of each such pair (the build's --duplicates policy drops the others). To have "
-        "case-insensitive sign-in instead, resolve them "
-        "in the source first: case sensitivity can never be changed later."
+        "take one of each such pair (the build's --duplicates policy drops the others). To "
+        "have case-insensitive sign-in instead, resolve them in the source first: case "
+        "sensitivity can never be changed later."
     )
 
 
