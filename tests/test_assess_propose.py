@@ -380,7 +380,7 @@ def test_write_proposal_writes_the_four_files_private_and_proposal_json_for_the_
     page = json.loads((tmp_path / "assessment" / PROPOSAL_FILE).read_text())
     assert [c["name"] for c in page["choices"]] == [
         "sign_in", "case_sensitive", "auto_verified", "required", "custom_attributes",
-        "account_recovery", "strategy",
+        "account_recovery", "mfa", "strategy",
     ]  # fmt: skip
     assert all(c["reason"] for c in page["choices"])
     assert page["strategy"]["name"] == "bulk plus migration at first sign-in"

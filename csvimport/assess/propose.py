@@ -49,7 +49,7 @@ LENGTH_HEADROOM: Final = 2
 # Below this share of rows with an address, the pool signs in with usernames.
 EMAIL_SIGN_IN_MIN_FILL: Final = 0.99
 # Users whose hash only the migration function can verify: at or above this share of the
-# users with a password, the strategy adds the migration at first sign-in; below it they
+# census's users, the strategy adds the migration at first sign-in; below it they
 # reset their password like the users without a usable hash (a Lambda function to run and
 # keep for a handful of users is not worth it).
 MIGRATION_MIN_SHARE: Final = 0.01
@@ -77,6 +77,11 @@ KIND_TYPES: Final = {
 # timestamps already written so pass as they are; other spellings stay String.
 ISO_DATE_PREFIX: Final = "%Y-%m-%d"
 
+MFA: Final = "OFF"
+MFA_REASON: Final = (
+    "MFA off: a legacy second factor cannot be imported, and the import file's "
+    "cognito:mfa_enabled must agree with the pool. MFA can be turned on later."
+)
 RECOVERY: Final = {"email": "verified_email", "phone_number": "verified_phone_number"}
 
 POOL_SPEC_FILE: Final = "pool-spec.json"
@@ -91,7 +96,7 @@ MIGRATION_AUTH_FLOWS: Final = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH"
                                "ALLOW_REFRESH_TOKEN_AUTH")  # fmt: skip
 # Where Cognito's import jobs write their logs: the role may write there and nowhere else.
 IMPORT_LOG_GROUPS: Final = (
-    "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/cognito/*"  # noqa: E501
+    "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/cognito/*"
 )
 IMPORT_LOG_ACTIONS: Final = ("logs:CreateLogGroup", "logs:CreateLogStream",
                              "logs:DescribeLogStreams", "logs:PutLogEvents")  # fmt: skip
@@ -628,6 +633,7 @@ def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Pr
             if recovery
             else "No account recovery: the pool verifies no email or phone.",
         ),
+        Choice("mfa", MFA, MFA_REASON),
         Choice("strategy", strategy.value, strategy_reason),
     ]
     known: dict[str, dict[str, Any]] = {}
@@ -693,7 +699,7 @@ def _pool_settings(proposal: Proposal) -> dict[str, Any]:
         settings["AliasAttributes"] = list(proposal.alias_attributes)
     settings["UsernameConfiguration"] = {"CaseSensitive": proposal.case_sensitive}
     settings["AutoVerifiedAttributes"] = list(proposal.auto_verified)
-    settings["MfaConfiguration"] = "OFF"
+    settings["MfaConfiguration"] = proposal.choice("mfa").value
     if proposal.choice("account_recovery").value:
         settings["AccountRecoverySetting"] = _recovery(proposal)
     settings["Schema"] = _schema(proposal)
