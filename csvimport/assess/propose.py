@@ -23,7 +23,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from csvimport.assess.model import Assessment, ColumnProfile, DuplicateCounts, PasswordCensus
+from csvimport.assess.model import (
+    Assessment,
+    ColumnProfile,
+    DuplicateCounts,
+    PasswordCensus,
+    Roles,
+)
 from csvimport.build.deferral import PasswordFallback
 from csvimport.build.mapping.spec import PASSWORD_HASH, STANDARD_ATTRIBUTES, USERNAME
 from csvimport.build.mapping.suggest import suggest_mapping
@@ -603,45 +609,16 @@ def _strategy(census: PasswordCensus, rows: int) -> tuple[Strategy, dict[str, in
     return strategy, numbers, text + "."
 
 
-def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Proposal:
-    """Propose the pool and the password strategy for ``assessment``, each with its reason."""
-    roles = assessment.roles
-    username_attributes, alias_attributes, sign_in_reason = _sign_in(assessment)
-    case_sensitive, case_reason = _case(assessment, username_attributes + alias_attributes)
-    auto_verified, verified_reason = _auto_verified(assessment)
-    required, required_reason = _required(assessment)
-    custom, left_out, custom_reason = _custom(assessment)
-    strategy, numbers, strategy_reason = _strategy(assessment.passwords, assessment.rows)
-    recovery = [RECOVERY[a] for a in auto_verified if a in RECOVERY]
-    choices = [
-        Choice(
-            "sign_in",
-            {"UsernameAttributes": username_attributes, "AliasAttributes": alias_attributes},
-            sign_in_reason,
-        ),  # fmt: skip
-        Choice("case_sensitive", case_sensitive, case_reason),
-        Choice("auto_verified", auto_verified, verified_reason),
-        Choice("required", required, required_reason),
-        Choice("custom_attributes", [f"custom:{a.name}" for a in custom], custom_reason),
-        Choice(
-            "account_recovery",
-            recovery,
-            (
-                "Account recovery by " + " then ".join(recovery) + ": imported users without an "
-                "imported hash reset their password by a code sent there."
-            )
-            if recovery
-            else "No account recovery: the pool verifies no email or phone.",
-        ),
-        Choice("mfa", MFA, MFA_REASON),
-        Choice("strategy", strategy.value, strategy_reason),
-    ]
+def _stanzas(
+    roles: Roles, *, email_is_username: bool, custom: list[CustomAttribute], hashes: bool
+) -> dict[str, dict[str, Any]]:
+    """What the starter mapping reads for each attribute of the proposed pool (the rest it
+    matches by name)."""
     known: dict[str, dict[str, Any]] = {}
-    username_column = roles.email if username_attributes else roles.username
-    if username_column is not None:
-        known[USERNAME] = {"column": username_column}
-        if username_attributes:
-            known[USERNAME]["transform"] = "email"
+    if email_is_username and roles.email is not None:
+        known[USERNAME] = {"column": roles.email, "transform": "email"}
+    elif roles.username is not None:
+        known[USERNAME] = {"column": roles.username}
     for attribute, column in (("email", roles.email), ("phone_number", roles.phone_number)):
         if column is not None:
             known[attribute] = {"column": column}
@@ -652,10 +629,46 @@ def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Pr
     for column, attribute in roles.attributes.items():
         known[attribute] = {"column": column}
     for a in custom:
-        known[f"custom:{a.name}"] = {"column": a.column, **({"transform": a.transform}
-                                                             if a.transform else {})}  # fmt: skip
-    if _imports_hashes(strategy, numbers) and roles.password is not None:
+        known[f"custom:{a.name}"] = {"column": a.column}
+        if a.transform:
+            known[f"custom:{a.name}"]["transform"] = a.transform
+    if hashes and roles.password is not None:
         known[PASSWORD_HASH] = {"column": roles.password}
+    return known
+
+
+def _recovery(auto_verified: list[str]) -> tuple[list[str], str]:
+    mechanisms = [RECOVERY[a] for a in auto_verified if a in RECOVERY]
+    if not mechanisms:
+        return [], "No account recovery: the pool verifies no email or phone."
+    return mechanisms, (
+        "Account recovery by " + " then ".join(mechanisms) + ": imported users without an "
+        "imported hash reset their password by a code sent there."
+    )
+
+
+def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Proposal:
+    """Propose the pool and the password strategy for ``assessment``, each with its reason."""
+    username_attributes, alias_attributes, sign_in_reason = _sign_in(assessment)
+    sign_in = {"UsernameAttributes": username_attributes, "AliasAttributes": alias_attributes}
+    case_sensitive, case_reason = _case(assessment, username_attributes + alias_attributes)
+    auto_verified, verified_reason = _auto_verified(assessment)
+    required, required_reason = _required(assessment)
+    custom, left_out, custom_reason = _custom(assessment)
+    strategy, numbers, strategy_reason = _strategy(assessment.passwords, assessment.rows)
+    recovery, recovery_reason = _recovery(auto_verified)
+    choices = [
+        Choice("sign_in", sign_in, sign_in_reason),
+        Choice("case_sensitive", case_sensitive, case_reason),
+        Choice("auto_verified", auto_verified, verified_reason),
+        Choice("required", required, required_reason),
+        Choice("custom_attributes", [f"custom:{a.name}" for a in custom], custom_reason),
+        Choice("account_recovery", recovery, recovery_reason),
+        Choice("mfa", MFA, MFA_REASON),
+        Choice("strategy", strategy.value, strategy_reason),
+    ]
+    known = _stanzas(assessment.roles, email_is_username=bool(username_attributes),
+                     custom=custom, hashes=_imports_hashes(strategy, numbers))  # fmt: skip
     return Proposal(
         pool_name=pool_name,
         username_attributes=username_attributes,
@@ -669,7 +682,7 @@ def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Pr
         strategy_numbers=numbers,
         choices=choices,
         known=known,
-        legacy_id=roles.legacy_id,
+        legacy_id=assessment.roles.legacy_id,
         columns=[c.name for c in assessment.columns],
         source=assessment.source,
     )
@@ -684,7 +697,7 @@ def _schema(proposal: Proposal) -> list[dict[str, Any]]:
     return standard + [a.schema() for a in proposal.custom]
 
 
-def _recovery(proposal: Proposal) -> dict[str, Any]:
+def _recovery_setting(proposal: Proposal) -> dict[str, Any]:
     mechanisms = proposal.choice("account_recovery").value
     return {"RecoveryMechanisms": [{"Name": m, "Priority": i + 1}
                                    for i, m in enumerate(mechanisms)]}  # fmt: skip
@@ -701,7 +714,7 @@ def _pool_settings(proposal: Proposal) -> dict[str, Any]:
     settings["AutoVerifiedAttributes"] = list(proposal.auto_verified)
     settings["MfaConfiguration"] = proposal.choice("mfa").value
     if proposal.choice("account_recovery").value:
-        settings["AccountRecoverySetting"] = _recovery(proposal)
+        settings["AccountRecoverySetting"] = _recovery_setting(proposal)
     settings["Schema"] = _schema(proposal)
     return settings
 
