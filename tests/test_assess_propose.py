@@ -255,7 +255,9 @@ def test_columns_without_a_standard_attribute_become_custom_attributes_typed_by_
         column("logged_out", kinds={"timestamp": ROWS}, date_formats={"%d/%m/%Y %H:%M": ROWS}),
         column("score", kinds={"number": 990, "text": 10}),
         column("empty_notes", filled=0, kinds={}),
+        column("teams"),
     ])  # fmt: skip
+    users.roles.groups = "teams"
     proposal = propose(users)
     by_name = {a.name: a for a in proposal.custom}
     assert {n: (a.data_type, a.transform) for n, a in by_name.items()} == {
@@ -274,8 +276,9 @@ def test_columns_without_a_standard_attribute_become_custom_attributes_typed_by_
     assert "its timestamps are not ISO 8601 (%d/%m/%Y %H:%M)" in by_name["logged_out"].reason
     assert "its dates are not ISO 8601 (%Y-%m-%d, %d/%m/%Y)" in by_name["born_on"].reason
     assert proposal.left_out == {
-        "password": "the password column: the build reads it, it is no attribute",
+        "password": "the password hash: the import file's password_hash, not an attribute",
         "empty_notes": "empty in every row",
+        "teams": "group memberships: AdminAddUserToGroup after the import, not an attribute",
     }
 
 

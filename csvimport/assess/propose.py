@@ -68,8 +68,12 @@ COGNITO_EMAILS_PER_DAY: Final = 50
 LEGACY_ID_ATTRIBUTE: Final = "legacy_id"
 DEFAULT_POOL_NAME: Final = "csvimport-proposed"
 
-# Source roles that are no attribute of the pool: the build reads them another way.
-NOT_ATTRIBUTES: Final = ("password", "disabled", "groups")
+# Source roles that are no attribute of the pool, and why: no custom attribute for them.
+NOT_ATTRIBUTES: Final = {
+    "password": "the password hash: the import file's password_hash, not an attribute",
+    "disabled": "whether the user is disabled: AdminDisableUser after the import, not an attribute",
+    "groups": "group memberships: AdminAddUserToGroup after the import, not an attribute",
+}
 # Value kinds (ColumnProfile.kinds) -> the custom attribute type, and the mapping's transform.
 KIND_TYPES: Final = {
     "integer": ("Number", None),
@@ -493,10 +497,10 @@ def _custom(assessment: Assessment) -> tuple[list[CustomAttribute], dict[str, st
                      "phone_number", "phone_number_verified", *NOT_ATTRIBUTES)}  # fmt: skip
     taken_columns |= set(roles.attributes)
     left_out: dict[str, str] = {}
-    for role in NOT_ATTRIBUTES:
+    for role, why in NOT_ATTRIBUTES.items():
         column = getattr(roles, role)
         if column is not None:
-            left_out[column] = f"the {role} column: the build reads it, it is no attribute"
+            left_out[column] = why
     candidates: list[tuple[ColumnProfile, bool]] = []
     legacy = _profile(assessment, roles.legacy_id)
     if legacy is not None:
