@@ -504,3 +504,27 @@ def test_a_reset_for_everyone_mapping_leaves_the_hash_out_and_an_email_pool_maps
     assert PASSWORD_HASH not in rules
     assert (rules["cognito:username"].columns(), rules["cognito:username"].transform) == (
         ["mail"], "email")  # fmt: skip
+
+
+def test_an_email_sign_in_pool_for_everyone_to_reset_builds_with_its_starter_mapping(
+    sandbox: Sandbox, cognito: Any, tmp_path: Path
+) -> None:
+    users = legacy_users(roles=Roles(email="mail", email_verified="mail_ok", password="password"),
+                         passwords=PasswordCensus("password", empty=ROWS))  # fmt: skip
+    proposal = propose(users)
+    write_proposal(proposal, tmp_path)
+    info = sandbox.create_pool(load_pool_spec(tmp_path / POOL_SPEC_FILE))
+    pool = cognito.describe_user_pool(UserPoolId=info.user_pool_id)["UserPool"]
+    assert pool["UsernameAttributes"] == ["email"] and not pool.get("AliasAttributes")
+    assert pool["UsernameConfiguration"] == {"CaseSensitive": False}
+    app = cognito.describe_user_pool_client(
+        UserPoolId=info.user_pool_id, ClientId=info.user_pool_client_id
+    )["UserPoolClient"]
+    assert "ALLOW_USER_PASSWORD_AUTH" not in app["ExplicitAuthFlows"]
+    rows = [[str(n), f"user{n}", f"User{n}@Example.com", "yes", "Ada", "", "", ""]
+            for n in range(1, 4)]  # fmt: skip
+    (tmp_path / "build").mkdir()
+    _, result = build_rows(tmp_path / "build", proposal.columns, rows,
+                           (tmp_path / MAPPING_FILE).read_text(),
+                           read_pool(cognito, info.user_pool_id))  # fmt: skip
+    assert (result.written, result.rejected, dict(result.reasons)) == (3, 0, {})
