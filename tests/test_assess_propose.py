@@ -383,7 +383,7 @@ def test_write_proposal_writes_the_four_files_private_and_proposal_json_for_the_
     page = json.loads((tmp_path / "assessment" / PROPOSAL_FILE).read_text())
     assert [c["name"] for c in page["choices"]] == [
         "sign_in", "case_sensitive", "auto_verified", "required", "custom_attributes",
-        "account_recovery", "mfa", "strategy",
+        "account_recovery", "mfa", "strategy", "app_client_flows",
     ]  # fmt: skip
     assert all(c["reason"] for c in page["choices"])
     assert page["strategy"]["name"] == "bulk plus migration at first sign-in"
@@ -393,7 +393,8 @@ def test_write_proposal_writes_the_four_files_private_and_proposal_json_for_the_
 
 def test_the_templates_pass_cfn_lint_with_zero_findings(tmp_path: Path) -> None:
     paths = []
-    for name, census in (("bulk", None), ("migration", MIGRATING)):
+    reset = PasswordCensus("password", empty=ROWS)
+    for name, census in (("bulk", None), ("migration", MIGRATING), ("reset", reset)):
         path = tmp_path / f"{name}.{TEMPLATE_FILE}"
         path.write_text(json.dumps(template(propose(legacy_users(passwords=census))), indent=2))
         paths.append(str(path))
@@ -403,6 +404,7 @@ def test_the_templates_pass_cfn_lint_with_zero_findings(tmp_path: Path) -> None:
 
 def test_the_template_has_the_import_logs_role_and_the_migration_app_client() -> None:
     bulk = template(propose(legacy_users()))
+    reset = template(propose(legacy_users(passwords=PasswordCensus("password", empty=ROWS))))
     migration = template(propose(legacy_users(passwords=MIGRATING)))
     pool = migration["Resources"]["UserPool"]
     assert pool["DeletionPolicy"] == pool["UpdateReplacePolicy"] == "Retain"
@@ -423,7 +425,11 @@ def test_the_template_has_the_import_logs_role_and_the_migration_app_client() ->
     client = migration["Resources"]["AppClient"]["Properties"]
     assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
     assert "UserMigration" in json.dumps(properties["LambdaConfig"])
-    assert "AppClient" not in bulk["Resources"] and "LambdaConfig" not in json.dumps(bulk)
+    assert "LambdaConfig" not in json.dumps(bulk)
+    # imported hashes need USER_PASSWORD_AUTH too (no SRP before the first sign-in)
+    flows = bulk["Resources"]["AppClient"]["Properties"]["ExplicitAuthFlows"]
+    assert "ALLOW_USER_PASSWORD_AUTH" in flows
+    assert "AppClient" not in reset["Resources"] and "LambdaConfig" not in json.dumps(reset)
 
 
 def test_the_sandbox_creates_the_proposed_pool_and_describe_user_pool_shows_the_choices(

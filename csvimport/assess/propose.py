@@ -100,10 +100,16 @@ MAPPING_FILE: Final = "mapping.toml"
 PROPOSAL_FILE: Final = "proposal.json"
 FILES: Final = (POOL_SPEC_FILE, TEMPLATE_FILE, MAPPING_FILE, PROPOSAL_FILE)
 
-# The app client of a pool with the migration: the user migration trigger runs only on
-# USER_PASSWORD_AUTH (Cognito needs the password in clear to hand it to the function).
-MIGRATION_AUTH_FLOWS: Final = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH",
-                               "ALLOW_REFRESH_TOKEN_AUTH")  # fmt: skip
+# The app client's sign-in flows. USER_PASSWORD_AUTH where users keep their password: the
+# migration trigger fires on it and not on the SDKs' default SRP, and users imported with a
+# hash cannot use SRP until their first sign-in (facts §7).
+PASSWORD_AUTH: Final = "ALLOW_USER_PASSWORD_AUTH"
+AUTH_FLOWS: Final = ("ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+PASSWORD_AUTH_REASON: Final = (
+    "An app client with USER_PASSWORD_AUTH beside SRP: {who} sign in with it the first time "
+    "(the migration trigger never fires on SRP, and an imported hash cannot serve SRP until "
+    "the first sign-in)."
+)
 # Where Cognito's import jobs write their logs: the role may write there and nowhere else.
 IMPORT_LOG_GROUPS: Final = (
     "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/cognito/*"
@@ -180,6 +186,11 @@ class Proposal:
     @property
     def migration(self) -> bool:
         return self.strategy is Strategy.BULK_AND_MIGRATION
+
+    @property
+    def password_auth(self) -> bool:
+        """Whether the app client needs USER_PASSWORD_AUTH: some users keep their password."""
+        return PASSWORD_AUTH in self.choice("app_client_flows").value
 
     @property
     def password_fallback(self) -> PasswordFallback:
@@ -651,6 +662,19 @@ def _recovery(auto_verified: list[str]) -> tuple[list[str], str]:
     )
 
 
+def _app_client(strategy: Strategy, numbers: dict[str, int]) -> Choice:
+    migrating = strategy is Strategy.BULK_AND_MIGRATION
+    who = [*(["users with an imported hash"] if _imports_hashes(strategy, numbers) else []),
+           *(["users who migrate"] if migrating else [])]  # fmt: skip
+    if not who:
+        return Choice("app_client_flows", list(AUTH_FLOWS), (
+            "An app client with SRP only: every user sets a new password, so no one signs in "
+            "with a legacy one."
+        ))  # fmt: skip
+    flows = [PASSWORD_AUTH, *AUTH_FLOWS]
+    return Choice("app_client_flows", flows, PASSWORD_AUTH_REASON.format(who=" and ".join(who)))
+
+
 def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Proposal:
     """Propose the pool and the password strategy for ``assessment``, each with its reason."""
     username_attributes, alias_attributes, sign_in_reason = _sign_in(assessment)
@@ -670,6 +694,7 @@ def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Pr
         Choice("account_recovery", recovery, recovery_reason),
         Choice("mfa", MFA, MFA_REASON),
         Choice("strategy", strategy.value, strategy_reason),
+        _app_client(strategy, numbers),
     ]
     known = _stanzas(assessment.roles, email_is_username=bool(username_attributes),
                      custom=custom, hashes=_imports_hashes(strategy, numbers))  # fmt: skip
@@ -724,8 +749,8 @@ def _pool_settings(proposal: Proposal) -> dict[str, Any]:
 
 
 def _client_settings(proposal: Proposal) -> dict[str, Any]:
-    flows = MIGRATION_AUTH_FLOWS if proposal.migration else MIGRATION_AUTH_FLOWS[1:]
-    return {"ClientName": f"{proposal.pool_name}-app", "ExplicitAuthFlows": list(flows),
+    flows = list(proposal.choice("app_client_flows").value)
+    return {"ClientName": f"{proposal.pool_name}-app", "ExplicitAuthFlows": flows,
             "GenerateSecret": False, "PreventUserExistenceErrors": "ENABLED"}  # fmt: skip
 
 
@@ -747,9 +772,9 @@ def template(proposal: Proposal) -> dict[str, Any]:
 
     Besides the pool, it creates the role import jobs write their CloudWatch Logs with
     (trusting cognito-idp.amazonaws.com, writing to ``/aws/cognito/*`` only: without it no
-    job starts), and, for the migration strategy, the app client with USER_PASSWORD_AUTH
-    (the only flow that runs the user migration trigger) and a parameter that sets the
-    trigger once the function exists (``csvimport migration-package`` deploys it). The
+    job starts); where users keep their password, the app client with USER_PASSWORD_AUTH
+    (see :data:`PASSWORD_AUTH_REASON`); and for the migration strategy, a parameter that
+    sets the trigger once the function exists (``csvimport migration-package`` deploys it). The
     pool is kept when the stack is deleted or a change would replace it: it holds the users.
     """
     settings = _pool_settings(proposal)
@@ -818,14 +843,14 @@ def template(proposal: Proposal) -> dict[str, Any]:
             "Value": {"Fn::GetAtt": ["ImportLogsRole", "Arn"]},
         },
     }
-    if proposal.migration:
+    if proposal.password_auth:
         resources["AppClient"] = {
             "Type": "AWS::Cognito::UserPoolClient",
             "Properties": {"UserPoolId": ref("UserPool"), **_client_settings(proposal)},
         }
         outputs["AppClientId"] = {
-            "Description": "The app client signing users in with USER_PASSWORD_AUTH, which "
-            "runs the migration at their first sign-in.",
+            "Description": "The app client with USER_PASSWORD_AUTH, for users' first sign-in "
+            "with their legacy password.",
             "Value": ref("AppClient"),
         }
     document: dict[str, Any] = {
