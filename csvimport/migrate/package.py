@@ -51,6 +51,10 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 import csvimport
+from csvimport.cloudformation import TEMPLATE_FORMAT_VERSION, service_trust
+from csvimport.cloudformation import fn_if as _if
+from csvimport.cloudformation import policy as _policy
+from csvimport.cloudformation import ref as _ref
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.files import PRIVATE_FILE_MODE, fsync_folder, private_work_folder
 from csvimport.migrate.settings import POOL_FILE, Timeouts, prepare_folder
@@ -660,19 +664,6 @@ LOG_RETENTION_DAYS: Final = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400
                              1096, 1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"Ref": name}
-
-
-def _if(condition: str, then: Any) -> dict[str, Any]:
-    return {"Fn::If": [condition, then, _ref("AWS::NoValue")]}
-
-
-def _policy(name: str, statements: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"PolicyName": name,
-            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}  # fmt: skip
-
-
 def template(user_pool_id: str, arch: Arch) -> dict[str, Any]:
     """The CloudFormation template that deploys the packaged function for ``user_pool_id``.
 
@@ -788,16 +779,7 @@ def template(user_pool_id: str, arch: Arch) -> dict[str, Any]:
             "Properties": {
                 "Description": "csvimport's user-migration function: its own log group, "
                 "and the legacy database's secret and VPC when given.",
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                },  # fmt: skip
+                "AssumeRolePolicyDocument": service_trust("lambda.amazonaws.com"),
                 "Policies": role_policies,
             },
         },
@@ -854,7 +836,7 @@ def template(user_pool_id: str, arch: Arch) -> dict[str, Any]:
         },  # fmt: skip
     }
     return {
-        "AWSTemplateFormatVersion": "2010-09-09",
+        "AWSTemplateFormatVersion": TEMPLATE_FORMAT_VERSION,
         "Description": f"csvimport user-migration Lambda function for Cognito user pool "
         f"{user_pool_id} (the pool's trigger is set by {TRIGGER_SCRIPT_NAME}).",
         "Parameters": parameters,

@@ -8,7 +8,7 @@ transform its attribute needs; the text is a TOML mapping file for a person to r
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import pandas as pd
@@ -114,6 +114,8 @@ def suggest_mapping(
     *,
     source_name: str = "",
     multiline: Sequence[str] = (),
+    known: Mapping[str, Mapping[str, Any]] | None = None,
+    legacy_id: str | None = None,
 ) -> str:
     """Return the text of a starter mapping TOML matching source columns to pool attributes.
 
@@ -125,6 +127,11 @@ def suggest_mapping(
     comment. The text loads with :meth:`Mapping.from_dict` - except when no username
     column was found: then its ``cognito:username`` keeps a ``TODO:`` placeholder, which
     :class:`Mapping` refuses until someone names the column.
+
+    ``known`` gives matches already decided (attribute -> its stanza, e.g. ``{"column":
+    "mail", "transform": "email"}``; without a transform, the attribute's usual one), and
+    ``legacy_id`` the legacy id column: both win over matching by name (``csvimport assess``
+    knows which column plays which part from the data).
     """
     attributes = list(dict.fromkeys(attributes))
     by_name: dict[str, str] = {}
@@ -140,10 +147,18 @@ def suggest_mapping(
                 return column
         return None
 
-    legacy_id = find(LEGACY_ID_SYNONYMS, set())
+    if legacy_id is None:
+        legacy_id = find(LEGACY_ID_SYNONYMS, set())
     updated = find(SYNONYMS["updated_at"], set())
     used: set[str] = set()
     matched: dict[str, dict[str, Any]] = {}
+    for attribute, stanza in (known or {}).items():
+        if attribute in attributes:
+            matched[attribute] = dict(stanza)
+            transform = _suggested_transform(attribute)
+            if transform and not {"transform", "value"} & set(stanza):
+                matched[attribute]["transform"] = transform
+            used.update([stanza["column"]] if "column" in stanza else stanza.get("join", []))
     for attribute in attributes:
         if attribute in matched or not is_cognito_attribute(attribute):
             continue
@@ -245,7 +260,7 @@ def suggest_mapping(
     read = {legacy_id, updated} | {
         c
         for spec in matched.values()
-        for c in ([spec["column"]] if "column" in spec else spec["join"])
+        for c in ([spec["column"]] if "column" in spec else spec.get("join", []))
     }
     unused = [c for c in columns if c not in read]
     if unused:
