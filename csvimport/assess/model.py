@@ -22,11 +22,13 @@ class ColumnProfile:
     max_length: int  # in characters
     p99_length: int
     # What the values look like, value kind -> rows: "email", "phone", "boolean", "date",
-    # "timestamp", "integer", "number", "password hash", "text". A value counts once.
+    # "timestamp", "integer", "number", "password hash", "text". A value counts once;
+    # "email" counts valid addresses only.
     kinds: dict[str, int] = field(default_factory=dict)
     phone_countries: dict[str, int] = field(default_factory=dict)  # "GB" -> rows, "unknown"
-    boolean_spellings: dict[str, int] = field(default_factory=dict)  # "yes" -> rows
-    date_formats: dict[str, int] = field(default_factory=dict)  # "%Y-%m-%d" -> rows
+    # the raw spellings as they appear ("Yes", "0"): propose lowercases them to read them
+    boolean_spellings: dict[str, int] = field(default_factory=dict)
+    date_formats: dict[str, int] = field(default_factory=dict)  # strftime "%Y-%m-%d" -> rows
     hash_schemes: dict[str, int] = field(default_factory=dict)  # legacyhash scheme -> rows
     examples: list[str] = field(default_factory=list)  # masked (csvimport.redact)
 
@@ -50,7 +52,7 @@ class DuplicateCounts:
     column: str
     role: str  # "username", "email" or "phone_number"
     exact: int  # rows whose value an earlier row already had
-    folded: int  # the same after case folding (for usernames and emails)
+    folded: int  # the same after case folding (for usernames and emails); includes exact
     # case-only collisions: values equal only after folding, masked examples
     case_only_examples: list[str] = field(default_factory=list)
     # rows each `build --duplicates` policy would drop, policy -> rows
