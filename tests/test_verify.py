@@ -14,7 +14,17 @@ import pytest
 
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import csvimport, deferred_run, env_for, imported_run, migration_pool, run_all
+from .helpers import (
+    build_run,
+    csvimport,
+    deferred_run,
+    env_for,
+    imported_run,
+    migration_pool,
+    reconcile,
+    run_all,
+    write_results,
+)
 
 
 def _verify(sandbox: Sandbox, pool: PoolInfo, run: Path, *args: str) -> Any:
@@ -200,7 +210,10 @@ def test_source_file_every_legacy_user_accounted_for_then_what_differs_is_named(
         "source_rows": 5, "in_pool": 3, "waiting": 2, "unaccounted": 0}  # fmt: skip
     assert source["differences"] == []
     assert "every legacy user is accounted for" in done.stderr
-    assert _summaries(run)[0]["source"]["balanced"] is True
+    first = _summaries(run)[0]
+    assert first["source"]["balanced"] is True
+    # no report yet: the two users imported without a hash and present count as had to reset
+    assert (first["must_reset"], first["reset_basis"]) == (2, "present in the pool")
 
     cognito.admin_delete_user(UserPoolId=pool.user_pool_id, Username="user2")
     with legacy.open("a") as f:  # a user added to the legacy system since the build
@@ -284,12 +297,19 @@ def test_source_options_without_source_and_an_unreadable_source_are_usage_errors
 def test_each_verify_adds_a_private_summary_and_a_point_to_the_report_s_adoption(
     sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
 ) -> None:
-    run = imported_run(cognito, logs, pool, tmp_path, users=3).path  # all RESET_REQUIRED
+    run = build_run(cognito, pool, tmp_path, users=4)  # no hashes: all RESET_REQUIRED
+    # user4 exists already: Cognito skips it, so this run did not make it reset
+    cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="user4",
+                              MessageAction="SUPPRESS")  # fmt: skip
+    run_all(run, cognito, pool)
+    _, results, _ = reconcile(run, cognito, logs)
+    write_results(run, results)
     env = env_for(sandbox, pool)
     first = _verify(sandbox, pool, run)
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 1, first.stderr  # user4, made elsewhere, differs from its row
+    assert json.loads(first.stdout)["differing"] == 1
     assert "0 of 3 users imported without a password have completed their reset" in first.stderr
-    assert csvimport(env, "report", str(run)).returncode == 0
+    assert csvimport(env, "report", str(run)).returncode == 1  # user4 was skipped
     section = _adoption_section(run)
     assert section.count("<tr><td><bdi>") == 1  # one verify, one row of the adoption table
 
@@ -297,18 +317,19 @@ def test_each_verify_adds_a_private_summary_and_a_point_to_the_report_s_adoption
     cognito.admin_set_user_password(UserPoolId=pool.user_pool_id, Username="user1",
                                     Password="N3w-Passw0rd!", Permanent=True)  # fmt: skip
     second = _verify(sandbox, pool, run)
-    assert second.returncode == 0, second.stderr
+    assert second.returncode == 1, second.stderr
     assert json.loads(second.stdout)["completed_reset"] == 1
     summaries = sorted((run / "verify").glob("*.summary.json"))
     assert len(summaries) == 2
     assert {stat.S_IMODE(p.stat().st_mode) for p in summaries} == {0o600}
     counts = [json.loads(p.read_text()) for p in summaries]
     assert [(c["must_reset"], c["completed_reset"], c["present"]) for c in counts] == [
-        (3, 0, 3), (3, 1, 3)]  # fmt: skip
-    assert counts[1]["statuses"] == {"CONFIRMED": 1, "RESET_REQUIRED": 2}
+        (3, 0, 4), (3, 1, 4)]  # fmt: skip
+    assert {c["reset_basis"] for c in counts} == {"results.jsonl"}
+    assert counts[1]["statuses"]["CONFIRMED"] == 1 and counts[1]["statuses"]["RESET_REQUIRED"] == 2
     assert "user1" not in summaries[1].read_text()  # counts only
 
-    assert csvimport(env, "report", str(run)).returncode == 0
+    assert csvimport(env, "report", str(run)).returncode == 1  # user4 was skipped
     section = _adoption_section(run)
     assert section.count("<tr><td><bdi>") == 2  # the second verify added a point
     assert section.count("<circle") == 2 * 4  # two points on each of the chart's four lines

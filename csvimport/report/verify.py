@@ -26,19 +26,25 @@ import numpy as np
 import pyarrow.compute as pc
 
 from csvimport.cognito_csv import read_column_arrays
+from csvimport.errors import ConfigError
 from csvimport.files import open_private, replaced_private
+from csvimport.outcomes import Outcome
 from csvimport.pool import LIST_USERS_PAGE
 from csvimport.redact import mask_username
 from csvimport.report.adoption import SUMMARY_SUFFIX, VERIFY_DIR
 from csvimport.report.sourcecount import SourceComparison, SourceCount, compare_source
 from csvimport.retry import USER_LIST, PacedClient
-from csvimport.rundir import RunDir, iter_deferred, read_line_map
+from csvimport.rundir import RunDir, iter_deferred, iter_results, read_line_map
 
 Progress = Callable[[int, int], None]  # (pages read, pages expected)
 
 # The status of a user who has a usable password: an imported user without one
 # (RESET_REQUIRED at import) who shows it has completed the reset.
 CONFIRMED = "CONFIRMED"
+# Where "who had to reset" learnt which users the run's jobs imported: the report's
+# results, or (before any report) the users present in the pool now.
+RESET_BASIS_RESULTS = "results.jsonl"
+RESET_BASIS_POOL = "present in the pool"
 EXAMPLES_SHOWN = 5  # pool users the run did not write, shown masked
 # Import-file columns that are not user attributes ListUsers returns: the username is the
 # key, the MFA flag and the password hash are never returned.
@@ -74,6 +80,7 @@ class VerifyResult:
     # those of them CONFIRMED now: they have completed their reset.
     must_reset: int = 0
     completed_reset: int = 0
+    reset_basis: str = RESET_BASIS_RESULTS
     source: SourceComparison | None = None  # with --source
     snapshot: Path | None = None
     summary: Path | None = None
@@ -94,7 +101,7 @@ class VerifyResult:
             "disabled": self.disabled, "others": self.others,
             "other_examples": self.other_examples, "pool_users": self.pool_users,
             "pages": self.pages, "must_reset": self.must_reset,
-            "completed_reset": self.completed_reset,
+            "completed_reset": self.completed_reset, "reset_basis": self.reset_basis,
             "source": self.source.to_json() if self.source else None,
             "snapshot": str(self.snapshot) if self.snapshot else None,
             "summary": str(self.summary) if self.summary else None,
@@ -108,7 +115,7 @@ class VerifyResult:
             **{state.value: self.states.get(state, 0) for state in State},
             "statuses": self.statuses, "disabled": self.disabled,
             "must_reset": self.must_reset, "completed_reset": self.completed_reset,
-            "differing": self.differing, "others": self.others,
+            "reset_basis": self.reset_basis, "differing": self.differing, "others": self.others,
             "pool_users": self.pool_users,
             "source": self.source.to_json() if self.source else None,
         }  # fmt: skip
@@ -237,6 +244,10 @@ def _adoption(
 ) -> None:  # fmt: skip
     """Count the completed resets and compare with the source, from the loop's arrays."""
     must_reset = _imported_without_password(run, written)
+    imported, result.reset_basis = _imported(run, written)
+    if imported is None:  # no report yet: the users in the pool now stand for the imported
+        imported = status_codes[:written] >= 0
+    must_reset &= imported
     result.must_reset = int(must_reset.sum())
     if CONFIRMED in status_names:
         confirmed = status_codes[:written] == status_names.index(CONFIRMED)
@@ -263,6 +274,30 @@ def _imported_without_password(run: RunDir, written: int) -> np.ndarray:
             flags.append(empty.to_numpy(zero_copy_only=False).astype(bool))
     found = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
     return found[:written]  # the files are checked against the manifest: equal lengths
+
+
+def _imported(run: RunDir, written: int) -> tuple[np.ndarray | None, str]:
+    """Per written user: did its import job create it (the report's ``results.jsonl``), and
+    where that came from; None when the report has not run (or its results are damaged).
+
+    A user Cognito skipped (it existed already) or failed did not become RESET_REQUIRED by
+    this run: it is not one who had to reset.
+    """
+    start: dict[str, int] = {}
+    offset = 0
+    for chunk in run.chunks:
+        start[chunk.file] = offset
+        offset += chunk.rows
+    imported = np.zeros(written, dtype=bool)
+    try:
+        for user in iter_results(run, needed_for="the adoption counts"):
+            if user.outcome is Outcome.IMPORTED and user.chunk in start and user.line:
+                row = start[user.chunk] + user.line - 1
+                if row < written:
+                    imported[row] = True
+    except ConfigError:
+        return None, RESET_BASIS_POOL
+    return imported, RESET_BASIS_RESULTS
 
 
 def _write_summary(result: VerifyResult, snapshot: Path) -> Path:
