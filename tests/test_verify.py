@@ -230,6 +230,14 @@ def test_source_file_every_legacy_user_accounted_for_then_what_differs_is_named(
     assert done.stderr.count("DIFFERS:") == 2
     assert _summaries(run)[-1]["source"]["unaccounted"] == 2
 
+    other = tmp_path / "elsewhere" / "legacy.csv"  # the same rows, not the run's source
+    other.parent.mkdir()
+    other.write_bytes(legacy.read_bytes())
+    done = _verify(sandbox, pool, run, "--source", str(other))
+    source = json.loads(done.stdout)["source"]
+    assert source["built_from"] == str(legacy.resolve())
+    assert f"the run was built from {legacy.resolve()}, not from this source" in done.stderr
+
 
 def test_source_database_is_counted_by_the_database_with_the_run_s_duplicates(
     sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
@@ -265,7 +273,7 @@ def test_source_database_is_counted_by_the_database_with_the_run_s_duplicates(
         assert done.returncode == 0, done.stderr
         source = json.loads(done.stdout)["source"]
         assert (source["source_rows"], source["in_pool"], source["duplicates"]) == (4, 3, 1)
-        assert source["balanced"] is True
+        assert source["balanced"] is True and source["built_from"] is None
         assert f"table {table}" in source["source"]
 
         with engine.begin() as conn:

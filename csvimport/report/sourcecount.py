@@ -15,7 +15,8 @@ missing from the pool, and rows the source gained or lost since the build.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from csvimport.build.sources.base import SourceSpec
@@ -30,6 +31,9 @@ class SourceCount:
 
     source: str
     rows: int
+    # What names the source as the run manifest's "source" does: a file's absolute path, or
+    # a database's masked URL with its table or query.
+    identity: dict[str, str] = field(default_factory=dict)
 
 
 def count_source(spec: SourceSpec, *, on_rows: Callable[[int], None] | None = None) -> SourceCount:
@@ -40,16 +44,22 @@ def count_source(spec: SourceSpec, *, on_rows: Callable[[int], None] | None = No
     """
     source = open_source(spec)
     if source.kind not in FILE_KINDS:
-        rows = int(source.fingerprint()["rows"])  # the database counts: COUNT(*)
+        found = source.fingerprint()  # the database counts: COUNT(*)
+        rows = int(found["rows"])
         if on_rows is not None:
             on_rows(rows)
-        return SourceCount(source=source.describe(), rows=rows)
+        identity = {k: str(found[k]) for k in _DATABASE_IDENTITY if found.get(k) is not None}
+        return SourceCount(source=source.describe(), rows=rows, identity=identity)
     rows = 0
     for chunk in source.chunks():
         rows += len(chunk)
         if on_rows is not None:
             on_rows(len(chunk))
-    return SourceCount(source=source.describe(), rows=rows)
+    path = str(Path(spec.location.strip()).expanduser().resolve())
+    return SourceCount(source=source.describe(), rows=rows, identity={"path": path})
+
+
+_DATABASE_IDENTITY = ("url", "table", "query")
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class SourceComparison:
     duplicates: int  # dropped by the build
     waiting: int  # deferred users not in the pool yet
     missing: int  # written users not in the pool
+    built_from: str | None = None  # the run's source, when this one is not it
 
     @property
     def accounted(self) -> int:
@@ -82,6 +93,11 @@ class SourceComparison:
     def differences(self) -> list[str]:
         """What makes the counts differ, in words, each naming what to do; [] when none."""
         said: list[str] = []
+        if self.built_from is not None:
+            said.append(
+                f"the run was built from {self.built_from}, not from this source: give "
+                "that one to --source, or the counts compare different users"
+            )
         if self.missing:
             said.append(
                 f"{self.missing:,} users the run wrote are not in the pool (deleted since, "
@@ -113,7 +129,8 @@ class SourceComparison:
             "built_rows": self.built_rows, "in_pool": self.in_pool, "rejected": self.rejected,
             "duplicates": self.duplicates, "waiting": self.waiting, "missing": self.missing,
             "accounted": self.accounted, "unaccounted": self.unaccounted,
-            "balanced": self.balanced, "differences": self.differences(),
+            "balanced": self.balanced, "built_from": self.built_from,
+            "differences": self.differences(),
         }  # fmt: skip
 
 
@@ -132,4 +149,18 @@ def compare_source(
         source=count.source, source_rows=count.rows, built_rows=counted("source_rows"),
         in_pool=present + migrated, rejected=counted("rejected"),
         duplicates=counted("duplicates"), waiting=waiting, missing=missing,
+        built_from=_other_source(count, manifest.get("source") or {}),
     )  # fmt: skip
+
+
+def _other_source(count: SourceCount, built: dict[str, Any]) -> str | None:
+    """The run's source as its manifest names it, when ``count`` is not that source."""
+    recorded = {k: str(built[k]) for k in count.identity if built.get(k) is not None}
+    if not count.identity or recorded == count.identity:
+        return None
+    if "path" in built:
+        return str(built["path"])
+    what = (
+        f" table {built['table']}" if built.get("table") else " query" if "query" in built else ""
+    )
+    return f"{built.get('url', 'another source')}{what}"
