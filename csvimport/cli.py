@@ -96,6 +96,7 @@ from csvimport.report.reconcile import Reconciler
 from csvimport.report.render import write_report
 from csvimport.report.results import ResultFiles
 from csvimport.report.retrysource import RETRY_SOURCE, write_retry_source
+from csvimport.report.sourcecount import SourceComparison, count_source
 from csvimport.report.verify import verify as verify_pool
 from csvimport.resources import schema_path
 from csvimport.retry import USER_LIST, paced
@@ -1305,6 +1306,19 @@ def verify(
     ctx: typer.Context,
     run_dir: RunDirArgument,
     rate: ListUsersRateOption = USER_LIST.rate,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            metavar="SOURCE",
+            help="The legacy source (as `build` takes it: a file, or an SQLAlchemy URL "
+            "with --table or --query), counted to check every legacy user is accounted for.",
+        ),
+    ] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
+    delimiter: DelimiterOption = None,
+    encoding: EncodingOption = "utf-8",
     json_output: Annotated[
         bool, typer.Option("--json", help="Print what verify found as JSON on stdout.")
     ] = False,
@@ -1319,6 +1333,20 @@ def verify(
     )
     echo = functools.partial(typer.echo, err=True)
     run = _open_run(run_dir)
+    counted = None
+    if source is None:
+        if table is not None or query is not None or delimiter is not None:
+            raise ConfigError(
+                "--table, --query and --delimiter describe the legacy source: they need "
+                "--source", hint="Add --source SOURCE (the file or database URL `build` read)."
+            )  # fmt: skip
+    else:  # before the pool's scan: a source that cannot be read fails in seconds
+        with Progress(TextColumn("counting the source"), TextColumn("{task.completed:,} rows"),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                      disable=not sys.stderr.isatty()) as counting:  # fmt: skip
+            task = counting.add_task("count", total=None)
+            counted = count_source(_source_spec(source, table, query, delimiter, encoding),
+                                   on_rows=lambda rows: counting.advance(task, rows))  # fmt: skip
     client = state.aws.client("cognito-idp")
     bar = Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.completed:,}/"
                    "{task.total:,} pages"), TimeRemainingColumn(),
@@ -1328,7 +1356,7 @@ def verify(
     pool = paced(client).describe_user_pool(UserPoolId=run.user_pool_id)["UserPool"]
     estimated = pool.get("EstimatedNumberOfUsers")
     with bar:
-        result = verify_pool(run, client, rate=rate,
+        result = verify_pool(run, client, rate=rate, source=counted,
                              estimated_users=estimated if isinstance(estimated, int) else None,
                              on_progress=lambda done, total: bar.update(task, completed=done,
                                                                         total=total))  # fmt: skip
@@ -1348,7 +1376,11 @@ def verify(
     if result.others:
         echo(f"  {result.others:,} pool users the run did not write, e.g. "
              + ", ".join(result.other_examples))  # fmt: skip
-    echo(f"  snapshot: {result.snapshot}")
+    if result.must_reset:
+        echo(f"  {_reset_progress(result.completed_reset, result.must_reset)}")
+    if result.source is not None:
+        _echo_source(result.source)
+    echo(f"  snapshot: {result.snapshot} (counts: {result.summary})")
     if json_output:
         typer.echo(json.dumps(result.to_json(), indent=2))
     if not result.ok:
@@ -1357,6 +1389,25 @@ def verify(
             "attributes only); re-import the missing ones with a new build"
         )
         raise typer.Exit(int(ExitStatus.USERS_FAILED))
+
+
+def _reset_progress(done: int, due: int) -> str:
+    return (f"{done:,} of {due:,} users imported without a password have completed their "
+            f"reset ({done / due:.0%})")  # fmt: skip
+
+
+def _echo_source(c: SourceComparison) -> None:
+    """The legacy source's count against the pool and the run, and what differs."""
+    echo = functools.partial(typer.echo, err=True)
+    verdict = "every legacy user is accounted for" if c.balanced else (
+        f"{c.unaccounted:,} legacy users are not accounted for" if c.unaccounted > 0
+        else f"{-c.unaccounted:,} more users are accounted for than the source has")  # fmt: skip
+    echo(f"  source {c.source}: {c.source_rows:,} rows; {verdict}")
+    echo(f"    {c.accounted:,} accounted for = {c.in_pool:,} in the pool (written or created "
+         f"by the migration function) + {c.rejected:,} rejected + {c.duplicates:,} "
+         f"duplicates + {c.waiting:,} deferred still waiting")  # fmt: skip
+    for difference in c.differences():
+        echo(f"    DIFFERS: {difference}")
 
 
 def _alias_plan_line(plan: AliasPlan) -> str:

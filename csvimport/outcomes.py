@@ -244,6 +244,24 @@ LISTED_USERS = 5_000
 
 
 @dataclass(frozen=True)
+class AdoptionPoint:
+    """One ``csvimport verify`` of the run, as its summary counted the pool (counts only)."""
+
+    at: str  # ISO time of the verify, UTC
+    must_reset: int  # written users imported without a usable password (RESET_REQUIRED)
+    completed_reset: int  # of them, CONFIRMED at this verify
+    deferred: int  # users left to the migration function
+    migrated: int  # of them, created by the migration function by this verify
+    waiting: int  # of them, not in the pool yet
+    disabled: int  # the run's users in the pool, disabled
+    missing: int  # written users not in the pool
+
+    @property
+    def date(self) -> str:
+        return self.at[:10]
+
+
+@dataclass(frozen=True)
 class RunReport:
     """Everything the report shows, for one run directory."""
 
@@ -261,3 +279,5 @@ class RunReport:
     passwords: PasswordState
     attention: list[UserResult]  # every user not imported, in source order
     warnings: list[str] = field(default_factory=list)  # e.g. line-number base disagreement
+    # One point per `csvimport verify` of the run, oldest first (verify/*.summary.json).
+    adoption: list[AdoptionPoint] = field(default_factory=list)

@@ -36,6 +36,7 @@ from csvimport.build.builder import BuildOptions, build
 from csvimport.build.deferral import PasswordFallback
 from csvimport.build.sources.base import ROW, SOURCE_REASON, SOURCE_RULE, Source, SourceSpec
 from csvimport.outcomes import (
+    AdoptionPoint,
     JobSummary,
     Outcome,
     Password,
@@ -979,3 +980,31 @@ def deferred_run(cognito: Any, pool: PoolInfo, tmp_path: Path, users: int = 3) -
                        password_fallback=PasswordFallback.MIGRATE),
           read_pool(cognito, pool.user_pool_id))  # fmt: skip
     return run_dir
+
+
+def verify_summaries(folder: Path, completed: list[int], *, must_reset: int = 1_000,
+                     deferred: int = 200) -> list[AdoptionPoint]:  # fmt: skip
+    """Write one verify summary per entry of ``completed`` (completed resets, a day apart),
+    as `csvimport verify` writes them, into ``folder``/verify, and read them back as the
+    report does."""
+    from datetime import UTC, datetime, timedelta
+
+    from csvimport.files import open_private
+    from csvimport.report.adoption import SUMMARY_SUFFIX, VERIFY_DIR, read_adoption
+    from csvimport.report.verify import VerifyResult
+
+    (folder / VERIFY_DIR).mkdir(parents=True, exist_ok=True)
+    start = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    for day, done in enumerate(completed):
+        migrated = min(deferred, 10 * day)
+        result = VerifyResult(
+            written=must_reset, deferred=deferred, at=start + timedelta(days=day),
+            states={"present": must_reset, "migrated": migrated, "waiting": deferred - migrated},
+            must_reset=must_reset, completed_reset=done, disabled=day,
+        )  # fmt: skip
+        name = (start + timedelta(days=day)).strftime("%Y%m%dT%H%M%S.%fZ") + SUMMARY_SUFFIX
+        with open_private(folder / VERIFY_DIR / name) as f:
+            f.write(json.dumps(result.summary_json()))
+    points, warnings = read_adoption(folder)
+    assert warnings == []
+    return points

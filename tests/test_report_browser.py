@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +29,7 @@ from playwright.sync_api import (
 
 from csvimport.report.render import write_report
 
-from .helpers import HOSTILE, SHOWN, hostile_report, large_report
+from .helpers import HOSTILE, SHOWN, hostile_report, large_report, verify_summaries
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path(os.environ.get("CSVIMPORT_TEST_OUTPUT", "/tmp/csvimport-test-output"))
@@ -233,5 +233,34 @@ def test_a_report_of_two_million_users_opens_quickly_with_the_runs_counts(
         assert visible.locator("td:nth-child(2)").inner_text() == "L-00004"
         assert seen.console == [] and seen.page_errors == [] and seen.dialogs == []
         assert seen.requests == [url]
+    finally:
+        shown.context.close()
+
+
+def test_the_adoption_chart_shows_one_point_per_verify_run(
+    browser: Browser, tmp_path: Path
+) -> None:
+    points = verify_summaries(tmp_path, [0, 120, 412])
+    path = tmp_path / "report.html"
+    write_report(replace(hostile_report(), adoption=points), path)
+    shown, seen = _open(browser, path.as_uri())
+    try:
+        assert seen.console == [] and seen.page_errors == [] and seen.requests == [path.as_uri()]
+        chart = shown.locator("#adoption svg")
+        assert chart.is_visible()
+        assert chart.get_attribute("aria-label") == "Adoption over the verify runs"
+        # pygal draws a dot per value: one per verify run on each of the four lines
+        dots = [chart.locator(f"g.serie-{n} circle.dot").count() for n in range(5)]
+        assert dots == [3, 3, 3, 3, 0]
+        legend = chart.locator(".legends").text_content() or ""
+        assert "completed their reset" in legend and "still waiting" in legend
+        assert shown.locator("#adoption-table tbody tr").count() == 3
+        assert shown.locator("#adoption-line").inner_text() == (
+            "412 of 1,000 users who had to reset their password have done so (41%); 20 of "
+            "200 users left to move at their first sign-in have signed in (10%) as of "
+            "2026-11-03."
+        )
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        shown.locator("#adoption").screenshot(path=str(OUTPUT / "adoption.png"))
     finally:
         shown.context.close()

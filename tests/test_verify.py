@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,17 @@ import pytest
 
 from csvimport.sandbox import PoolInfo, Sandbox
 
-from .helpers import csvimport, deferred_run, env_for, imported_run, migration_pool, run_all
+from .helpers import (
+    build_run,
+    csvimport,
+    deferred_run,
+    env_for,
+    imported_run,
+    migration_pool,
+    reconcile,
+    run_all,
+    write_results,
+)
 
 
 def _verify(sandbox: Sandbox, pool: PoolInfo, run: Path, *args: str) -> Any:
@@ -177,3 +188,165 @@ def test_usernames_match_as_the_pool_compares_them(
     found = json.loads(done.stdout)
     assert found["states"] == {"present": 2}
     assert found["others"] == 1  # another user in a case-sensitive pool
+
+
+def _summaries(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((run / "verify").glob("*.summary.json"))]
+
+
+def test_source_file_every_legacy_user_accounted_for_then_what_differs_is_named(
+    sandbox: Sandbox, cognito: Any, make_pool: Callable[..., PoolInfo], tmp_path: Path
+) -> None:
+    pool = migration_pool(make_pool)
+    run = deferred_run(cognito, pool, tmp_path, users=3)  # 2 written + 3 deferred
+    run_all(run, cognito, pool)
+    cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="legacy0",
+                              MessageAction="SUPPRESS")  # fmt: skip
+    legacy = tmp_path / "legacy.csv"
+    done = _verify(sandbox, pool, run, "--source", str(legacy))
+    assert done.returncode == 0, done.stderr
+    source = json.loads(done.stdout)["source"]
+    assert {k: source[k] for k in ("source_rows", "in_pool", "waiting", "unaccounted")} == {
+        "source_rows": 5, "in_pool": 3, "waiting": 2, "unaccounted": 0}  # fmt: skip
+    assert source["differences"] == []
+    assert "every legacy user is accounted for" in done.stderr
+    first = _summaries(run)[0]
+    assert first["source"]["balanced"] is True
+    # no report yet: the two users imported without a hash and present count as had to reset
+    assert (first["must_reset"], first["reset_basis"]) == (2, "present in the pool")
+
+    cognito.admin_delete_user(UserPoolId=pool.user_pool_id, Username="user2")
+    with legacy.open("a") as f:  # a user added to the legacy system since the build
+        f.write("999,late,late@example.com,y,,First,Last,2024-01-01,\n")
+    done = _verify(sandbox, pool, run, "--source", str(legacy))
+    assert done.returncode == 1
+    source = json.loads(done.stdout)["source"]
+    assert (source["source_rows"], source["accounted"], source["unaccounted"]) == (6, 4, 2)
+    assert source["balanced"] is False
+    assert len(source["differences"]) == 2
+    assert "1 users the run wrote are not in the pool" in source["differences"][0]
+    assert "1 more rows than the 5 the run was built from" in source["differences"][1]
+    assert "2 legacy users are not accounted for" in done.stderr
+    assert done.stderr.count("DIFFERS:") == 2
+    assert _summaries(run)[-1]["source"]["unaccounted"] == 2
+
+    other = tmp_path / "elsewhere" / "legacy.csv"  # the same rows, not the run's source
+    other.parent.mkdir()
+    other.write_bytes(legacy.read_bytes())
+    done = _verify(sandbox, pool, run, "--source", str(other))
+    source = json.loads(done.stdout)["source"]
+    assert source["built_from"] == str(legacy.resolve())
+    assert f"the run was built from {legacy.resolve()}, not from this source" in done.stderr
+
+
+def test_source_database_is_counted_by_the_database_with_the_run_s_duplicates(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.sources.base import SourceSpec
+    from csvimport.pool import read_pool
+
+    from .helpers import LEGACY_COLUMNS, LEGACY_MAPPING
+
+    url = "mysql+pymysql://root@127.0.0.1:3306/test"
+    table = f"verify_source_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(url, poolclass=NullPool)
+    columns = ", ".join(f"`{c}` VARCHAR(100)" for c in LEGACY_COLUMNS)
+    rows = [(str(n), f"user{n}", f"user{n}@example.com", "y", "", "First", "Last",
+             "2024-01-01") for n in (1, 2, 3)]  # fmt: skip
+    rows.append(("4", "user1", "other@example.com", "y", "", "F", "L", "2023-01-01"))  # dup
+    insert = f"INSERT INTO `{table}` VALUES ({', '.join(['%s'] * len(LEGACY_COLUMNS))})"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE `{table}` ({columns})")
+        conn.exec_driver_sql(insert, rows)
+    try:
+        mapping = tmp_path / "mapping.toml"
+        mapping.write_text(LEGACY_MAPPING)
+        run = tmp_path / "run"
+        build(BuildOptions(SourceSpec(url, table=table), mapping, run),
+              read_pool(cognito, pool.user_pool_id))  # fmt: skip
+        run_all(run, cognito, pool)
+        done = _verify(sandbox, pool, run, "--source", url, "--table", table)
+        assert done.returncode == 0, done.stderr
+        source = json.loads(done.stdout)["source"]
+        assert (source["source_rows"], source["in_pool"], source["duplicates"]) == (4, 3, 1)
+        assert source["balanced"] is True and source["built_from"] is None
+        assert f"table {table}" in source["source"]
+
+        with engine.begin() as conn:
+            conn.exec_driver_sql(insert, [("5", "user5", "u5@example.com", "y", "", "F", "L",
+                                           "2024-01-01")])  # fmt: skip
+        done = _verify(sandbox, pool, run, "--source", url, "--table", table)
+        assert done.returncode == 1
+        source = json.loads(done.stdout)["source"]
+        assert (source["source_rows"], source["unaccounted"]) == (5, 1)
+        assert "1 more rows than the 4" in done.stderr
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS `{table}`")
+
+
+def test_source_options_without_source_and_an_unreadable_source_are_usage_errors(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = imported_run(cognito, logs, pool, tmp_path, users=1).path
+    done = _verify(sandbox, pool, run, "--table", "users")
+    assert done.returncode == 2
+    assert "need --source" in done.stderr
+    done = _verify(sandbox, pool, run, "--source", str(tmp_path / "gone.csv"))
+    assert done.returncode == 2
+    assert "no such file" in done.stderr
+    assert not (run / "verify").exists()  # refused before reading the pool
+
+
+def test_each_verify_adds_a_private_summary_and_a_point_to_the_report_s_adoption(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run = build_run(cognito, pool, tmp_path, users=4)  # no hashes: all RESET_REQUIRED
+    # user4 exists already: Cognito skips it, so this run did not make it reset
+    cognito.admin_create_user(UserPoolId=pool.user_pool_id, Username="user4",
+                              MessageAction="SUPPRESS")  # fmt: skip
+    run_all(run, cognito, pool)
+    _, results, _ = reconcile(run, cognito, logs)
+    write_results(run, results)
+    env = env_for(sandbox, pool)
+    first = _verify(sandbox, pool, run)
+    assert first.returncode == 1, first.stderr  # user4, made elsewhere, differs from its row
+    assert json.loads(first.stdout)["differing"] == 1
+    assert "0 of 3 users imported without a password have completed their reset" in first.stderr
+    assert csvimport(env, "report", str(run)).returncode == 1  # user4 was skipped
+    section = _adoption_section(run)
+    assert section.count("<tr><td><bdi>") == 1  # one verify, one row of the adoption table
+
+    # user1 completes the reset (a new password: CONFIRMED)
+    cognito.admin_set_user_password(UserPoolId=pool.user_pool_id, Username="user1",
+                                    Password="N3w-Passw0rd!", Permanent=True)  # fmt: skip
+    second = _verify(sandbox, pool, run)
+    assert second.returncode == 1, second.stderr
+    assert json.loads(second.stdout)["completed_reset"] == 1
+    summaries = sorted((run / "verify").glob("*.summary.json"))
+    assert len(summaries) == 2
+    assert {stat.S_IMODE(p.stat().st_mode) for p in summaries} == {0o600}
+    counts = [json.loads(p.read_text()) for p in summaries]
+    assert [(c["must_reset"], c["completed_reset"], c["present"]) for c in counts] == [
+        (3, 0, 4), (3, 1, 4)]  # fmt: skip
+    assert {c["reset_basis"] for c in counts} == {"results.jsonl"}
+    assert counts[1]["statuses"]["CONFIRMED"] == 1 and counts[1]["statuses"]["RESET_REQUIRED"] == 2
+    assert "user1" not in summaries[1].read_text()  # counts only
+
+    assert csvimport(env, "report", str(run)).returncode == 1  # user4 was skipped
+    section = _adoption_section(run)
+    assert section.count("<tr><td><bdi>") == 2  # the second verify added a point
+    assert section.count("<circle") == 2 * 4  # two points on each of the chart's four lines
+    today = counts[1]["at"][:10]
+    said = f"1 of 3 users who had to reset their password have done so (33%) as of {today}."
+    assert said in section
+
+
+def _adoption_section(run: Path) -> str:
+    page = (run / "report.html").read_text()
+    section = page[page.index('<section id="adoption">') :]
+    return section[: section.index("</section>")]

@@ -48,6 +48,7 @@ from csvimport.outcomes import (
 )
 from csvimport.passwords.recovery import RecoveryPolicy, reset_verdict
 from csvimport.passwords.resets import LastRecord, ResetJournal
+from csvimport.report.adoption import read_adoption
 from csvimport.report.columns import (
     IMPORTED,
     OUTCOME_INDEX,
@@ -384,6 +385,8 @@ class Reconciler:
             migrate=counts[Outcome.DEFERRED],
             migrate_schemes=dict(tally.migrate_schemes.most_common()),
         )  # fmt: skip
+        adoption, unread = read_adoption(self.run.path)
+        self.warnings += unread
         return RunReport(
             run_dir=str(self.run.path), run_id=self.run.run_id,
             user_pool_id=self.run.user_pool_id, user_pool_name=self.run.snapshot.name,
@@ -393,7 +396,7 @@ class Reconciler:
                                                      Outcome.NOT_PROCESSED)),
             reject_reasons=tally.groups(lambda o: o is Outcome.REJECTED),
             duplicates=tally.duplicates.users(), passwords=passwords,
-            attention=tally.attention.users(), warnings=self.warnings,
+            attention=tally.attention.users(), warnings=self.warnings, adoption=adoption,
         )  # fmt: skip
 
 

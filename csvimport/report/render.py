@@ -30,8 +30,16 @@ from pygal.style import Style
 from csvimport.errors import ConfigError
 from csvimport.files import replaced_private
 from csvimport.legacyhash import describe
-from csvimport.outcomes import LISTED_USERS, Outcome, Reconciliation, RunReport, UserResult
+from csvimport.outcomes import (
+    LISTED_USERS,
+    AdoptionPoint,
+    Outcome,
+    Reconciliation,
+    RunReport,
+    UserResult,
+)
 from csvimport.redact import mask_email, mask_phone, mask_username
+from csvimport.report.adoption import adoption_sentence
 from csvimport.resources import templates_dir
 from csvimport.rundir import DEFERRED, FAILED_USERS, REJECTS, RESULTS
 
@@ -97,6 +105,8 @@ def render_report(report: RunReport, *, show_pii: bool = False) -> str:
         sum_problems=[s.problem for s in sums if s.problem],
         outcome_chart=_outcome_chart(rec),
         jobs_chart=_jobs_chart(report) if report.jobs else None,
+        adoption_chart=_adoption_chart(report.adoption) if report.adoption else None,
+        adoption_line=adoption_sentence(report.adoption[-1]) if report.adoption else None,
         job_labels=_job_labels(report),
         attention=report.attention[:TABLE_ROWS],
         attention_total=rec.need_attention,
@@ -338,13 +348,33 @@ def _jobs_chart(report: RunReport) -> Markup:
     return _svg(chart, "jobs", "Users per import job, from the jobs' logs")
 
 
-def _chart_config(outcomes: Sequence[Outcome]) -> Any:
-    """pygal settings for a chart that runs nothing and fetches nothing."""
+# The adoption chart's lines: (legend, AdoptionPoint field, colour).
+ADOPTION_SERIES = (
+    ("completed their reset", "completed_reset", "#2e7d32"),
+    ("created by the migration function", "migrated", "#00838f"),
+    ("still waiting to sign in", "waiting", "#f9a825"),
+    ("disabled", "disabled", "#757575"),
+)
+
+
+def _adoption_chart(points: Sequence[AdoptionPoint]) -> Markup:
+    """One line per kind of progress, one point per verify run, oldest first."""
+    chart = pygal.Line(_chart_config(colors=[colour for _, _, colour in ADOPTION_SERIES]),
+                       x_label_rotation=20, show_minor_x_labels=True)  # fmt: skip
+    chart.x_labels = [point.at[:16].replace("T", " ") for point in points]
+    for legend, name, _ in ADOPTION_SERIES:
+        chart.add(legend, [getattr(point, name) for point in points])
+    return _svg(chart, "adoption", "Adoption over the verify runs")
+
+
+def _chart_config(outcomes: Sequence[Outcome] = (), *, colors: Sequence[str] | None = None) -> Any:
+    """pygal settings for a chart that runs nothing and fetches nothing; its colours are
+    the outcomes' unless ``colors`` are given."""
     style = Style(
         background="transparent",
         plot_background="transparent",
         font_family=_FONTS,
-        colors=tuple(OUTCOME_COLOURS[o] for o in outcomes),
+        colors=tuple(colors if colors is not None else [OUTCOME_COLOURS[o] for o in outcomes]),
         legend_font_size=18,
         label_font_size=15,
         major_label_font_size=15,

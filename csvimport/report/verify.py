@@ -23,17 +23,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 
 from csvimport.cognito_csv import read_column_arrays
-from csvimport.files import open_private
+from csvimport.errors import ConfigError
+from csvimport.files import open_private, replaced_private
+from csvimport.outcomes import Outcome
 from csvimport.pool import LIST_USERS_PAGE
 from csvimport.redact import mask_username
+from csvimport.report.adoption import SUMMARY_SUFFIX, VERIFY_DIR
+from csvimport.report.sourcecount import SourceComparison, SourceCount, compare_source
 from csvimport.retry import USER_LIST, PacedClient
-from csvimport.rundir import RunDir, iter_deferred, read_line_map
+from csvimport.rundir import RunDir, iter_deferred, iter_results, read_line_map
 
 Progress = Callable[[int, int], None]  # (pages read, pages expected)
 
-VERIFY_DIR = "verify"  # in the run directory: one snapshot per verify
+# The status of a user who has a usable password: an imported user without one
+# (RESET_REQUIRED at import) who shows it has completed the reset.
+CONFIRMED = "CONFIRMED"
+# Where "who had to reset" learnt which users the run's jobs imported: the report's
+# results, or (before any report) the users present in the pool now.
+RESET_BASIS_RESULTS = "results.jsonl"
+RESET_BASIS_POOL = "present in the pool"
 EXAMPLES_SHOWN = 5  # pool users the run did not write, shown masked
 # Import-file columns that are not user attributes ListUsers returns: the username is the
 # key, the MFA flag and the password hash are never returned.
@@ -65,11 +76,22 @@ class VerifyResult:
     other_examples: list[str] = field(default_factory=list)  # masked usernames
     pool_users: int = 0
     pages: int = 0
+    # Written users imported without a usable password (RESET_REQUIRED at import), and
+    # those of them CONFIRMED now: they have completed their reset.
+    must_reset: int = 0
+    completed_reset: int = 0
+    reset_basis: str = RESET_BASIS_RESULTS
+    source: SourceComparison | None = None  # with --source
     snapshot: Path | None = None
+    summary: Path | None = None
+    at: datetime | None = None
 
     @property
     def ok(self) -> bool:
-        return self.states.get(State.MISSING, 0) == 0 and self.differing == 0
+        """Every written user present as written, and with ``--source`` every legacy user
+        accounted for."""
+        balanced = self.source is None or self.source.balanced
+        return self.states.get(State.MISSING, 0) == 0 and self.differing == 0 and balanced
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,7 +100,24 @@ class VerifyResult:
             "differing_attributes": self.differing_attributes, "statuses": self.statuses,
             "disabled": self.disabled, "others": self.others,
             "other_examples": self.other_examples, "pool_users": self.pool_users,
-            "pages": self.pages, "snapshot": str(self.snapshot) if self.snapshot else None,
+            "pages": self.pages, "must_reset": self.must_reset,
+            "completed_reset": self.completed_reset, "reset_basis": self.reset_basis,
+            "source": self.source.to_json() if self.source else None,
+            "snapshot": str(self.snapshot) if self.snapshot else None,
+            "summary": str(self.summary) if self.summary else None,
+        }  # fmt: skip
+
+    def summary_json(self) -> dict[str, Any]:
+        """The counts kept beside the snapshot for the report's adoption section."""
+        return {
+            "at": self.at.isoformat(timespec="seconds") if self.at else None,
+            "written": self.written, "deferred": self.deferred,
+            **{state.value: self.states.get(state, 0) for state in State},
+            "statuses": self.statuses, "disabled": self.disabled,
+            "must_reset": self.must_reset, "completed_reset": self.completed_reset,
+            "reset_basis": self.reset_basis, "differing": self.differing, "others": self.others,
+            "pool_users": self.pool_users,
+            "source": self.source.to_json() if self.source else None,
         }  # fmt: skip
 
 
@@ -133,12 +172,16 @@ def _hash(name: str, value: str | None) -> int:
 def verify(
     run: RunDir, client: Any, *, rate: float = USER_LIST.rate, on_progress: Progress | None = None,
     now: datetime | None = None, estimated_users: int | None = None,
+    source: SourceCount | None = None,
 ) -> VerifyResult:  # fmt: skip
-    """Compare the pool with the run's users and write ``verify/<UTC time>.jsonl``.
+    """Compare the pool with the run's users and write ``verify/<UTC time>.jsonl`` and,
+    beside it, its counts (``.summary.json``).
 
     ``estimated_users`` (DescribeUserPool's EstimatedNumberOfUsers) sizes the progress
-    bar; without it the run's own size does. Raises botocore errors as they come (a gone
-    pool, throttling the retries outlasted): the CLI's boundary names the fix.
+    bar; without it the run's own size does. ``source`` (see
+    :func:`csvimport.report.sourcecount.count_source`) adds the legacy source's count to
+    the comparison. Raises botocore errors as they come (a gone pool, throttling the
+    retries outlasted): the CLI's boundary names the fix.
     """
     expected = _Expected(run, run.snapshot.case_sensitive)
     total = len(expected.usernames)
@@ -176,8 +219,9 @@ def verify(
                     differs[row] = [expected.attributes[k] for k in unequal.tolist()]
         if on_progress is not None:
             on_progress(result.pages, max(result.pages, estimate))
+    result.at = now or datetime.now(UTC)
     result.snapshot = _write_snapshot(run, expected, seen, enabled, status_codes, status_names,
-                                      differs, now or datetime.now(UTC))  # fmt: skip
+                                      differs, result.at)  # fmt: skip
     for row in range(total):
         state = _state(row, expected.written, bool(seen[row]))
         result.states[state] = result.states.get(state, 0) + 1
@@ -189,7 +233,79 @@ def verify(
     for names in differs.values():
         for name in names:
             result.differing_attributes[name] = result.differing_attributes.get(name, 0) + 1
+    _adoption(result, run, expected.written, status_codes, status_names, source)
+    result.summary = _write_summary(result, result.snapshot)
     return result
+
+
+def _adoption(
+    result: VerifyResult, run: RunDir, written: int, status_codes: np.ndarray,
+    status_names: list[str], source: SourceCount | None,
+) -> None:  # fmt: skip
+    """Count the completed resets and compare with the source, from the loop's arrays."""
+    must_reset = _imported_without_password(run, written)
+    imported, result.reset_basis = _imported(run, written)
+    if imported is None:  # no report yet: the users in the pool now stand for the imported
+        imported = status_codes[:written] >= 0
+    must_reset &= imported
+    result.must_reset = int(must_reset.sum())
+    if CONFIRMED in status_names:
+        confirmed = status_codes[:written] == status_names.index(CONFIRMED)
+        result.completed_reset = int((must_reset & confirmed).sum())
+    if source is not None:
+        result.source = compare_source(
+            source, run.manifest, present=result.states.get(State.PRESENT, 0),
+            migrated=result.states.get(State.MIGRATED, 0),
+            waiting=result.states.get(State.WAITING, 0),
+            missing=result.states.get(State.MISSING, 0),
+        )  # fmt: skip
+
+
+def _imported_without_password(run: RunDir, written: int) -> np.ndarray:
+    """Per written user, in the run's order: imported without a password hash, so Cognito
+    made them RESET_REQUIRED (an import file without the column, or an empty value)."""
+    flags: list[np.ndarray] = []
+    for chunk in run.chunks:
+        if "password_hash" not in run.header(chunk):
+            flags.append(np.ones(chunk.rows, dtype=bool))
+            continue
+        for (hashes,) in read_column_arrays(run.chunk_path(chunk), ["password_hash"]):
+            empty = pc.fill_null(pc.equal(hashes, ""), True)
+            flags.append(empty.to_numpy(zero_copy_only=False).astype(bool))
+    found = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
+    return found[:written]  # the files are checked against the manifest: equal lengths
+
+
+def _imported(run: RunDir, written: int) -> tuple[np.ndarray | None, str]:
+    """Per written user: did its import job create it (the report's ``results.jsonl``), and
+    where that came from; None when the report has not run (or its results are damaged).
+
+    A user Cognito skipped (it existed already) or failed did not become RESET_REQUIRED by
+    this run: it is not one who had to reset.
+    """
+    start: dict[str, int] = {}
+    offset = 0
+    for chunk in run.chunks:
+        start[chunk.file] = offset
+        offset += chunk.rows
+    imported = np.zeros(written, dtype=bool)
+    try:
+        for user in iter_results(run, needed_for="the adoption counts"):
+            if user.outcome is Outcome.IMPORTED and user.chunk in start and user.line:
+                row = start[user.chunk] + user.line - 1
+                if row < written:
+                    imported[row] = True
+    except ConfigError:
+        return None, RESET_BASIS_POOL
+    return imported, RESET_BASIS_RESULTS
+
+
+def _write_summary(result: VerifyResult, snapshot: Path) -> Path:
+    """The counts of ``result`` beside ``snapshot`` (mode 0600, replaced whole)."""
+    path = snapshot.with_name(snapshot.name.removesuffix(".jsonl") + SUMMARY_SUFFIX)
+    with replaced_private(path) as f:
+        f.write(json.dumps(result.summary_json(), indent=2) + "\n")
+    return path
 
 
 def _state(row: int, written: int, seen: bool) -> State:
