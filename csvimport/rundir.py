@@ -72,8 +72,7 @@ ROLES = {
     PASSWORDS: "the build's password-hash classification of each written user",
     EXISTING: "the build's list of written users already in the pool",
     DEFERRED: "the build's list of users left out of the import to migrate at first sign-in",
-    FOLLOWUPS: "the build's list of group memberships and disabled users for "
-    "`csvimport followups`",
+    FOLLOWUPS: "the build's list of group memberships and disabled users for `csvimport followups`",
     POOL_SNAPSHOT: "the user pool as the build validated the users against it",
     MAPPING_COPY: "the mapping this run was built with",
 }

@@ -1,6 +1,6 @@
 """Run the command line and kill -9 it around its Nth journal save.
 
-    python tests/crash_at.py [--resets STATE|--build] [--signal TERM] before|after N csvimport-arguments...
+    python tests/crash_at.py [--resets STATE|--pass STEP|--build] [--signal TERM] before|after N csvimport-arguments...
 
 A crash at a chosen step of `csvimport start`, for the kill-and-resume tests (--build: around
 the build's writing of its manifest, the last step before the run directory is moved into
@@ -10,7 +10,10 @@ dies after CreateUserImportJob answered but before the job id reached the journa
 step is the Nth line of the reset waves' journal (`resets.jsonl`) that records STATE for
 a user: "--resets sending after 2" dies after the 2nd user's intent is on disk but before
 their AdminResetUserPassword call; "--resets sent before 2" right after Cognito sent the
-2nd user's code, before that was recorded. Nothing else of csvimport is changed: the
+2nd user's code, before that was recorded. With --pass the step is the Nth line of a pass's
+journal (csvimport.passjournal.PassJournal, e.g. `followups.jsonl`) that records STEP:
+"--pass done before 2" dies right after the 2nd call was answered, before its record.
+Nothing else of csvimport is changed: the
 process is really SIGKILLed, as by `kill -9`.
 """
 
@@ -23,6 +26,7 @@ from typing import Any
 
 from csvimport import cli
 from csvimport.build import builder
+from csvimport.passjournal import PassJournal
 from csvimport.passwords.resets import ResetJournal
 from csvimport.run.journal import Journal
 
@@ -34,6 +38,8 @@ def main() -> None:
     state: str | None = None
     if args[0] == "--resets":
         target, name, state, args = ResetJournal, "record", args[1], args[2:]
+    elif args[0] == "--pass":
+        target, name, state, args = PassJournal, "record", args[1], args[2:]
     elif args[0] == "--build":
         target, name, args = builder, "_write_manifest", args[1:]
     kill_with = signal.SIGKILL
@@ -45,7 +51,7 @@ def main() -> None:
 
     def save_then_maybe_die(self: Any, *a: Any, **kw: Any) -> None:
         nonlocal saves
-        counts = state is None or (a[1] if len(a) > 1 else kw["state"]) == state
+        counts = state is None or (a[1] if len(a) > 1 else kw.get("state", kw.get("step"))) == state
         saves += counts
         if counts and when == "before" and saves == number:
             os.kill(os.getpid(), kill_with)

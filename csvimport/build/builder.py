@@ -311,8 +311,10 @@ class _FollowupsCsv(_SideCsv):
         deferred = pc.not_equal(batch.column("deferred"), "").filter(wanted)
         self.disabled += int(pc.sum(disabled.filter(wanted)).as_py() or 0)
         self.deferred += int(pc.sum(deferred).as_py() or 0)
-        columns = [batch.column(name).filter(wanted).to_pylist()
-                   for name in ("legacy_id", "username", "groups", "unmapped_roles", "disabled")]
+        columns = [
+            batch.column(name).filter(wanted).to_pylist()
+            for name in ("legacy_id", "username", "groups", "unmapped_roles", "disabled")
+        ]
         for row, *values, later in zip(rows[picked].tolist(), *columns, deferred.to_pylist(),
                                        strict=True):  # fmt: skip
             self.write(row, *values, "yes" if later else "")
@@ -639,6 +641,6 @@ def _write_manifest(
             "verify_seconds": result.verify_seconds,
         }
     if result.followups is not None:  # only with [groups] or [legacy].disabled mapped
-        manifest["followups"] = {"file": FOLLOWUPS, **result.followups}
+        manifest["followups"] = {"file": FOLLOWUPS} | result.followups
     with replaced_private(work / MANIFEST) as f:  # it marks a finished build: written last
         f.write(json.dumps(manifest, indent=2) + "\n")

@@ -148,9 +148,12 @@ class ChunkBuilder:
                 large_strings(usernames),
                 large_strings(serialize(valid, self.header)),
                 *self._passwords(valid, probes),
-                *(large_strings(valid[column]) if column in valid.columns
-                  else large_strings(constant_strings("", valid.index))
-                  for column in FOLLOWUP_COLUMNS.values()),
+                *(
+                    large_strings(valid[column])
+                    if column in valid.columns
+                    else large_strings(constant_strings("", valid.index))
+                    for column in FOLLOWUP_COLUMNS.values()
+                ),
             ],
             schema=SPILL_SCHEMA,
         )

@@ -555,8 +555,7 @@ class _Parser:
             raise self.fail(
                 where,
                 "has disabled_when but no disabled column.",
-                hint='Add disabled = "<the source column of the flag>", or remove '
-                "disabled_when.",
+                hint='Add disabled = "<the source column of the flag>", or remove disabled_when.',
                 key="disabled_when",
             )
         if not isinstance(when, bool):
@@ -588,8 +587,12 @@ class _Parser:
         self.check_keys(where, table, GROUPS_KEYS, None)
         column = self.text(where, table, "column", None, "the source column of legacy roles")
         if column is None:
-            raise self.fail(where, "has no column: it must name the source column of each "
-                            "user's legacy roles.", hint=f"Write {example}.", key="column")  # fmt: skip
+            raise self.fail(
+                where,
+                "has no column: it must name the source column of each user's legacy roles.",
+                hint=f"Write {example}.",
+                key="column",
+            )
         separator = table.get("separator", ",")
         if not isinstance(separator, str) or not separator:
             raise self.fail(
@@ -605,7 +608,7 @@ class _Parser:
                 where,
                 "has no [groups.names] table: it must say which Cognito group each legacy "
                 "role becomes.",
-                hint=f"Write {example}. Map a role to \"\" to leave it out on purpose.",
+                hint=f'Write {example}. Map a role to "" to leave it out on purpose.',
                 key="names",
             )
         pairs = []
