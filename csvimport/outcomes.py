@@ -243,6 +243,19 @@ class PasswordState:
 LISTED_USERS = 5_000
 
 
+@dataclass
+class FollowupState:
+    """What `csvimport followups` did to the run's imported users (``followups.jsonl``):
+    memberships added by group, users disabled, groups created, calls that failed, and
+    calls that may have been made or wait for the next pass."""
+
+    added: dict[str, int] = field(default_factory=dict)
+    disabled: int = 0
+    created_groups: int = 0
+    failed: int = 0
+    pending: int = 0
+
+
 @dataclass(frozen=True)
 class RunReport:
     """Everything the report shows, for one run directory."""
@@ -261,3 +274,4 @@ class RunReport:
     passwords: PasswordState
     attention: list[UserResult]  # every user not imported, in source order
     warnings: list[str] = field(default_factory=list)  # e.g. line-number base disagreement
+    followups: FollowupState | None = None  # None: no follow-up pass has run

@@ -16,6 +16,7 @@ from csvimport.passes.followups import FOLLOWUPS_JOURNAL, followups_done, open_j
 from csvimport.passjournal import Step
 from csvimport.passwords.recovery import Blocked
 from csvimport.passwords.resets import ResetJournal, plan_resets
+from csvimport.report.render import render_report
 from csvimport.rundir import FOLLOWUPS, RunDir, file_sha256, iter_followups
 from csvimport.sandbox import PoolInfo, Sandbox
 
@@ -27,6 +28,7 @@ from .helpers import (
     followup_run,
     killed_at,
     read_csv,
+    reconcile,
 )
 
 # user1: Admins and Staff; user2: disabled, Staff; user3: nothing to follow up; user4:
@@ -330,3 +332,21 @@ def test_the_sandbox_answers_group_and_disable_calls_as_cognito(
     assert enabled(cognito, pool) == {"alice": False}
     with pytest.raises(cognito.exceptions.UserNotFoundException):
         cognito.admin_disable_user(UserPoolId=pool_id, Username="ghost")
+
+
+def test_the_report_shows_memberships_added_and_users_disabled(
+    sandbox: Sandbox, cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    run, env = grouped_run(sandbox, cognito, logs, pool, tmp_path)
+    report, _, _ = reconcile(run.path, cognito, logs)
+    assert report.followups is None  # no pass yet: no section
+    assert "csvimport followups</code>)" not in render_report(report)
+    csvimport(env, "followups", str(run.path), "--rate", "25")
+    report, _, _ = reconcile(run.path, cognito, logs)
+    assert report.followups is not None
+    assert report.followups.added == {"Admins": 2, "Staff": 2}
+    assert report.followups.disabled == 2 and report.followups.pending == 0
+    html = render_report(report)
+    assert "added to group Admins" in html and "added to group Staff" in html
+    # the report and resets agree: the legacy-disabled users cannot reset, and why
+    assert report.passwords.cannot_reset_reasons == {"disabled in the legacy system": 2}

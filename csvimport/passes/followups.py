@@ -35,7 +35,7 @@ from typing import Any
 import botocore.exceptions
 
 from csvimport.errors import THROTTLING_CODES, RefusedError, ServiceError
-from csvimport.outcomes import Outcome
+from csvimport.outcomes import FollowupState, Outcome
 from csvimport.passjournal import PassJournal, Step
 from csvimport.retry import USER_UPDATE, PacedClient, error_code, error_message
 from csvimport.rundir import FOLLOWUPS, RunDir, iter_followups, iter_results
@@ -290,32 +290,17 @@ def _arguments(call: Call, pool_id: str) -> dict[str, str]:
 
 
 # --- the journal read back, by `csvimport report` -------------------------------------
-@dataclass
-class FollowupsDone:
-    """What the follow-up passes of a run did, from ``followups.jsonl``."""
-
-    added: Counter[str] = field(default_factory=Counter)  # memberships added, by group
-    disabled: int = 0
-    created_groups: int = 0
-    failed: int = 0
-    pending: int = 0  # may have been done, or not done yet (throttled)
-
-    @property
-    def any(self) -> bool:
-        return bool(self.added or self.disabled or self.created_groups or self.failed
-                    or self.pending)  # fmt: skip
-
-
-def followups_done(run_dir: Path) -> FollowupsDone | None:
+def followups_done(run_dir: Path) -> FollowupState | None:
     """The follow-up passes' outcome, None when no pass ran."""
     if not (run_dir / FOLLOWUPS_JOURNAL).exists():
         return None
-    summary = FollowupsDone()
+    summary = FollowupState()
+    added: Counter[str] = Counter()
     for key, last in open_journal(run_dir).last().items():
         action, _, rest = key.partition("\t")
         if last.step is Step.DONE:
             if action == Action.ADD:
-                summary.added[rest.partition("\t")[2]] += 1
+                added[rest.partition("\t")[2]] += 1
             elif action == Action.DISABLE:
                 summary.disabled += 1
             elif action == Action.CREATE_GROUP:
@@ -324,4 +309,5 @@ def followups_done(run_dir: Path) -> FollowupsDone | None:
             summary.failed += 1
         elif last.step in (Step.CALLING, Step.NOT_DONE):
             summary.pending += 1
+    summary.added = dict(sorted(added.items()))
     return summary
