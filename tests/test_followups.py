@@ -6,29 +6,44 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from csvimport.build.builder import BuildOptions, build
+from csvimport.build.deferral import PasswordFallback
 from csvimport.build.mapping.spec import Mapping, MappingError
-from csvimport.passes.followups import FOLLOWUPS_JOURNAL, followups_done, open_journal
+from csvimport.build.sources.base import SourceSpec
+from csvimport.passes.followups import (
+    FOLLOWUPS_JOURNAL,
+    followups_done,
+    open_journal,
+    pool_groups,
+)
 from csvimport.passjournal import Step
 from csvimport.passwords.recovery import Blocked
 from csvimport.passwords.resets import ResetJournal, plan_resets
+from csvimport.pool import read_pool
 from csvimport.report.render import render_report
+from csvimport.report.results import write_results
 from csvimport.rundir import FOLLOWUPS, RunDir, file_sha256, iter_followups
 from csvimport.sandbox import PoolInfo, Sandbox
 
 from .helpers import (
+    FOLLOWUP_COLUMNS,
     FOLLOWUP_MAPPING,
+    MD5_CRYPT_HASH,
     csvimport,
     env_for,
     followup_line,
     followup_run,
     killed_at,
+    migration_pool,
     read_csv,
     reconcile,
+    run_all,
 )
 
 # user1: Admins and Staff; user2: disabled, Staff; user3: nothing to follow up; user4:
@@ -137,7 +152,7 @@ def test_too_many_groups_for_a_pool_are_refused() -> None:
 def test_build_lists_each_kept_users_follow_ups_privately_with_its_sha256(
     cognito: Any, pool: PoolInfo, tmp_path: Path
 ) -> None:
-    from .helpers import FOLLOWUP_COLUMNS, build_run
+    from .helpers import build_run
 
     extra = (*LINES, followup_line(6, "", "admin"), followup_line(7, "maybe", "staff"))
     run_dir = build_run(cognito, pool, tmp_path, users=0, extra=extra,
@@ -323,6 +338,7 @@ def test_the_sandbox_answers_group_and_disable_calls_as_cognito(
         cognito.admin_add_user_to_group(UserPoolId=pool_id, Username="alice", GroupName="none")
     for n in range(101):
         cognito.create_group(UserPoolId=pool_id, GroupName=f"g{n}")
+    assert pool_groups(cognito, pool_id) == {f"g{n}" for n in range(101)}  # pages of 60
     for n in range(100):
         cognito.admin_add_user_to_group(UserPoolId=pool_id, Username="alice", GroupName=f"g{n}")
     cognito.admin_add_user_to_group(UserPoolId=pool_id, Username="alice", GroupName="g0")
@@ -350,3 +366,31 @@ def test_the_report_shows_memberships_added_and_users_disabled(
     assert "added to group Admins" in html and "added to group Staff" in html
     # the report and resets agree: the legacy-disabled users cannot reset, and why
     assert report.passwords.cannot_reset_reasons == {"disabled in the legacy system": 2}
+
+
+def test_deferred_users_are_listed_marked_and_left_alone_by_the_pass(
+    sandbox: Sandbox, cognito: Any, logs: Any, make_pool: Callable[..., PoolInfo], tmp_path: Path
+) -> None:
+    pool = migration_pool(make_pool)  # a run with deferred users starts only with a trigger
+    source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
+    lines = [
+        f"{followup_line(1, 'n', 'admin')},",
+        f"{followup_line(2, 'n', 'admin')},{MD5_CRYPT_HASH}",
+    ]
+    source.write_text("\n".join([",".join([*FOLLOWUP_COLUMNS, "pw"]), *lines]) + "\n")
+    mapping.write_text(FOLLOWUP_MAPPING + '\n[attributes.password_hash]\ncolumn = "pw"\n')
+    build(BuildOptions(SourceSpec(str(source)), mapping, tmp_path / "run",
+                       password_fallback=PasswordFallback.MIGRATE),
+          read_pool(cognito, pool.user_pool_id))  # fmt: skip
+    run_all(tmp_path / "run", cognito, pool)
+    write_results(tmp_path / "run", reconcile(tmp_path / "run", cognito, logs)[1])
+    run = RunDir.open(tmp_path / "run")
+    assert {f.username: f.deferred for f in iter_followups(run)} == {"user1": False,
+                                                                     "user2": True}  # fmt: skip
+    make_groups(cognito, pool, "Admins")
+    sandbox.faults.clear()
+    done = csvimport(env_for(sandbox, pool), "followups", str(run.path), "--rate", "25")
+    assert done.returncode == 0, done.stderr
+    assert "left alone (1): migrates at first sign-in: not in the pool yet" in done.stderr
+    assert writes(sandbox) == {"AdminDisableUser": 1, "AdminAddUserToGroup": 1}
+    assert members(cognito, pool, "Admins") == ["user1"]
