@@ -1134,6 +1134,12 @@ def followups(
                 f"  may have been done ({len(plan.maybe_done):,}): an earlier pass stopped "
                 "between the call and its record; not called again unless --retry-uncertain"
             )
+            for call in plan.maybe_done[:MAYBE_SENT_SHOWN]:
+                echo(f"    {call.action} {call.username or call.group}"
+                     + (f" to {call.group}" if call.username and call.group else ""))  # fmt: skip
+            if len(plan.maybe_done) > MAYBE_SENT_SHOWN:
+                echo(f"    ... and {len(plan.maybe_done) - MAYBE_SENT_SHOWN:,} more (--json "
+                     "lists them all)")  # fmt: skip
         if dry_run:
             if json_output:
                 typer.echo(json.dumps({"plan": plan.to_json(), "result": None}, indent=2))

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from csvimport.build.builder import BuildOptions, build
 from csvimport.build.deferral import PasswordFallback
+from csvimport.build.mapping.apply import GROUPS, UNMAPPED, apply_mapping
 from csvimport.build.mapping.spec import Mapping, MappingError
 from csvimport.build.sources.base import SourceSpec
 from csvimport.passes.followups import (
@@ -260,6 +262,7 @@ def test_a_pass_killed_after_a_call_before_its_record_resumes_without_a_second_c
     resumed = csvimport(env, "followups", str(run.path), "--rate", "25")
     assert resumed.returncode == 1, resumed.stderr
     assert "1 may have been done" in resumed.stderr and "--retry-uncertain" in resumed.stderr
+    assert "    add user1 to Admins" in resumed.stderr
     # every call made exactly once over both runs
     assert writes(sandbox) == {"AdminDisableUser": 2, "AdminAddUserToGroup": 4}
     assert members(cognito, pool, "Admins") == ["user1", "user5"]
@@ -394,3 +397,16 @@ def test_deferred_users_are_listed_marked_and_left_alone_by_the_pass(
     assert "left alone (1): migrates at first sign-in: not in the pool yet" in done.stderr
     assert writes(sandbox) == {"AdminDisableUser": 1, "AdminAddUserToGroup": 1}
     assert members(cognito, pool, "Admins") == ["user1"]
+
+
+def test_a_user_with_more_groups_than_cognito_allows_is_rejected_with_the_limit() -> None:
+    names = {f"r{n}": f"G{n}" for n in range(101)}
+    mapping = Mapping.from_dict({**BASE, "groups": {"column": "roles", "names": names}})
+    chunk = pd.DataFrame({"id": ["1", "2"], "login": ["a", "b"],
+                          "roles": [",".join(names), "r1,r2,nope"]}, dtype="str")  # fmt: skip
+    chunk["__row__"] = [1, 2]
+    mapped = apply_mapping(mapping, chunk)
+    assert [(p.row, p.attribute, p.rule) for p in mapped.problems] == [(1, "[groups]", "groups")]
+    assert "at most 100" in mapped.problems[0].reason
+    assert mapped.frame[GROUPS].tolist()[1] == "G1 G2"
+    assert mapped.frame[UNMAPPED].tolist() == ["", '["nope"]']
