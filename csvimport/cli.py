@@ -102,7 +102,7 @@ from csvimport.run.migrationcheck import (
     check_setup,
     deferred_or_refuse,
 )
-from csvimport.rundir import DEFERRED, EXISTING, PASSWORDS, REJECTS, REPORT, RunDir
+from csvimport.rundir import DEFERRED, EXISTING, FOLLOWUPS, PASSWORDS, REJECTS, REPORT, RunDir
 
 PROG_NAME = "csvimport"
 SANDBOX_EXTRA_HINT = "pip install 'csvimport[sandbox]' (or make install)"
@@ -475,6 +475,8 @@ def _build_summary(result: BuildResult) -> None:
     if result.folded is not None:
         counts = ", ".join(f"{n:,} in {attribute}" for attribute, n in result.folded.items())
         echo(f"  Values with line breaks folded (fold_line_breaks): {counts}.")
+    if result.followups is not None:
+        _followups_summary(result.followups, result.run_dir / FOLLOWUPS, echo)
     if result.existing:
         echo(
             f"  Already in the pool, so Cognito will skip them: {result.existing:,} of the "
@@ -938,6 +940,20 @@ def _pass_bar(name: str, total: int) -> Iterator[Callable[[int, int], None]]:
             bar.update(task, completed=done)
 
         yield advance
+
+
+def _followups_summary(counts: dict[str, Any], path: Path, echo: Callable[[str], None]) -> None:
+    """What the build listed for `csvimport followups`, and the roles no group takes."""
+    memberships = counts["memberships"]
+    echo(f"  For `csvimport followups` ({path}): {sum(memberships.values()):,} memberships in "
+         f"{len(memberships):,} groups, {counts['disabled']:,} users to disable"
+         + (f" ({counts['deferred']:,} users deferred: done when they are in the pool)"
+            if counts["deferred"] else "") + ".")  # fmt: skip
+    unmapped = counts["unmapped_roles"]
+    if unmapped:
+        shown = ", ".join(f"{role!r} ({n:,})" for role, n in list(unmapped.items())[:10])
+        echo(f"  Legacy roles [groups.names] does not name (those users get no group for "
+             f"them): {shown}{' ...' if len(unmapped) > 10 else ''}.")  # fmt: skip
 
 
 # The usernames `resets` lists on stderr (may have been sent, unknown to --only); --json

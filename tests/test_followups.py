@@ -37,6 +37,7 @@ from .helpers import (
     FOLLOWUP_COLUMNS,
     FOLLOWUP_MAPPING,
     MD5_CRYPT_HASH,
+    cli_env,
     csvimport,
     env_for,
     followup_line,
@@ -175,6 +176,13 @@ def test_build_lists_each_kept_users_follow_ups_privately_with_its_sha256(
     rejects = {r["source_row"]: r for r in read_csv(run_dir / "rejects.csv")}
     assert rejects["6"]["attribute"] == "[legacy].disabled" and "empty" in rejects["6"]["reason"]
     assert rejects["7"]["rule"] == "boolean"
+    # the command line's summary says what the pass will do, and names the unmapped role
+    again = csvimport(cli_env(), "build", str(tmp_path / "legacy.csv"), "--mapping",
+                      str(tmp_path / "mapping.toml"), "--out", str(tmp_path / "again"),
+                      "--pool-spec", str(run_dir / "pool.json"))  # fmt: skip
+    assert "4 memberships in 2 groups, 2 users to disable." in again.stderr
+    assert "Legacy roles [groups.names] does not name" in again.stderr
+    assert "'boss' (1)" in again.stderr
 
 
 # --- the pass ----------------------------------------------------------------------------
