@@ -418,3 +418,23 @@ def test_a_user_with_more_groups_than_cognito_allows_is_rejected_with_the_limit(
     assert "at most 100" in mapped.problems[0].reason
     assert mapped.frame[GROUPS].tolist()[1] == "G1 G2"
     assert mapped.frame[UNMAPPED].tolist() == ["", '["nope"]']
+
+
+def test_a_run_without_follow_ups_or_with_an_edited_list_is_refused_naming_the_fix(
+    sandbox: Sandbox, cognito: Any, pool: PoolInfo, tmp_path: Path
+) -> None:
+    from .helpers import build_run
+
+    env = env_for(sandbox, pool)
+    plain = build_run(cognito, pool, tmp_path / "plain", users=1)
+    refused = csvimport(env, "followups", str(plain))
+    assert refused.returncode == 2, refused.stderr
+    assert "nothing to follow up" in refused.stderr and "[groups]" in refused.stderr
+    run_dir = build_run(cognito, pool, tmp_path / "grouped", users=0, extra=LINES[:1],
+                        columns=FOLLOWUP_COLUMNS, mapping_text=FOLLOWUP_MAPPING)  # fmt: skip
+    with (run_dir / FOLLOWUPS).open("a") as f:
+        f.write("9,9,user9,Admins,,true,\n")
+    edited = csvimport(env, "followups", str(run_dir))
+    assert edited.returncode == 2, edited.stderr
+    assert "followups.csv changed since the build" in edited.stderr
+    assert writes(sandbox) == {}
