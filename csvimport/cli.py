@@ -71,6 +71,7 @@ from csvimport.migrate.package import (
     write_package,
 )
 from csvimport.migrate.settings import LOOKUP_FILE
+from csvimport.passes import followups as followup_pass
 from csvimport.passes.undo import DEFAULT_RATE as UNDO_RATE
 from csvimport.passes.undo import (
     UndoPlan,
@@ -112,7 +113,7 @@ from csvimport.run.migrationcheck import (
     check_setup,
     deferred_or_refuse,
 )
-from csvimport.rundir import DEFERRED, EXISTING, PASSWORDS, REJECTS, REPORT, RunDir
+from csvimport.rundir import DEFERRED, EXISTING, FOLLOWUPS, PASSWORDS, REJECTS, REPORT, RunDir
 
 PROG_NAME = "csvimport"
 SANDBOX_EXTRA_HINT = "pip install 'csvimport[sandbox]' (or make install)"
@@ -485,6 +486,8 @@ def _build_summary(result: BuildResult) -> None:
     if result.folded is not None:
         counts = ", ".join(f"{n:,} in {attribute}" for attribute, n in result.folded.items())
         echo(f"  Values with line breaks folded (fold_line_breaks): {counts}.")
+    if result.followups is not None:
+        _followups_summary(result.followups, result.run_dir / FOLLOWUPS, echo)
     if result.existing:
         echo(
             f"  Already in the pool, so Cognito will skip them: {result.existing:,} of the "
@@ -934,6 +937,36 @@ def _write_report(
         raise typer.Exit(int(ExitStatus.USERS_FAILED))
 
 
+@contextmanager
+def _pass_bar(name: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (a terminal only) for a pass of ``total`` calls; yields
+    the ``on_progress(done, total)`` callback the pass reports to."""
+    with Progress(TextColumn(name), BarColumn(), TextColumn("{task.completed:,}/"
+                  "{task.total:,}"), RateColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True,
+                  disable=not sys.stderr.isatty()) as bar:  # fmt: skip
+        task = bar.add_task(name, total=total)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done)
+
+        yield advance
+
+
+def _followups_summary(counts: dict[str, Any], path: Path, echo: Callable[[str], None]) -> None:
+    """What the build listed for `csvimport followups`, and the roles no group takes."""
+    memberships = counts["memberships"]
+    echo(f"  For `csvimport followups` ({path}): {sum(memberships.values()):,} memberships in "
+         f"{len(memberships):,} groups, {counts['disabled']:,} users to disable"
+         + (f" ({counts['deferred']:,} users deferred: done when they are in the pool)"
+            if counts["deferred"] else "") + ".")  # fmt: skip
+    unmapped = counts["unmapped_roles"]
+    if unmapped:
+        shown = ", ".join(f"{role!r} ({n:,})" for role, n in list(unmapped.items())[:10])
+        echo(f"  Legacy roles [groups.names] does not name (those users get no group for "
+             f"them): {shown}{' ...' if len(unmapped) > 10 else ''}.")  # fmt: skip
+
+
 # The usernames `resets` lists on stderr (may have been sent, unknown to --only); --json
 # lists them all.
 MAYBE_SENT_SHOWN = 20
@@ -1041,15 +1074,7 @@ def resets(
             if plan.refusal is not None:
                 raise plan.refusal  # after the plan: a real wave would be refused
             return
-        with Progress(TextColumn("resets"), BarColumn(), TextColumn("{task.completed:,}/"
-                      "{task.total:,}"), RateColumn(), TimeRemainingColumn(),
-                      console=Console(stderr=True), transient=True,
-                      disable=not sys.stderr.isatty()) as bar:  # fmt: skip
-            task = bar.add_task("resets", total=len(plan.to_send))
-
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done)
-
+        with _pass_bar("resets", len(plan.to_send)) as advance:
             result = run_wave(run, client, plan, journal, rate=rate, on_progress=advance)
     echo(f"sent {result.sent:,} codes; {sum(result.failed.values()):,} failed; "
          f"{result.not_sent:,} not sent yet")  # fmt: skip
@@ -1212,6 +1237,109 @@ def _print_undo_plan(plan: UndoPlan, run_dir: Path, *, yes: bool) -> None:
              "the pool)")  # fmt: skip
     echo(f"  read with {plan.lookups:,} ListUsers calls ({plan.lookup.value}); every user, "
          f"unmasked, with what undo does: {plan.plan_file}")  # fmt: skip
+
+
+@app.command()
+def followups(
+    ctx: typer.Context,
+    run_dir: RunDirArgument,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what the pass would do; change nothing.")
+    ] = False,
+    create_groups: Annotated[
+        bool,
+        typer.Option(
+            "--create-groups", help="Create the groups the mapping names that the pool lacks."
+        ),
+    ] = False,
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate",
+            min=0.1,
+            max=25,
+            help="Calls per second (the account's 25/s UserUpdate quota is shared with the "
+            "applications using the pool).",
+        ),
+    ] = followup_pass.DEFAULT_RATE,
+    retry_uncertain: Annotated[
+        bool,
+        typer.Option(
+            "--retry-uncertain",
+            help="Make again the calls an earlier pass may have made (it stopped between "
+            "the call and its record); both calls are idempotent in Cognito.",
+        ),
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the plan and the pass's result as JSON on stdout.")
+    ] = False,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
+    traceback: TracebackOption = False,
+) -> None:
+    """Add imported users to their groups and disable the users the legacy system had
+    disabled: what the CSV cannot carry."""
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
+    run = _open_run(run_dir)
+    client = state.aws.client("cognito-idp")
+    echo = functools.partial(typer.echo, err=True)
+    with JournalLock(run, command="followups"):
+        journal = followup_pass.open_journal(run.path)
+        groups = followup_pass.pool_groups(client, run.user_pool_id)
+        plan = followup_pass.plan_followups(run, groups, journal, create_groups=create_groups,
+                                            retry_uncertain=retry_uncertain,
+                                            enforce=not dry_run)  # fmt: skip
+        per_group = plan.per_group
+        echo(f"{per_group.total():,} memberships to add, {plan.disables:,} users to disable, "
+             f"{len(plan.to_create):,} groups to create; {plan.already_done:,} calls already "
+             f"done; {len(plan.maybe_done):,} may have been done")  # fmt: skip
+        if plan.missing_groups and not create_groups:
+            echo(f"  the pool lacks {len(plan.missing_groups):,} of these groups "
+                 "(--create-groups creates them)")  # fmt: skip
+        for group, count in sorted(per_group.items()):
+            echo(f"  {group}: {count:,}")
+        for why, count in plan.skipped.most_common():
+            echo(f"  left alone ({count:,}): {why}")
+        for role, count in plan.unmapped_roles.most_common():
+            echo(f"  legacy role {role!r} of {count:,} imported users is in no group: the "
+                 "mapping's [groups.names] does not name it")  # fmt: skip
+        if plan.maybe_done:
+            echo(
+                f"  may have been done ({len(plan.maybe_done):,}): an earlier pass stopped "
+                "between the call and its record; not called again unless --retry-uncertain"
+            )
+            for call in plan.maybe_done[:MAYBE_SENT_SHOWN]:
+                echo(f"    {call.action} {call.username or call.group}"
+                     + (f" to {call.group}" if call.username and call.group else ""))  # fmt: skip
+            if len(plan.maybe_done) > MAYBE_SENT_SHOWN:
+                echo(f"    ... and {len(plan.maybe_done) - MAYBE_SENT_SHOWN:,} more (--json "
+                     "lists them all)")  # fmt: skip
+        if dry_run:
+            if json_output:
+                typer.echo(json.dumps({"plan": plan.to_json(), "result": None}, indent=2))
+            if plan.refusal is not None:
+                raise plan.refusal  # after the plan: a real pass would be refused
+            return
+        with _pass_bar("followups", len(plan.to_create) + len(plan.calls)) as advance:
+            result = followup_pass.run_followups(
+                run, client, plan, journal, rate=rate, on_progress=advance
+            )
+    echo(f"added {result.added.total():,} memberships; disabled {result.disabled:,} users; "
+         f"created {len(result.created):,} groups; {result.failed.total():,} calls failed; "
+         f"{result.not_done:,} not done yet")  # fmt: skip
+    for reason, count in result.failed.most_common():
+        echo(f"  failed ({count:,}): {reason}")
+    if json_output:
+        typer.echo(json.dumps({"plan": plan.to_json(), "result": result.to_json()}, indent=2))
+    if result.stopped_because:
+        echo(f"stopped: {result.stopped_because}; run `csvimport followups {run_dir}` again "
+             "later to go on (nothing done is repeated, nothing is lost)")  # fmt: skip
+        raise typer.Exit(int(ExitStatus.SERVICE))
+    if result.failed or plan.maybe_done or plan.unmapped_roles:
+        raise typer.Exit(int(ExitStatus.USERS_FAILED))
 
 
 @app.command("migration-check")

@@ -243,6 +243,19 @@ class PasswordState:
 LISTED_USERS = 5_000
 
 
+@dataclass
+class FollowupState:
+    """What `csvimport followups` did to the run's imported users (``followups.jsonl``):
+    memberships added by group, users disabled, groups created, calls that failed, and
+    calls that may have been made or wait for the next pass."""
+
+    added: dict[str, int] = field(default_factory=dict)
+    disabled: int = 0
+    created_groups: int = 0
+    failed: int = 0
+    pending: int = 0
+
+
 @dataclass(frozen=True)
 class AdoptionPoint:
     """One ``csvimport verify`` of the run, as its summary counted the pool (counts only)."""
@@ -281,3 +294,4 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)  # e.g. line-number base disagreement
     # One point per `csvimport verify` of the run, oldest first (verify/*.summary.json).
     adoption: list[AdoptionPoint] = field(default_factory=list)
+    followups: FollowupState | None = None  # None: no follow-up pass has run

@@ -219,9 +219,13 @@ LOG_EVENTS_READ = Quota("FilterLogEvents", 5.0, 4.0)
 OPERATIONS: dict[Quota, tuple[str, ...]] = {
     USER_POOL_RESOURCE_READ: (
         "describe_user_import_job", "list_user_import_jobs", "get_csv_header",
+        # UNVERIFIED guess: ListGroups's bucket is not in the facts; assumed this one.
+        "list_groups",
     ),
     USER_POOL_RESOURCE_UPDATE: (
         "create_user_import_job", "start_user_import_job", "stop_user_import_job",
+        # facts §9: CreateGroup 15 RPS per account, 5 per pool: this bucket's limits.
+        "create_group",
     ),
     USER_POOL_READ: ("describe_user_pool", "list_user_pools"),
     USER_POOL_CLIENT_READ: ("list_user_pool_clients", "describe_user_pool_client"),

@@ -46,6 +46,15 @@ DEFERRED_COLUMNS = ("source_row", "legacy_id", "username", "scheme", "reason")
 # Columns deferred.csv may add: the aliases a deferred user signs in with, for the
 # migration preflight's check that nobody in the pool holds them (UserResult.email/.phone).
 DEFERRED_ALIASES = ("email", "phone_number")
+# What the CSV cannot carry, for `csvimport followups` (mapping [groups], [legacy].disabled):
+# one line per kept user with a group, an unmapped role or the disabled flag. ``groups``
+# are Cognito group names joined by a space (a group name holds none); ``unmapped_roles``
+# a JSON list of the legacy roles the mapping does not name ("" for none); ``disabled``
+# "true"/"false"; ``deferred`` "yes" for a user left to migrate at first sign-in (not in
+# the pool until then: the pass skips them), else "".
+FOLLOWUPS = "followups.csv"
+FOLLOWUPS_COLUMNS = ("source_row", "legacy_id", "username", "groups", "unmapped_roles",
+                     "disabled", "deferred")  # fmt: skip
 POOL_SNAPSHOT = "pool.json"
 MAPPING_COPY = "mapping.toml"
 # The files `report` writes (other commands read results.jsonl).
@@ -63,6 +72,7 @@ ROLES = {
     PASSWORDS: "the build's password-hash classification of each written user",
     EXISTING: "the build's list of written users already in the pool",
     DEFERRED: "the build's list of users left out of the import to migrate at first sign-in",
+    FOLLOWUPS: "the build's list of group memberships and disabled users for `csvimport followups`",
     POOL_SNAPSHOT: "the user pool as the build validated the users against it",
     MAPPING_COPY: "the mapping this run was built with",
 }
@@ -878,3 +888,44 @@ def iter_results(run: RunDir, *, needed_for: str) -> Iterator[UserResult]:
             f"{source_rows:,} source users",
             hint=hint,
         )
+
+
+# --- what the follow-up pass carries (followups.csv) -------------------------------------
+@dataclass(frozen=True, slots=True)  # slots: one per kept user with a follow-up
+class Followup:
+    """One kept user's line of ``followups.csv``."""
+
+    source_row: int
+    legacy_id: str
+    username: str
+    groups: tuple[str, ...]
+    unmapped_roles: tuple[str, ...]
+    disabled: bool
+    deferred: bool
+
+
+def iter_followups(run: RunDir) -> Iterator[Followup]:
+    """Each line of the run's ``followups.csv``, checked against the manifest's sha256;
+    nothing when the mapping named neither groups nor the disabled flag."""
+    if FOLLOWUPS not in run.files:
+        return
+    path = run.verify_file(FOLLOWUPS)
+    for number, record in build_records(path, FOLLOWUPS_COLUMNS):
+        row = _whole(path, number, record, "source_row")
+        try:
+            unmapped = json.loads(record["unmapped_roles"]) if record["unmapped_roles"] else []
+        except json.JSONDecodeError:
+            unmapped = None
+        if not (isinstance(unmapped, list) and all(isinstance(r, str) for r in unmapped)
+                and record["disabled"] in ("true", "false")
+                and record["deferred"] in ("yes", "")):  # fmt: skip
+            raise _damaged(path, number, "its unmapped_roles, disabled or deferred is not "
+                           "as the build writes them")  # fmt: skip
+        yield Followup(row, record["legacy_id"], record["username"],
+                       tuple(record["groups"].split()), tuple(unmapped),
+                       record["disabled"] == "true", record["deferred"] == "yes")  # fmt: skip
+
+
+def legacy_disabled_rows(run: RunDir) -> set[int]:
+    """The source rows of the run's users the legacy system had disabled."""
+    return {f.source_row for f in iter_followups(run) if f.disabled}

@@ -51,7 +51,7 @@ def main() -> None:
 
     def save_then_maybe_die(self: Any, *a: Any, **kw: Any) -> None:
         nonlocal saves
-        counts = state is None or (a[1] if len(a) > 1 else kw["state"]) == state
+        counts = state is None or (a[1] if len(a) > 1 else kw.get("state", kw.get("step"))) == state
         saves += counts
         if counts and when == "before" and saves == number:
             os.kill(os.getpid(), kill_with)

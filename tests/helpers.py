@@ -13,6 +13,7 @@ import io
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -374,6 +375,41 @@ def reconcile(
                             wait=LogWait(**{"seconds": 10, "first_pause": 0.1, **wait}))  # fmt: skip
     report, results = reconciler.build()
     return report, results, notes
+
+
+# The legacy mapping with the follow-ups the CSV cannot carry: an is_active flag and roles.
+FOLLOWUP_COLUMNS = [*LEGACY_COLUMNS, "active", "roles"]
+FOLLOWUP_MAPPING = (
+    LEGACY_MAPPING.replace(
+        'updated = "modified"', 'updated = "modified"\ndisabled = "active"\ndisabled_when = false'
+    )
+    + """
+[groups]
+column = "roles"
+separator = ","
+
+[groups.names]
+admin = "Admins"
+staff = "Staff"
+guest = ""
+"""
+)
+
+
+def followup_line(n: int, active: str, roles: str) -> str:
+    """A legacy CSV line of user{n} for FOLLOWUP_COLUMNS."""
+    return f'{n},user{n},user{n}@example.com,y,,First,Last {n},2024-01-01,{active},"{roles}"'
+
+
+def followup_run(cognito: Any, logs: Any, pool: PoolInfo, directory: Path,
+                 lines: Sequence[str]) -> RunDir:  # fmt: skip
+    """A run of FOLLOWUP_MAPPING's users (``lines``), imported and reported on."""
+    run_dir = build_run(cognito, pool, directory, users=0, extra=tuple(lines),
+                        columns=FOLLOWUP_COLUMNS, mapping_text=FOLLOWUP_MAPPING)  # fmt: skip
+    run_all(run_dir, cognito, pool)
+    _, results, _ = reconcile(run_dir, cognito, logs)
+    write_results(run_dir, results)
+    return RunDir.open(run_dir)
 
 
 def imported_run(cognito: Any, logs: Any, pool: PoolInfo, directory: Path, users: int) -> RunDir:
@@ -807,6 +843,14 @@ def assert_manifest_holds_every_files_sha256(out: Path) -> None:
 
 # Runs the command line and kills it at a chosen step (see its docstring).
 CRASH_AT = Path(__file__).with_name("crash_at.py")
+
+
+def killed_at(env: dict[str, str], *crash_args: str) -> None:
+    """Run ``tests/crash_at.py CRASH_ARGS`` (a command SIGKILLed at a step) and check that
+    it really died of the signal."""
+    crashed = subprocess.run([sys.executable, str(CRASH_AT), *crash_args], capture_output=True,
+                             text=True, env=env, timeout=120)  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
 
 
 def offline_snapshot() -> PoolSnapshot:

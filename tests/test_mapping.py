@@ -179,7 +179,7 @@ def test_load_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
         pytest.param(
             {"attribute": {}, "attributes": USERNAME},
             "<mapping>: [attribute] is not a table a mapping file has.",
-            "Did you mean 'attributes'? A mapping file has the tables: legacy, options, attributes, legacy_hash.",
+            "Did you mean 'attributes'? A mapping file has the tables: legacy, options, attributes, legacy_hash, groups.",
             None, "attribute",
             id="unknown-table",
         ),

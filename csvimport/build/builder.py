@@ -66,6 +66,8 @@ from csvimport.rundir import (
     DEFERRED_ALIASES,
     DEFERRED_COLUMNS,
     EXISTING,
+    FOLLOWUPS,
+    FOLLOWUPS_COLUMNS,
     MANIFEST,
     MAPPING_COPY,
     PASSWORDS,
@@ -128,6 +130,8 @@ class BuildResult:
     # source values whose line breaks were folded, by attribute; None when the mapping
     # folds none (fold_line_breaks)
     folded: Counter[str] | None = None
+    # with [groups] or [legacy].disabled mapped: followups.csv's counts (_FollowupsCsv)
+    followups: dict[str, Any] | None = None
     # work folders of earlier builds of the same run directory that did not finish
     # (killed), removed before this one began
     removed_unfinished: list[Path] = field(default_factory=list)
@@ -278,6 +282,49 @@ class _DeferredCsv(_SideCsv):
         return batch, rows
 
 
+class _FollowupsCsv(_SideCsv):
+    """followups.csv: the kept users (imported or deferred) with a group, an unmapped
+    legacy role or the disabled flag, for `csvimport followups`; counts them."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, list(FOLLOWUPS_COLUMNS))
+        self.groups: Counter[str] = Counter()  # memberships per Cognito group
+        self.unmapped: Counter[str] = Counter()  # users per legacy role the mapping lacks
+        self.disabled = 0
+        self.deferred = 0
+
+    def write_batch(self, batch: pa.RecordBatch, rows: np.ndarray) -> None:
+        """Write the users of ``batch`` (source ``rows``, kept) who have a follow-up."""
+        groups, unmapped = batch.column("groups"), batch.column("unmapped_roles")
+        disabled = pc.equal(batch.column("disabled"), "true")
+        wanted = pc.or_(pc.or_(pc.not_equal(groups, ""), pc.not_equal(unmapped, "")), disabled)
+        picked = wanted.to_numpy(zero_copy_only=False)
+        if not picked.any():
+            return
+        # Counted per distinct value: legacy roles repeat across users.
+        for value in pc.value_counts(groups.filter(wanted)).to_pylist():
+            for group in value["values"].split():
+                self.groups[group] += value["counts"]
+        for value in pc.value_counts(unmapped.filter(wanted)).to_pylist():
+            for role in json.loads(value["values"]) if value["values"] else ():
+                self.unmapped[role] += value["counts"]
+        deferred = pc.not_equal(batch.column("deferred"), "").filter(wanted)
+        self.disabled += int(pc.sum(disabled.filter(wanted)).as_py() or 0)
+        self.deferred += int(pc.sum(deferred).as_py() or 0)
+        columns = [
+            batch.column(name).filter(wanted).to_pylist()
+            for name in ("legacy_id", "username", "groups", "unmapped_roles", "disabled")
+        ]
+        for row, *values, later in zip(rows[picked].tolist(), *columns, deferred.to_pylist(),
+                                       strict=True):  # fmt: skip
+            self.write(row, *values, "yes" if later else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"users": self.count, "disabled": self.disabled, "deferred": self.deferred,
+                "memberships": dict(sorted(self.groups.items())),
+                "unmapped_roles": dict(self.unmapped.most_common())}  # fmt: skip
+
+
 def _kept(
     spill_path: Path, dropped_rows: np.ndarray, legacy_of: dict[int, str] | None
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
@@ -422,6 +469,7 @@ def _build_into(
     # with --password-fallback reset: the fallback decides only where a kept user goes.
     deferred = (_DeferredCsv(work / DEFERRED)
                 if builder.deferral is not None and builder.with_hash else None)  # fmt: skip
+    followups = _FollowupsCsv(work / FOLLOWUPS) if mapping.followups else None
     spill_path = work / ".valid.spill"
     probes: dict[str, str] = {}  # a deferred hash per cost label, to time at the end
     try:
@@ -455,6 +503,8 @@ def _build_into(
         known = pa.array(sorted(options.existing or ()), type=pa.large_string())
         algorithms: set[str] = set()
         for batch, rows in _kept(spill_path, dropped_rows, legacy_of):
+            if followups is not None:  # before deferred.take: deferred users are listed too
+                followups.write_batch(batch, rows)
             if deferred is not None:
                 batch, rows = deferred.take(batch, rows)
             if existing is not None:
@@ -500,6 +550,9 @@ def _build_into(
                 result.verify_seconds = time_probes(probes, declared)
         if existing is not None:
             result.existing = existing.close()
+        if followups is not None:
+            followups.close()
+            result.followups = followups.to_json()
         for row, duplicate in sorted(dropped.items()):
             rejects.write(
                 row,
@@ -521,6 +574,8 @@ def _build_into(
             passwords.close()
         if deferred is not None:
             deferred.close()
+        if followups is not None:
+            followups.close()
         spill_path.unlink(missing_ok=True)
     if not result.conserved:  # a bug, never bad input: stop before anything is imported
         raise AssertionError(
@@ -568,7 +623,7 @@ def _write_manifest(
     }
     # The sha256 of every other file the run relies on (the chunks' and line maps' are in
     # "chunks"), so each command can refuse a file edited or lost since the build.
-    side_files = [REJECTS, PASSWORDS, EXISTING, DEFERRED, POOL_SNAPSHOT, MAPPING_COPY]
+    side_files = [REJECTS, PASSWORDS, EXISTING, DEFERRED, FOLLOWUPS, POOL_SNAPSHOT, MAPPING_COPY]
     manifest["files"] = {
         name: file_sha256(work / name) for name in side_files if (work / name).exists()
     }
@@ -585,5 +640,7 @@ def _write_manifest(
             "sign_in": result.sign_in(),
             "verify_seconds": result.verify_seconds,
         }
+    if result.followups is not None:  # only with [groups] or [legacy].disabled mapped
+        manifest["followups"] = {"file": FOLLOWUPS} | result.followups
     with replaced_private(work / MANIFEST) as f:  # it marks a finished build: written last
         f.write(json.dumps(manifest, indent=2) + "\n")

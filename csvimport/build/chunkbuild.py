@@ -28,7 +28,14 @@ import pyarrow as pa
 
 from csvimport.build.deferral import NO_HASH_WHY, Deferral, PasswordFallback
 from csvimport.build.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
-from csvimport.build.mapping.apply import SALT, Problem, apply_mapping
+from csvimport.build.mapping.apply import (
+    DISABLED,
+    GROUPS,
+    SALT,
+    UNMAPPED,
+    Problem,
+    apply_mapping,
+)
 from csvimport.build.mapping.columns import HASH_COLUMN, ImportColumns
 from csvimport.build.mapping.spec import Mapping
 from csvimport.build.sources.base import SOURCE_REASON, SOURCE_RULE
@@ -59,8 +66,12 @@ SPILL_SCHEMA = pa.schema(
      ("line", pa.large_string()), ("algorithm", pa.large_string()),
      ("password_hash", pa.large_string()), ("password", pa.large_string()),
      ("password_reason", pa.large_string()), ("fallback", pa.large_string()),
-     ("deferred", pa.large_string())]
+     ("deferred", pa.large_string()), ("groups", pa.large_string()),
+     ("unmapped_roles", pa.large_string()), ("disabled", pa.large_string())]
 )  # fmt: skip
+# The spill's columns of what the follow-up pass carries (all "" when the mapping names
+# neither [groups] nor [legacy].disabled): apply_mapping's columns of the same meaning.
+FOLLOWUP_COLUMNS = {"groups": GROUPS, "unmapped_roles": UNMAPPED, "disabled": DISABLED}
 # Chunks queued per worker: enough to keep each busy while the parent reads and builds,
 # few enough to keep memory flat.
 IN_FLIGHT_PER_WORKER = 2
@@ -137,6 +148,12 @@ class ChunkBuilder:
                 large_strings(usernames),
                 large_strings(serialize(valid, self.header)),
                 *self._passwords(valid, probes),
+                *(
+                    large_strings(valid[column])
+                    if column in valid.columns
+                    else large_strings(constant_strings("", valid.index))
+                    for column in FOLLOWUP_COLUMNS.values()
+                ),
             ],
             schema=SPILL_SCHEMA,
         )

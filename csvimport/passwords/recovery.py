@@ -36,6 +36,9 @@ class Blocked(StrEnum):
     ADMIN_ONLY = "admin_only"  # the pool's account recovery is admin-only
     NO_CHANNEL = "no_channel"  # nothing verified among the pool's recovery mechanisms
     NO_SMS = "no_sms"  # the code would go by SMS and the pool has no SMS configuration
+    # the mapping's [legacy].disabled says the legacy system had disabled them: never
+    # invited back into the account by a code (csvimport followups disables them)
+    LEGACY_DISABLED = "legacy_disabled"
 
     @property
     def explanation(self) -> str:
@@ -47,6 +50,7 @@ BLOCKED_EXPLANATION = {
     Blocked.ADMIN_ONLY: "the pool's account recovery is admin-only: users cannot reset themselves",
     Blocked.NO_CHANNEL: "no verified email or phone number in the pool's recovery settings",
     Blocked.NO_SMS: "their code would go by SMS, and the pool has no SMS configuration",
+    Blocked.LEGACY_DISABLED: "disabled in the legacy system",
 }
 
 

@@ -6,9 +6,11 @@ reset code with ``AdminResetUserPassword``:
 
 - planned first, from the report's ``results.jsonl`` (run ``csvimport report`` before):
   who must reset, through which channel (the pool's account-recovery order and the
-  user's verified email or phone), and who cannot reset at all; users the build deferred
-  (``--password-fallback migrate``) are never sent a code: they are not in the pool, and
-  migrate at their first sign-in with their old password;
+  user's verified email or phone), and who cannot reset at all (among them the users the
+  mapping's ``[legacy].disabled`` says the legacy system had disabled: never sent a
+  code); users the build deferred (``--password-fallback migrate``) are never sent a
+  code: they are not in the pool, and migrate at their first sign-in with their old
+  password;
 - checked against capacity: Cognito's default email sender sends 50 emails a day per
   account, so a wave larger than what is left of that is refused unless
   ``max_per_day`` says otherwise; SMS needs the pool's SMS configuration;
@@ -40,7 +42,14 @@ from csvimport.outcomes import Outcome, Password, ResetState
 from csvimport.passjournal import append_entry, cut_torn_tail, iter_entries
 from csvimport.passwords.recovery import Blocked, Channel, RecoveryPolicy, reset_verdict
 from csvimport.retry import USER_ACCOUNT_RECOVERY, PacedClient, error_code, error_message
-from csvimport.rundir import RESULTS, RESULTS_DAMAGED_HINT, RunDir, iter_results, written_users
+from csvimport.rundir import (
+    RESULTS,
+    RESULTS_DAMAGED_HINT,
+    RunDir,
+    iter_results,
+    legacy_disabled_rows,
+    written_users,
+)
 
 # facts §6: Cognito's default email sender sends at most 50 emails a day per account.
 DEFAULT_SENDER_EMAILS_PER_DAY = 50
@@ -210,6 +219,7 @@ def candidates(
     # at once, not after reading millions of users.
     first = next(results, None)
     channels = _verified_channels(run)
+    disabled = legacy_disabled_rows(run)  # never sent a code: the legacy system shut them out
     policy = RecoveryPolicy.of_pool(pool)
     verdicts = [reset_verdict(policy, verified) for verified in _CHANNEL_SETS]
     found: list[Candidate] = []
@@ -229,6 +239,10 @@ def candidates(
                 f"{result.chunk} line {result.line}, which is no user of this run",
                 hint=RESULTS_DAMAGED_HINT.format(run_dir=run.path),
             )
+        if result.source_row in disabled:
+            found.append(Candidate(result.username, result.legacy_id, None,
+                                   Blocked.LEGACY_DISABLED))  # fmt: skip
+            continue
         verdict = verdicts[code - 1]
         found.append(Candidate(result.username, result.legacy_id, verdict.channel,
                                verdict.blocked))  # fmt: skip

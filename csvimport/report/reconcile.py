@@ -46,7 +46,8 @@ from csvimport.outcomes import (
     RunReport,
     UserResult,
 )
-from csvimport.passwords.recovery import RecoveryPolicy, reset_verdict
+from csvimport.passes.followups import followups_done
+from csvimport.passwords.recovery import Blocked, RecoveryPolicy, reset_verdict
 from csvimport.passwords.resets import LastRecord, ResetJournal
 from csvimport.report.adoption import read_adoption
 from csvimport.report.columns import (
@@ -80,6 +81,7 @@ from csvimport.rundir import (
     RunChunk,
     RunDir,
     iter_deferred,
+    legacy_disabled_rows,
     read_password_classes,
     rejected_users,
     written_columns,
@@ -195,6 +197,8 @@ class Reconciler:
         # A written user's password, and why they cannot reset, by channel code
         verdicts = [self._reset_password(channels) for channels in CHANNEL_SETS]
         verdict_password = np.array([PASSWORD_INDEX[p] for p, _ in verdicts], dtype=np.uint8)
+        # users the legacy system had disabled: never sent a code, as in `csvimport resets`
+        legacy_off = np.fromiter(legacy_disabled_rows(self.run), dtype=np.int64)
         jobs: list[JobSummary] = []
         for chunk in self.run.chunks:
             rows = chunk.rows
@@ -255,6 +259,12 @@ class Reconciler:
                 password[imported & users.has_hash] = PASSWORD_INDEX[Password.HASH]
                 no_hash = imported & ~users.has_hash
                 password[no_hash] = verdict_password[users.channels[no_hash]]
+                if legacy_off.size:
+                    off = no_hash & np.isin(users.source_rows, legacy_off)
+                    password[off] = PASSWORD_INDEX[Password.NO_CHANNEL]
+                    if off.any():
+                        self.blocked[Blocked.LEGACY_DISABLED.explanation] += int(off.sum())
+                    no_hash &= ~off
                 for channel, count in enumerate(np.bincount(users.channels[no_hash],
                                                             minlength=len(verdicts))):  # fmt: skip
                     blocked = verdicts[channel][1]
@@ -397,6 +407,7 @@ class Reconciler:
             reject_reasons=tally.groups(lambda o: o is Outcome.REJECTED),
             duplicates=tally.duplicates.users(), passwords=passwords,
             attention=tally.attention.users(), warnings=self.warnings, adoption=adoption,
+            followups=followups_done(self.run.path),
         )  # fmt: skip
 
 

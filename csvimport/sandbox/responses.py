@@ -81,8 +81,12 @@ class RecoveryLedger:
                 and (username is None or m["Username"] == username)
             ]  # fmt: skip
 
-    def check_rate(self, account: str, now: float, rps: int) -> None:
-        """Throttle a recovery operation called faster than ``rps`` in one second."""
+    def check_rate(
+        self, account: str, now: float, rps: int,
+        error: tuple[str, str] = S.ERR_RECOVERY_THROTTLED,
+    ) -> None:  # fmt: skip
+        """Throttle an operation of a quota bucket called faster than ``rps`` in one second
+        (``account`` names the bucket too when it is not the recovery one)."""
         if rps <= 0:
             return
         second = math.floor(now)
@@ -91,7 +95,7 @@ class RecoveryLedger:
             if window != second:
                 window, count = second, 0
             if count >= rps:
-                raise SandboxError(*S.ERR_RECOVERY_THROTTLED)
+                raise SandboxError(*error)
             self.windows[account] = (window, count + 1)
 
     def send(self, message: dict[str, Any], email_scope: str | None, limit: int) -> None:
@@ -390,6 +394,37 @@ class SandboxCognitoResponse(CognitoIdpResponse):
         if pool is not None:
             params = self._password_sign_in(pool, client_id, auth_flow, params)
         return ActionResult(backend.admin_initiate_auth(pool_id, client_id, auth_flow, params))
+
+    # -- follow-ups: groups and disabling (facts §9) -------------------------------------
+    def _check_user_update_rate(self) -> None:
+        store = _store()
+        recovery_ledger(store).check_rate(
+            f"UserUpdate {self.current_account}", store.clock.now(),
+            store.settings.user_update_rps, S.ERR_USER_UPDATE_THROTTLED,
+        )  # fmt: skip
+
+    def admin_add_user_to_group(self) -> ActionResult:
+        """moto's, with the UserUpdate quota and Cognito's 100 groups per user."""
+        self._check_user_update_rate()
+        backend = cognitoidp_backends[self.current_account][self.region]
+        pool_id = self._get_param("UserPoolId")
+        group = backend.get_group(pool_id, self._get_param("GroupName"))
+        user = backend.admin_get_user(pool_id, self._get_param("Username"))
+        if group not in user.groups and len(user.groups) >= S.MAX_GROUPS_PER_USER:
+            raise SandboxError(*S.ERR_USER_GROUP_LIMIT)
+        return super().admin_add_user_to_group()
+
+    def admin_disable_user(self) -> ActionResult:
+        self._check_user_update_rate()
+        return super().admin_disable_user()
+
+    def create_group(self) -> ActionResult:
+        """moto's, with Cognito's 10,000 groups per pool."""
+        backend = cognitoidp_backends[self.current_account][self.region]
+        pool = backend.describe_user_pool(self._get_param("UserPoolId"))
+        if len(pool.groups) >= S.MAX_GROUPS_PER_POOL:
+            raise SandboxError(*S.ERR_POOL_GROUP_LIMIT)
+        return super().create_group()
 
     # -- password recovery (facts §6) -------------------------------------------------
     def _check_recovery_rate(self, account: str) -> None:

@@ -43,6 +43,13 @@ RECOVERY_OPERATIONS = frozenset(
     {"ForgotPassword", "ConfirmForgotPassword", "AdminResetUserPassword", "AdminSetUserPassword"}
 )
 RECOVERY_RPS_QUOTA = 30  # what real Cognito allows; the sandbox enforces settings.recovery_rps
+# facts §9: the UserUpdate quota (25 RPS per account, not adjustable) is shared by
+# AdminAddUserToGroup, AdminDisableUser, AdminDeleteUser and AdminUpdateUserAttributes; the
+# sandbox enforces settings.user_update_rps on the follow-up pass's two of them.
+USER_UPDATE_RPS_QUOTA = 25
+# facts §9: at most 100 groups per user and 10,000 groups per pool.
+MAX_GROUPS_PER_USER = 100
+MAX_GROUPS_PER_POOL = 10_000
 # facts §7: the user migration trigger. Cognito calls it synchronously, waits 5 s for an
 # answer, retries, and fails the sign-in after 3 attempts (settings.trigger_* hold them).
 TRIGGER_TIMEOUT_SECONDS = 5.0
@@ -181,6 +188,18 @@ ERR_USER_NOT_IN_CLIENTS_POOL = (
 # settings.recovery_rps throttles the RECOVERY_OPERATIONS of an account with a fixed
 # one-second window on the sandbox clock (real Cognito's bucket is unknown).
 ERR_RECOVERY_THROTTLED = ("TooManyRequestsException", "Rate exceeded")
+# settings.user_update_rps throttles USER_UPDATE_OPERATIONS the same way.
+ERR_USER_UPDATE_THROTTLED = ("TooManyRequestsException", "Rate exceeded")
+# GUESS: the facts give the group limits but not the error past them; LimitExceededException
+# is what Cognito answers for its other limits on resources.
+ERR_USER_GROUP_LIMIT = (
+    "LimitExceededException",
+    f"A user can be a member of at most {MAX_GROUPS_PER_USER} groups.",
+)
+ERR_POOL_GROUP_LIMIT = (
+    "LimitExceededException",
+    f"A user pool can have at most {MAX_GROUPS_PER_POOL} groups.",
+)
 # --- the user migration trigger (facts §7 leaves these open) ---
 # ADMIN_USER_PASSWORD_AUTH on a client that does not allow it: Cognito's wording is unknown.
 ERR_ADMIN_PASSWORD_AUTH_DISABLED = (
@@ -343,6 +362,9 @@ class SandboxSettings:
     daily_email_limit: int = DAILY_EMAIL_LIMIT
     # calls per second per account of RECOVERY_OPERATIONS; 0 = unlimited (real: 30)
     recovery_rps: int = 0
+    # calls per second per account of AdminAddUserToGroup and AdminDisableUser together
+    # (the UserUpdate quota); 0 = unlimited (real: 25)
+    user_update_rps: int = 0
     # the user migration trigger: Cognito's wait per call, and its attempts (facts §7)
     trigger_timeout_seconds: float = TRIGGER_TIMEOUT_SECONDS
     trigger_attempts: int = TRIGGER_ATTEMPTS

@@ -9,15 +9,22 @@ legacy data repeats (booleans, dates).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from csvimport.build.mapping.spec import USERNAME, AttributeRule, Mapping
+from csvimport.build.mapping.spec import (
+    MAX_GROUPS_PER_USER,
+    USERNAME,
+    AttributeRule,
+    Groups,
+    Mapping,
+)
 from csvimport.build.mapping.transforms import convert, fold_line_breaks, transform
 
 # --- results -----------------------------------------------------------------------
@@ -47,7 +54,10 @@ class MappedChunk:
     :meth:`Mapping.attributes`. A value its transform refused is ``""`` there, and a
     :class:`Problem` in ``problems`` (all of them, ordered by row then attribute).
     ``folded`` counts, for each attribute with ``fold_line_breaks``, the values whose line
-    breaks were folded.
+    breaks were folded. With ``[legacy].disabled``, ``__disabled__`` (``"true"``/``"false"``;
+    an unreadable or empty flag is a Problem: the user is rejected, never imported enabled
+    by a guess); with ``[groups]``, ``__groups__`` and ``__unmapped_roles__`` (a user with
+    more than 100 groups is a Problem: Cognito would refuse the rest).
     """
 
     frame: pd.DataFrame
@@ -58,6 +68,17 @@ class MappedChunk:
 # --- applying a mapping to a chunk --------------------------------------------------
 
 SALT: Final = "__salt__"  # the mapped frame's column of [legacy_hash] salts
+# With [legacy].disabled: "true" for a user the legacy system had disabled, else "false".
+DISABLED: Final = "__disabled__"
+# With [groups]: the user's Cognito groups, joined by a space (group names hold none), and
+# the legacy roles [groups.names] does not name, as a JSON list ("" when none).
+GROUPS: Final = "__groups__"
+UNMAPPED: Final = "__unmapped_roles__"
+DISABLED_ATTRIBUTE: Final = "[legacy].disabled"
+GROUPS_ATTRIBUTE: Final = "[groups]"
+EMPTY_FLAG_REASON: Final = (
+    "empty: the mapping cannot tell whether the legacy system had disabled this user"
+)
 
 # Transforms that never refuse a value: applied to every row directly, which is cheaper
 # than finding the distinct values first.
@@ -126,6 +147,8 @@ class _Applier:
                 "__legacy_id__": self.legacy_id(mapped),
                 "__updated__": self.updated(),
                 **self.salt(),
+                **self.disabled(),
+                **self.groups(),
                 **mapped,
             },
             index=self.index,
@@ -254,6 +277,53 @@ class _Applier:
             return {}
         return {SALT: self.column(legacy_hash.salt)}
 
+    def disabled(self) -> dict[str, Any]:
+        """``{"__disabled__": values}`` with [legacy].disabled, recording unreadable flags."""
+        flag = self.mapping.disabled
+        if flag is None:
+            return {}
+        rule = AttributeRule(attribute=DISABLED_ATTRIBUTE, column=flag.column, transform="boolean")
+        converted = self.convert(rule)
+        reasons = converted.reasons.where(converted.mapped != "", EMPTY_FLAG_REASON)
+        reasons = reasons.where(converted.reasons == "", converted.reasons)
+        failed = (reasons != "").to_numpy()
+        if failed.any():
+            self.record(len(self.mapping.rules), rule,
+                        _Converted(converted.source, converted.codes, converted.mapped, reasons),
+                        failed)  # fmt: skip
+        wanted = "true" if flag.when else "false"
+        flags = pd.Series(np.where((converted.mapped == wanted).to_numpy(), "true", "false"),
+                          dtype="str")  # fmt: skip
+        return {DISABLED: self.spread(converted.codes, flags)}
+
+    def groups(self) -> dict[str, Any]:
+        """``__groups__`` and ``__unmapped_roles__`` with [groups], worked out once per
+        distinct value of the roles column (legacy roles repeat across users)."""
+        table = self.mapping.groups
+        if table is None:
+            return {}
+        given = self.trimmed(table.column)
+        codes, uniques = pd.factorize(given)
+        names, unmapped, reasons = [], [], []
+        for value in uniques.tolist():
+            groups, unknown = _roles(value, table)
+            names.append(" ".join(groups))
+            unmapped.append(json.dumps(unknown, ensure_ascii=False) if unknown else "")
+            reasons.append(
+                f"{len(groups)} groups: a Cognito user can be in at most {MAX_GROUPS_PER_USER}"
+                if len(groups) > MAX_GROUPS_PER_USER else ""
+            )  # fmt: skip
+        reason_series = pd.Series(reasons, dtype="str")
+        failed = (reason_series != "").to_numpy()
+        if failed.any():
+            rule = AttributeRule(attribute=GROUPS_ATTRIBUTE, column=table.column)
+            self.record(len(self.mapping.rules) + 1, replace(rule, transform="groups"),
+                        _Converted(given, codes, reason_series, reason_series), failed)  # fmt: skip
+        return {
+            GROUPS: self.spread(codes, pd.Series(names, dtype="str")),
+            UNMAPPED: self.spread(codes, pd.Series(unmapped, dtype="str")),
+        }
+
     def updated(self) -> Any:
         """Return the last-update times as epoch seconds; unreadable ones are not problems.
 
@@ -267,3 +337,20 @@ class _Applier:
         )
         converted = self.convert(rule)
         return self.spread(converted.codes, converted.mapped)
+
+
+def _roles(value: str, table: Groups) -> tuple[list[str], list[str]]:
+    """One user's Cognito groups (each once, in the column's order) and the legacy roles
+    the table does not name, from their roles column's value."""
+    names = dict(table.names)
+    groups: dict[str, None] = {}
+    unknown: dict[str, None] = {}
+    for part in value.split(table.separator):
+        role = part.strip()
+        if not role:
+            continue
+        if role not in names:
+            unknown[role] = None
+        elif names[role]:
+            groups[names[role]] = None
+    return list(groups), list(unknown)

@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import tomllib
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -40,8 +41,16 @@ from csvimport.legacyhash import parse_digest
 MAPPING_VERSION: Final = 1  # part of the fingerprint: bump when apply_mapping's output changes
 
 TRANSFORM_ALIASES: Final = {"none": "text"}
-TOP_KEYS: Final = ("legacy", "options", "attributes", "legacy_hash")
-LEGACY_KEYS: Final = ("id", "updated")
+TOP_KEYS: Final = ("legacy", "options", "attributes", "legacy_hash", "groups")
+LEGACY_KEYS: Final = ("id", "updated", "disabled", "disabled_when")
+GROUPS_KEYS: Final = ("column", "separator", "names")
+# facts §9: a pool holds at most 10,000 groups, a user belongs to at most 100.
+MAX_GROUPS_PER_POOL: Final = 10_000
+MAX_GROUPS_PER_USER: Final = 100
+# CreateGroup's GroupName: 1..128 characters of Unicode letters, marks, symbols, numbers
+# and punctuation (no spaces, no control characters): a space can join a user's groups.
+GROUP_NAME_MAX: Final = 128
+GROUP_NAME_CATEGORIES: Final = ("L", "M", "S", "N", "P")
 LEGACY_HASH_KEYS: Final = ("digest", "salt")
 OPTION_KEYS: Final = ("phone_region", "date_format")
 SOURCE_KEYS: Final = ("column", "join", "value")
@@ -177,6 +186,39 @@ class LegacyHash:
 
 
 @dataclass(frozen=True)
+class Groups:
+    """The mapping's ``[groups]``: the source column of each user's legacy roles, the
+    separator between them, and the Cognito group each role becomes.
+
+    A role mapped to ``""`` is deliberately left out. A role the table does not name is
+    *unmapped*: the user is still imported, and the role is listed (per user in
+    ``followups.csv``, counted in the manifest, named by ``csvimport followups``) rather
+    than stopping a build over one stray role of a million users.
+    """
+
+    column: str
+    names: tuple[tuple[str, str], ...]  # (legacy role, Cognito group name or "")
+    separator: str = ","
+
+    def to_json(self) -> dict[str, Any]:
+        return {"column": self.column, "separator": self.separator,
+                "names": dict(self.names)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Disabled:
+    """The mapping's ``[legacy].disabled``: the source column of the legacy flag, read as a
+    boolean (the ``boolean`` transform's spellings), and the value that means disabled
+    (``disabled_when = false`` for an ``is_active`` column)."""
+
+    column: str
+    when: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"column": self.column, "when": self.when}
+
+
+@dataclass(frozen=True)
 class Mapping:
     """A parsed, validated mapping from legacy columns to Cognito attributes.
 
@@ -191,7 +233,15 @@ class Mapping:
     phone_region: str | None = None
     date_format: str | None = None
     legacy_hash: LegacyHash | None = None
+    groups: Groups | None = None
+    disabled: Disabled | None = None
     origin: str = field(default="<mapping>", compare=False)
+
+    @property
+    def followups(self) -> bool:
+        """Whether the mapping names what only a follow-up pass can carry (groups, the
+        disabled flag): the build then writes ``followups.csv``."""
+        return self.groups is not None or self.disabled is not None
 
     @classmethod
     def load(cls, path: Path) -> Mapping:
@@ -240,6 +290,10 @@ class Mapping:
     def source_columns(self) -> list[str]:
         """Return every source column the mapping reads, each once, legacy columns first."""
         columns = [c for c in (self.legacy_id, self.legacy_updated) if c is not None]
+        if self.disabled is not None:
+            columns.append(self.disabled.column)
+        if self.groups is not None:
+            columns.append(self.groups.column)
         for rule in self.rules:
             columns.extend(rule.columns())
         if self.legacy_hash is not None and self.legacy_hash.salt is not None:
@@ -300,6 +354,8 @@ class Mapping:
             "attributes": [[rule.attribute, rule.to_json()] for rule in self.rules],
             # only when declared: the fingerprints of other mappings are unchanged
             **({} if self.legacy_hash is None else {"legacy_hash": self.legacy_hash.to_json()}),
+            **({} if self.groups is None else {"groups": self.groups.to_json()}),
+            **({} if self.disabled is None else {"disabled": self.disabled.to_json()}),
         }
         text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -309,6 +365,10 @@ class Mapping:
         names = [f"[legacy].{key}" for key, col in self._legacy_items() if col == column]
         if self.legacy_hash is not None and self.legacy_hash.salt == column:
             names.append("[legacy_hash].salt")
+        if self.disabled is not None and self.disabled.column == column:
+            names.append("[legacy].disabled")
+        if self.groups is not None and self.groups.column == column:
+            names.append("[groups].column")
         return names + [rule.attribute for rule in self.rules if column in rule.columns()]
 
     def _legacy_items(self) -> list[tuple[str, str | None]]:
@@ -376,6 +436,8 @@ class _Parser:
         options = self.table(data, "options")
         attributes = self.table(data, "attributes")
         legacy_id, legacy_updated = self.parse_legacy(legacy) if "legacy" in data else (None, None)
+        disabled = self.parse_disabled(legacy)
+        groups = self.parse_groups(self.table(data, "groups")) if "groups" in data else None
         phone_region, date_format = self.parse_options(options)
         if not attributes:
             raise self.fail(
@@ -406,6 +468,8 @@ class _Parser:
             phone_region=phone_region,
             date_format=date_format,
             legacy_hash=legacy_hash,
+            groups=groups,
+            disabled=disabled,
             origin=self.origin,
         )
 
@@ -480,6 +544,102 @@ class _Parser:
             "[legacy]", legacy, "updated", None, "the source column of last-update times"
         )
         return legacy_id, updated
+
+    def parse_disabled(self, legacy: dict[str, Any]) -> Disabled | None:
+        """``[legacy].disabled`` (a column) and ``disabled_when`` (true or false)."""
+        where = "[legacy]"
+        column = self.text(where, legacy, "disabled", None, "the source column of the "
+                           "legacy disabled flag")  # fmt: skip
+        when = legacy.get("disabled_when", True)
+        if "disabled_when" in legacy and column is None:
+            raise self.fail(
+                where,
+                "has disabled_when but no disabled column.",
+                hint='Add disabled = "<the source column of the flag>", or remove disabled_when.',
+                key="disabled_when",
+            )
+        if not isinstance(when, bool):
+            raise self.fail(
+                where,
+                f"disabled_when must be true or false (without quotes), not {_describe(when)}.",
+                hint="Write disabled_when = true when the column says a user is disabled "
+                '(e.g. "is_disabled"), or disabled_when = false when it says a user is '
+                'active (e.g. "is_active").',
+                key="disabled_when",
+            )
+        return None if column is None else Disabled(column, when)
+
+    def parse_groups(self, table: dict[str, Any]) -> Groups:
+        """``[groups]``: a column, a separator, and ``[groups.names]`` from legacy role to
+        Cognito group name (each a valid GroupName, at most MAX_GROUPS_PER_POOL)."""
+        where = "[groups]"
+        example = ('[groups] column = "roles", separator = ",", then [groups.names] with '
+                   'one line per legacy role, e.g. admin = "Admins"')  # fmt: skip
+        if "create_missing" in table:
+            raise self.fail(
+                where,
+                "has create_missing: groups are created when the follow-up pass is run with "
+                "--create-groups, not by the mapping.",
+                hint="Remove create_missing; run `csvimport followups RUN_DIR --create-groups` "
+                "to create the groups the pool lacks.",
+                key="create_missing",
+            )
+        self.check_keys(where, table, GROUPS_KEYS, None)
+        column = self.text(where, table, "column", None, "the source column of legacy roles")
+        if column is None:
+            raise self.fail(
+                where,
+                "has no column: it must name the source column of each user's legacy roles.",
+                hint=f"Write {example}.",
+                key="column",
+            )
+        separator = table.get("separator", ",")
+        if not isinstance(separator, str) or not separator:
+            raise self.fail(
+                where,
+                f"separator must be a non-empty string, not {_describe(separator)}.",
+                hint='Write e.g. separator = "," or separator = ";" (the text between two '
+                "roles in the column).",
+                key="separator",
+            )
+        names = table.get("names")
+        if not isinstance(names, dict) or not names:
+            raise self.fail(
+                where,
+                "has no [groups.names] table: it must say which Cognito group each legacy "
+                "role becomes.",
+                hint=f'Write {example}. Map a role to "" to leave it out on purpose.',
+                key="names",
+            )
+        pairs = []
+        for role, group in names.items():
+            if not isinstance(group, str) or not (group == "" or _group_name_ok(group)):
+                raise self.fail(
+                    "[groups.names]",
+                    f"{toml_key(role)} = {_describe(group)} is not a Cognito group name.",
+                    hint=f"A group name has 1 to {GROUP_NAME_MAX} letters, digits, symbols or "
+                    'punctuation, no spaces: e.g. "Admins" or "billing-team". Write "" to '
+                    "leave the role out on purpose.",
+                    key=role,
+                )
+            if separator in role:
+                raise self.fail(
+                    "[groups.names]",
+                    f"role {role!r} holds the separator {separator!r}, so no user can have it.",
+                    hint="Fix the role's name, or the separator in [groups].",
+                    key=role,
+                )
+            pairs.append((role.strip(), group))
+        distinct = {group for _, group in pairs if group}
+        if len(distinct) > MAX_GROUPS_PER_POOL:
+            raise self.fail(
+                "[groups.names]",
+                f"names {len(distinct):,} groups; a pool holds at most "
+                f"{MAX_GROUPS_PER_POOL:,} (facts §9).",
+                hint="Map several legacy roles to one group.",
+                key="names",
+            )
+        return Groups(column, tuple(pairs), separator)
 
     def parse_legacy_hash(
         self, table: dict[str, Any], rules: Sequence[AttributeRule]
@@ -781,6 +941,12 @@ class _Parser:
                 key=key,
             )
         return value
+
+
+def _group_name_ok(name: str) -> bool:
+    return 0 < len(name) <= GROUP_NAME_MAX and all(
+        unicodedata.category(c)[0] in GROUP_NAME_CATEGORIES for c in name
+    )
 
 
 def is_cognito_attribute(name: str) -> bool:
