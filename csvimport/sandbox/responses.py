@@ -418,6 +418,15 @@ class SandboxCognitoResponse(CognitoIdpResponse):
         self._check_user_update_rate()
         return super().admin_disable_user()
 
+    def admin_delete_user(self) -> ActionResult:
+        """moto's, under the UserUpdate quota (``csvimport undo``)."""
+        self._check_user_update_rate()
+        return super().admin_delete_user()
+
+    def admin_update_user_attributes(self) -> ActionResult:
+        self._check_user_update_rate()
+        return super().admin_update_user_attributes()
+
     def create_group(self) -> ActionResult:
         """moto's, with Cognito's 10,000 groups per pool."""
         backend = cognitoidp_backends[self.current_account][self.region]

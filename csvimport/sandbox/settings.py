@@ -45,7 +45,7 @@ RECOVERY_OPERATIONS = frozenset(
 RECOVERY_RPS_QUOTA = 30  # what real Cognito allows; the sandbox enforces settings.recovery_rps
 # facts §9: the UserUpdate quota (25 RPS per account, not adjustable) is shared by
 # AdminAddUserToGroup, AdminDisableUser, AdminDeleteUser and AdminUpdateUserAttributes; the
-# sandbox enforces settings.user_update_rps on the follow-up pass's two of them.
+# sandbox enforces settings.user_update_rps on all four.
 USER_UPDATE_RPS_QUOTA = 25
 # facts §9: at most 100 groups per user and 10,000 groups per pool.
 MAX_GROUPS_PER_USER = 100
