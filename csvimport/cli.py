@@ -98,6 +98,7 @@ from csvimport.report.render import write_report
 from csvimport.report.results import ResultFiles
 from csvimport.report.retrysource import RETRY_SOURCE, write_retry_source
 from csvimport.report.sourcecount import SourceComparison, count_source
+from csvimport.report.verify import State as VerifyState
 from csvimport.report.verify import verify as verify_pool
 from csvimport.resources import schema_path
 from csvimport.retry import USER_LIST, paced
@@ -1492,6 +1493,10 @@ def verify(
     echo(f"run {run_dir}: {result.written:,} users written, {result.deferred:,} deferred; "
          f"read {result.pool_users:,} pool users in {result.pages:,} ListUsers pages")  # fmt: skip
     echo(f"  {states or 'no users'}")
+    if not_imported := result.states.get(VerifyState.NOT_IMPORTED, 0):
+        echo(f"  {not_imported:,} written users were not imported by this run (Cognito skipped "
+             "them because they existed before, failed them, or their job never ran them): "
+             "not compared; the report says why for each")  # fmt: skip
     if result.statuses:
         echo("  status: " + ", ".join(f"{n} {c:,}" for n, c in sorted(result.statuses.items())))
     if result.disabled:

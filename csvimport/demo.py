@@ -11,12 +11,16 @@
    hashes have a chunk of their own);
 5. ``csvimport report`` reads the job's CloudWatch log, accounts for every member, and
    writes results.jsonl, failed-users.csv, retry-source.csv and report.html;
-6. ``csvimport resets`` plans and sends a pilot wave of password-reset codes, and
+6. ``csvimport followups`` carries what the CSV cannot: group memberships (creating the
+   groups) and the members the legacy system had disabled; ``csvimport resets`` plans and
+   sends a pilot wave of password-reset codes (never to a disabled member), and
    ``csvimport notice`` writes the users' message and the app team's checklist;
 7. the members whose hashes Cognito cannot import (md5-crypt, phpass, bcrypt cost 13) were
    left out of the import (``build --password-fallback migrate``): the sandbox runs the
    migration function as the pool's UserMigration trigger, one of them signs in with the
-   old password and lands in the pool CONFIRMED, and a wrong password creates nobody.
+   old password and lands in the pool CONFIRMED, and a wrong password creates nobody;
+8. ``csvimport verify --source`` reads the pool back and accounts for every legacy member,
+   and ``csvimport report`` again shows adoption so far.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ MD5_CRYPT_EVERY, PHPASS_EVERY = 7, 11
 BCRYPT_13_MEMBERS = (3, 33, 93)  # cost 13 takes about 0.5 s a hash: a few members only
 NO_HASH_EVERY = 17  # never set a password: they reset
 SIGNS_IN = 7  # the member the demo signs in with their old password (md5-crypt)
+# The legacy system had disabled them: followups disables them too, and resets (they have
+# no hash: multiples of NO_HASH_EVERY) never sends them a code.
+DISABLED_EVERY = 3 * NO_HASH_EVERY
 
 
 def legacy_password(member: int) -> str:
@@ -86,7 +93,7 @@ def make_legacy_db(path: Path, members: int = 300, seed: int = 7) -> None:
         db.execute(
             "create table members (member_id integer primary key, login text, email_address "
             "text, email_ok text, mobile text, first_name text, last_name text, born text, "
-            "plan text, last_modified text, password text)"
+            "plan text, last_modified text, password text, roles text, active text)"
         )
         previous = ""
         for n in range(1, members + 1):
@@ -103,14 +110,17 @@ def make_legacy_db(path: Path, members: int = 300, seed: int = 7) -> None:
             if n % 60 == 0:
                 login = previous.upper()  # the member before, exported twice in another case
             previous = login
+            roles = "member" + (",moderator" if n % 10 == 0 else "") + (",admin" if n == 2 else "")
+            active = "0" if n % DISABLED_EVERY == 0 else "1"
             db.execute(
-                "insert into members values (?,?,?,?,?,?,?,?,?,?,?)",
+                "insert into members values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (n, login, email, email_ok, mobile, first, last, born,
                  rng.choice(["free", "pro", "team"]), f"2024-{1 + n % 12:02d}-01 09:00:00",
-                 legacy_hash(n)),
+                 legacy_hash(n), roles, active),
             )  # fmt: skip
         # the member who signs in must be deferred (md5-crypt) and importable otherwise
         assert SIGNS_IN % MD5_CRYPT_EVERY == 0 and SIGNS_IN % 60 and SIGNS_IN % 25
+        assert SIGNS_IN % DISABLED_EVERY
 
 
 def demo_pool_spec(out_dir: Path) -> Path:
@@ -193,12 +203,25 @@ def run(out_dir: Path) -> None:
         status = csvimport("report", str(run_dir), env=env)
         if status not in (0, 1):
             raise SystemExit(f"csvimport report failed (exit {status})")
-        # Imported users must reset their password: a pilot wave, then what to tell them.
+        # What the CSV cannot carry: group memberships and the legacy disabled flag.
+        csvimport("followups", str(run_dir), "--dry-run", env=env)
+        status = csvimport("followups", str(run_dir), "--create-groups", env=env)
+        if status != 0:
+            raise SystemExit(f"csvimport followups failed (exit {status})")
+        # Imported users must reset their password (never the disabled ones): a pilot wave,
+        # then what to tell them.
         csvimport("resets", str(run_dir), "--dry-run", env=env)
         csvimport("resets", str(run_dir), "--limit", "20", env=env)
         csvimport("notice", str(run_dir), "--product", "Legacy Club", "--support",
                   "help@club.example", "--code-sent", env=env)  # fmt: skip
         sign_in_deferred(cognito, info, run_dir, out_dir / "migration")
+        # After the import: is every user in the pool as written? Then the report again,
+        # with its Adoption section (run verify weekly and the chart grows).
+        status = csvimport("verify", str(run_dir), "--source", f"sqlite:///{legacy}",
+                           "--table", "members", env=env)  # fmt: skip
+        if status != 0:
+            raise SystemExit(f"csvimport verify found users missing or changed (exit {status})")
+        csvimport("report", str(run_dir), env=env)
         say()
         say(f"Demo finished. The report: {run_dir / 'report.html'} (open it in a browser); "
             f"every user's outcome: {run_dir / 'results.jsonl'}; the users to fix: "

@@ -59,6 +59,10 @@ class State(StrEnum):
     MISSING = "missing"  # a written user not in the pool
     MIGRATED = "migrated"  # a deferred user in the pool: the migration function created it
     WAITING = "waiting"  # a deferred user not in the pool yet
+    # A written user this run's jobs did not create (the report's results.jsonl): Cognito
+    # skipped it (the username existed before), failed it, or its job never processed it.
+    # Not compared: the pool's user, if any, is not the one the import file carries.
+    NOT_IMPORTED = "not imported"
 
 
 @dataclass
@@ -219,11 +223,14 @@ def verify(
                     differs[row] = [expected.attributes[k] for k in unequal.tolist()]
         if on_progress is not None:
             on_progress(result.pages, max(result.pages, estimate))
+    imported, basis = _imported(run, expected.written)
+    if imported is not None:  # only what this run created is compared with its files
+        differs = {row: names for row, names in differs.items() if imported[row]}
     result.at = now or datetime.now(UTC)
     result.snapshot = _write_snapshot(run, expected, seen, enabled, status_codes, status_names,
-                                      differs, result.at)  # fmt: skip
+                                      differs, result.at, imported)  # fmt: skip
     for row in range(total):
-        state = _state(row, expected.written, bool(seen[row]))
+        state = _state(row, expected.written, bool(seen[row]), imported)
         result.states[state] = result.states.get(state, 0) + 1
         if seen[row]:
             name = status_names[status_codes[row]]
@@ -233,18 +240,20 @@ def verify(
     for names in differs.values():
         for name in names:
             result.differing_attributes[name] = result.differing_attributes.get(name, 0) + 1
-    _adoption(result, run, expected.written, status_codes, status_names, source)
+    _adoption(result, run, expected.written, status_codes, status_names, source,
+              imported, basis)  # fmt: skip
     result.summary = _write_summary(result, result.snapshot)
     return result
 
 
 def _adoption(
     result: VerifyResult, run: RunDir, written: int, status_codes: np.ndarray,
-    status_names: list[str], source: SourceCount | None,
+    status_names: list[str], source: SourceCount | None, imported: np.ndarray | None,
+    basis: str,
 ) -> None:  # fmt: skip
     """Count the completed resets and compare with the source, from the loop's arrays."""
     must_reset = _imported_without_password(run, written)
-    imported, result.reset_basis = _imported(run, written)
+    result.reset_basis = basis
     if imported is None:  # no report yet: the users in the pool now stand for the imported
         imported = status_codes[:written] >= 0
     must_reset &= imported
@@ -253,11 +262,13 @@ def _adoption(
         confirmed = status_codes[:written] == status_names.index(CONFIRMED)
         result.completed_reset = int((must_reset & confirmed).sum())
     if source is not None:
+        # Every written user in the pool counts as a legacy user there, whoever created it
+        # (one Cognito skipped is that legacy user's account made before the import).
+        in_pool = int((status_codes[:written] >= 0).sum())
         result.source = compare_source(
-            source, run.manifest, present=result.states.get(State.PRESENT, 0),
+            source, run.manifest, present=in_pool,
             migrated=result.states.get(State.MIGRATED, 0),
-            waiting=result.states.get(State.WAITING, 0),
-            missing=result.states.get(State.MISSING, 0),
+            waiting=result.states.get(State.WAITING, 0), missing=written - in_pool,
         )  # fmt: skip
 
 
@@ -308,8 +319,10 @@ def _write_summary(result: VerifyResult, snapshot: Path) -> Path:
     return path
 
 
-def _state(row: int, written: int, seen: bool) -> State:
+def _state(row: int, written: int, seen: bool, imported: np.ndarray | None) -> State:
     if row < written:
+        if imported is not None and not imported[row]:
+            return State.NOT_IMPORTED
         return State.PRESENT if seen else State.MISSING
     return State.MIGRATED if seen else State.WAITING
 
@@ -329,7 +342,7 @@ def _pages(calls: PacedClient, pool_id: str) -> Iterator[list[dict[str, Any]]]:
 def _write_snapshot(
     run: RunDir, expected: _Expected, seen: np.ndarray, enabled: np.ndarray,
     status_codes: np.ndarray, status_names: list[str], differs: dict[int, list[str]],
-    now: datetime,
+    now: datetime, imported: np.ndarray | None,
 ) -> Path:  # fmt: skip
     """One line per written or deferred user; attribute names that differ, never values."""
     folder = run.path / VERIFY_DIR
@@ -341,7 +354,7 @@ def _write_snapshot(
             present = bool(seen[row])
             f.write(json.dumps({
                 "legacy_id": legacy_id, "username": username,
-                "state": _state(row, expected.written, present).value,
+                "state": _state(row, expected.written, present, imported).value,
                 "status": status_names[status_codes[row]] if present else None,
                 "enabled": bool(enabled[row]) if present else None,
                 "differing": differs.get(row, []),
