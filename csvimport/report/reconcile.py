@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
+import queue
 import threading
 from array import array
 from collections import Counter
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -246,7 +247,9 @@ class Reconciler:
             rules = ["", "not_processed", *(self._rule(m) for m in messages)]
             job_ids = [*(a.job_id for a in attempts), last.job_id if last else None]
             sink.begin()
-            for users in written_columns(self.run, chunk):
+            # the file is checked and read a batch ahead, in a thread (Arrow and hashlib
+            # work without the GIL) while this one joins the batch before
+            for users in _read_ahead(written_columns(self.run, chunk)):
                 size = len(users)
                 line = np.arange(users.first_line, users.first_line + size, dtype=np.int64)
                 known = np.flatnonzero(line <= rows)  # a line past the file's count: no log
@@ -500,6 +503,49 @@ class _SavedLogs:
             raise out[1]
         log: JobLog | None = out[0]
         return log
+
+
+_T = TypeVar("_T")
+
+
+def _read_ahead(items: Iterator[_T]) -> Iterator[_T]:
+    """``items``, each made in a thread of its own while the caller works on the one
+    before; what ``items`` raises is raised here. If the caller stops early, the thread
+    stops once it has made the item in hand."""
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand(more: bool, value: Any) -> bool:
+        """Give the caller ``value``; False when it has stopped taking."""
+        while not stop.is_set():
+            try:
+                ready.put((more, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not hand(True, item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            hand(False, exc)
+        else:
+            hand(False, None)
+
+    threading.Thread(target=make, name="read-ahead", daemon=True).start()
+    try:
+        while True:
+            more, item = ready.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 @contextmanager
