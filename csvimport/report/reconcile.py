@@ -28,8 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -84,6 +83,7 @@ from csvimport.rundir import (
     MANIFEST,
     RunChunk,
     RunDir,
+    WrittenColumns,
     iter_deferred,
     read_password_classes,
     rejected_users,
@@ -136,7 +136,7 @@ class Reconciler:
         return [a for a in self.journal.for_chunk(chunk)
                 if a.job_id and a.step is Step.STARTED and a.status]  # fmt: skip
 
-    def _log(self, attempt: Attempt, saved: _SavedLogs) -> JobLog:
+    def _log(self, attempt: Attempt, saved: _OneAhead[str, JobLog | None]) -> JobLog:
         assert attempt.job_id is not None
         expected = attempt.processed
 
@@ -148,7 +148,8 @@ class Reconciler:
             self.logs, run_dir=self.run.path,
             group=log_group(self.run.user_pool_id, self.run.snapshot.name),
             stream=log_stream(attempt.job_id, attempt.job_name), job_id=attempt.job_id,
-            expected=expected, wait=self.wait, on_wait=waiting, saved=saved.read,
+            expected=expected, wait=self.wait, on_wait=waiting,
+            saved=lambda path, job_id: saved.take(job_id),
         )  # fmt: skip
 
     def _line_base(self, log: JobLog, attempt: Attempt, chunk: RunChunk) -> int:
@@ -183,9 +184,13 @@ class Reconciler:
 
     def _reconcile(self, sink: ResultSink) -> RunReport:
         ran = [(chunk, self._ran(chunk)) for chunk in self.run.chunks]
-        # each job's saved log is read in a thread while the work before it is done
-        saved = _SavedLogs(self.run.path, [a.job_id or "" for _, attempts in ran
-                                           for a in attempts])  # fmt: skip
+        # Each job's saved log, and the import files' users, are read in threads while the
+        # work before them is done (Arrow and hashlib mostly without the GIL, so on two
+        # cores or more they cost the report little wall time).
+        run = self.run
+        saved = _OneAhead(lambda job_id: stored_log(raw_path(run.path, job_id), job_id),
+                          [a.job_id or "" for _, attempts in ran for a in attempts])  # fmt: skip
+        written = _ByChunk(_read_ahead(_written_batches(run), depth=READ_AHEAD_BATCHES))
         tally = _Tally(ResetJournal(self.run).last())
         sink.begin()
         rejected = _rejected_block(rejected_users(self.run))
@@ -247,9 +252,7 @@ class Reconciler:
             rules = ["", "not_processed", *(self._rule(m) for m in messages)]
             job_ids = [*(a.job_id for a in attempts), last.job_id if last else None]
             sink.begin()
-            # the file is checked and read a batch ahead, in a thread (Arrow and hashlib
-            # work without the GIL) while this one joins the batch before
-            for users in _read_ahead(written_columns(self.run, chunk)):
+            for users in written.of(chunk.file):  # checked and read ahead (_written_batches)
                 size = len(users)
                 line = np.arange(users.first_line, users.first_line + size, dtype=np.int64)
                 known = np.flatnonzero(line <= rows)  # a line past the file's count: no log
@@ -461,58 +464,100 @@ def _memory_returned() -> Iterator[None]:
         pa.set_memory_pool(previous)
 
 
-class _SavedLogs:
-    """The jobs' saved logs (``logs.stored_log``), each read in a thread of its own while
-    the report does the work before it: Arrow parses a log mostly without the GIL, so on a
-    machine of two cores or more it costs the report little wall time. One log is read
-    ahead at a time; ``read`` takes them in the order given."""
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
-    def __init__(self, run_dir: Path, job_ids: list[str]) -> None:
-        self._run_dir = run_dir
-        self._next = iter(job_ids)
-        self._ahead: tuple[str, threading.Thread, list[Any]] | None = None
+
+class _OneAhead(Generic[_K, _V]):
+    """``make(key)`` for each of ``keys`` in turn, each made in a thread of its own while
+    the caller works on the one before (one made ahead at a time); ``take`` them in that
+    order. What ``make`` raises is raised by ``take``. The thread is a daemon: an
+    interrupted report does not wait for it, and it only reads files."""
+
+    def __init__(self, make: Callable[[_K], _V], keys: list[_K]) -> None:
+        self._make = make
+        self._keys = iter(keys)
+        self._ahead: tuple[_K, threading.Thread, list[Any]] | None = None
         self._start()
 
     def _start(self) -> None:
-        job_id = next(self._next, None)
-        if job_id is None:
-            self._ahead = None
+        self._ahead = None
+        for key in self._keys:
+            out: list[Any] = []  # [value] or [None, exception]
+
+            def run(key: _K = key, out: list[Any] = out) -> None:
+                try:
+                    out.append(self._make(key))
+                except BaseException as exc:  # noqa: BLE001 - raised again by take
+                    out[:] = [None, exc]
+
+            thread = threading.Thread(target=run, name="one-ahead", daemon=True)
+            thread.start()
+            self._ahead = (key, thread, out)
             return
-        out: list[Any] = []  # [log] or [None, exception]
-        path = raw_path(self._run_dir, job_id)
 
-        def run() -> None:
-            try:
-                out.append(stored_log(path, job_id))
-            except BaseException as exc:  # noqa: BLE001 - raised again by read
-                out[:] = [None, exc]
-
-        # a daemon: an interrupted report does not wait for it (it only reads a file)
-        thread = threading.Thread(target=run, name="saved-log", daemon=True)
-        thread.start()
-        self._ahead = (job_id, thread, out)
-
-    def read(self, path: Path, job_id: str) -> JobLog | None:
-        """The saved log of ``job_id`` (the next one given), and start reading the one after."""
-        if self._ahead is None or self._ahead[0] != job_id:
-            return stored_log(path, job_id)  # not the one expected: read it here
+    def take(self, key: _K) -> _V:
+        """``make(key)``, made ahead when ``key`` is the next one, and start the one after."""
+        if self._ahead is None or self._ahead[0] != key:
+            return self._make(key)  # not the one expected: made here
         _, thread, out = self._ahead
         thread.join()
         self._start()
         if len(out) == 2:
             raise out[1]
-        log: JobLog | None = out[0]
-        return log
+        value: _V = out[0]
+        return value
 
 
 _T = TypeVar("_T")
 
 
-def _read_ahead(items: Iterator[_T]) -> Iterator[_T]:
-    """``items``, each made in a thread of its own while the caller works on the one
-    before; what ``items`` raises is raised here. If the caller stops early, the thread
-    stops once it has made the item in hand."""
-    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+# Batches of users (about 36,000 each) read ahead of the join: enough for the next
+# import file's first batch, which takes Arrow longest, to be read while the last few
+# of a file are joined; a few MB each.
+READ_AHEAD_BATCHES = 4
+
+
+def _written_batches(run: RunDir) -> Iterator[tuple[str, WrittenColumns | BaseException]]:
+    """(file, batch) for each batch of users of each import file in turn; (file, error)
+    where reading a file raised, and nothing more of it."""
+    for chunk in run.chunks:
+        try:
+            for users in written_columns(run, chunk):
+                yield chunk.file, users
+        except Exception as exc:  # noqa: BLE001 - raised again by _ByChunk.of
+            yield chunk.file, exc
+            return
+
+
+class _ByChunk:
+    """The batches of ``_written_batches``, taken a file at a time (``of``), in order."""
+
+    def __init__(self, batches: Iterator[tuple[str, WrittenColumns | BaseException]]) -> None:
+        self._batches = batches
+        self._pending: tuple[str, WrittenColumns | BaseException] | None = None
+
+    def of(self, file: str) -> Iterator[WrittenColumns]:
+        """The batches of ``file``; what reading it raised is raised here, when reached."""
+        while True:
+            if self._pending is None:
+                self._pending = next(self._batches, None)
+                if self._pending is None:
+                    return
+            name, users = self._pending
+            if name != file:
+                return
+            self._pending = None
+            if isinstance(users, BaseException):
+                raise users
+            yield users
+
+
+def _read_ahead(items: Iterator[_T], *, depth: int = 1) -> Iterator[_T]:
+    """``items``, made in a thread of its own up to ``depth`` ahead of the caller; what
+    ``items`` raises is raised here. If the caller stops early, the thread stops once it
+    has made the item in hand."""
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def hand(more: bool, value: Any) -> bool:
@@ -535,17 +580,20 @@ def _read_ahead(items: Iterator[_T]) -> Iterator[_T]:
         else:
             hand(False, None)
 
-    threading.Thread(target=make, name="read-ahead", daemon=True).start()
-    try:
-        while True:
-            more, item = ready.get()
-            if not more:
-                if item is not None:
-                    raise item
-                return
-            yield item
-    finally:
-        stop.set()
+    def take() -> Iterator[_T]:
+        try:
+            while True:
+                more, item = ready.get()
+                if not more:
+                    if item is not None:
+                        raise item
+                    return
+                yield item
+        finally:
+            stop.set()
+
+    threading.Thread(target=make, name="read-ahead", daemon=True).start()  # now, not at next
+    return take()
 
 
 @contextmanager
