@@ -379,7 +379,6 @@ def read_job_log(
     wait: LogWait | None = None,
     on_wait: Callable[[int, int], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    saved: Callable[[Path, str], JobLog | None] = stored_log,
 ) -> JobLog:
     """The job's parsed log, from the run directory if it was read completely before,
     else from CloudWatch, waiting up to ``wait.seconds`` until it has ``expected`` lines.
@@ -387,12 +386,11 @@ def read_job_log(
     ``logs`` should be paced (a ``csvimport.retry.PacedClient``) so that reading many jobs
     stays under CloudWatch's quota. ``on_wait(found, expected)`` is called before each
     pause. The raw events are saved
-    in ``logs/<job id>.jsonl`` each time they are read; ``saved(path, job_id)`` reads them
-    back (``stored_log``, or what has read it already).
+    in ``logs/<job id>.jsonl`` each time they are read.
     """
     wait = wait or LogWait()
     path = raw_path(run_dir, job_id)
-    stored = saved(path, job_id)
+    stored = stored_log(path, job_id)
     if stored is not None and stored.size >= expected:
         return stored
     deadline = time.monotonic() + wait.seconds

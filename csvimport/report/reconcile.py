@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -69,9 +69,7 @@ from csvimport.report.logs import (
     detect_line_base,
     log_group,
     log_stream,
-    raw_path,
     read_job_log,
-    stored_log,
 )
 from csvimport.report.retrysource import RETRY_OUTCOMES
 from csvimport.retry import PacedClient
@@ -136,7 +134,7 @@ class Reconciler:
         return [a for a in self.journal.for_chunk(chunk)
                 if a.job_id and a.step is Step.STARTED and a.status]  # fmt: skip
 
-    def _log(self, attempt: Attempt, saved: _OneAhead[str, JobLog | None]) -> JobLog:
+    def _log(self, attempt: Attempt) -> JobLog:
         assert attempt.job_id is not None
         expected = attempt.processed
 
@@ -149,7 +147,6 @@ class Reconciler:
             group=log_group(self.run.user_pool_id, self.run.snapshot.name),
             stream=log_stream(attempt.job_id, attempt.job_name), job_id=attempt.job_id,
             expected=expected, wait=self.wait, on_wait=waiting,
-            saved=lambda path, job_id: saved.take(job_id),
         )  # fmt: skip
 
     def _line_base(self, log: JobLog, attempt: Attempt, chunk: RunChunk) -> int:
@@ -184,13 +181,7 @@ class Reconciler:
 
     def _reconcile(self, sink: ResultSink) -> RunReport:
         ran = [(chunk, self._ran(chunk)) for chunk in self.run.chunks]
-        # Each job's saved log, and the import files' users, are read in threads while the
-        # work before them is done (Arrow and hashlib mostly without the GIL, so on two
-        # cores or more they cost the report little wall time).
         run = self.run
-        saved = _OneAhead(lambda job_id: stored_log(raw_path(run.path, job_id), job_id),
-                          [a.job_id or "" for _, attempts in ran for a in attempts])  # fmt: skip
-        written = _ByChunk(_read_ahead(_written_batches(run), depth=READ_AHEAD_BATCHES))
         tally = _Tally(ResetJournal(self.run).last())
         sink.begin()
         rejected = _rejected_block(rejected_users(self.run))
@@ -199,6 +190,12 @@ class Reconciler:
         sink.add(rejected)
         del rejected
         _release_memory()
+        # The import files' users are read in a thread while the work before them is done
+        # (Arrow and hashlib mostly without the GIL, so on two cores or more they cost the
+        # report little wall time); not sooner, for the rejects are the largest block.
+        # The jobs' logs are read here: Arrow's reading of one, beside the join, put the
+        # report's peak memory up by about 50 MiB at 2,000,000 users.
+        written = _ByChunk(_read_ahead(_written_batches(run), depth=READ_AHEAD_BATCHES))
         sink.begin()
         deferred_users = iter_deferred(self.run)  # left out, to migrate at first sign-in
         while deferred := list(itertools.islice(deferred_users, DEFERRED_BLOCK)):
@@ -218,7 +215,7 @@ class Reconciler:
             message_index: dict[str, int] = {}
             extra: list[int] = []
             for number, attempt in enumerate(attempts):
-                log = self._log(attempt, saved)
+                log = self._log(attempt)
                 base = self._line_base(log, attempt, chunk)
                 jobs.append(self._summary(chunk, attempt, log))
                 codes = np.frombuffer(log.codes, dtype=np.uint8)
@@ -464,58 +461,13 @@ def _memory_returned() -> Iterator[None]:
         pa.set_memory_pool(previous)
 
 
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-
-
-class _OneAhead(Generic[_K, _V]):
-    """``make(key)`` for each of ``keys`` in turn, each made in a thread of its own while
-    the caller works on the one before (one made ahead at a time); ``take`` them in that
-    order. What ``make`` raises is raised by ``take``. The thread is a daemon: an
-    interrupted report does not wait for it, and it only reads files."""
-
-    def __init__(self, make: Callable[[_K], _V], keys: list[_K]) -> None:
-        self._make = make
-        self._keys = iter(keys)
-        self._ahead: tuple[_K, threading.Thread, list[Any]] | None = None
-        self._start()
-
-    def _start(self) -> None:
-        self._ahead = None
-        for key in self._keys:
-            out: list[Any] = []  # [value] or [None, exception]
-
-            def run(key: _K = key, out: list[Any] = out) -> None:
-                try:
-                    out.append(self._make(key))
-                except BaseException as exc:  # noqa: BLE001 - raised again by take
-                    out[:] = [None, exc]
-
-            thread = threading.Thread(target=run, name="one-ahead", daemon=True)
-            thread.start()
-            self._ahead = (key, thread, out)
-            return
-
-    def take(self, key: _K) -> _V:
-        """``make(key)``, made ahead when ``key`` is the next one, and start the one after."""
-        if self._ahead is None or self._ahead[0] != key:
-            return self._make(key)  # not the one expected: made here
-        _, thread, out = self._ahead
-        thread.join()
-        self._start()
-        if len(out) == 2:
-            raise out[1]
-        value: _V = out[0]
-        return value
-
-
 _T = TypeVar("_T")
 
 
 # Batches of users (about 36,000 each) read ahead of the join: enough for the next
 # import file's first batch, which takes Arrow longest, to be read while the last few
 # of a file are joined; a few MB each.
-READ_AHEAD_BATCHES = 4
+READ_AHEAD_BATCHES = 2
 
 
 def _written_batches(run: RunDir) -> Iterator[tuple[str, WrittenColumns | BaseException]]:
