@@ -489,10 +489,10 @@ def saved_report_bench(users: int, work: Path) -> dict[str, Any]:
         "floor_seconds": round(floor_result["seconds"], 2),
         "report_seconds": round(report_result["seconds"], 2),
         "ratio_to_floor": round(report_result["seconds"] / floor_result["seconds"], 2),
-        # CPU time of every thread: the floor uses one, the report a few (it reads the next
-        # job's log and writes the result files in threads of their own, and Arrow's
-        # kernels use the machine's cores), so this ratio shows the work beside the wall
-        # clock's, and moves less with the machine's load.
+        # CPU time of every thread: the floor uses one, the report a few (it reads the
+        # import files ahead and writes the result files in threads of their own, and
+        # Arrow's kernels use the machine's cores), so this ratio shows the work beside
+        # the wall clock's, and moves less with the machine's load.
         "floor_cpu_seconds": round(cpu["floor"], 2),
         "report_cpu_seconds": round(cpu["report"], 2),
         "cpu_ratio_to_floor": round(cpu["report"] / cpu["floor"], 2),
