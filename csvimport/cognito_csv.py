@@ -156,16 +156,19 @@ def _arrow_reads_as_written(path: Path, block: int = 1 << 23) -> bool:
     backslash right before a comma (a "\\," or a lone "\" reads otherwise)."""
     if not BACKSLASH_IS_LITERAL:
         return False
-    escape, escaped = ESCAPE.encode(), (ESCAPE + SEPARATOR).encode()
+    escape, separator = ESCAPE.encode(), SEPARATOR.encode()
     with path.open("rb") as f:
         carry = b""  # a backslash at the end of a block: its comma is in the next
         while data := f.read(block):
-            data = carry + data
+            if carry:
+                data = carry + data
             if b"\r" in data:
                 return False
             cut = len(data) - 1 if data.endswith(escape) else len(data)
-            head, carry = data[:cut], data[cut:]
-            if head.count(escape) != head.count(escaped):  # two scans in C
+            carry = data[cut:]
+            whole = np.frombuffer(data, dtype=np.uint8)
+            after = np.flatnonzero(whole[:cut] == escape[0]) + 1  # each < len(data)
+            if not np.all(whole[after] == separator[0]):  # two scans in C
                 return False
         return not carry
 

@@ -296,6 +296,24 @@ def test_a_saved_log_reads_the_same_in_columns_as_event_by_event(tmp_path: Path)
     assert _columnar_log(path, "job") is None  # a message off the pattern: event by event
 
 
+@pytest.mark.parametrize("message", [
+    "[FAILED] Line Number 3a - x", "[FAILED]  Line Number 3 - x", "[DONE] Line Number 3 - x",
+    "[FAILED] Line Number 3 -x", "[FAILED] Line Number - 3 - x", "[FAILED] Line Number 3",
+    "[SUCCEEDED] Line Number 1234567890123456789 - x", "[FAILED] Line Number \u0663 - x",
+])  # fmt: skip
+def test_a_saved_message_off_the_pattern_is_left_to_the_event_by_event_reading(
+    tmp_path: Path, message: str
+) -> None:
+    from csvimport.report.logs import _columnar_log, _stored_log_by_event
+
+    path = tmp_path / "job.jsonl"
+    path.write_text("".join(json.dumps({"timestamp": 1, "message": m}) + "\n" for m in
+                            ["[SUCCEEDED] Line Number 1 - ok - yes", message]))  # fmt: skip
+    assert _columnar_log(path, "job") is None
+    events = _stored_log_by_event(path, "job")
+    assert events is not None and events.lines[1].message == "ok - yes"
+
+
 def test_the_streamed_result_files_hold_exactly_what_build_returns(
     cognito: Any, logs: Any, pool: PoolInfo, tmp_path: Path
 ) -> None:

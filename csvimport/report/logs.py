@@ -31,11 +31,6 @@ from csvimport.errors import ConfigError, ServiceError
 from csvimport.files import replaced_private
 
 LOG_LINE = re.compile(r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$", re.DOTALL)
-# The same pattern for Arrow (RE2), with names for its groups.
-_LOG_LINE_RE2 = (
-    r"(?s)^\[(?P<outcome>SUCCEEDED|SKIPPED|FAILED)\] Line Number "
-    r"(?P<number>[0-9]{1,18}) - (?P<text>.*)$"
-)
 # UNVERIFIED (facts §5): whether "Line Number 1" is the first user (AWS's own mapping file
 # numbers the first data row 1) or the header. Detected from a complete log where it can
 # be (see ``detect_line_base``); this is what is assumed otherwise.
@@ -227,7 +222,21 @@ def stored_log(path: Path, job_id: str) -> JobLog | None:
 
 
 # Python's str.strip() and Arrow's ASCII trim agree on ASCII text without these.
-_STRIP_DISAGREES = "[\x1c-\x1f]"
+_STRIP_DISAGREES = range(0x1C, 0x20)
+
+
+def _plain_ascii(messages: pa.Array) -> bool:
+    """Tell whether the messages (a string array, no nulls) are ASCII without the
+    characters that str.strip() and Arrow's trim disagree on: one scan of their bytes."""
+    offsets = np.frombuffer(messages.buffers()[1], dtype=np.int32)
+    start, end = offsets[messages.offset], offsets[messages.offset + len(messages)]
+    data = messages.buffers()[2]
+    if data is None or start == end:
+        return True
+    text = np.frombuffer(data, dtype=np.uint8)[start:end]
+    low, size = _STRIP_DISAGREES.start, len(_STRIP_DISAGREES)
+    # a byte of 0x80 or more is not ASCII; uint8 wraps, so (b - low) < size is b in range
+    return int(text.max()) < 0x80 and not bool(np.any((text - np.uint8(low)) < size))
 
 
 def _columnar_log(path: Path, job_id: str) -> JobLog | None:
@@ -245,20 +254,17 @@ def _columnar_log(path: Path, job_id: str) -> JobLog | None:
         block = batch.column("message")
         if block.type != pa.string() or block.null_count:
             return None
-        if not pc.all(pc.string_is_ascii(block)).as_py():
+        if not _plain_ascii(block):
             return None
-        if pc.any(pc.match_substring_regex(block, _STRIP_DISAGREES)).as_py():
-            return None
-        parts = pc.extract_regex(pc.ascii_trim_whitespace(block), _LOG_LINE_RE2)
-        if parts.null_count:
+        parts = _split_messages(pc.ascii_trim_whitespace(block))
+        if parts is None:
             return None  # a message the pattern does not match: the event-by-event path
-        texts = pc.ascii_trim_whitespace(parts.field("text")).dictionary_encode()
+        codes, numbers, text = parts
+        texts = pc.ascii_trim_whitespace(text).dictionary_encode()
         known = [messages.setdefault(m, len(messages)) for m in texts.dictionary.to_pylist()]
         remap = np.array(known or [0], dtype=np.uint32)
-        numbers_parts.append(pc.cast(parts.field("number"), pa.int64()).to_numpy())
-        codes_parts.append(
-            pc.index_in(parts.field("outcome"), value_set=pa.array(OUTCOMES)).to_numpy() + 1
-        )
+        numbers_parts.append(pc.cast(numbers, pa.int64()).to_numpy())
+        codes_parts.append(codes)
         ids_parts.append(remap[texts.indices.to_numpy()])
     if not numbers_parts:
         return None
@@ -267,8 +273,11 @@ def _columnar_log(path: Path, job_id: str) -> JobLog | None:
         return None
     codes, ids = np.concatenate(codes_parts), np.concatenate(ids_parts)
     # the last line logged for a number counts, as when read event by event
-    unique, last = np.unique(numbers[::-1], return_index=True)
-    last = len(numbers) - 1 - last
+    if len(numbers) < 2 or bool(np.all(numbers[1:] > numbers[:-1])):  # each once, in order
+        unique, last = numbers, np.arange(len(numbers))
+    else:
+        unique, last = np.unique(numbers[::-1], return_index=True)
+        last = len(numbers) - 1 - last
     log = JobLog(job_id)
     dense_codes = np.zeros(int(unique[-1]) + 1, dtype=np.uint8)
     dense_ids = np.zeros(int(unique[-1]) + 1, dtype=np.uint32)
@@ -282,6 +291,43 @@ def _columnar_log(path: Path, job_id: str) -> JobLog | None:
     log.size = len(unique)
     log.repeated = len(numbers) - len(unique)
     return log
+
+
+_OUTCOME_HEADS = pa.array([f"[{o}" for o in OUTCOMES])  # LOG_LINE up to "] Line Number "
+
+
+def _split_messages(messages: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array] | None:
+    """Each message's outcome code, line number (as text) and text, as ``LOG_LINE``
+    reads them; None when one does not match. Split at fixed strings, which costs Arrow
+    less than the pattern: "[OUTCOME] Line Number N" holds no " - ", so a message matches
+    when what comes before its first " - " is exactly that."""
+    size = len(messages)
+    if not size:
+        return None
+    head, text = _split_once(messages, " - ")
+    if head is None or text is None:
+        return None
+    outcome, number = _split_once(head, "] Line Number ")
+    if outcome is None or number is None:
+        return None
+    codes = pc.index_in(outcome, value_set=_OUTCOME_HEADS)
+    if codes.null_count or not pc.all(pc.ascii_is_decimal(number)).as_py():
+        return None  # ascii_is_decimal: [0-9]+, as the pattern's \d+ on ASCII text
+    if pc.max(pc.binary_length(number)).as_py() > 18:
+        return None  # more digits than an int64 surely holds: the event-by-event path
+    return codes.to_numpy() + 1, number, text
+
+
+def _split_once(values: pa.Array, at: str) -> tuple[pa.Array | None, pa.Array | None]:
+    """What comes before and after the first ``at`` in each value; (None, None) when a
+    value does not hold it."""
+    parts = pc.split_pattern(values, at, max_splits=1)
+    if pc.min(pc.list_value_length(parts)).as_py() != 2:
+        return None, None
+    both = parts.flatten()  # before, after, before, after...
+    evens = pa.array(np.arange(0, 2 * len(values), 2, dtype=np.int64))
+    odds = pa.array(np.arange(1, 2 * len(values), 2, dtype=np.int64))
+    return both.take(evens), both.take(odds)
 
 
 def _stored_log_by_event(path: Path, job_id: str) -> JobLog | None:

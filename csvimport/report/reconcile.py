@@ -17,15 +17,18 @@ counts as imported if any job imported them, else by the latest job that reached
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
+import queue
+import threading
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -80,6 +83,7 @@ from csvimport.rundir import (
     MANIFEST,
     RunChunk,
     RunDir,
+    WrittenColumns,
     iter_deferred,
     legacy_disabled_rows,
     read_password_classes,
@@ -175,10 +179,12 @@ class Reconciler:
         part: the rejects, then each import file's users, each part in source order), and
         return the report. Memory holds one import file's join (a few bytes a line), one
         block of users' columns, counters, and the bounded lists the report shows."""
-        with _memory_returned():
+        with _memory_returned(), _young_collections_only():
             return self._reconcile(sink)
 
     def _reconcile(self, sink: ResultSink) -> RunReport:
+        ran = [(chunk, self._ran(chunk)) for chunk in self.run.chunks]
+        run = self.run
         tally = _Tally(ResetJournal(self.run).last())
         sink.begin()
         rejected = _rejected_block(rejected_users(self.run))
@@ -187,6 +193,12 @@ class Reconciler:
         sink.add(rejected)
         del rejected
         _release_memory()
+        # The import files' users are read in a thread while the work before them is done
+        # (Arrow and hashlib mostly without the GIL, so on two cores or more they cost the
+        # report little wall time); not sooner, for the rejects are the largest block.
+        # The jobs' logs are read here: Arrow's reading of one, beside the join, put the
+        # report's peak memory up by about 50 MiB at 2,000,000 users.
+        written = _ByChunk(_read_ahead(_written_batches(run), depth=READ_AHEAD_BATCHES))
         sink.begin()
         deferred_users = iter_deferred(self.run)  # left out, to migrate at first sign-in
         while deferred := list(itertools.islice(deferred_users, DEFERRED_BLOCK)):
@@ -200,14 +212,13 @@ class Reconciler:
         # users the legacy system had disabled: never sent a code, as in `csvimport resets`
         legacy_off = np.fromiter(legacy_disabled_rows(self.run), dtype=np.int64)
         jobs: list[JobSummary] = []
-        for chunk in self.run.chunks:
+        for chunk, attempts in ran:
             rows = chunk.rows
             best_code = np.zeros(rows + 1, dtype=np.uint8)  # by data line; 0 = no log line
             best_message = np.zeros(rows + 1, dtype=np.uint32)
             best_attempt = np.zeros(rows + 1, dtype=np.uint16)
             message_index: dict[str, int] = {}
             extra: list[int] = []
-            attempts = self._ran(chunk)
             for number, attempt in enumerate(attempts):
                 log = self._log(attempt)
                 base = self._line_base(log, attempt, chunk)
@@ -243,7 +254,7 @@ class Reconciler:
             rules = ["", "not_processed", *(self._rule(m) for m in messages)]
             job_ids = [*(a.job_id for a in attempts), last.job_id if last else None]
             sink.begin()
-            for users in written_columns(self.run, chunk):
+            for users in written.of(chunk.file):  # checked and read ahead (_written_batches)
                 size = len(users)
                 line = np.arange(users.first_line, users.first_line + size, dtype=np.int64)
                 known = np.flatnonzero(line <= rows)  # a line past the file's count: no log
@@ -462,6 +473,113 @@ def _memory_returned() -> Iterator[None]:
         yield
     finally:
         pa.set_memory_pool(previous)
+
+
+_T = TypeVar("_T")
+
+
+# Batches of users (about 36,000 each) read ahead of the join: enough for the next
+# import file's first batch, which takes Arrow longest, to be read while the last few
+# of a file are joined; a few MB each.
+READ_AHEAD_BATCHES = 2
+
+
+def _written_batches(run: RunDir) -> Iterator[tuple[str, WrittenColumns | BaseException]]:
+    """(file, batch) for each batch of users of each import file in turn; (file, error)
+    where reading a file raised, and nothing more of it."""
+    for chunk in run.chunks:
+        try:
+            for users in written_columns(run, chunk):
+                yield chunk.file, users
+        except Exception as exc:  # noqa: BLE001 - raised again by _ByChunk.of
+            yield chunk.file, exc
+            return
+
+
+class _ByChunk:
+    """The batches of ``_written_batches``, taken a file at a time (``of``), in order."""
+
+    def __init__(self, batches: Iterator[tuple[str, WrittenColumns | BaseException]]) -> None:
+        self._batches = batches
+        self._pending: tuple[str, WrittenColumns | BaseException] | None = None
+
+    def of(self, file: str) -> Iterator[WrittenColumns]:
+        """The batches of ``file``; what reading it raised is raised here, when reached."""
+        while True:
+            if self._pending is None:
+                self._pending = next(self._batches, None)
+                if self._pending is None:
+                    return
+            name, users = self._pending
+            if name != file:
+                return
+            self._pending = None
+            if isinstance(users, BaseException):
+                raise users
+            yield users
+
+
+def _read_ahead(items: Iterator[_T], *, depth: int = 1) -> Iterator[_T]:
+    """``items``, made in a thread of its own up to ``depth`` ahead of the caller; what
+    ``items`` raises is raised here. If the caller stops early, the thread stops once it
+    has made the item in hand."""
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand(more: bool, value: Any) -> bool:
+        """Give the caller ``value``; False when it has stopped taking."""
+        while not stop.is_set():
+            try:
+                ready.put((more, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not hand(True, item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            hand(False, exc)
+        else:
+            hand(False, None)
+
+    def take() -> Iterator[_T]:
+        try:
+            while True:
+                more, item = ready.get()
+                if not more:
+                    if item is not None:
+                        raise item
+                    return
+                yield item
+        finally:
+            stop.set()
+
+    threading.Thread(target=make, name="read-ahead", daemon=True).start()  # now, not at next
+    return take()
+
+
+@contextmanager
+def _young_collections_only() -> Iterator[None]:
+    """Keep the garbage collector's full passes off the objects that existed before.
+
+    The report makes tens of thousands of small objects (the users the page lists), so
+    Python runs a full collection meanwhile, which walks every object the process holds
+    (its modules' too: about 0.1 s, a tenth of a 200,000-user report) when none of those
+    can have become garbage. ``gc.freeze`` sets them aside for the duration; the report's
+    own objects are collected as usual, and the others are collected again afterwards.
+    """
+    if gc.get_freeze_count():  # a caller froze already: theirs to undo
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _release_memory() -> None:
