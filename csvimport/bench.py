@@ -18,6 +18,17 @@
   importing millions through the sandbox would take too long; floor: reading the same
   saved events and splitting each message, in its own process. Goal (issue 13): within
   1.5x of the floor, peak memory under 512 MiB at 2M and about the same at 200k.
+- verify: ``verify`` of a sandbox pool holding a run built from 200,000 synthetic legacy
+  users (about 164,000 written; and from 50,000, about 41,000), paced at ``--verify-rate``
+  (1,000/s by default, so that the sandbox's own speed, not the pacing, is what both sides
+  wait for): the run is built by ``csvimport build``, and its users are written directly
+  into the sandbox's backend as an import job would create them (same attributes and
+  status, no job, no pacing), since importing them through the sandbox would take too
+  long. Floor: paging ListUsers over the same pool through the same paced client at the
+  same rate, comparing nothing, in its own process. Goal (issue 15): within 1.2x of the
+  floor, peak memory that does not grow with the pool: verify holds the run's users, so
+  the 50,000-user run is also verified in a pool with 150,000 more users it does not
+  carry, which must take about the memory of its own pool.
 - hash-verify: ``legacyhash.verify`` of each legacy scheme at its common parameters (the
   migration function's work at a sign-in); floor: one SHA-256 of the same password. Each
   time is also given as a share of the trigger's 5 seconds, and flagged where it exceeds
@@ -525,6 +536,156 @@ def child_saved_report(run_dir: Path, work: Path) -> dict[str, Any]:
     return report_work(run_dir, None, recovery)
 
 
+# --- verify: the pool read back and compared with the run ------------------------------
+VERIFY_RATE_ENV = "CSVIMPORT_BENCH_VERIFY_RATE"  # the child's ListUsers rate
+
+
+def fill_pool_directly(sandbox: Sandbox, pool_id: str, run_dir: Path, others: int) -> int:
+    """Write the users of the run's import files into the sandbox's backend as its import
+    job would create them (facts §5: attributes as given, booleans lowercased, status
+    RESET_REQUIRED without a hash), skipping the job, then ``others`` users the run does
+    not carry; returns how many users the pool holds."""
+    from moto.cognitoidp.models import CognitoIdpUser, UserStatus, cognitoidp_backends
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
+    from csvimport.rundir import RunDir
+
+    run = RunDir.open(run_dir)
+    backend = cognitoidp_backends[DEFAULT_ACCOUNT_ID][sandbox.region]
+    pool = backend.user_pools[pool_id]
+    added = 0
+    for chunk in run.chunks:
+        lines = run.chunk_path(chunk).read_text(encoding="utf-8").split("\n")
+        header = split_values(lines[0])
+        for line in lines[1:]:
+            if not line:
+                continue
+            row = dict(zip(header, split_values(line), strict=True))
+            attributes = [
+                {"Name": name, "Value": value.lower() if name.endswith("_verified") else value}
+                for name, value in row.items()
+                if value and not name.startswith("cognito:") and name != "password_hash"
+            ]
+            username = row["cognito:username"]
+            pool.users[username] = CognitoIdpUser(
+                pool_id, username, None, UserStatus.RESET_REQUIRED, attributes
+            )
+            added += 1
+    for n in range(others):
+        username = f"other{n:07d}"
+        email = {"Name": "email", "Value": f"{username}@example.com"}
+        pool.users[username] = CognitoIdpUser(
+            pool_id, username, None, UserStatus.CONFIRMED, [email]
+        )
+    return added + others
+
+
+def verify_bench(users: int, rate: float, work: Path, others: int = 0) -> dict[str, Any]:
+    """Build a run, fill a sandbox pool with its users, then time `verify` against a floor,
+    each in a child process talking to the sandbox over HTTP."""
+    import dataclasses
+    import os
+
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.sources.base import SourceSpec
+
+    with Sandbox(settings=SandboxSettings()) as sandbox:
+        info = sandbox.create_pool(POOL)
+        source = work / "legacy.csv"
+        write_legacy_csv(source, users)
+        mapping = work / "mapping.toml"
+        mapping.write_text(BUILD_MAPPING, encoding="utf-8")
+        run_dir = work / "run"
+        snapshot = dataclasses.replace(bench_snapshot(), user_pool_id=info.user_pool_id)
+        built = build(BuildOptions(SourceSpec(str(source)), mapping, run_dir), snapshot)
+        start = time.perf_counter()
+        in_pool = fill_pool_directly(sandbox, info.user_pool_id, run_dir, others)
+        fill_seconds = time.perf_counter() - start
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": sandbox.endpoint_url,
+            "AWS_REGION": sandbox.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            VERIFY_RATE_ENV: str(rate),
+        }
+        # The floor before and after verify, the faster one counting: the machine's load
+        # varies, and a slow floor would flatter verify.
+        floors = [in_child("verify-floor", run_dir, work, env=env)]
+        verify_result = in_child("verify", run_dir, work, env=env)
+        floors.append(in_child("verify-floor", run_dir, work, env=env))
+        floor_result = min(floors, key=lambda f: f["seconds"])
+    return {
+        "users": users,
+        "written": built.written,
+        "pool_users": in_pool,
+        "others": others,
+        "pool_filled": "directly into the sandbox's backend (no import job)",
+        "fill_seconds": round(fill_seconds, 2),
+        "rate": rate,
+        "floor_seconds": round(floor_result["seconds"], 2),
+        "floor_seconds_before_after": [round(f["seconds"], 2) for f in floors],
+        "verify_seconds": round(verify_result["seconds"], 2),
+        "ratio_to_floor": round(verify_result["seconds"] / floor_result["seconds"], 2),
+        # The child's own CPU time, less sensitive to the machine's load than the wall
+        # clock: what the comparison adds to reading the pages.
+        "floor_cpu_seconds": round(floor_result["cpu_seconds"], 2),
+        "verify_cpu_seconds": round(verify_result["cpu_seconds"], 2),
+        "floor_pages": floor_result["pages"],
+        "verify_pages": verify_result["pages"],
+        "floor_peak_pss_mib": floor_result["tree_peak_pss_mib"],
+        "verify_peak_pss_mib": verify_result["tree_peak_pss_mib"],
+        "floor_peak_rss_mib": floor_result["peak_rss_mib"],
+        "verify_peak_rss_mib": verify_result["peak_rss_mib"],
+        "states": verify_result["states"],
+        "differing": verify_result["differing"],
+        "others_counted": verify_result["others"],
+    }
+
+
+def child_verify_floor(run_dir: Path, work: Path) -> dict[str, Any]:
+    """Page ListUsers over the whole pool through verify's paced client, nothing more."""
+    import os
+
+    from csvimport.pool import LIST_USERS_PAGE
+    from csvimport.retry import USER_LIST, PacedClient
+    from csvimport.rundir import RunDir
+
+    pool_id = RunDir.open(run_dir).user_pool_id
+    calls = PacedClient(
+        _client("cognito-idp"), rates={USER_LIST: float(os.environ[VERIFY_RATE_ENV])}
+    )
+    start = time.perf_counter()
+    kwargs: dict[str, Any] = {"UserPoolId": pool_id, "Limit": LIST_USERS_PAGE}
+    cpu = time.process_time()
+    pages = users = 0
+    while True:
+        page: Any = calls.list_users(**kwargs)
+        pages += 1
+        users += len(page.get("Users", []))
+        if not page.get("PaginationToken"):
+            break
+        kwargs["PaginationToken"] = page["PaginationToken"]
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+            "pages": pages, "users": users}  # fmt: skip
+
+
+def child_verify(run_dir: Path, work: Path) -> dict[str, Any]:
+    """`csvimport verify`'s work: read the run, page the pool, compare, write the snapshot."""
+    import os
+
+    from csvimport.report.verify import verify
+    from csvimport.rundir import RunDir
+
+    client = _client("cognito-idp")
+    start, cpu = time.perf_counter(), time.process_time()
+    result = verify(RunDir.open(run_dir), client, rate=float(os.environ[VERIFY_RATE_ENV]))
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+            "pages": result.pages,
+            "states": result.states, "differing": result.differing,
+            "others": result.others}  # fmt: skip
+
+
 # --- hash-verify: the migration function's password check -------------------------------
 HASH_PASSWORD = "correct horse battery staple"
 
@@ -834,7 +995,7 @@ def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", choices=["sandbox", "build", "report", "report-saved",
-                                           "hash-verify", "migration-lookup"],
+                                           "hash-verify", "migration-lookup", "verify"],
                         help="run one benchmark")  # fmt: skip
     parser.add_argument("--migration-users", type=int, default=1_000_000)
     parser.add_argument("--migration-lookups", type=int, default=2_000)
@@ -843,6 +1004,12 @@ def main() -> None:
     parser.add_argument("--build-users", type=int, nargs="+", default=[1_000_000, 2_000_000])
     parser.add_argument("--saved-report-users", type=int, nargs="+",
                         default=[200_000, 2_000_000])  # fmt: skip
+    parser.add_argument("--verify-users", type=int, nargs="+", default=[50_000, 200_000])
+    parser.add_argument("--verify-others", type=int, default=150_000,
+                        help="verify: also the smallest run in a pool with this many more "
+                             "users it does not carry (memory must not grow)")  # fmt: skip
+    parser.add_argument("--verify-rate", type=float, default=1_000.0,
+                        help="verify: ListUsers calls per second, both sides")  # fmt: skip
     parser.add_argument("--hash-repeat", type=int, default=3,
                         help="hash-verify: verifications timed per scheme (median)")  # fmt: skip
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "WORK"),
@@ -852,7 +1019,8 @@ def main() -> None:
         kind, source, work = args.child
         run = {"floor": child_floor, "build": child_build, "report-floor": child_report_floor,
                "report": child_report, "saved-floor": child_saved_floor,
-               "saved-report": child_saved_report}[kind]  # fmt: skip
+               "saved-report": child_saved_report, "verify-floor": child_verify_floor,
+               "verify": child_verify}[kind]  # fmt: skip
         result = run(Path(source), Path(work))
         children = peak_rss_mib(resource.RUSAGE_CHILDREN)
         print(
@@ -878,6 +1046,14 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
                 result = saved_report_bench(users, Path(work))
             print(json.dumps({"benchmark": "report-saved", **result}, indent=2), flush=True)
+    if args.only in (None, "verify"):
+        sizes = [(users, 0) for users in args.verify_users]
+        if args.verify_others:
+            sizes.append((min(args.verify_users), args.verify_others))
+        for users, others in sizes:
+            with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
+                result = verify_bench(users, args.verify_rate, Path(work), others)
+            print(json.dumps({"benchmark": "verify", **result}, indent=2), flush=True)
     if args.only in (None, "hash-verify"):
         result = hash_verify_bench(args.hash_repeat)
         print(json.dumps({"benchmark": "hash-verify", **result}, indent=2), flush=True)

@@ -216,11 +216,12 @@ def verify(
             status_codes[row] = status_names.index(status)
             if row < expected.written:
                 values = {a["Name"]: a.get("Value", "") for a in user.get("Attributes", [])}
-                got = np.array([_hash(name, values.get(name)) for name in expected.attributes],
-                               dtype=np.int64)  # fmt: skip
-                unequal = np.nonzero(got != expected.hashes[row])[0]
-                if len(unequal):
-                    differs[row] = [expected.attributes[k] for k in unequal.tolist()]
+                # Plain lists: a numpy array per user cost more than the comparison.
+                got = [_hash(name, values.get(name)) for name in expected.attributes]
+                want = expected.hashes[row].tolist()
+                if got != want:
+                    differs[row] = [name for name, g, w in zip(expected.attributes, got, want,
+                                                               strict=True) if g != w]  # fmt: skip
         if on_progress is not None:
             on_progress(result.pages, max(result.pages, estimate))
     imported, basis = _imported(run, expected.written)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import heapq
 import itertools
 import json
 import math
+import re
 import secrets
 import threading
 import weakref
@@ -124,31 +126,125 @@ def recovery_ledger(store: JobStore) -> RecoveryLedger:
         return ledger
 
 
-class CaseInsensitiveUsers(dict[str, Any]):
-    """A pool's user table for a pool with ``UsernameConfiguration.CaseSensitive=false``."""
+class ListedUsers(dict[str, Any]):
+    """A pool's user table that ListUsers pages in time proportional to the page.
+
+    moto's ListUsers copies the whole pool and looks for the token's user in it on every
+    page, which makes a scan of a large pool quadratic and fails a scan whose next user
+    was deleted meanwhile. This table also remembers the order users arrived in (moto's
+    order): parallel lists of keys and increasing sequence numbers. A page token names
+    the last sequence number given, so the next page starts with a bisect; users added
+    between pages come later in the scan, deleted ones leave a hole paging skips (holes
+    are compacted away once they outnumber users).
+    """
 
     def __init__(self, items: dict[str, Any] | None = None) -> None:
         super().__init__()
+        self._keys: list[str] = []
+        self._seqs: list[int] = []
+        self._seq_of: dict[str, int] = {}
+        self._next = 0
         for key, value in (items or {}).items():
             self[key] = value
 
+    def _fold(self, key: str) -> str:
+        return key
+
     def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key.lower(), value)
+        key = self._fold(key)
+        if key not in self._seq_of:
+            self._seq_of[key] = self._next
+            self._keys.append(key)
+            self._seqs.append(self._next)
+            self._next += 1
+        super().__setitem__(key, value)
 
     def __getitem__(self, key: str) -> Any:
-        return super().__getitem__(key.lower())
+        return super().__getitem__(self._fold(key))
 
     def __delitem__(self, key: str) -> None:
-        super().__delitem__(key.lower())
+        key = self._fold(key)
+        super().__delitem__(key)
+        del self._seq_of[key]
+        if len(self._keys) > 2 * len(self._seq_of) + 64:
+            live = [(k, q) for k, q in zip(self._keys, self._seqs, strict=True)
+                    if self._seq_of.get(k) == q]  # fmt: skip
+            self._keys = [k for k, _ in live]
+            self._seqs = [q for _, q in live]
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and super().__contains__(key.lower())
+        return isinstance(key, str) and super().__contains__(self._fold(key))
 
     def get(self, key: str, default: Any = None) -> Any:
-        return super().get(key.lower(), default)
+        return super().get(self._fold(key), default)
 
     def pop(self, key: str, *default: Any) -> Any:
-        return super().pop(key.lower(), *default)
+        if key in self:
+            value = self[key]
+            del self[key]
+            return value
+        return super().pop(self._fold(key), *default)
+
+    def page(self, after: int, limit: int, keep: Callable[[Any], bool]) -> tuple[list[Any], int]:
+        """Up to ``limit`` users ``keep`` accepts that arrived after sequence number
+        ``after``, and the sequence number to go on after (-1 when no such user is left)."""
+        i = bisect.bisect_right(self._seqs, after)
+        users: list[Any] = []
+        last = -1
+        while i < len(self._keys):
+            key, seq = self._keys[i], self._seqs[i]
+            i += 1
+            if self._seq_of.get(key) != seq:
+                continue  # deleted (or deleted and added again later)
+            user = dict.__getitem__(self, key)
+            if not keep(user):
+                continue
+            if len(users) == limit:
+                return users, last  # a further user exists: the page gets a token
+            users.append(user)
+            last = seq
+        return users, -1
+
+
+class CaseInsensitiveUsers(ListedUsers):
+    """A pool's user table for a pool with ``UsernameConfiguration.CaseSensitive=false``."""
+
+    def _fold(self, key: str) -> str:
+        return key.lower()
+
+
+def _listed_users(pool: Any) -> ListedUsers:
+    """The pool's user table as a ``ListedUsers`` (a pool moto made directly has a dict)."""
+    if not isinstance(pool.users, ListedUsers):
+        pool.users = ListedUsers(pool.users)
+    return pool.users
+
+
+def _user_filter(filt: str | None) -> Callable[[Any], bool]:
+    """ListUsers' one-attribute ``Filter`` (facts §9) as a test of one user: moto's own
+    grammar and attributes (checked to match Cognito's), applied a user at a time."""
+    if not filt:
+        return lambda user: True
+    match = re.fullmatch(r'\s*([\w:]+)\s*(=|\^=)\s*"(.*)"\s*', filt)
+    if not match:
+        raise SandboxError("InvalidParameterException", "Error while parsing filter")
+    name, op, value = match.groups()
+    if name not in S.LIST_USERS_FILTER_ATTRIBUTES:
+        raise SandboxError("InvalidParameterException", f"Invalid search attribute: {name}")
+    inherent: dict[str, Callable[[Any], str]] = {
+        "cognito:user_status": lambda u: str(getattr(u.status, "value", u.status)),
+        "status": lambda u: "Enabled" if u.enabled else "Disabled",
+        "username": lambda u: str(u.username),
+    }
+
+    def found(user: Any) -> str | None:
+        if name in inherent:
+            return inherent[name](user)
+        return next((a["Value"] for a in user.attributes if a["Name"] == name), None)
+
+    if op == "=":
+        return lambda user: found(user) == value
+    return lambda user: (got := found(user)) is not None and got.startswith(value)
 
 
 def _encode_token(offset: int) -> str:
@@ -265,33 +361,42 @@ class SandboxCognitoResponse(CognitoIdpResponse):
         pool.schema_attributes = merged
         if (params.get("UsernameConfiguration") or {}).get("CaseSensitive") is False:
             pool.users = CaseInsensitiveUsers(pool.users)
+        else:
+            pool.users = ListedUsers(pool.users)
         return ActionResult({"UserPool": pool.to_json(extended=True)})
 
     def list_users(self) -> ActionResult:
+        """ListUsers as Cognito serves it (facts §9), a page in time proportional to the
+        page: ``Limit`` 0..60, the one-attribute filter, short pages when the sandbox is
+        told to answer them (``settings.list_users_short_pages``)."""
         limit = self._get_param("Limit")
-        if limit is not None and int(limit) > S.LIST_USERS_MAX_LIMIT:
+        if limit is not None and not 0 <= int(limit) <= S.LIST_USERS_MAX_LIMIT:
             raise SandboxError(
                 "InvalidParameterException",
                 f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy "
                 "constraint: Member must have value less than or equal to "
                 f"{S.LIST_USERS_MAX_LIMIT}",
             )
+        asked = int(limit) if limit else S.LIST_USERS_LIMIT_ZERO_MEANS
+        keep = _user_filter(self._get_param("Filter"))
+        pool = self.backend.describe_user_pool(self._get_param("UserPoolId"))
+        token = self._get_param("PaginationToken")
+        try:
+            after = int(_token_value(token, S.LIST_USERS_TOKEN_KIND)) if token else -1
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise SandboxError("InvalidParameterException", "Invalid pagination token") from None
         every = _store().settings.list_users_short_pages
-        if not every or next(_LIST_USERS_PAGES) % every:
-            return super().list_users()
-        asked = int(limit) if limit is not None else S.LIST_USERS_MAX_LIMIT
-        users, token = self.backend.list_users(
-            self._get_param("UserPoolId"),
-            self._get_param("Filter"),
-            limit=max(1, asked // 2),
-            pagination_token=self._get_param("PaginationToken"),
-        )  # a short page: its token goes on from the user after the last one given
+        if every and not next(_LIST_USERS_PAGES) % every:
+            asked = max(1, asked // 2)  # a short page: its token goes on after its last user
+        users, last = _listed_users(pool).page(after, asked, keep)
         wanted = self._get_param("AttributesToGet")
         result: dict[str, Any] = {
             "Users": [u.to_json(extended=True, attributes_to_get=wanted) for u in users]
         }
-        if token:
-            result["PaginationToken"] = str(token)
+        if last >= 0:
+            result["PaginationToken"] = base64.urlsafe_b64encode(
+                f"{S.LIST_USERS_TOKEN_KIND}:{last}".encode()
+            ).decode()
         return ActionResult(result)
 
     def _password_sign_in(

@@ -22,6 +22,15 @@ MAX_VALUE_CHARS = 2_048  # facts §2
 MAX_USERNAME_CHARS = 128  # facts §2 (API limit)
 MAX_JOBS_PER_POOL = 1_000  # facts §3 (quotas)
 LIST_USERS_MAX_LIMIT = 60  # botocore QueryLimitType
+# GUESS: ListUsers with Limit=0 (botocore allows 0..60) answers a page of the default size,
+# as moto does, rather than an empty page; UNVERIFIED against Cognito.
+LIST_USERS_LIMIT_ZERO_MEANS = 60
+LIST_USERS_TOKEN_KIND = "users"  # ListUsers' PaginationToken: "users:<sequence number>"
+# The attributes ListUsers' Filter accepts (facts §9); custom attributes are refused.
+LIST_USERS_FILTER_ATTRIBUTES = frozenset({
+    "username", "email", "phone_number", "name", "given_name", "family_name",
+    "preferred_username", "cognito:user_status", "status", "sub",
+})  # fmt: skip
 SSE_HEADER = "x-amz-server-side-encryption"
 SSE_VALUE = "aws:kms"
 STANDARD_HEADER = [
