@@ -55,7 +55,7 @@ PHONE_CACHE: Final = 200_000
 _BOOLEAN_WORDS = sorted(word for word in BOOLEAN_WORDS if not word.isdigit())
 _KINDS: Final[tuple[tuple[str, str], ...]] = (
     ("boolean", r"(?i)(?:" + "|".join(_BOOLEAN_WORDS) + r")"),
-    ("integer", r"[+-]?[0-9]+"),
+    ("integer", r"-?[0-9]+"),  # "+4420..." is a phone number (E.164), not a number
     ("number", r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"),
 )
 # (pattern, kind, strftime format): what pandas then parses with that format to confirm.
