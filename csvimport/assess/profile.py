@@ -159,8 +159,8 @@ class _Hashes:
         self._pending = 0
 
     def add(self, hashes: np.ndarray) -> None:
-        self._parts.append(np.unique(hashes))
-        self._pending += len(self._parts[-1])
+        self._parts.append(hashes)
+        self._pending += len(hashes)
         if self._pending >= MERGE_AT and len(self._parts) > 1:
             self._parts = [np.unique(np.concatenate(self._parts))]
             self._pending = len(self._parts[0])
@@ -319,6 +319,15 @@ def _country(value: str) -> str:
     return phonenumbers.region_code_for_number(number) or "unknown"
 
 
+def _take(
+    column: _Column, weights: np.ndarray, values: pd.Series, kind: str, match: pd.Series
+) -> pd.Series:
+    """Count the rows of the distinct ``values`` that ``match`` as ``kind``; return the rest."""
+    matched = match.fillna(False).astype(bool).to_numpy()
+    column.kinds[kind] += int(weights[values.index[matched]].sum())
+    return values[~matched]
+
+
 class _Profiler:
     def __init__(self, columns: list[str], roles: Roles) -> None:
         self.columns = {name: _Column(name) for name in columns}
@@ -353,45 +362,45 @@ class _Profiler:
         column.filled += len(values)
         if values.empty:
             return
-        column.exact.add(_hash(values))
-        column.folded.add(_hash(values.str.casefold()))
-        lengths = values.str.len().to_numpy(np.int64)
+        # Each distinct value of the chunk is looked at once and weighs its rows: most
+        # columns (flags, dates, names) repeat their values many times over.
+        counts = values.value_counts(sort=False)
+        distinct = pd.Series(counts.index.array, dtype=values.dtype)
+        weights = counts.to_numpy(np.int64)
+        column.exact.add(_hash(distinct))
+        column.folded.add(_hash(distinct.str.casefold()))
+        lengths = distinct.str.len().to_numpy(np.int64)
         column.max_length = max(column.max_length, int(lengths.max()))
-        column.lengths += np.bincount(np.minimum(lengths, LENGTH_BUCKETS),
-                                      minlength=LENGTH_BUCKETS + 1)  # fmt: skip
-        words = values.str.lower()
-        spelled = values[words.isin(list(BOOLEAN_WORDS))]
-        column.boolean_spellings.update(spelled.value_counts().to_dict())
-        left = values
+        column.lengths += np.bincount(np.minimum(lengths, LENGTH_BUCKETS), weights=weights,
+                                      minlength=LENGTH_BUCKETS + 1).astype(np.int64)  # fmt: skip
+        spelled = distinct.str.lower().isin(list(BOOLEAN_WORDS)).to_numpy(bool)
+        for word, n in zip(distinct[spelled].tolist(), weights[spelled].tolist(), strict=True):
+            column.boolean_spellings[word] += n
+        left = distinct
         for kind, pattern in _KINDS:
-            left = self._take(column, left, kind, left.str.fullmatch(pattern))
+            left = _take(column, weights, left, kind, left.str.fullmatch(pattern))
         for pattern, kind, fmt in _DATES:
             if left.empty:
                 break
             shaped = left[left.str.fullmatch(pattern)]
             parsed = pd.to_datetime(shaped, format=fmt, errors="coerce")
-            good = shaped[parsed.notna().to_numpy()]
+            good = shaped.index[parsed.notna().to_numpy()]
             if len(good):
-                column.date_formats[fmt] += len(good)
-                column.kinds[kind] += len(good)
-                left = left.drop(good.index)
-        left = self._take(column, left, "email", left.str.match(EMAIL))
+                column.date_formats[fmt] += int(weights[good].sum())
+                column.kinds[kind] += int(weights[good].sum())
+                left = left.drop(good)
+        left = _take(column, weights, left, "email", left.str.match(EMAIL))
         phones = left.str.fullmatch(_PHONE) & (left.str.count("[0-9]") >= _PHONE_DIGITS)
         phones &= ~left.str.fullmatch(_DATE_SHAPED)  # 1992-13-01 is a bad date, not a phone
-        for value, count in left[phones].value_counts().items():
-            column.phone_countries[self._country(str(value))] += int(count)
-        left = self._take(column, left, "phone", phones)
-        left = self._take(column, left, "password hash", left.str.fullmatch(_HASH))
-        column.kinds["text"] += len(left)
+        found = left[phones]
+        for value, n in zip(found.tolist(), weights[found.index].tolist(), strict=True):
+            column.phone_countries[self._country(value)] += n
+        left = _take(column, weights, left, "phone", phones)
+        left = _take(column, weights, left, "password hash", left.str.fullmatch(_HASH))
+        column.kinds["text"] += int(weights[left.index].sum())
         if len(column.examples) < EXAMPLES:
             self._examples(column, values)
         column.kinds = Counter({k: n for k, n in column.kinds.items() if n})
-
-    @staticmethod
-    def _take(column: _Column, values: pd.Series, kind: str, match: pd.Series) -> pd.Series:
-        match = match.fillna(False).astype(bool)
-        column.kinds[kind] += int(match.sum())
-        return values[~match]
 
     def _country(self, value: str) -> str:
         country = self.countries.get(value)
@@ -424,16 +433,14 @@ class _Profiler:
             return
         # examples from within a chunk: the counts come from every row, the examples need
         # the values, which are not kept across chunks
-        frame = pd.DataFrame({"exact": exact, "folded": folded, "value": values.to_numpy()})
-        frame = frame[~empty]
-        variants = frame.drop_duplicates("exact").groupby("folded")["value"]
-        for _, group in variants:
-            if len(group) > 1:
-                for value in group.head(2).tolist():
-                    masked = mask_email(value) if key.role == "email" else mask_username(value)
-                    key.case_only.append(masked)
-            if len(key.case_only) >= CASE_ONLY_EXAMPLES:
-                break
+        frame = pd.DataFrame({"exact": exact, "folded": folded})[~empty]
+        spellings = frame.drop_duplicates("exact")
+        clashing = spellings[spellings["folded"].duplicated(keep=False)]
+        clashing = clashing.sort_values("folded", kind="stable").head(CASE_ONLY_EXAMPLES)
+        for value in values.to_numpy()[clashing.index.to_numpy()].tolist():
+            masked = mask_email(value) if key.role == "email" else mask_username(value)
+            if len(key.case_only) < CASE_ONLY_EXAMPLES:
+                key.case_only.append(masked)
 
     def assessment(self, source: str) -> Assessment:
         census = self.census.census() if self.census is not None else PasswordCensus(None)
