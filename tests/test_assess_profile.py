@@ -230,13 +230,19 @@ def test_a_postgresql_table_is_assessed_like_the_file(
     postgres_table: str, assessed: Assessment, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    result = csvimport(cli_env(), "assess", POSTGRES, "--table", postgres_table, "--out", str(out))
+    url = POSTGRES.replace("postgres@", "postgres:Secret-Pa55@")  # trust: any password does
+    result = csvimport(cli_env(), "assess", url, "--table", postgres_table, "--out", str(out))
     assert result.returncode == 0, result.stderr
     data = json.loads((out / "assessment.json").read_text(encoding="utf-8"))
     expected = assessed.to_json()
     for key in ("rows", "columns", "roles", "duplicates", "passwords"):
         assert data[key] == expected[key], key
-    assert data["source"].endswith(postgres_table) or postgres_table in data["source"]
+    assert (
+        data["source"]
+        == f"postgresql+psycopg://postgres:***@127.0.0.1:5432/test table {postgres_table}"
+    )
+    for name in ("assessment.json", "assessment.html"):
+        assert "Secret-Pa55" not in (out / name).read_text(encoding="utf-8")
 
 
 def test_a_table_the_database_lacks_exits_2(tmp_path: Path) -> None:
