@@ -250,3 +250,13 @@ def test_a_table_the_database_lacks_exits_2(tmp_path: Path) -> None:
                        "--out", str(tmp_path / "out"))  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "no_such_table_here" in result.stderr and "hint: " in result.stderr
+
+
+def test_folded_counts_stay_exact_when_case_first_differs_in_a_later_chunk(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "later.csv"
+    source.write_text("name\na\nb\nc\nA\nStraße\nstrasse\n", encoding="utf-8")
+    found = assess_source(SourceSpec(str(source), chunk_rows=2)).column("name")
+    assert found is not None
+    assert (found.distinct, found.distinct_folded) == (6, 4)  # a b c straße/strasse

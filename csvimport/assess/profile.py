@@ -165,6 +165,11 @@ class _Hashes:
             self._parts = [_sorted_unique(np.concatenate(self._parts))]
             self._pending = len(self._parts[0])
 
+    def copy(self) -> _Hashes:
+        twin = _Hashes()
+        twin._parts, twin._pending = list(self._parts), self._pending
+        return twin
+
     def count(self) -> int:
         if not self._parts:
             return 0
@@ -202,7 +207,9 @@ class _Column:
     rows: int = 0
     filled: int = 0
     exact: _Hashes = field(default_factory=_Hashes)
-    folded: _Hashes = field(default_factory=_Hashes)
+    # None while folding changed no value: the folded values are then the exact ones, and
+    # the column keeps one set of hashes instead of two (ids, dates, lower-case emails)
+    folded: _Hashes | None = None
     max_length: int = 0
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(LENGTH_BUCKETS + 1, np.int64))
     kinds: Counter[str] = field(default_factory=Counter)
@@ -218,7 +225,7 @@ class _Column:
             kinds = {"boolean": self.filled}
         return ColumnProfile(
             name=self.name, rows=self.rows, filled=self.filled, distinct=self.exact.count(),
-            distinct_folded=self.folded.count(), max_length=self.max_length,
+            distinct_folded=(self.folded or self.exact).count(), max_length=self.max_length,
             p99_length=_percentile(self.lengths, 0.99), kinds=kinds,
             phone_countries=dict(self.phone_countries),
             boolean_spellings=dict(self.boolean_spellings), date_formats=dict(self.date_formats),
@@ -391,8 +398,12 @@ class _Profiler:
         counts = values.value_counts(sort=False)
         distinct = pd.Series(counts.index.array, dtype=values.dtype)
         weights = counts.to_numpy(np.int64)
+        folded = _fold(distinct)
+        if column.folded is not None or not folded.equals(distinct):
+            if column.folded is None:  # until this chunk, folded and exact were the same
+                column.folded = column.exact.copy()
+            column.folded.add(_hash(folded))
         column.exact.add(_hash(distinct))
-        column.folded.add(_hash(_fold(distinct)))
         lengths = distinct.str.len().to_numpy(np.int64)
         column.max_length = max(column.max_length, int(lengths.max()))
         column.lengths += np.bincount(np.minimum(lengths, LENGTH_BUCKETS), weights=weights,
