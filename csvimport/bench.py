@@ -8,6 +8,11 @@
   of the whole process tree); floor: pandas reading the same CSV and writing one CSV.
   Goal (issue 3): build <= 2x the floor at 1M users, peak RSS <= 1 GiB and about the same
   at 2M as at 1M.
+- assess: ``csvimport assess``'s work (profile, then assessment.json and the page) on the
+  build's synthetic legacy users plus a password column (bcrypt, Django PBKDF2 and empty
+  hashes, each salt its own), 1M and 2M by default, in its own process; floor: the build's
+  (pandas reading the same CSV and writing one CSV). Goal (issue 16): within 2x of the
+  floor at 1M, peak RSS under 1 GiB and about the same at 2M.
 - report: a 500,000-user job imported in the sandbox, then ``report``'s work (fetch the
   log, parse, join, reconcile, write results and HTML) in its own process; floor:
   fetching the same log events and splitting each message, in its own process.
@@ -301,6 +306,68 @@ def build_bench(users: int, work: Path) -> dict[str, Any]:
         "written": build_result["written"],
         "rejected": build_result["rejected"],
         "duplicates": build_result["duplicates"],
+    }
+
+
+# --- assess: profile the legacy users --------------------------------------------------------
+BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def write_assess_legacy(path: Path, users: int) -> None:
+    """The build bench's legacy users plus a password column: 70% bcrypt (cost 10 and 13),
+    20% Django PBKDF2, 10% empty, every hash with its own salt, as a real table has."""
+    import random
+
+    write_legacy_csv(path, users)
+    rng = random.Random(16)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write(lines[0] + ",password\n")
+        for n, line in enumerate(lines[1:]):
+            kind = n % 10
+            if kind < 7:
+                cost = "13" if kind == 6 else "10"
+                tail = "".join(rng.choices(BCRYPT_ALPHABET, k=53))
+                stored = f"$2b${cost}${tail}"
+            elif kind < 9:
+                salt = "".join(rng.choices(BCRYPT_ALPHABET[2:], k=12))
+                digest = "".join(rng.choices(BCRYPT_ALPHABET[2:], k=43))
+                stored = f"pbkdf2_sha256$600000${salt}${digest}="
+            else:
+                stored = ""
+            f.write(f"{line},{stored}\n")
+
+
+def child_assess(source: Path, work: Path) -> dict[str, Any]:
+    from csvimport.assess.page import write_assessment
+    from csvimport.assess.profile import assess_source
+    from csvimport.build.sources.base import SourceSpec
+
+    start = time.perf_counter()
+    found = assess_source(SourceSpec(str(source)))
+    write_assessment(found, work / "assessment")
+    census = found.passwords
+    return {"seconds": time.perf_counter() - start, "rows": found.rows,
+            "importable": census.importable, "convertible": census.convertible,
+            "at_first_sign_in": census.at_first_sign_in, "empty": census.empty}  # fmt: skip
+
+
+def assess_bench(users: int, work: Path) -> dict[str, Any]:
+    source = work / f"assess-{users}.csv"
+    write_assess_legacy(source, users)
+    floor_result = in_child("floor", source, work)
+    assess_result = in_child("assess", source, work)
+    return {
+        "users": users,
+        "source_bytes": source.stat().st_size,
+        "floor_seconds": round(floor_result["seconds"], 2),
+        "assess_seconds": round(assess_result["seconds"], 2),
+        "ratio_to_floor": round(assess_result["seconds"] / floor_result["seconds"], 2),
+        "floor_peak_rss_mib": floor_result["peak_rss_mib"],
+        "assess_peak_rss_mib": assess_result["peak_rss_mib"],
+        "census": {
+            k: assess_result[k] for k in ("importable", "convertible", "at_first_sign_in", "empty")
+        },  # fmt: skip
     }
 
 
@@ -994,7 +1061,7 @@ def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["sandbox", "build", "report", "report-saved",
+    parser.add_argument("--only", choices=["sandbox", "build", "assess", "report", "report-saved",
                                            "hash-verify", "migration-lookup", "verify"],
                         help="run one benchmark")  # fmt: skip
     parser.add_argument("--migration-users", type=int, default=1_000_000)
@@ -1002,6 +1069,7 @@ def main() -> None:
     parser.add_argument("--report-users", type=int, default=500_000)
     parser.add_argument("--sandbox-users", type=int, default=100_000)
     parser.add_argument("--build-users", type=int, nargs="+", default=[1_000_000, 2_000_000])
+    parser.add_argument("--assess-users", type=int, nargs="+", default=[1_000_000, 2_000_000])
     parser.add_argument("--saved-report-users", type=int, nargs="+",
                         default=[200_000, 2_000_000])  # fmt: skip
     parser.add_argument("--verify-users", type=int, nargs="+", default=[50_000, 200_000])
@@ -1017,7 +1085,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, source, work = args.child
-        run = {"floor": child_floor, "build": child_build, "report-floor": child_report_floor,
+        run = {"floor": child_floor, "build": child_build, "assess": child_assess,
+               "report-floor": child_report_floor,
                "report": child_report, "saved-floor": child_saved_floor,
                "saved-report": child_saved_report, "verify-floor": child_verify_floor,
                "verify": child_verify}[kind]  # fmt: skip
@@ -1037,6 +1106,11 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
                 result = build_bench(users, Path(work))
             print(json.dumps({"benchmark": "build", **result}, indent=2), flush=True)
+    if args.only in (None, "assess"):
+        for users in args.assess_users:
+            with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
+                result = assess_bench(users, Path(work))
+            print(json.dumps({"benchmark": "assess", **result}, indent=2), flush=True)
     if args.only in (None, "report"):
         with tempfile.TemporaryDirectory(prefix="csvimport-bench-") as work:
             result = report_bench(args.report_users, Path(work))

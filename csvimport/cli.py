@@ -39,6 +39,8 @@ from rich.progress import (
 from rich.text import Text
 
 from csvimport import __version__
+from csvimport.assess.page import write_assessment
+from csvimport.assess.profile import assess_source
 from csvimport.aws import AwsOptions
 from csvimport.build.builder import BuildOptions, BuildResult
 from csvimport.build.builder import build as run_build
@@ -355,6 +357,54 @@ def map_command(
     typer.echo(f"wrote {out}: review every line before `csvimport build`", err=True)
 
 
+@contextmanager
+def _rows_read(what: str) -> Iterator[Callable[[int], None]]:
+    """A progress line on stderr (a terminal only) counting the source rows read."""
+    with Progress(
+        TextColumn(what),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows read"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda rows: bar.advance(task, rows)
+
+
+@app.command()
+def assess(
+    ctx: typer.Context,
+    source: SourceArgument,
+    out: Annotated[
+        Path,
+        typer.Option("--out", file_okay=False, help="The assessment folder (created if missing)."),
+    ] = Path("assessment"),
+    table: TableOption = None,
+    query: QueryOption = None,
+    delimiter: DelimiterOption = None,
+    encoding: EncodingOption = "utf-8",
+    traceback: TracebackOption = False,
+) -> None:
+    """Profile the legacy users (columns, duplicates, password hashes) into OUT/assessment.html."""
+    _command_state(ctx, traceback=traceback)
+    spec = _source_spec(source, table, query, delimiter, encoding)
+    with _rows_read("assess") as advance:
+        found = assess_source(spec, progress=advance)
+    paths = write_assessment(found, out)
+    census = found.passwords
+    typer.echo(
+        f"assessed {found.rows:,} users in {len(found.columns)} columns; passwords: "
+        f"{census.importable + census.convertible:,} importable, "
+        f"{census.at_first_sign_in:,} at first sign-in, {census.unknown + census.empty:,} "
+        "must reset",
+        err=True,
+    )
+    for path in paths:
+        typer.echo(f"wrote {path}", err=True)
+
+
 @app.command()
 def build(
     ctx: typer.Context,
@@ -444,17 +494,8 @@ def build(
         password_hashes=password_hashes is PasswordHashes.ON,
         password_fallback=password_fallback,
     )
-    with Progress(
-        TextColumn("build"),
-        BarColumn(),
-        TextColumn("{task.completed:,} rows read"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
-        task = bar.add_task("build", total=None)
-        result = run_build(options, snapshot, progress=lambda rows: bar.advance(task, rows))
+    with _rows_read("build") as advance:
+        result = run_build(options, snapshot, progress=advance)
     _build_summary(result)
     if json_output:
         typer.echo(json.dumps(result.to_json(), indent=2))

@@ -1052,3 +1052,26 @@ def verify_summaries(folder: Path, completed: list[int], *, must_reset: int = 1_
     points, warnings = read_adoption(folder)
     assert warnings == []
     return points
+
+
+# --- csvimport assess ------------------------------------------------------------------------
+
+
+def assess_legacy(path: Path, users: int = 60) -> list[str]:
+    """Write legacy users for ``csvimport assess`` (usernames differing only in case, shared
+    emails, phones, several hash schemes); return the personal values and hashes no page may
+    show as they are."""
+    schemes = [bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode(), md5_crypt.hash("pw"),
+               pbkdf2_sha256.hash("pw"), "5f4dcc3b5aa765d61d8327deb882cf99", ""]  # fmt: skip
+    secret: list[str] = []
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "username", "email", "email_verified", "phone", "password_hash"])
+        for n in range(users):
+            username = f"Customer{n // 2:04d}" if n % 2 else f"customer{n // 2:04d}"
+            email = f"{username.lower()}@example.org" if n % 5 else ""
+            phone = f"+4420794{n:05d}" if n % 3 else ""
+            stored = schemes[n % len(schemes)]
+            writer.writerow([n + 1, username, email, "true" if n % 4 else "false", phone, stored])
+            secret += [value for value in (username, email, phone, stored) if value]
+    return secret

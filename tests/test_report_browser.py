@@ -27,9 +27,12 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from csvimport.assess.page import write_assessment
+from csvimport.assess.profile import assess_source
+from csvimport.build.sources.base import SourceSpec
 from csvimport.report.render import write_report
 
-from .helpers import HOSTILE, SHOWN, hostile_report, large_report, verify_summaries
+from .helpers import HOSTILE, SHOWN, assess_legacy, hostile_report, large_report, verify_summaries
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path(os.environ.get("CSVIMPORT_TEST_OUTPUT", "/tmp/csvimport-test-output"))
@@ -264,3 +267,57 @@ def test_the_adoption_chart_shows_one_point_per_verify_run(
         shown.locator("#adoption").screenshot(path=str(OUTPUT / "adoption.png"))
     finally:
         shown.context.close()
+
+
+# --- the assessment page (csvimport assess) --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def assessment_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
+    folder = tmp_path_factory.mktemp("assessment")
+    secret = assess_legacy(folder / "legacy.csv")
+    found = assess_source(SourceSpec(str(folder / "legacy.csv")))
+    write_assessment(found, folder / "out")
+    return (folder / "out" / "assessment.html").as_uri(), secret
+
+
+@pytest.fixture
+def assessment(
+    browser: Browser, assessment_page: tuple[str, list[str]]
+) -> Iterator[tuple[Page, Seen, list[str]]]:
+    url, secret = assessment_page
+    shown, seen = _open(browser, url)
+    yield shown, seen, secret
+    shown.context.close()
+
+
+def test_assessment_page_renders_its_charts_without_requests_or_scripts(
+    assessment: tuple[Page, Seen, list[str]], assessment_page: tuple[str, list[str]]
+) -> None:
+    shown, seen, _ = assessment
+    assert (seen.dialogs, seen.console, seen.page_errors) == ([], [], [])
+    assert seen.requests == [assessment_page[0]]
+    assert shown.locator("script").count() == 0
+    assert shown.locator("#headline").inner_text() == "60 users, 6 columns"
+    for chart in ("fill-chart", "scheme-chart", "duplicates-chart"):
+        svg = shown.locator(f"#{chart} svg")
+        assert svg.count() == 1 and svg.is_visible(), chart
+        box = svg.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 150, chart
+    census = shown.locator("#census").inner_text()
+    assert "imported as it is\t24\t40.0%" in census  # bcrypt and pbkdf2_sha256
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    shown.screenshot(path=str(OUTPUT / "assessment.png"), full_page=True)
+
+
+def test_assessment_page_shows_no_username_email_phone_or_hash_unmasked(
+    assessment: tuple[Page, Seen, list[str]],
+) -> None:
+    shown, _, secret = assessment
+    text, html = shown.locator("body").inner_text(), shown.content()
+    leaked = sorted({value for value in secret if value in text or value in html})
+    assert leaked == []
+    assert "C…" not in text  # masked usernames keep two letters: "Cu…3"
+    assert "Cu…" in text and "cu…" in text  # the case-only examples, masked
+    kinds = shown.locator("#columns-table tbody tr").nth(4).inner_text()
+    assert "phone 40" in kinds and "GB 40" in kinds  # E.164 numbers are phones, not integers

@@ -100,6 +100,8 @@ class Assessment:
     # With --mapping and a pool: the build's predicted outcome, e.g. {"written": 980,
     # "rejected": {"email: not an email address": 12}, "duplicates": 8, "deferred": 0}.
     predicted: dict[str, Any] | None = None
+    # Records the source garbles (a stray quote, a ragged row): not users, not profiled.
+    garbled: int = 0
 
     def column(self, name: str) -> ColumnProfile | None:
         return next((c for c in self.columns if c.name == name), None)

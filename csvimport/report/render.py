@@ -15,7 +15,6 @@ import base64
 import functools
 import hashlib
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from typing import Any
 import jinja2
 import pygal
 from markupsafe import Markup
-from pygal.style import Style
 
+from csvimport.charts import chart_config, inline_svg
 from csvimport.errors import ConfigError
 from csvimport.files import replaced_private
 from csvimport.legacyhash import describe
@@ -42,12 +41,6 @@ from csvimport.redact import mask_email, mask_phone, mask_username
 from csvimport.report.adoption import adoption_sentence
 from csvimport.resources import templates_dir
 from csvimport.rundir import DEFERRED, FAILED_USERS, REJECTS, RESULTS
-
-# pygal appends a finder to sys.meta_path that has only the legacy find_module(): from then
-# on every failed import in the process (the stdlib probes some on purpose) raises
-# ImportWarning, an error under `-W error`. It serves pygal_maps_* plugins, which csvimport
-# does not use (Kozea/pygal#532 replaces it with find_spec and is not released).
-sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
 
 TEMPLATE = "report.html.j2"
 SCRIPT = "_report_filter.js"
@@ -73,7 +66,6 @@ OUTCOME_COLOURS: dict[Outcome, str] = {
     Outcome.DEFERRED: "#00838f",
 }
 _JOB_OUTCOMES = (Outcome.IMPORTED, Outcome.SKIPPED, Outcome.FAILED, Outcome.NOT_PROCESSED)
-_FONTS = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 
 
 def render_report(report: RunReport, *, show_pii: bool = False) -> str:
@@ -331,7 +323,7 @@ def _outcome_chart(rec: Reconciliation) -> Markup:
     chart = pygal.Pie(_chart_config(list(counts)), inner_radius=0.55)
     for outcome, count in counts.items():
         chart.add(f"{outcome.value} ({_num(count)})", count)
-    return _svg(chart, "outcomes", "Where the source users ended up")
+    return inline_svg(chart, "outcomes", "Where the source users ended up")
 
 
 def _jobs_chart(report: RunReport) -> Markup:
@@ -345,7 +337,7 @@ def _jobs_chart(report: RunReport) -> Markup:
     }
     for outcome, values in logged.items():
         chart.add(outcome.value, values)
-    return _svg(chart, "jobs", "Users per import job, from the jobs' logs")
+    return inline_svg(chart, "jobs", "Users per import job, from the jobs' logs")
 
 
 # The adoption chart's lines: (legend, AdoptionPoint field, colour).
@@ -359,91 +351,17 @@ ADOPTION_SERIES = (
 
 def _adoption_chart(points: Sequence[AdoptionPoint]) -> Markup:
     """One line per kind of progress, one point per verify run, oldest first."""
-    chart = pygal.Line(_chart_config(colors=[colour for _, _, colour in ADOPTION_SERIES]),
+    chart = pygal.Line(chart_config([colour for _, _, colour in ADOPTION_SERIES]),
                        x_label_rotation=20, show_minor_x_labels=True)  # fmt: skip
     chart.x_labels = [point.at[:16].replace("T", " ") for point in points]
     for legend, name, _ in ADOPTION_SERIES:
         chart.add(legend, [getattr(point, name) for point in points])
-    return _svg(chart, "adoption", "Adoption over the verify runs")
+    return inline_svg(chart, "adoption", "Adoption over the verify runs")
 
 
-def _chart_config(outcomes: Sequence[Outcome] = (), *, colors: Sequence[str] | None = None) -> Any:
-    """pygal settings for a chart that runs nothing and fetches nothing; its colours are
-    the outcomes' unless ``colors`` are given."""
-    style = Style(
-        background="transparent",
-        plot_background="transparent",
-        font_family=_FONTS,
-        colors=tuple(colors if colors is not None else [OUTCOME_COLOURS[o] for o in outcomes]),
-        legend_font_size=18,
-        label_font_size=15,
-        major_label_font_size=15,
-    )
-    return pygal.Config(
-        js=[],  # the default is a tooltip script from a CDN
-        disable_xml_declaration=True,
-        style=style,
-        legend_at_bottom=True,
-        truncate_legend=-1,
-        truncate_label=30,
-        width=640,
-        height=460,
-    )
-
-
-def _svg(chart: Any, chart_id: str, label: str) -> Markup:
-    """Render ``chart`` as SVG to inline in the page, without what pygal adds that would
-    run or fetch something."""
-    chart.uuid = chart_id  # a stable element id instead of a random one per render
-
-    def offline(root: Any) -> Any:
-        for parent in list(root.iter()):
-            for child in list(parent):
-                # Comments (pygal's links to its site) and the <script> that pygal adds even
-                # with js=[]: it holds the chart's config, data labels included, as JSON.
-                # And <desc>: four per bar, the data of tooltips drawn by pygal's script,
-                # which the page does not run; they made up most of a 1,000-job chart.
-                if not isinstance(child.tag, str) or _local_name(child.tag) in _DROPPED:
-                    parent.remove(child)
-                elif _local_name(child.tag) == "title" and parent is root:
-                    child.text = label
-        for element in root.iter():
-            for name in list(element.attrib):
-                if _local_name(name) == "href" and not element.attrib[name].startswith("#"):
-                    del element.attrib[name]
-        _check_offline(root)
-        root.set("role", "img")
-        root.set("aria-label", label)
-        return root
-
-    chart.xml_filters.append(offline)
-    return Markup(chart.render(is_unicode=True))
-
-
-_DROPPED = frozenset({"script", "desc"})
-
-
-def _check_offline(root: Any) -> None:
-    """Fail on a reference that would leave the page, should a pygal release add one.
-
-    Attributes and stylesheets are pygal's own; data reaches the SVG only as text, which
-    the serializer escapes and which may read as a URL without being one.
-    """
-    for element in root.iter():
-        found = [
-            value
-            for name, value in element.attrib.items()
-            # xml.etree keeps the namespace declaration as an attribute: a name, not a link.
-            if not name.startswith("xmlns") and re.search(r"://|url\((?!#)", value)
-        ]
-        if _local_name(element.tag) == "style":
-            found += re.findall(r"url\((?!#)[^)]*\)|@import[^;]*", element.text or "")
-        if found:
-            raise AssertionError(f"pygal's SVG refers outside the page: {found}")
-
-
-def _local_name(tag: str) -> str:
-    return tag.rpartition("}")[2]
+def _chart_config(outcomes: Sequence[Outcome]) -> Any:
+    """pygal settings for a chart of outcomes, in the outcomes' colours."""
+    return chart_config([OUTCOME_COLOURS[o] for o in outcomes])
 
 
 @functools.cache  # its templates are compiled once per process
