@@ -41,6 +41,7 @@ from rich.text import Text
 from csvimport import __version__
 from csvimport.assess.page import write_assessment
 from csvimport.assess.profile import assess_source
+from csvimport.assess.propose import DEFAULT_POOL_NAME, propose, write_proposal
 from csvimport.aws import AwsOptions
 from csvimport.build.builder import BuildOptions, BuildResult
 from csvimport.build.builder import build as run_build
@@ -385,14 +386,21 @@ def assess(
     query: QueryOption = None,
     delimiter: DelimiterOption = None,
     encoding: EncodingOption = "utf-8",
+    pool_name: Annotated[
+        str, typer.Option("--pool-name", help="The proposed pool's name.")
+    ] = DEFAULT_POOL_NAME,
     traceback: TracebackOption = False,
 ) -> None:
-    """Profile the legacy users (columns, duplicates, password hashes) into OUT/assessment.html."""
+    """Profile the legacy users (columns, duplicates, password hashes) and propose the pool:
+    OUT/assessment.html, assessment.json, pool-spec.json, pool.template.json, mapping.toml
+    and proposal.json."""
     _command_state(ctx, traceback=traceback)
     spec = _source_spec(source, table, query, delimiter, encoding)
     with _rows_read("assess") as advance:
         found = assess_source(spec, progress=advance)
-    paths = write_assessment(found, out)
+    proposal = propose(found, pool_name=pool_name)
+    paths = write_assessment(found, out, proposal=proposal.to_json())
+    paths += write_proposal(proposal, out)
     census = found.passwords
     typer.echo(
         f"assessed {found.rows:,} users in {len(found.columns)} columns; passwords: "
@@ -401,8 +409,18 @@ def assess(
         "must reset",
         err=True,
     )
+    fallback = proposal.password_fallback.value
+    typer.echo(f"strategy: {proposal.strategy.value} (build --password-fallback {fallback})",
+               err=True)  # fmt: skip
+    typer.echo(f"sign-in: {json.dumps(proposal.choice('sign_in').value)}; case-sensitive "
+               f"usernames: {str(proposal.case_sensitive).lower()}", err=True)  # fmt: skip
     for path in paths:
         typer.echo(f"wrote {path}", err=True)
+    typer.echo(
+        "Review the proposal before creating the pool: required attributes, sign-in and case "
+        "sensitivity can never change once it exists (assessment.html says why each choice).",
+        err=True,
+    )
 
 
 @app.command()

@@ -4,8 +4,10 @@
 2. writes a legacy SQLite database of a few hundred members with realistic problems
    (unverified emails, bad phones, usernames differing only in case, a member who is
    already in the pool);
-3. ``csvimport map`` suggests a mapping; ``csvimport build`` turns the members into
-   validated Cognito import files in a run directory;
+3. ``csvimport assess`` profiles the members and proposes a pool, a starter mapping and a
+   password strategy (``assessment/assessment.html``); ``csvimport map`` suggests a
+   mapping; ``csvimport build`` turns the members into validated Cognito import files in a
+   run directory;
 4. ``csvimport start --no-wait`` starts the first import job, ``csvimport status --wait``
    follows it to the end, and ``csvimport start`` runs the next (the users with importable
    hashes have a chunk of their own);
@@ -179,6 +181,11 @@ def run(out_dir: Path) -> None:
         legacy = out_dir / "legacy.db"
         make_legacy_db(legacy)
         say(f"Wrote a legacy database of 300 members: {legacy}")
+        # Before the import: profile the members and propose a pool, a mapping, a strategy.
+        status = csvimport("assess", f"sqlite:///{legacy}", "--table", "members", "--out",
+                           str(out_dir / "assessment"), env=env)  # fmt: skip
+        if status != 0:
+            raise SystemExit(f"csvimport assess failed (exit {status})")
         starter = out_dir / f"mapping-{time.strftime('%Y%m%d-%H%M%S')}.toml"
         csvimport("map", f"sqlite:///{legacy}", "--table", "members", "--out", str(starter),
                   env=env)  # fmt: skip

@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from csvimport.assess.model import Assessment
 from csvimport.assess.page import FORMAT_VERSION, render_page
 from csvimport.assess.profile import _Census, _classify, assess_source
+from csvimport.build.mapping.spec import Mapping
 from csvimport.build.sources.base import SourceSpec
 
 from .helpers import cli_env, csvimport
@@ -163,7 +164,10 @@ def test_assess_writes_the_json_and_the_page_privately(tmp_path: Path) -> None:
     result = csvimport(cli_env(), "assess", str(source), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "assessed 8 users in 8 columns" in result.stderr
-    for name in ("assessment.json", "assessment.html"):
+    assert "strategy: " in result.stderr and "can never change" in result.stderr
+    names = ("assessment.json", "assessment.html", "pool-spec.json", "pool.template.json",
+             "mapping.toml", "proposal.json")  # fmt: skip
+    for name in names:
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
     data = json.loads((out / "assessment.json").read_text(encoding="utf-8"))
     assert data["format_version"] == FORMAT_VERSION and data["rows"] == 8
@@ -173,7 +177,10 @@ def test_assess_writes_the_json_and_the_page_privately(tmp_path: Path) -> None:
     for row in LEGACY:  # no username, email, phone or hash as it is
         for value in (row[2], row[4], row[5]):
             assert not value or value == "not an email" or value not in page, value
-    assert 'id="proposal"' not in page
+    # the proposal's section, as proposal.json says it
+    proposed = json.loads((out / "proposal.json").read_text(encoding="utf-8"))
+    assert 'id="proposal"' in page and proposed["strategy"]["name"] in page
+    assert Mapping.load(out / "mapping.toml").attributes()
 
 
 def test_a_proposal_in_the_data_gets_its_section(assessed: Assessment) -> None:
