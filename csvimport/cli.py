@@ -40,6 +40,7 @@ from rich.text import Text
 
 from csvimport import __version__
 from csvimport.assess.page import write_assessment
+from csvimport.assess.predict import predict
 from csvimport.assess.profile import assess_source
 from csvimport.assess.propose import DEFAULT_POOL_NAME, propose, write_proposal
 from csvimport.aws import AwsOptions
@@ -389,16 +390,60 @@ def assess(
     pool_name: Annotated[
         str, typer.Option("--pool-name", help="The proposed pool's name.")
     ] = DEFAULT_POOL_NAME,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            dir_okay=False,
+            help="With --pool-id or --pool-spec: predict what `build` would write, "
+            "reject and drop (no run is kept).",
+        ),  # fmt: skip
+    ] = None,
+    pool_id: PoolIdOption = None,
+    pool_spec: PoolSnapshotOption = None,
+    duplicates: Annotated[
+        DuplicatePolicy,
+        typer.Option("--duplicates", help="The build's duplicates policy, for the prediction."),
+    ] = DuplicatePolicy.KEEP_FIRST,
+    password_fallback: Annotated[
+        PasswordFallback | None,
+        typer.Option(
+            "--password-fallback",
+            help="The build's --password-fallback, for the prediction (default: "
+            "what the proposed strategy asks for).",
+        ),  # fmt: skip
+    ] = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    endpoint_url: EndpointUrlOption = None,
     traceback: TracebackOption = False,
 ) -> None:
     """Profile the legacy users (columns, duplicates, password hashes) and propose the pool:
     OUT/assessment.html, assessment.json, pool-spec.json, pool.template.json, mapping.toml
     and proposal.json."""
-    _command_state(ctx, traceback=traceback)
+    state = _command_state(
+        ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
+    )
     spec = _source_spec(source, table, query, delimiter, encoding)
+    if (mapping is None) != (pool_id is None and pool_spec is None):
+        raise ConfigError(
+            "A prediction needs both a mapping and a pool.",
+            hint="Give --mapping with --pool-id (or --pool-spec), or neither.",
+        )
+    if mapping is not None and not mapping.is_file():
+        raise ConfigError(f"{mapping}: no such mapping file", hint="Check --mapping's path.")
+    snapshot = _snapshot(state, pool_id, pool_spec) if mapping is not None else None
     with _rows_read("assess") as advance:
         found = assess_source(spec, progress=advance)
     proposal = propose(found, pool_name=pool_name)
+    if mapping is not None and snapshot is not None:
+        fallback = password_fallback or proposal.password_fallback
+        found.predicted = predict(spec, mapping, snapshot, duplicates=duplicates,
+                                  password_fallback=fallback)  # fmt: skip
+        p = found.predicted
+        typer.echo(f"predicted build ({mapping}): {p['written']:,} written, "
+                   f"{p['rejected_total']:,} rejected, {p['duplicates']:,} duplicates, "
+                   f"{p['deferred']:,} deferred", err=True)  # fmt: skip
     paths = write_assessment(found, out, proposal=proposal.to_json())
     paths += write_proposal(proposal, out)
     census = found.passwords
@@ -409,9 +454,8 @@ def assess(
         "must reset",
         err=True,
     )
-    fallback = proposal.password_fallback.value
-    typer.echo(f"strategy: {proposal.strategy.value} (build --password-fallback {fallback})",
-               err=True)  # fmt: skip
+    typer.echo(f"strategy: {proposal.strategy.value} (build --password-fallback "
+               f"{proposal.password_fallback.value})", err=True)  # fmt: skip
     typer.echo(f"sign-in: {json.dumps(proposal.choice('sign_in').value)}; case-sensitive "
                f"usernames: {str(proposal.case_sensitive).lower()}", err=True)  # fmt: skip
     for path in paths:

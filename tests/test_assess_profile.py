@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import stat
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +23,14 @@ from sqlalchemy.pool import NullPool
 
 from csvimport.assess.model import Assessment
 from csvimport.assess.page import FORMAT_VERSION, render_page
+from csvimport.assess.predict import WORK_PREFIX, predict
 from csvimport.assess.profile import _Census, _classify, assess_source
+from csvimport.bench import bench_snapshot
+from csvimport.build.builder import BuildOptions, build
 from csvimport.build.mapping.spec import Mapping
 from csvimport.build.sources.base import SourceSpec
 
-from .helpers import cli_env, csvimport
+from .helpers import LEGACY_MAPPING, cli_env, csvimport, messy_legacy_csv
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -267,3 +271,39 @@ def test_folded_counts_stay_exact_when_case_first_differs_in_a_later_chunk(
     found = assess_source(SourceSpec(str(source), chunk_rows=2)).column("name")
     assert found is not None
     assert (found.distinct, found.distinct_folded) == (6, 4)  # a b c straße/strasse
+
+
+def test_a_prediction_is_what_the_build_then_does_and_keeps_no_run(tmp_path: Path) -> None:
+    source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
+    messy_legacy_csv(source, 400)
+    mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
+    spec = SourceSpec(str(source))
+    before = set(Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"))
+    predicted = predict(spec, mapping, bench_snapshot())
+    assert set(Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*")) <= before  # removed
+    result = build(BuildOptions(spec, mapping, tmp_path / "run"), bench_snapshot())
+    assert result.duplicates > 0 and result.rejected > 0  # the messy data has both
+    assert (predicted["written"], predicted["rejected_total"], predicted["duplicates"]) == (
+        result.written, result.rejected, result.duplicates)  # fmt: skip
+    assert predicted["rejected"] == dict(result.reasons)
+
+
+def test_assess_with_a_mapping_and_a_pool_shows_the_prediction(tmp_path: Path) -> None:
+    source, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.toml"
+    messy_legacy_csv(source, 200)
+    mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
+    out = tmp_path / "out"
+    spec = tmp_path / "pool.json"  # a pool snapshot, as a run directory keeps it
+    bench_snapshot().save(spec)
+    lone = csvimport(cli_env(), "assess", str(source), "--out", str(out), "--mapping",
+                     str(mapping))  # fmt: skip
+    assert lone.returncode == 2 and "--pool-id (or --pool-spec)" in lone.stderr
+    done = csvimport(cli_env(), "assess", str(source), "--out", str(out), "--mapping",
+                     str(mapping), "--pool-spec", str(spec))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    predicted = json.loads((out / "assessment.json").read_text(encoding="utf-8"))["predicted"]
+    assert predicted["written"] + predicted["rejected_total"] + predicted["duplicates"] + (
+        predicted["deferred"]) == 200  # fmt: skip
+    assert f"predicted build ({mapping}): {predicted['written']:,} written" in done.stderr
+    page = (out / "assessment.html").read_text(encoding="utf-8")
+    assert 'id="predicted"' in page and 'id="predicted-rejects"' in page
