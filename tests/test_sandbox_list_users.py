@@ -4,11 +4,15 @@ whose cost does not grow with the pool."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from moto.cognitoidp.models import CognitoIdpUser, UserStatus, cognitoidp_backends
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from csvimport.sandbox import PoolInfo
+from csvimport.sandbox import PoolInfo, Sandbox
 from csvimport.sandbox.responses import ListedUsers
 
 
@@ -115,3 +119,52 @@ def test_a_page_examines_the_users_it_returns_not_the_pool() -> None:
     assert len(examined) == 61  # the page and the one that says a further page exists
     assert users.page(last, 60, keep)[0][0] == 15_061
     assert users.page(19_998, 60, keep) == ([19_999], -1)
+
+
+def _fill(sandbox: Sandbox, pool: PoolInfo, count: int) -> None:
+    """``count`` users written straight into the sandbox's backend (no API call each)."""
+    backend = cognitoidp_backends[DEFAULT_ACCOUNT_ID][sandbox.region]
+    users = backend.user_pools[pool.user_pool_id].users
+    for n in range(count):
+        users[f"bulk{n:06d}"] = CognitoIdpUser(
+            pool.user_pool_id, f"bulk{n:06d}", None, UserStatus.CONFIRMED,
+            [{"Name": "email", "Value": f"bulk{n:06d}@example.com"}],
+        )  # fmt: skip
+
+
+def _page_seconds(cognito: Any, pool: PoolInfo, **kwargs: Any) -> float:
+    """The best of five timings of one ListUsers page, over HTTP."""
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        page = cognito.list_users(UserPoolId=pool.user_pool_id, Limit=60, **kwargs)
+        times.append(time.perf_counter() - start)
+        assert len(page["Users"]) == 60 and page.get("PaginationToken")
+    return min(times)
+
+
+def test_a_page_takes_as_long_in_a_pool_of_50000_as_of_2000(
+    sandbox: Sandbox, cognito: Any, make_pool: Callable[..., PoolInfo]
+) -> None:
+    small, large = make_pool(), make_pool()
+    _fill(sandbox, small, 2_000)
+    _fill(sandbox, large, 50_000)
+    for kwargs in ({}, {"Filter": 'email ^= "bulk"'}):  # moto filtered the whole pool
+        few, many = _page_seconds(cognito, small, **kwargs), _page_seconds(cognito, large, **kwargs)
+        assert many < 3 * few + 0.05, (kwargs, few, many)
+    # The small pool scanned whole while users come and go: a user there all along comes
+    # once, a user deleted before its page never, a user added during the scan once.
+    deleted, added = set(), set()
+
+    def change(seen: int) -> None:
+        if len(deleted) == 20:
+            return
+        gone, new = f"bulk{1_999 - len(deleted):06d}", f"late{seen}"  # not reached yet
+        cognito.admin_delete_user(UserPoolId=small.user_pool_id, Username=gone)
+        _add(cognito, small, new)
+        deleted.add(gone)
+        added.add(new)
+
+    names = _scan(cognito, small, 60, between=change)
+    assert len(names) == len(set(names))
+    assert set(names) == {f"bulk{n:06d}" for n in range(2_000)} - deleted | added
