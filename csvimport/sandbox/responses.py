@@ -132,16 +132,17 @@ class ListedUsers(dict[str, Any]):
     moto's ListUsers copies the whole pool and looks for the token's user in it on every
     page, which makes a scan of a large pool quadratic and fails a scan whose next user
     was deleted meanwhile. This table also remembers the order users arrived in (moto's
-    order): parallel lists of keys and increasing sequence numbers. A page token names
-    the last sequence number given, so the next page starts with a bisect; users added
-    between pages come later in the scan, deleted ones leave a hole paging skips (holes
-    are compacted away once they outnumber users).
+    order): one list of (increasing sequence number, key). A page token names the last
+    sequence number given, so the next page starts with a bisect; users added between
+    pages come later in the scan, deleted ones leave a hole paging skips (holes are
+    compacted away once they outnumber users). The sandbox's import jobs add users from
+    their own thread while ListUsers pages: the list is only appended to or replaced
+    whole, and a page reads the list it started with.
     """
 
     def __init__(self, items: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self._keys: list[str] = []
-        self._seqs: list[int] = []
+        self._order: list[tuple[int, str]] = []
         self._seq_of: dict[str, int] = {}
         self._next = 0
         for key, value in (items or {}).items():
@@ -154,8 +155,7 @@ class ListedUsers(dict[str, Any]):
         key = self._fold(key)
         if key not in self._seq_of:
             self._seq_of[key] = self._next
-            self._keys.append(key)
-            self._seqs.append(self._next)
+            self._order.append((self._next, key))
             self._next += 1
         super().__setitem__(key, value)
 
@@ -166,11 +166,8 @@ class ListedUsers(dict[str, Any]):
         key = self._fold(key)
         super().__delitem__(key)
         del self._seq_of[key]
-        if len(self._keys) > 2 * len(self._seq_of) + 64:
-            live = [(k, q) for k, q in zip(self._keys, self._seqs, strict=True)
-                    if self._seq_of.get(k) == q]  # fmt: skip
-            self._keys = [k for k, _ in live]
-            self._seqs = [q for _, q in live]
+        if len(self._order) > 2 * len(self._seq_of) + 64:
+            self._order = [(q, k) for q, k in self._order if self._seq_of.get(k) == q]
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and super().__contains__(self._fold(key))
@@ -188,16 +185,17 @@ class ListedUsers(dict[str, Any]):
     def page(self, after: int, limit: int, keep: Callable[[Any], bool]) -> tuple[list[Any], int]:
         """Up to ``limit`` users ``keep`` accepts that arrived after sequence number
         ``after``, and the sequence number to go on after (-1 when no such user is left)."""
-        i = bisect.bisect_right(self._seqs, after)
+        order = self._order
+        i = bisect.bisect_right(order, after, key=lambda entry: entry[0])
         users: list[Any] = []
         last = -1
-        while i < len(self._keys):
-            key, seq = self._keys[i], self._seqs[i]
+        while i < len(order):
+            seq, key = order[i]
             i += 1
             if self._seq_of.get(key) != seq:
                 continue  # deleted (or deleted and added again later)
-            user = dict.__getitem__(self, key)
-            if not keep(user):
+            user = dict.get(self, key)
+            if user is None or not keep(user):
                 continue
             if len(users) == limit:
                 return users, last  # a further user exists: the page gets a token
