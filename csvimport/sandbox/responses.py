@@ -47,10 +47,6 @@ from .rules import PoolRules
 STORE: JobStore | None = None
 
 
-# Counts ListUsers pages, for settings.list_users_short_pages.
-_LIST_USERS_PAGES = itertools.count(1)
-
-
 def _store() -> JobStore:
     if STORE is None:  # pragma: no cover - only when used outside a Sandbox
         raise SandboxError("InternalErrorException", "The csvimport sandbox is not running.")
@@ -383,8 +379,7 @@ class SandboxCognitoResponse(CognitoIdpResponse):
             after = int(_token_value(token, S.LIST_USERS_TOKEN_KIND)) if token else -1
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise SandboxError("InvalidParameterException", "Invalid pagination token") from None
-        every = _store().settings.list_users_short_pages
-        if every and not next(_LIST_USERS_PAGES) % every:
+        if _store().settings.short_list_users_page():
             asked = max(1, asked // 2)  # a short page: its token goes on after its last user
         users, last = _listed_users(pool).page(after, asked, keep)
         wanted = self._get_param("AttributesToGet")

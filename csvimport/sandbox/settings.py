@@ -378,17 +378,29 @@ class SandboxSettings:
     trigger_timeout_seconds: float = TRIGGER_TIMEOUT_SECONDS
     trigger_attempts: int = TRIGGER_ATTEMPTS
     # SANDBOX CHOICE: every Nth ListUsers page holds half the users asked for (at least one)
-    # while more remain, as Cognito may answer short pages (facts §9); 0 = never.
+    # while more remain, as Cognito may answer short pages (facts §9); 0 = never. N counts
+    # the pages served since the setting was last changed, so which pages are short does
+    # not depend on what ran before.
     list_users_short_pages: int = 0
+    _list_users_pages: int = field(default=0, repr=False)
 
     def update(self, **changes: Any) -> None:
         """Change some settings; unknown names are an error."""
-        known = {f.name for f in fields(self)}
+        known = {f.name for f in fields(self) if not f.name.startswith("_")}
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown sandbox settings: {sorted(unknown)}; known: {sorted(known)}")
         for key, value in changes.items():
             setattr(self, key, type(getattr(self, key))(value))
+        if "list_users_short_pages" in changes:
+            self._list_users_pages = 0
+
+    def short_list_users_page(self) -> bool:
+        """Whether the ListUsers page being served is a short one (list_users_short_pages)."""
+        if not self.list_users_short_pages:
+            return False
+        self._list_users_pages += 1
+        return self._list_users_pages % self.list_users_short_pages == 0
 
     def reset(self, **changes: Any) -> None:
         """Put every setting back to its default, then apply ``changes``."""
@@ -397,7 +409,7 @@ class SandboxSettings:
             setattr(self, f.name, getattr(defaults, f.name))
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if not key.startswith("_")}
 
 
 @dataclass
