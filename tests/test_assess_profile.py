@@ -25,12 +25,11 @@ from csvimport.assess.model import Assessment
 from csvimport.assess.page import FORMAT_VERSION, render_page
 from csvimport.assess.predict import WORK_PREFIX, predict
 from csvimport.assess.profile import _Census, _classify, assess_source
-from csvimport.bench import bench_snapshot
 from csvimport.build.builder import BuildOptions, build
 from csvimport.build.mapping.spec import Mapping
 from csvimport.build.sources.base import SourceSpec
 
-from .helpers import LEGACY_MAPPING, cli_env, csvimport, messy_legacy_csv
+from .helpers import LEGACY_MAPPING, cli_env, csvimport, messy_legacy_csv, offline_snapshot
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -279,9 +278,9 @@ def test_a_prediction_is_what_the_build_then_does_and_keeps_no_run(tmp_path: Pat
     mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
     spec = SourceSpec(str(source))
     before = set(Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*"))
-    predicted = predict(spec, mapping, bench_snapshot())
+    predicted = predict(spec, mapping, offline_snapshot())
     assert set(Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*")) <= before  # removed
-    result = build(BuildOptions(spec, mapping, tmp_path / "run"), bench_snapshot())
+    result = build(BuildOptions(spec, mapping, tmp_path / "run"), offline_snapshot())
     assert result.duplicates > 0 and result.rejected > 0  # the messy data has both
     assert (predicted["written"], predicted["rejected_total"], predicted["duplicates"]) == (
         result.written, result.rejected, result.duplicates)  # fmt: skip
@@ -294,7 +293,7 @@ def test_assess_with_a_mapping_and_a_pool_shows_the_prediction(tmp_path: Path) -
     mapping.write_text(LEGACY_MAPPING, encoding="utf-8")
     out = tmp_path / "out"
     spec = tmp_path / "pool.json"  # a pool snapshot, as a run directory keeps it
-    bench_snapshot().save(spec)
+    offline_snapshot().save(spec)
     lone = csvimport(cli_env(), "assess", str(source), "--out", str(out), "--mapping",
                      str(mapping))  # fmt: skip
     assert lone.returncode == 2 and "--pool-id (or --pool-spec)" in lone.stderr
