@@ -425,7 +425,8 @@ def assess(
         ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
     )
     spec = _source_spec(source, table, query, delimiter, encoding)
-    if (mapping is None) != (pool_id is None and pool_spec is None):
+    # A pool alone (CSVIMPORT_POOL_ID is often set) predicts nothing and is not an error.
+    if mapping is not None and pool_id is None and pool_spec is None:
         raise ConfigError(
             "A prediction needs both a mapping and a pool.",
             hint="Give --mapping with --pool-id (or --pool-spec), or neither.",

@@ -297,6 +297,10 @@ def test_assess_with_a_mapping_and_a_pool_shows_the_prediction(tmp_path: Path) -
     lone = csvimport(cli_env(), "assess", str(source), "--out", str(out), "--mapping",
                      str(mapping))  # fmt: skip
     assert lone.returncode == 2 and "--pool-id (or --pool-spec)" in lone.stderr
+    pool_only = csvimport({**cli_env(), "CSVIMPORT_POOL_ID": "us-east-1_x"}, "assess",
+                          str(source), "--out", str(out))  # fmt: skip
+    assert pool_only.returncode == 0, pool_only.stderr  # a pool alone predicts nothing
+    assert "predicted build" not in pool_only.stderr
     done = csvimport(cli_env(), "assess", str(source), "--out", str(out), "--mapping",
                      str(mapping), "--pool-spec", str(spec))  # fmt: skip
     assert done.returncode == 0, done.stderr
