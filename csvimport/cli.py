@@ -1289,15 +1289,9 @@ def undo(
                 typer.echo(json.dumps({"plan": plan.to_json(UNDO_SHOWN), "result": None},
                                       indent=2))  # fmt: skip
             return
-        with Progress(TextColumn("deleting"), BarColumn(), TextColumn("{task.completed:,}/"
-                      "{task.total:,}"), RateColumn(), TimeRemainingColumn(),
-                      console=Console(stderr=True), transient=True,
-                      disable=not sys.stderr.isatty()) as deleting:  # fmt: skip
-            task = deleting.add_task("deleting", total=len(plan.to_delete))
+        with _pass_bar("deleting", len(plan.to_delete)) as advance:
             try:
-                result = run_undo(run, client, plan, journal, rate=rate,
-                                  on_progress=lambda done, total: deleting.update(
-                                      task, completed=done))  # fmt: skip
+                result = run_undo(run, client, plan, journal, rate=rate, on_progress=advance)
             except ServiceError as exc:
                 again = UNDO_AGAIN_HINT.format(run=run_dir)
                 exc.hint = f"{exc.hint} {again}" if exc.hint else again
