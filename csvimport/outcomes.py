@@ -256,6 +256,20 @@ class FollowupState:
     pending: int = 0
 
 
+@dataclass
+class UndoState:
+    """What `csvimport undo` did to the run's imported users (``undo.jsonl``), and what its
+    latest plan (``undo-plan.jsonl``) left in the pool and why; ``planned`` counts the
+    deletions that plan holds (a dry run plans without deleting)."""
+
+    deleted: int = 0
+    already_gone: int = 0
+    failed: int = 0
+    pending: int = 0  # an intent with no outcome, or throttled: the next undo settles it
+    planned: int = 0
+    left: dict[str, int] = field(default_factory=dict)  # why -> users left in the pool
+
+
 @dataclass(frozen=True)
 class AdoptionPoint:
     """One ``csvimport verify`` of the run, as its summary counted the pool (counts only)."""
@@ -295,3 +309,4 @@ class RunReport:
     # One point per `csvimport verify` of the run, oldest first (verify/*.summary.json).
     adoption: list[AdoptionPoint] = field(default_factory=list)
     followups: FollowupState | None = None  # None: no follow-up pass has run
+    undo: UndoState | None = None  # None: `csvimport undo` never ran, not even dry

@@ -41,7 +41,7 @@ import botocore.exceptions
 
 from csvimport.errors import THROTTLING_CODES, RefusedError, ServiceError
 from csvimport.files import open_private
-from csvimport.outcomes import Outcome
+from csvimport.outcomes import Outcome, UndoState
 from csvimport.passjournal import PassJournal, Step
 from csvimport.pool import LIST_USERS_PAGE, list_users_filter
 from csvimport.redact import mask_username
@@ -169,7 +169,11 @@ class UndoResult:
 
 
 def open_journal(run: RunDir) -> PassJournal:
-    return PassJournal(run.path / UNDO_JOURNAL, what="an undo record", damaged_hint=DAMAGED_HINT)
+    return _journal(run.path)
+
+
+def _journal(run_dir: Path) -> PassJournal:
+    return PassJournal(run_dir / UNDO_JOURNAL, what="an undo record", damaged_hint=DAMAGED_HINT)
 
 
 def _key(username: str) -> str:
@@ -431,3 +435,34 @@ def recorded_window(started: str | None, completed: str | None) -> Window | None
     except ValueError:
         return None
     return Window(start, end)
+
+
+# --- the journal read back, by `csvimport report` -------------------------------------
+def undo_done(run_dir: Path) -> UndoState | None:
+    """Undo's outcome for the report (counts only), None when undo never ran here."""
+    journal, plan = run_dir / UNDO_JOURNAL, run_dir / UNDO_PLAN
+    if not journal.exists() and not plan.exists():
+        return None
+    state = UndoState()
+    if journal.exists():
+        for last in _journal(run_dir).last().values():
+            if last.step is Step.DONE:
+                if last.reason == DELETED:
+                    state.deleted += 1
+                else:
+                    state.already_gone += 1
+            elif last.step is Step.FAILED:
+                state.failed += 1
+            else:  # CALLING or NOT_DONE
+                state.pending += 1
+    if plan.exists():
+        left: Counter[str] = Counter()
+        with plan.open(encoding="utf-8") as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry["action"] == "delete":
+                    state.planned += 1
+                elif entry["action"] == "leave":
+                    left[entry["why"]] += 1
+        state.left = dict(left.most_common())
+    return state

@@ -50,6 +50,7 @@ from csvimport.outcomes import (
     UserResult,
 )
 from csvimport.passes.followups import followups_done
+from csvimport.passes.undo import undo_done
 from csvimport.passwords.recovery import Blocked, RecoveryPolicy, reset_verdict
 from csvimport.passwords.resets import LastRecord, ResetJournal
 from csvimport.report.adoption import read_adoption
@@ -418,7 +419,7 @@ class Reconciler:
             reject_reasons=tally.groups(lambda o: o is Outcome.REJECTED),
             duplicates=tally.duplicates.users(), passwords=passwords,
             attention=tally.attention.users(), warnings=self.warnings, adoption=adoption,
-            followups=followups_done(self.run.path),
+            followups=followups_done(self.run.path), undo=undo_done(self.run.path),
         )  # fmt: skip
 
 
