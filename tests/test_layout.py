@@ -15,6 +15,8 @@ import csvimport
 
 PACKAGE = Path(csvimport.__file__).parent
 FRONT_DOORS = {"csvimport.__main__", "csvimport.cli", "csvimport.demo", "csvimport.bench"}
+# The command line is a package of front-door modules (csvimport.cli.build, ...).
+FRONT_DOOR_PACKAGES = ("csvimport.cli",)
 STAGES = ("build", "run", "report", "passwords", "migrate", "passes", "assess")
 SHARED = "shared"
 # Which layers each layer may import besides itself (front doors may import anything).
@@ -47,6 +49,8 @@ def layer(name: str) -> str | None:
     """The layer a csvimport module belongs to; None for the package root and front doors."""
     parts = name.split(".")
     if name == "csvimport" or name in FRONT_DOORS:
+        return None
+    if name.startswith(tuple(f"{package}." for package in FRONT_DOOR_PACKAGES)):
         return None
     if len(parts) > 2 or (PACKAGE / parts[1]).is_dir():
         return parts[1]
@@ -84,7 +88,7 @@ def test_the_top_level_holds_only_front_doors_and_the_shared_layer() -> None:
         for name in top
         if (PACKAGE / name).is_dir() and (PACKAGE / name / "__init__.py").exists()
     }
-    assert packages == {*STAGES, "sandbox"}
+    assert packages == {*STAGES, "sandbox", "cli"}
     stage_modules = {
         "build.py",
         "chunkbuild.py",
@@ -149,3 +153,47 @@ def test_stage_packages_import_each_other_without_a_cycle() -> None:
 
     cycles = [stage for stage in edges if reaches(stage, stage, set())]
     assert not cycles, f"layers in an import cycle: {cycles} ({edges})"
+
+
+def test_only_the_command_line_imports_typer_or_rich_progress() -> None:
+    """The library stays usable from Python: Typer and the progress bars are the CLI's."""
+    wrong = []
+    for name, path in modules().items():
+        if name == "csvimport.cli" or name.startswith("csvimport.cli."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                targets = [node.module or ""]
+            else:
+                continue
+            wrong += [f"{name}:{node.lineno} imports {t}" for t in targets
+                      if t.split(".")[0] == "typer" or t.startswith("rich.progress")]  # fmt: skip
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_command_modules_import_each_other_without_a_cycle() -> None:
+    """A cycle inside csvimport.cli would fail at import time, depending on which module a
+    caller happens to import first."""
+    names = {n for n in modules() if n.startswith("csvimport.cli.")}
+    edges = {n: {t for _, t in imported(n, modules()[n]) if t in names and t != n} for n in names}
+
+    def reaches(start: str, goal: str, seen: frozenset[str]) -> bool:
+        return any(nxt == goal or reaches(nxt, goal, seen | {nxt})
+                   for nxt in edges[start] - seen)  # fmt: skip
+
+    assert not [n for n in names if reaches(n, n, frozenset())]
+
+
+def test_help_lists_every_command_in_the_migrations_order() -> None:
+    import typer
+
+    from csvimport.cli import app
+    from csvimport.cli.app import COMMAND_ORDER
+
+    group = typer.main.get_command(app)
+    assert sorted(group.commands) == sorted(COMMAND_ORDER)  # type: ignore[attr-defined]
+    listed = group.list_commands(typer.Context(group))  # type: ignore[attr-defined]
+    assert listed == list(COMMAND_ORDER)
+    assert listed.index("assess") < listed.index("build") < listed.index("start")
