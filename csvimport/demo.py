@@ -1,13 +1,17 @@
 """``make demo``: a whole migration against the local sandbox.
 
-1. starts ``csvimport sandbox`` in a child process (as a user would) and reads its JSON line;
-2. writes a legacy SQLite database of a few hundred members with realistic problems
+1. writes a legacy SQLite database of a few hundred members with realistic problems
    (unverified emails, bad phones, usernames differing only in case, a member who is
-   already in the pool);
-3. ``csvimport assess`` profiles the members and proposes a pool, a starter mapping and a
-   password strategy (``assessment/assessment.html``); ``csvimport map`` suggests a
-   mapping; ``csvimport build`` turns the members into validated Cognito import files in a
-   run directory;
+   already in the pool), named the legacy system's way (``member_id``, ``email_ok``,
+   ``born``, ``active``, ``roles``);
+2. ``csvimport assess`` profiles the members and proposes a pool, a starter mapping and a
+   password strategy (``assessment/assessment.html``);
+3. starts ``csvimport sandbox`` in a child process (as a user would) with the proposed pool
+   (``assessment/pool-spec.json``) and the migration function as its UserMigration trigger,
+   and reads its JSON line; ``csvimport build`` turns the members into validated Cognito
+   import files in a run directory with the proposed mapping (``assessment/mapping.toml``)
+   and the strategy's ``--password-fallback`` (``assessment/proposal.json``), as they are:
+   the demo stands for a person who reviewed them and changed nothing;
 4. ``csvimport start --no-wait`` starts the first import job, ``csvimport status --wait``
    follows it to the end, and ``csvimport start`` runs the next (the users with importable
    hashes have a chunk of their own);
@@ -42,9 +46,8 @@ import bcrypt
 import boto3
 from passlib.hash import md5_crypt, phpass
 
-from csvimport.resources import schema_path
-
 TERMINAL = {"Succeeded", "Failed", "Stopped", "Expired"}
+POOL_NAME = "csvimport-demo"  # the proposed pool's name
 FIRST = ["Ada", "Grace", "Alan", "Linus", "Barbara", "Edsger", "Margaret", "Ken", "Radia",
          "Donald", "Frances", "Niklaus", "Sophie", "Tim", "Hedy", "Dennis"]  # fmt: skip
 LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Dijkstra", "Hamilton",
@@ -57,6 +60,9 @@ MIGRATION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:csvimport-demo-m
 # to keep the demo quick); md5-crypt, phpass and bcrypt cost 13 migrate at first sign-in.
 MD5_CRYPT_EVERY, PHPASS_EVERY = 7, 11
 BCRYPT_13_MEMBERS = (3, 33, 93)  # cost 13 takes about 0.5 s a hash: a few members only
+# phpass's usual 2^19 rounds take about 0.3 s each in pure Python: the demo's 2^13 are enough
+# to show the migration function at work without making the demo wait.
+PHPASS_ROUNDS = 13
 NO_HASH_EVERY = 17  # never set a password: they reset
 SIGNS_IN = 7  # the member the demo signs in with their old password (md5-crypt)
 # The legacy system had disabled them: followups disables them too, and resets (they have
@@ -79,7 +85,7 @@ def legacy_hash(member: int) -> str:
     if member % MD5_CRYPT_EVERY == 0:
         return str(md5_crypt.hash(password))
     if member % PHPASS_EVERY == 0:
-        return str(phpass.hash(password))
+        return str(phpass.using(rounds=PHPASS_ROUNDS).hash(password))
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
 
 
@@ -125,10 +131,10 @@ def make_legacy_db(path: Path, members: int = 300, seed: int = 7) -> None:
         assert SIGNS_IN % DISABLED_EVERY
 
 
-def demo_pool_spec(out_dir: Path) -> Path:
-    """The demo pool (schemas/sandbox-pool.json) with the migration function as its
-    UserMigration trigger, which the sandbox runs from ``out_dir/migration``."""
-    spec = json.loads(schema_path("sandbox-pool.json").read_text(encoding="utf-8"))
+def demo_pool_spec(out_dir: Path, proposed: Path) -> Path:
+    """The proposed pool (``proposed``: assess's pool-spec.json) with the migration function
+    as its UserMigration trigger, which the sandbox runs from ``out_dir/migration``."""
+    spec = json.loads(proposed.read_text(encoding="utf-8"))
     spec["LambdaConfig"] = {"UserMigration": MIGRATION_ARN}
     spec["x-csvimport"]["lambda_functions"] = {MIGRATION_ARN: {
         "handler": "csvimport.migrate.handler:handler",
@@ -159,9 +165,31 @@ def csvimport(*args: str, env: dict[str, str]) -> int:
     return subprocess.run([sys.executable, "-m", "csvimport", *args], env=env).returncode
 
 
+def assess(legacy: Path, folder: Path) -> tuple[Path, Path, str]:
+    """``csvimport assess`` the legacy members: the proposed pool spec, the starter mapping
+    and the strategy's ``--password-fallback``."""
+    status = csvimport("assess", f"sqlite:///{legacy}", "--table", "members", "--out",
+                       str(folder), "--pool-name", POOL_NAME, env=dict(os.environ))  # fmt: skip
+    if status != 0:
+        raise SystemExit(f"csvimport assess failed (exit {status})")
+    proposal = json.loads((folder / "proposal.json").read_text(encoding="utf-8"))
+    fallback = proposal["strategy"]["password_fallback"]
+    if fallback != "migrate":  # the demo's members are made for bulk plus migration
+        raise SystemExit(f"assess proposed {proposal['strategy']['name']!r}, not migration at "
+                         "first sign-in: the demo's legacy members changed?")  # fmt: skip
+    say(f"A person reviews {folder / 'assessment.html'} and the proposal beside it; the demo "
+        "takes them as they are.")  # fmt: skip
+    return folder / "pool-spec.json", folder / "mapping.toml", fallback
+
+
 def run(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    child, info = start_sandbox(job_seconds=2.0, pool_spec=demo_pool_spec(out_dir))
+    legacy = out_dir / "legacy.db"
+    make_legacy_db(legacy)
+    say(f"Wrote a legacy database of 300 members: {legacy}")
+    # Before the import: profile the members and propose a pool, a mapping, a strategy.
+    proposed, mapping, fallback = assess(legacy, out_dir / "assessment")
+    child, info = start_sandbox(job_seconds=2.0, pool_spec=demo_pool_spec(out_dir, proposed))
     try:
         say(f"Sandbox up at {info['endpoint_url']}, pool {info['user_pool_id']} "
             f"({info['user_pool_name']})")  # fmt: skip
@@ -178,23 +206,11 @@ def run(out_dir: Path) -> None:
             UserAttributes=[{"Name": "email", "Value": "ada@example.com"}],
         )  # fmt: skip
 
-        legacy = out_dir / "legacy.db"
-        make_legacy_db(legacy)
-        say(f"Wrote a legacy database of 300 members: {legacy}")
-        # Before the import: profile the members and propose a pool, a mapping, a strategy.
-        status = csvimport("assess", f"sqlite:///{legacy}", "--table", "members", "--out",
-                           str(out_dir / "assessment"), env=env)  # fmt: skip
-        if status != 0:
-            raise SystemExit(f"csvimport assess failed (exit {status})")
-        starter = out_dir / f"mapping-{time.strftime('%Y%m%d-%H%M%S')}.toml"
-        csvimport("map", f"sqlite:///{legacy}", "--table", "members", "--out", str(starter),
-                  env=env)  # fmt: skip
-        say(f"A person reviews the starter mapping {starter}; the demo uses the reviewed one.")
         run_dir = out_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
         status = csvimport(
             "build", f"sqlite:///{legacy}", "--table", "members",
-            "--mapping", str(schema_path("mappings/demo-legacy.toml")),
-            "--out", str(run_dir), "--check-existing", "--password-fallback", "migrate", env=env,
+            "--mapping", str(mapping), "--out", str(run_dir), "--check-existing",
+            "--password-fallback", fallback, env=env,
         )  # fmt: skip
         if status not in (0, 1):
             raise SystemExit(f"csvimport build failed (exit {status})")

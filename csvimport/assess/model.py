@@ -31,6 +31,10 @@ class ColumnProfile:
     date_formats: dict[str, int] = field(default_factory=dict)  # strftime "%Y-%m-%d" -> rows
     hash_schemes: dict[str, int] = field(default_factory=dict)  # legacyhash scheme -> rows
     examples: list[str] = field(default_factory=list)  # masked (csvimport.redact)
+    # phone numbers without +country code: how many distinct ones were sampled, and per
+    # country how many of them are valid numbers there (csvimport.assess.content)
+    national_sample: int = 0
+    national_regions: dict[str, int] = field(default_factory=dict)
 
     @property
     def fill_rate(self) -> float:
@@ -84,9 +88,24 @@ class Roles:
     password: str | None = None
     legacy_id: str | None = None
     disabled: str | None = None
+    # the value of the disabled column that means disabled (False: the column says who is
+    # active); None without a disabled column
+    disabled_when: bool | None = None
     groups: str | None = None
     # other source column -> the standard attribute it maps to ("given_name", ...)
     attributes: dict[str, str] = field(default_factory=dict)
+    # role (or standard attribute) -> why it was found by its values rather than its name
+    by_values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class GroupsProfile:
+    """The legacy roles of the groups column, which ``csvimport followups`` carries."""
+
+    column: str
+    separator: str  # between a user's roles
+    roles: dict[str, int] = field(default_factory=dict)  # legacy role -> users, most first
+    more: int = 0  # memberships in roles beyond those counted (content.MAX_GROUP_ROLES)
 
 
 @dataclass
@@ -102,6 +121,7 @@ class Assessment:
     predicted: dict[str, Any] | None = None
     # Records the source garbles (a stray quote, a ragged row): not users, not profiled.
     garbled: int = 0
+    groups: GroupsProfile | None = None
 
     def column(self, name: str) -> ColumnProfile | None:
         return next((c for c in self.columns if c.name == name), None)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
+from csvimport.assess.content import GroupRoles, NationalPhones, refine_roles
 from csvimport.assess.model import (
     Assessment,
     ColumnProfile,
@@ -217,6 +218,7 @@ class _Column:
     boolean_spellings: Counter[str] = field(default_factory=Counter)
     date_formats: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    national: NationalPhones = field(default_factory=NationalPhones)  # the phone column's
 
     def profile(self, hash_schemes: dict[str, int]) -> ColumnProfile:
         kinds = dict(self.kinds)
@@ -230,6 +232,7 @@ class _Column:
             phone_countries=dict(self.phone_countries),
             boolean_spellings=dict(self.boolean_spellings), date_formats=dict(self.date_formats),
             hash_schemes=hash_schemes, examples=list(self.examples),
+            national_sample=len(self.national.sample), national_regions=self.national.regions(),
         )  # fmt: skip
 
 
@@ -373,6 +376,7 @@ class _Profiler:
         ]  # fmt: skip
         self.census = _Census(roles.password) if roles.password is not None else None
         self.countries: dict[str, str] = {}
+        self.groups = GroupRoles(roles.groups) if roles.groups is not None else None
 
     def add(self, chunk: pd.DataFrame) -> None:
         if SOURCE_RULE in chunk.columns:  # rows the source garbles are no users
@@ -386,6 +390,8 @@ class _Profiler:
             self._key(key, chunk[key.column].astype("str"))
         if self.census is not None:
             self.census.add(chunk[self.census.column].astype("str"))
+        if self.groups is not None:
+            self.groups.add(chunk[self.groups.column].astype("str"))
 
     def _column(self, column: _Column, values: pd.Series) -> None:
         column.rows += len(values)
@@ -434,6 +440,8 @@ class _Profiler:
         phones[phones] = (digits & ~shaped.str.fullmatch(_DATE_SHAPED)).to_numpy(bool)
         phones = pd.Series(phones, index=left.index)
         found = left[phones]
+        if column.name == self.roles.phone_number:
+            column.national.add(found.tolist())
         for value, n in zip(found.tolist(), weights[found.index].tolist(), strict=True):
             column.phone_countries[self._country(value)] += n
         left = _take(column, weights, left, "phone", phones)
@@ -489,9 +497,11 @@ class _Profiler:
             column.profile(census.by_scheme if name == self.roles.password else {})
             for name, column in self.columns.items()
         ]
-        return Assessment(source=source, rows=self.rows, columns=profiles, roles=self.roles,
+        return Assessment(source=source, rows=self.rows, columns=profiles,
+                          roles=refine_roles(self.roles, profiles),
                           duplicates=[key.counts() for key in self.keys], passwords=census,
-                          garbled=self.garbled)  # fmt: skip
+                          garbled=self.garbled,
+                          groups=self.groups.profile() if self.groups else None)  # fmt: skip
 
 
 def _masked(value: str, *, is_password: bool) -> str:

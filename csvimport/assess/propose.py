@@ -23,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from csvimport.assess.content import disabled_reason, phone_region
 from csvimport.assess.model import (
     Assessment,
     ColumnProfile,
@@ -31,7 +32,15 @@ from csvimport.assess.model import (
     Roles,
 )
 from csvimport.build.deferral import PasswordFallback
-from csvimport.build.mapping.spec import PASSWORD_HASH, STANDARD_ATTRIBUTES, USERNAME
+from csvimport.build.mapping.spec import (
+    GROUP_NAME_MAX,
+    PASSWORD_HASH,
+    STANDARD_ATTRIBUTES,
+    USERNAME,
+    Disabled,
+    Groups,
+    group_name_ok,
+)
 from csvimport.build.mapping.suggest import suggest_mapping
 from csvimport.build.mapping.transforms import BOOLEAN_WORDS
 from csvimport.cloudformation import (
@@ -98,6 +107,7 @@ POOL_SPEC_FILE: Final = "pool-spec.json"
 TEMPLATE_FILE: Final = "pool.template.json"
 MAPPING_FILE: Final = "mapping.toml"
 PROPOSAL_FILE: Final = "proposal.json"
+MAPPING_ORIGIN: Final = "`csvimport assess` for the proposed pool (pool-spec.json)"
 FILES: Final = (POOL_SPEC_FILE, TEMPLATE_FILE, MAPPING_FILE, PROPOSAL_FILE)
 
 # The app client's sign-in flows. USER_PASSWORD_AUTH where users keep their password: the
@@ -177,6 +187,12 @@ class Proposal:
     legacy_id: str | None = None
     columns: list[str] = field(default_factory=list)
     source: str = ""
+    # what the import file cannot carry (csvimport followups), and the phone numbers' region
+    disabled: Disabled | None = None
+    groups: Groups | None = None
+    phone_region: str | None = None
+    # the starter mapping's comments: stanza ("legacy", "groups", an attribute) -> why
+    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def password_hash_import(self) -> bool:
@@ -675,6 +691,64 @@ def _app_client(strategy: Strategy, numbers: dict[str, int]) -> Choice:
     return Choice("app_client_flows", flows, PASSWORD_AUTH_REASON.format(who=" and ".join(who)))
 
 
+def _group_name(role: str) -> str:
+    """The Cognito group a legacy role becomes: its name, spaces made dashes ("" when it
+    still is no group name, which leaves the role out)."""
+    name = re.sub(r"\s+", "-", role.strip())[:GROUP_NAME_MAX]
+    return name if group_name_ok(name) else ""
+
+
+def _followups(
+    assessment: Assessment,
+) -> tuple[Disabled | None, Groups | None, Choice | None, dict[str, str]]:
+    """The legacy disabled flag and groups the follow-up pass carries, the choice, and why
+    each ("disabled", "groups": the starter mapping's notes)."""
+    roles, found = assessment.roles, assessment.groups
+    disabled = groups = None
+    parts: dict[str, str] = {}
+    if roles.disabled is not None:
+        when = True if roles.disabled_when is None else roles.disabled_when
+        disabled = Disabled(roles.disabled, when)
+        parts["disabled"] = (
+            disabled_reason(roles.disabled, when, _profile(assessment, roles.disabled))
+            + " (AdminDisableUser after the import)"
+        )
+    if found is not None and found.roles:
+        names = tuple((role, _group_name(role)) for role in found.roles)
+        groups = Groups(found.column, names, found.separator)
+        listed = ", ".join(f"{role} ({n:,} user{'s' if n != 1 else ''})"
+                           for role, n in list(found.roles.items())[:8])  # fmt: skip
+        parts["groups"] = (
+            f"The column {found.column} holds each user's legacy roles, separated by "
+            f"{found.separator!r}: "
+            f"{listed}{', ...' if len(found.roles) > 8 else ''}; each becomes the group of its "
+            "name (AdminAddUserToGroup after the import; rename them in [groups.names])"
+        )
+        if found.more:
+            parts["groups"] += (f"; {found.more:,} memberships in roles beyond the "
+                                f"{len(found.roles):,} counted are not in [groups.names]: "
+                                "followups lists them as unmapped")  # fmt: skip
+    if not parts:
+        return None, None, None, {}
+    value = {"disabled": None if disabled is None else {"column": disabled.column,
+                                                          "disabled_when": disabled.when},
+             "groups": None if groups is None else groups.column}  # fmt: skip
+    notes = {key: part + "." for key, part in parts.items()}
+    return disabled, groups, Choice("follow_ups", value, " ".join(notes.values())), notes
+
+
+def _notes(assessment: Assessment, choices: list[Choice]) -> dict[str, str]:
+    """The starter mapping's comments: why a column plays its part, found by its values,
+    and why the follow-ups and the phone region."""
+    by_values = assessment.roles.by_values
+    notes = {("legacy" if role == "legacy_id" else role): f"Found by its values: {why}."
+             for role, why in by_values.items()}  # fmt: skip
+    for choice in choices:
+        if choice.name == "phone_region":
+            notes["options"] = choice.reason
+    return notes
+
+
 def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Proposal:
     """Propose the pool and the password strategy for ``assessment``, each with its reason."""
     username_attributes, alias_attributes, sign_in_reason = _sign_in(assessment)
@@ -696,6 +770,14 @@ def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Pr
         Choice("strategy", strategy.value, strategy_reason),
         _app_client(strategy, numbers),
     ]
+    disabled, groups, followups, followup_notes = _followups(assessment)
+    if followups is not None:
+        choices.append(followups)
+    region, region_reason = phone_region(_profile(assessment, assessment.roles.phone_number))
+    if region_reason:
+        read_as = f" are read as {region} numbers" if region else ""
+        why = f"Phone numbers without +country code{read_as}: {region_reason}."
+        choices.append(Choice("phone_region", region, why))
     known = _stanzas(assessment.roles, email_is_username=bool(username_attributes),
                      custom=custom, hashes=_imports_hashes(strategy, numbers))  # fmt: skip
     return Proposal(
@@ -714,6 +796,10 @@ def propose(assessment: Assessment, *, pool_name: str = DEFAULT_POOL_NAME) -> Pr
         legacy_id=assessment.roles.legacy_id,
         columns=[c.name for c in assessment.columns],
         source=assessment.source,
+        disabled=disabled,
+        groups=groups,
+        phone_region=region,
+        notes={**_notes(assessment, choices), **followup_notes},
     )
 
 
@@ -865,8 +951,11 @@ def template(proposal: Proposal) -> dict[str, Any]:
 
 def mapping_text(proposal: Proposal) -> str:
     """The starter mapping for the proposed pool (``csvimport build --mapping``)."""
-    return suggest_mapping(proposal.columns, proposal.header(), source_name=proposal.source,
-                           known=proposal.known, legacy_id=proposal.legacy_id)  # fmt: skip
+    return suggest_mapping(
+        proposal.columns, proposal.header(), source_name=proposal.source, known=proposal.known,
+        legacy_id=proposal.legacy_id, origin=MAPPING_ORIGIN, disabled=proposal.disabled,
+        groups=proposal.groups, phone_region=proposal.phone_region, notes=proposal.notes,
+    )  # fmt: skip
 
 
 def write_proposal(proposal: Proposal, folder: Path) -> list[Path]:

@@ -613,7 +613,7 @@ class _Parser:
             )
         pairs = []
         for role, group in names.items():
-            if not isinstance(group, str) or not (group == "" or _group_name_ok(group)):
+            if not isinstance(group, str) or not (group == "" or group_name_ok(group)):
                 raise self.fail(
                     "[groups.names]",
                     f"{toml_key(role)} = {_describe(group)} is not a Cognito group name.",
@@ -943,7 +943,7 @@ class _Parser:
         return value
 
 
-def _group_name_ok(name: str) -> bool:
+def group_name_ok(name: str) -> bool:
     return 0 < len(name) <= GROUP_NAME_MAX and all(
         unicodedata.category(c)[0] in GROUP_NAME_CATEGORIES for c in name
     )

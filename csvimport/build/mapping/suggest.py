@@ -8,6 +8,7 @@ transform its attribute needs; the text is a TOML mapping file for a person to r
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -17,6 +18,8 @@ from csvimport.build.mapping.spec import (
     PLACEHOLDER_PREFIX,
     USERNAME,
     USERNAME_PLACEHOLDER,
+    Disabled,
+    Groups,
     is_cognito_attribute,
     toml_key,
     toml_string,
@@ -67,6 +70,7 @@ SUGGESTED_TRANSFORMS: Final = {
     "updated_at": "timestamp",
     "cognito:mfa_enabled": "boolean",
 }
+NOTE_WIDTH: Final = 88  # characters of a note's comment line, after "# "
 # Advice written beside an attribute the starter could not map, where one is known.
 UNMATCHED_ADVICE: Final = {
     "email_verified": 'value = "true"  # if the legacy system verified every address; '
@@ -116,6 +120,11 @@ def suggest_mapping(
     multiline: Sequence[str] = (),
     known: Mapping[str, Mapping[str, Any]] | None = None,
     legacy_id: str | None = None,
+    origin: str = "`csvimport map` as a starting point",
+    disabled: Disabled | None = None,
+    groups: Groups | None = None,
+    phone_region: str | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> str:
     """Return the text of a starter mapping TOML matching source columns to pool attributes.
 
@@ -131,8 +140,18 @@ def suggest_mapping(
     ``known`` gives matches already decided (attribute -> its stanza, e.g. ``{"column":
     "mail", "transform": "email"}``; without a transform, the attribute's usual one), and
     ``legacy_id`` the legacy id column: both win over matching by name (``csvimport assess``
-    knows which column plays which part from the data).
+    knows which column plays which part from the data). It also knows the legacy
+    ``disabled`` flag, the ``groups`` column and the ``phone_region`` of numbers without
+    +country code; ``notes`` are written as comments above the stanza they name ("legacy",
+    "groups", "options" or an attribute): why each was chosen. ``origin`` says in the
+    header who wrote the mapping.
     """
+    notes = notes or {}
+
+    def note(key: str) -> list[str]:
+        text = _comment_text(notes.get(key, ""))
+        return [f"# {line}" for line in textwrap.wrap(text, NOTE_WIDTH)]
+
     attributes = list(dict.fromkeys(attributes))
     by_name: dict[str, str] = {}
     for column in columns:
@@ -189,7 +208,7 @@ def suggest_mapping(
         "# csvimport mapping: Cognito attributes from the columns of "
         + (_comment_text(source_name) if source_name else "the source")
         + ".",
-        "# Written by `csvimport map` as a starting point: review every line before a build.",
+        f"# Written by {origin}: review every line before a build.",
         '# Each [attributes.X] takes one of: column = "col", join = ["a", "b"], value = "const";',
         "# optional: transform (text, boolean, email, phone, date, timestamp, lower, upper),",
         "# default (when the value is empty), region (phone), format (date, timestamp),",
@@ -199,6 +218,7 @@ def suggest_mapping(
     if legacy_id is not None:
         lines += [
             "[legacy]",
+            *note("legacy"),
             "# The column that identifies a legacy user in line maps and rejects.",
             f"id = {toml_string(legacy_id)}",
         ]
@@ -213,11 +233,37 @@ def suggest_mapping(
             "# [legacy]",
             '# id = ""  # the column that identifies a legacy user',
         ]
+    if disabled is not None:
+        lines += [
+            *([] if legacy_id is not None else ["[legacy]"]),
+            *note("disabled"),
+            "# The legacy flag: `csvimport followups` disables these users after the import.",
+            f"disabled = {toml_string(disabled.column)}",
+            f"disabled_when = {'true' if disabled.when else 'false'}",
+        ]
+    if groups is not None:
+        lines += [
+            "",
+            "# What the CSV cannot carry: `csvimport followups` adds the users to these groups.",
+            *note("groups"),
+            "[groups]",
+            f"column = {toml_string(groups.column)}",
+            f"separator = {toml_string(groups.separator)}",
+            "",
+            '# legacy role = Cognito group ("" leaves a role out on purpose)',
+            "[groups.names]",
+            *(f"{toml_key(role)} = {toml_string(group)}" for role, group in groups.names),
+        ]
+    region = (
+        [*note("options"), f"phone_region = {toml_string(phone_region)}"]
+        if phone_region
+        else ['# phone_region = "US"']
+    )
     lines += [
         "",
         "[options]",
         "# The region of phone numbers written without +country code (e.g. US, GB, DE):",
-        '# phone_region = "US"',
+        *region,
         "# The input format of dates that are not YYYY-MM-DD or MM/DD/YYYY, e.g. day first:",
         '# date_format = "%d/%m/%Y"',
     ]
@@ -232,7 +278,7 @@ def suggest_mapping(
             f"column = {toml_string(USERNAME_PLACEHOLDER)}",
         ]
     for attribute in ordered:
-        lines += ["", f"[attributes.{toml_key(attribute)}]"]
+        lines += ["", f"[attributes.{toml_key(attribute)}]", *note(attribute)]
         for key, value in matched[attribute].items():
             if isinstance(value, list):
                 lines.append(f"{key} = [{', '.join(toml_string(v) for v in value)}]")
@@ -257,7 +303,7 @@ def suggest_mapping(
             transform = _suggested_transform(attribute)
             if transform:
                 lines.append(f"# transform = {toml_string(transform)}")
-    read = {legacy_id, updated} | {
+    read = {legacy_id, updated, disabled and disabled.column, groups and groups.column} | {
         c
         for spec in matched.values()
         for c in ([spec["column"]] if "column" in spec else spec.get("join", []))
