@@ -12,7 +12,8 @@
   build's synthetic legacy users plus a password column (bcrypt, Django PBKDF2 and empty
   hashes, each salt its own), 1M and 2M by default, in its own process; floor: the build's
   (pandas reading the same CSV and writing one CSV). Goal (issue 16): within 2x of the
-  floor at 1M, peak RSS under 1 GiB and about the same at 2M.
+  floor at 1M, peak RSS under 1 GiB and about the same at 2M. Also each one's CPU time
+  (``cpu_ratio_to_floor``) and sampled peak PSS.
 - report: a 500,000-user job imported in the sandbox, then ``report``'s work (fetch the
   log, parse, join, reconcile, write results and HTML) in its own process; floor:
   fetching the same log events and splitting each message, in its own process.

@@ -96,6 +96,23 @@ def assessed(tmp_path_factory: pytest.TempPathFactory) -> Assessment:
     return assess_source(SourceSpec(str(source), chunk_rows=3))  # chunks cut across pairs
 
 
+@pytest.mark.parametrize("spill_at", [1, 4, 500])
+def test_hashes_moved_to_files_count_as_the_ones_kept_in_memory(
+    spill_at: int, assessed: Assessment, tmp_path: Path
+) -> None:
+    source = write_legacy(tmp_path / "legacy.csv", LEGACY)
+    moved = assess_source(SourceSpec(str(source), chunk_rows=3), spill_at=spill_at)
+    assert {**moved.to_json(), "source": ""} == {**assessed.to_json(), "source": ""}
+    # thousands of users, some sharing values within and across the stores' files
+    messy_legacy_csv(tmp_path / "messy.csv", 3000)
+    spec = SourceSpec(str(tmp_path / "messy.csv"), chunk_rows=400)
+    kept = assess_source(spec)
+    assert assess_source(spec, spill_at=spill_at).to_json() == kept.to_json()
+    login = kept.column("login")
+    assert login is not None and login.distinct > login.distinct_folded  # case variants
+    assert any(d.exact or d.folded for d in kept.duplicates)
+
+
 def test_every_column_is_profiled_exactly_across_chunks(assessed: Assessment) -> None:
     assert assessed.rows == 8
     assert [c.name for c in assessed.columns] == HEADER
