@@ -24,7 +24,18 @@ from sqlalchemy.pool import NullPool
 from csvimport.assess.model import Assessment
 from csvimport.assess.page import FORMAT_VERSION, render_page
 from csvimport.assess.predict import WORK_PREFIX, predict
-from csvimport.assess.profile import _Census, _classify, assess_source
+from csvimport.assess.profile import (
+    _DATE_SHAPED,
+    _DATES,
+    _DJANGO_SHAPE,
+    _HASH,
+    _NUMBERS,
+    _PHONE,
+    _Census,
+    _classify,
+    _matches,
+    assess_source,
+)
 from csvimport.build.builder import BuildOptions, build
 from csvimport.build.mapping.spec import Mapping
 from csvimport.build.sources.base import SourceSpec
@@ -85,6 +96,23 @@ def assessed(tmp_path_factory: pytest.TempPathFactory) -> Assessment:
     return assess_source(SourceSpec(str(source), chunk_rows=3))  # chunks cut across pairs
 
 
+@pytest.mark.parametrize("spill_at", [1, 4, 500])
+def test_hashes_moved_to_files_count_as_the_ones_kept_in_memory(
+    spill_at: int, assessed: Assessment, tmp_path: Path
+) -> None:
+    source = write_legacy(tmp_path / "legacy.csv", LEGACY)
+    moved = assess_source(SourceSpec(str(source), chunk_rows=3), spill_at=spill_at)
+    assert {**moved.to_json(), "source": ""} == {**assessed.to_json(), "source": ""}
+    # thousands of users, some sharing values within and across the stores' files
+    messy_legacy_csv(tmp_path / "messy.csv", 3000)
+    spec = SourceSpec(str(tmp_path / "messy.csv"), chunk_rows=400)
+    kept = assess_source(spec)
+    assert assess_source(spec, spill_at=spill_at).to_json() == kept.to_json()
+    login = kept.column("login")
+    assert login is not None and login.distinct > login.distinct_folded  # case variants
+    assert any(d.exact or d.folded for d in kept.duplicates)
+
+
 def test_every_column_is_profiled_exactly_across_chunks(assessed: Assessment) -> None:
     assert assessed.rows == 8
     assert [c.name for c in assessed.columns] == HEADER
@@ -142,6 +170,22 @@ def test_the_census_puts_every_row_in_one_bucket(assessed: Assessment) -> None:
     assert password is not None and password.hash_schemes == census.by_scheme
 
 
+def _django(rounds: str, salt: str, digest: str = DJANGO.rsplit("$", 1)[1]) -> str:
+    return f"pbkdf2_sha256${rounds}${salt}${digest}"
+
+
+# Django PBKDF2 hashes are classified once per shape (iterations and length): each of these
+# differs from the others in what classify_hash or identify make of it, or in its shape.
+DJANGO_SHAPES = [
+    _django("1000", "abc123"), _django("1000", "zzz999"), _django("600000", "abc123"),
+    _django("1", "abc123"), _django("99999999", "abc123"), _django("1000", "a"),
+    _django("1000", "a" * 200), _django("0600000", "abc123"), _django("1000", "ab.c12"),
+    _django("99999999", "abcd"), _django("1000", "abcd1234"),  # the same length
+    _django("1000", "abc123", DJANGO.rsplit("$", 1)[1][:-2] + "=="),
+    "pbkdf2_sha1$1000$abc123$" + "A" * 27 + "=", "pbkdf2_sha1$1000$abc123$" + "A" * 26 + "==",
+]  # fmt: skip
+
+
 @pytest.mark.parametrize("chunk", [1, 4, 100])
 def test_classifying_by_shape_gives_what_classifying_each_value_gives(chunk: int) -> None:
     tail = BCRYPT_4[7:]
@@ -150,6 +194,7 @@ def test_classifying_by_shape_gives_what_classifying_each_value_gives(chunk: int
         BCRYPT_4.replace("$04$", "$31$", 1), BCRYPT_4.replace("$2b$", "$2y$", 1),
         "$2b$10$" + tail[:-1] + "!", "$2b$10$" + tail[:-1], HEX_MD5, HEX_MD5.upper(),
         HEX_MD5[:31], "1234567890", "a" * 40, "b" * 64, DJANGO, MD5_CRYPT, "", " ", "plain",
+        *DJANGO_SHAPES,
     ]  # fmt: skip
     census = _Census("pw")
     for start in range(0, len(values), chunk):
@@ -159,6 +204,12 @@ def test_classifying_by_shape_gives_what_classifying_each_value_gives(chunk: int
         bucket = "empty" if not value.strip() else _classify(value)[0]
         expected[bucket] = expected.get(bucket, 0) + 1
     assert {k: n for k, n in census.buckets.items() if n} == expected
+    schemes: dict[str, int] = {}
+    for value in values:
+        if value.strip():
+            scheme = _classify(value)[1] or "unknown"
+            schemes[scheme] = schemes.get(scheme, 0) + 1
+    assert {k: n for k, n in census.schemes.items() if n} == schemes
 
 
 def test_assess_writes_the_json_and_the_page_privately(tmp_path: Path) -> None:
@@ -310,3 +361,23 @@ def test_assess_with_a_mapping_and_a_pool_shows_the_prediction(tmp_path: Path) -
     assert f"predicted build ({mapping}): {predicted['written']:,} written" in done.stderr
     page = (out / "assessment.html").read_text(encoding="utf-8")
     assert 'id="predicted"' in page and 'id="predicted-rejects"' in page
+
+
+TRICKY = ["", " ", "2020-01-01", "2020-01-01x", "x2020-01-01", "12", "1", "-12", "1.5e3",
+          "+44 20 7946 0001", "(415) 555-0101\n", "2020-01-01\n", "é2020-01-01", "１２",
+          "$2b$10$abc", "{SSHA}abc", "ab$1$x", "pbkdf2:sha256:1$a$b", "a" * 32, "a" * 33,
+          "2020-01-01T10:00:00+01:00", "2020-01-01T10:00:00.5Z", "12.03.2020", "١٢"]  # fmt: skip
+PATTERNS = [p for _, p in _NUMBERS] + [p for p, _, _ in _DATES] + [
+    _DATE_SHAPED, _PHONE, _HASH, _DJANGO_SHAPE, "[0-9]{2}"]  # fmt: skip
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("dtype", ["str", "object"])
+def test_matching_on_arrow_answers_what_pandas_fullmatch_and_match_answer(
+    pattern: str, dtype: str
+) -> None:
+    values = pd.Series(TRICKY, dtype=dtype)[1:]  # a slice: the Arrow array has an offset
+    whole = values.str.fullmatch(pattern).fillna(False).to_numpy(bool)
+    start = values.str.match(pattern).fillna(False).to_numpy(bool)
+    assert _matches(values, pattern).tolist() == whole.tolist()
+    assert _matches(values, pattern, whole=False).tolist() == start.tolist()

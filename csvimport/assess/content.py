@@ -50,7 +50,7 @@ MAX_GROUP_ROLES: Final = 200
 # (the first wins a tie: "(415) 555-0123" is a valid number in the US and in Germany).
 PHONE_REGIONS: Final = ("US", "GB", "DE", "FR", "IN", "AU", "BR", "MX", "ES", "IT", "NL", "JP")
 # GUESS: distinct numbers without +country code looked at (each tried in every region).
-PHONE_REGION_SAMPLE: Final = 1_000
+PHONE_REGION_SAMPLE: Final = 200
 # GUESS: the region is proposed when at least this share of the sample is valid in it.
 PHONE_REGION_MIN_SHARE: Final = 0.5
 
