@@ -197,3 +197,18 @@ def test_help_lists_every_command_in_the_migrations_order() -> None:
     listed = group.list_commands(typer.Context(group))  # type: ignore[attr-defined]
     assert listed == list(COMMAND_ORDER)
     assert listed.index("assess") < listed.index("build") < listed.index("start")
+
+
+def test_the_report_does_not_load_the_validator_and_pandera() -> None:
+    """The report names rejects' reasons (csvimport.build.reasons) but validates nothing:
+    loading pandera with the validator put about 15 MiB on every report's memory."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, csvimport.report.reconcile, csvimport.report.render, "
+         "csvimport.report.results; print(sorted(m for m in ('pandera', "
+         "'csvimport.build.validate') if m in sys.modules))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert loaded == "[]"

@@ -27,9 +27,9 @@ from csvimport.build.mapping.suggest import (
     columns_with_line_breaks,
     suggest_mapping,
 )
+from csvimport.build.reasons import REASONS
 from csvimport.build.sources.base import SourceError, SourceSpec
 from csvimport.build.sources.opener import open_source
-from csvimport.build.validate import REASONS
 from csvimport.cli.app import CliState, app, command_state
 from csvimport.cli.display import followups_summary, rows_read
 from csvimport.cli.options import (
