@@ -25,7 +25,9 @@
   saved events and splitting each message, in its own process. Floor and report run in
   turn ``--saved-report-repeat`` times (3 by default: a 200,000-user report takes about
   0.4 s, which one run on a shared machine cannot tell within a tenth); the ratio is of
-  their medians, every run's seconds beside it. Goal (issue 13): within 1.5x of the
+  their medians, every run's seconds beside it. Those runs are not sampled for PSS (the
+  sampling slows a large process); one more run of each is, for the memory. The run's
+  files are put on disk (sync) before the first. Goal (issue 13): within 1.5x of the
   floor, peak memory under 512 MiB at 2M and about the same at 200k.
 - verify: ``verify`` of a sandbox pool holding a run built from 200,000 synthetic legacy
   users (about 164,000 written; and from 50,000, about 41,000), paced at ``--verify-rate``
@@ -249,13 +251,17 @@ def child_build(source: Path, work: Path) -> dict[str, Any]:
 
 
 def in_child(
-    kind: str, source: Path, work: Path, env: dict[str, str] | None = None
-) -> dict[str, Any]:
+    kind: str, source: Path, work: Path, env: dict[str, str] | None = None,
+    *, sample_pss: bool = True,
+) -> dict[str, Any]:  # fmt: skip
     """Run one measurement in a fresh process, so its peak memory is its own.
 
     Also samples (every 0.1 s, where /proc exists) the total PSS of that process and its
     children, the build's workers: the memory the whole build holds at once, which
-    neither RUSAGE figure gives (shared pages counted once, in shares).
+    neither RUSAGE figure gives (shared pages counted once, in shares). Reading a large
+    process's smaps_rollup holds its memory map's lock and slows its page faults (a
+    400 MiB report took up to a fifth longer so), so a run timed for a ratio under a
+    second or two is best made with ``sample_pss=False`` and its PSS taken from another.
     """
     import subprocess
     import sys
@@ -266,8 +272,9 @@ def in_child(
     )  # fmt: skip
     peak_pss = 0
     while child.poll() is None:
-        peak_pss = max(peak_pss, tree_pss_kib(child.pid))
-        time.sleep(0.1)
+        if sample_pss:
+            peak_pss = max(peak_pss, tree_pss_kib(child.pid))
+        time.sleep(0.1 if sample_pss else 0.01)
     out = child.stdout.read() if child.stdout else ""
     if child.returncode:
         raise subprocess.CalledProcessError(child.returncode, child.args, out)
@@ -585,10 +592,16 @@ def saved_report_bench(users: int, work: Path, repeat: int = 3) -> dict[str, Any
     import statistics
 
     run_dir = saved_report_run(users, work)
+    # the run's files just written are still being put on disk: the report's own fsyncs
+    # would queue behind that (up to a third longer at 200k), which is the setup's cost
+    os.sync()
     floors, reports = [], []
     for _ in range(repeat):  # in turn, so that a change in the machine's load hits both
-        floors.append(in_child("saved-floor", run_dir, work))
-        reports.append(in_child("saved-report", run_dir, work))
+        floors.append(in_child("saved-floor", run_dir, work, sample_pss=False))
+        reports.append(in_child("saved-report", run_dir, work, sample_pss=False))
+    # the memory: one more run of each, its PSS sampled (which slows what it samples)
+    floor_pss = in_child("saved-floor", run_dir, work)["tree_peak_pss_mib"]
+    report_pss = in_child("saved-report", run_dir, work)["tree_peak_pss_mib"]
 
     def median(results: list[dict[str, Any]], key: str) -> float:
         return float(statistics.median(r[key] for r in results))
@@ -611,8 +624,8 @@ def saved_report_bench(users: int, work: Path, repeat: int = 3) -> dict[str, Any
         "floor_cpu_seconds": round(floor_cpu, 2),
         "report_cpu_seconds": round(report_cpu, 2),
         "cpu_ratio_to_floor": round(report_cpu / floor_cpu, 2),
-        "floor_peak_pss_mib": max(r["tree_peak_pss_mib"] or 0 for r in floors),
-        "report_peak_pss_mib": max(r["tree_peak_pss_mib"] or 0 for r in reports),
+        "floor_peak_pss_mib": floor_pss,
+        "report_peak_pss_mib": report_pss,
         "report_peak_rss_mib": max(r["peak_rss_mib"] for r in reports),
         "outcomes": reports[-1]["outcomes"],
         "problems": reports[-1]["problems"],
