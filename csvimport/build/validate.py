@@ -12,15 +12,20 @@ import re
 from collections.abc import Callable
 from collections.abc import Mapping as RecordMapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
 
 from csvimport.build.reasons import reason
 from csvimport.cognito_csv import ESCAPE, doubtful_backslashes, may_hold, written_lengths
 from csvimport.pool import Attribute, PoolSnapshot
+
+# pandera (about 0.2 s and 15 MiB to load) is loaded where a schema is made: what only
+# reads this module's patterns (the mapping's transforms, and through them the command
+# line and the report) must not wait for it.
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 MAX_VALUE_CHARS = 2_048
 MAX_ROW_CHARS = 16_000
@@ -75,6 +80,8 @@ class _ValueRule:
     one: OneValue | None = None
 
     def check(self) -> pa.Check:
+        import pandera.pandas as pa
+
         return pa.Check(self.passes, error=self.rule, name=self.rule)
 
 
@@ -363,6 +370,8 @@ def _row_check(check_id: str, rule: _RowRule) -> pa.Check:
     transposition per failing row (a third of validation time at a million users). The
     failing rows of a failed rule are found afterwards, vectorised (``_failures``).
     """
+    import pandera.pandas as pa
+
     return pa.Check(lambda df: bool(rule.passes(df).all()), error=check_id, name=rule.rule)
 
 
@@ -392,6 +401,8 @@ class PoolValidator:
         """
         schema = self._schemas.get(active)
         if schema is None:
+            import pandera.pandas as pa
+
             columns = {
                 name: pa.Column(
                     str,
@@ -410,6 +421,8 @@ class PoolValidator:
 
         ``Failure.position`` is the row's position in ``frame`` (0-based).
         """
+        from pandera.errors import SchemaErrors
+
         frame = frame.reset_index(drop=True)
         active = frozenset(c for c in self.snapshot.header if (frame[c] != "").any())
         try:
