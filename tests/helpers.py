@@ -34,7 +34,7 @@ from passlib.hash import md5_crypt, pbkdf2_sha256
 
 from csvimport import cli
 from csvimport.build.builder import BuildOptions, build
-from csvimport.build.deferral import PasswordFallback
+from csvimport.build.choices import PasswordFallback
 from csvimport.build.sources.base import ROW, SOURCE_REASON, SOURCE_RULE, Source, SourceSpec
 from csvimport.outcomes import (
     AdoptionPoint,

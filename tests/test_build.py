@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from csvimport.build.builder import BuildOptions, build
-from csvimport.build.duplicates import DuplicatePolicy
+from csvimport.build.choices import DuplicatePolicy
 from csvimport.build.sources.base import SourceSpec
 from csvimport.errors import ConfigError, RefusedError
 from csvimport.pool import PoolSnapshot, read_pool

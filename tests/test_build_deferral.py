@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from passlib.hash import md5_crypt, phpass
 
 from csvimport.build.builder import BuildOptions, build
-from csvimport.build.deferral import PasswordFallback
+from csvimport.build.choices import PasswordFallback
 from csvimport.build.mapping.spec import Mapping, MappingError
 from csvimport.build.sources.base import SourceSpec
 from csvimport.errors import ConfigError

@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from csvimport.build.duplicates import DuplicateFinder, DuplicatePolicy
+from csvimport.build.choices import DuplicatePolicy
+from csvimport.build.duplicates import DuplicateFinder
 from csvimport.pool import Attribute, PoolSnapshot
 
 HEADER = ["email", "email_verified", "phone_number", "phone_number_verified",

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from csvimport.build.builder import BuildOptions, build
-from csvimport.build.deferral import PasswordFallback
+from csvimport.build.choices import PasswordFallback
 from csvimport.build.mapping.apply import GROUPS, UNMAPPED, apply_mapping
 from csvimport.build.mapping.spec import Mapping, MappingError
 from csvimport.build.sources.base import SourceSpec

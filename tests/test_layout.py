@@ -197,3 +197,29 @@ def test_help_lists_every_command_in_the_migrations_order() -> None:
     listed = group.list_commands(typer.Context(group))  # type: ignore[attr-defined]
     assert listed == list(COMMAND_ORDER)
     assert listed.index("assess") < listed.index("build") < listed.index("start")
+
+
+def _loaded(modules: str, heavy: tuple[str, ...]) -> list[str]:
+    """Which of ``heavy`` importing ``modules`` (comma-separated) loads, in a fresh process."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {modules}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.strip()  # fmt: skip
+    return found.split(",") if found else []
+
+
+def test_the_report_does_not_load_the_validator_and_pandera() -> None:
+    """The report names rejects' reasons (csvimport.build.reasons) but validates nothing:
+    loading pandera with the validator put about 15 MiB on every report's memory."""
+    modules = "csvimport.report.reconcile, csvimport.report.render, csvimport.report.results"
+    assert _loaded(modules, ("pandera", "csvimport.build.validate")) == []
+
+
+def test_the_command_line_starts_without_pandera_sqlalchemy_or_the_build() -> None:
+    """What one command runs is loaded when it runs: `csvimport status` or `report` must
+    not wait for the build's validator (pandera), the database sources (SQLAlchemy) or the
+    builder, nor hold them (0.5 s and 30 MiB at every start)."""
+    heavy = ("pandera", "sqlalchemy", "csvimport.build.builder", "csvimport.assess.profile")
+    assert _loaded("csvimport.cli", heavy) == []

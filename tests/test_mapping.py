@@ -35,7 +35,7 @@ from csvimport.build.mapping.transforms import (
     _phone_slow,
 )
 from csvimport.build.mapping.user import UserMapper
-from csvimport.build.validate import REASONS
+from csvimport.build.reasons import REASONS
 from csvimport.errors import ConfigError, ExitStatus
 from csvimport.pool import Attribute, PoolSnapshot
 

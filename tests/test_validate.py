@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from csvimport.build.validate import REASONS, WHITESPACE, PoolValidator
+from csvimport.build.reasons import REASONS
+from csvimport.build.validate import WHITESPACE, PoolValidator
 from csvimport.pool import Attribute, PoolSnapshot, read_pool
 from csvimport.sandbox import Sandbox
 from csvimport.sandbox.settings import ROW_MESSAGES as SANDBOX_MESSAGES

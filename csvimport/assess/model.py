@@ -7,7 +7,10 @@ password hash (a hash is described by its scheme name).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Final
+
+# The proposed pool's name unless `csvimport assess --pool-name` says another.
+DEFAULT_POOL_NAME: Final = "csvimport-proposed"
 
 
 @dataclass

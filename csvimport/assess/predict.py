@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from csvimport.build.builder import BuildOptions, build
-from csvimport.build.deferral import PasswordFallback
-from csvimport.build.duplicates import DuplicatePolicy
+from csvimport.build.choices import DuplicatePolicy, PasswordFallback
 from csvimport.build.sources.base import SourceSpec
 from csvimport.pool import PoolSnapshot
 

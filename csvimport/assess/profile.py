@@ -37,7 +37,7 @@ from csvimport.assess.model import (
     PasswordCensus,
     Roles,
 )
-from csvimport.build.duplicates import DuplicatePolicy
+from csvimport.build.choices import DuplicatePolicy
 from csvimport.build.mapping.suggest import LEGACY_ID_SYNONYMS, SYNONYMS
 from csvimport.build.mapping.transforms import BOOLEAN_WORDS
 from csvimport.build.sources.base import ROW, SOURCE_RULE, SourceError, SourceSpec

@@ -25,13 +25,14 @@ from typing import Any, Final
 
 from csvimport.assess.content import disabled_reason, phone_region
 from csvimport.assess.model import (
+    DEFAULT_POOL_NAME,
     Assessment,
     ColumnProfile,
     DuplicateCounts,
     PasswordCensus,
     Roles,
 )
-from csvimport.build.deferral import PasswordFallback
+from csvimport.build.choices import PasswordFallback
 from csvimport.build.mapping.spec import (
     GROUP_NAME_MAX,
     PASSWORD_HASH,
@@ -75,7 +76,6 @@ RESET_ALL_BELOW_SHARE: Final = 0.05
 COGNITO_EMAILS_PER_DAY: Final = 50
 # The name of the custom attribute that keeps the legacy id (Cognito gives a new sub).
 LEGACY_ID_ATTRIBUTE: Final = "legacy_id"
-DEFAULT_POOL_NAME: Final = "csvimport-proposed"
 
 # Source roles that are no attribute of the pool, and why: no custom attribute for them.
 NOT_ATTRIBUTES: Final = {

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import __version__
+from csvimport.build.choices import DuplicatePolicy, PasswordFallback
 from csvimport.build.chunkbuild import (
     GARBLED_EXAMPLES,
     PROBES,
@@ -41,13 +42,13 @@ from csvimport.build.chunkbuild import (
     ChunkBuilder,
     build_chunks,
 )
-from csvimport.build.deferral import PasswordFallback, time_probes
-from csvimport.build.duplicates import DuplicateFinder, DuplicatePolicy
+from csvimport.build.deferral import time_probes
+from csvimport.build.duplicates import DuplicateFinder
 from csvimport.build.mapping.columns import HASH_COLUMN, check_attributes
 from csvimport.build.mapping.spec import Mapping
+from csvimport.build.reasons import REASONS
 from csvimport.build.sources.base import SourceSpec
 from csvimport.build.sources.opener import open_source
-from csvimport.build.validate import REASONS
 from csvimport.cognito_csv import (
     MAX_FILE_BYTES,
     MAX_USERS_PER_FILE,

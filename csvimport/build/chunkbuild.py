@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from csvimport.build.deferral import NO_HASH_WHY, Deferral, PasswordFallback
-from csvimport.build.duplicates import DuplicateKeys, DuplicatePolicy, key_hashes
+from csvimport.build.choices import DuplicatePolicy, PasswordFallback
+from csvimport.build.deferral import NO_HASH_WHY, Deferral
+from csvimport.build.duplicates import DuplicateKeys, key_hashes
 from csvimport.build.mapping.apply import (
     DISABLED,
     GROUPS,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final
 
 from csvimport.build.mapping.spec import LegacyHash
@@ -31,14 +30,6 @@ from csvimport.legacyhash import (
     parse_digest,
     time_verify,
 )
-
-
-class PasswordFallback(StrEnum):
-    """What becomes of a user whose password hash is present but Cognito cannot import."""
-
-    RESET = "reset"  # imported without it: they must reset their password
-    MIGRATE = "migrate"  # left out, when verifiable: the migration trigger creates them
-
 
 # What deferred.csv says of every deferred user, after their scheme: why they are deferred.
 MIGRATES: Final = "migrates at first sign-in"

@@ -12,20 +12,12 @@ the number of users; the actual values are not kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
+from csvimport.build.choices import DuplicatePolicy
 from csvimport.pool import PoolSnapshot
-
-
-class DuplicatePolicy(StrEnum):
-    """What to do with users that collide (the ``--duplicates`` option)."""
-
-    KEEP_FIRST = "keep-first"  # the first in source order goes to Cognito
-    KEEP_LATEST = "keep-latest"  # the most recently updated ([legacy].updated) goes
-    REJECT_ALL = "reject-all"  # none of them goes: a person must decide
 
 
 @dataclass(frozen=True)

@@ -10,26 +10,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from csvimport.assess.page import write_assessment
-from csvimport.assess.predict import predict
-from csvimport.assess.profile import assess_source
-from csvimport.assess.propose import DEFAULT_POOL_NAME, propose, write_proposal
-from csvimport.build.builder import BuildOptions, BuildResult
-from csvimport.build.builder import build as run_build
-from csvimport.build.deferral import PasswordFallback
-from csvimport.build.duplicates import DuplicatePolicy
-from csvimport.build.mapping.suggest import (
-    MAP_SAMPLE_ROWS,
-    columns_with_line_breaks,
-    suggest_mapping,
-)
+from csvimport.assess.model import DEFAULT_POOL_NAME
+from csvimport.build.choices import DuplicatePolicy, PasswordFallback
+from csvimport.build.reasons import REASONS
 from csvimport.build.sources.base import SourceError, SourceSpec
-from csvimport.build.sources.opener import open_source
-from csvimport.build.validate import REASONS
 from csvimport.cli.app import CliState, app, command_state
 from csvimport.cli.display import followups_summary, rows_read
 from csvimport.cli.options import (
@@ -50,6 +38,12 @@ from csvimport.files import replaced_private
 from csvimport.legacyhash import TRIGGER_SECONDS, at_risk
 from csvimport.pool import PoolSnapshot, existing_usernames, get_csv_header, read_pool
 from csvimport.rundir import DEFERRED, EXISTING, FOLLOWUPS, PASSWORDS, REJECTS
+
+# What the commands run (the build, the assessment: pandera, SQLAlchemy, the mapping) is
+# loaded when a command runs, not when the command line starts: every other command
+# (status, report, resets...) would wait for it and hold it in memory.
+if TYPE_CHECKING:
+    from csvimport.build.builder import BuildResult
 
 
 class PasswordHashes(StrEnum):
@@ -125,6 +119,13 @@ def map_command(
     )
     snapshot = _snapshot(state, pool_id, pool_spec)
     spec = source_spec(source, table, query, delimiter, encoding)
+    from csvimport.build.mapping.suggest import (
+        MAP_SAMPLE_ROWS,
+        columns_with_line_breaks,
+        suggest_mapping,
+    )
+    from csvimport.build.sources.opener import open_source
+
     opened = open_source(replace(spec, chunk_rows=MAP_SAMPLE_ROWS))
     try:
         multiline = columns_with_line_breaks(opened.chunks())
@@ -191,6 +192,11 @@ def assess(
     """Profile the legacy users (columns, duplicates, password hashes) and propose the pool:
     OUT/assessment.html, assessment.json, pool-spec.json, pool.template.json, mapping.toml
     and proposal.json."""
+    from csvimport.assess.page import write_assessment
+    from csvimport.assess.predict import predict
+    from csvimport.assess.profile import assess_source
+    from csvimport.assess.propose import propose, write_proposal
+
     state = command_state(
         ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
     )
@@ -303,6 +309,9 @@ def build(
     traceback: TracebackOption = False,
 ) -> None:
     """Turn legacy users into validated Cognito import files in a new run directory."""
+    from csvimport.build.builder import BuildOptions
+    from csvimport.build.builder import build as run_build
+
     state = command_state(
         ctx, region=region, profile=profile, endpoint_url=endpoint_url, traceback=traceback
     )

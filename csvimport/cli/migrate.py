@@ -25,7 +25,6 @@ from csvimport.cli.options import (
 )
 from csvimport.cli.runs import open_run
 from csvimport.errors import ExitStatus
-from csvimport.migrate.lookupfile import write_lookup_file
 from csvimport.migrate.package import (
     ZIP_COMPRESSLEVEL,
     Arch,
@@ -175,6 +174,9 @@ def migration_lookup(
     """Write the deferred users' legacy records for the migration function (file sources)."""
     target = out if out is not None else run_dir / "migration" / LOOKUP_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
+    # (the lookup file's mapping loads pandera: only this command needs it)
+    from csvimport.migrate.lookupfile import write_lookup_file
+
     count = write_lookup_file(run_dir, target)
     typer.echo(str(target))
     typer.echo(f"{count} deferred users' records; the file holds password hashes: keep it "

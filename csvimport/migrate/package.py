@@ -48,8 +48,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
-import sqlalchemy as sa
-
 import csvimport
 from csvimport.cloudformation import TEMPLATE_FORMAT_VERSION, service_trust
 from csvimport.cloudformation import fn_if as _if
@@ -247,6 +245,8 @@ def write_package(
         say("Writing the migration folder")
         settings = prepare_folder(run_dir, config, url=options.url, timeouts=options.timeouts)
         user_pool_id = PoolSnapshot.load(config / POOL_FILE).user_pool_id
+        import sqlalchemy as sa  # loaded when a package is made, not with the command line
+
         url = None if settings.source.url is None else sa.make_url(settings.source.url)
         backend = None if url is None else url.get_backend_name()
         requirements = function_requirements(backend)

@@ -52,9 +52,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
-
 from csvimport.build.mapping.spec import USERNAME, Mapping
 from csvimport.errors import ConfigError
 from csvimport.files import replaced_private
@@ -273,6 +270,9 @@ def database_url(shown: str) -> str:
     Refuses a URL whose options carry a masked credential: only the password can come from
     elsewhere.
     """
+    import sqlalchemy as sa  # here, not with the module: the command line loads it
+    from sqlalchemy import exc as sa_exc
+
     try:
         url = sa.make_url(shown)
     except (sa_exc.ArgumentError, ValueError):

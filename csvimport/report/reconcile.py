@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from csvimport import __version__
-from csvimport.build.validate import REASONS
+from csvimport.build.reasons import REASONS
 from csvimport.errors import ConfigError
 from csvimport.outcomes import (
     LISTED_USERS,

@@ -17,6 +17,7 @@ names the fix.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,22 @@ from typing import Any
 import pandas as pd
 
 from csvimport.errors import ConfigError
+
+# The database URLs csvimport reads (csvimport.build.sources.database), named here so that
+# what only tells a URL from a file need not load SQLAlchemy.
+SUPPORTED_URLS = (
+    "sqlite:///path/to/legacy.db, "
+    "mysql+pymysql://USER:PASSWORD@HOST:3306/DATABASE (MySQL or MariaDB), or "
+    "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE (the password may instead "
+    "come from PGPASSWORD or ~/.pgpass, and for MySQL from MYSQL_PWD)"
+)
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def looks_like_url(location: str) -> bool:
+    """Whether ``location`` is a URL (``scheme://...``), which names a database, not a file."""
+    return bool(_URL_SCHEME.match(location))
+
 
 ROW = "__row__"
 """The column every chunk carries: the record's 1-based position in the source."""

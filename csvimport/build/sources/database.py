@@ -12,7 +12,6 @@ the records with a given key through a WHERE whose value is a bound parameter.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import warnings
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from csvimport.build.sources.base import (
+    SUPPORTED_URLS,
     Source,
     SourceError,
     SourceSpec,
@@ -41,12 +41,6 @@ from csvimport.redact import MASK, SECRET_NAME, mask_credentials
 
 CONNECT_TIMEOUT_SECONDS = 10
 
-SUPPORTED_URLS = (
-    "sqlite:///path/to/legacy.db, "
-    "mysql+pymysql://USER:PASSWORD@HOST:3306/DATABASE (MySQL or MariaDB), or "
-    "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE (the password may instead "
-    "come from PGPASSWORD or ~/.pgpass, and for MySQL from MYSQL_PWD)"
-)
 URL_HINT = f"Use one of the supported URL forms: {SUPPORTED_URLS}."
 CONNECT_HINT = (
     "Check the host, port, database name and credentials in the URL (or PGHOST, PGPORT, "
@@ -57,14 +51,6 @@ SQL_HINT = "Check --query or --table against the database; the message above is 
 # as every file source does (the value rendered as chunks() renders it, then lowered).
 SQLITE_LOWER = "csvimport_lower"
 TABLE_HINT = "Check --table (names are case-sensitive on some databases), or pass --query instead."
-
-
-_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-
-
-def looks_like_url(location: str) -> bool:
-    """Whether ``location`` is a URL (``scheme://...``), which names a database, not a file."""
-    return bool(_URL_SCHEME.match(location))
 
 
 def open_database(location: str, spec: SourceSpec) -> Source:

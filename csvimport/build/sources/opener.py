@@ -12,9 +12,14 @@ import codecs
 import os
 from pathlib import Path
 
-from csvimport.build.sources.base import Source, SourceError, SourceSpec
+from csvimport.build.sources.base import (
+    SUPPORTED_URLS,
+    Source,
+    SourceError,
+    SourceSpec,
+    looks_like_url,
+)
 from csvimport.build.sources.csvfile import CsvSource
-from csvimport.build.sources.database import SUPPORTED_URLS, looks_like_url, open_database
 from csvimport.build.sources.jsonfile import JsonlSource, JsonSource
 
 FILE_KINDS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
@@ -37,6 +42,9 @@ def open_source(spec: SourceSpec) -> Source:
     if not location:
         raise SourceError("No source given.", hint=UNKNOWN_KIND_HINT)
     if looks_like_url(location):
+        # SQLAlchemy and the drivers load for a database only
+        from csvimport.build.sources.database import open_database
+
         return open_database(location, spec)
     return _open_file(location, spec)
 
