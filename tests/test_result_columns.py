@@ -24,10 +24,15 @@ from csvimport.rundir import (
     FAILED_USERS,
     REJECTS,
     RESULTS,
+    RunDir,
     _rejects_as_written,
     _rejects_by_record_table,
     _rejects_grouped,
+    rejected_user_blocks,
+    rejected_users,
 )
+
+from .helpers import LEGACY_MAPPING, messy_legacy_csv, offline_snapshot
 
 # Every character json and csv treat specially, at the start, middle and end of a value,
 # formula prefixes, Unicode white space and text that is not ASCII.
@@ -81,6 +86,26 @@ def test_a_block_taken_in_another_order_holds_the_same_users(rows: list[int]) ->
 def test_values_read_from_an_import_file_are_stripped_as_str_strip_does() -> None:
     values = [*HOSTILE, " \u3000wide\u3000 ", "\x85next\x85", "a\u2003"]
     assert _stripped(pa.array(values, pa.large_string())).to_pylist() == [v.strip() for v in values]
+
+
+@pytest.mark.parametrize("per_bucket", [1, 7, 40, 10_000])
+def test_rejects_in_ranges_of_source_rows_are_the_rejects_grouped_whole(
+    per_bucket: int, tmp_path: Path
+) -> None:
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.sources.base import SourceSpec
+
+    messy_legacy_csv(tmp_path / "legacy.csv", 700)
+    (tmp_path / "mapping.toml").write_text(LEGACY_MAPPING, encoding="utf-8")
+    build(BuildOptions(SourceSpec(str(tmp_path / "legacy.csv"), chunk_rows=90),
+                       tmp_path / "mapping.toml", tmp_path / "run"), offline_snapshot())  # fmt: skip
+    run = RunDir.open(tmp_path / "run")
+    whole = rejected_users(run)
+    assert whole.num_rows > 40  # refused rows, some breaking several rules
+    blocks = list(rejected_user_blocks(run, per_bucket=per_bucket))
+    assert len(blocks) > 1 if per_bucket < whole.num_rows else len(blocks) == 1
+    assert pa.concat_tables(blocks).combine_chunks().equals(whole.combine_chunks())
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
 
 
 def test_rejects_grouped_in_columns_are_those_read_record_by_record(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ from csvimport.rundir import (
     iter_deferred,
     legacy_disabled_rows,
     read_password_classes,
-    rejected_users,
+    rejected_user_blocks,
     written_columns,
 )
 
@@ -187,13 +187,15 @@ class Reconciler:
         ran = [(chunk, self._ran(chunk)) for chunk in self.run.chunks]
         run = self.run
         tally = _Tally(ResetJournal(self.run).last())
-        sink.begin()
-        rejected = _rejected_block(rejected_users(self.run))
-        _release_memory()
-        tally.add(rejected)
-        sink.add(rejected)
-        del rejected
-        _release_memory()
+        sink.begin()  # the refused users, by source row, a range of rows at a time
+        for table in rejected_user_blocks(self.run):
+            rejected = _rejected_block(table)
+            del table
+            _release_memory()
+            tally.add(rejected)
+            sink.add(rejected)
+            del rejected
+            _release_memory()
         # The import files' users are read in a thread while the work before them is done
         # (Arrow and hashlib mostly without the GIL, so on two cores or more they cost the
         # report little wall time); not sooner, for the rejects are the largest block.
