@@ -477,6 +477,91 @@ def _line_map_as_written(path: Path, rows: int) -> tuple[np.ndarray, pa.Array] |
             table["legacy_id"].combine_chunks())  # fmt: skip
 
 
+class _LineMapReader:
+    """A chunk's line map read a block at a time, in step with its import file: ``take(n)``
+    gives the next ``n`` lines' source rows and legacy ids (fewer at the end).
+
+    Blocks Arrow reads as the build writes them (the next line numbers in order, whole
+    numbers) are used as they come; at the first that is not, or if the lines do not end
+    at the file's count, the map is read whole by ``read_line_map``, which names any
+    damage, and the lines not yet taken come from it. A map as written is so never whole
+    in memory (a 500,000-user file's took about 50 MiB).
+    """
+
+    def __init__(self, run: RunDir, chunk: RunChunk, *, block: int = 0) -> None:
+        self.run, self.chunk = run, chunk
+        self.taken = 0  # lines handed out
+        self._rows: list[np.ndarray] = []
+        self._ids: list[pa.Array] = []
+        self._held = 0  # lines read ahead of ``taken``
+        self._whole: tuple[np.ndarray, pa.Array] | None = None
+        self._batches: Iterator[pa.RecordBatch] | None = None
+        try:
+            self._batches = iter(pa_csv.open_csv(
+                run.path / chunk.map_file,
+                read_options=pa_csv.ReadOptions(block_size=block or LINE_MAP_BLOCK),
+                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types=dict.fromkeys(_MAP_COLUMNS, pa.large_string()),
+                    include_columns=list(_MAP_COLUMNS), quoted_strings_can_be_null=False,
+                ),
+            ))  # fmt: skip
+        except (pa.ArrowException, OSError):
+            self._read_whole()
+
+    def _read_whole(self) -> None:
+        self._whole = read_line_map(self.run, self.chunk)
+        self._batches, self._rows, self._ids, self._held = None, [], [], 0
+
+    def _read_block(self) -> bool:
+        """Read the next block into the buffer; False at the end (or on a switch to
+        reading the map whole)."""
+        assert self._batches is not None
+        try:
+            batch = next(self._batches, None)
+        except (pa.ArrowException, OSError):
+            batch = None
+            self._read_whole()
+            return False
+        if batch is None:
+            if self.taken + self._held != self.chunk.rows:
+                self._read_whole()  # as many lines as the file has users, or damage
+            return False
+        first = self.taken + self._held + 1
+        ok = all(pc.all(pc.match_substring_regex(batch[name], _WHOLE)).as_py() is not False
+                 for name in ("line", "source_row"))  # fmt: skip
+        if ok:
+            lines = pc.cast(batch["line"], pa.int64()).to_numpy()
+            ok = np.array_equal(lines, np.arange(first, first + batch.num_rows))
+        if not ok:
+            self._read_whole()
+            return False
+        self._rows.append(pc.cast(batch["source_row"], pa.int64()).to_numpy())
+        self._ids.append(batch["legacy_id"])
+        self._held += batch.num_rows
+        return True
+
+    def take(self, n: int) -> tuple[np.ndarray, pa.Array]:
+        while self._whole is None and self._held < n and self._read_block():
+            pass
+        if self._whole is not None:
+            rows, ids = self._whole
+            start = min(self.taken, len(rows))
+            end = min(start + n, len(rows))
+            self.taken += end - start
+            return rows[start:end], ids.slice(start, end - start)
+        size = min(n, self._held)
+        rows = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int64)
+        ids = (pa.concat_arrays(self._ids) if self._ids
+               else pa.array([], pa.large_string()))  # fmt: skip
+        self._rows, self._ids = [rows[size:]], [ids.slice(size)]
+        self._held -= size
+        self.taken += size
+        return rows[:size], ids.slice(0, size)
+
+
+LINE_MAP_BLOCK = 1 << 20  # bytes of a line map Arrow parses at a time (about 40,000 lines)
+
 _WRITTEN_COLUMNS = ("cognito:username", "email", "phone_number", "email_verified",
                     "phone_number_verified", "password_hash")  # fmt: skip
 # Where a reset code can go (verified email and phone), by a written user's channel code:
@@ -511,16 +596,16 @@ def written_columns(
     line map is missing or changed since the build, ConfigError when the line map is
     damaged. A line the map lacks gets source row 0 and no legacy id."""
     run.verify_file(chunk.map_file)
-    all_rows, all_ids = read_line_map(run, chunk)
+    line_map = _LineMapReader(run, chunk)
     number = 0
     for columns in read_column_arrays(run.verify_file(chunk.file), _WRITTEN_COLUMNS,
                                       batch=batch):  # fmt: skip
         usernames, emails, phones, email_flags, phone_flags, hashes = columns
         size = len(usernames)
-        mapped = max(0, min(size, len(all_rows) - number))
+        mapped_rows, ids = line_map.take(size)
+        mapped = len(mapped_rows)
         rows = np.zeros(size, dtype=np.int64)
-        rows[:mapped] = all_rows[number : number + mapped]
-        ids = all_ids.slice(number, mapped)
+        rows[:mapped] = mapped_rows
         if mapped < size:
             ids = pa.concat_arrays([ids, large_strings([""] * (size - mapped))])
 

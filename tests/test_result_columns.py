@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from csvimport.cognito_csv import _stripped
+from csvimport.errors import ConfigError
 from csvimport.outcomes import Outcome, Password, UserResult
 from csvimport.report.columns import ResultBlock
 from csvimport.report.results import (
@@ -25,9 +26,11 @@ from csvimport.rundir import (
     REJECTS,
     RESULTS,
     RunDir,
+    _LineMapReader,
     _rejects_as_written,
     _rejects_by_record_table,
     _rejects_grouped,
+    read_line_map,
     rejected_user_blocks,
     rejected_users,
 )
@@ -88,18 +91,23 @@ def test_values_read_from_an_import_file_are_stripped_as_str_strip_does() -> Non
     assert _stripped(pa.array(values, pa.large_string())).to_pylist() == [v.strip() for v in values]
 
 
+def _messy_run(folder: Path, users: int = 700) -> RunDir:
+    """A run built from ``users`` messy legacy users (rejects, several chunks of source)."""
+    from csvimport.build.builder import BuildOptions, build
+    from csvimport.build.sources.base import SourceSpec
+
+    messy_legacy_csv(folder / "legacy.csv", users)
+    (folder / "mapping.toml").write_text(LEGACY_MAPPING, encoding="utf-8")
+    build(BuildOptions(SourceSpec(str(folder / "legacy.csv"), chunk_rows=90),
+                       folder / "mapping.toml", folder / "run"), offline_snapshot())  # fmt: skip
+    return RunDir.open(folder / "run")
+
+
 @pytest.mark.parametrize("per_bucket", [1, 7, 40, 10_000])
 def test_rejects_in_ranges_of_source_rows_are_the_rejects_grouped_whole(
     per_bucket: int, tmp_path: Path
 ) -> None:
-    from csvimport.build.builder import BuildOptions, build
-    from csvimport.build.sources.base import SourceSpec
-
-    messy_legacy_csv(tmp_path / "legacy.csv", 700)
-    (tmp_path / "mapping.toml").write_text(LEGACY_MAPPING, encoding="utf-8")
-    build(BuildOptions(SourceSpec(str(tmp_path / "legacy.csv"), chunk_rows=90),
-                       tmp_path / "mapping.toml", tmp_path / "run"), offline_snapshot())  # fmt: skip
-    run = RunDir.open(tmp_path / "run")
+    run = _messy_run(tmp_path)
     whole = rejected_users(run)
     assert whole.num_rows > 40  # refused rows, some breaking several rules
     blocks = list(rejected_user_blocks(run, per_bucket=per_bucket))
@@ -167,3 +175,40 @@ def test_result_files_hold_the_results_by_source_row_whatever_order_they_come_in
     for name in (RESULTS, FAILED_USERS):
         assert (streamed_dir / name).read_bytes() == (expected_dir / name).read_bytes()
     assert sorted(p.name for p in streamed_dir.iterdir()) == sorted([RESULTS, FAILED_USERS])
+
+
+def _taken(reader: _LineMapReader, sizes: list[int]) -> tuple[list[int], list[str]]:
+    rows: list[int] = []
+    ids: list[str] = []
+    for n in sizes:
+        r, i = reader.take(n)
+        assert len(r) == len(i) <= n
+        rows += r.tolist()
+        ids += i.to_pylist()
+    return rows, ids
+
+
+@pytest.mark.parametrize("block", [64, 1000, 1 << 20])  # bytes: many blocks, or one
+def test_the_line_map_read_in_step_is_the_line_map_read_whole(block: int, tmp_path: Path) -> None:
+    run = _messy_run(tmp_path)
+    chunk = run.chunks[0]
+    rows, ids = read_line_map(run, chunk)
+    sizes = [1, 7, 50, 3, 1000, 10]  # past the end too: the rest, then nothing
+    assert _taken(_LineMapReader(run, chunk, block=block), sizes) == (rows.tolist(),
+                                                                       ids.to_pylist())  # fmt: skip
+
+
+def test_a_line_map_not_as_written_is_read_whole_from_where_it_stopped(tmp_path: Path) -> None:
+    run = _messy_run(tmp_path)
+    chunk = run.chunks[0]
+    path = run.path / chunk.map_file
+    rows, ids = read_line_map(run, chunk)
+    lines = path.read_bytes().split(b"\r\n")
+    lines[400], lines[401] = lines[401], lines[400]  # in a later block, out of order
+    path.write_bytes(b"\r\n".join(lines))
+    assert _taken(_LineMapReader(run, chunk, block=64), [100] * 10) == (rows.tolist(),
+                                                                         ids.to_pylist())  # fmt: skip
+    del lines[400]  # a line missing: damage, named as read_line_map names it
+    path.write_bytes(b"\r\n".join(lines))
+    with pytest.raises(ConfigError, match="is damaged"):
+        _taken(_LineMapReader(run, chunk, block=64), [100] * 10)
