@@ -1113,7 +1113,20 @@ def cpu_seconds() -> float:
 
 
 def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
-    """Peak RSS of this process, or with RUSAGE_CHILDREN of its largest ended child."""
+    """Peak RSS of this process, or with RUSAGE_CHILDREN of its largest ended child.
+
+    This process's own is read from /proc where it can be (VmHWM): Linux carries
+    ``ru_maxrss`` over an exec, so a child started by a parent holding 500 MiB (one that
+    has just built a 2,000,000-user run) would report at least that, whatever it used.
+    """
+    if who == resource.RUSAGE_SELF:
+        try:
+            status = Path("/proc/self/status").read_text()
+        except OSError:
+            status = ""
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
     return round(resource.getrusage(who).ru_maxrss / 1024)
 
 

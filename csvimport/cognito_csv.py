@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from csvimport.files import open_private
+from csvimport.pieces import line_pieces, parsed
 
 MAX_USERS_PER_FILE = 500_000  # facts §2, not adjustable
 MAX_FILE_BYTES = 100 * 1024 * 1024  # facts §2, not adjustable
@@ -150,7 +151,7 @@ def read_column_arrays(
             yield _columns(chunk, where, len(header))
 
 
-def _arrow_reads_as_written(path: Path, block: int = 1 << 23) -> bool:
+def _arrow_reads_as_written(path: Path, block: int = 1 << 21) -> bool:
     r"""Tell whether Arrow's CSV reader, escaping with a backslash and splitting lines at
     "\n" or "\r", reads the file's values as ``split_line`` does: no "\r", and every
     backslash right before a comma (a "\\," or a lone "\" reads otherwise)."""
@@ -178,22 +179,31 @@ def _arrow_columns(
 ) -> Iterator[list[pa.LargeStringArray]]:
     wanted = sorted({i for i in where if i is not None})
     names = [str(i) for i in range(width)]
-    reader = pa_csv.open_csv(
-        path,
-        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 22),
-        parse_options=pa_csv.ParseOptions(quote_char=False, escape_char=ESCAPE,
-                                          ignore_empty_lines=False),
-        convert_options=pa_csv.ConvertOptions(
-            include_columns=[names[i] for i in wanted],
-            column_types=dict.fromkeys((names[i] for i in wanted), pa.large_string()),
-        ),
-    )  # fmt: skip
-    for batch in reader:
-        size = batch.num_rows
-        if not size:
-            continue
-        yield [large_strings([""] * size) if i is None
-               else _stripped(batch.column(names[i])) for i in where]  # fmt: skip
+    parse = pa_csv.ParseOptions(quote_char=False, escape_char=ESCAPE, ignore_empty_lines=False)
+    convert = pa_csv.ConvertOptions(
+        include_columns=[names[i] for i in wanted],
+        column_types=dict.fromkeys((names[i] for i in wanted), pa.large_string()),
+    )
+    with path.open("rb") as f:
+        f.readline()  # the header
+        for piece in line_pieces(f):  # a value never holds a line break (as written)
+            table = _csv_piece(piece, names, parse, convert)
+            size = table.num_rows
+            if not size:
+                continue
+            yield [large_strings([""] * size) if i is None
+                   else _stripped(table.column(names[i]).chunk(0)) for i in where]  # fmt: skip
+
+
+def _csv_piece(
+    piece: bytes, names: list[str], parse: pa_csv.ParseOptions, convert: pa_csv.ConvertOptions
+) -> pa.Table:
+    def read(data: pa.Buffer, block: int) -> pa.Table:
+        options = pa_csv.ReadOptions(column_names=names, block_size=block)
+        return pa_csv.read_csv(data, read_options=options, parse_options=parse,
+                               convert_options=convert)  # fmt: skip
+
+    return parsed(piece, read)
 
 
 def _stripped(values: pa.LargeStringArray) -> pa.LargeStringArray:

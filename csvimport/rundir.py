@@ -560,7 +560,9 @@ class _LineMapReader:
         return rows[:size], ids.slice(0, size)
 
 
-LINE_MAP_BLOCK = 1 << 20  # bytes of a line map Arrow parses at a time (about 40,000 lines)
+# Bytes of a line map Arrow parses at a time (about 10,000 lines). Its streaming reader
+# reads up to 32 blocks ahead (csvimport.pieces): a 1 MiB block held about 17 MiB.
+LINE_MAP_BLOCK = 1 << 18
 
 _WRITTEN_COLUMNS = ("cognito:username", "email", "phone_number", "email_verified",
                     "phone_number_verified", "password_hash")  # fmt: skip
@@ -667,7 +669,9 @@ def iter_rejects(run: RunDir) -> Iterator[UserResult]:
             )  # fmt: skip
 
 
-REJECTS_READ_BLOCK = 1 << 22  # bytes of rejects.csv Arrow parses at a time (4 MiB)
+# Bytes of rejects.csv Arrow parses at a time (about 5,000 records); its streaming reader
+# reads up to 32 blocks ahead (csvimport.pieces), so this bounds what the reading holds.
+REJECTS_READ_BLOCK = 1 << 19
 # One refused source row each (``rejected_users``): a UserResult's fields, as columns.
 REJECTED_USERS = pa.schema([
     ("source_row", pa.int64()), ("legacy_id", pa.large_string()),

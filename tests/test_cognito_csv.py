@@ -254,3 +254,25 @@ def test_arrow_reads_an_import_file_only_where_it_reads_as_split_line_does(
     path = tmp_path / "chunk.csv"
     path.write_bytes(data)
     assert _arrow_reads_as_written(path, block=block) is arrow_reads_it
+
+
+def test_arrow_reads_an_import_file_a_piece_at_a_time_whatever_the_lengths_of_its_lines(
+    tmp_path: Path,
+) -> None:
+    from csvimport.cognito_csv import _arrow_columns
+    from csvimport.pieces import PIECE_BYTES
+
+    long_values = {500: "x" * (PIECE_BYTES // 2 + 10), 9_000: "y" * 3 * PIECE_BYTES}
+    lines = [f"{long_values.get(n, f'name {n}')},u{n}@example.com,user\\,{n}"
+             for n in range(60_000)]  # fmt: skip
+    path = tmp_path / "chunk.csv"
+    path.write_bytes(("name,email,cognito:username\n" + "\n".join(lines) + "\n").encode())
+    assert path.stat().st_size > 3 * PIECE_BYTES
+    batches = list(_arrow_columns(path, [2, None, 0], 3))  # no fallback to lines: Arrow's
+    assert len(batches) > 3
+    columns = [[v for batch in batches for v in batch[i].to_pylist()] for i in range(3)]
+    expected = [split_line(line) for line in lines]
+    assert columns[0] == [values[2] for values in expected]
+    assert columns[1] == [""] * len(lines)
+    assert columns[2] == [values[0] for values in expected]
+    assert columns[2][9_000] == long_values[9_000] and columns[0][9_000] == "user,9000"

@@ -58,28 +58,53 @@ def test_every_source_row_has_exactly_one_outcome_and_the_sums_hold(
     assert report.passwords.must_reset == 6
 
 
-def test_the_raw_log_is_kept_in_the_run_read_from_there_and_refused_by_name_if_damaged(
-    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
-) -> None:
+def reported_run(cognito: Any, pool: PoolInfo, logs: Any, tmp_path: Path) -> tuple[Path, Path]:
+    """A 3-user run imported and reported once: its directory and its job's saved log."""
     run_dir = build_run(cognito, pool, tmp_path, users=3)
     run_all(run_dir, cognito, pool)
     reconcile(run_dir, cognito, logs)
-    stored = list((run_dir / LOGS_DIR).glob("import-*.jsonl"))
-    assert len(stored) == 1 and stat.S_IMODE(stored[0].stat().st_mode) == 0o600
-    assert len(stored[0].read_text().splitlines()) == 3
+    (saved,) = (run_dir / LOGS_DIR).glob("import-*.jsonl")
+    return run_dir, saved
+
+
+def test_the_raw_log_is_kept_in_the_run_read_from_there_and_refused_by_name_if_damaged(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir, saved = reported_run(cognito, pool, logs, tmp_path)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert len(saved.read_text().splitlines()) == 3
     # CloudWatch's retention ran out: the stored copy still tells every outcome.
     sandbox.faults.update(throttle_every=1, throttle_operations=["FilterLogEvents"])
     report, results, _ = reconcile(run_dir, cognito, logs)
     assert [r.outcome for r in results] == [Outcome.IMPORTED] * 3
 
     # Damaged, it is refused by name and kept: it may be the only copy left.
-    stored[0].write_bytes(b"\x00\xff garbage\n")
+    saved.write_bytes(b"\x00\xff garbage\n")
     with pytest.raises(ConfigError) as caught:
         reconcile(run_dir, cognito, logs)
-    assert f"{stored[0]} line 1 is damaged" in caught.value.message
-    assert caught.value.hint and f"Delete {stored[0]}" in caught.value.hint
+    assert f"{saved} line 1 is damaged" in caught.value.message
+    assert caught.value.hint and f"Delete {saved}" in caught.value.hint
     assert "retention" in caught.value.hint  # it may be the only copy left
-    assert stored[0].read_bytes() == b"\x00\xff garbage\n"
+    assert saved.read_bytes() == b"\x00\xff garbage\n"
+
+
+def test_log_lines_the_file_does_not_have_are_a_problem_and_the_last_line_of_a_user_counts(
+    sandbox: Sandbox, pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path
+) -> None:
+    run_dir, stored = reported_run(cognito, pool, logs, tmp_path)
+    with stored.open("a", encoding="utf-8") as f:
+        for number, outcome in [(7, "SUCCEEDED"), (2, "FAILED"), (20_000_000, "SUCCEEDED")]:
+            message = f"[{outcome}] Line Number {number} - The import failed, say."
+            f.write(json.dumps({"timestamp": 1, "message": message}) + "\n")
+    report, results, _ = reconcile(run_dir, cognito, logs)
+    # line 2 was logged again, failed: the last line logged for a number counts
+    assert [r.outcome for r in results] == [Outcome.IMPORTED, Outcome.FAILED, Outcome.IMPORTED]
+    assert results[1].reason == "The import failed, say."
+    counters, lines = report.reconciliation.problems
+    assert counters.endswith("Cognito's counters (imported 3, skipped 0, failed 0) differ from "
+                             "its log (4, 0, 1).")  # fmt: skip
+    assert lines == ("chunk-0001.csv: the log names 2 line(s) the file does not have (e.g. "
+                     "line 7); the line numbering may be off.")  # fmt: skip
 
 
 def test_lagging_log_lines_are_waited_for(
@@ -294,6 +319,61 @@ def test_a_saved_log_reads_the_same_in_columns_as_event_by_event(tmp_path: Path)
     assert columns.count("FAILED") == events.count("FAILED") == 1
     path.write_text(path.read_text() + json.dumps({"message": "garbage"}) + "\n")
     assert _columnar_log(path, "job") is None  # a message off the pattern: event by event
+
+
+@pytest.mark.parametrize("shape", ["in order", "a line again at the end", "backwards",
+                                   "shuffled", "a gap"])  # fmt: skip
+def test_a_saved_log_of_many_blocks_reads_the_same_in_columns_whatever_its_order(
+    tmp_path: Path, shape: str
+) -> None:
+    import random
+
+    from csvimport.report.logs import LOG_BLOCK, _columnar_log, _stored_log_by_event
+
+    numbers = list(range(1, 20_001))
+    if shape == "a line again at the end":
+        numbers += [5, 19_000]
+    elif shape == "backwards":
+        numbers.reverse()
+    elif shape == "shuffled":
+        random.Random(7).shuffle(numbers)
+    elif shape == "a gap":
+        numbers = numbers[:9_000] + numbers[12_000:]
+    path = tmp_path / "job.jsonl"
+    with path.open("w") as f:
+        for event, number in enumerate(numbers):
+            outcome = ("SUCCEEDED", "FAILED", "SKIPPED")[(number + event) % 3]
+            message = f"[{outcome}] Line Number {number} - Reason {(number + event) % 7}."
+            f.write(json.dumps({"timestamp": event, "message": message}) + "\n")
+    assert path.stat().st_size > 2 * LOG_BLOCK
+    columns, events = _columnar_log(path, "job"), _stored_log_by_event(path, "job")
+    assert columns is not None and events is not None
+    assert columns.lines == events.lines
+    assert (columns.size, columns.repeated, columns.events) == (
+        events.size, events.repeated, events.events)  # fmt: skip
+    assert columns.size == len(set(numbers)) and columns.events == len(numbers)
+    assert len(columns.codes) == max(numbers) + 1  # held by number, up to the highest
+    if shape == "a line again at the end":  # the last line logged for a number counts
+        assert columns.lines[5].message == f"Reason {(5 + 20_000) % 7}."
+
+
+def test_a_block_of_a_log_that_starts_over_is_not_taken_as_new_lines() -> None:
+    import numpy as np
+
+    from csvimport.report.logs import _ByNumber
+
+    outcomes = _ByNumber()
+
+    def add(numbers: list[int], code: int) -> None:
+        size = len(numbers)
+        assert outcomes.add(np.array(numbers), np.full(size, code, np.uint8),
+                            np.full(size, code, np.uint32))  # fmt: skip
+
+    add([1, 2, 3], 1)
+    add([2, 3, 4], 3)  # rising in itself, but 2 and 3 again
+    codes, ids, size = outcomes.finish()
+    assert (codes.tolist(), ids.tolist(), size, outcomes.events) == (
+        [0, 1, 3, 3, 3], [0, 1, 3, 3, 3], 4, 6)  # fmt: skip
 
 
 @pytest.mark.parametrize("message", [

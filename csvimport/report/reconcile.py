@@ -108,6 +108,40 @@ def _duration(attempt: Attempt) -> float | None:
     return (end - start).total_seconds()
 
 
+def _take_log(
+    log: JobLog, base: int, number: int, remap: np.ndarray,
+    best_code: np.ndarray, best_message: np.ndarray, best_attempt: np.ndarray,
+) -> list[int]:  # fmt: skip
+    """Put a job's logged outcomes into its file's best arrays (by data line: line = the
+    log's number - base + 1), where no earlier job imported the user; return the lines the
+    file does not have as ``[first example, -count]`` (empty when none).
+
+    The log's numbers and the file's lines differ by a constant, so this works on slices
+    of both, with no array of line numbers: a 500,000-user file's took about 25 MB."""
+    codes = np.frombuffer(log.codes, dtype=np.uint8)
+    rows = len(best_code) - 1
+    shift = base - 1  # log number = line + shift
+    low, high = max(1, -shift), min(rows, len(codes) - 1 - shift)  # lines both have
+    outside = int(np.count_nonzero(codes)) + len(log.sparse)
+    if low <= high:
+        logged = codes[low + shift : high + shift + 1]
+        take = logged != 0
+        outside -= int(np.count_nonzero(take))
+        best = best_code[low : high + 1]
+        take &= best != _IMPORTED_CODE  # imported by any job, else the latest job's outcome
+        np.copyto(best, logged, where=take)
+        ids = np.frombuffer(log.message_ids, dtype=np.uint32)[low + shift : high + shift + 1]
+        np.copyto(best_message[low : high + 1], remap[ids], where=take)
+        np.copyto(best_attempt[low : high + 1], number, where=take)
+    if not outside:
+        return []
+    numbers = np.flatnonzero(codes)
+    lines = numbers - base + 1
+    beyond = lines[(lines < 1) | (lines > rows)]
+    first = [int(beyond[0])] if beyond.size else [n - base + 1 for n in sorted(log.sparse)[:1]]
+    return [*first, -outside]
+
+
 class Reconciler:
     """Builds a run's :class:`RunReport` and writes its result files."""
 
@@ -226,24 +260,10 @@ class Reconciler:
                 log = self._log(attempt)
                 base = self._line_base(log, attempt, chunk)
                 jobs.append(self._summary(chunk, attempt, log))
-                codes = np.frombuffer(log.codes, dtype=np.uint8)
-                logged = np.flatnonzero(codes)
-                lines = logged - base + 1
-                inside = (lines >= 1) & (lines <= rows)
-                extra.extend(int(n) for n in lines[~inside][:1])
-                extra.extend(n - base + 1 for n in log.sparse)
-                extra_count = int((~inside).sum()) + len(log.sparse)
-                if extra_count:
-                    extra.append(-extra_count)  # how many, after the first example
-                lines, logged = lines[inside], logged[inside]
-                # a user counts as imported if any job imported them, else the latest job
-                take = best_code[lines] != _IMPORTED_CODE
-                lines, logged = lines[take], logged[take]
                 remap = np.array([message_index.setdefault(m, len(message_index))
                                   for m in log.messages] or [0], dtype=np.uint32)  # fmt: skip
-                best_code[lines] = codes[logged]
-                best_message[lines] = remap[np.frombuffer(log.message_ids, dtype=np.uint32)[logged]]
-                best_attempt[lines] = number
+                extra.extend(_take_log(log, base, number, remap, best_code, best_message,
+                                       best_attempt))  # fmt: skip
                 if log.unparsed_count:
                     self.warnings.append(
                         f"job {attempt.job_id}: {log.unparsed_count} log message(s) did not "
