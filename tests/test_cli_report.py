@@ -313,7 +313,9 @@ def test_a_stored_log_whose_outcomes_differ_from_cognitos_counters_is_a_mismatch
     stored.write_text(stored.read_text().replace("[SUCCEEDED]", "[SKIPPED]", 1))
     _assert_reported_as_mismatch(sandbox, pool, run_dir, (
         f"job {job_id} (chunk-0001.csv): Cognito's counters (imported 3, skipped 0, "
-        "failed 0) differ from its log (2, 1, 0)."
+        "failed 0) differ from its log (2, 1, 0). Run `csvimport report` again later (log "
+        "lines can lag); if it stays, `csvimport verify` checks these users in the pool, and "
+        f"logs/{job_id}.jsonl holds the log as read."
     ))  # fmt: skip
 
 

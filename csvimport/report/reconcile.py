@@ -65,6 +65,7 @@ from csvimport.report.columns import (
 )
 from csvimport.report.logs import (
     FIRST_LINE_NUMBER,
+    LOGS_DIR,
     OUTCOMES,
     JobLog,
     LogWait,
@@ -324,9 +325,12 @@ class Reconciler:
                 _release_memory()
             _release_memory()
             if outside:
+                saved = ", ".join(f"{LOGS_DIR}/{a.job_id}.jsonl" for a in attempts)
                 self.problems.append(
                     f"{chunk.file}: the log names {outside} line(s) the file does not have "
-                    f"(e.g. line {first_outside}); the line numbering may be off."
+                    f"(e.g. line {first_outside}); the line numbering may be off, so this "
+                    "file's outcomes may be shifted. `csvimport verify` checks its users in "
+                    f"the pool; the log as read is in {saved}."
                 )
         self.retry_rows = tally.retry_rows
         return self._report(tally, jobs)
@@ -381,7 +385,9 @@ class Reconciler:
                 f"job {attempt.job_id} ({chunk.file}): Cognito's counters (imported "
                 f"{attempt.imported:,}, skipped {attempt.skipped:,}, failed {attempt.failed:,}) "
                 f"differ from its log ({logged['SUCCEEDED']:,}, {logged['SKIPPED']:,}, "
-                f"{logged['FAILED']:,})."
+                f"{logged['FAILED']:,}). Run `csvimport report` again later (log lines can "
+                f"lag); if it stays, `csvimport verify` checks these users in the pool, and "
+                f"{LOGS_DIR}/{attempt.job_id}.jsonl holds the log as read."
             )
         return summary
 
