@@ -184,26 +184,21 @@ def _arrow_columns(
         include_columns=[names[i] for i in wanted],
         column_types=dict.fromkeys((names[i] for i in wanted), pa.large_string()),
     )
-    with path.open("rb") as f:
-        f.readline()  # the header
-        for piece in line_pieces(f):  # a value never holds a line break (as written)
-            table = _csv_piece(piece, names, parse, convert)
-            size = table.num_rows
-            if not size:
-                continue
-            yield [large_strings([""] * size) if i is None
-                   else _stripped(table.column(names[i]).chunk(0)) for i in where]  # fmt: skip
 
-
-def _csv_piece(
-    piece: bytes, names: list[str], parse: pa_csv.ParseOptions, convert: pa_csv.ConvertOptions
-) -> pa.Table:
     def read(data: pa.Buffer, block: int) -> pa.Table:
         options = pa_csv.ReadOptions(column_names=names, block_size=block)
         return pa_csv.read_csv(data, read_options=options, parse_options=parse,
                                convert_options=convert)  # fmt: skip
 
-    return parsed(piece, read)
+    with path.open("rb") as f:
+        f.readline()  # the header
+        for piece in line_pieces(f):  # a value never holds a line break (as written)
+            table = parsed(piece, read)
+            size = table.num_rows
+            if not size:
+                continue
+            yield [large_strings([""] * size) if i is None
+                   else _stripped(table.column(names[i]).chunk(0)) for i in where]  # fmt: skip
 
 
 def _stripped(values: pa.LargeStringArray) -> pa.LargeStringArray:

@@ -49,7 +49,7 @@ from csvimport.outcomes import (
 )
 from csvimport.passwords.recovery import RecoveryPolicy
 from csvimport.pool import Attribute, PoolSnapshot, read_pool
-from csvimport.report.logs import LogWait
+from csvimport.report.logs import LogWait, raw_path
 from csvimport.report.reconcile import Reconciler
 from csvimport.report.render import CLIP_CHARS, TABLE_ROWS
 from csvimport.report.results import write_results
@@ -375,6 +375,17 @@ def reconcile(
                             wait=LogWait(**{"seconds": 10, "first_pause": 0.1, **wait}))  # fmt: skip
     report, results = reconciler.build()
     return report, results, notes
+
+
+def reported_run(pool: PoolInfo, cognito: Any, logs: Any, tmp_path: Path) -> tuple[Path, str, Path]:
+    """A 3-user run imported and reconciled: its directory, its one job and the job's log
+    as the report keeps it (logs/JOB.jsonl)."""
+    run_dir = build_run(cognito, pool, tmp_path, users=3)
+    run_all(run_dir, cognito, pool)
+    reconcile(run_dir, cognito, logs)
+    [attempt] = Journal.load(RunDir.open(run_dir)).attempts
+    assert attempt.job_id is not None
+    return run_dir, attempt.job_id, raw_path(run_dir, attempt.job_id)
 
 
 # The legacy mapping with the follow-ups the CSV cannot carry: an is_active flag and roles.

@@ -276,3 +276,20 @@ def test_arrow_reads_an_import_file_a_piece_at_a_time_whatever_the_lengths_of_it
     assert columns[1] == [""] * len(lines)
     assert columns[2] == [values[0] for values in expected]
     assert columns[2][9_000] == long_values[9_000] and columns[0][9_000] == "user,9000"
+
+
+def test_a_line_arrow_refuses_past_the_first_piece_is_read_once_and_so_is_every_other(
+    tmp_path: Path,
+) -> None:
+    from csvimport.pieces import PIECE_BYTES
+
+    lines = [f"name {n},u{n}@example.com,user\\,{n}" for n in range(60_000)]
+    lines[30_000] = "short only"  # damage Arrow refuses: the rest is read line by line
+    path = tmp_path / "chunk.csv"
+    path.write_text("name,email,cognito:username\n" + "\n".join(lines) + "\n")
+    assert path.stat().st_size > 2 * PIECE_BYTES
+    rows = [row for batch in read_columns(path, ["cognito:username", "name"])
+            for row in zip(*batch, strict=True)]  # fmt: skip
+    assert len(rows) == 60_000
+    assert rows[29_999] == ("user,29999", "name 29999") and rows[30_000] == ("", "short only")
+    assert rows[30_001] == ("user,30001", "name 30001") and rows[-1] == ("user,59999", "name 59999")

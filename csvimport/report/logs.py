@@ -311,12 +311,10 @@ class _ByNumber:
         rising = int(numbers[0]) > self.top and bool(np.all(numbers[1:] > numbers[:-1]))
         if self.parts is None and rising:
             self.top = int(numbers[-1])
-            if self.top >= len(self.codes):
-                size = max(self.top + 1, 2 * len(self.codes))
-                self.codes = np.concatenate([self.codes, np.zeros(size - len(self.codes),
-                                                                  dtype=np.uint8)])  # fmt: skip
-                self.ids = np.concatenate([self.ids, np.zeros(size - len(self.ids),
-                                                              dtype=np.uint32)])  # fmt: skip
+            if self.top >= len(self.codes):  # grown, zeros after what is held
+                more = max(self.top + 1, 2 * len(self.codes)) - len(self.codes)
+                self.codes, self.ids = (np.concatenate([held, np.zeros(more, held.dtype)])
+                                        for held in (self.codes, self.ids))  # fmt: skip
             self.codes[numbers] = codes
             self.ids[numbers] = ids
             return True

@@ -65,6 +65,7 @@ from csvimport.report.columns import (
 )
 from csvimport.report.logs import (
     FIRST_LINE_NUMBER,
+    LOGS_DIR,
     OUTCOMES,
     JobLog,
     LogWait,
@@ -111,10 +112,10 @@ def _duration(attempt: Attempt) -> float | None:
 def _take_log(
     log: JobLog, base: int, number: int, remap: np.ndarray,
     best_code: np.ndarray, best_message: np.ndarray, best_attempt: np.ndarray,
-) -> list[int]:  # fmt: skip
+) -> tuple[int, int | None]:  # fmt: skip
     """Put a job's logged outcomes into its file's best arrays (by data line: line = the
-    log's number - base + 1), where no earlier job imported the user; return the lines the
-    file does not have as ``[first example, -count]`` (empty when none).
+    log's number - base + 1), where no earlier job imported the user; return how many
+    logged lines the file does not have, and the first of them (None when none).
 
     The log's numbers and the file's lines differ by a constant, so this works on slices
     of both, with no array of line numbers: a 500,000-user file's took about 25 MB."""
@@ -134,12 +135,10 @@ def _take_log(
         np.copyto(best_message[low : high + 1], remap[ids], where=take)
         np.copyto(best_attempt[low : high + 1], number, where=take)
     if not outside:
-        return []
-    numbers = np.flatnonzero(codes)
-    lines = numbers - base + 1
+        return 0, None
+    lines = np.flatnonzero(codes) - shift
     beyond = lines[(lines < 1) | (lines > rows)]
-    first = [int(beyond[0])] if beyond.size else [n - base + 1 for n in sorted(log.sparse)[:1]]
-    return [*first, -outside]
+    return outside, int(beyond[0]) if beyond.size else min(log.sparse) - shift
 
 
 class Reconciler:
@@ -255,15 +254,18 @@ class Reconciler:
             best_message = np.zeros(rows + 1, dtype=np.uint32)
             best_attempt = np.zeros(rows + 1, dtype=np.uint16)
             message_index: dict[str, int] = {}
-            extra: list[int] = []
+            outside, first_outside = 0, None  # logged lines the file does not have
             for number, attempt in enumerate(attempts):
                 log = self._log(attempt)
                 base = self._line_base(log, attempt, chunk)
                 jobs.append(self._summary(chunk, attempt, log))
                 remap = np.array([message_index.setdefault(m, len(message_index))
                                   for m in log.messages] or [0], dtype=np.uint32)  # fmt: skip
-                extra.extend(_take_log(log, base, number, remap, best_code, best_message,
-                                       best_attempt))  # fmt: skip
+                count, first = _take_log(log, base, number, remap, best_code, best_message,
+                                         best_attempt)  # fmt: skip
+                outside += count
+                if first is not None:
+                    first_outside = first if first_outside is None else min(first_outside, first)
                 if log.unparsed_count:
                     self.warnings.append(
                         f"job {attempt.job_id}: {log.unparsed_count} log message(s) did not "
@@ -322,13 +324,13 @@ class Reconciler:
                 del block
                 _release_memory()
             _release_memory()
-            counted = [-n for n in extra if n < 0]
-            examples = [n for n in extra if n >= 0]
-            if counted:
+            if outside:
+                saved = ", ".join(f"{LOGS_DIR}/{a.job_id}.jsonl" for a in attempts)
                 self.problems.append(
-                    f"{chunk.file}: the log names {sum(counted)} line(s) the file does not "
-                    f"have (e.g. line {min(examples) if examples else '?'}); the line "
-                    "numbering may be off."
+                    f"{chunk.file}: the log names {outside} line(s) the file does not have "
+                    f"(e.g. line {first_outside}); the line numbering may be off, so this "
+                    "file's outcomes may be shifted. `csvimport verify` checks its users in "
+                    f"the pool; the log as read is in {saved}."
                 )
         self.retry_rows = tally.retry_rows
         return self._report(tally, jobs)
@@ -383,7 +385,9 @@ class Reconciler:
                 f"job {attempt.job_id} ({chunk.file}): Cognito's counters (imported "
                 f"{attempt.imported:,}, skipped {attempt.skipped:,}, failed {attempt.failed:,}) "
                 f"differ from its log ({logged['SUCCEEDED']:,}, {logged['SKIPPED']:,}, "
-                f"{logged['FAILED']:,})."
+                f"{logged['FAILED']:,}). Run `csvimport report` again later (log lines can "
+                f"lag); if it stays, `csvimport verify` checks these users in the pool, and "
+                f"{LOGS_DIR}/{attempt.job_id}.jsonl holds the log as read."
             )
         return summary
 
